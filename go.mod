@@ -1,0 +1,3 @@
+module github.com/agenttrustid/agenttrust-go
+
+go 1.22
