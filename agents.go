@@ -1,0 +1,125 @@
+package agenttrust
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// AgentsService registers, reads, lists and revokes agents (gateway).
+type AgentsService service
+
+// AgentCreateParams are the arguments of Agents.Create.
+type AgentCreateParams struct {
+	// Name is required by the gateway.
+	Name string
+	// Framework is a hint such as FrameworkLangChain; "" sends "custom".
+	Framework string
+	// OrgID is sent when non-empty.
+	OrgID string
+	// Capabilities are the scopes the agent may later ask tokens for; nil
+	// sends [].
+	Capabilities []string
+	// Metadata is passed through; nil sends {}.
+	Metadata map[string]any
+}
+
+type agentCreateBody struct {
+	Name         string         `json:"name"`
+	Framework    string         `json:"framework"`
+	Capabilities []string       `json:"capabilities"`
+	Metadata     map[string]any `json:"metadata"`
+	OrgID        string         `json:"org_id,omitempty"`
+}
+
+// Create registers an agent: POST /api/v1/agents.
+func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams) (*Agent, error) {
+	body := agentCreateBody{
+		Name:         p.Name,
+		Framework:    orDefault(p.Framework, FrameworkCustom),
+		Capabilities: nonNil(p.Capabilities),
+		Metadata:     p.Metadata,
+		OrgID:        p.OrgID,
+	}
+	if body.Metadata == nil {
+		body.Metadata = map[string]any{}
+	}
+	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: "/api/v1/agents", body: body})
+	if err != nil {
+		return nil, err
+	}
+	a := new(Agent)
+	if err := decodeWrapped(resp, "agent", a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Get reads one agent: GET /api/v1/agents/{agent_id}.
+func (s *AgentsService) Get(ctx context.Context, agentID string) (*Agent, error) {
+	path, err := buildPath("/api/v1/agents/{agent_id}", agentID)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.client.do(ctx, &request{method: http.MethodGet, path: path, idempotent: true})
+	if err != nil {
+		return nil, err
+	}
+	a := new(Agent)
+	if err := decodeWrapped(resp, "agent", a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// AgentListParams are the arguments of Agents.List.
+type AgentListParams struct {
+	// OrgID filters by organisation when non-empty.
+	OrgID string
+}
+
+// List lists agents: GET /api/v1/agents[?org_id=…]. A nil params lists all.
+func (s *AgentsService) List(ctx context.Context, p *AgentListParams) ([]Agent, error) {
+	r := &request{method: http.MethodGet, path: "/api/v1/agents", idempotent: true}
+	if p != nil && p.OrgID != "" {
+		r.query = url.Values{"org_id": {p.OrgID}}
+	}
+	resp, err := s.client.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeList[Agent](resp, "agents", "")
+}
+
+// Revoke revokes an agent: POST /api/v1/agents/{agent_id}/revoke. An empty
+// reason sends "manual_revocation". On success the agent's cached tokens are
+// evicted (WIRE.md D34).
+func (s *AgentsService) Revoke(ctx context.Context, agentID, reason string) error {
+	path, err := buildPath("/api/v1/agents/{agent_id}/revoke", agentID)
+	if err != nil {
+		return err
+	}
+	body := struct {
+		Reason string `json:"reason"`
+	}{orDefault(reason, "manual_revocation")}
+	if _, err := s.client.do(ctx, &request{method: http.MethodPost, path: path, body: body}); err != nil {
+		return err
+	}
+	s.client.tokens.evictAgent(agentID)
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// nonNil makes a nil slice encode as [] (WIRE.md "always" keys).
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,488 @@
+package agenttrust
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/agenttrustid/agenttrust-go/internal/transport"
+)
+
+// Version is the SDK version, sent in the User-Agent header.
+const Version = "0.3.0"
+
+// DefaultBaseURL is the gateway URL used when none is configured, in the
+// constructor, the environment loader and the config file alike (WIRE.md D3).
+const DefaultBaseURL = "http://localhost:8080"
+
+// DefaultTimeout bounds each call, retries included.
+const DefaultTimeout = 30 * time.Second
+
+// DefaultRetryPolicy is the retry policy of a new Client: two retries of
+// requests that are safe to repeat, 250 ms doubling to 4 s with jitter, and a
+// server's Retry-After honoured up to 10 s.
+var DefaultRetryPolicy = RetryPolicy{
+	MaxRetries:     2,
+	InitialBackoff: 250 * time.Millisecond,
+	MaxBackoff:     4 * time.Second,
+	MaxRetryAfter:  10 * time.Second,
+}
+
+// RetryPolicy says how the Client retries. Requests that are safe to repeat
+// (every GET and DELETE, token introspection, action checks) are retried after
+// a transport failure and after 429, 502, 503 and 504. Other requests are
+// re-sent only when the connection failed before anything was written.
+type RetryPolicy struct {
+	// MaxRetries is the number of retries after the first attempt; 0 disables
+	// retries.
+	MaxRetries int
+	// InitialBackoff is the first delay; it doubles on each retry, with jitter.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the computed delay.
+	MaxBackoff time.Duration
+	// MaxRetryAfter caps a delay asked for by the server's Retry-After header.
+	MaxRetryAfter time.Duration
+}
+
+// Client talks to an AgentTrust gateway and its auth and audit services.
+//
+// A Client is safe for concurrent use by many goroutines and should be
+// reused: it holds the connection pool and the token cache. Its configuration
+// is fixed at construction; only the API key can change (SetAPIKey).
+type Client struct {
+	// Agents registers, reads, lists and revokes agents.
+	Agents *AgentsService
+	// Tokens issues (with a cache), introspects and revokes agent tokens.
+	Tokens *TokensService
+	// Actions asks the Guardian whether an agent may perform an action.
+	Actions *ActionsService
+	// Telemetry reports what tools did.
+	Telemetry *TelemetryService
+	// Sessions opens and reads MCP and API sessions.
+	Sessions *SessionsService
+	// Approvals decides and reads elevation approvals.
+	Approvals *ApprovalsService
+
+	common service
+
+	baseURL, authURL, auditURL string
+	timeout                    time.Duration
+	apiKey                     atomic.Pointer[string]
+	logger                     *slog.Logger
+	tr                         *transport.Transport
+	tokens                     *tokenCache
+}
+
+// service is the shared base of every sub-client; each service type is a
+// conversion of it, so wiring them costs no allocation.
+type service struct{ client *Client }
+
+// Option configures a Client. Options validate their input; an invalid one
+// makes New return an error.
+type Option func(*config) error
+
+type config struct {
+	baseURL, authURL, auditURL string
+	apiKey                     string
+	timeout                    time.Duration
+	httpClient                 *http.Client
+	insecure                   bool
+	logger                     *slog.Logger
+	retry                      RetryPolicy
+	uaSuffix                   string
+	cacheSize                  int
+	sleep                      func(context.Context, time.Duration) error
+	now                        func() time.Time
+}
+
+// WithBaseURL sets the gateway URL (default http://localhost:8080). It must be
+// an absolute http or https URL with a host and no query or fragment; trailing
+// slashes are stripped and a path prefix is kept.
+func WithBaseURL(u string) Option {
+	return func(c *config) error { c.baseURL = u; return nil }
+}
+
+// WithAuthURL sets the auth service URL (tokens and action checks). Empty
+// means derived from the base URL (WIRE.md §1.2).
+func WithAuthURL(u string) Option {
+	return func(c *config) error { c.authURL = u; return nil }
+}
+
+// WithAuditURL sets the audit service URL (telemetry). Empty means derived
+// from the base URL.
+func WithAuditURL(u string) Option {
+	return func(c *config) error { c.auditURL = u; return nil }
+}
+
+// WithAPIKey sets the API key sent as X-API-Key. Empty sends no header.
+func WithAPIKey(key string) Option {
+	return func(c *config) error { c.apiKey = key; return nil }
+}
+
+// WithTimeout bounds every call, retries included (default 30 s). The
+// caller's context can only shorten it.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("timeout must be positive, got %v", d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// WithHTTPClient makes the Client send requests through a copy of hc. The
+// copy is changed to follow no redirects; hc itself is never modified. A nil
+// Transport in hc means the SDK's own pooled transport.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *config) error {
+		if hc == nil {
+			return errors.New("WithHTTPClient: nil *http.Client")
+		}
+		c.httpClient = hc
+		return nil
+	}
+}
+
+// WithInsecureSkipVerify turns TLS certificate and host name verification
+// off, for development gateways with self-signed certificates. New logs a
+// warning when it is used.
+func WithInsecureSkipVerify() Option {
+	return func(c *config) error { c.insecure = true; return nil }
+}
+
+// WithLogger sets the logger for warnings and debug records (retries). Nil
+// means silent, the default. The SDK never logs API keys or tokens.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error { c.logger = l; return nil }
+}
+
+// WithRetryPolicy replaces DefaultRetryPolicy.
+func WithRetryPolicy(p RetryPolicy) Option {
+	return func(c *config) error {
+		if p.MaxRetries < 0 || p.InitialBackoff < 0 || p.MaxBackoff < 0 || p.MaxRetryAfter < 0 {
+			return errors.New("WithRetryPolicy: negative value")
+		}
+		c.retry = p
+		return nil
+	}
+}
+
+// WithUserAgentSuffix appends s to the User-Agent, e.g. "my-agent/1.2", for
+// frameworks and applications built on the SDK.
+func WithUserAgentSuffix(s string) Option {
+	return func(c *config) error {
+		if strings.ContainsAny(s, "\r\n") {
+			return errors.New("WithUserAgentSuffix: line break in suffix")
+		}
+		c.uaSuffix = s
+		return nil
+	}
+}
+
+// WithTokenCacheSize bounds the token cache (default 1024 entries).
+func WithTokenCacheSize(n int) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return fmt.Errorf("WithTokenCacheSize: size must be positive, got %d", n)
+		}
+		c.cacheSize = n
+		return nil
+	}
+}
+
+// New returns a Client configured by opts. Without options it talks to
+// http://localhost:8080 with no API key. Invalid options, such as a URL
+// without a scheme or a negative timeout, return a *ValidationError.
+func New(opts ...Option) (*Client, error) {
+	cfg := config{
+		baseURL:   DefaultBaseURL,
+		timeout:   DefaultTimeout,
+		retry:     DefaultRetryPolicy,
+		cacheSize: defaultCacheSize,
+		now:       time.Now,
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&cfg); err != nil {
+			return nil, configErr(err)
+		}
+	}
+	return newClient(cfg)
+}
+
+func configErr(err error) error {
+	return validationErr("invalid configuration: " + err.Error())
+}
+
+func newClient(cfg config) (*Client, error) {
+	if cfg.baseURL == "" {
+		cfg.baseURL = DefaultBaseURL
+	}
+	base, err := parseBaseURL("base URL", cfg.baseURL)
+	if err != nil {
+		return nil, configErr(err)
+	}
+	auth, err := serviceURL("auth URL", cfg.authURL, base, "8082")
+	if err != nil {
+		return nil, configErr(err)
+	}
+	audit, err := serviceURL("audit URL", cfg.auditURL, base, "8084")
+	if err != nil {
+		return nil, configErr(err)
+	}
+	logger := cfg.logger
+	if logger == nil {
+		logger = transport.Discard()
+	}
+	hc, err := buildHTTPClient(cfg.httpClient, cfg.insecure)
+	if err != nil {
+		return nil, configErr(err)
+	}
+	if cfg.insecure {
+		logger.Warn("agenttrust: TLS certificate verification is disabled; use this only against development gateways")
+	}
+	ua := "agenttrust-go/" + Version + " (" + runtime.GOOS + "/" + runtime.GOARCH + "; " + runtime.Version() + ")"
+	if cfg.uaSuffix != "" {
+		ua += " " + cfg.uaSuffix
+	}
+	c := &Client{
+		baseURL:  strings.TrimRight(base.String(), "/"),
+		authURL:  auth,
+		auditURL: audit,
+		timeout:  cfg.timeout,
+		logger:   logger,
+		tr: transport.New(transport.Config{
+			HTTPClient: hc,
+			UserAgent:  ua,
+			Retry:      transport.RetryPolicy(cfg.retry),
+			Sleep:      cfg.sleep,
+			Logger:     logger,
+		}),
+		tokens: newTokenCache(cfg.cacheSize, cfg.now),
+	}
+	c.apiKey.Store(&cfg.apiKey)
+	c.common.client = c
+	c.Agents = (*AgentsService)(&c.common)
+	c.Tokens = (*TokensService)(&c.common)
+	c.Actions = (*ActionsService)(&c.common)
+	c.Telemetry = (*TelemetryService)(&c.common)
+	c.Sessions = (*SessionsService)(&c.common)
+	c.Approvals = (*ApprovalsService)(&c.common)
+	c.initProtocols()
+	return c, nil
+}
+
+// newPooledTransport returns an http.Transport sized for many concurrent
+// agents: Go's default keeps only 2 idle connections per host, so bursts of
+// checks would churn connections.
+func newPooledTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+	}
+}
+
+func buildHTTPClient(user *http.Client, insecure bool) (*http.Client, error) {
+	var hc http.Client
+	if user != nil {
+		hc = *user // a copy: the caller's client is never modified
+	}
+	if hc.Transport == nil {
+		hc.Transport = newPooledTransport()
+	}
+	if insecure {
+		t, ok := hc.Transport.(*http.Transport)
+		if !ok {
+			return nil, fmt.Errorf("WithInsecureSkipVerify needs an *http.Transport, the HTTP client has %T", hc.Transport)
+		}
+		t = t.Clone()
+		if t.TLSClientConfig == nil {
+			t.TLSClientConfig = &tls.Config{}
+		}
+		t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // asked for explicitly
+		hc.Transport = t
+	}
+	// Never follow redirects: a 3xx becomes an HTTP_3xx error, so the API key
+	// never travels to another host (WIRE.md D10).
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &hc, nil
+}
+
+func parseBaseURL(what, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %v", what, redactURL(raw), errors.Unwrap(err))
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%s %q: scheme must be http or https", what, redactURL(raw))
+	case u.Host == "":
+		return nil, fmt.Errorf("%s %q: no host", what, redactURL(raw))
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, fmt.Errorf("%s %q: must have no query or fragment", what, redactURL(raw))
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = strings.TrimRight(u.RawPath, "/")
+	return u, nil
+}
+
+// redactURL hides a password in user info, for error messages.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return raw
+}
+
+// serviceURL returns the explicit URL when set, else the one derived from
+// base: the same URL with port 8081 replaced by port, any other port kept
+// (WIRE.md §1.2, D1).
+func serviceURL(what, explicit string, base *url.URL, port string) (string, error) {
+	if explicit != "" {
+		u, err := parseBaseURL(what, explicit)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(u.String(), "/"), nil
+	}
+	d := *base
+	if base.Port() == "8081" {
+		d.Host = net.JoinHostPort(base.Hostname(), port)
+	}
+	return strings.TrimRight(d.String(), "/"), nil
+}
+
+// FromEnv returns a Client configured from AGENTTRUST_URL (or
+// AGENTTRUST_BASE_URL), AGENTTRUST_AUTH_URL, AGENTTRUST_AUDIT_URL and
+// AGENTTRUST_API_KEY; empty variables count as unset. opts are applied after
+// the environment and win over it.
+func FromEnv(opts ...Option) (*Client, error) {
+	env := func(k string) string { return os.Getenv(k) }
+	base := env("AGENTTRUST_URL")
+	if base == "" {
+		base = env("AGENTTRUST_BASE_URL")
+	}
+	pre := []Option{
+		WithBaseURL(base),
+		WithAuthURL(env("AGENTTRUST_AUTH_URL")),
+		WithAuditURL(env("AGENTTRUST_AUDIT_URL")),
+		WithAPIKey(env("AGENTTRUST_API_KEY")),
+	}
+	return New(append(pre, opts...)...)
+}
+
+// FromConfig returns a Client configured from a JSON file with the keys
+// base_url, auth_url, audit_url, api_key, timeout (seconds, > 0) and
+// verify_tls; unknown keys are ignored. opts are applied after the file and
+// win over it. A missing or malformed file is a *ValidationError.
+func FromConfig(path string, opts ...Option) (*Client, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, configErr(fmt.Errorf("config file: %w", err))
+	}
+	var f struct {
+		BaseURL   *string  `json:"base_url"`
+		AuthURL   *string  `json:"auth_url"`
+		AuditURL  *string  `json:"audit_url"`
+		APIKey    *string  `json:"api_key"`
+		Timeout   *float64 `json:"timeout"`
+		VerifyTLS *bool    `json:"verify_tls"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, configErr(fmt.Errorf("config file %s: %v", path, err))
+	}
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return nil, configErr(fmt.Errorf("config file %s: top level must be a JSON object", path))
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	pre := []Option{
+		WithBaseURL(str(f.BaseURL)),
+		WithAuthURL(str(f.AuthURL)),
+		WithAuditURL(str(f.AuditURL)),
+		WithAPIKey(str(f.APIKey)),
+	}
+	if f.Timeout != nil {
+		secs := *f.Timeout
+		if !(secs > 0) || secs > float64(1<<62)/float64(time.Second) {
+			return nil, configErr(fmt.Errorf("config file %s: timeout must be a positive number of seconds", path))
+		}
+		pre = append(pre, WithTimeout(time.Duration(secs*float64(time.Second))))
+	}
+	if f.VerifyTLS != nil && !*f.VerifyTLS {
+		pre = append(pre, WithInsecureSkipVerify())
+	}
+	return New(append(pre, opts...)...)
+}
+
+// BaseURL returns the gateway URL, without trailing slashes.
+func (c *Client) BaseURL() string { return c.baseURL }
+
+// AuthURL returns the auth service URL (tokens and action checks).
+func (c *Client) AuthURL() string { return c.authURL }
+
+// AuditURL returns the audit service URL (telemetry).
+func (c *Client) AuditURL() string { return c.auditURL }
+
+// SetAPIKey replaces the API key for every service and clears the token
+// cache, since cached tokens were issued under the old key. It is safe to
+// call while requests are in flight; each request uses one key throughout.
+func (c *Client) SetAPIKey(key string) {
+	c.apiKey.Store(&key)
+	c.tokens.clear()
+}
+
+// String describes the Client without its API key.
+func (c *Client) String() string {
+	key := "none"
+	if *c.apiKey.Load() != "" {
+		key = "set"
+	}
+	return "agenttrust.Client{base: " + c.baseURL + ", auth: " + c.authURL + ", audit: " + c.auditURL + ", api key: " + key + "}"
+}
+
+// GoString is String, so that %#v does not print the API key either.
+func (c *Client) GoString() string { return c.String() }
+
+// Format makes every fmt verb print String, so no verb can reveal the API key.
+func (c *Client) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// Health returns the gateway's health document, uninterpreted.
+func (c *Client) Health(ctx context.Context) (map[string]any, error) {
+	resp, err := c.do(ctx, &request{method: http.MethodGet, base: baseGateway, path: "/health", idempotent: true})
+	if err != nil {
+		return nil, err
+	}
+	return decodeRawObject(resp)
+}

@@ -1,0 +1,211 @@
+package agenttrust
+
+import (
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Error codes, kept exactly as the Python SDK spells them so that logs from
+// both SDKs compare. HTTP statuses without a code of their own use
+// "HTTP_<status>", e.g. "HTTP_500".
+const (
+	CodeValidation          = "VALIDATION_ERROR"
+	CodeAuthFailed          = "AUTH_FAILED"
+	CodeAuthDenied          = "AUTH_DENIED"
+	CodeNotFound            = "NOT_FOUND"
+	CodeRateLimited         = "HTTP_429"
+	CodeNetwork             = "NETWORK_ERROR"
+	CodeDecode              = "DECODE_ERROR"
+	CodeJSONRPC             = "JSONRPC_ERROR"
+	CodeTokenExpired        = "TOKEN_EXPIRED"
+	CodeAgentRevoked        = "AGENT_REVOKED"
+	CodeActionDenied        = "ACTION_DENIED"
+	CodeElevationRequired   = "ELEVATION_REQUIRED"
+	CodeGuardianUnavailable = "GUARDIAN_UNAVAILABLE"
+)
+
+// Sentinel errors for errors.Is. Every error the SDK returns matches
+// ErrAgentTrust (the Python base class); each other sentinel matches only the
+// errors of its own kind.
+var (
+	ErrAgentTrust          = errors.New("agenttrust: error")
+	ErrValidation          = errors.New("agenttrust: validation error")
+	ErrAuthentication      = errors.New("agenttrust: authentication failed")
+	ErrAuthorization       = errors.New("agenttrust: authorization denied")
+	ErrNotFound            = errors.New("agenttrust: not found")
+	ErrRateLimited         = errors.New("agenttrust: rate limited")
+	ErrNetwork             = errors.New("agenttrust: network error")
+	ErrDecode              = errors.New("agenttrust: decode error")
+	ErrJSONRPC             = errors.New("agenttrust: JSON-RPC error")
+	ErrTokenExpired        = errors.New("agenttrust: token expired")
+	ErrAgentRevoked        = errors.New("agenttrust: agent revoked")
+	ErrActionDenied        = errors.New("agenttrust: action denied")
+	ErrElevationRequired   = errors.New("agenttrust: elevation required")
+	ErrGuardianUnavailable = errors.New("agenttrust: guardian unavailable")
+)
+
+var sentinelByCode = map[string]error{
+	CodeValidation:          ErrValidation,
+	CodeAuthFailed:          ErrAuthentication,
+	CodeAuthDenied:          ErrAuthorization,
+	CodeNotFound:            ErrNotFound,
+	CodeRateLimited:         ErrRateLimited,
+	CodeNetwork:             ErrNetwork,
+	CodeDecode:              ErrDecode,
+	CodeJSONRPC:             ErrJSONRPC,
+	CodeTokenExpired:        ErrTokenExpired,
+	CodeAgentRevoked:        ErrAgentRevoked,
+	CodeActionDenied:        ErrActionDenied,
+	CodeElevationRequired:   ErrElevationRequired,
+	CodeGuardianUnavailable: ErrGuardianUnavailable,
+}
+
+// AgentTrustError is the one error model of the SDK. Every error it returns
+// is, or wraps, an *AgentTrustError, so errors.As with this type always
+// succeeds and gives the details.
+//
+// The kind-specific types (ValidationError, NetworkError, ...) wrap it; they
+// exist so that errors.As can select a kind the way Python's except clauses
+// do. errors.Is with the sentinels (ErrNotFound, ...) selects kinds too.
+type AgentTrustError struct {
+	// Status is the HTTP status, or 0 when no HTTP response was received.
+	Status int
+	// Code is the Python SDK's code: VALIDATION_ERROR, AUTH_FAILED, HTTP_500, ...
+	Code string
+	// Message is the human-readable reason, taken from the response when it
+	// has one (WIRE.md §4.2).
+	Message string
+	// Details is the error body when it is a JSON object, or
+	// {"message": text} for a non-JSON body; empty otherwise.
+	Details map[string]any
+	// RequestID is the X-Request-ID response header, when present.
+	RequestID string
+	// Body is the raw response body (at most 1 MiB of an error body).
+	Body []byte
+	// RetryAfter is the parsed Retry-After header of a 429; 0 when absent.
+	RetryAfter time.Duration
+	// Err is the underlying cause, if any (a transport error, a context
+	// error, a JSON syntax error).
+	Err error
+}
+
+// Error returns "agenttrust: <message> (code <code>[, status <n>][, request <id>])".
+// It never contains an API key or a token.
+func (e *AgentTrustError) Error() string {
+	s := "agenttrust: " + e.Message + " (code " + e.Code
+	if e.Status != 0 {
+		s += ", status " + strconv.Itoa(e.Status)
+	}
+	if e.RequestID != "" {
+		s += ", request " + e.RequestID
+	}
+	return s + ")"
+}
+
+// Unwrap returns the underlying cause.
+func (e *AgentTrustError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrAgentTrust or the sentinel of e's code.
+func (e *AgentTrustError) Is(target error) bool {
+	if target == ErrAgentTrust {
+		return true
+	}
+	if s, ok := sentinelByCode[e.Code]; ok && s == target {
+		return true
+	}
+	return false
+}
+
+// The kind-specific error types. Each embeds the *AgentTrustError (so its
+// fields read directly: err.Status, err.Code), unwraps to it (so errors.As for
+// *AgentTrustError works too), and matches its sentinel and ErrAgentTrust.
+type (
+	// ValidationError: HTTP 400 or a client-side check before any I/O (Status 0).
+	ValidationError struct{ *AgentTrustError }
+	// AuthenticationError: HTTP 401.
+	AuthenticationError struct{ *AgentTrustError }
+	// AuthorizationError: HTTP 403.
+	AuthorizationError struct{ *AgentTrustError }
+	// NotFoundError: HTTP 404.
+	NotFoundError struct{ *AgentTrustError }
+	// RateLimitError: HTTP 429; RetryAfter holds the server's hint.
+	RateLimitError struct{ *AgentTrustError }
+	// NetworkError: no HTTP response (refused, reset, timeout, cancelled).
+	// errors.Is(err, context.DeadlineExceeded) and context.Canceled work
+	// through it.
+	NetworkError struct{ *AgentTrustError }
+	// DecodeError: a 2xx body that is not the JSON the call expects.
+	DecodeError struct{ *AgentTrustError }
+	// TokenExpiredError is reserved (code TOKEN_EXPIRED); the transport never
+	// returns it, as in the Python SDK.
+	TokenExpiredError struct{ *AgentTrustError }
+	// AgentRevokedError is reserved (code AGENT_REVOKED); the transport never
+	// returns it, as in the Python SDK.
+	AgentRevokedError struct{ *AgentTrustError }
+)
+
+func (e *ValidationError) Unwrap() error     { return e.AgentTrustError }
+func (e *AuthenticationError) Unwrap() error { return e.AgentTrustError }
+func (e *AuthorizationError) Unwrap() error  { return e.AgentTrustError }
+func (e *NotFoundError) Unwrap() error       { return e.AgentTrustError }
+func (e *RateLimitError) Unwrap() error      { return e.AgentTrustError }
+func (e *NetworkError) Unwrap() error        { return e.AgentTrustError }
+func (e *DecodeError) Unwrap() error         { return e.AgentTrustError }
+func (e *TokenExpiredError) Unwrap() error   { return e.AgentTrustError }
+func (e *AgentRevokedError) Unwrap() error   { return e.AgentTrustError }
+
+// JSONRPCError is a JSON-RPC "error" member in a 2xx reply from the A2A or MCP
+// endpoints (WIRE.md §4.6). The Python SDK swallowed these.
+type JSONRPCError struct {
+	*AgentTrustError
+	RPCCode    int    // error.code
+	RPCMessage string // error.message
+	RPCData    []byte // raw JSON of error.data; nil when absent
+}
+
+// Unwrap returns the embedded *AgentTrustError.
+func (e *JSONRPCError) Unwrap() error { return e.AgentTrustError }
+
+// wrapKind returns the kind-specific wrapper for base's code.
+func wrapKind(base *AgentTrustError) error {
+	switch base.Code {
+	case CodeValidation:
+		return &ValidationError{base}
+	case CodeAuthFailed:
+		return &AuthenticationError{base}
+	case CodeAuthDenied:
+		return &AuthorizationError{base}
+	case CodeNotFound:
+		return &NotFoundError{base}
+	case CodeRateLimited:
+		return &RateLimitError{base}
+	case CodeNetwork:
+		return &NetworkError{base}
+	case CodeDecode:
+		return &DecodeError{base}
+	case CodeTokenExpired:
+		return &TokenExpiredError{base}
+	case CodeAgentRevoked:
+		return &AgentRevokedError{base}
+	}
+	return base
+}
+
+// NewError builds an SDK error with the given code and message, wrapped in the
+// kind-specific type for that code (e.g. *ValidationError for
+// VALIDATION_ERROR). Packages built on the SDK (guard, integrations) use it so
+// that their errors join the same model.
+func NewError(code, message string, cause error) error {
+	return wrapKind(&AgentTrustError{Code: code, Message: message, Err: cause})
+}
+
+// validationErr is a client-side check failing before any I/O (WIRE.md §4.5).
+func validationErr(message string) error {
+	return NewError(CodeValidation, message, nil)
+}
+
+// networkErr wraps a transport failure (WIRE.md §4.4).
+func networkErr(cause error) error {
+	return NewError(CodeNetwork, "Network error: "+cause.Error(), cause)
+}

@@ -1,0 +1,283 @@
+// Package transport sends the SDK's HTTP requests: headers, retries with
+// backoff, response size limits and redirect refusal. It knows nothing about
+// the AgentTrust API itself; the root package builds requests, maps statuses
+// to errors and decodes bodies.
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Body size limits. A success body is decoded, so it may be larger; an error
+// body only feeds a message and diagnostics.
+const (
+	MaxSuccessBody = 10 << 20
+	MaxErrorBody   = 1 << 20
+)
+
+// ErrBodyTooLarge is returned when a success body exceeds MaxSuccessBody.
+var ErrBodyTooLarge = errors.New("response body exceeds the size limit")
+
+// RetryPolicy controls the retries of requests that failed in transit or were
+// answered with 429, 502, 503 or 504.
+type RetryPolicy struct {
+	MaxRetries     int           // retries after the first attempt; 0 disables them
+	InitialBackoff time.Duration // first backoff, doubled on each retry
+	MaxBackoff     time.Duration // cap on the computed backoff
+	MaxRetryAfter  time.Duration // cap on a server-chosen Retry-After delay
+}
+
+// Config is the immutable configuration of a Transport.
+type Config struct {
+	HTTPClient *http.Client
+	UserAgent  string
+	Retry      RetryPolicy
+	// Sleep waits for d or until ctx ends. Tests replace it to run instantly.
+	Sleep  func(ctx context.Context, d time.Duration) error
+	Logger *slog.Logger
+}
+
+// Request is one logical API call; the transport may send it several times.
+type Request struct {
+	Method string
+	URL    string
+	Body   []byte      // nil: no body (Content-Length 0 on POST/PUT)
+	Header http.Header // per-request headers, e.g. X-Agent-ID; may be nil
+	APIKey string      // sent as X-API-Key when non-empty
+	// Idempotent marks a request that is safe to send again after any
+	// transport failure or a retryable status (WIRE.md D38). Other requests
+	// are re-sent only when the connection failed before anything was written.
+	Idempotent bool
+}
+
+// Response is the final HTTP answer to a Request.
+type Response struct {
+	Status    int
+	Header    http.Header
+	Body      []byte
+	Truncated bool // an error body longer than MaxErrorBody was cut
+	Attempts  int
+}
+
+// Transport sends Requests. It is safe for concurrent use.
+type Transport struct {
+	cfg Config
+}
+
+// New returns a Transport for cfg. A nil Sleep uses a timer honouring ctx.
+func New(cfg Config) *Transport {
+	if cfg.Sleep == nil {
+		cfg.Sleep = SleepContext
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(discardHandler{})
+	}
+	return &Transport{cfg: cfg}
+}
+
+// SleepContext waits for d, returning ctx.Err() early when ctx ends.
+func SleepContext(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Do sends req, retrying as the policy allows. It returns a Response for any
+// HTTP status; an error means no usable response arrived (the cause is
+// wrapped, ctx errors included) or a success body was too large.
+func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
+	for attempt := 1; ; attempt++ {
+		resp, written, err := t.once(ctx, req)
+		if err == nil {
+			resp.Attempts = attempt
+		}
+		retry, delay := t.shouldRetry(ctx, req, resp, written, err, attempt)
+		if !retry {
+			return resp, err
+		}
+		t.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "agenttrust: retrying request",
+			slog.String("method", req.Method), slog.Int("attempt", attempt),
+			slog.Duration("delay", delay), slog.String("reason", retryReason(resp, err)))
+		if serr := t.cfg.Sleep(ctx, delay); serr != nil {
+			if err == nil {
+				err = fmt.Errorf("HTTP %d, retry abandoned: %w", resp.Status, serr)
+			} else {
+				err = fmt.Errorf("%w (retry abandoned: %w)", err, serr)
+			}
+			return nil, err
+		}
+	}
+}
+
+func retryReason(resp *Response, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return "HTTP " + strconv.Itoa(resp.Status)
+}
+
+// shouldRetry decides, in order: budget, the caller's ctx, the failure kind.
+func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Response, written bool, err error, attempt int) (bool, time.Duration) {
+	p := t.cfg.Retry
+	if attempt > p.MaxRetries || ctx.Err() != nil {
+		return false, 0
+	}
+	if err != nil {
+		if errors.Is(err, ErrBodyTooLarge) {
+			return false, 0
+		}
+		if !req.Idempotent && written {
+			return false, 0
+		}
+		return true, t.backoff(attempt)
+	}
+	if !req.Idempotent {
+		return false, 0
+	}
+	switch resp.Status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	default:
+		return false, 0
+	}
+	if ra, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		return true, min(ra, p.MaxRetryAfter)
+	}
+	return true, t.backoff(attempt)
+}
+
+// backoff is InitialBackoff doubled per attempt, capped, with jitter in
+// [d/2, d] so that synchronised clients spread out.
+func (t *Transport) backoff(attempt int) time.Duration {
+	p := t.cfg.Retry
+	d := p.InitialBackoff
+	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, p.MaxBackoff)
+	if d <= 0 {
+		return 0
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// ParseRetryAfter reads a Retry-After value: delta-seconds or an HTTP date.
+// Negative, unparsable or absent values report false.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs > int64(24*time.Hour/time.Second) {
+			secs = int64(24 * time.Hour / time.Second)
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		d := at.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+// once sends one attempt. written reports whether any part of the request
+// may have reached the server; it is only tracked for non-idempotent
+// requests, where it decides whether a resend is safe.
+func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, written bool, err error) {
+	written = true
+	var wrote *atomic.Bool
+	if !req.Idempotent {
+		wrote = new(atomic.Bool)
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteHeaderField: func(string, []string) { wrote.Store(true) },
+		})
+	}
+	var body io.Reader
+	if req.Body != nil {
+		body = bytes.NewReader(req.Body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL, body)
+	if err != nil {
+		return nil, false, err
+	}
+	h := hr.Header
+	h["Accept"] = acceptJSON
+	h["User-Agent"] = []string{t.cfg.UserAgent}
+	if req.Body != nil || req.Method == http.MethodPost || req.Method == http.MethodPut {
+		h["Content-Type"] = acceptJSON
+	}
+	if req.Body == nil && (req.Method == http.MethodPost || req.Method == http.MethodPut) {
+		hr.Body = http.NoBody
+		hr.ContentLength = 0
+	}
+	if req.APIKey != "" {
+		h["X-Api-Key"] = []string{req.APIKey}
+	}
+	for k, v := range req.Header {
+		h[k] = v
+	}
+	hresp, err := t.cfg.HTTPClient.Do(hr)
+	if wrote != nil {
+		written = wrote.Load()
+	}
+	if err != nil {
+		return nil, written, err
+	}
+	defer hresp.Body.Close()
+	limit := int64(MaxSuccessBody)
+	success := hresp.StatusCode >= 200 && hresp.StatusCode < 300
+	if !success {
+		limit = MaxErrorBody
+	}
+	b, err := io.ReadAll(io.LimitReader(hresp.Body, limit+1))
+	if err != nil {
+		return nil, true, fmt.Errorf("reading response body: %w", err)
+	}
+	r := &Response{Status: hresp.StatusCode, Header: hresp.Header, Body: b}
+	if int64(len(b)) > limit {
+		if success {
+			return nil, true, fmt.Errorf("%w (%d bytes)", ErrBodyTooLarge, limit)
+		}
+		r.Body, r.Truncated = b[:limit], true
+	}
+	return r, true, nil
+}
+
+var acceptJSON = []string{"application/json"}
+
+// discardHandler is a slog.Handler that drops everything (slog.DiscardHandler
+// needs Go 1.24).
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }
+
+// Discard is a logger that drops everything.
+func Discard() *slog.Logger { return slog.New(discardHandler{}) }

@@ -1,0 +1,360 @@
+package agenttrust
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// AgentStatus is an agent's lifecycle state. It is an open set: values the
+// SDK does not know are kept as received (WIRE.md D17).
+type AgentStatus string
+
+// Known agent statuses.
+const (
+	AgentStatusActive    AgentStatus = "active"
+	AgentStatusSuspended AgentStatus = "suspended"
+	AgentStatusRevoked   AgentStatus = "revoked"
+)
+
+// Framework hint values for AgentCreateParams.Framework; not validated.
+const (
+	FrameworkOpenAI    = "openai"
+	FrameworkAnthropic = "anthropic"
+	FrameworkLangChain = "langchain"
+	FrameworkCrewAI    = "crewai"
+	FrameworkAutoGen   = "autogen"
+	FrameworkCustom    = "custom"
+)
+
+// ActionEffect hints how an action changes the world; when omitted the
+// backend classifies the action by name. Not validated.
+type ActionEffect string
+
+// Known action effects.
+const (
+	EffectRead        ActionEffect = "read"
+	EffectMutating    ActionEffect = "mutating"
+	EffectDestructive ActionEffect = "destructive"
+	EffectAdmin       ActionEffect = "admin"
+)
+
+// Telemetry event types, the only ones the gateway knows.
+const (
+	EventToolStart = "tool_start"
+	EventToolEnd   = "tool_end"
+	EventToolError = "tool_error"
+)
+
+// Approval statuses.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+)
+
+// Session modes and sources.
+const (
+	SessionModeReadOnly     = "read_only"
+	SessionModeElevated     = "elevated"
+	SessionSourceMCP        = "mcp"
+	SessionSourceAPI        = "api"
+	SessionSourceA2A        = "a2a"
+	SessionSourceFederation = "federation"
+)
+
+// Agent is a registered agent (WIRE.md §6.1).
+type Agent struct {
+	ID           string         `json:"id"`
+	Name         string         `json:"name"`
+	OrgID        string         `json:"org_id"`
+	Framework    string         `json:"framework"` // "custom" when absent
+	PublicKey    string         `json:"public_key"`
+	Status       AgentStatus    `json:"status"` // "active" when absent
+	Capabilities []string       `json:"capabilities"`
+	Metadata     map[string]any `json:"metadata"`
+	CreatedAt    time.Time      `json:"created_at"`
+	PrivateKey   string         `json:"private_key"`
+}
+
+// UnmarshalJSON applies the defaults and lenient timestamps of WIRE.md §6.1.
+func (a *Agent) UnmarshalJSON(b []byte) error {
+	type plain Agent
+	w := struct {
+		*plain
+		CreatedAt lenientTime `json:"created_at"`
+	}{plain: (*plain)(a)}
+	*a = Agent{Framework: FrameworkCustom, Status: AgentStatusActive}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	a.CreatedAt = w.CreatedAt.Time
+	return nil
+}
+
+// Token is an issued agent token (WIRE.md §6.2). Its String method hides the
+// token, so printing a Token never leaks it.
+type Token struct {
+	Token     string    `json:"token"` // opaque, "at_…"
+	AgentID   string    `json:"agent_id"`
+	Scopes    []string  `json:"scopes"`
+	Audience  []string  `json:"audience"`
+	IssuedAt  time.Time `json:"issued_at"` // now when absent
+	ExpiresAt time.Time `json:"expires_at"`
+	TokenID   string    `json:"token_id"`
+
+	now func() time.Time // the clock of the client that issued it; nil: time.Now
+}
+
+// UnmarshalJSON reads the alternate keys agent_token, scope and id
+// (WIRE.md §6.2).
+func (t *Token) UnmarshalJSON(b []byte) error {
+	var w struct {
+		Token      *string     `json:"token"`
+		AgentToken *string     `json:"agent_token"`
+		AgentID    string      `json:"agent_id"`
+		Scopes     *[]string   `json:"scopes"`
+		Scope      []string    `json:"scope"`
+		Audience   []string    `json:"audience"`
+		IssuedAt   json.RawMessage `json:"issued_at"`
+		ExpiresAt  lenientTime `json:"expires_at"`
+		TokenID    *string     `json:"token_id"`
+		ID         string      `json:"id"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*t = Token{AgentID: w.AgentID, Audience: w.Audience, ExpiresAt: w.ExpiresAt.Time}
+	t.Token = firstOr(w.Token, w.AgentToken)
+	t.TokenID = firstOr(w.TokenID, &w.ID)
+	if w.Scopes != nil {
+		t.Scopes = *w.Scopes
+	} else {
+		t.Scopes = w.Scope
+	}
+	switch s := string(w.IssuedAt); s {
+	case "", "null", `""`:
+		t.IssuedAt = time.Now().UTC()
+	default:
+		var it lenientTime
+		_ = it.UnmarshalJSON(w.IssuedAt)
+		t.IssuedAt = it.Time
+	}
+	return nil
+}
+
+func firstOr(a, b *string) string {
+	if a != nil {
+		return *a
+	}
+	if b != nil {
+		return *b
+	}
+	return ""
+}
+
+func (t *Token) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
+// IsExpired reports whether now is strictly after ExpiresAt. A token with an
+// unknown expiry (zero ExpiresAt) is not expired (WIRE.md D29).
+func (t *Token) IsExpired() bool {
+	return !t.ExpiresAt.IsZero() && t.clock().After(t.ExpiresAt)
+}
+
+// TTL returns the whole seconds left until ExpiresAt, truncated toward zero
+// and floored at 0; 0 for an unknown expiry.
+func (t *Token) TTL() time.Duration {
+	if t.ExpiresAt.IsZero() {
+		return 0
+	}
+	d := t.ExpiresAt.Sub(t.clock()).Truncate(time.Second)
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+// String describes the token without revealing it.
+func (t Token) String() string {
+	return "agenttrust.Token{id: " + strconv.Quote(t.TokenID) + ", agent: " + strconv.Quote(t.AgentID) +
+		", token: " + redactedToken(t.Token) + ", expires: " + t.ExpiresAt.Format(time.RFC3339) + "}"
+}
+
+// GoString is String, so that %#v does not reveal the token either.
+func (t Token) GoString() string { return t.String() }
+
+// redactedToken keeps only a token's prefix ("at_") for diagnostics.
+func redactedToken(s string) string {
+	if s == "" {
+		return `""`
+	}
+	if len(s) > 3 && s[2] == '_' {
+		return s[:3] + "[redacted]"
+	}
+	return "[redacted]"
+}
+
+// IntrospectionResult is the answer of Tokens.Introspect (WIRE.md §6.3). An
+// inactive token is a result with Active false, not an error.
+type IntrospectionResult struct {
+	Active    bool      `json:"active"`
+	AgentID   string    `json:"agent_id"`
+	OrgID     string    `json:"org_id"`
+	Scopes    []string  `json:"scopes"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Reasoning string    `json:"reasoning"` // why the token is inactive
+}
+
+// VerificationResult is the deprecated name of IntrospectionResult.
+//
+// Deprecated: use IntrospectionResult.
+type VerificationResult = IntrospectionResult
+
+// UnmarshalJSON reads timestamps leniently.
+func (r *IntrospectionResult) UnmarshalJSON(b []byte) error {
+	type plain IntrospectionResult
+	w := struct {
+		*plain
+		ExpiresAt lenientTime `json:"expires_at"`
+	}{plain: (*plain)(r)}
+	*r = IntrospectionResult{}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	r.ExpiresAt = w.ExpiresAt.Time
+	return nil
+}
+
+// ActionCheckResult is the Guardian's decision (WIRE.md §6.4). A denial is a
+// result with Allowed false, not an error.
+type ActionCheckResult struct {
+	Allowed           bool     `json:"allowed"` // false when absent
+	CheckID           string   `json:"check_id"`
+	Confidence        *float64 `json:"confidence"`
+	GuardTier         string   `json:"guard_tier"`
+	LatencyMs         *int     `json:"latency_ms"`
+	Reason            string   `json:"reason"`
+	ElevationRequired bool     `json:"elevation_required"`
+	ApprovalID        string   `json:"approval_id"`
+
+	decided bool // the reply carried a JSON boolean "allowed"
+}
+
+// Decided reports whether the reply carried an explicit boolean "allowed".
+// A reply without one reads as a denial (as in the Python SDK); the guard
+// treats it as a malformed answer instead.
+func (r *ActionCheckResult) Decided() bool { return r.decided }
+
+// UnmarshalJSON records whether "allowed" was present.
+func (r *ActionCheckResult) UnmarshalJSON(b []byte) error {
+	type plain ActionCheckResult
+	w := struct {
+		*plain
+		Allowed *bool `json:"allowed"`
+	}{plain: (*plain)(r)}
+	*r = ActionCheckResult{}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if w.Allowed != nil {
+		r.Allowed, r.decided = *w.Allowed, true
+	}
+	return nil
+}
+
+// Session is an MCP, API, A2A or federation session (WIRE.md §6.5).
+type Session struct {
+	SessionID      string    `json:"session_id"`
+	AgentID        string    `json:"agent_id"`
+	OrgID          string    `json:"org_id"`
+	Source         string    `json:"source"` // mcp, api, a2a, federation
+	ServerID       string    `json:"server_id"`
+	DelegationID   string    `json:"delegation_id"`
+	ProviderID     string    `json:"provider_id"`
+	Issuer         string    `json:"issuer"`
+	TrustLevel     string    `json:"trust_level"`
+	Mode           string    `json:"mode"` // read_only or elevated
+	AllowedActions []string  `json:"allowed_actions"`
+	ScopeCeiling   []string  `json:"scope_ceiling"`
+	TotalCalls     int       `json:"total_calls"`
+	ReadCalls      int       `json:"read_calls"`
+	WriteCalls     int       `json:"write_calls"`
+	DeniedCalls    int       `json:"denied_calls"`
+	CreatedAt      time.Time `json:"created_at"`
+	LastActivityAt time.Time `json:"last_activity_at"`
+}
+
+// UnmarshalJSON reads timestamps leniently.
+func (s *Session) UnmarshalJSON(b []byte) error {
+	type plain Session
+	w := struct {
+		*plain
+		CreatedAt      lenientTime `json:"created_at"`
+		LastActivityAt lenientTime `json:"last_activity_at"`
+	}{plain: (*plain)(s)}
+	*s = Session{}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	s.CreatedAt, s.LastActivityAt = w.CreatedAt.Time, w.LastActivityAt.Time
+	return nil
+}
+
+// ApprovalRequest is an elevation approval (WIRE.md §6.6).
+type ApprovalRequest struct {
+	ID           string    `json:"id"`
+	SessionID    string    `json:"session_id"`
+	AgentID      string    `json:"agent_id"`
+	OrgID        string    `json:"org_id"`
+	ActionName   string    `json:"action_name"`
+	ActionEffect string    `json:"action_effect"`
+	Status       string    `json:"status"` // "pending" when absent
+	CreatedAt    time.Time `json:"created_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	DecidedBy    string    `json:"decided_by"`
+}
+
+// UnmarshalJSON applies the "pending" default and lenient timestamps.
+func (a *ApprovalRequest) UnmarshalJSON(b []byte) error {
+	type plain ApprovalRequest
+	w := struct {
+		*plain
+		CreatedAt lenientTime `json:"created_at"`
+		ExpiresAt lenientTime `json:"expires_at"`
+	}{plain: (*plain)(a)}
+	*a = ApprovalRequest{Status: ApprovalPending}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	a.CreatedAt, a.ExpiresAt = w.CreatedAt.Time, w.ExpiresAt.Time
+	return nil
+}
+
+// Organization is defined for completeness; no API returns it (WIRE.md §6.17).
+type Organization struct {
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	Tier      string         `json:"tier"` // "free" when absent
+	Settings  map[string]any `json:"settings"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+// UnmarshalJSON applies the "free" default and lenient timestamps.
+func (o *Organization) UnmarshalJSON(b []byte) error {
+	type plain Organization
+	w := struct {
+		*plain
+		CreatedAt lenientTime `json:"created_at"`
+	}{plain: (*plain)(o)}
+	*o = Organization{Tier: "free"}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	o.CreatedAt = w.CreatedAt.Time
+	return nil
+}

@@ -1,0 +1,218 @@
+package agenttrust
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agenttrustid/agenttrust-go/internal/transport"
+)
+
+type baseKind uint8
+
+const (
+	baseGateway baseKind = iota
+	baseAuth
+	baseAudit
+)
+
+// request is one API call as the services describe it.
+type request struct {
+	method string
+	base   baseKind
+	path   string      // escaped, from buildPath
+	query  url.Values  // optional
+	body   any         // nil: no body
+	header http.Header // per-request headers; may be nil
+	// idempotent marks calls that are safe to repeat (WIRE.md D38).
+	idempotent bool
+	// secrets are request values (tokens) that must never appear in an error.
+	secrets []string
+}
+
+// response is a 2xx answer.
+type response struct {
+	status    int
+	header    http.Header
+	body      []byte
+	requestID string
+}
+
+// do sends r and maps every failure to an SDK error: transport failures to
+// NETWORK_ERROR, non-2xx statuses by WIRE.md §4, oversized bodies to
+// DECODE_ERROR. The client timeout bounds the call, retries included.
+func (c *Client) do(ctx context.Context, r *request) (*response, error) {
+	if ctx == nil {
+		return nil, validationErr("nil context")
+	}
+	var body []byte
+	if r.body != nil {
+		var err error
+		if body, err = encodeJSON(r.body); err != nil {
+			return nil, validationErr("encoding request body: " + err.Error())
+		}
+	}
+	u := c.baseURL
+	switch r.base {
+	case baseAuth:
+		u = c.authURL
+	case baseAudit:
+		u = c.auditURL
+	}
+	u += r.path
+	if len(r.query) > 0 {
+		u += "?" + r.query.Encode()
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	key := *c.apiKey.Load()
+	resp, err := c.tr.Do(ctx, &transport.Request{
+		Method:     r.method,
+		URL:        u,
+		Body:       body,
+		Header:     r.header,
+		APIKey:     key,
+		Idempotent: r.idempotent,
+	})
+	if err != nil {
+		if errors.Is(err, transport.ErrBodyTooLarge) {
+			return nil, NewError(CodeDecode, "Decode error: "+err.Error(), err)
+		}
+		return nil, redact(networkErr(err), key, r.secrets)
+	}
+	rid := resp.Header.Get("X-Request-Id")
+	if resp.Status < 200 || resp.Status > 299 {
+		return nil, redact(statusError(resp, rid), key, r.secrets)
+	}
+	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid}, nil
+}
+
+// redact removes the API key and request secrets from an error's text, in
+// case a server or a proxy echoed them.
+func redact(err error, key string, secrets []string) error {
+	var e *AgentTrustError
+	if !errors.As(err, &e) {
+		return err
+	}
+	for _, s := range append(secrets, key) {
+		if len(s) >= 4 && strings.Contains(e.Message, s) {
+			e.Message = strings.ReplaceAll(e.Message, s, "[redacted]")
+		}
+	}
+	return err
+}
+
+// statusError maps a non-2xx response (WIRE.md §4.1-4.3).
+func statusError(resp *transport.Response, requestID string) error {
+	e := &AgentTrustError{Status: resp.Status, Body: resp.Body, RequestID: requestID}
+	switch resp.Status {
+	case http.StatusBadRequest:
+		e.Code, e.Message = CodeValidation, "Validation failed"
+	case http.StatusUnauthorized:
+		e.Code, e.Message = CodeAuthFailed, "Authentication failed"
+	case http.StatusForbidden:
+		e.Code, e.Message = CodeAuthDenied, "Authorization denied"
+	case http.StatusNotFound:
+		e.Code, e.Message = CodeNotFound, "Resource not found"
+	default:
+		e.Code = "HTTP_" + strconv.Itoa(resp.Status)
+		e.Message = "HTTP " + strconv.Itoa(resp.Status) + " error"
+	}
+	if resp.Status == http.StatusTooManyRequests {
+		e.RetryAfter, _ = transport.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	if msg, details := errorMessage(resp.Body); msg != "" {
+		e.Message, e.Details = msg, details
+	} else {
+		e.Details = details
+	}
+	if e.Details == nil {
+		e.Details = map[string]any{}
+	}
+	return wrapKind(e)
+}
+
+// errorMessage picks the message of an error body by WIRE.md §4.2 (D18) and
+// returns the details of §4.3 (D19).
+func errorMessage(body []byte) (string, map[string]any) {
+	text := strings.TrimSpace(string(body))
+	if text == "" {
+		return "", nil
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return text, map[string]any{"message": string(body)}
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		if s, ok := v["message"].(string); ok && s != "" {
+			return s, v
+		}
+		switch e := v["error"].(type) {
+		case string:
+			if e != "" {
+				return e, v
+			}
+		case map[string]any:
+			if s, ok := e["message"].(string); ok && s != "" {
+				return s, v
+			}
+		}
+		return "", v
+	case string:
+		return v, nil
+	}
+	return "", nil
+}
+
+// encodeJSON encodes v compactly without HTML escaping (WIRE.md D7) and
+// without the encoder's trailing newline.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	return b[:len(b)-1], nil
+}
+
+// buildPath fills the {name} placeholders of tmpl with args, each escaped as
+// one path segment (WIRE.md D8). An empty argument, "." or ".." is a
+// validation error naming the parameter, returned before any I/O (D9).
+func buildPath(tmpl string, args ...string) (string, error) {
+	var b strings.Builder
+	b.Grow(len(tmpl) + 32)
+	i := 0
+	for {
+		open := strings.IndexByte(tmpl, '{')
+		if open < 0 {
+			b.WriteString(tmpl)
+			break
+		}
+		end := strings.IndexByte(tmpl[open:], '}') + open
+		name := tmpl[open+1 : end]
+		if i >= len(args) {
+			panic("agenttrust: buildPath: too few arguments for " + tmpl) // programming error in the SDK
+		}
+		v := args[i]
+		i++
+		switch v {
+		case "":
+			return "", validationErr("missing required " + name)
+		case ".", "..":
+			return "", validationErr("invalid " + name + " " + strconv.Quote(v) + ": a dot segment")
+		}
+		b.WriteString(tmpl[:open])
+		b.WriteString(url.PathEscape(v))
+		tmpl = tmpl[end+1:]
+	}
+	return b.String(), nil
+}

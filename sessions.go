@@ -1,0 +1,50 @@
+package agenttrust
+
+import (
+	"context"
+	"net/http"
+)
+
+// SessionsService opens and reads MCP and API sessions (gateway).
+type SessionsService service
+
+// InitSession opens an MCP session: POST /mcp/sessions/init.
+func (s *SessionsService) InitSession(ctx context.Context, agentID, serverID string) (*Session, error) {
+	body := struct {
+		AgentID  string `json:"agent_id"`
+		ServerID string `json:"server_id"`
+	}{agentID, serverID}
+	return s.client.session(ctx, &request{method: http.MethodPost, path: "/mcp/sessions/init", body: body})
+}
+
+// GetSession reads a session: GET /mcp/sessions/{session_id}.
+func (s *SessionsService) GetSession(ctx context.Context, sessionID string) (*Session, error) {
+	path, err := buildPath("/mcp/sessions/{session_id}", sessionID)
+	if err != nil {
+		return nil, err
+	}
+	return s.client.session(ctx, &request{method: http.MethodGet, path: path, idempotent: true})
+}
+
+// InitAPISession opens an API session from a token:
+// POST /api/v1/agenttrust/api-sessions/init.
+func (s *SessionsService) InitAPISession(ctx context.Context, token string) (*Session, error) {
+	body := struct {
+		Token string `json:"token"`
+	}{token}
+	return s.client.session(ctx, &request{method: http.MethodPost, path: "/api/v1/agenttrust/api-sessions/init", body: body, secrets: []string{token}})
+}
+
+// session sends r and decodes a flat Session; the delegation and federation
+// services use it too.
+func (c *Client) session(ctx context.Context, r *request) (*Session, error) {
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	sess := new(Session)
+	if err := decodeObject(resp, sess); err != nil {
+		return nil, err
+	}
+	return sess, nil
+}

@@ -1,0 +1,127 @@
+package agenttrust
+
+import (
+	"context"
+	"net/http"
+)
+
+// TokensService issues, introspects and revokes agent tokens (auth service).
+// Issue keeps a per-client cache (WIRE.md §7).
+type TokensService service
+
+// TokenIssueParams are the arguments of Tokens.Issue.
+type TokenIssueParams struct {
+	// AgentID is the agent the token is for.
+	AgentID string
+	// Scopes are sent in the caller's order; nil sends [].
+	Scopes []string
+	// Target is never sent; it only separates cache entries.
+	Target string
+	// TTLSeconds is the requested lifetime; 0 means 300.
+	TTLSeconds int
+	// SessionID is sent when non-empty.
+	SessionID string
+	// NoCache bypasses the cache: no read, no write, no collapsing.
+	NoCache bool
+}
+
+type tokenIssueBody struct {
+	AgentID   string   `json:"agent_id"`
+	Scopes    []string `json:"scopes"`
+	TTL       int      `json:"ttl"`
+	SessionID string   `json:"session_id,omitempty"`
+}
+
+// Issue returns a token for the agent: POST /api/v1/agent-tokens/issue.
+//
+// Unless NoCache is set, a cached token for the same agent, scope set,
+// target and session is returned without a network call while more than 30 s
+// of it remain, and concurrent misses for one key share one request. Every
+// call returns its own copy. Tokens without an expiry are not cached.
+func (s *TokensService) Issue(ctx context.Context, p TokenIssueParams) (*Token, error) {
+	if p.NoCache {
+		return s.issue(ctx, p)
+	}
+	return s.client.tokens.get(ctx, p, s.issue)
+}
+
+func (s *TokensService) issue(ctx context.Context, p TokenIssueParams) (*Token, error) {
+	ttl := p.TTLSeconds
+	if ttl == 0 {
+		ttl = 300
+	}
+	body := &tokenIssueBody{AgentID: p.AgentID, Scopes: nonNil(p.Scopes), TTL: ttl, SessionID: p.SessionID}
+	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body})
+	if err != nil {
+		return nil, err
+	}
+	t := new(Token)
+	if err := decodeObject(resp, t); err != nil {
+		return nil, err
+	}
+	t.now = s.client.tokens.now
+	return t, nil
+}
+
+// TokenIntrospectParams are the arguments of Tokens.Introspect.
+type TokenIntrospectParams struct {
+	// Token is the token to inspect.
+	Token string
+	// Target is the service the token is presented to; "" sends null.
+	Target string
+	// RequiredScopes must all be granted; nil sends [].
+	RequiredScopes []string
+}
+
+type tokenIntrospectBody struct {
+	Token          string   `json:"token"`
+	Target         *string  `json:"target"`
+	RequiredScopes []string `json:"required_scopes"`
+}
+
+// Introspect asks whether a token is active for the target and scopes:
+// POST /api/v1/agent-tokens/introspect. An inactive token is a result with
+// Active false and a Reasoning, not an error.
+func (s *TokensService) Introspect(ctx context.Context, p TokenIntrospectParams) (*IntrospectionResult, error) {
+	body := &tokenIntrospectBody{Token: p.Token, RequiredScopes: nonNil(p.RequiredScopes)}
+	if p.Target != "" {
+		body.Target = &p.Target
+	}
+	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/introspect",
+		body: body, idempotent: true, secrets: []string{p.Token}})
+	if err != nil {
+		return nil, err
+	}
+	r := new(IntrospectionResult)
+	if err := decodeObject(resp, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Verify is Introspect under its old name.
+//
+// Deprecated: use Introspect.
+func (s *TokensService) Verify(ctx context.Context, p TokenIntrospectParams) (*VerificationResult, error) {
+	return s.Introspect(ctx, p)
+}
+
+// Revoke revokes a token: POST /api/v1/agent-tokens/revoke. An empty reason
+// sends "manual_revocation". On success, cached copies of the token are
+// evicted; on error the cache is untouched.
+func (s *TokensService) Revoke(ctx context.Context, token, reason string) error {
+	body := struct {
+		Token  string `json:"token"`
+		Reason string `json:"reason"`
+	}{token, orDefault(reason, "manual_revocation")}
+	_, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/revoke",
+		body: body, secrets: []string{token}})
+	if err != nil {
+		return err
+	}
+	s.client.tokens.evictToken(token)
+	return nil
+}
+
+// ClearCache empties the token cache.
+func (s *TokensService) ClearCache() { s.client.tokens.clear() }
