@@ -110,16 +110,16 @@ type Token struct {
 // (WIRE.md §6.2).
 func (t *Token) UnmarshalJSON(b []byte) error {
 	var w struct {
-		Token      *string     `json:"token"`
-		AgentToken *string     `json:"agent_token"`
-		AgentID    string      `json:"agent_id"`
-		Scopes     *[]string   `json:"scopes"`
-		Scope      []string    `json:"scope"`
-		Audience   []string    `json:"audience"`
+		Token      *string         `json:"token"`
+		AgentToken *string         `json:"agent_token"`
+		AgentID    string          `json:"agent_id"`
+		Scopes     *[]string       `json:"scopes"`
+		Scope      []string        `json:"scope"`
+		Audience   []string        `json:"audience"`
 		IssuedAt   json.RawMessage `json:"issued_at"`
-		ExpiresAt  lenientTime `json:"expires_at"`
-		TokenID    *string     `json:"token_id"`
-		ID         string      `json:"id"`
+		ExpiresAt  lenientTime     `json:"expires_at"`
+		TokenID    *string         `json:"token_id"`
+		ID         string          `json:"id"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
