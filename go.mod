@@ -1,3 +1,5 @@
 module github.com/agenttrustid/agenttrust-go
 
 go 1.22
+
+require github.com/google/uuid v1.6.0 // indirect
