@@ -83,7 +83,7 @@ func rpcError(resp *response, raw json.RawMessage) error {
 		if len(obj.Message) > 0 && obj.Message[0] == '"' {
 			_ = json.Unmarshal(obj.Message, &e.RPCMessage)
 		}
-		if obj.Data != nil {
+		if !isEmptyJSON(obj.Data) { // absent or null: nil
 			e.RPCData = append([]byte(nil), obj.Data...)
 		}
 		var details map[string]any
