@@ -77,8 +77,9 @@ func (s *Server) applyFault(c *call, endpoint string) bool {
 		select {
 		case <-t.C:
 		case <-c.ctx.Done():
+			// The client left or the server is closing: answer nothing.
 			t.Stop()
-			return true
+			panic(http.ErrAbortHandler)
 		}
 	}
 	if f.Drop {
