@@ -1,4 +1,4 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"testing"
@@ -6,7 +6,8 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package's tests if any goroutine outlives them.
+// TestMain fails the run if any test leaves a goroutine behind: a cache fetch,
+// a retry loop or an HTTP connection that outlives its test.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
