@@ -74,6 +74,19 @@ type Client struct {
 	Sessions *SessionsService
 	// Approvals decides and reads elevation approvals.
 	Approvals *ApprovalsService
+	// AgentCards generates, reads and publishes A2A agent cards.
+	AgentCards *AgentCardsService
+	// A2A sends agent-to-agent tasks and messages (JSON-RPC).
+	A2A *A2AService
+	// MCP registers MCP servers and calls their tools through the gateway.
+	MCP *MCPService
+	// Delegations delegates scopes between agents.
+	Delegations *DelegationsService
+	// Federation registers external identity providers and introspects
+	// their tokens.
+	Federation *FederationService
+	// Streaming manages SIEM destinations for audit event streaming.
+	Streaming *StreamingService
 
 	common service
 

@@ -1,0 +1,239 @@
+package agenttrust_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"strings"
+	"testing"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+)
+
+// sampleCard is the v1.0 card shape of WIRE.md §6.12.
+const sampleCard = `{
+  "name": "billing-bot", "description": "Pays invoices", "version": "1.0.0",
+  "supportedInterfaces": [{"url": "http://gw/a2a/agents/a1", "protocolBinding": "jsonrpc", "protocolVersion": "1.0", "tenant": "org-1"}],
+  "provider": {"organization": "ATI", "url": "https://agenttrust.id"},
+  "capabilities": {"streaming": false, "pushNotifications": false, "extensions": [
+    {"uri": "https://agenttrust.id/ext/trust/v1", "description": "trust", "required": false,
+     "params": {"ati_trust_score": 0.87, "ati_agent_key": {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}}]},
+  "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+  "securityRequirements": [{"bearer": []}],
+  "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain", "application/json"],
+  "skills": [{"id": "pay", "name": "Pay", "description": "d", "tags": [], "examples": [], "inputModes": [], "outputModes": []}],
+  "signatures": [{"protected": "eyJ", "signature": "sig", "header": {"kid": "k1"}}],
+  "documentationUrl": "https://docs", "iconUrl": "https://icon"
+}`
+
+func TestAgentCardsWire(t *testing.T) {
+	ctx := context.Background()
+	srv := newProtoServer(t, protoReply{body: sampleCard})
+	c := srv.client(t)
+	calls := []struct {
+		name, method, uri string
+		call              func(string) (*agenttrust.AgentCard, error)
+	}{
+		{"Generate", http.MethodPost, "/api/v1/agents/a1/card", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.Generate(ctx, id) }},
+		{"Get", http.MethodGet, "/api/v1/agents/a1/card", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.Get(ctx, id) }},
+		{"Publish", http.MethodPut, "/api/v1/agents/a1/card/publish", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.Publish(ctx, id) }},
+		{"GetPublic", http.MethodGet, "/a2a/agents/a1/agent.json", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.GetPublic(ctx, id) }},
+	}
+	for _, tc := range calls {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.reset(protoReply{body: sampleCard})
+			card, err := tc.call("a1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := srv.only(t)
+			checkRequest(t, r, tc.method, tc.uri)
+			if tc.method != http.MethodGet {
+				checkBodiless(t, r, tc.method)
+			}
+			if card.Name != "billing-bot" || card.Version != "1.0.0" || card.DocumentationURL != "https://docs" || card.IconURL != "https://icon" {
+				t.Errorf("card = %+v", card)
+			}
+			if card.PrimaryURL() != "http://gw/a2a/agents/a1" {
+				t.Errorf("PrimaryURL = %q", card.PrimaryURL())
+			}
+			if card.TrustScore() != 0.87 {
+				t.Errorf("TrustScore = %v", card.TrustScore())
+			}
+			if _, ok := card.AgentPublicKeyPEM(); !ok {
+				t.Errorf("no agent key")
+			}
+			if len(card.Skills) != 1 || len(card.Signatures) != 1 || len(card.SecurityRequirements) != 1 ||
+				len(card.DefaultOutputModes) != 2 || string(card.SecuritySchemes) == "" || string(card.Provider) == "" {
+				t.Errorf("raw members lost: %+v", card)
+			}
+		})
+	}
+}
+
+func TestAgentCardDecoding(t *testing.T) {
+	ctx := context.Background()
+	for _, body := range []string{"", "null", "{}", `{"provider": null, "capabilities": null, "securitySchemes": null}`} {
+		srv := newProtoServer(t, protoReply{body: body})
+		card, err := srv.client(t).AgentCards.Get(ctx, "a1")
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		if string(card.Capabilities) != "{}" || card.Provider != nil || card.SecuritySchemes != nil || card.PrimaryURL() != "" || card.TrustScore() != 0 {
+			t.Errorf("%q: card = %+v", body, card)
+		}
+	}
+	for _, body := range []string{"[]", `"card"`, "{", `{"name": 5}`, `{"skills": {}}`} {
+		srv := newProtoServer(t, protoReply{body: body})
+		_, err := srv.client(t).AgentCards.Get(ctx, "a1")
+		wantCode(t, err, agenttrust.CodeDecode)
+	}
+}
+
+func cardWith(t *testing.T, js string) *agenttrust.AgentCard {
+	t.Helper()
+	var c agenttrust.AgentCard
+	if err := json.Unmarshal([]byte(js), &c); err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return &c
+}
+
+func TestAgentCardPrimaryURL(t *testing.T) {
+	for _, tc := range []struct{ js, want string }{
+		{`{"supportedInterfaces": [{"url": "u1"}, {"url": "u2"}], "url": "legacy"}`, "u1"},
+		{`{"supportedInterfaces": [{"url": ""}, {"url": "u2"}], "url": "legacy"}`, "legacy"},
+		{`{"supportedInterfaces": [{"url": 5}], "url": "legacy"}`, "legacy"},
+		{`{"supportedInterfaces": ["u1"], "url": "legacy"}`, "legacy"},
+		{`{"supportedInterfaces": [null, {"url": "u2"}]}`, ""},
+		{`{"supportedInterfaces": [], "url": "legacy"}`, "legacy"},
+		{`{}`, ""},
+	} {
+		if got := cardWith(t, tc.js).PrimaryURL(); got != tc.want {
+			t.Errorf("%s: PrimaryURL = %q, want %q", tc.js, got, tc.want)
+		}
+	}
+}
+
+func trustCard(score string) string {
+	return `{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_trust_score": ` + score + `}}]}}`
+}
+
+func TestAgentCardTrustScore(t *testing.T) {
+	for _, tc := range []struct {
+		js   string
+		want float64
+	}{
+		{trustCard("0.5"), 0.5},
+		{trustCard("87"), 87},
+		{trustCard("-1e2"), -100},
+		{trustCard(`"0.75"`), 0.75},
+		{trustCard(`"  0.25\n"`), 0.25},
+		{trustCard(`".5"`), 0.5},
+		{trustCard(`"1."`), 1},
+		{trustCard(`"+2E1"`), 20},
+		{trustCard("true"), 0},
+		{trustCard("false"), 0},
+		{trustCard("null"), 0},
+		{trustCard(`"abc"`), 0},
+		{trustCard(`""`), 0},
+		{trustCard(`"inf"`), 0},
+		{trustCard(`"NaN"`), 0},
+		{trustCard(`"0x1p-2"`), 0},
+		{trustCard(`"1_000"`), 0},
+		{trustCard(`"1e400"`), 0},
+		{trustCard("1e400"), 0},
+		{trustCard(`[0.5]`), 0},
+		{trustCard(`{"v": 0.5}`), 0},
+		{`{"capabilities": {"extensions": ["x", 5, null, {"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0.9},
+		{`{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `"}, {"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0},
+		{`{"capabilities": {"extensions": [{"uri": "https://other", "params": {"ati_trust_score": 0.9}}]}}`, 0},
+		{`{"capabilities": {"extensions": null}}`, 0},
+		{`{"capabilities": {"extensions": {"uri": "` + agenttrust.ATITrustExtensionURI + `"}}}`, 0},
+		{`{"capabilities": "yes"}`, 0},
+		{`{"capabilities": [1]}`, 0},
+	} {
+		if got := cardWith(t, tc.js).TrustScore(); got != tc.want {
+			t.Errorf("%s: TrustScore = %v, want %v", tc.js, got, tc.want)
+		}
+	}
+}
+
+func keyCard(key string) string {
+	return `{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + key + `}}]}}`
+}
+
+func TestAgentCardPublicKey(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := base64.RawURLEncoding.EncodeToString(pub)
+	jwk := func(kty, crv, x string) string {
+		return `{"kty": "` + kty + `", "crv": "` + crv + `", "x": "` + x + `"}`
+	}
+
+	pemText, ok := cardWith(t, keyCard(jwk("OKP", "Ed25519", x))).AgentPublicKeyPEM()
+	if !ok {
+		t.Fatal("valid key rejected")
+	}
+	if !strings.HasPrefix(pemText, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA") || !strings.HasSuffix(pemText, "-----END PUBLIC KEY-----\n") || strings.Contains(pemText, "\r") {
+		t.Errorf("PEM form:\n%s", pemText)
+	}
+	block, rest := pem.Decode([]byte(pemText))
+	if block == nil || len(rest) != 0 {
+		t.Fatalf("not one PEM block: %q", pemText)
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil || !pub.Equal(k) {
+		t.Fatalf("PEM holds %v (%v), want the card's key", k, err)
+	}
+	if _, ok := cardWith(t, keyCard(jwk("OKP", "Ed25519", x+"="))).AgentPublicKeyPEM(); !ok {
+		t.Error("trailing padding should be ignored")
+	}
+
+	// An x whose characters include the standard alphabet's + and /.
+	stdX := ""
+	for i := 0; i < 100 && !strings.ContainsAny(stdX, "+/"); i++ {
+		p, _, _ := ed25519.GenerateKey(rand.Reader)
+		stdX = base64.RawStdEncoding.EncodeToString(p)
+	}
+	bad := []string{
+		jwk("RSA", "Ed25519", x),
+		jwk("OKP", "X25519", x),
+		jwk("okp", "Ed25519", x),
+		jwk("OKP", "Ed25519", ""),
+		jwk("OKP", "Ed25519", stdX),
+		jwk("OKP", "Ed25519", x[:len(x)-1]),
+		jwk("OKP", "Ed25519", x[:len(x)-2]),
+		jwk("OKP", "Ed25519", x+"AA"),
+		jwk("OKP", "Ed25519", x[:20]+`\n`+x[20:]),
+		jwk("OKP", "Ed25519", x[:20]+" "+x[20:]),
+		jwk("OKP", "Ed25519", x[:20]+"!"+x[20:]),
+		jwk("OKP", "Ed25519", "===="),
+		`{"kty": "OKP", "crv": "Ed25519", "x": 5}`,
+		`{"kty": "OKP", "crv": "Ed25519"}`,
+		`"` + x + `"`,
+		`null`,
+		`[1]`,
+	}
+	for _, key := range bad {
+		if got, ok := cardWith(t, keyCard(key)).AgentPublicKeyPEM(); ok || got != "" {
+			t.Errorf("key %s accepted: %q", key, got)
+		}
+	}
+	// Only the first trust extension counts, even when a later one has a key.
+	twoExt := `{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {}},
+		{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + jwk("OKP", "Ed25519", x) + `}}]}}`
+	if _, ok := cardWith(t, twoExt).AgentPublicKeyPEM(); ok {
+		t.Error("a later trust extension was used")
+	}
+	if _, ok := cardWith(t, `{}`).AgentPublicKeyPEM(); ok {
+		t.Error("a card without extensions has a key")
+	}
+}

@@ -1,0 +1,125 @@
+package agenttrust
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// DelegationsService delegates scopes from one agent to another (gateway,
+// WIRE.md §5.11).
+type DelegationsService service
+
+// DelegationCreateParams are the arguments of Delegations.Create.
+type DelegationCreateParams struct {
+	FromAgentID string
+	ToAgentID   string
+	// Scope is what is delegated; nil sends []. The gateway refuses a scope
+	// the delegator does not hold.
+	Scope []string
+	// TTLSeconds is the lifetime; 0 sends 3600.
+	TTLSeconds int
+	// Restrictions are passed through when non-nil; an empty map sends {}.
+	Restrictions map[string]any
+	// ParentDelegationID chains this delegation to another when non-nil; a
+	// pointer to "" sends "".
+	ParentDelegationID *string
+}
+
+type delegationCreateWire struct {
+	FromAgentID        string          `json:"from_agent_id"`
+	ToAgentID          string          `json:"to_agent_id"`
+	Scope              []string        `json:"scope"`
+	TTLSeconds         int             `json:"ttl_seconds"`
+	Restrictions       *map[string]any `json:"restrictions,omitempty"`
+	ParentDelegationID *string         `json:"parent_delegation_id,omitempty"`
+}
+
+// Create delegates scopes: POST /api/v1/delegations.
+func (s *DelegationsService) Create(ctx context.Context, p DelegationCreateParams) (*Delegation, error) {
+	body := &delegationCreateWire{
+		FromAgentID:        p.FromAgentID,
+		ToAgentID:          p.ToAgentID,
+		Scope:              nonNil(p.Scope),
+		TTLSeconds:         p.TTLSeconds,
+		ParentDelegationID: p.ParentDelegationID,
+	}
+	if body.TTLSeconds == 0 {
+		body.TTLSeconds = 3600
+	}
+	if p.Restrictions != nil {
+		body.Restrictions = &p.Restrictions
+	}
+	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: "/api/v1/delegations", body: body})
+	if err != nil {
+		return nil, err
+	}
+	d := new(Delegation)
+	if err := decodeWrapped(resp, "delegation", d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// List lists delegations: GET /api/v1/delegations.
+func (s *DelegationsService) List(ctx context.Context) ([]Delegation, error) {
+	resp, err := s.client.do(ctx, &request{method: http.MethodGet, path: "/api/v1/delegations", idempotent: true})
+	if err != nil {
+		return nil, err
+	}
+	return decodeList[Delegation](resp, "delegations", "")
+}
+
+// Revoke revokes a delegation: DELETE /api/v1/delegations/{delegation_id}.
+// Any 2xx reply is success; its body is not read.
+func (s *DelegationsService) Revoke(ctx context.Context, delegationID string) error {
+	path, err := buildPath("/api/v1/delegations/{delegation_id}", delegationID)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.do(ctx, &request{method: http.MethodDelete, path: path, idempotent: true})
+	return err
+}
+
+// InitSession opens an A2A session under a delegation: a bodiless
+// POST /api/v1/delegations/{delegation_id}/session.
+func (s *DelegationsService) InitSession(ctx context.Context, delegationID string) (*Session, error) {
+	path, err := buildPath("/api/v1/delegations/{delegation_id}/session", delegationID)
+	if err != nil {
+		return nil, err
+	}
+	return s.client.session(ctx, &request{method: http.MethodPost, path: path})
+}
+
+// Delegation is a delegation of scopes between agents (WIRE.md §6.16).
+type Delegation struct {
+	ID           string         `json:"id"`
+	FromAgentID  string         `json:"from_agent_id"`
+	ToAgentID    string         `json:"to_agent_id"`
+	Scope        []string       `json:"scope"`
+	Restrictions map[string]any `json:"restrictions"`
+	// DelegationChain lists the delegation ids from the root, e.g.
+	// ["del-001", "del-003"].
+	DelegationChain []string  `json:"delegation_chain"`
+	ExpiresAt       time.Time `json:"expires_at"`
+	RevokedAt       time.Time `json:"revoked_at"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+// UnmarshalJSON reads timestamps leniently.
+func (d *Delegation) UnmarshalJSON(b []byte) error {
+	type plain Delegation
+	w := struct {
+		*plain
+		ExpiresAt lenientTime `json:"expires_at"`
+		RevokedAt lenientTime `json:"revoked_at"`
+		CreatedAt lenientTime `json:"created_at"`
+	}{plain: (*plain)(d)}
+	*d = Delegation{}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	d.ExpiresAt, d.RevokedAt, d.CreatedAt = w.ExpiresAt.Time, w.RevokedAt.Time, w.CreatedAt.Time
+	return nil
+}

@@ -1,0 +1,116 @@
+package agenttrust
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"testing"
+)
+
+// Fuzz tests for the protocol decoders. `go test` runs the seed corpora in
+// testdata/fuzz/<FuzzName>/; `go test -fuzz FuzzName` explores further. No
+// input may panic, and every failure must be one of the SDK's typed errors.
+
+func FuzzDecodeAgentCard(f *testing.F) {
+	f.Add([]byte(`{"name": "n", "capabilities": {"extensions": [{"uri": "https://agenttrust.id/ext/trust/v1", "params": {"ati_trust_score": "0.5"}}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		card := new(AgentCard)
+		if err := decodeObject(&response{status: 200, body: data}, card); err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("error %v (%T) is not a *DecodeError", err, err)
+			}
+			return
+		}
+		if card.Capabilities == nil {
+			t.Fatal("nil capabilities")
+		}
+		_ = card.PrimaryURL()
+		_ = card.TrustScore()
+		if p, ok := card.AgentPublicKeyPEM(); ok {
+			block, _ := pem.Decode([]byte(p))
+			if block == nil {
+				t.Fatalf("bad PEM %q", p)
+			}
+			if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+				t.Fatalf("PEM key does not parse: %v", err)
+			}
+		} else if p != "" {
+			t.Fatalf("no key but %q", p)
+		}
+	})
+}
+
+func FuzzJSONRPCReply(f *testing.F) {
+	f.Add([]byte(`{"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "bad"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		resp := &response{status: 200, body: data}
+		raw, err := rpcResult(resp)
+		if err != nil {
+			var rpc *JSONRPCError
+			var de *DecodeError
+			switch {
+			case errors.As(err, &rpc):
+				if rpc.Code != CodeJSONRPC || rpc.Message == "" || !errors.Is(err, ErrJSONRPC) {
+					t.Fatalf("bad JSON-RPC error %+v", rpc.AgentTrustError)
+				}
+				if rpc.RPCData != nil && !json.Valid(rpc.RPCData) {
+					t.Fatalf("RPCData %q is not JSON", rpc.RPCData)
+				}
+			case errors.As(err, &de):
+			default:
+				t.Fatalf("untyped error %v (%T)", err, err)
+			}
+			return
+		}
+		if !json.Valid(raw) {
+			t.Fatalf("result %q is not JSON", raw)
+		}
+		sub := &response{status: 200, body: raw}
+		_ = decodeObject(sub, new(A2ATask))
+		mt := new(A2AMessageTask)
+		if decodeObject(sub, mt) == nil && mt.Status == nil {
+			t.Fatal("nil status map")
+		}
+		_, _ = DecodeResult[map[string]any](raw)
+	})
+}
+
+func FuzzDecodeModels(f *testing.F) {
+	f.Add([]byte(`{"id": "x", "created_at": "2026-03-01T10:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		resp := &response{status: 200, body: data}
+		check := func(err error) {
+			if err == nil {
+				return
+			}
+			var de *DecodeError
+			if !errors.As(err, &de) || !errors.Is(err, ErrDecode) {
+				t.Fatalf("error %v (%T) is not a *DecodeError", err, err)
+			}
+		}
+		check(decodeObject(resp, new(MCPServer)))
+		check(decodeObject(resp, new(SIEMDestination)))
+		check(decodeObject(resp, new(SIEMDeliveryRecord)))
+		check(decodeObject(resp, new(FederationIntrospectionResult)))
+		check(decodeObject(resp, new(IDTokenResponse)))
+		check(decodeObject(resp, new(Session)))
+		check(decodeWrapped(resp, "delegation", new(Delegation)))
+		check(decodeWrapped(resp, "provider", new(FederationProvider)))
+		_, err := decodeList[MCPServer](resp, "servers", "")
+		check(err)
+		_, err = decodeList[Delegation](resp, "delegations", "")
+		check(err)
+		_, err = decodeList[FederationProvider](resp, "providers", "provider")
+		check(err)
+		_, err = decodeList[SIEMDestination](resp, "destinations", "")
+		check(err)
+		_, err = decodeList[SIEMDeliveryRecord](resp, "logs", "")
+		check(err)
+		var d SIEMDestination
+		if decodeObject(resp, &d) == nil {
+			_ = d.String()
+		}
+	})
+}

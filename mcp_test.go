@@ -1,0 +1,296 @@
+package agenttrust_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+)
+
+func TestMCPRegisterServer(t *testing.T) {
+	ctx := context.Background()
+	reply := protoReply{status: 201, body: `{"id": "srv-1", "name": "files", "url": "http://mcp", "org_id": "org-1", "capabilities": ["read"], "created_at": "2026-03-01 10:00:00"}`}
+	srv := newProtoServer(t, reply)
+	c := srv.client(t)
+	for _, tc := range []struct {
+		name string
+		caps []string
+		want map[string]any
+	}{
+		{"nil capabilities omitted", nil, map[string]any{"name": "files", "url": "http://mcp"}},
+		{"empty capabilities sent", []string{}, map[string]any{"name": "files", "url": "http://mcp", "capabilities": []any{}}},
+		{"capabilities", []string{"read", "write"}, map[string]any{"name": "files", "url": "http://mcp", "capabilities": []any{"read", "write"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.reset(reply)
+			s, err := c.MCP.RegisterServer(ctx, agenttrust.MCPRegisterServerParams{Name: "files", URL: "http://mcp", Capabilities: tc.caps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := srv.only(t)
+			checkRequest(t, r, http.MethodPost, "/mcp/servers")
+			checkBody(t, r, tc.want)
+			if s.ID != "srv-1" || s.OrgID != "org-1" || len(s.Capabilities) != 1 || !s.CreatedAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)) {
+				t.Errorf("server = %+v", s)
+			}
+		})
+	}
+	// The reply is flat: a {"server": ...} wrapper is not unwrapped.
+	srv.reset(protoReply{body: `{"server": {"id": "srv-1"}}`})
+	if s, err := c.MCP.RegisterServer(ctx, agenttrust.MCPRegisterServerParams{Name: "n", URL: "u"}); err != nil || s.ID != "" {
+		t.Errorf("wrapped reply: %+v, %v", s, err)
+	}
+}
+
+func TestMCPListAndRemove(t *testing.T) {
+	ctx := context.Background()
+	srv := newProtoServer(t)
+	c := srv.client(t)
+	for _, body := range []string{`[{"id": "s1"}, {"id": "s2"}]`, `{"servers": [{"id": "s1"}, {"id": "s2"}], "total": 2}`} {
+		srv.reset(protoReply{body: body})
+		list, err := c.MCP.ListServers(ctx)
+		if err != nil || len(list) != 2 || list[1].ID != "s2" {
+			t.Errorf("%s: %+v, %v", body, list, err)
+		}
+		checkRequest(t, srv.only(t), http.MethodGet, "/mcp/servers")
+	}
+	for _, body := range []string{`{"servers": null}`, ``, `null`} {
+		srv.reset(protoReply{body: body})
+		if list, err := c.MCP.ListServers(ctx); err != nil || list == nil || len(list) != 0 {
+			t.Errorf("%q: %v, %v", body, list, err)
+		}
+	}
+	for _, body := range []string{`{"unexpected": "shape"}`, `{"servers": {}}`, `[1]`, `"x"`} {
+		srv.reset(protoReply{body: body})
+		_, err := c.MCP.ListServers(ctx)
+		wantCode(t, err, agenttrust.CodeDecode)
+	}
+
+	srv.reset(protoReply{status: 204}, protoReply{body: "not json"})
+	for i := 0; i < 2; i++ {
+		if err := c.MCP.RemoveServer(ctx, "s1"); err != nil {
+			t.Errorf("remove %d: %v", i, err)
+		}
+	}
+	for _, r := range srv.requests() {
+		checkRequest(t, r, http.MethodDelete, "/mcp/servers/s1")
+	}
+	srv.reset(protoReply{status: 404, body: `{"error": "server not found"}`})
+	err := c.MCP.RemoveServer(ctx, "s1")
+	if e := wantCode(t, err, agenttrust.CodeNotFound); e.Message != "server not found" || !errors.Is(err, agenttrust.ErrNotFound) {
+		t.Errorf("remove unknown: %v", err)
+	}
+}
+
+func TestMCPCallToolWire(t *testing.T) {
+	ctx := context.Background()
+	reply := protoReply{body: `{"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "ok"}]}}`}
+	srv := newProtoServer(t, reply)
+	c := srv.client(t)
+
+	var nilMap map[string]any
+	var nilSlice []any
+	var nilPtr *struct{ A int }
+	var nilRaw json.RawMessage
+	type args struct {
+		Name string `json:"name"`
+	}
+	for _, tc := range []struct {
+		name   string
+		params any
+		want   any // nil: params absent
+	}{
+		{"nil", nil, nil},
+		{"nil map", nilMap, nil},
+		{"nil slice", nilSlice, nil},
+		{"nil pointer", nilPtr, nil},
+		{"nil raw", nilRaw, nil},
+		{"empty map", map[string]any{}, map[string]any{}},
+		{"empty slice", []any{}, []any{}},
+		{"tools/call", map[string]any{"name": "search", "arguments": map[string]any{"q": "a&b"}},
+			map[string]any{"name": "search", "arguments": map[string]any{"q": "a&b"}}},
+		{"raw", json.RawMessage(`{"name":"x"}`), map[string]any{"name": "x"}},
+		{"struct", args{Name: "y"}, map[string]any{"name": "y"}},
+		{"pointer", &args{Name: "z"}, map[string]any{"name": "z"}},
+		{"zero number", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.reset(reply)
+			res, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "agent-1", Method: "tools/call", Params: tc.params})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := srv.only(t)
+			checkRequest(t, r, http.MethodPost, "/mcp/srv-1")
+			want := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+			keys := []string{"jsonrpc", "id", "method"}
+			if tc.want != nil {
+				want["params"] = tc.want
+				keys = append(keys, "params")
+			}
+			checkBody(t, r, want)
+			checkKeyOrder(t, r.Body, keys...)
+			if got := r.Header.Get("X-Agent-Id"); got != "agent-1" {
+				t.Errorf("X-Agent-ID = %q", got)
+			}
+			if _, ok := r.Header["X-Session-Id"]; ok {
+				t.Errorf("X-Session-ID sent without a session")
+			}
+			if string(res) != `{"content": [{"type": "text", "text": "ok"}]}` {
+				t.Errorf("result %s", res)
+			}
+		})
+	}
+
+	srv.reset(reply)
+	if _, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "agent-1", SessionID: "sess-1", Method: "tools/list"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := srv.only(t); r.Header.Get("X-Session-Id") != "sess-1" || r.Header.Get("X-Agent-Id") != "agent-1" {
+		t.Errorf("headers %v", r.Header)
+	}
+
+	// An unencodable params value is a validation error before any I/O.
+	srv.reset(reply)
+	_, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m", Params: make(chan int)})
+	wantCode(t, err, agenttrust.CodeValidation)
+	if n := len(srv.requests()); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+}
+
+func TestMCPCallToolRequiresAgent(t *testing.T) {
+	srv := newProtoServer(t)
+	c := srv.client(t)
+	_, err := c.MCP.CallTool(context.Background(), "srv-1", agenttrust.MCPCallToolParams{Method: "tools/list"})
+	e := wantCode(t, err, agenttrust.CodeValidation)
+	if e.Message != "agent_id is required: the MCP proxy authorizes the call by agent identity" || e.Status != 0 {
+		t.Errorf("message %q status %d", e.Message, e.Status)
+	}
+	var ve *agenttrust.ValidationError
+	if !errors.As(err, &ve) || !errors.Is(err, agenttrust.ErrValidation) {
+		t.Errorf("not a *ValidationError: %T", err)
+	}
+	if n := len(srv.requests()); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+}
+
+func TestMCPCallToolResults(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ body, want string }{
+		{`{"jsonrpc": "2.0", "id": 1, "result": [1, 2]}`, `[1, 2]`},
+		{`{"result": "text"}`, `"text"`},
+		{`{"result": 3.5}`, `3.5`},
+		{`{"result": null}`, `null`},
+		{`{"result": {}}`, `{}`},
+		{`{"jsonrpc": "2.0", "id": 1, "other": true}`, `{"jsonrpc": "2.0", "id": 1, "other": true}`},
+		{``, `{}`},
+		{`null`, `{}`},
+		{`[1]`, `[1]`},
+	} {
+		srv := newProtoServer(t, protoReply{body: tc.body})
+		res, err := srv.client(t).MCP.CallTool(ctx, "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m"})
+		if err != nil || string(res) != tc.want {
+			t.Errorf("%q: %s, %v; want %s", tc.body, res, err, tc.want)
+		}
+	}
+	srv := newProtoServer(t, protoReply{body: `{"result": `})
+	_, err := srv.client(t).MCP.CallTool(ctx, "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m"})
+	wantCode(t, err, agenttrust.CodeDecode)
+
+	// A policy denial is an HTTP 403.
+	srv = newProtoServer(t, protoReply{status: 403, body: `{"error": "tool denied by policy"}`})
+	_, err = srv.client(t).MCP.CallTool(ctx, "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m"})
+	var ae *agenttrust.AuthorizationError
+	if !errors.As(err, &ae) || ae.Message != "tool denied by policy" {
+		t.Errorf("403: %v", err)
+	}
+}
+
+func TestMCPCallToolNotRepeated(t *testing.T) {
+	// call_tool is not safe to repeat: a 503 is returned, not retried, even
+	// with retries enabled; an idempotent list is retried.
+	srv := newProtoServer(t, protoReply{status: 503, body: `{"error": "busy"}`})
+	c := srv.client(t, agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
+	_, err := c.MCP.CallTool(context.Background(), "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "tools/call"})
+	wantCode(t, err, "HTTP_503")
+	if n := len(srv.requests()); n != 1 {
+		t.Errorf("call_tool sent %d times", n)
+	}
+	srv.reset(protoReply{status: 503}, protoReply{body: `[]`})
+	if _, err := c.MCP.ListServers(context.Background()); err != nil {
+		t.Errorf("list after one 503: %v", err)
+	}
+	if n := len(srv.requests()); n != 2 {
+		t.Errorf("list sent %d times, want 2", n)
+	}
+}
+
+func TestMCPCallToolConcurrentHeaders(t *testing.T) {
+	// X-Agent-ID and X-Session-ID belong to their own request only (D24).
+	srv := newProtoServer(t, protoReply{body: `{"result": {}}`})
+	c := srv.client(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 24; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			p := agenttrust.MCPCallToolParams{AgentID: fmt.Sprintf("agent-%d", i), Method: "tools/call", Params: map[string]any{"who": i}}
+			if i%2 == 0 {
+				p.SessionID = fmt.Sprintf("sess-%d", i)
+			}
+			if _, err := c.MCP.CallTool(context.Background(), "s", p); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	reqs := srv.requests()
+	if len(reqs) != 24 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	for _, r := range reqs {
+		who := int(r.bodyMap(t)["params"].(map[string]any)["who"].(float64))
+		if got := r.Header.Get("X-Agent-Id"); got != fmt.Sprintf("agent-%d", who) {
+			t.Errorf("request %d carried X-Agent-ID %q", who, got)
+		}
+		wantSess := ""
+		if who%2 == 0 {
+			wantSess = fmt.Sprintf("sess-%d", who)
+		}
+		if got := r.Header.Values("X-Session-Id"); (wantSess == "" && len(got) != 0) || (wantSess != "" && (len(got) != 1 || got[0] != wantSess)) {
+			t.Errorf("request %d carried X-Session-ID %q", who, got)
+		}
+	}
+}
+
+func TestDecodeResult(t *testing.T) {
+	type content struct {
+		Content []struct {
+			Text string `json:"text"`
+		} `json:"content"`
+	}
+	v, err := agenttrust.DecodeResult[content](json.RawMessage(`{"content": [{"type": "text", "text": "ok"}]}`))
+	if err != nil || len(v.Content) != 1 || v.Content[0].Text != "ok" {
+		t.Errorf("%+v, %v", v, err)
+	}
+	if n, err := agenttrust.DecodeResult[int](json.RawMessage(`null`)); err != nil || n != 0 {
+		t.Errorf("null: %v, %v", n, err)
+	}
+	if n, err := agenttrust.DecodeResult[int](nil); err != nil || n != 0 {
+		t.Errorf("nil: %v, %v", n, err)
+	}
+	_, err = agenttrust.DecodeResult[content](json.RawMessage(`[1]`))
+	wantCode(t, err, agenttrust.CodeDecode)
+	var de *agenttrust.DecodeError
+	if !errors.As(err, &de) {
+		t.Errorf("not a *DecodeError: %T", err)
+	}
+}
