@@ -40,7 +40,7 @@ func realClock() clock {
 
 // entry is a queued event with its arrival number and failed attempts.
 type entry struct {
-	ev       agenttrust.TelemetryEvent
+	ev       Event
 	seq      uint64
 	attempts int
 }
@@ -143,7 +143,7 @@ func (r *reporter) report(ev Event) {
 		if ev.Time.IsZero() {
 			ev.Time = r.clk.now()
 		}
-		r.queue = append(r.queue, entry{ev: ev.wire(), seq: r.nextSeq})
+		r.queue = append(r.queue, entry{ev: ev, seq: r.nextSeq})
 		r.nextSeq++
 		if !r.started {
 			r.started = true
@@ -280,7 +280,7 @@ func (r *reporter) run() {
 func (r *reporter) send(batch []entry) error {
 	evs := make([]agenttrust.TelemetryEvent, len(batch))
 	for i := range batch {
-		evs[i] = batch[i].ev
+		evs[i] = batch[i].ev.wire()
 	}
 	ctx, cancel := context.WithTimeout(r.baseCtx, r.sendTimeout)
 	defer cancel()
