@@ -1,0 +1,497 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+)
+
+// initialBackoff is the first delay before a failed batch is retried; it
+// doubles on each consecutive failure, capped at the flush interval.
+const initialBackoff = time.Second
+
+// clock is the reporter's view of time, replaced in tests.
+type clock struct {
+	now func() time.Time
+	// ticker returns the channel of a ticker with period d and its stop func.
+	ticker func(d time.Duration) (<-chan time.Time, func())
+	// after returns a channel that fires once after d, and its stop func.
+	after func(d time.Duration) (<-chan time.Time, func())
+}
+
+func realClock() clock {
+	return clock{
+		now: time.Now,
+		ticker: func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		},
+		after: func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTimer(d)
+			return t.C, func() { t.Stop() }
+		},
+	}
+}
+
+// entry is a queued event with its arrival number and failed attempts.
+type entry struct {
+	ev       Event
+	seq      uint64
+	attempts int
+}
+
+// waiter is a Flush or Close waiting until every event numbered below target
+// is sent or dropped.
+type waiter struct {
+	target  uint64
+	dropped int
+	err     error // the error that made the last of its events drop
+	done    chan struct{}
+}
+
+// reporter batches telemetry events and sends them from one background
+// goroutine (GUARD.md §3.5).
+type reporter struct {
+	client             *agenttrust.Client
+	agentID, sessionID string
+	batchSize          int
+	capacity           int
+	attempts           int
+	interval           time.Duration
+	sendTimeout        time.Duration
+	log                *slog.Logger
+	clk                clock
+
+	baseCtx context.Context    // the parent of every send; ends on abort
+	abort   context.CancelFunc // cancels in-flight sends when Close gives up
+	wake    chan struct{}      // capacity 1: "look at the queue"
+	exited  chan struct{}      // closed when the goroutine returns
+
+	mu            sync.Mutex
+	queue         []entry
+	inflight      []entry // the batch being sent; counted as pending
+	nextSeq       uint64
+	flushTo       uint64 // send every event numbered below this
+	reported      uint64
+	sent          uint64
+	dropped       uint64
+	failedBatches uint64
+	overflowing   bool // inside an overflow episode (one log line each)
+	lateLogged    bool // a Report after Close was logged
+	started       bool
+	closing       bool
+	closeDone     chan struct{}
+	closeErr      error
+	waiters       []*waiter
+}
+
+func newReporter(client *agenttrust.Client, agentID, sessionID string, cfg *config) *reporter {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &reporter{
+		client:      client,
+		agentID:     agentID,
+		sessionID:   sessionID,
+		batchSize:   cfg.batchSize,
+		capacity:    cfg.queueCapacity,
+		attempts:    cfg.sendAttempts,
+		interval:    cfg.flushInterval,
+		sendTimeout: cfg.sendTimeout,
+		log:         cfg.logger,
+		clk:         cfg.clock,
+		baseCtx:     ctx,
+		abort:       cancel,
+		wake:        make(chan struct{}, 1),
+		exited:      make(chan struct{}),
+	}
+}
+
+func (r *reporter) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// report queues ev; it never blocks on I/O (R1, R4, R8).
+func (r *reporter) report(ev Event) {
+	var logMsg string
+	r.mu.Lock()
+	r.reported++
+	switch {
+	case r.closing:
+		r.dropped++
+		if !r.lateLogged {
+			r.lateLogged = true
+			logMsg = "agenttrust: telemetry event reported after Close; dropped"
+		}
+	case !ev.valid():
+		r.dropped++
+		logMsg = "agenttrust: telemetry event with an unknown type or no tool name; dropped"
+	case len(r.queue)+len(r.inflight) >= r.capacity:
+		r.dropped++
+		if !r.overflowing {
+			r.overflowing = true
+			logMsg = "agenttrust: telemetry queue full; dropping events"
+		}
+	default:
+		r.overflowing = false
+		if ev.Time.IsZero() {
+			ev.Time = r.clk.now()
+		}
+		r.queue = append(r.queue, entry{ev: ev, seq: r.nextSeq})
+		r.nextSeq++
+		if !r.started {
+			r.started = true
+			go r.run()
+		}
+		if len(r.queue) >= r.batchSize {
+			r.signal()
+		}
+	}
+	r.mu.Unlock()
+	if logMsg != "" && r.log != nil {
+		r.log.Warn(logMsg, slog.String("tool", ev.Tool), slog.String("event_type", string(ev.Type)))
+	}
+}
+
+// minPendingLocked returns the number of the oldest event not yet sent or
+// dropped (nextSeq when none is pending). Events leave in order.
+func (r *reporter) minPendingLocked() uint64 {
+	if len(r.inflight) > 0 {
+		return r.inflight[0].seq
+	}
+	if len(r.queue) > 0 {
+		return r.queue[0].seq
+	}
+	return r.nextSeq
+}
+
+// resolveLocked releases the waiters whose events have all left the queue.
+func (r *reporter) resolveLocked() {
+	if len(r.waiters) == 0 {
+		return
+	}
+	low := r.minPendingLocked()
+	kept := r.waiters[:0]
+	for _, w := range r.waiters {
+		if w.target <= low {
+			close(w.done)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	for i := len(kept); i < len(r.waiters); i++ {
+		r.waiters[i] = nil
+	}
+	r.waiters = kept
+}
+
+// dropLocked counts es as dropped, for the stats and for the waiters.
+func (r *reporter) dropLocked(es []entry, err error) {
+	if len(es) == 0 {
+		return
+	}
+	r.dropped += uint64(len(es))
+	for _, w := range r.waiters {
+		n := 0
+		for _, e := range es {
+			if e.seq < w.target {
+				n++
+			}
+		}
+		if n > 0 {
+			w.dropped += n
+			w.err = err
+		}
+	}
+}
+
+// nextBatchLocked takes the next batch to send, or reports that the
+// goroutine should exit. A nil batch and false mean: wait.
+func (r *reporter) nextBatchLocked() (batch []entry, exit bool) {
+	if err := r.baseCtx.Err(); err != nil {
+		r.dropLocked(r.queue, err)
+		r.queue = nil
+		r.resolveLocked()
+		return nil, true
+	}
+	n := len(r.queue)
+	if n == 0 {
+		return nil, r.closing
+	}
+	if n < r.batchSize && r.queue[0].seq >= r.flushTo && !r.closing {
+		return nil, false
+	}
+	if n > r.batchSize {
+		n = r.batchSize
+	}
+	batch = make([]entry, n)
+	copy(batch, r.queue)
+	rest := copy(r.queue, r.queue[n:])
+	clear(r.queue[rest:])
+	r.queue = r.queue[:rest]
+	r.inflight = batch
+	return batch, false
+}
+
+// run is the reporter's goroutine (R2).
+func (r *reporter) run() {
+	defer close(r.exited)
+	tick, stopTick := r.clk.ticker(r.interval)
+	defer stopTick()
+	failures := 0
+	for {
+		r.mu.Lock()
+		batch, exit := r.nextBatchLocked()
+		r.mu.Unlock()
+		if exit {
+			return
+		}
+		if batch == nil {
+			select {
+			case <-r.wake:
+			case <-tick:
+				r.mu.Lock()
+				r.flushTo = r.nextSeq
+				r.mu.Unlock()
+			case <-r.baseCtx.Done():
+			}
+			continue
+		}
+		err := r.send(batch)
+		if delay := r.finish(batch, err, &failures); delay > 0 {
+			c, stop := r.clk.after(delay)
+			select {
+			case <-c:
+			case <-r.baseCtx.Done():
+			}
+			stop()
+		}
+	}
+}
+
+// send posts one batch under the reporter's own context with the send
+// timeout (R3).
+func (r *reporter) send(batch []entry) error {
+	evs := make([]agenttrust.TelemetryEvent, len(batch))
+	for i := range batch {
+		evs[i] = batch[i].ev.wire()
+	}
+	ctx, cancel := context.WithTimeout(r.baseCtx, r.sendTimeout)
+	defer cancel()
+	_, err := r.client.Telemetry.Report(ctx, agenttrust.TelemetryReportParams{
+		AgentID: r.agentID, SessionID: r.sessionID, Events: evs,
+	})
+	return err
+}
+
+// finish accounts for a send's outcome and returns how long to wait before
+// the next attempt (R5).
+func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration {
+	r.mu.Lock()
+	r.inflight = nil
+	if err == nil {
+		r.sent += uint64(len(batch))
+		*failures = 0
+		r.resolveLocked()
+		r.mu.Unlock()
+		return 0
+	}
+	r.failedBatches++
+	var delay time.Duration
+	retry := classify(r.baseCtx.Err(), nil, err) == outcomeUnavailable
+	var gaveUp []entry
+	if retry {
+		keep := make([]entry, 0, len(batch)+len(r.queue))
+		for _, e := range batch {
+			e.attempts++
+			if e.attempts >= r.attempts {
+				gaveUp = append(gaveUp, e)
+			} else {
+				keep = append(keep, e)
+			}
+		}
+		// In-flight events count against the capacity, so the batch always
+		// fits back at the head of the queue.
+		r.queue = append(keep, r.queue...)
+		*failures++
+		delay = r.backoff(*failures, err)
+	} else {
+		gaveUp = batch
+	}
+	r.dropLocked(gaveUp, err)
+	r.resolveLocked()
+	r.mu.Unlock()
+	if r.log != nil {
+		r.log.Warn("agenttrust: telemetry batch failed",
+			slog.Int("events", len(batch)), slog.Int("dropped", len(gaveUp)),
+			slog.Bool("retrying", retry && len(gaveUp) < len(batch)), slog.String("error", err.Error()))
+	}
+	return delay
+}
+
+// backoff is 1 s doubling per consecutive failure, or the server's
+// Retry-After, both capped at the flush interval.
+func (r *reporter) backoff(failures int, err error) time.Duration {
+	var ae *agenttrust.AgentTrustError
+	if errors.As(err, &ae) && ae.RetryAfter > 0 {
+		return min(ae.RetryAfter, r.interval)
+	}
+	d := initialBackoff
+	for i := 1; i < failures && d < r.interval; i++ {
+		d *= 2
+	}
+	return min(d, r.interval)
+}
+
+func (r *reporter) flushAsync() {
+	r.mu.Lock()
+	if !r.closing {
+		r.flushTo = r.nextSeq
+	}
+	r.mu.Unlock()
+	r.signal()
+}
+
+// flush waits until every event queued before the call is sent or dropped
+// (R6).
+func (r *reporter) flush(ctx context.Context) error {
+	if ctx == nil {
+		return validationErr("nil context")
+	}
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	target := r.nextSeq
+	if r.minPendingLocked() >= target {
+		r.mu.Unlock()
+		return nil
+	}
+	w := &waiter{target: target, done: make(chan struct{})}
+	r.waiters = append(r.waiters, w)
+	r.flushTo = max(r.flushTo, target)
+	r.mu.Unlock()
+	r.signal()
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-w.done: // w.done is closed under the lock, so this is final
+	default:
+		r.removeWaiterLocked(w)
+		return ctx.Err()
+	}
+	if w.dropped > 0 {
+		return &DeliveryError{Undelivered: w.dropped, Err: w.err}
+	}
+	return nil
+}
+
+func (r *reporter) removeWaiterLocked(w *waiter) {
+	for i, x := range r.waiters {
+		if x == w {
+			r.waiters = append(r.waiters[:i], r.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// close stops intake, drains within ctx, then cancels what is in flight and
+// stops the goroutine (R7).
+func (r *reporter) close(ctx context.Context) error {
+	if ctx == nil {
+		return validationErr("nil context")
+	}
+	r.mu.Lock()
+	if r.closeDone != nil {
+		done := r.closeDone
+		r.mu.Unlock()
+		select {
+		case <-done:
+			return r.closeErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.closeDone = make(chan struct{})
+	r.closing = true
+	started := r.started
+	w := &waiter{target: math.MaxUint64, done: make(chan struct{})}
+	if started {
+		r.waiters = append(r.waiters, w)
+	}
+	r.mu.Unlock()
+
+	var err error
+	if started {
+		r.signal()
+		var ctxErr error
+		select {
+		case <-r.exited:
+		case <-ctx.Done():
+			ctxErr = ctx.Err()
+			r.abort()
+			<-r.exited
+		}
+		r.mu.Lock()
+		n, sendErr := w.dropped, w.err
+		r.mu.Unlock()
+		if ctxErr != nil {
+			sendErr = ctxErr
+		}
+		if n > 0 {
+			err = &DeliveryError{Undelivered: n, Err: sendErr}
+		}
+	}
+	r.abort()
+	r.closeErr = err
+	close(r.closeDone)
+	return err
+}
+
+// Stats is a snapshot of a Guard's counters. At every moment
+// Reported = Sent + Dropped + Pending; after Close, Pending is 0.
+type Stats struct {
+	// Reported counts every Report call.
+	Reported uint64
+	// Sent counts events the gateway accepted.
+	Sent uint64
+	// Dropped counts events given up: queue overflow, invalid events,
+	// Reports after Close, batches that failed for good.
+	Dropped uint64
+	// FailedBatches counts failed send attempts.
+	FailedBatches uint64
+	// Pending counts events queued or being sent.
+	Pending uint64
+
+	// Checks counts Check calls that asked the Guardian.
+	Checks uint64
+	// Denied counts denials, elevations included.
+	Denied uint64
+	// Unavailable counts checks the Guardian could not answer.
+	Unavailable uint64
+	// FailedOpen counts unavailable checks that were allowed by FailOpen.
+	FailedOpen uint64
+}
+
+func (r *reporter) stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Stats{
+		Reported:      r.reported,
+		Sent:          r.sent,
+		Dropped:       r.dropped,
+		FailedBatches: r.failedBatches,
+		Pending:       uint64(len(r.queue) + len(r.inflight)),
+	}
+}

@@ -1,0 +1,471 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+)
+
+var tsRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$`)
+
+func TestReportWire(t *testing.T) {
+	gw := newGateway(t)
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), WithSessionID("sess-1"), withClock(fc.clock()))
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.FixedZone("x", 3600))
+	g.Report(ToolStart("read_file"))
+	g.Report(ToolEnd("read_file", 1500*time.Microsecond))
+	pathErr := &fs.PathError{Op: "open", Path: "/secret/path", Err: fs.ErrNotExist}
+	ev := ToolError("read_file", -time.Second, pathErr)
+	ev.Time = at
+	g.Report(ev)
+	if err := g.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	batches := gw.batchBodies()
+	if len(batches) != 1 || batches[0]["agent_id"] != "agent-1" || batches[0]["session_id"] != "sess-1" {
+		t.Fatalf("batches %v", batches)
+	}
+	evs := gw.events()
+	if len(evs) != 3 {
+		t.Fatalf("events %v", evs)
+	}
+	start, end, fail := evs[0], evs[1], evs[2]
+	if start["event_type"] != "tool_start" || start["tool_name"] != "read_file" || len(start) != 3 {
+		t.Errorf("tool_start %v", start)
+	}
+	if end["event_type"] != "tool_end" || end["duration_ms"] != 1.0 || end["success"] != true || len(end) != 5 {
+		t.Errorf("tool_end %v", end)
+	}
+	if fail["event_type"] != "tool_error" || fail["success"] != false || fail["duration_ms"] != 0.0 ||
+		fail["error_type"] != "*fs.PathError" || fail["timestamp"] != "2026-03-01T09:00:00.000000+00:00" {
+		t.Errorf("tool_error %v", fail)
+	}
+	for _, e := range evs {
+		if ts, _ := e["timestamp"].(string); !tsRE.MatchString(ts) {
+			t.Errorf("timestamp %q", ts)
+		}
+	}
+	for _, raw := range gw.raw {
+		if regexp.MustCompile(`secret/path|file does not exist`).MatchString(raw) {
+			t.Fatalf("error text on the wire: %s", raw)
+		}
+	}
+}
+
+func TestReportInvalidEventsDropped(t *testing.T) {
+	gw := newGateway(t)
+	g := mustNew(t, newClient(t, gw.srv.URL))
+	g.Report(Event{Type: "tool_progress", Tool: "x"})
+	g.Report(ToolStart(""))
+	s := g.Stats()
+	if s.Reported != 2 || s.Dropped != 2 || s.Pending != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if err := g.Close(context.Background()); err != nil || gw.reportCalls() != 0 {
+		t.Fatalf("Close = %v, %d requests", err, gw.reportCalls())
+	}
+}
+
+func TestReporterTriggers(t *testing.T) {
+	gw := newGateway(t)
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(10), withClock(fc.clock()))
+	for i := 0; i < 3; i++ {
+		g.Report(ToolStart(fmt.Sprint("t", i)))
+	}
+	time.Sleep(30 * time.Millisecond)
+	if n := gw.reportCalls(); n != 0 {
+		t.Fatalf("%d batches before the size or time trigger", n)
+	}
+	fc.tick <- time.Now() // interval tick: everything pending, below batch size
+	eventually(t, "tick batch", func() bool { return len(gw.batchBodies()) == 1 })
+	for i := 0; i < 25; i++ {
+		g.Report(ToolStart(fmt.Sprint("s", i)))
+	}
+	eventually(t, "size batches", func() bool { return len(gw.batchBodies()) == 3 })
+	time.Sleep(30 * time.Millisecond)
+	if n := gw.reportCalls(); n != 3 {
+		t.Fatalf("%d requests; the 5 left over must wait for the tick", n)
+	}
+	fc.tick <- time.Now()
+	eventually(t, "second tick batch", func() bool { return len(gw.batchBodies()) == 4 })
+	sizes := []int{}
+	for _, b := range gw.batchBodies() {
+		sizes = append(sizes, len(b["events"].([]any)))
+	}
+	if fmt.Sprint(sizes) != "[3 10 10 5]" {
+		t.Fatalf("batch sizes %v", sizes)
+	}
+	// Order is kept across batches.
+	for i, e := range gw.events()[3:] {
+		if e["tool_name"] != fmt.Sprint("s", i) {
+			t.Fatalf("event %d is %v", i, e["tool_name"])
+		}
+	}
+	eventually(t, "all sent", func() bool { return g.Stats().Sent == 28 })
+	if s := g.Stats(); s.Pending != 0 || s.Dropped != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	fc.tick <- time.Now() // nothing pending: nothing is posted
+	time.Sleep(30 * time.Millisecond)
+	if n := gw.reportCalls(); n != 4 {
+		t.Fatalf("%d requests after an idle tick", n)
+	}
+}
+
+func TestReporterRealTicker(t *testing.T) {
+	gw := newGateway(t)
+	g := mustNew(t, newClient(t, gw.srv.URL), WithFlushInterval(20*time.Millisecond))
+	g.Report(ToolStart("a"))
+	eventually(t, "interval flush", func() bool { return len(gw.events()) == 1 })
+}
+
+func TestReporterOverflow(t *testing.T) {
+	gw := newGateway(t)
+	release := make(chan struct{})
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			<-release
+		}
+		return false
+	})
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(5), WithQueueCapacity(8), withClock(fc.clock()))
+	for i := 0; i < 5; i++ {
+		g.Report(ToolStart("a"))
+	}
+	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	for i := 0; i < 6; i++ { // 3 fit beside the 5 in flight, 3 are dropped
+		g.Report(ToolStart("b"))
+	}
+	s := g.Stats()
+	checkInvariant(t, s)
+	if s.Reported != 11 || s.Dropped != 3 || s.Pending != 8 {
+		t.Fatalf("stats %+v", s)
+	}
+	close(release)
+	if err := g.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = g.Stats()
+	checkInvariant(t, s)
+	if s.Sent != 8 || s.Dropped != 3 || s.Pending != 0 || len(gw.events()) != 8 {
+		t.Fatalf("stats %+v, %d events", s, len(gw.events()))
+	}
+}
+
+func TestReporterRetryAndRequeue(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		switch n {
+		case 1:
+			writeJSON(w, 503, `{"error":"down"}`)
+			return true
+		case 2:
+			w.Header().Set("Retry-After", "3")
+			writeJSON(w, 429, `{"error":"slow"}`)
+			return true
+		}
+		return false
+	})
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(2), WithFlushInterval(2*time.Second), withClock(fc.clock()))
+	g.Report(ToolStart("a"))
+	g.Report(ToolStart("b"))
+	g.Report(ToolStart("c"))
+	if err := g.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var names []any
+	for _, e := range gw.events() {
+		names = append(names, e["tool_name"])
+	}
+	if fmt.Sprint(names) != "[a b c]" {
+		t.Fatalf("delivered %v; want each event once, in order", names)
+	}
+	// 1 s backoff after the 503; Retry-After 3 s capped at the 2 s interval.
+	if d := fc.delays(); fmt.Sprint(d) != "[1s 2s]" {
+		t.Fatalf("backoff delays %v", d)
+	}
+	if s := g.Stats(); s.FailedBatches != 2 || s.Sent != 3 || s.Dropped != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestReporterBackoffDoubling(t *testing.T) {
+	r := &reporter{interval: 5 * time.Second}
+	var got []time.Duration
+	for i := 1; i <= 5; i++ {
+		got = append(got, r.backoff(i, errors.New("x")))
+	}
+	if fmt.Sprint(got) != "[1s 2s 4s 5s 5s]" {
+		t.Fatalf("backoff %v", got)
+	}
+}
+
+func TestReporterGivesUp(t *testing.T) {
+	t.Run("attempt limit", func(t *testing.T) {
+		gw := newGateway(t)
+		gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+			writeJSON(w, 500, `{"error":"down"}`)
+			return true
+		})
+		g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(3), withClock(newFakeClock().clock()))
+		g.Report(ToolStart("a"))
+		g.Report(ToolStart("b"))
+		err := g.Flush(context.Background())
+		var de *DeliveryError
+		if !errors.As(err, &de) || de.Undelivered != 2 {
+			t.Fatalf("Flush = %v", err)
+		}
+		var ae *agenttrust.AgentTrustError
+		if !errors.As(err, &ae) || ae.Status != 500 {
+			t.Fatalf("cause not reachable: %v", err)
+		}
+		if n := gw.reportCalls(); n != 3 {
+			t.Fatalf("%d attempts, want 3", n)
+		}
+		if s := g.Stats(); s.Dropped != 2 || s.FailedBatches != 3 || s.Pending != 0 {
+			t.Fatalf("stats %+v", s)
+		}
+	})
+	t.Run("non-retryable", func(t *testing.T) {
+		gw := newGateway(t)
+		gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+			writeJSON(w, 401, `{"message":"bad key"}`)
+			return true
+		})
+		g := mustNew(t, newClient(t, gw.srv.URL), withClock(newFakeClock().clock()))
+		g.Report(ToolStart("a"))
+		err := g.Flush(context.Background())
+		if de := (*DeliveryError)(nil); !errors.As(err, &de) || de.Undelivered != 1 || !errors.Is(err, agenttrust.ErrAuthentication) {
+			t.Fatalf("Flush = %v", err)
+		}
+		if n := gw.reportCalls(); n != 1 {
+			t.Fatalf("%d attempts for a 401", n)
+		}
+	})
+}
+
+func TestFlushContext(t *testing.T) {
+	gw := newGateway(t)
+	release := make(chan struct{})
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return false
+	})
+	g := mustNew(t, newClient(t, gw.srv.URL), withClock(newFakeClock().clock()))
+	g.Report(ToolStart("a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := g.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush = %v", err)
+	}
+	if s := g.Stats(); s.Pending != 1 {
+		t.Fatalf("event not kept: %+v", s)
+	}
+	close(release)
+	if err := g.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(gw.events()) != 1 {
+		t.Fatal("event not delivered")
+	}
+	if err := g.Flush(context.Background()); err != nil {
+		t.Fatalf("empty Flush = %v", err)
+	}
+	g.FlushAsync() // nothing pending: harmless
+	if err := g.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Flush(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Flush after Close = %v", err)
+	}
+}
+
+func TestFlushAsync(t *testing.T) {
+	gw := newGateway(t)
+	g := mustNew(t, newClient(t, gw.srv.URL), withClock(newFakeClock().clock()))
+	g.Report(ToolStart("a"))
+	g.FlushAsync()
+	eventually(t, "async flush", func() bool { return len(gw.events()) == 1 })
+}
+
+func TestCloseExpiredContext(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		<-r.Context().Done() // hangs until the client gives up
+		return true
+	})
+	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithBatchSize(2), withClock(newFakeClock().clock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		g.Report(ToolStart("a"))
+	}
+	eventually(t, "a batch in flight", func() bool { return gw.reportCalls() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = g.Close(ctx)
+	var de *DeliveryError
+	if !errors.As(err, &de) || de.Undelivered != 5 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("Close took %v", el)
+	}
+	s := g.Stats()
+	checkInvariant(t, s)
+	if s.Pending != 0 || s.Dropped != 5 {
+		t.Fatalf("stats %+v", s)
+	}
+	select {
+	case <-g.rep.exited:
+	default:
+		t.Fatal("reporter goroutine still running after Close")
+	}
+	if err2 := g.Close(context.Background()); err2 != err {
+		t.Fatalf("second Close = %v, want the first result %v", err2, err)
+	}
+}
+
+func TestReportAfterClose(t *testing.T) {
+	gw := newGateway(t)
+	g := mustNew(t, newClient(t, gw.srv.URL))
+	g.Report(ToolStart("a"))
+	if err := g.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g.Report(ToolStart("late"))
+	g.Report(ToolStart("late"))
+	s := g.Stats()
+	checkInvariant(t, s)
+	if s.Reported != 3 || s.Sent != 1 || s.Dropped != 2 || s.Pending != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if err := g.Close(context.Background()); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+}
+
+func TestCloseWithoutReports(t *testing.T) {
+	gw := newGateway(t)
+	g := mustNew(t, newClient(t, gw.srv.URL))
+	if _, err := g.Check(context.Background(), "t", ""); err != nil {
+		t.Fatal(err)
+	}
+	if g.rep.started {
+		t.Fatal("a check-only Guard started the reporter goroutine")
+	}
+	if err := g.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReportWhileClosing(t *testing.T) {
+	gw := newGateway(t)
+	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithBatchSize(50), WithQueueCapacity(2000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var stop atomic.Bool
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := 0; !stop.Load(); j++ {
+				g.Report(ToolStart(fmt.Sprintf("w%d-%d", i, j)))
+				if j%64 == 0 {
+					checkInvariant(t, g.Stats())
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+		}(i)
+	}
+	time.Sleep(20 * time.Millisecond)
+	cerr := g.Close(context.Background())
+	stop.Store(true)
+	wg.Wait()
+	if cerr != nil {
+		t.Fatalf("Close = %v", cerr)
+	}
+	s := g.Stats()
+	checkInvariant(t, s)
+	if s.Pending != 0 || s.Sent != uint64(len(gw.events())) || s.Sent == 0 || s.Reported <= s.Sent {
+		t.Fatalf("stats %+v, %d arrived", s, len(gw.events()))
+	}
+}
+
+// TestTelemetryExactlyOnce: 10 000 reports from 50 goroutines while the
+// gateway fails every third batch. After Close every event was delivered
+// exactly once or counted as dropped.
+func TestTelemetryExactlyOnce(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n%3 == 0 {
+			writeJSON(w, 503, `{"error":"flaky"}`)
+			return true
+		}
+		return false
+	})
+	fc := newFakeClock()
+	g, err := New(newClient(t, gw.srv.URL), "agent-1", withClock(fc.clock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 50, 200
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				g.Report(ToolEnd(fmt.Sprintf("tool-%d-%d", i, j), time.Millisecond))
+			}
+		}(i)
+	}
+	wg.Wait()
+	if err := g.Close(context.Background()); err != nil {
+		var de *DeliveryError
+		if !errors.As(err, &de) {
+			t.Fatalf("Close = %v", err)
+		}
+	}
+	s := g.Stats()
+	checkInvariant(t, s)
+	if s.Reported != workers*each || s.Pending != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	seen := map[string]int{}
+	for _, e := range gw.events() {
+		seen[e["tool_name"].(string)]++
+	}
+	for name, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s arrived %d times", name, n)
+		}
+	}
+	if uint64(len(seen)) != s.Sent {
+		t.Fatalf("%d distinct events arrived, Sent = %d", len(seen), s.Sent)
+	}
+	if s.FailedBatches == 0 || s.Sent == 0 {
+		t.Fatalf("test did not exercise failures: %+v", s)
+	}
+	t.Logf("stats %+v", s)
+}
