@@ -49,6 +49,13 @@ func (e *DeniedError) Is(target error) bool {
 	return target == ErrDenied || target == agenttrust.ErrAgentTrust
 }
 
+// As makes errors.As with *agenttrust.AgentTrustError work on a denial, as
+// it does on every other SDK error: it yields Code ACTION_DENIED, the
+// message and Status 0 (a denial is an answer, not an HTTP error).
+func (e *DeniedError) As(target any) bool {
+	return asAgentTrustError(target, e.Code, denialMessage(e.Tool, e.Reason), map[string]any{})
+}
+
 // ElevationRequiredError is returned by Check when the Guardian asks for a
 // human approval before the tool may run, and the Guard blocks on denials.
 // ApprovalID can be passed to Guard.WaitForApproval. It matches
@@ -87,6 +94,21 @@ func (e *ElevationRequiredError) Is(target error) bool {
 // {"elevation_required": true, "approval_id": <id>}.
 func (e *ElevationRequiredError) Details() map[string]any {
 	return map[string]any{"elevation_required": true, "approval_id": e.ApprovalID}
+}
+
+// As makes errors.As with *agenttrust.AgentTrustError work on an
+// elevation: it yields Code ELEVATION_REQUIRED, the message and Details.
+func (e *ElevationRequiredError) As(target any) bool {
+	return asAgentTrustError(target, e.Code, denialMessage(e.Tool, e.Reason), e.Details())
+}
+
+func asAgentTrustError(target any, code, msg string, details map[string]any) bool {
+	p, ok := target.(**agenttrust.AgentTrustError)
+	if !ok {
+		return false
+	}
+	*p = &agenttrust.AgentTrustError{Code: code, Message: msg, Details: details}
+	return true
 }
 
 // UnavailableError is returned by Check when the Guardian could not be
