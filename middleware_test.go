@@ -507,7 +507,7 @@ func TestVerifyErrors(t *testing.T) {
 			t.Errorf("Verify(%.20q) = %v, want ErrInvalidToken", tok, err)
 		}
 	}
-	//nolint:staticcheck // a nil context is the point
+	//lint:ignore SA1012 a nil context is the point
 	if _, err := v.Verify(nil, secretToken); !errors.Is(err, agenttrust.ErrValidation) {
 		t.Errorf("nil ctx: %v", err)
 	}
