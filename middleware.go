@@ -320,11 +320,30 @@ func (v *TokenVerifier) Verify(ctx context.Context, token string) (*Introspectio
 }
 
 // verify is Verify returning the shared result, which the caller must copy
-// and never modify.
+// and never modify. It logs rejections (debug) and gateway failures
+// (warning), never the token.
 func (v *TokenVerifier) verify(ctx context.Context, token string) (*IntrospectionResult, error) {
 	if ctx == nil {
 		return nil, validationErr("nil context")
 	}
+	res, err := v.lookup(ctx, token)
+	if err == nil {
+		return res, nil
+	}
+	var rej *TokenRejectedError
+	switch {
+	case errors.As(err, &rej):
+		v.cfg.logger.DebugContext(ctx, "agenttrust: token rejected", "code", rej.Code,
+			"reason", rej.Reasoning, "missing_scope", rej.MissingScope, "target", v.cfg.target)
+	case ctx.Err() != nil: // the caller went away
+		v.cfg.logger.DebugContext(ctx, "agenttrust: token introspection abandoned", "error", err, "target", v.cfg.target)
+	default:
+		v.cfg.logger.WarnContext(ctx, "agenttrust: token introspection failed; refusing the request", "error", err, "target", v.cfg.target)
+	}
+	return nil, err
+}
+
+func (v *TokenVerifier) lookup(ctx context.Context, token string) (*IntrospectionResult, error) {
 	if reason := checkTokenSyntax(token); reason != "" {
 		return nil, v.rejectInvalid(reason)
 	}
@@ -667,11 +686,6 @@ func (v *TokenVerifier) Middleware(next http.Handler) http.Handler {
 		}
 		var rej *TokenRejectedError
 		if !errors.As(err, &rej) {
-			level := slog.LevelWarn
-			if r.Context().Err() != nil {
-				level = slog.LevelDebug // the caller went away
-			}
-			v.cfg.logger.Log(r.Context(), level, "agenttrust: token introspection failed; answering 503", "error", err, "target", v.cfg.target)
 			writeAuthError(w, http.StatusServiceUnavailable, "", "temporarily_unavailable", "token introspection is unavailable")
 			return
 		}
@@ -682,8 +696,6 @@ func (v *TokenVerifier) Middleware(next http.Handler) http.Handler {
 			} else if desc == "" {
 				desc = "the token lacks a required scope"
 			}
-			v.cfg.logger.DebugContext(r.Context(), "agenttrust: token lacks a required scope", "status", http.StatusForbidden,
-				"missing", rej.MissingScope, "reason", rej.Reasoning, "target", v.cfg.target)
 			writeAuthError(w, http.StatusForbidden,
 				v.challenge+`, error="insufficient_scope", error_description="`+desc+`"`+v.scopeAttr, "insufficient_scope", desc)
 			return
@@ -691,8 +703,6 @@ func (v *TokenVerifier) Middleware(next http.Handler) http.Handler {
 		if desc == "" {
 			desc = "the token is not active"
 		}
-		v.cfg.logger.DebugContext(r.Context(), "agenttrust: token rejected", "status", http.StatusUnauthorized,
-			"reason", rej.Reasoning, "target", v.cfg.target)
 		writeAuthError(w, http.StatusUnauthorized,
 			v.challenge+`, error="invalid_token", error_description="`+desc+`"`, "invalid_token", desc)
 	})

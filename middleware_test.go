@@ -425,7 +425,7 @@ func TestRequireTokenGatewayFailuresGive503(t *testing.T) {
 			if ch := rec.Header().Get("WWW-Authenticate"); ch != "" {
 				t.Errorf("a 503 carries a challenge %q", ch)
 			}
-			if !strings.Contains(logs.String(), "introspection failed") {
+			if !strings.Contains(logs.String(), "token introspection") {
 				t.Errorf("no log record of the failure: %s", logs.String())
 			}
 			assertNoLeak(t, "the logs", logs.String())
