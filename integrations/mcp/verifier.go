@@ -125,7 +125,9 @@ func tokenInfo(res *agenttrust.IntrospectionResult) *auth.TokenInfo {
 
 // rejection is a refused token: it matches auth.ErrInvalidToken (so the SDK
 // answers 401) and unwraps to the SDK's *agenttrust.TokenRejectedError.
-type rejection struct{ err *agenttrust.TokenRejectedError }
+type rejection struct {
+	err *agenttrust.TokenRejectedError
+}
 
 func (r *rejection) Error() string {
 	if r.err.Reasoning != "" {
