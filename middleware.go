@@ -204,7 +204,9 @@ func validScope(s string) bool {
 // introspection per token and max age instead of one per request. Choose 0
 // (no cache) where immediate revocation matters more than latency.
 // Concurrent requests with the same uncached token share one introspection
-// call, and each waits only as long as its own context allows.
+// call, made by the first of them under its own context; each other caller
+// waits only as long as its own context allows, and tries again itself if
+// the first one's request ends before the answer arrives.
 //
 // The cache is keyed by the SHA-256 of the token (with the target and the
 // scopes), never by the token itself.
@@ -235,12 +237,15 @@ type cachedIntrospection struct {
 	until time.Time
 }
 
+// introspectionFlight is one introspection call shared by the callers that
+// asked for the same token meanwhile. res, err and abandoned are written
+// before done is closed and only read after.
 type introspectionFlight struct {
-	done    chan struct{}
-	res     *IntrospectionResult
-	err     error
-	waiters int
-	cancel  context.CancelFunc
+	done      chan struct{}
+	res       *IntrospectionResult
+	err       error
+	abandoned bool // the leader's context ended the call
+	waiters   int  // callers other than the leader (for tests and debugging)
 }
 
 // NewTokenVerifier returns a TokenVerifier that introspects with client. A
@@ -349,47 +354,65 @@ func (v *TokenVerifier) lookup(ctx context.Context, token string) (*Introspectio
 	}
 	key := v.cacheKey(token)
 
-	v.mu.Lock()
-	if v.cfg.maxAge > 0 {
-		if e, ok := v.entries[key]; ok {
-			if v.cfg.now().Before(e.until) {
-				v.mu.Unlock()
-				return e.res, nil // entries are never modified once stored
-			}
-			delete(v.entries, key)
-		}
-	}
-	f, ok := v.inflight[key]
-	if !ok {
-		// The shared call must not die with the first caller's context; it
-		// is cancelled when every waiter has gone, and is bounded by the
-		// client timeout.
-		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &introspectionFlight{done: make(chan struct{}), cancel: cancel}
-		v.inflight[key] = f
-		go v.run(fctx, key, token, f)
-	}
-	f.waiters++
-	v.mu.Unlock()
-
-	select {
-	case <-f.done:
-		return f.res, f.err
-	case <-ctx.Done():
+	for {
 		v.mu.Lock()
-		f.waiters--
-		if f.waiters == 0 && v.inflight[key] == f {
-			delete(v.inflight, key)
-			f.cancel()
+		if v.cfg.maxAge > 0 {
+			if e, ok := v.entries[key]; ok {
+				if v.cfg.now().Before(e.until) {
+					v.mu.Unlock()
+					return e.res, nil // entries are never modified once stored
+				}
+				delete(v.entries, key)
+			}
 		}
+		f, ok := v.inflight[key]
+		if !ok {
+			// This caller leads: it introspects on its own goroutine and
+			// under its own context, so a miss costs one round trip and
+			// nothing more, and no work outlives the request.
+			f = &introspectionFlight{done: make(chan struct{})}
+			v.inflight[key] = f
+			v.mu.Unlock()
+			return v.lead(ctx, key, token, f)
+		}
+		f.waiters++
 		v.mu.Unlock()
-		return nil, networkErr(ctx.Err())
+
+		select {
+		case <-f.done:
+			if f.abandoned && ctx.Err() == nil {
+				// The leader's request ended before the answer came; this
+				// caller still wants one, so it tries again (and may lead).
+				continue
+			}
+			return f.res, f.err
+		case <-ctx.Done():
+			v.mu.Lock()
+			f.waiters--
+			v.mu.Unlock()
+			return nil, networkErr(ctx.Err())
+		}
 	}
 }
 
-func (v *TokenVerifier) run(ctx context.Context, key [sha256.Size]byte, token string, f *introspectionFlight) {
-	defer f.cancel()
-	res, err := v.client.Tokens.Introspect(ctx, TokenIntrospectParams{
+// lead makes the introspection call for f and shares its outcome with the
+// callers waiting on f. A failure caused by the leader's own context ending
+// is marked abandoned, so that waiters retry instead of inheriting it.
+func (v *TokenVerifier) lead(ctx context.Context, key [sha256.Size]byte, token string, f *introspectionFlight) (res *IntrospectionResult, err error) {
+	defer func() {
+		v.mu.Lock()
+		if v.inflight[key] == f {
+			delete(v.inflight, key)
+		}
+		if err == nil && v.cfg.maxAge > 0 {
+			v.storeLocked(key, res) // res is not modified after this point
+		}
+		v.mu.Unlock()
+		f.res, f.err = res, err
+		f.abandoned = err != nil && ctx.Err() != nil
+		close(f.done)
+	}()
+	res, err = v.client.Tokens.Introspect(ctx, TokenIntrospectParams{
 		Token: token, Target: v.cfg.target, RequiredScopes: v.cfg.scopes,
 	})
 	if err == nil {
@@ -398,16 +421,7 @@ func (v *TokenVerifier) run(ctx context.Context, key [sha256.Size]byte, token st
 	if err != nil {
 		res = nil
 	}
-	v.mu.Lock()
-	if v.inflight[key] == f {
-		delete(v.inflight, key)
-	}
-	if err == nil && v.cfg.maxAge > 0 && ctx.Err() == nil {
-		v.storeLocked(key, res) // res is not modified after this point
-	}
-	v.mu.Unlock()
-	f.res, f.err = res, err
-	close(f.done)
+	return res, err
 }
 
 // decide turns a gateway answer into nil (accepted) or a rejection. The

@@ -2,6 +2,7 @@ package agenttrust
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -100,7 +101,7 @@ func TestConcurrentFirstRequestsShareOneIntrospection(t *testing.T) {
 			codes[i] = rec.Code
 		}(i)
 	}
-	waitWaiters(t, v, "at_shared", n)
+	waitWaiters(t, v, "at_shared", n-1) // the leader plus n-1 waiters
 	g.open()
 	wg.Wait()
 	if c := g.calls.Load(); c != 1 {
@@ -121,46 +122,66 @@ func TestConcurrentFirstRequestsShareOneIntrospection(t *testing.T) {
 	}
 }
 
-// When every waiter has gone, the shared call is cancelled instead of
-// running on for nobody; a waiter leaving early does not disturb the rest.
-func TestFlightCancelledWhenAllWaitersLeave(t *testing.T) {
+func waitCalls(t *testing.T, g *blockingGateway, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); g.calls.Load() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls reached the gateway, want %d", g.calls.Load(), n)
+		}
+	}
+}
+
+// The caller that makes the shared call does so under its own context: when
+// its request ends, the call is cancelled at once, and a caller still
+// waiting makes the call again itself instead of inheriting the
+// cancellation. A waiter that leaves disturbs nobody.
+func TestLeaderCancellation(t *testing.T) {
 	g := newBlockingGateway(t)
 	v := newInternalVerifier(t, g.URL)
-	ctx1, cancel1 := context.WithCancel(context.Background())
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	errs := make(chan error, 2)
-	go func() { _, err := v.Verify(ctx1, "at_tok"); errs <- err }()
-	go func() { _, err := v.Verify(ctx2, "at_tok"); errs <- err }()
+	leaderCtx, cancelLeader := context.WithCancel(context.Background())
+	defer cancelLeader()
+	type outcome struct {
+		res *IntrospectionResult
+		err error
+	}
+	leader := make(chan outcome, 1)
+	go func() { r, err := v.Verify(leaderCtx, "at_tok"); leader <- outcome{r, err} }()
+	waitCalls(t, g, 1)
+
+	quitterCtx, cancelQuitter := context.WithCancel(context.Background())
+	quitter := make(chan error, 1)
+	go func() { _, err := v.Verify(quitterCtx, "at_tok"); quitter <- err }()
+	follower := make(chan outcome, 1)
+	go func() { r, err := v.Verify(context.Background(), "at_tok"); follower <- outcome{r, err} }()
 	waitWaiters(t, v, "at_tok", 2)
-	for deadline := time.Now().Add(10 * time.Second); g.calls.Load() != 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the introspection never reached the gateway")
-		}
+
+	cancelQuitter()
+	if err := <-quitter; !errors.Is(err, context.Canceled) {
+		t.Fatalf("quitter: %v", err)
 	}
-	cancel1()
-	if err := <-errs; err == nil {
-		t.Fatal("the cancelled waiter got no error")
-	}
-	waitWaiters(t, v, "at_tok", 1)
 	if g.cancelled.Load() != 0 {
-		t.Fatal("the shared call was cancelled while a waiter remained")
+		t.Fatal("a waiter leaving cancelled the shared call")
 	}
-	cancel2()
-	if err := <-errs; err == nil {
-		t.Fatal("the second cancelled waiter got no error")
+
+	cancelLeader()
+	if o := <-leader; !errors.Is(o.err, context.Canceled) || !errors.Is(o.err, ErrNetwork) {
+		t.Fatalf("leader: %v", o.err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for g.cancelled.Load() != 1 {
+	for deadline := time.Now().Add(10 * time.Second); g.cancelled.Load() != 1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("the gateway request was not cancelled after every waiter left")
+			t.Fatal("the gateway call was not cancelled with its leader")
 		}
-		time.Sleep(time.Millisecond)
+	}
+	waitCalls(t, g, 2) // the follower now leads a call of its own
+	g.open()
+	o := <-follower
+	if o.err != nil || o.res == nil || o.res.AgentID != "a1" {
+		t.Fatalf("follower: %v %v", o.res, o.err)
 	}
 	v.mu.Lock()
-	n := len(v.inflight) + len(v.entries)
-	v.mu.Unlock()
-	if n != 0 {
-		t.Errorf("state left behind: %d", n)
+	defer v.mu.Unlock()
+	if len(v.inflight) != 0 || len(v.entries) != 1 {
+		t.Errorf("inflight %d entries %d, want 0 and 1", len(v.inflight), len(v.entries))
 	}
 }
 
