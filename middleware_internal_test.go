@@ -238,4 +238,14 @@ func TestEvictionPrefersExpiredEntries(t *testing.T) {
 	if _, ok := v.entries[v.cacheKey("at_f")]; ok {
 		t.Error("an expired answer was cached")
 	}
+	v.storeLocked(v.cacheKey("at_g"), &IntrospectionResult{Active: true}) // no expiry: not stored
+	if _, ok := v.entries[v.cacheKey("at_g")]; ok {
+		t.Error("an answer without expiry was cached")
+	}
+	for i := 0; i < 100; i++ {
+		v.storeLocked(v.cacheKey(string(rune('a'+i%26))+"_"+string(rune('a'+i/26))), res(now.Add(time.Duration(i+1)*time.Minute)))
+		if len(v.entries) > 3 {
+			t.Fatalf("size %d after %d inserts, bound 3", len(v.entries), i+1)
+		}
+	}
 }
