@@ -1,0 +1,787 @@
+package agenttrust
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Tool providers: the services that receive an agent's "at_" token check it
+// by introspection (WIRE.md §5.2). TokenVerifier does the checking, with an
+// optional cache of positive answers; RequireToken wraps it as net/http
+// middleware.
+
+// Codes of the errors TokenVerifier.Verify returns for a rejected token. They
+// are Go additions; the Python SDK has no resource-server side.
+const (
+	CodeInvalidToken      = "INVALID_TOKEN"
+	CodeInsufficientScope = "INSUFFICIENT_SCOPE"
+)
+
+// Sentinels for the two ways a presented token is rejected. Gateway failures
+// are neither: they keep the SDK's usual kinds (ErrNetwork, ...).
+var (
+	// ErrInvalidToken matches a token that is missing, malformed, unknown,
+	// expired, revoked or not valid for the target.
+	ErrInvalidToken = errors.New("agenttrust: invalid token")
+	// ErrInsufficientScope matches an active token that lacks a required
+	// scope.
+	ErrInsufficientScope = errors.New("agenttrust: insufficient scope")
+)
+
+// Defaults of the introspection cache.
+const (
+	DefaultIntrospectionCacheMaxAge = 5 * time.Second
+	DefaultIntrospectionCacheSize   = 4096
+	// maxTokenLen bounds a presented token; longer ones are rejected before
+	// any I/O (issued tokens are about 50 bytes).
+	maxTokenLen = 4096
+	// evictSample is how many entries a full cache inspects to pick a victim.
+	evictSample = 32
+)
+
+// TokenRejectedError is the error of TokenVerifier.Verify for a token the
+// gateway (or the verifier, for a malformed token) does not accept. Its Code
+// is CodeInvalidToken or CodeInsufficientScope, so errors.Is matches
+// ErrInvalidToken or ErrInsufficientScope accordingly, and ErrAgentTrust.
+// Nothing in it contains the token.
+type TokenRejectedError struct {
+	*AgentTrustError
+	// Reasoning is the gateway's reason for an inactive token ("token
+	// revoked", ...), or the verifier's for a malformed one; may be empty.
+	Reasoning string
+	// RequiredScopes are the verifier's required scopes (set for insufficient
+	// scope only).
+	RequiredScopes []string
+	// MissingScope is a required scope the token is known to lack; empty
+	// when the gateway did not say which.
+	MissingScope string
+}
+
+// Unwrap returns the embedded *AgentTrustError.
+func (e *TokenRejectedError) Unwrap() error { return e.AgentTrustError }
+
+// Is matches ErrInvalidToken or ErrInsufficientScope by the error's code.
+func (e *TokenRejectedError) Is(target error) bool {
+	switch target {
+	case ErrInvalidToken:
+		return e.Code == CodeInvalidToken
+	case ErrInsufficientScope:
+		return e.Code == CodeInsufficientScope
+	}
+	return false
+}
+
+// MiddlewareOption configures a TokenVerifier (and so RequireToken). Options
+// validate their input; an invalid one makes NewTokenVerifier fail.
+type MiddlewareOption func(*verifierConfig) error
+
+type verifierConfig struct {
+	target    string
+	scopes    []string
+	maxAge    time.Duration
+	cacheSize int
+	now       func() time.Time
+	logger    *slog.Logger
+	realm     string
+}
+
+// WithTarget sets the target sent with every introspection: the service the
+// token is presented to. Empty (the default) sends null.
+func WithTarget(target string) MiddlewareOption {
+	return func(c *verifierConfig) error { c.target = target; return nil }
+}
+
+// WithRequiredScopes sets scopes the token must all carry. Each scope must be
+// non-empty and consist of printable ASCII without spaces, quotes or
+// backslashes (RFC 6749 §3.3). Duplicates are dropped; the order is kept.
+func WithRequiredScopes(scopes ...string) MiddlewareOption {
+	return func(c *verifierConfig) error {
+		out := make([]string, 0, len(scopes))
+		for _, s := range scopes {
+			if !validScope(s) {
+				return fmt.Errorf("WithRequiredScopes: invalid scope %q", s)
+			}
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+		c.scopes = out
+		return nil
+	}
+}
+
+// WithCache sets how long a positive introspection answer may be reused
+// (default DefaultIntrospectionCacheMaxAge); 0 disables the cache. An entry
+// never outlives the token's expiry. See TokenVerifier for the trade-off.
+func WithCache(maxAge time.Duration) MiddlewareOption {
+	return func(c *verifierConfig) error {
+		if maxAge < 0 {
+			return fmt.Errorf("WithCache: negative max age %v", maxAge)
+		}
+		c.maxAge = maxAge
+		return nil
+	}
+}
+
+// WithCacheSize bounds the number of cached answers (default
+// DefaultIntrospectionCacheSize).
+func WithCacheSize(n int) MiddlewareOption {
+	return func(c *verifierConfig) error {
+		if n <= 0 {
+			return fmt.Errorf("WithCacheSize: size must be positive, got %d", n)
+		}
+		c.cacheSize = n
+		return nil
+	}
+}
+
+// WithMiddlewareClock replaces time.Now for cache ages and expiries, for
+// tests.
+func WithMiddlewareClock(now func() time.Time) MiddlewareOption {
+	return func(c *verifierConfig) error {
+		if now == nil {
+			return errors.New("WithMiddlewareClock: nil clock")
+		}
+		c.now = now
+		return nil
+	}
+}
+
+// WithMiddlewareLogger sets the logger for rejections (debug) and gateway
+// failures (warning). Nil, the default, means the client's logger. Tokens
+// are never logged.
+func WithMiddlewareLogger(l *slog.Logger) MiddlewareOption {
+	return func(c *verifierConfig) error { c.logger = l; return nil }
+}
+
+// WithRealm sets the realm of the WWW-Authenticate challenge (default
+// "agenttrust"). It must be printable ASCII without quotes or backslashes.
+func WithRealm(realm string) MiddlewareOption {
+	return func(c *verifierConfig) error {
+		if realm == "" || sanitizeQuoted(realm, len(realm)) != realm {
+			return fmt.Errorf("WithRealm: invalid realm %q", realm)
+		}
+		c.realm = realm
+		return nil
+	}
+}
+
+// validScope reports whether s is a scope token: NQCHAR without space,
+// quote or backslash, so that it fits a quoted challenge attribute as is.
+func validScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b <= ' ' || b >= 0x7f || b == '"' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// TokenVerifier checks agent tokens presented to a tool provider, by
+// introspection (POST /api/v1/agent-tokens/introspect) with a fixed target
+// and required scopes. A TokenVerifier is safe for concurrent use; build one
+// per route (target and scope set) and reuse it.
+//
+// # Cache
+//
+// Positive answers are cached for a short time (WithCache, default 5 s,
+// bounded by WithCacheSize and never past the token's own expiry);
+// negative answers and errors are never cached. This trades revocation
+// latency for gateway load: a token revoked at the gateway keeps working at
+// this service for up to the cache's max age, while a busy service makes one
+// introspection per token and max age instead of one per request. Choose 0
+// (no cache) where immediate revocation matters more than latency.
+// Concurrent requests with the same uncached token share one introspection
+// call, made by the first of them under its own context; each other caller
+// waits only as long as its own context allows, and tries again itself if
+// the first one's request ends before the answer arrives.
+//
+// The cache is keyed by the SHA-256 of the token (with the target and the
+// scopes), never by the token itself.
+//
+// # Failure
+//
+// A gateway that cannot be reached, or that answers with an error, never
+// lets a request through: Verify returns the error, and the middleware
+// answers 503.
+type TokenVerifier struct {
+	client *Client
+	cfg    verifierConfig
+	// keyPrefix encodes target and scopes; the cache key is its SHA-256 with
+	// the token appended.
+	keyPrefix []byte
+	// challenge is the start of every WWW-Authenticate value: `Bearer realm="..."`.
+	challenge string
+	// scopeAttr is `, scope="a b"` for the 403 challenge.
+	scopeAttr string
+
+	mu       sync.Mutex
+	entries  map[[sha256.Size]byte]cachedIntrospection
+	inflight map[[sha256.Size]byte]*introspectionFlight
+}
+
+type cachedIntrospection struct {
+	res   *IntrospectionResult // never handed out; callers get copies
+	until time.Time
+}
+
+// introspectionFlight is one introspection call shared by the callers that
+// asked for the same token meanwhile. res, err and abandoned are written
+// before done is closed and only read after.
+type introspectionFlight struct {
+	done      chan struct{}
+	res       *IntrospectionResult
+	err       error
+	abandoned bool // the leader's context ended the call
+	waiters   int  // callers other than the leader (for tests and debugging)
+}
+
+// NewTokenVerifier returns a TokenVerifier that introspects with client. A
+// nil client or an invalid option is a *ValidationError.
+func NewTokenVerifier(client *Client, opts ...MiddlewareOption) (*TokenVerifier, error) {
+	if client == nil {
+		return nil, validationErr("NewTokenVerifier: nil *Client")
+	}
+	cfg := verifierConfig{
+		maxAge:    DefaultIntrospectionCacheMaxAge,
+		cacheSize: DefaultIntrospectionCacheSize,
+		now:       time.Now,
+		realm:     "agenttrust",
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&cfg); err != nil {
+			return nil, validationErr("invalid token verifier configuration: " + err.Error())
+		}
+	}
+	if cfg.logger == nil {
+		cfg.logger = client.logger
+	}
+	v := &TokenVerifier{
+		client:    client,
+		cfg:       cfg,
+		challenge: `Bearer realm="` + cfg.realm + `"`,
+		entries:   make(map[[sha256.Size]byte]cachedIntrospection),
+		inflight:  make(map[[sha256.Size]byte]*introspectionFlight),
+	}
+	if len(cfg.scopes) > 0 {
+		v.scopeAttr = `, scope="` + strings.Join(cfg.scopes, " ") + `"`
+	}
+	// Length-prefixed parts keep the encoding unambiguous. The scope set is
+	// sorted so that the same set in another order gives the same key.
+	str := func(s string) {
+		v.keyPrefix = binary.AppendUvarint(v.keyPrefix, uint64(len(s)))
+		v.keyPrefix = append(v.keyPrefix, s...)
+	}
+	str(cfg.target)
+	sorted := slices.Clone(cfg.scopes)
+	slices.Sort(sorted)
+	v.keyPrefix = binary.AppendUvarint(v.keyPrefix, uint64(len(sorted)))
+	for _, s := range sorted {
+		str(s)
+	}
+	return v, nil
+}
+
+// cacheKey hashes the token with the target and scopes. Tokens are kept out
+// of the cache in clear on purpose: a map key lives as long as the entry, so
+// live bearer credentials would sit in the heap where a memory dump, a core
+// file or a debugging endpoint could reveal them. A SHA-256 digest cannot be
+// presented as a token, and its fixed size keeps the map cheap.
+func (v *TokenVerifier) cacheKey(token string) [sha256.Size]byte {
+	var buf [256]byte
+	b := append(buf[:0], v.keyPrefix...)
+	b = append(b, token...)
+	k := sha256.Sum256(b)
+	clear(b) // do not leave the token in this stack (or heap) buffer
+	return k
+}
+
+// Verify introspects token and returns the gateway's answer for an active
+// token that carries every required scope. The result is the caller's own
+// copy. A token that is not accepted gives a *TokenRejectedError matching
+// ErrInvalidToken or ErrInsufficientScope; any other error means the
+// gateway could not answer, and must not be read as an allow.
+func (v *TokenVerifier) Verify(ctx context.Context, token string) (*IntrospectionResult, error) {
+	res, err := v.verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return copyIntrospection(res), nil
+}
+
+// verify is Verify returning the shared result, which the caller must copy
+// and never modify. It logs rejections (debug) and gateway failures
+// (warning), never the token.
+func (v *TokenVerifier) verify(ctx context.Context, token string) (*IntrospectionResult, error) {
+	if ctx == nil {
+		return nil, validationErr("nil context")
+	}
+	res, err := v.lookup(ctx, token)
+	if err == nil {
+		return res, nil
+	}
+	var rej *TokenRejectedError
+	switch {
+	case errors.As(err, &rej):
+		v.cfg.logger.DebugContext(ctx, "agenttrust: token rejected", "code", rej.Code,
+			"reason", rej.Reasoning, "missing_scope", rej.MissingScope, "target", v.cfg.target)
+	case ctx.Err() != nil: // the caller went away
+		v.cfg.logger.DebugContext(ctx, "agenttrust: token introspection abandoned", "error", err, "target", v.cfg.target)
+	default:
+		v.cfg.logger.WarnContext(ctx, "agenttrust: token introspection failed; refusing the request", "error", err, "target", v.cfg.target)
+	}
+	return nil, err
+}
+
+func (v *TokenVerifier) lookup(ctx context.Context, token string) (*IntrospectionResult, error) {
+	if reason := checkTokenSyntax(token); reason != "" {
+		return nil, v.rejectInvalid(reason)
+	}
+	key := v.cacheKey(token)
+
+	for {
+		v.mu.Lock()
+		if v.cfg.maxAge > 0 {
+			if e, ok := v.entries[key]; ok {
+				if v.cfg.now().Before(e.until) {
+					v.mu.Unlock()
+					return e.res, nil // entries are never modified once stored
+				}
+				delete(v.entries, key)
+			}
+		}
+		f, ok := v.inflight[key]
+		if !ok {
+			// This caller leads: it introspects on its own goroutine and
+			// under its own context, so a miss costs one round trip and
+			// nothing more, and no work outlives the request.
+			f = &introspectionFlight{done: make(chan struct{})}
+			v.inflight[key] = f
+			v.mu.Unlock()
+			return v.lead(ctx, key, token, f)
+		}
+		f.waiters++
+		v.mu.Unlock()
+
+		select {
+		case <-f.done:
+			if f.abandoned && ctx.Err() == nil {
+				// The leader's request ended before the answer came; this
+				// caller still wants one, so it tries again (and may lead).
+				continue
+			}
+			return f.res, f.err
+		case <-ctx.Done():
+			v.mu.Lock()
+			f.waiters--
+			v.mu.Unlock()
+			return nil, networkErr(ctx.Err())
+		}
+	}
+}
+
+// lead makes the introspection call for f and shares its outcome with the
+// callers waiting on f. A failure caused by the leader's own context ending
+// is marked abandoned, so that waiters retry instead of inheriting it.
+func (v *TokenVerifier) lead(ctx context.Context, key [sha256.Size]byte, token string, f *introspectionFlight) (res *IntrospectionResult, err error) {
+	defer func() {
+		v.mu.Lock()
+		if v.inflight[key] == f {
+			delete(v.inflight, key)
+		}
+		if err == nil && v.cfg.maxAge > 0 {
+			v.storeLocked(key, res) // res is not modified after this point
+		}
+		v.mu.Unlock()
+		f.res, f.err = res, err
+		f.abandoned = err != nil && ctx.Err() != nil
+		close(f.done)
+	}()
+	res, err = v.client.Tokens.Introspect(ctx, TokenIntrospectParams{
+		Token: token, Target: v.cfg.target, RequiredScopes: v.cfg.scopes,
+	})
+	if err == nil {
+		err = v.decide(res, token)
+	}
+	if err != nil {
+		res = nil
+	}
+	return res, err
+}
+
+// decide turns a gateway answer into nil (accepted) or a rejection. The
+// gateway may report a missing scope as an inactive token with a reasoning,
+// or as an active token whose scopes lack one; both are checked.
+func (v *TokenVerifier) decide(res *IntrospectionResult, token string) error {
+	if !res.Active {
+		reason := redactSecret(res.Reasoning, token)
+		if len(v.cfg.scopes) > 0 && strings.Contains(strings.ToLower(reason), "scope") {
+			missing := ""
+			for _, s := range v.cfg.scopes {
+				if strings.Contains(reason, s) {
+					missing = s
+					break
+				}
+			}
+			return v.rejectScope(reason, missing)
+		}
+		if reason == "" {
+			reason = "token is not active"
+		}
+		return v.rejectInvalid(reason)
+	}
+	for _, s := range v.cfg.scopes {
+		if !slices.Contains(res.Scopes, s) {
+			return v.rejectScope("", s)
+		}
+	}
+	return nil
+}
+
+func (v *TokenVerifier) rejectInvalid(reason string) error {
+	return &TokenRejectedError{
+		AgentTrustError: &AgentTrustError{Code: CodeInvalidToken, Message: "Invalid token: " + reason, Details: map[string]any{}},
+		Reasoning:       reason,
+	}
+}
+
+func (v *TokenVerifier) rejectScope(reason, missing string) error {
+	msg := "Insufficient scope"
+	if missing != "" {
+		msg += ": missing " + missing
+	} else if reason != "" {
+		msg += ": " + reason
+	}
+	return &TokenRejectedError{
+		AgentTrustError: &AgentTrustError{Code: CodeInsufficientScope, Message: msg, Details: map[string]any{}},
+		Reasoning:       reason,
+		RequiredScopes:  slices.Clone(v.cfg.scopes),
+		MissingScope:    missing,
+	}
+}
+
+// storeLocked caches a positive answer until the earlier of max age and the
+// token's expiry. Answers without an expiry are not cached: the cache could
+// not promise to stop before the token does.
+func (v *TokenVerifier) storeLocked(key [sha256.Size]byte, res *IntrospectionResult) {
+	if res.ExpiresAt.IsZero() {
+		return
+	}
+	now := v.cfg.now()
+	until := now.Add(v.cfg.maxAge)
+	if res.ExpiresAt.Before(until) {
+		until = res.ExpiresAt
+	}
+	if !now.Before(until) {
+		return
+	}
+	if _, exists := v.entries[key]; !exists && len(v.entries) >= v.cfg.cacheSize {
+		v.evictLocked(now)
+	}
+	v.entries[key] = cachedIntrospection{res: res, until: until}
+}
+
+// evictLocked makes room for one entry by inspecting a sample of entries
+// (map iteration starts at a random place): expired ones are dropped, and if
+// none was, the sampled entry that expires soonest goes. The cost is bounded
+// whatever the cache size.
+func (v *TokenVerifier) evictLocked(now time.Time) {
+	var victim [sha256.Size]byte
+	var soonest time.Time
+	dropped, seen := false, 0
+	for k, e := range v.entries {
+		if !now.Before(e.until) {
+			delete(v.entries, k)
+			dropped = true
+		} else if seen == 0 || e.until.Before(soonest) {
+			victim, soonest = k, e.until
+		}
+		if seen++; seen >= evictSample {
+			break
+		}
+	}
+	if !dropped && seen > 0 {
+		delete(v.entries, victim)
+	}
+}
+
+// checkTokenSyntax returns why token cannot be a bearer token, or "". The
+// syntax is RFC 6750's b64token.
+func checkTokenSyntax(token string) string {
+	if token == "" {
+		return "empty token"
+	}
+	if len(token) > maxTokenLen {
+		return "token too long"
+	}
+	i := 0
+	for ; i < len(token); i++ {
+		b := token[i]
+		if ('a' <= b && b <= 'z') || ('A' <= b && b <= 'Z') || ('0' <= b && b <= '9') ||
+			b == '-' || b == '.' || b == '_' || b == '~' || b == '+' || b == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return "malformed token"
+	}
+	for ; i < len(token); i++ {
+		if token[i] != '=' {
+			return "malformed token"
+		}
+	}
+	return ""
+}
+
+// copyIntrospection returns a copy sharing nothing mutable with r; up to four
+// scopes live in the same allocation.
+func copyIntrospection(r *IntrospectionResult) *IntrospectionResult {
+	if len(r.Scopes) <= 4 {
+		box := &struct {
+			r   IntrospectionResult
+			buf [4]string
+		}{r: *r}
+		n := copy(box.buf[:], r.Scopes)
+		if r.Scopes != nil {
+			box.r.Scopes = box.buf[:n:n]
+		}
+		return &box.r
+	}
+	c := *r
+	c.Scopes = slices.Clone(r.Scopes)
+	return &c
+}
+
+// redactSecret removes secret from s, in case a gateway echoes the token in
+// its reasoning.
+func redactSecret(s, secret string) string {
+	if len(secret) >= 4 && strings.Contains(s, secret) {
+		return strings.ReplaceAll(s, secret, "[redacted]")
+	}
+	return s
+}
+
+type introspectionKey struct{}
+
+// IntrospectionFromContext returns the introspection result RequireToken put
+// in the request context, and whether there was one. The result is the
+// request's own copy.
+func IntrospectionFromContext(ctx context.Context) (*IntrospectionResult, bool) {
+	r, ok := ctx.Value(introspectionKey{}).(*IntrospectionResult)
+	return r, ok && r != nil
+}
+
+// introspectionContext carries the request's own copy of the result, in
+// the same allocation as the context node: a cached request then costs one
+// allocation less than context.WithValue plus a copy. It embeds its parent,
+// so cancellation and other values pass through unchanged.
+type introspectionContext struct {
+	context.Context
+	res IntrospectionResult
+	buf [4]string
+}
+
+func (c *introspectionContext) Value(key any) any {
+	if _, ok := key.(introspectionKey); ok {
+		return &c.res
+	}
+	return c.Context.Value(key)
+}
+
+func (c *introspectionContext) String() string {
+	return "agenttrust.introspectionContext" // never the result: context printing must stay harmless
+}
+
+// withIntrospection returns a child of parent holding a copy of r.
+func withIntrospection(parent context.Context, r *IntrospectionResult) context.Context {
+	c := &introspectionContext{Context: parent, res: *r}
+	if len(r.Scopes) <= len(c.buf) {
+		n := copy(c.buf[:], r.Scopes)
+		if r.Scopes != nil {
+			c.res.Scopes = c.buf[:n:n]
+		}
+	} else {
+		c.res.Scopes = slices.Clone(r.Scopes)
+	}
+	return c
+}
+
+// ContextWithIntrospection returns a copy of ctx carrying r, as RequireToken
+// does; useful in tests of handlers written for the middleware.
+func ContextWithIntrospection(ctx context.Context, r *IntrospectionResult) context.Context {
+	return context.WithValue(ctx, introspectionKey{}, r)
+}
+
+// RequireToken returns net/http middleware that admits only requests with
+// an active AgentTrust token carrying the required scopes, introspected by
+// client with the options' target and scopes. Build one per route when
+// routes need different targets or scopes:
+//
+//	mux.Handle("/tools/read", agenttrust.RequireToken(client, agenttrust.WithRequiredScopes("files:read"))(readHandler))
+//
+// The token is read from "Authorization: Bearer <token>". On success the
+// handler runs with the introspection result in its request context
+// (IntrospectionFromContext). Otherwise the answer is JSON
+// {"error": ..., "error_description": ...} and never echoes the token:
+//
+//   - no bearer credentials: 401 with a bare `Bearer realm="..."` challenge;
+//   - a malformed header or token: 401, error="invalid_request";
+//   - an inactive token (unknown, expired, revoked, wrong target): 401,
+//     error="invalid_token";
+//   - a missing scope: 403, error="insufficient_scope" and the required
+//     scopes in the challenge's scope attribute;
+//   - the gateway unreachable or failing: 503, never an allow.
+//
+// Caching and its trade-off are described at TokenVerifier. An invalid
+// configuration (nil client, bad option) makes every request fail with 500,
+// after logging the reason; use NewTokenVerifier to see the error at start-up.
+func RequireToken(client *Client, opts ...MiddlewareOption) func(http.Handler) http.Handler {
+	v, err := NewTokenVerifier(client, opts...)
+	if err != nil {
+		var logger *slog.Logger
+		var cfg verifierConfig
+		for _, o := range opts {
+			if o != nil {
+				_ = o(&cfg)
+			}
+		}
+		if logger = cfg.logger; logger == nil && client != nil {
+			logger = client.logger
+		}
+		return func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if logger != nil {
+					logger.ErrorContext(r.Context(), "agenttrust: RequireToken is misconfigured; refusing the request", "error", err)
+				}
+				writeAuthError(w, http.StatusInternalServerError, "", "server_error", "token verification is misconfigured")
+			})
+		}
+	}
+	return v.Middleware
+}
+
+// Middleware wraps next so that it runs only for requests with an accepted
+// token; see RequireToken.
+func (v *TokenVerifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, problem := bearerToken(r.Header)
+		switch problem {
+		case "":
+		case problemMissing:
+			v.cfg.logger.DebugContext(r.Context(), "agenttrust: request without bearer token", "status", http.StatusUnauthorized)
+			writeAuthError(w, http.StatusUnauthorized, v.challenge, "unauthorized", "a bearer token is required")
+			return
+		default:
+			v.cfg.logger.DebugContext(r.Context(), "agenttrust: malformed authorization header", "status", http.StatusUnauthorized, "reason", problem)
+			writeAuthError(w, http.StatusUnauthorized,
+				v.challenge+`, error="invalid_request", error_description="`+problem+`"`, "invalid_request", problem)
+			return
+		}
+		res, err := v.verify(r.Context(), token)
+		if err == nil {
+			next.ServeHTTP(w, r.WithContext(withIntrospection(r.Context(), res)))
+			return
+		}
+		var rej *TokenRejectedError
+		if !errors.As(err, &rej) {
+			writeAuthError(w, http.StatusServiceUnavailable, "", "temporarily_unavailable", "token introspection is unavailable")
+			return
+		}
+		desc := sanitizeQuoted(rej.Reasoning, 200)
+		if rej.Code == CodeInsufficientScope {
+			if rej.MissingScope != "" {
+				desc = "missing scope " + rej.MissingScope
+			} else if desc == "" {
+				desc = "the token lacks a required scope"
+			}
+			writeAuthError(w, http.StatusForbidden,
+				v.challenge+`, error="insufficient_scope", error_description="`+desc+`"`+v.scopeAttr, "insufficient_scope", desc)
+			return
+		}
+		if desc == "" {
+			desc = "the token is not active"
+		}
+		writeAuthError(w, http.StatusUnauthorized,
+			v.challenge+`, error="invalid_token", error_description="`+desc+`"`, "invalid_token", desc)
+	})
+}
+
+const problemMissing = "missing"
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>"
+// header. problem is "" on success, problemMissing when there are no bearer
+// credentials (no header, or another scheme: RFC 6750 §3.1 wants a bare
+// challenge then), or a description of what is malformed.
+func bearerToken(h http.Header) (token, problem string) {
+	vals := h["Authorization"]
+	switch len(vals) {
+	case 0:
+		return "", problemMissing
+	case 1:
+	default:
+		return "", "more than one Authorization header"
+	}
+	v := strings.Trim(vals[0], " \t")
+	if v == "" {
+		return "", problemMissing
+	}
+	scheme, rest, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", problemMissing
+	}
+	rest = strings.TrimLeft(rest, " ")
+	if rest == "" {
+		return "", "the bearer token is empty"
+	}
+	if reason := checkTokenSyntax(rest); reason != "" {
+		return "", "the bearer token is malformed"
+	}
+	return rest, ""
+}
+
+// writeAuthError writes a JSON error. challenge, when non-empty, becomes the
+// WWW-Authenticate header. The texts never contain the token.
+func writeAuthError(w http.ResponseWriter, status int, challenge, code, desc string) {
+	h := w.Header()
+	if challenge != "" {
+		h.Set("WWW-Authenticate", challenge)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	body, err := encodeJSON(map[string]string{"error": code, "error_description": desc})
+	if err != nil { // cannot happen with two strings
+		body = []byte(`{"error":"` + code + `"}`)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// sanitizeQuoted keeps the characters RFC 6750 allows in error_description
+// (%x20-21 / %x23-5B / %x5D-7E: printable ASCII without '"' and '\') and
+// cuts the result to max bytes.
+func sanitizeQuoted(s string, max int) string {
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < max; i++ {
+		if c := s[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,282 @@
+package agenttrust_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+)
+
+const introspectEndpoint = "POST /api/v1/agent-tokens/introspect"
+
+// provider is a fake gateway on split listeners, a client for it, and a
+// token issued to an agent with the files:read and files:write capabilities.
+type provider struct {
+	srv     *agenttrusttest.Server
+	client  *agenttrust.Client
+	agentID string
+}
+
+func newProvider(t *testing.T, opts ...agenttrust.Option) *provider {
+	t.Helper()
+	srv := agenttrusttest.NewTestServer(t, agenttrusttest.WithSplitListeners())
+	base := []agenttrust.Option{
+		agenttrust.WithBaseURL(srv.URL()), agenttrust.WithAuthURL(srv.AuthURL()), agenttrust.WithAuditURL(srv.AuditURL()),
+		agenttrust.WithAPIKey(srv.APIKey()), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}),
+		agenttrust.WithTimeout(5 * time.Second),
+	}
+	c, err := agenttrust.New(append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &provider{srv: srv, client: c}
+	p.agentID = srv.SeedAgent(agenttrusttest.AgentSeed{
+		Name: "files-bot", Capabilities: []string{"files:read", "files:write"},
+		Metadata: map[string]any{"allowed_targets": []any{"files-service"}},
+	})
+	return p
+}
+
+func (p *provider) issue(t *testing.T, ttl int, scopes ...string) string {
+	t.Helper()
+	tok, err := p.client.Tokens.Issue(context.Background(), agenttrust.TokenIssueParams{
+		AgentID: p.agentID, Scopes: scopes, TTLSeconds: ttl, NoCache: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Token
+}
+
+func (p *provider) introspections() []map[string]any {
+	var out []map[string]any
+	for _, r := range p.srv.Requests() {
+		if r.Method == http.MethodPost && r.Path == "/api/v1/agent-tokens/introspect" {
+			var m map[string]any
+			_ = json.Unmarshal(r.Body, &m)
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestFakeGatewayValidToken(t *testing.T) {
+	p := newProvider(t)
+	tok := p.issue(t, 300, "files:read")
+	var s seen
+	h := agenttrust.RequireToken(p.client, agenttrust.WithTarget("files-service"),
+		agenttrust.WithRequiredScopes("files:read"))(s.handler())
+	if rec := serve(h, "Bearer "+tok); rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if s.res.AgentID != p.agentID || s.res.OrgID != p.srv.OrgID() || !reflect.DeepEqual(s.res.Scopes, []string{"files:read"}) {
+		t.Errorf("handler saw %+v", s.res)
+	}
+	if !s.res.ExpiresAt.Equal(p.srv.Now().Add(300 * time.Second).Truncate(time.Second)) {
+		t.Errorf("expires_at %v", s.res.ExpiresAt)
+	}
+	in := p.introspections()
+	if len(in) != 1 {
+		t.Fatalf("%d introspections", len(in))
+	}
+	want := map[string]any{"token": tok, "target": "files-service", "required_scopes": []any{"files:read"}}
+	if !reflect.DeepEqual(in[0], want) {
+		t.Errorf("wire body %v, want %v", in[0], want)
+	}
+	// The introspection went to the auth listener.
+	for _, r := range p.srv.Requests() {
+		if strings.HasSuffix(r.Path, "/introspect") && r.Listener != "auth" {
+			t.Errorf("introspection served by %q, want auth", r.Listener)
+		}
+	}
+}
+
+func TestFakeGatewayRejections(t *testing.T) {
+	p := newProvider(t)
+	readOnly := p.issue(t, 300, "files:read")
+	cases := []struct {
+		name   string
+		opts   []agenttrust.MiddlewareOption
+		token  func(t *testing.T) string
+		status int
+		code   string
+		desc   string
+	}{
+		{"unknown", nil, func(*testing.T) string { return "at_never_issued" }, 401, "invalid_token", "unknown token"},
+		{"expired", nil, func(t *testing.T) string {
+			tok := p.issue(t, 30, "files:read")
+			p.srv.Advance(31 * time.Second)
+			return tok
+		}, 401, "invalid_token", "token expired"},
+		{"revoked", nil, func(t *testing.T) string {
+			tok := p.issue(t, 300, "files:read")
+			if err := p.client.Tokens.Revoke(context.Background(), tok, ""); err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}, 401, "invalid_token", "token revoked"},
+		{"wrong target", []agenttrust.MiddlewareOption{agenttrust.WithTarget("billing-service")},
+			func(*testing.T) string { return readOnly }, 401, "invalid_token", "target mismatch"},
+		{"insufficient scope", []agenttrust.MiddlewareOption{agenttrust.WithTarget("files-service"), agenttrust.WithRequiredScopes("files:write")},
+			func(*testing.T) string { return readOnly }, 403, "insufficient_scope", "missing scope files:write"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			var s seen
+			opts := append([]agenttrust.MiddlewareOption{agenttrust.WithMiddlewareLogger(logger)}, tc.opts...)
+			h := agenttrust.RequireToken(p.client, opts...)(s.handler())
+			tok := tc.token(t)
+			rec := serve(h, "Bearer "+tok)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			m := errorBody(t, rec)
+			if m["error"] != tc.code || m["error_description"] != tc.desc {
+				t.Errorf("body %v, want %s / %s", m, tc.code, tc.desc)
+			}
+			ch := rec.Header().Get("WWW-Authenticate")
+			if !strings.Contains(ch, `error="`+tc.code+`"`) {
+				t.Errorf("challenge %q", ch)
+			}
+			if tc.status == 403 && !strings.Contains(ch, `scope="files:write"`) {
+				t.Errorf("403 challenge %q lacks the scope", ch)
+			}
+			if s.count() != 0 {
+				t.Error("the handler ran")
+			}
+			for _, where := range []string{rec.Body.String(), ch, logs.String()} {
+				if strings.Contains(where, tok) {
+					t.Errorf("the token leaked: %s", where)
+				}
+			}
+			if !strings.Contains(logs.String(), tc.desc[:5]) {
+				t.Errorf("the rejection was not logged: %s", logs.String())
+			}
+		})
+	}
+}
+
+// With a cache, a revoked token keeps working until the entry's max age
+// (the documented trade-off), then is refused; the cache follows the
+// injected clock, here the fake gateway's.
+func TestFakeGatewayCachedRevocationLatency(t *testing.T) {
+	p := newProvider(t)
+	tok := p.issue(t, 300, "files:read")
+	var s seen
+	h := agenttrust.RequireToken(p.client, agenttrust.WithCache(5*time.Second),
+		agenttrust.WithMiddlewareClock(p.srv.Now))(s.handler())
+	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	if err := p.client.Tokens.Revoke(context.Background(), tok, "compromised"); err != nil {
+		t.Fatal(err)
+	}
+	p.srv.Advance(4 * time.Second)
+	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
+		t.Fatalf("within max age: status %d, want 200 from the cache", rec.Code)
+	}
+	if n := len(p.introspections()); n != 1 {
+		t.Fatalf("%d introspections, want 1", n)
+	}
+	p.srv.Advance(time.Second)
+	if rec := serve(h, "Bearer "+tok); rec.Code != 401 {
+		t.Fatalf("after max age: status %d, want 401", rec.Code)
+	}
+	// Negative answers are not cached, and nothing re-admits the token.
+	if rec := serve(h, "Bearer "+tok); rec.Code != 401 {
+		t.Fatalf("status %d, want 401", rec.Code)
+	}
+	if n := len(p.introspections()); n != 3 {
+		t.Errorf("%d introspections, want 3", n)
+	}
+}
+
+// A cached entry ends at the token's expiry even when max age is longer.
+func TestFakeGatewayCacheStopsAtExpiry(t *testing.T) {
+	p := newProvider(t)
+	tok := p.issue(t, 3, "files:read")
+	h := agenttrust.RequireToken(p.client, agenttrust.WithCache(time.Hour),
+		agenttrust.WithMiddlewareClock(p.srv.Now))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	p.srv.Advance(2 * time.Second)
+	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	p.srv.Advance(2 * time.Second)
+	rec := serve(h, "Bearer "+tok)
+	if rec.Code != 401 || !strings.Contains(rec.Body.String(), "token expired") {
+		t.Fatalf("past expiry: %d %s, want 401 token expired", rec.Code, rec.Body)
+	}
+	if n := len(p.introspections()); n != 2 {
+		t.Errorf("%d introspections, want 2", n)
+	}
+}
+
+func TestFakeGatewayFaultsGive503(t *testing.T) {
+	faults := map[string]agenttrusttest.Fault{
+		"503":       {Status: 503, RetryAfter: "1"},
+		"500":       {Status: 500},
+		"drop":      {Drop: true},
+		"malformed": {Malformed: true},
+		"latency":   {Latency: 5 * time.Second},
+	}
+	for name, f := range faults {
+		t.Run(name, func(t *testing.T) {
+			p := newProvider(t)
+			tok := p.issue(t, 300, "files:read")
+			p.srv.InjectFault(introspectEndpoint, f)
+			var s seen
+			h := agenttrust.RequireToken(p.client)(s.handler())
+			req, cancel := requestWithTimeout(tok, 200*time.Millisecond)
+			defer cancel()
+			rec := serveRequest(h, req)
+			if rec.Code != http.StatusServiceUnavailable || s.count() != 0 {
+				t.Fatalf("status %d, handler calls %d; want 503 and none", rec.Code, s.count())
+			}
+			if strings.Contains(rec.Body.String(), tok) {
+				t.Error("the token leaked")
+			}
+			// Once the gateway recovers, the same token is admitted: the
+			// failure was not cached.
+			p.srv.ClearFaults()
+			if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
+				t.Errorf("after recovery: %d", rec.Code)
+			}
+		})
+	}
+	t.Run("gateway closed", func(t *testing.T) {
+		p := newProvider(t)
+		tok := p.issue(t, 300, "files:read")
+		p.srv.Close()
+		rec := serve(agenttrust.RequireToken(p.client)(http.NotFoundHandler()), "Bearer "+tok)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("status %d, want 503", rec.Code)
+		}
+	})
+}
+
+func requestWithTimeout(token string, d time.Duration) (*http.Request, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/tools/call", http.NoBody)
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req, cancel
+}
+
+func serveRequest(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}

@@ -1,0 +1,251 @@
+package agenttrust
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// blockingGateway answers introspections only when released, and counts
+// them.
+type blockingGateway struct {
+	*httptest.Server
+	calls     atomic.Int64
+	cancelled atomic.Int64
+	release   chan struct{}
+	once      sync.Once
+}
+
+func newBlockingGateway(t *testing.T) *blockingGateway {
+	g := &blockingGateway{release: make(chan struct{})}
+	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-g.release:
+			_, _ = io.WriteString(w, `{"active":true,"agent_id":"a1","org_id":"o1","scopes":["s"],"expires_at":"2099-01-01T00:00:00Z"}`)
+		case <-r.Context().Done():
+			g.cancelled.Add(1)
+		}
+	}))
+	t.Cleanup(func() { g.open(); g.Close() })
+	return g
+}
+
+func (g *blockingGateway) open() { g.once.Do(func() { close(g.release) }) }
+
+func newInternalVerifier(t *testing.T, url string, opts ...MiddlewareOption) *TokenVerifier {
+	t.Helper()
+	c, err := New(WithBaseURL(url), WithAuthURL(url), WithRetryPolicy(RetryPolicy{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewTokenVerifier(c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// waitWaiters polls until the flight for token has n waiters.
+func waitWaiters(t *testing.T, v *TokenVerifier, token string, n int) {
+	t.Helper()
+	key := v.cacheKey(token)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v.mu.Lock()
+		f := v.inflight[key]
+		got := 0
+		if f != nil {
+			got = f.waiters
+		}
+		v.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// 100 concurrent first requests with one token make one introspection, and
+// all of them are admitted with the shared answer.
+func TestConcurrentFirstRequestsShareOneIntrospection(t *testing.T) {
+	g := newBlockingGateway(t)
+	v := newInternalVerifier(t, g.URL, WithRequiredScopes("s"))
+	const n = 100
+	var admitted atomic.Int64
+	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if res, ok := IntrospectionFromContext(r.Context()); ok && res.AgentID == "a1" {
+			admitted.Add(1)
+		}
+	}))
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.Header.Set("Authorization", "Bearer at_shared")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			codes[i] = rec.Code
+		}(i)
+	}
+	waitWaiters(t, v, "at_shared", n-1) // the leader plus n-1 waiters
+	g.open()
+	wg.Wait()
+	if c := g.calls.Load(); c != 1 {
+		t.Errorf("%d introspections for %d concurrent requests, want 1", c, n)
+	}
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, c)
+		}
+	}
+	if a := admitted.Load(); a != n {
+		t.Errorf("%d handlers saw the result, want %d", a, n)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.inflight) != 0 || len(v.entries) != 1 {
+		t.Errorf("inflight %d entries %d, want 0 and 1", len(v.inflight), len(v.entries))
+	}
+}
+
+func waitCalls(t *testing.T, g *blockingGateway, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); g.calls.Load() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls reached the gateway, want %d", g.calls.Load(), n)
+		}
+	}
+}
+
+// The caller that makes the shared call does so under its own context: when
+// its request ends, the call is cancelled at once, and a caller still
+// waiting makes the call again itself instead of inheriting the
+// cancellation. A waiter that leaves disturbs nobody.
+func TestLeaderCancellation(t *testing.T) {
+	g := newBlockingGateway(t)
+	v := newInternalVerifier(t, g.URL)
+	leaderCtx, cancelLeader := context.WithCancel(context.Background())
+	defer cancelLeader()
+	type outcome struct {
+		res *IntrospectionResult
+		err error
+	}
+	leader := make(chan outcome, 1)
+	go func() { r, err := v.Verify(leaderCtx, "at_tok"); leader <- outcome{r, err} }()
+	waitCalls(t, g, 1)
+
+	quitterCtx, cancelQuitter := context.WithCancel(context.Background())
+	quitter := make(chan error, 1)
+	go func() { _, err := v.Verify(quitterCtx, "at_tok"); quitter <- err }()
+	follower := make(chan outcome, 1)
+	go func() { r, err := v.Verify(context.Background(), "at_tok"); follower <- outcome{r, err} }()
+	waitWaiters(t, v, "at_tok", 2)
+
+	cancelQuitter()
+	if err := <-quitter; !errors.Is(err, context.Canceled) {
+		t.Fatalf("quitter: %v", err)
+	}
+	if g.cancelled.Load() != 0 {
+		t.Fatal("a waiter leaving cancelled the shared call")
+	}
+
+	cancelLeader()
+	if o := <-leader; !errors.Is(o.err, context.Canceled) || !errors.Is(o.err, ErrNetwork) {
+		t.Fatalf("leader: %v", o.err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); g.cancelled.Load() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway call was not cancelled with its leader")
+		}
+	}
+	waitCalls(t, g, 2) // the follower now leads a call of its own
+	g.open()
+	o := <-follower
+	if o.err != nil || o.res == nil || o.res.AgentID != "a1" {
+		t.Fatalf("follower: %v %v", o.res, o.err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.inflight) != 0 || len(v.entries) != 1 {
+		t.Errorf("inflight %d entries %d, want 0 and 1", len(v.inflight), len(v.entries))
+	}
+}
+
+func TestCacheKeySeparatesTargetsAndScopes(t *testing.T) {
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(opts ...MiddlewareOption) [32]byte {
+		v, err := NewTokenVerifier(c, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.cacheKey("at_tok")
+	}
+	base := mk()
+	if mk(WithTarget("x")) == base || mk(WithRequiredScopes("x")) == base {
+		t.Error("target or scopes do not change the key")
+	}
+	if mk(WithRequiredScopes("a", "b")) != mk(WithRequiredScopes("b", "a")) {
+		t.Error("the scope order changes the key")
+	}
+	if mk(WithRequiredScopes("a:b")) == mk(WithRequiredScopes("a", "b")) {
+		t.Error("scope boundaries are ambiguous")
+	}
+	if mk(WithTarget("ab")) == mk(WithTarget("a"), WithRequiredScopes("b")) {
+		t.Error("target and scope boundaries are ambiguous")
+	}
+}
+
+func TestEvictionPrefersExpiredEntries(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c, _ := New()
+	v, err := NewTokenVerifier(c, WithCacheSize(3), WithCache(time.Minute), WithMiddlewareClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := func(exp time.Time) *IntrospectionResult { return &IntrospectionResult{Active: true, ExpiresAt: exp} }
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.storeLocked(v.cacheKey("at_a"), res(now.Add(time.Hour)))
+	v.storeLocked(v.cacheKey("at_b"), res(now.Add(time.Second))) // soonest
+	v.storeLocked(v.cacheKey("at_c"), res(now.Add(time.Hour)))
+	v.storeLocked(v.cacheKey("at_d"), res(now.Add(time.Hour)))
+	if _, ok := v.entries[v.cacheKey("at_b")]; ok || len(v.entries) != 3 {
+		t.Errorf("the soonest-expiring entry was not the victim (size %d)", len(v.entries))
+	}
+	now = now.Add(2 * time.Minute) // everything expired
+	v.storeLocked(v.cacheKey("at_e"), res(now.Add(time.Hour)))
+	if len(v.entries) != 1 {
+		t.Errorf("expired entries kept: size %d, want 1", len(v.entries))
+	}
+	v.storeLocked(v.cacheKey("at_f"), res(now)) // already expired: not stored
+	if _, ok := v.entries[v.cacheKey("at_f")]; ok {
+		t.Error("an expired answer was cached")
+	}
+	v.storeLocked(v.cacheKey("at_g"), &IntrospectionResult{Active: true}) // no expiry: not stored
+	if _, ok := v.entries[v.cacheKey("at_g")]; ok {
+		t.Error("an answer without expiry was cached")
+	}
+	for i := 0; i < 100; i++ {
+		v.storeLocked(v.cacheKey(string(rune('a'+i%26))+"_"+string(rune('a'+i/26))), res(now.Add(time.Duration(i+1)*time.Minute)))
+		if len(v.entries) > 3 {
+			t.Fatalf("size %d after %d inserts, bound 3", len(v.entries), i+1)
+		}
+	}
+}
