@@ -225,8 +225,10 @@ func New(opts ...Option) (*Client, error) {
 	return newClient(cfg)
 }
 
+// configErr wraps a configuration failure, keeping its cause so that, for
+// example, errors.Is(err, fs.ErrNotExist) works for a missing config file.
 func configErr(err error) error {
-	return validationErr("invalid configuration: " + err.Error())
+	return NewError(CodeValidation, "invalid configuration: "+err.Error(), err)
 }
 
 func newClient(cfg config) (*Client, error) {
