@@ -81,8 +81,11 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		Idempotent: r.idempotent,
 	})
 	if err != nil {
-		if errors.Is(err, transport.ErrBodyTooLarge) {
-			return nil, NewError(CodeDecode, "Decode error: "+err.Error(), err)
+		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {
+			// Not a network failure: the response arrived but is too large
+			// to decode. Keep its status and request id (WIRE.md §4.3).
+			return nil, decodeErr(&response{status: resp.Status, header: resp.Header,
+				requestID: resp.Header.Get("X-Request-Id")}, err)
 		}
 		return nil, redact(networkErr(err), key, r.secrets)
 	}
