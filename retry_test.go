@@ -14,12 +14,15 @@ import (
 // idempotentCalls are the calls safe to repeat; each must be retried.
 func idempotentCalls(c *Client) map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
-		"GET Agents.Get":     func(ctx context.Context) error { _, err := c.Agents.Get(ctx, "a1"); return err },
-		"GET Agents.List":    func(ctx context.Context) error { _, err := c.Agents.List(ctx, nil); return err },
-		"GET Health":         func(ctx context.Context) error { _, err := c.Health(ctx); return err },
-		"GET Approvals.Get":  func(ctx context.Context) error { _, err := c.Approvals.Get(ctx, "ap"); return err },
-		"GET GetSession":     func(ctx context.Context) error { _, err := c.Sessions.GetSession(ctx, "s"); return err },
-		"POST Actions.Check": func(ctx context.Context) error { _, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}); return err },
+		"GET Agents.Get":    func(ctx context.Context) error { _, err := c.Agents.Get(ctx, "a1"); return err },
+		"GET Agents.List":   func(ctx context.Context) error { _, err := c.Agents.List(ctx, nil); return err },
+		"GET Health":        func(ctx context.Context) error { _, err := c.Health(ctx); return err },
+		"GET Approvals.Get": func(ctx context.Context) error { _, err := c.Approvals.Get(ctx, "ap"); return err },
+		"GET GetSession":    func(ctx context.Context) error { _, err := c.Sessions.GetSession(ctx, "s"); return err },
+		"POST Actions.Check": func(ctx context.Context) error {
+			_, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
+			return err
+		},
 		"POST Introspect": func(ctx context.Context) error {
 			_, err := c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: "at_x"})
 			return err
@@ -30,7 +33,10 @@ func idempotentCalls(c *Client) map[string]func(context.Context) error {
 // nonIdempotentCalls must never be re-sent once written.
 func nonIdempotentCalls(c *Client) map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
-		"Agents.Create": func(ctx context.Context) error { _, err := c.Agents.Create(ctx, AgentCreateParams{Name: "n"}); return err },
+		"Agents.Create": func(ctx context.Context) error {
+			_, err := c.Agents.Create(ctx, AgentCreateParams{Name: "n"})
+			return err
+		},
 		"Agents.Revoke": func(ctx context.Context) error { return c.Agents.Revoke(ctx, "a1", "") },
 		"Tokens.Issue": func(ctx context.Context) error {
 			_, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: "a1"})
@@ -40,10 +46,13 @@ func nonIdempotentCalls(c *Client) map[string]func(context.Context) error {
 			_, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: "a1", NoCache: true})
 			return err
 		},
-		"Tokens.Revoke":    func(ctx context.Context) error { return c.Tokens.Revoke(ctx, "at_x", "") },
-		"Telemetry.Report": func(ctx context.Context) error { _, err := c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: "a"}); return err },
-		"InitSession":      func(ctx context.Context) error { _, err := c.Sessions.InitSession(ctx, "a", "s"); return err },
-		"InitAPISession":   func(ctx context.Context) error { _, err := c.Sessions.InitAPISession(ctx, "t"); return err },
+		"Tokens.Revoke": func(ctx context.Context) error { return c.Tokens.Revoke(ctx, "at_x", "") },
+		"Telemetry.Report": func(ctx context.Context) error {
+			_, err := c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: "a"})
+			return err
+		},
+		"InitSession":    func(ctx context.Context) error { _, err := c.Sessions.InitSession(ctx, "a", "s"); return err },
+		"InitAPISession": func(ctx context.Context) error { _, err := c.Sessions.InitAPISession(ctx, "t"); return err },
 		"Approvals.Approve": func(ctx context.Context) error {
 			_, err := c.Approvals.Approve(ctx, "ap", "")
 			return err
