@@ -295,7 +295,10 @@ func TestCacheWaitersShareError(t *testing.T) {
 	errs := make([]error, 5)
 	for i := range errs {
 		wg.Add(1)
-		go func(i int) { defer wg.Done(); _, errs[i] = c.Tokens.Issue(context.Background(), TokenIssueParams{AgentID: "a"}) }(i)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = c.Tokens.Issue(context.Background(), TokenIssueParams{AgentID: "a"})
+		}(i)
 	}
 	time.Sleep(30 * time.Millisecond)
 	close(release)
