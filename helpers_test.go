@@ -310,3 +310,5 @@ func checkHeaders(t testing.TB, r recReq, key string) {
 		}
 	}
 }
+
+func jsonDecode(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }
