@@ -285,6 +285,7 @@ func newClient(cfg config) (*Client, error) {
 	c.Telemetry = (*TelemetryService)(&c.common)
 	c.Sessions = (*SessionsService)(&c.common)
 	c.Approvals = (*ApprovalsService)(&c.common)
+	c.tokens.fetch = c.Tokens.issue
 	c.initProtocols()
 	return c, nil
 }

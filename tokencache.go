@@ -20,6 +20,9 @@ const (
 type tokenCache struct {
 	now func() time.Time
 	max int
+	// fetch issues a token on a miss. It is bound once, in newClient: a
+	// method value built per call would cost an allocation on every hit.
+	fetch func(context.Context, TokenIssueParams) (*Token, error)
 
 	mu       sync.Mutex
 	entries  map[string]*cacheEntry
@@ -77,7 +80,7 @@ func fresh(exp, now time.Time) bool {
 
 // get returns a copy of a cached token, or fetches one, sharing the fetch
 // with concurrent callers of the same key.
-func (c *tokenCache) get(ctx context.Context, p TokenIssueParams, fetch func(context.Context, TokenIssueParams) (*Token, error)) (*Token, error) {
+func (c *tokenCache) get(ctx context.Context, p TokenIssueParams) (*Token, error) {
 	var buf [128]byte
 	kb := appendKey(buf[:0], &p)
 
@@ -98,7 +101,7 @@ func (c *tokenCache) get(ctx context.Context, p TokenIssueParams, fetch func(con
 		gen := c.gen
 		// The shared fetch must not die with the first caller's ctx: it runs
 		// detached from cancellation, bounded by the client timeout.
-		go c.run(context.WithoutCancel(ctx), key, gen, p, f, fetch)
+		go c.run(context.WithoutCancel(ctx), key, gen, p, f)
 	}
 	c.mu.Unlock()
 
@@ -113,8 +116,8 @@ func (c *tokenCache) get(ctx context.Context, p TokenIssueParams, fetch func(con
 	}
 }
 
-func (c *tokenCache) run(ctx context.Context, key string, gen uint64, p TokenIssueParams, f *flight, fetch func(context.Context, TokenIssueParams) (*Token, error)) {
-	tok, err := fetch(ctx, p)
+func (c *tokenCache) run(ctx context.Context, key string, gen uint64, p TokenIssueParams, f *flight) {
+	tok, err := c.fetch(ctx, p)
 	c.mu.Lock()
 	delete(c.inflight, key)
 	if err == nil && c.gen == gen && !tok.ExpiresAt.IsZero() && fresh(tok.ExpiresAt, c.now()) {
