@@ -1,0 +1,233 @@
+package agenttrusttest
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+type provider struct {
+	ID                    string `json:"id"`
+	OrgID                 string `json:"org_id"`
+	Issuer                string `json:"issuer"`
+	Name                  string `json:"name"`
+	JWKSURI               string `json:"jwks_uri"`
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
+	TrustLevel            string `json:"trust_level"`
+	Status                string `json:"status"`
+	CreatedAt             ts     `json:"created_at"`
+	UpdatedAt             ts     `json:"updated_at"`
+}
+
+type fedToken struct {
+	issuer    string
+	agentID   string
+	expiresAt time.Time
+}
+
+// AddFederatedToken makes token known to federation introspection and
+// sessions, as if issuer had issued it for agentID until expiresAt. The
+// fake validates no external token cryptographically; it knows only the
+// tokens added here and those it issued itself.
+func (s *Server) AddFederatedToken(token, issuer, agentID string, expiresAt time.Time) {
+	s.mu.Lock()
+	s.st.fedTokens[token] = &fedToken{issuer: issuer, agentID: agentID, expiresAt: expiresAt}
+	s.mu.Unlock()
+}
+
+type registerProviderRequest struct {
+	Issuer     string  `json:"issuer" wire:"always,nonempty"`
+	Name       string  `json:"name" wire:"always,nonempty"`
+	TrustLevel *string `json:"trust_level"`
+}
+
+func (s *Server) registerProvider(c *call) {
+	var req registerProviderRequest
+	if !c.decode(&req) {
+		return
+	}
+	trust := "medium"
+	if req.TrustLevel != nil {
+		trust = *req.TrustLevel
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.st.providers {
+		if p.OrgID == c.org && p.Issuer == req.Issuer {
+			c.fail(http.StatusConflict, fmt.Sprintf("provider for issuer %q already exists", req.Issuer))
+			return
+		}
+	}
+	now := ts(s.Now())
+	base := strings.TrimRight(req.Issuer, "/")
+	p := &provider{
+		ID: s.st.nextID("fp"), OrgID: c.org, Issuer: req.Issuer, Name: req.Name,
+		JWKSURI: base + "/.well-known/jwks.json", AuthorizationEndpoint: base + "/authorize",
+		TokenEndpoint: base + "/token", TrustLevel: trust, Status: "active",
+		CreatedAt: now, UpdatedAt: now,
+	}
+	s.st.providers[p.ID] = p
+	s.st.provOrder = append(s.st.provOrder, p.ID)
+	c.reply(http.StatusCreated, map[string]any{"provider": *p})
+}
+
+// listProviders wraps every element in "provider", as WIRE §3.2 allows.
+func (s *Server) listProviders(c *call) {
+	s.mu.Lock()
+	out := []any{}
+	for _, id := range s.st.provOrder {
+		if p := s.st.providers[id]; p.OrgID == c.org {
+			out = append(out, map[string]any{"provider": *p})
+		}
+	}
+	s.mu.Unlock()
+	c.reply(http.StatusOK, map[string]any{"providers": out})
+}
+
+func (s *Server) deleteProvider(c *call) {
+	id := c.param("provider_id")
+	s.mu.Lock()
+	_, ok := s.st.providers[id]
+	if ok {
+		delete(s.st.providers, id)
+		s.st.provOrder = removeString(s.st.provOrder, id)
+	}
+	s.mu.Unlock()
+	if !ok {
+		c.fail(http.StatusNotFound, "provider not found")
+		return
+	}
+	c.noContent()
+}
+
+type federationTokenRequest struct {
+	Token      string `json:"token" wire:"always"`
+	IssuerHint string `json:"issuer_hint" wire:"truthy"`
+}
+
+// fedLookupLocked returns the token or why it is inactive.
+func (s *Server) fedLookupLocked(req federationTokenRequest, now time.Time) (*fedToken, string) {
+	t, ok := s.st.fedTokens[req.Token]
+	switch {
+	case !ok:
+		return nil, "unknown token"
+	case now.After(t.expiresAt):
+		return nil, "token expired"
+	case req.IssuerHint != "" && req.IssuerHint != t.issuer:
+		return nil, "issuer mismatch"
+	}
+	return t, ""
+}
+
+func (s *Server) federationIntrospect(c *call) { s.federationCheck(c, "active") }
+
+// federationVerify is the legacy path; it answers "valid" instead of "active".
+func (s *Server) federationVerify(c *call) { s.federationCheck(c, "valid") }
+
+func (s *Server) federationCheck(c *call, flag string) {
+	var req federationTokenRequest
+	if !c.decode(&req) {
+		return
+	}
+	s.mu.Lock()
+	t, why := s.fedLookupLocked(req, s.Now())
+	s.mu.Unlock()
+	if t == nil {
+		c.reply(http.StatusOK, map[string]any{flag: false, "error": why})
+		return
+	}
+	c.reply(http.StatusOK, map[string]any{
+		flag: true, "agent_id": t.agentID, "issuer": t.issuer, "expires_at": ts(t.expiresAt),
+	})
+}
+
+// federationSession needs an active federated token whose issuer is a
+// registered provider of the caller's org.
+func (s *Server) federationSession(c *call) {
+	var req federationTokenRequest
+	if !c.decode(&req) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, why := s.fedLookupLocked(req, s.Now())
+	if t == nil {
+		c.fail(http.StatusUnauthorized, "federated token inactive: "+why)
+		return
+	}
+	var prov *provider
+	for _, p := range s.st.providers {
+		if p.OrgID == c.org && p.Issuer == t.issuer {
+			prov = p
+		}
+	}
+	if prov == nil {
+		c.fail(http.StatusForbidden, fmt.Sprintf("no federation provider registered for issuer %q", t.issuer))
+		return
+	}
+	se := s.newSessionLocked("federation", t.agentID, c.org, []string{"federation:invoke"})
+	se.ProviderID, se.Issuer, se.TrustLevel = prov.ID, prov.Issuer, prov.TrustLevel
+	c.reply(http.StatusOK, *se)
+}
+
+type issueIDTokenRequest struct {
+	AgentID  string   `json:"agent_id" wire:"always,nonempty"`
+	Audience string   `json:"audience" wire:"truthy"`
+	Scopes   []string `json:"scopes" wire:"truthy"`
+	TTL      int64    `json:"ttl" wire:"truthy"`
+}
+
+// issueIDToken mints an EdDSA-signed JWT whose issuer is the gateway URL.
+// The token is also known to federation introspection afterwards.
+func (s *Server) issueIDToken(c *call) {
+	var req issueIDTokenRequest
+	if !c.decode(&req) {
+		return
+	}
+	if req.TTL < 0 {
+		c.fail(http.StatusBadRequest, `key "ttl" must be a positive number of seconds`)
+		return
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = 300
+	}
+	now := s.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if status, msg := s.agentErrLocked(req.AgentID); status != 0 {
+		c.fail(status, msg)
+		return
+	}
+	if sc, bad := firstOutside(req.Scopes, s.st.agents[req.AgentID].Capabilities); bad {
+		c.fail(http.StatusForbidden, fmt.Sprintf("scope %q is not within the agent's capabilities", sc))
+		return
+	}
+	exp := now.Add(time.Duration(ttl) * time.Second)
+	claims := map[string]any{
+		"iss": s.gwURL, "sub": req.AgentID, "iat": now.Unix(), "exp": exp.Unix(),
+		"jti": s.st.nextID("idt"),
+	}
+	if req.Audience != "" {
+		claims["aud"] = req.Audience
+	}
+	if len(req.Scopes) > 0 {
+		claims["scope"] = strings.Join(req.Scopes, " ")
+	}
+	jwt := s.signJWT(claims)
+	s.st.fedTokens[jwt] = &fedToken{issuer: s.gwURL, agentID: req.AgentID, expiresAt: exp}
+	c.reply(http.StatusOK, map[string]any{"id_token": jwt, "expires_in": ttl, "expires_at": ts(exp)})
+}
+
+func (s *Server) signJWT(claims map[string]any) string {
+	enc := base64.RawURLEncoding
+	header := enc.EncodeToString([]byte(`{"alg":"EdDSA","typ":"JWT","kid":"` + cardKeyID + `"}`))
+	payload, _ := json.Marshal(claims)
+	input := header + "." + enc.EncodeToString(payload)
+	return input + "." + enc.EncodeToString(ed25519.Sign(s.cardKey, []byte(input)))
+}

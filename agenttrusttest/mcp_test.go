@@ -1,0 +1,105 @@
+package agenttrusttest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+)
+
+// rpcRecorder is a loopback JSON-RPC server that records what reaches it.
+type rpcRecorder struct {
+	mu      sync.Mutex
+	bodies  []string
+	headers []http.Header
+}
+
+func (rr *rpcRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rr.mu.Lock()
+	rr.bodies = append(rr.bodies, string(body))
+	rr.headers = append(rr.headers, r.Header.Clone())
+	rr.mu.Unlock()
+	var env struct {
+		ID     int    `json:"id"`
+		Method string `json:"method"`
+	}
+	_ = json.Unmarshal(body, &env)
+	w.Header().Set("Content-Type", "application/json")
+	if env.Method == "boom" {
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, `{"error": "upstream broke"}`)
+		return
+	}
+	fmt.Fprintf(w, `{"jsonrpc": "2.0", "id": %d, "result": {"tools": [{"name": "echo"}], "method": %q}}`, env.ID, env.Method)
+}
+
+func TestMCPProxy(t *testing.T) {
+	rec := &rpcRecorder{}
+	upstream := httptest.NewServer(rec)
+	defer upstream.Close()
+
+	srv := NewTestServer(t)
+	c := newClient(t, srv)
+	agentID := srv.CreateAgent("bot")
+
+	reg := c.gw("POST", "/mcp/servers", fmt.Sprintf(`{"name": "tools", "url": %q, "capabilities": []}`, upstream.URL)).must(t, 201)
+	serverID := reg.str("id")
+	if serverID == "" || reg.str("url") != upstream.URL || reg.str("org_id") != DefaultOrgID {
+		t.Fatalf("register %s", reg.raw)
+	}
+	if l := c.gw("GET", "/mcp/servers", "").must(t, 200); len(l.json["servers"].([]any)) != 1 {
+		t.Fatalf("list %s", l.raw)
+	}
+
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"q":"<&>"}}}`
+	call := func(body string, hdr map[string]string) resp {
+		return c.doHeaders("POST", srv.URL()+"/mcp/"+serverID, body, hdr)
+	}
+	r := call(body, map[string]string{"X-Agent-ID": agentID, "x-session-id": "sess-9"}).must(t, 200)
+	if r.json["result"].(map[string]any)["method"] != "tools/call" {
+		t.Fatalf("reply %s", r.raw)
+	}
+	rec.mu.Lock()
+	gotBody, gotHdr := rec.bodies[0], rec.headers[0]
+	rec.mu.Unlock()
+	if gotBody != body {
+		t.Fatalf("forwarded body %q, want %q", gotBody, body)
+	}
+	if gotHdr.Get("X-Agent-ID") != agentID || gotHdr.Get("X-Session-ID") != "sess-9" || gotHdr.Get("X-API-Key") != "" {
+		t.Fatalf("forwarded headers %v", gotHdr)
+	}
+
+	// The upstream status and body come back as they are.
+	r = call(`{"jsonrpc":"2.0","id":1,"method":"boom"}`, map[string]string{"X-Agent-ID": agentID}).must(t, 500)
+	if r.errMsg() != "upstream broke" {
+		t.Fatalf("passthrough %s", r.raw)
+	}
+	// Agent identity is required.
+	call(body, nil).must(t, 403)
+	call(body, map[string]string{"X-Agent-ID": "nobody"}).must(t, 403)
+	// Envelope strictness.
+	if r := call(`{"jsonrpc":"2.0","id":1,"method":"x","params":null}`, map[string]string{"X-Agent-ID": agentID}); r.status != 400 || r.errMsg() != `key "params" must be a JSON value` {
+		t.Fatalf("null params: %d %s", r.status, r.raw)
+	}
+	call(`{"jsonrpc":"1.0","id":1,"method":"x"}`, map[string]string{"X-Agent-ID": agentID}).must(t, 400)
+	c.doHeaders("POST", srv.URL()+"/mcp/mcp-404", body, map[string]string{"X-Agent-ID": agentID}).must(t, 404)
+
+	// An unreachable server is a 502.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	deadID := c.gw("POST", "/mcp/servers", fmt.Sprintf(`{"name": "dead", "url": %q}`, dead)).must(t, 201).str("id")
+	c.doHeaders("POST", srv.URL()+"/mcp/"+deadID, body, map[string]string{"X-Agent-ID": agentID}).must(t, 502)
+
+	c.gw("DELETE", "/mcp/servers/"+serverID, "").must(t, 204)
+	c.gw("DELETE", "/mcp/servers/"+serverID, "").must(t, 404)
+	c.gw("POST", "/mcp/servers", `{"name": "bad", "url": "not a url"}`).must(t, 400)
+}

@@ -1,0 +1,41 @@
+package agenttrusttest
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+type telemetryEvent struct {
+	EventType  string `json:"event_type" wire:"always,nonempty"`
+	ToolName   string `json:"tool_name" wire:"always"`
+	DurationMs *int64 `json:"duration_ms"`
+	Success    *bool  `json:"success"`
+	Timestamp  string `json:"timestamp" wire:"always"`
+	ErrorType  string `json:"error_type" wire:"truthy"`
+}
+
+type reportRequest struct {
+	AgentID   string           `json:"agent_id" wire:"always"`
+	SessionID string           `json:"session_id" wire:"always"`
+	Events    []telemetryEvent `json:"events" wire:"always"`
+}
+
+// report accepts a telemetry batch. Events are held to the event shape of
+// WIRE §5.4 (known keys only, timestamps in RFC 3339).
+func (s *Server) report(c *call) {
+	var req reportRequest
+	if !c.decode(&req) {
+		return
+	}
+	for i, e := range req.Events {
+		if _, err := time.Parse(time.RFC3339Nano, e.Timestamp); err != nil {
+			c.fail(http.StatusBadRequest, fmt.Sprintf("key %q must be an RFC 3339 timestamp", fmt.Sprintf("events[%d].timestamp", i)))
+			return
+		}
+	}
+	s.mu.Lock()
+	s.st.batches = append(s.st.batches, c.body)
+	s.mu.Unlock()
+	c.reply(http.StatusOK, map[string]any{"accepted": true, "events_processed": len(req.Events)})
+}

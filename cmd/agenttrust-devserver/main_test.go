@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// started runs the dev server in the background and returns its printed
+// URL and key, and a channel with run's result.
+func started(t *testing.T, ctx context.Context, args ...string) (url, key string, done chan error) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	done = make(chan error, 1)
+	go func() {
+		err := run(ctx, args, pw, io.Discard)
+		pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		line := sc.Text()
+		if u, ok := strings.CutPrefix(line, "AgentTrust fake gateway listening on "); ok {
+			url = u
+		}
+		if k, ok := strings.CutPrefix(line, "API key: "); ok {
+			key = k
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if url == "" || key == "" {
+		t.Fatalf("no banner (url %q, key %q): %v", url, key, <-done)
+	}
+	return url, key, done
+}
+
+func post(t *testing.T, hc *http.Client, url, key, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("X-API-Key", key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestDevServerPolicyAndShutdown(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"deny": {"rm": "destructive tool"}, "elevation": ["deploy"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url, key, done := started(t, ctx, "-addr", "127.0.0.1:0", "-policy", policy, "-api-key", "sk_test_fixed")
+	if key != "sk_test_fixed" {
+		t.Fatalf("key %q", key)
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+
+	// The check goes to an unknown agent first, so seed one over HTTP.
+	status, body := post(t, hc, url+"/api/v1/agents", key, `{"name": "bot", "framework": "custom", "capabilities": [], "metadata": {}}`)
+	if status != 201 {
+		t.Fatalf("create agent: %d %s", status, body)
+	}
+	id := body[strings.Index(body, `"id":"`)+6:]
+	id = id[:strings.Index(id, `"`)]
+	check := func(tool string) string {
+		_, b := post(t, hc, url+"/api/v1/agenttrust/check", key, `{"agent_id": "`+id+`", "session_id": "", "action_name": "`+tool+`", "action_source": "api", "action_input_summary": ""}`)
+		return b
+	}
+	if b := check("rm"); !strings.Contains(b, `"reason":"destructive tool"`) || !strings.Contains(b, `"allowed":false`) {
+		t.Fatalf("deny: %s", b)
+	}
+	if b := check("deploy"); !strings.Contains(b, `"elevation_required":true`) {
+		t.Fatalf("elevation: %s", b)
+	}
+	if b := check("ls"); !strings.Contains(b, `"allowed":true`) {
+		t.Fatalf("allow: %s", b)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("dev server did not stop")
+	}
+	if _, err := hc.Get(url + "/health"); err == nil {
+		t.Fatal("server still answering after shutdown")
+	}
+}
+
+func TestDevServerStopsOnSIGINT(t *testing.T) {
+	url, _, done := started(t, context.Background(), "-addr", "127.0.0.1:0", "-split")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("dev server ignored SIGINT")
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	if _, err := (&http.Client{Transport: tr}).Get(url + "/health"); err == nil {
+		t.Fatal("server still answering after SIGINT")
+	}
+}
+
+func TestDevServerBadPolicy(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"deny": {}, "elevate": ["x"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-addr", "127.0.0.1:0", "-policy", bad},
+		{"-addr", "127.0.0.1:0", "-policy", filepath.Join(dir, "missing.json")},
+		{"-addr", "not an address"},
+		{"-nope"},
+		{"-addr", "127.0.0.1:0", "extra"},
+	} {
+		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
+			t.Errorf("run %q succeeded", args)
+		}
+	}
+}
