@@ -3,6 +3,7 @@ package agenttrust
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +183,10 @@ func TestEveryMethodWire(t *testing.T) {
 				return
 			}
 			assertBody(t, r.Body, tc.body)
+			// Keys go out in the order of the WIRE.md tables (RECOMMENDED).
+			if got, want := keyOrder(t, r.Body), keyOrder(t, []byte(tc.body)); !reflect.DeepEqual(got, want) {
+				t.Errorf("key order %v, want %v", got, want)
+			}
 			if bytesContainAny(r.Body, `\u003c`, `\u003e`, `\u0026`) {
 				t.Errorf("body is HTML-escaped: %s", r.Body)
 			}
