@@ -405,3 +405,31 @@ func wantDecode(t testing.TB, err error) {
 		t.Errorf("message %q", de.Message)
 	}
 }
+
+func TestSetAPIKeyWhileRequestsInFlight(t *testing.T) {
+	keys := map[string]bool{testKey: true, "sk_live_rotated_1": true, "sk_live_rotated_2": true}
+	var bad atomic.Int32
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if !keys[r.Header.Get("X-Api-Key")] { // every request carries one whole key
+			bad.Add(1)
+		}
+		w.Write([]byte(`{"status":"ok"}`))
+	})
+	c := newTestClient(t, srv.URL)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			c.SetAPIKey([]string{"sk_live_rotated_1", "sk_live_rotated_2"}[i%2])
+		}
+	}()
+	for i := 0; i < 50; i++ {
+		if _, err := c.Health(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if bad.Load() != 0 {
+		t.Errorf("%d requests with a torn or unknown key", bad.Load())
+	}
+}
