@@ -238,8 +238,10 @@ func New(opts ...Option) (*Client, error) {
 	return newClient(cfg)
 }
 
+// configErr wraps a configuration failure, keeping its cause so that, for
+// example, errors.Is(err, fs.ErrNotExist) works for a missing config file.
 func configErr(err error) error {
-	return validationErr("invalid configuration: " + err.Error())
+	return NewError(CodeValidation, "invalid configuration: "+err.Error(), err)
 }
 
 func newClient(cfg config) (*Client, error) {
@@ -296,6 +298,7 @@ func newClient(cfg config) (*Client, error) {
 	c.Telemetry = (*TelemetryService)(&c.common)
 	c.Sessions = (*SessionsService)(&c.common)
 	c.Approvals = (*ApprovalsService)(&c.common)
+	c.tokens.fetch = c.Tokens.issue
 	c.initProtocols()
 	return c, nil
 }
@@ -363,9 +366,24 @@ func parseBaseURL(what, raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// redactURL hides a password in user info, for error messages.
+// redactURL hides a password in user info, for error messages. A URL that
+// does not parse, or parses oddly ("user:pass@host" has the scheme "user"),
+// is exactly the one that ends up in an error, so for it everything between
+// "//" and the last "@" is hidden.
 func redactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.Host == "" {
+		at := strings.LastIndexByte(raw, '@')
+		if at < 0 {
+			return raw
+		}
+		start := strings.Index(raw, "//") + 2
+		if start < 2 || start > at {
+			start = 0
+		}
+		return raw[:start] + "xxxxx" + raw[at:]
+	}
+	if u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 			return u.String()
@@ -476,13 +494,14 @@ func (c *Client) SetAPIKey(key string) {
 	c.tokens.clear()
 }
 
-// String describes the Client without its API key.
+// String describes the Client without its API key or URL passwords.
 func (c *Client) String() string {
 	key := "none"
 	if *c.apiKey.Load() != "" {
 		key = "set"
 	}
-	return "agenttrust.Client{base: " + c.baseURL + ", auth: " + c.authURL + ", audit: " + c.auditURL + ", api key: " + key + "}"
+	return "agenttrust.Client{base: " + redactURL(c.baseURL) + ", auth: " + redactURL(c.authURL) +
+		", audit: " + redactURL(c.auditURL) + ", api key: " + key + "}"
 }
 
 // GoString is String, so that %#v does not print the API key either.

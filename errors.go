@@ -77,11 +77,13 @@ type AgentTrustError struct {
 	// has one (WIRE.md §4.2).
 	Message string
 	// Details is the error body when it is a JSON object, or
-	// {"message": text} for a non-JSON body; empty otherwise.
+	// {"message": text} for a non-JSON body; empty otherwise. The API key and
+	// tokens of the request are redacted from its strings.
 	Details map[string]any
 	// RequestID is the X-Request-ID response header, when present.
 	RequestID string
-	// Body is the raw response body (at most 1 MiB of an error body).
+	// Body is the raw response body (at most 1 MiB of an error body). It is
+	// not redacted: a server that echoes credentials echoes them here.
 	Body []byte
 	// RetryAfter is the parsed Retry-After header of a 429; 0 when absent.
 	RetryAfter time.Duration
@@ -101,6 +103,15 @@ func (e *AgentTrustError) Error() string {
 		s += ", request " + e.RequestID
 	}
 	return s + ")"
+}
+
+// GoString makes %#v print the error's identifying fields only. Details and
+// Body hold the server's answer, which may echo a key or a token, so they are
+// left out; read them from the fields.
+func (e *AgentTrustError) GoString() string {
+	return "&agenttrust.AgentTrustError{Status:" + strconv.Itoa(e.Status) + ", Code:" + strconv.Quote(e.Code) +
+		", Message:" + strconv.Quote(e.Message) + ", RequestID:" + strconv.Quote(e.RequestID) +
+		", RetryAfter:" + e.RetryAfter.String() + "}"
 }
 
 // Unwrap returns the underlying cause.

@@ -81,8 +81,11 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		Idempotent: r.idempotent,
 	})
 	if err != nil {
-		if errors.Is(err, transport.ErrBodyTooLarge) {
-			return nil, NewError(CodeDecode, "Decode error: "+err.Error(), err)
+		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {
+			// Not a network failure: the response arrived but is too large
+			// to decode. Keep its status and request id (WIRE.md §4.3).
+			return nil, decodeErr(&response{status: resp.Status, header: resp.Header,
+				requestID: resp.Header.Get("X-Request-Id")}, err)
 		}
 		return nil, redact(networkErr(err), key, r.secrets)
 	}
@@ -93,19 +96,46 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid}, nil
 }
 
-// redact removes the API key and request secrets from an error's text, in
-// case a server or a proxy echoed them.
+// redact removes the API key and request secrets from an error's message
+// and details, in case a server or a proxy echoed them.
 func redact(err error, key string, secrets []string) error {
 	var e *AgentTrustError
 	if !errors.As(err, &e) {
 		return err
 	}
-	for _, s := range append(secrets, key) {
-		if len(s) >= 4 && strings.Contains(e.Message, s) {
-			e.Message = strings.ReplaceAll(e.Message, s, "[redacted]")
-		}
+	secrets = append(secrets[:len(secrets):len(secrets)], key)
+	e.Message = redactString(e.Message, secrets)
+	for k, v := range e.Details {
+		e.Details[k] = redactValue(v, secrets)
 	}
 	return err
+}
+
+func redactString(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 4 && strings.Contains(s, sec) {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return s
+}
+
+// redactValue redacts the strings of a decoded JSON value, in place for
+// objects and arrays.
+func redactValue(v any, secrets []string) any {
+	switch v := v.(type) {
+	case string:
+		return redactString(v, secrets)
+	case map[string]any:
+		for k, x := range v {
+			v[k] = redactValue(x, secrets)
+		}
+	case []any:
+		for i, x := range v {
+			v[i] = redactValue(x, secrets)
+		}
+	}
+	return v
 }
 
 // statusError maps a non-2xx response (WIRE.md §4.1-4.3).

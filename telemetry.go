@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -47,7 +46,9 @@ func (e TelemetryEvent) MarshalJSON() ([]byte, error) {
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	return json.Marshal(telemetryEventWire{
+	// json.Marshal would HTML-escape <, > and & (as \u003c ...), and the
+	// request encoder cannot undo that: they must stay literal (WIRE.md D7).
+	return encodeJSON(telemetryEventWire{
 		EventType:  e.EventType,
 		ToolName:   e.ToolName,
 		DurationMs: e.DurationMs,

@@ -20,6 +20,9 @@ const (
 type tokenCache struct {
 	now func() time.Time
 	max int
+	// fetch issues a token on a miss. It is bound once, in newClient: a
+	// method value built per call would cost an allocation on every hit.
+	fetch func(context.Context, TokenIssueParams) (*Token, error)
 
 	mu       sync.Mutex
 	entries  map[string]*cacheEntry
@@ -68,15 +71,22 @@ func appendKey(b []byte, p *TokenIssueParams) []byte {
 	return b
 }
 
+// fresh reports whether a token expiring at exp may be served at now: its
+// TTL in whole seconds, truncated like Token.TTL, is above 30 s. Comparing
+// the raw duration would reuse a token with 30.5 s left, whose TTL is 30.
+func fresh(exp, now time.Time) bool {
+	return exp.Sub(now) >= cacheMinTTL+time.Second
+}
+
 // get returns a copy of a cached token, or fetches one, sharing the fetch
 // with concurrent callers of the same key.
-func (c *tokenCache) get(ctx context.Context, p TokenIssueParams, fetch func(context.Context, TokenIssueParams) (*Token, error)) (*Token, error) {
+func (c *tokenCache) get(ctx context.Context, p TokenIssueParams) (*Token, error) {
 	var buf [128]byte
 	kb := appendKey(buf[:0], &p)
 
 	c.mu.Lock()
 	if e, ok := c.entries[string(kb)]; ok {
-		if e.tok.ExpiresAt.Sub(c.now()) > cacheMinTTL {
+		if fresh(e.tok.ExpiresAt, c.now()) {
 			t := copyToken(&e.tok)
 			c.mu.Unlock()
 			return t, nil
@@ -91,7 +101,7 @@ func (c *tokenCache) get(ctx context.Context, p TokenIssueParams, fetch func(con
 		gen := c.gen
 		// The shared fetch must not die with the first caller's ctx: it runs
 		// detached from cancellation, bounded by the client timeout.
-		go c.run(context.WithoutCancel(ctx), key, gen, p, f, fetch)
+		go c.run(context.WithoutCancel(ctx), key, gen, p, f)
 	}
 	c.mu.Unlock()
 
@@ -106,11 +116,11 @@ func (c *tokenCache) get(ctx context.Context, p TokenIssueParams, fetch func(con
 	}
 }
 
-func (c *tokenCache) run(ctx context.Context, key string, gen uint64, p TokenIssueParams, f *flight, fetch func(context.Context, TokenIssueParams) (*Token, error)) {
-	tok, err := fetch(ctx, p)
+func (c *tokenCache) run(ctx context.Context, key string, gen uint64, p TokenIssueParams, f *flight) {
+	tok, err := c.fetch(ctx, p)
 	c.mu.Lock()
 	delete(c.inflight, key)
-	if err == nil && c.gen == gen && !tok.ExpiresAt.IsZero() && tok.ExpiresAt.Sub(c.now()) > cacheMinTTL {
+	if err == nil && c.gen == gen && !tok.ExpiresAt.IsZero() && fresh(tok.ExpiresAt, c.now()) {
 		c.insertLocked(key, &cacheEntry{agentID: p.AgentID, tok: *copyToken(tok)})
 	}
 	c.mu.Unlock()
@@ -124,7 +134,7 @@ func (c *tokenCache) insertLocked(key string, e *cacheEntry) {
 	if _, exists := c.entries[key]; !exists && len(c.entries) >= c.max {
 		now := c.now()
 		for k, v := range c.entries {
-			if v.tok.ExpiresAt.Sub(now) <= cacheMinTTL {
+			if !fresh(v.tok.ExpiresAt, now) {
 				delete(c.entries, k)
 			}
 		}

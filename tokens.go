@@ -42,7 +42,7 @@ func (s *TokensService) Issue(ctx context.Context, p TokenIssueParams) (*Token, 
 	if p.NoCache {
 		return s.issue(ctx, p)
 	}
-	return s.client.tokens.get(ctx, p, s.issue)
+	return s.client.tokens.get(ctx, p)
 }
 
 func (s *TokensService) issue(ctx context.Context, p TokenIssueParams) (*Token, error) {

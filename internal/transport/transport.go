@@ -103,7 +103,8 @@ func SleepContext(ctx context.Context, d time.Duration) error {
 
 // Do sends req, retrying as the policy allows. It returns a Response for any
 // HTTP status; an error means no usable response arrived (the cause is
-// wrapped, ctx errors included) or a success body was too large.
+// wrapped, ctx errors included) or a success body was too large, in which
+// case the Response, without its body, is returned along with the error.
 func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
 	for attempt := 1; ; attempt++ {
 		resp, written, err := t.once(ctx, req)
@@ -261,7 +262,10 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 	r := &Response{Status: hresp.StatusCode, Header: hresp.Header, Body: b}
 	if int64(len(b)) > limit {
 		if success {
-			return nil, true, fmt.Errorf("%w (%d bytes)", ErrBodyTooLarge, limit)
+			// The response (without its body) goes along with the error, so
+			// that the caller can still report the status and request id.
+			r.Body = nil
+			return r, true, fmt.Errorf("%w (%d bytes)", ErrBodyTooLarge, limit)
 		}
 		r.Body, r.Truncated = b[:limit], true
 	}

@@ -1,0 +1,435 @@
+package agenttrust
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func wantValidation(t testing.TB, err error) {
+	t.Helper()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err = %v (%T), want *ValidationError", err, err)
+	}
+	if ve.Status != 0 || ve.Code != CodeValidation || !errors.Is(err, ErrValidation) || !errors.Is(err, ErrAgentTrust) {
+		t.Fatalf("validation error fields: status %d code %q", ve.Status, ve.Code)
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	cases := map[string][]Option{
+		"schemeless host":       {WithBaseURL("gateway.example.com")},
+		"schemeless host:port":  {WithBaseURL("localhost:8080")},
+		"unparsable":            {WithBaseURL("http://[::1")},
+		"bad port":              {WithBaseURL("http://host:port")},
+		"ftp scheme":            {WithBaseURL("ftp://host")},
+		"no host":               {WithBaseURL("http://")},
+		"query":                 {WithBaseURL("http://host/?a=b")},
+		"empty query":           {WithBaseURL("http://host/?")},
+		"fragment":              {WithBaseURL("http://host/#frag")},
+		"bad auth URL":          {WithAuthURL("auth.example.com")},
+		"bad audit URL":         {WithAuditURL("http://h?x=1")},
+		"negative timeout":      {WithTimeout(-time.Second)},
+		"zero timeout":          {WithTimeout(0)},
+		"nil HTTP client":       {WithHTTPClient(nil)},
+		"negative retries":      {WithRetryPolicy(RetryPolicy{MaxRetries: -1})},
+		"negative backoff":      {WithRetryPolicy(RetryPolicy{InitialBackoff: -1})},
+		"line break in UA":      {WithUserAgentSuffix("x\r\nX-Evil: 1")},
+		"zero cache size":       {WithTokenCacheSize(0)},
+		"insecure custom trans": {WithHTTPClient(&http.Client{Transport: roundTripFunc(nil)}), WithInsecureSkipVerify()},
+	}
+	for name, opts := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(opts...)
+			if c != nil {
+				t.Errorf("got a client")
+			}
+			wantValidation(t, err)
+			if !strings.Contains(err.Error(), "invalid configuration") {
+				t.Errorf("message %q", err)
+			}
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestNewDefaults(t *testing.T) {
+	c, err := New(nil) // a nil option is ignored
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseURL() != "http://localhost:8080" || c.AuthURL() != c.BaseURL() || c.AuditURL() != c.BaseURL() {
+		t.Errorf("defaults: %s %s %s", c.BaseURL(), c.AuthURL(), c.AuditURL())
+	}
+	if c.timeout != DefaultTimeout {
+		t.Errorf("timeout %v", c.timeout)
+	}
+}
+
+func TestURLDerivation(t *testing.T) {
+	cases := []struct{ base, auth, audit string }{
+		{"http://localhost:8080", "http://localhost:8080", "http://localhost:8080"},
+		{"http://localhost:8081", "http://localhost:8082", "http://localhost:8084"},
+		{"https://id.example.com:8081/prefix/", "https://id.example.com:8082/prefix", "https://id.example.com:8084/prefix"},
+		{"https://id.example.com", "https://id.example.com", "https://id.example.com"},
+		{"http://h:80810", "http://h:80810", "http://h:80810"},
+		{"http://h:9000/x:8081", "http://h:9000/x:8081", "http://h:9000/x:8081"},
+		{"http://[::1]:8081/p", "http://[::1]:8082/p", "http://[::1]:8084/p"},
+		{"http://u@h:8081///", "http://u@h:8082", "http://u@h:8084"},
+	}
+	for _, tc := range cases {
+		c, err := New(WithBaseURL(tc.base))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.base, err)
+		}
+		if c.AuthURL() != tc.auth || c.AuditURL() != tc.audit {
+			t.Errorf("%s: auth %s audit %s, want %s %s", tc.base, c.AuthURL(), c.AuditURL(), tc.auth, tc.audit)
+		}
+		if strings.HasSuffix(c.BaseURL(), "/") {
+			t.Errorf("%s: base %s keeps a trailing slash", tc.base, c.BaseURL())
+		}
+	}
+	// Explicit URLs win and are never derived from each other.
+	c, err := New(WithBaseURL("http://h:8081"), WithAuthURL("https://auth.example//"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuthURL() != "https://auth.example" || c.AuditURL() != "http://h:8084" {
+		t.Errorf("auth %s audit %s", c.AuthURL(), c.AuditURL())
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	vars := []string{"AGENTTRUST_URL", "AGENTTRUST_BASE_URL", "AGENTTRUST_AUTH_URL", "AGENTTRUST_AUDIT_URL", "AGENTTRUST_API_KEY"}
+	cases := []struct {
+		name                  string
+		env                   map[string]string
+		base, auth, audit, ky string
+	}{
+		{"nothing", nil, "http://localhost:8080", "http://localhost:8080", "http://localhost:8080", ""},
+		{"URL first", map[string]string{"AGENTTRUST_URL": "http://a:8081", "AGENTTRUST_BASE_URL": "http://b"},
+			"http://a:8081", "http://a:8082", "http://a:8084", ""},
+		{"empty URL falls back", map[string]string{"AGENTTRUST_URL": "", "AGENTTRUST_BASE_URL": "http://b/"},
+			"http://b", "http://b", "http://b", ""},
+		{"explicit services and key", map[string]string{"AGENTTRUST_URL": "http://g", "AGENTTRUST_AUTH_URL": "http://au/",
+			"AGENTTRUST_AUDIT_URL": "http://ad", "AGENTTRUST_API_KEY": "sk_live_env"},
+			"http://g", "http://au", "http://ad", "sk_live_env"},
+		{"empty service vars derive", map[string]string{"AGENTTRUST_BASE_URL": "http://g:8081", "AGENTTRUST_AUTH_URL": "",
+			"AGENTTRUST_AUDIT_URL": "", "AGENTTRUST_API_KEY": ""},
+			"http://g:8081", "http://g:8082", "http://g:8084", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, v := range vars {
+				t.Setenv(v, "")
+				os.Unsetenv(v)
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := FromEnv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.BaseURL() != tc.base || c.AuthURL() != tc.auth || c.AuditURL() != tc.audit || *c.apiKey.Load() != tc.ky {
+				t.Errorf("got %s %s %s key %q", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load())
+			}
+			if c.timeout != DefaultTimeout {
+				t.Errorf("timeout %v", c.timeout)
+			}
+		})
+	}
+	t.Run("options win", func(t *testing.T) {
+		t.Setenv("AGENTTRUST_URL", "http://env")
+		t.Setenv("AGENTTRUST_API_KEY", "sk_env")
+		c, err := FromEnv(WithBaseURL("http://opt"), WithAPIKey("sk_opt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.BaseURL() != "http://opt" || *c.apiKey.Load() != "sk_opt" {
+			t.Errorf("got %s %q", c.BaseURL(), *c.apiKey.Load())
+		}
+	})
+	t.Run("bad env URL", func(t *testing.T) {
+		t.Setenv("AGENTTRUST_URL", "not a url")
+		_, err := FromEnv()
+		wantValidation(t, err)
+	})
+}
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "agenttrust.json")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestFromConfig(t *testing.T) {
+	t.Run("full", func(t *testing.T) {
+		p := writeConfig(t, `{"base_url":"http://g:8081/","auth_url":"http://a","audit_url":null,"api_key":"sk_file",
+			"timeout":1.5,"verify_tls":true,"unknown":{"x":1}}`)
+		c, err := FromConfig(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.BaseURL() != "http://g:8081" || c.AuthURL() != "http://a" || c.AuditURL() != "http://g:8084" ||
+			*c.apiKey.Load() != "sk_file" || c.timeout != 1500*time.Millisecond {
+			t.Errorf("got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
+		}
+	})
+	t.Run("empty object uses 8080", func(t *testing.T) {
+		c, err := FromConfig(writeConfig(t, ` {} `))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.BaseURL() != "http://localhost:8080" || c.AuthURL() != "http://localhost:8080" || c.timeout != DefaultTimeout {
+			t.Errorf("got %s %s %v", c.BaseURL(), c.AuthURL(), c.timeout)
+		}
+	})
+	t.Run("options win", func(t *testing.T) {
+		c, err := FromConfig(writeConfig(t, `{"base_url":"http://file","timeout":5}`), WithBaseURL("http://opt"), WithTimeout(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.BaseURL() != "http://opt" || c.timeout != time.Second {
+			t.Errorf("got %s %v", c.BaseURL(), c.timeout)
+		}
+	})
+	bad := map[string]string{
+		"invalid JSON":     `{"base_url":`,
+		"empty file":       ``,
+		"array":            `[{"base_url":"http://x"}]`,
+		"string":           `"http://x"`,
+		"null":             `null`,
+		"number":           `42`,
+		"base_url number":  `{"base_url":8080}`,
+		"api_key bool":     `{"api_key":true}`,
+		"timeout string":   `{"timeout":"30"}`,
+		"timeout zero":     `{"timeout":0}`,
+		"timeout negative": `{"timeout":-1}`,
+		"timeout huge":     `{"timeout":1e300}`,
+		"verify_tls str":   `{"verify_tls":"false"}`,
+		"bad base URL":     `{"base_url":"localhost"}`,
+	}
+	for name, content := range bad {
+		t.Run(name, func(t *testing.T) {
+			_, err := FromConfig(writeConfig(t, content))
+			wantValidation(t, err)
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		_, err := FromConfig(filepath.Join(t.TempDir(), "nope.json"))
+		wantValidation(t, err)
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cause not kept: %v", err)
+		}
+	})
+	t.Run("timeout is used", func(t *testing.T) {
+		block := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-block:
+			case <-r.Context().Done():
+			}
+		}))
+		defer srv.Close()
+		defer close(block)
+		c, err := FromConfig(writeConfig(t, fmt.Sprintf(`{"base_url":%q,"timeout":0.1}`, srv.URL)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = c.Health(context.Background())
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+			t.Errorf("err %v after %v", err, time.Since(start))
+		}
+	})
+	t.Run("verify_tls false", func(t *testing.T) {
+		srv := httptest.NewUnstartedServer(reply(200, `{"status":"ok"}`))
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+		srv.StartTLS()
+		defer srv.Close()
+		var logs bytes.Buffer
+		c, err := FromConfig(writeConfig(t, fmt.Sprintf(`{"base_url":%q,"verify_tls":false}`, srv.URL)),
+			WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Health(ctxT(t)); err != nil {
+			t.Fatalf("self-signed server with verify_tls false: %v", err)
+		}
+		if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "TLS") {
+			t.Errorf("no TLS warning logged: %q", logs.String())
+		}
+		// verify_tls true (the default) refuses the same server.
+		c2, err := FromConfig(writeConfig(t, fmt.Sprintf(`{"base_url":%q,"verify_tls":true}`, srv.URL)),
+			WithRetryPolicy(RetryPolicy{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c2.Health(ctxT(t)); !errors.Is(err, ErrNetwork) {
+			t.Errorf("verified TLS against a self-signed cert: %v", err)
+		}
+	})
+}
+
+func TestInsecureLogsWarningOnlyWhenAsked(t *testing.T) {
+	var logs bytes.Buffer
+	l := slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := New(WithLogger(l)); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("logged without insecure: %q", logs.String())
+	}
+	if _, err := New(WithLogger(l), WithInsecureSkipVerify(), WithAPIKey(testKey)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "WARN") || strings.Contains(logs.String(), testKey) {
+		t.Errorf("log %q", logs.String())
+	}
+}
+
+func TestWithHTTPClientCopiesAndNeverMutates(t *testing.T) {
+	redirected := newRecServer(t, reply(200, `{"status":"elsewhere"}`))
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, redirected.URL+"/health", http.StatusFound)
+	})
+	var calls atomic.Int32
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	defer base.CloseIdleConnections()
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		calls.Add(1)
+		return base.RoundTrip(r)
+	})
+	hc := &http.Client{Transport: rt, Timeout: time.Minute}
+	c := newTestClient(t, srv.URL, WithHTTPClient(hc), WithTimeout(5*time.Second))
+	_, err := c.Health(ctxT(t))
+	var ae *AgentTrustError
+	if !errors.As(err, &ae) || ae.Status != 302 || ae.Code != "HTTP_302" {
+		t.Fatalf("redirect: %v", err)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("caller's transport used %d times, want 1", calls.Load())
+	}
+	if hc.CheckRedirect != nil || hc.Timeout != time.Minute || hc.Jar != nil {
+		t.Errorf("caller's client was modified: %+v", hc)
+	}
+	if redirected.count() != 0 {
+		t.Errorf("redirect followed")
+	}
+	// The caller's client still follows redirects on its own.
+	resp, err := hc.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if redirected.count() != 1 {
+		t.Errorf("caller's client no longer follows redirects")
+	}
+}
+
+func TestSetAPIKey(t *testing.T) {
+	srv := newRecServer(t, reply(200, `{}`))
+	c := newTestClient(t, srv.URL)
+	if _, err := c.Health(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetAPIKey("sk_live_second")
+	if _, err := c.Health(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetAPIKey("")
+	if _, err := c.Health(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	r := srv.requests()
+	checkHeaders(t, r[0], testKey)
+	checkHeaders(t, r[1], "sk_live_second")
+	checkHeaders(t, r[2], "")
+}
+
+func TestUserAgentSuffix(t *testing.T) {
+	srv := newRecServer(t, reply(200, `{}`))
+	c := newTestClient(t, srv.URL, WithUserAgentSuffix("my-agent/1.2"))
+	if _, err := c.Health(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.only(t).Header.Get("User-Agent"); got != wantUA+" my-agent/1.2" {
+		t.Errorf("User-Agent %q", got)
+	}
+}
+
+func TestHealthDecoding(t *testing.T) {
+	srv := newRecServer(t, nil)
+	c := newTestClient(t, srv.URL)
+	for body, want := range map[string]int{`{"status":"ok","db":{"up":true}}`: 2, ``: 0, `null`: 0} {
+		srv.setHandler(reply(200, body))
+		m, err := c.Health(ctxT(t))
+		if err != nil || m == nil || len(m) != want {
+			t.Errorf("%q: %v %v", body, m, err)
+		}
+	}
+	for _, body := range []string{`[1]`, `"ok"`, `ok`, `{"a":`} {
+		srv.setHandler(reply(200, body))
+		_, err := c.Health(ctxT(t))
+		wantDecode(t, err)
+	}
+}
+
+func wantDecode(t testing.TB, err error) {
+	t.Helper()
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Code != CodeDecode || !errors.Is(err, ErrDecode) || !errors.Is(err, ErrAgentTrust) {
+		t.Fatalf("err = %v (%T), want a DECODE_ERROR", err, err)
+	}
+	if !strings.HasPrefix(de.Message, "Decode error: ") {
+		t.Errorf("message %q", de.Message)
+	}
+}
+
+func TestSetAPIKeyWhileRequestsInFlight(t *testing.T) {
+	keys := map[string]bool{testKey: true, "sk_live_rotated_1": true, "sk_live_rotated_2": true}
+	var bad atomic.Int32
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if !keys[r.Header.Get("X-Api-Key")] { // every request carries one whole key
+			bad.Add(1)
+		}
+		w.Write([]byte(`{"status":"ok"}`))
+	})
+	c := newTestClient(t, srv.URL)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			c.SetAPIKey([]string{"sk_live_rotated_1", "sk_live_rotated_2"}[i%2])
+		}
+	}()
+	for i := 0; i < 50; i++ {
+		if _, err := c.Health(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if bad.Load() != 0 {
+		t.Errorf("%d requests with a torn or unknown key", bad.Load())
+	}
+}

@@ -1,0 +1,152 @@
+package agenttrust
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestParseTimestamp(t *testing.T) {
+	utc := func(h, m, s, ns int) time.Time { return time.Date(2026, 3, 1, h, m, s, ns, time.UTC) }
+	cases := []struct {
+		in   string
+		want time.Time // zero: rejected
+	}{
+		{"2026-03-01T10:00:00Z", utc(10, 0, 0, 0)},
+		{"2026-03-01T10:00:00z", utc(10, 0, 0, 0)},
+		{"2026-03-01t10:00:00Z", utc(10, 0, 0, 0)},
+		{"2026-03-01 10:00:00Z", utc(10, 0, 0, 0)},
+		{"2026-03-01T10:00:00", utc(10, 0, 0, 0)},
+		{"2026-03-01T10:00:00.5", utc(10, 0, 0, 500000000)},
+		{"2026-03-01T10:00:00.1Z", utc(10, 0, 0, 100000000)},
+		{"2026-03-01T10:00:00.123Z", utc(10, 0, 0, 123000000)},
+		{"2026-03-01T10:00:00.123456+00:00", utc(10, 0, 0, 123456000)},
+		{"2026-03-01T10:00:00.123456789Z", utc(10, 0, 0, 123456789)},
+		{"2026-03-01T10:00:00.1234567891234Z", utc(10, 0, 0, 123456789)},
+		{"2026-03-01T12:00:00+02:00", utc(10, 0, 0, 0)},
+		{"2026-03-01T04:30:00.25-05:30", utc(10, 0, 0, 250000000)},
+		{"2026-03-01 10:00:00.000001", utc(10, 0, 0, 1000)},
+		{"", time.Time{}},
+		{"2026-03-01", time.Time{}},
+		{"2026-03-01T10:00", time.Time{}},
+		{"2026-03-01X10:00:00Z", time.Time{}},
+		{"2026-03-01T10:00:00.Z", time.Time{}},
+		{"2026-03-01T10:00:00+0200", time.Time{}},
+		{"2026-03-01T10:00:00+02", time.Time{}},
+		{"2026-03-01T10:00:00ZZ", time.Time{}},
+		{"2026-03-01T10:00:00 UTC", time.Time{}},
+		{"2026-13-01T10:00:00Z", time.Time{}},
+		{"2026-02-30T10:00:00Z", time.Time{}},
+		{"2026-03-01T25:00:00Z", time.Time{}},
+		{"garbage-garbage-garbage", time.Time{}},
+		{"2026-03-01T10:00:00.1a", time.Time{}},
+		{"１０２６-03-01T10:00:00Z", time.Time{}},
+	}
+	for _, tc := range cases {
+		got := parseTimestamp(tc.in)
+		if !got.Equal(tc.want) || got.IsZero() != tc.want.IsZero() {
+			t.Errorf("parseTimestamp(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+		if !got.IsZero() {
+			if _, off := got.Zone(); off != 0 && got.Location() == time.UTC {
+				t.Errorf("%q: zone confusion", tc.in)
+			}
+		}
+	}
+}
+
+func TestLenientTime(t *testing.T) {
+	for raw, wantZero := range map[string]bool{
+		`"2026-03-01T10:00:00Z"`: false, `null`: true, `""`: true, `5`: true, `true`: true,
+		`{"a":1}`: true, `["2026-03-01T10:00:00Z"]`: true, `"bad"`: true, `"\u0032026-03-01T10:00:00Z"`: false,
+	} {
+		var v struct {
+			T lenientTime `json:"t"`
+		}
+		v.T.Time = time.Now() // must be reset
+		if err := json.Unmarshal([]byte(`{"t":`+raw+`}`), &v); err != nil {
+			t.Errorf("%s: %v", raw, err)
+		}
+		if v.T.IsZero() != wantZero && raw != `null` {
+			t.Errorf("%s: got %v", raw, v.T.Time)
+		}
+	}
+}
+
+func decodeResp(body string) *response {
+	return &response{status: 200, body: []byte(body), requestID: "rid"}
+}
+
+func TestDecodeList(t *testing.T) {
+	type el struct {
+		ID string `json:"id"`
+	}
+	ok := map[string]int{
+		`[{"id":"a"},{"id":"b"}]`:           2,
+		` [] `:                              0,
+		`{"agents":[{"id":"a"}],"total":1}`: 1,
+		`{"agents":null}`:                   0,
+		``:                                  0,
+		`null`:                              0,
+		`{"agents":[{"agent":{"id":"w"}}]}`: 1,
+	}
+	for body, n := range ok {
+		got, err := decodeList[el](decodeResp(body), "agents", "")
+		if err != nil || len(got) != n || got == nil {
+			t.Errorf("%q: %v %v", body, got, err)
+		}
+	}
+	for _, body := range []string{`{"unexpected":"shape"}`, `{"agents":{"id":"a"}}`, `{"agents":"x"}`, `[1,2]`,
+		`["a"]`, `[null]`, `"x"`, `5`, `{"agents":[`, `[{"id":5}]`, `tru`} {
+		_, err := decodeList[el](decodeResp(body), "agents", "")
+		wantDecode(t, err)
+	}
+	// elemKey unwraps each element.
+	got, err := decodeList[el](decodeResp(`[{"provider":{"id":"p1"}},{"id":"p2"}]`), "providers", "provider")
+	if err != nil || got[0].ID != "p1" || got[1].ID != "p2" {
+		t.Errorf("elemKey: %v %v", got, err)
+	}
+}
+
+func TestDecodeWrapped(t *testing.T) {
+	type m struct {
+		ID string `json:"id"`
+	}
+	for body, want := range map[string]string{
+		`{"agent":{"id":"in"},"id":"out"}`: "in",
+		`{"agent":null,"id":"out"}`:        "out",
+		`{"agent":"x","id":"out"}`:         "out",
+		`{"id":"flat"}`:                    "flat",
+		``:                                 "",
+		`null`:                             "",
+	} {
+		var v m
+		if err := decodeWrapped(decodeResp(body), "agent", &v); err != nil || v.ID != want {
+			t.Errorf("%q: %q %v", body, v.ID, err)
+		}
+	}
+	for _, body := range []string{`[]`, `"x"`, `{"agent":{"id":5}}`, `{`} {
+		var v m
+		err := decodeWrapped(decodeResp(body), "agent", &v)
+		wantDecode(t, err)
+	}
+}
+
+func TestDecodeRawObjectAndObject(t *testing.T) {
+	for _, body := range []string{``, `null`, "  \n"} {
+		m, err := decodeRawObject(decodeResp(body))
+		if err != nil || m == nil || len(m) != 0 {
+			t.Errorf("%q: %v %v", body, m, err)
+		}
+	}
+	for _, body := range []string{`[]`, `1`, `"s"`, `{`, `true`} {
+		_, err := decodeRawObject(decodeResp(body))
+		wantDecode(t, err)
+	}
+	var s Session
+	if err := decodeObject(decodeResp(``), &s); err != nil || s.SessionID != "" {
+		t.Errorf("empty body: %v", err)
+	}
+	err := decodeObject(decodeResp(`[]`), &s)
+	wantDecode(t, err)
+}

@@ -1,0 +1,314 @@
+package agenttrust
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+const testKey = "sk_live_TESTKEY_0123456789"
+
+// wantUA is the User-Agent every request must carry.
+var wantUA = "agenttrust-go/0.3.0 (" + runtime.GOOS + "/" + runtime.GOARCH + "; " + runtime.Version() + ")"
+
+// recReq is one request as the server saw it.
+type recReq struct {
+	Method, Path, EscapedPath, RequestURI, RawQuery string
+	Header                                          http.Header
+	Body                                            []byte
+	ContentLength                                   int64
+	TransferEncoding                                []string
+}
+
+// recServer is a loopback HTTP server that records every request and answers
+// with a replaceable handler.
+type recServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	reqs    []recReq
+	handler http.HandlerFunc
+}
+
+func newRecServer(t testing.TB, h http.HandlerFunc) *recServer {
+	t.Helper()
+	s := &recServer{handler: h}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.reqs = append(s.reqs, recReq{
+			Method: r.Method, Path: r.URL.Path, EscapedPath: r.URL.EscapedPath(),
+			RequestURI: r.RequestURI, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
+			Body: body, ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
+		})
+		h := s.handler
+		s.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if h == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *recServer) setHandler(h http.HandlerFunc) {
+	s.mu.Lock()
+	s.handler = h
+	s.mu.Unlock()
+}
+
+func (s *recServer) requests() []recReq {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]recReq(nil), s.reqs...)
+}
+
+func (s *recServer) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reqs)
+}
+
+func (s *recServer) clear() {
+	s.mu.Lock()
+	s.reqs = nil
+	s.mu.Unlock()
+}
+
+// only returns the single request the server received, failing otherwise.
+func (s *recServer) only(t testing.TB) recReq {
+	t.Helper()
+	r := s.requests()
+	if len(r) != 1 {
+		t.Fatalf("server got %d requests, want 1", len(r))
+	}
+	return r[0]
+}
+
+// reply answers every request with status and a JSON body.
+func reply(status int, body string) http.HandlerFunc {
+	return replyH(status, body, nil)
+}
+
+func replyH(status int, body string, hdr map[string]string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		for k, v := range hdr {
+			w.Header().Set(k, v)
+		}
+		if body != "" {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// sleepRecorder is an injectable retry sleep that returns at once and
+// records the delays it was asked for.
+type sleepRecorder struct {
+	mu     sync.Mutex
+	delays []time.Duration
+}
+
+func (s *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.delays = append(s.delays, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func (s *sleepRecorder) got() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.delays...)
+}
+
+// withSleep replaces the retry sleep (tests only).
+func withSleep(f func(context.Context, time.Duration) error) Option {
+	return func(c *config) error { c.sleep = f; return nil }
+}
+
+// withNow replaces the token cache clock (tests only).
+func withNow(f func() time.Time) Option {
+	return func(c *config) error { c.now = f; return nil }
+}
+
+// fakeClock is a settable clock for the token cache.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// newTestClient returns a client for base with the test API key and an
+// instant retry sleep; opts come last and win.
+func newTestClient(t testing.TB, base string, opts ...Option) *Client {
+	t.Helper()
+	all := append([]Option{WithBaseURL(base), WithAPIKey(testKey), withSleep((&sleepRecorder{}).sleep)}, opts...)
+	c, err := New(all...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c
+}
+
+// decodeMap decodes a JSON object body into map[string]any, by wire names.
+func decodeMap(t testing.TB, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("body %q is not a JSON object: %v", b, err)
+	}
+	if m == nil {
+		t.Fatalf("body %q is null", b)
+	}
+	return m
+}
+
+// mustJSON parses a JSON literal the way decodeMap does, for comparisons.
+func mustJSON(t testing.TB, s string) map[string]any {
+	t.Helper()
+	return decodeMap(t, []byte(s))
+}
+
+// assertBody compares a request body with a JSON literal, key by key.
+func assertBody(t testing.TB, got []byte, want string) {
+	t.Helper()
+	g, w := decodeMap(t, got), mustJSON(t, want)
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("body\n got  %s\n want %s", got, want)
+	}
+}
+
+// keyOrder returns the top-level keys of a JSON object in wire order.
+func keyOrder(t testing.TB, b []byte) []string {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("body %q is not an object", b)
+	}
+	var keys []string
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// split is the direct-services layout: three servers, the gateway under a
+// path prefix (given with a trailing slash, which must be stripped).
+type split struct {
+	gw, auth, audit *recServer
+	c               *Client
+}
+
+func newSplit(t testing.TB, opts ...Option) *split {
+	t.Helper()
+	s := &split{
+		gw:    newRecServer(t, nil),
+		auth:  newRecServer(t, nil),
+		audit: newRecServer(t, nil),
+	}
+	all := append([]Option{WithAuthURL(s.auth.URL + "/"), WithAuditURL(s.audit.URL + "/aud")}, opts...)
+	s.c = newTestClient(t, s.gw.URL+"/gw//", all...)
+	return s
+}
+
+// which returns the name of the one server that got requests, and its requests.
+func (s *split) which(t testing.TB) (string, []recReq) {
+	t.Helper()
+	var name string
+	var reqs []recReq
+	for n, srv := range map[string]*recServer{"gateway": s.gw, "auth": s.auth, "audit": s.audit} {
+		if r := srv.requests(); len(r) > 0 {
+			if name != "" {
+				t.Fatalf("requests reached both %s and %s", name, n)
+			}
+			name, reqs = n, r
+		}
+	}
+	return name, reqs
+}
+
+func (s *split) clear() { s.gw.clear(); s.auth.clear(); s.audit.clear() }
+
+// checkHeaders asserts the headers every request carries (WIRE.md §2.1).
+func checkHeaders(t testing.TB, r recReq, key string) {
+	t.Helper()
+	if got := r.Header.Get("X-Api-Key"); got != key {
+		t.Errorf("X-API-Key = %q, want %q", got, key)
+	}
+	if key == "" {
+		if _, ok := r.Header["X-Api-Key"]; ok {
+			t.Errorf("X-API-Key sent without a key")
+		}
+	}
+	if got := r.Header.Get("User-Agent"); got != wantUA {
+		t.Errorf("User-Agent = %q, want %q", got, wantUA)
+	}
+	if got := r.Header.Get("Accept"); got != "application/json" {
+		t.Errorf("Accept = %q", got)
+	}
+	if len(r.TransferEncoding) != 0 {
+		t.Errorf("Transfer-Encoding %v, want a Content-Length", r.TransferEncoding)
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut:
+		if got := r.Header.Get("Content-Type"); got != "application/json" {
+			t.Errorf("%s without Content-Type application/json (got %q)", r.Method, got)
+		}
+		if r.ContentLength != int64(len(r.Body)) {
+			t.Errorf("Content-Length %d for a %d-byte body", r.ContentLength, len(r.Body))
+		}
+		if len(r.Body) == 0 && r.Header.Get("Content-Length") != "0" {
+			t.Errorf("bodiless %s: Content-Length header %q, want 0", r.Method, r.Header.Get("Content-Length"))
+		}
+	default:
+		if got := r.Header.Get("Content-Type"); got != "" {
+			t.Errorf("%s with Content-Type %q", r.Method, got)
+		}
+		if len(r.Body) != 0 || r.Header.Get("Content-Length") != "" {
+			t.Errorf("%s with a body or Content-Length (%q)", r.Method, r.Header.Get("Content-Length"))
+		}
+	}
+}
+
+func jsonDecode(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }

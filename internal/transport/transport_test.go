@@ -1,0 +1,268 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	cases := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, false},
+		{"0", 0, true},
+		{"5", 5 * time.Second, true},
+		{"-1", 0, false},
+		{"1.5", 0, false},
+		{"soon", 0, false},
+		{"999999999999", 24 * time.Hour, true},
+		{"Sun, 01 Mar 2026 10:00:30 GMT", 30 * time.Second, true},
+		{"Sun, 01 Mar 2026 09:00:00 GMT", 0, true},
+		{"Sunday, 01-Mar-26 10:01:00 GMT", time.Minute, true},
+	}
+	for _, tc := range cases {
+		got, ok := ParseRetryAfter(tc.in, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseRetryAfter(%q) = %v %v, want %v %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+type seen struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+	body [][]byte
+}
+
+func server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *seen) {
+	s := &seen{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.reqs = append(s.reqs, r)
+		s.body = append(s.body, b)
+		s.mu.Unlock()
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, s
+}
+
+func (s *seen) n() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.reqs) }
+
+func newT(sleeps *[]time.Duration, p RetryPolicy) *Transport {
+	var mu sync.Mutex
+	return New(Config{
+		HTTPClient: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		UserAgent:  "ua/1",
+		Retry:      p,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			mu.Lock()
+			*sleeps = append(*sleeps, d)
+			mu.Unlock()
+			return ctx.Err()
+		},
+	})
+}
+
+var pol = RetryPolicy{MaxRetries: 2, InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, MaxRetryAfter: 3 * time.Second}
+
+func TestHeaders(t *testing.T) {
+	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	var sl []time.Duration
+	tr := newT(&sl, pol)
+	ctx := context.Background()
+	reqs := []*Request{
+		{Method: "GET", URL: srv.URL + "/g", APIKey: "k1"},
+		{Method: "POST", URL: srv.URL + "/p", Body: []byte(`{"a":1}`), Header: http.Header{"X-Agent-Id": {"ag"}}},
+		{Method: "POST", URL: srv.URL + "/empty"},
+		{Method: "PUT", URL: srv.URL + "/put"},
+		{Method: "DELETE", URL: srv.URL + "/d", APIKey: "k2"},
+	}
+	for _, r := range reqs {
+		resp, err := tr.Do(ctx, r)
+		if err != nil || resp.Status != 204 || resp.Attempts != 1 {
+			t.Fatalf("%s %s: %v %v", r.Method, r.URL, resp, err)
+		}
+	}
+	for i, r := range s.reqs {
+		if r.Header.Get("User-Agent") != "ua/1" || r.Header.Get("Accept") != "application/json" {
+			t.Errorf("%d: UA %q Accept %q", i, r.Header.Get("User-Agent"), r.Header.Get("Accept"))
+		}
+		ct := r.Header.Get("Content-Type")
+		if (r.Method == "POST" || r.Method == "PUT") != (ct == "application/json") {
+			t.Errorf("%s: Content-Type %q", r.Method, ct)
+		}
+		if len(r.TransferEncoding) != 0 || r.ContentLength != int64(len(s.body[i])) {
+			t.Errorf("%s: length %d, TE %v", r.Method, r.ContentLength, r.TransferEncoding)
+		}
+		if (r.Method == "POST" || r.Method == "PUT") && len(s.body[i]) == 0 && r.Header.Get("Content-Length") != "0" {
+			t.Errorf("bodiless %s without Content-Length: 0", r.Method)
+		}
+	}
+	if s.reqs[0].Header.Get("X-Api-Key") != "k1" || s.reqs[1].Header.Get("X-Api-Key") != "" || s.reqs[4].Header.Get("X-Api-Key") != "k2" {
+		t.Errorf("X-API-Key")
+	}
+	if s.reqs[1].Header.Get("X-Agent-ID") != "ag" || string(s.body[1]) != `{"a":1}` {
+		t.Errorf("per-request header or body")
+	}
+}
+
+func TestBodyLimits(t *testing.T) {
+	size := MaxSuccessBody + 1
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "r1")
+		if r.URL.Path == "/err" {
+			w.WriteHeader(500)
+			io.WriteString(w, strings.Repeat("e", MaxErrorBody+10))
+			return
+		}
+		if r.URL.Path == "/exact" {
+			io.WriteString(w, strings.Repeat("x", MaxSuccessBody))
+			return
+		}
+		io.WriteString(w, strings.Repeat("x", size))
+	})
+	var sl []time.Duration
+	tr := newT(&sl, pol)
+	resp, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/big", Idempotent: true})
+	if !errors.Is(err, ErrBodyTooLarge) || resp == nil || resp.Status != 200 || resp.Header.Get("X-Request-Id") != "r1" || resp.Body != nil {
+		t.Errorf("big success: %v %+v", err, resp)
+	}
+	if len(sl) != 0 {
+		t.Errorf("too-large body retried")
+	}
+	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/exact"})
+	if err != nil || len(resp.Body) != MaxSuccessBody {
+		t.Errorf("exactly the limit: %v", err)
+	}
+	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/err"})
+	if err != nil || !resp.Truncated || len(resp.Body) != MaxErrorBody || resp.Status != 500 {
+		t.Errorf("error body: %v truncated %v len %d", err, resp.Truncated, len(resp.Body))
+	}
+}
+
+func TestRetryDecisions(t *testing.T) {
+	cases := []struct {
+		name       string
+		status     int
+		idempotent bool
+		want       int
+	}{
+		{"503 idempotent", 503, true, 3},
+		{"429 idempotent", 429, true, 3},
+		{"502 idempotent", 502, true, 3},
+		{"504 idempotent", 504, true, 3},
+		{"500 idempotent", 500, true, 1},
+		{"408 idempotent", 408, true, 1},
+		{"503 not idempotent", 503, false, 1},
+		{"429 not idempotent", 429, false, 1},
+		{"200", 200, true, 1},
+	}
+	for _, tc := range cases {
+		srv, s := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(tc.status) })
+		var sl []time.Duration
+		tr := newT(&sl, pol)
+		resp, err := tr.Do(context.Background(), &Request{Method: "POST", URL: srv.URL, Body: []byte(`{}`), Idempotent: tc.idempotent})
+		if err != nil || resp.Status != tc.status || s.n() != tc.want || resp.Attempts != tc.want || len(sl) != tc.want-1 {
+			t.Errorf("%s: %v, %d requests, attempts %v, sleeps %v", tc.name, err, s.n(), resp, sl)
+		}
+	}
+}
+
+func TestNotWrittenIsResent(t *testing.T) {
+	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) })
+	var calls atomic.Int32
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	defer base.CloseIdleConnections()
+	var sl []time.Duration
+	tr := newT(&sl, pol)
+	tr.cfg.HTTPClient = &http.Client{Transport: rtFunc(func(r *http.Request) (*http.Response, error) {
+		if calls.Add(1) == 1 {
+			return nil, errors.New("dial tcp: connection refused")
+		}
+		return base.RoundTrip(r)
+	})}
+	resp, err := tr.Do(context.Background(), &Request{Method: "POST", URL: srv.URL, Body: []byte(`{"x":1}`)})
+	if err != nil || resp.Status != 201 || calls.Load() != 2 || s.n() != 1 || resp.Attempts != 2 {
+		t.Errorf("%v %v calls %d server %d", resp, err, calls.Load(), s.n())
+	}
+	// Written, then dropped: not resent.
+	srv2, s2 := server(t, func(w http.ResponseWriter, r *http.Request) {
+		c, _, _ := w.(http.Hijacker).Hijack()
+		c.Close()
+	})
+	tr2 := newT(&sl, pol)
+	_, err = tr2.Do(context.Background(), &Request{Method: "POST", URL: srv2.URL, Body: []byte(`{"x":1}`)})
+	if err == nil || s2.n() != 1 {
+		t.Errorf("dropped non-idempotent: %v, %d requests", err, s2.n())
+	}
+	_, err = tr2.Do(context.Background(), &Request{Method: "POST", URL: srv2.URL, Body: []byte(`{"x":1}`), Idempotent: true})
+	if err == nil || s2.n() != 4 {
+		t.Errorf("dropped idempotent: %v, %d requests", err, s2.n())
+	}
+}
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestSleepContext(t *testing.T) {
+	if err := SleepContext(context.Background(), 0); err != nil {
+		t.Error(err)
+	}
+	if err := SleepContext(context.Background(), time.Millisecond); err != nil {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	start := time.Now()
+	if err := SleepContext(ctx, time.Minute); !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+		t.Errorf("%v after %v", err, time.Since(start))
+	}
+	if err := SleepContext(ctx, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("done ctx, zero sleep: %v", err)
+	}
+}
+
+func TestAbandonedRetryWrapsCtx(t *testing.T) {
+	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	ctx, cancel := context.WithCancel(context.Background())
+	tr := New(Config{HTTPClient: &http.Client{}, Retry: pol, Sleep: func(c context.Context, d time.Duration) error {
+		cancel()
+		return c.Err()
+	}})
+	resp, err := tr.Do(ctx, &Request{Method: "GET", URL: srv.URL, Idempotent: true})
+	if resp != nil || !errors.Is(err, context.Canceled) || s.n() != 1 || !strings.Contains(err.Error(), "503") {
+		t.Errorf("%v %v %d", resp, err, s.n())
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	tr := New(Config{Retry: RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}})
+	for i := 0; i < 200; i++ {
+		for attempt, max := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 250 * time.Millisecond, 10: 250 * time.Millisecond} {
+			if d := tr.backoff(attempt); d < max/2 || d > max {
+				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", attempt, d, max/2, max)
+			}
+		}
+	}
+	if d := New(Config{}).backoff(1); d != 0 {
+		t.Errorf("zero policy backoff %v", d)
+	}
+}

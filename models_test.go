@@ -1,0 +1,118 @@
+package agenttrust
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var ts0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+func TestTokenExpiryAndTTL(t *testing.T) {
+	clk := newFakeClock(ts0)
+	tok := &Token{ExpiresAt: ts0.Add(90*time.Second + 900*time.Millisecond), now: clk.Now}
+	cases := []struct {
+		at      time.Duration
+		ttl     time.Duration
+		expired bool
+	}{
+		{0, 90 * time.Second, false},
+		{900 * time.Millisecond, 90 * time.Second, false},
+		{60*time.Second + 100*time.Millisecond, 30 * time.Second, false},
+		{90*time.Second + 900*time.Millisecond, 0, false}, // exactly at expiry: not yet strictly after
+		{91 * time.Second, 0, true},
+		{time.Hour, 0, true},
+	}
+	for _, tc := range cases {
+		clk.t = ts0.Add(tc.at)
+		if tok.TTL() != tc.ttl || tok.IsExpired() != tc.expired {
+			t.Errorf("at +%v: TTL %v expired %v, want %v %v", tc.at, tok.TTL(), tok.IsExpired(), tc.ttl, tc.expired)
+		}
+	}
+	var unknown Token
+	if unknown.IsExpired() || unknown.TTL() != 0 {
+		t.Errorf("unknown expiry")
+	}
+	// Without an injected clock the wall clock is used.
+	past := Token{ExpiresAt: time.Now().Add(-time.Second)}
+	future := Token{ExpiresAt: time.Now().Add(time.Hour)}
+	if !past.IsExpired() || future.IsExpired() || future.TTL() < 59*time.Minute {
+		t.Errorf("wall clock")
+	}
+}
+
+func TestActionCheckDecoding(t *testing.T) {
+	srv := newRecServer(t, nil)
+	c := newTestClient(t, srv.URL)
+	f := func(v float64) *float64 { return &v }
+	i := func(v int) *int { return &v }
+	cases := []struct {
+		body    string
+		want    ActionCheckResult
+		decided bool
+	}{
+		{`{"allowed":true,"check_id":"chk-1","confidence":0.98,"guard_tier":"fast","latency_ms":3,"reason":"read-only tool","elevation_required":false}`,
+			ActionCheckResult{Allowed: true, CheckID: "chk-1", Confidence: f(0.98), GuardTier: "fast", LatencyMs: i(3), Reason: "read-only tool"}, true},
+		{`{"allowed":false,"elevation_required":true,"approval_id":"ap-1","confidence":1}`,
+			ActionCheckResult{ElevationRequired: true, ApprovalID: "ap-1", Confidence: f(1)}, true},
+		{`{}`, ActionCheckResult{}, false},
+		{``, ActionCheckResult{}, false},
+		{`{"allowed":null,"confidence":null,"latency_ms":null}`, ActionCheckResult{}, false},
+	}
+	for _, tc := range cases {
+		srv.setHandler(reply(200, tc.body))
+		r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		if r.Decided() != tc.decided {
+			t.Errorf("%s: Decided %v", tc.body, r.Decided())
+		}
+		r.decided = false
+		if !reflect.DeepEqual(*r, tc.want) {
+			t.Errorf("%s:\n got  %+v\n want %+v", tc.body, *r, tc.want)
+		}
+	}
+	for _, body := range []string{`{"allowed":"true"}`, `{"allowed":1}`, `{"latency_ms":3.5}`, `{"confidence":"high"}`, `{"reason":false}`, `[true]`} {
+		srv.setHandler(reply(200, body))
+		_, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"})
+		wantDecode(t, err)
+	}
+}
+
+func TestOrganizationDecoding(t *testing.T) {
+	var o Organization
+	if err := json.Unmarshal([]byte(`{"id":"o","name":"n","settings":{"a":1},"created_at":"2026-03-01T10:00:00Z"}`), &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Tier != "free" || o.ID != "o" || !o.CreatedAt.Equal(ts0) || o.Settings["a"] != float64(1) {
+		t.Errorf("%+v", o)
+	}
+	if err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o); err != nil || o.Tier != "pro" || !o.CreatedAt.IsZero() || o.ID != "" {
+		t.Errorf("%+v %v", o, err)
+	}
+	if err := json.Unmarshal([]byte(`{"tier":1}`), &o); err == nil {
+		t.Errorf("wrong type accepted")
+	}
+}
+
+func TestTokenStringHidesSecret(t *testing.T) {
+	tok := Token{Token: "at_SUPERSECRET", TokenID: "tid", AgentID: "a1", Scopes: []string{"r"}, ExpiresAt: ts0}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		for _, v := range []any{tok, &tok, []Token{tok}, map[string]*Token{"k": &tok}} {
+			out := fmt.Sprintf(f, v)
+			if strings.Contains(out, "SUPERSECRET") {
+				t.Errorf("%s of %T reveals the token: %s", f, v, out)
+			}
+		}
+	}
+	if s := tok.String(); !strings.Contains(s, "at_[redacted]") || !strings.Contains(s, "tid") {
+		t.Errorf("String() = %s", s)
+	}
+	if s := (Token{Token: "opaque"}).String(); strings.Contains(s, "opaque") {
+		t.Errorf("String() = %s", s)
+	}
+}

@@ -1,0 +1,85 @@
+package agenttrust
+
+import (
+	"encoding/json"
+	"reflect"
+	"regexp"
+	"testing"
+	"time"
+)
+
+func TestTelemetryTimestampFormat(t *testing.T) {
+	est := time.FixedZone("EST", -5*3600)
+	cases := []struct {
+		in   time.Time
+		want string
+	}{
+		{time.Date(2026, 3, 1, 10, 0, 0, 123456000, time.UTC), "2026-03-01T10:00:00.123456+00:00"},
+		{time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), "2026-03-01T10:00:00.000000+00:00"},
+		{time.Date(2026, 3, 1, 10, 0, 0, 999, time.UTC), "2026-03-01T10:00:00.000000+00:00"},
+		{time.Date(2026, 3, 1, 10, 0, 0, 1999, time.UTC), "2026-03-01T10:00:00.000001+00:00"},
+		{time.Date(2026, 3, 1, 5, 0, 0, 500000000, est), "2026-03-01T10:00:00.500000+00:00"},
+	}
+	for _, tc := range cases {
+		b, err := json.Marshal(TelemetryEvent{EventType: EventToolEnd, ToolName: "t", Timestamp: tc.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := decodeMap(t, b)["timestamp"]; got != tc.want {
+			t.Errorf("%v: timestamp %v, want %s", tc.in, got, tc.want)
+		}
+	}
+	// The zero time is filled with now.
+	before := time.Now().UTC().Truncate(time.Microsecond)
+	b, _ := json.Marshal(TelemetryEvent{EventType: EventToolStart, ToolName: "t"})
+	after := time.Now().UTC()
+	s := decodeMap(t, b)["timestamp"].(string)
+	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$`).MatchString(s) {
+		t.Fatalf("filled timestamp %q", s)
+	}
+	got := parseTimestamp(s)
+	if got.Before(before) || got.After(after) {
+		t.Errorf("filled timestamp %v not within [%v, %v]", got, before, after)
+	}
+}
+
+func TestTelemetryEventWire(t *testing.T) {
+	srv := newRecServer(t, reply(200, `{"accepted":true,"events_processed":3}`))
+	c := newTestClient(t, srv.URL)
+	f, tr, zero, dur := false, true, 0, 40
+	ts := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	res, err := c.Telemetry.Report(ctxT(t), TelemetryReportParams{AgentID: "a1", SessionID: "s1", Events: []TelemetryEvent{
+		{EventType: EventToolStart, ToolName: "search", Timestamp: ts},
+		{EventType: EventToolEnd, ToolName: "search", DurationMs: &zero, Success: &tr, Timestamp: ts},
+		{EventType: EventToolError, ToolName: "search", DurationMs: &dur, Success: &f, Timestamp: ts, ErrorType: "ValueError"},
+	}})
+	if err != nil || res["accepted"] != true || res["events_processed"] != float64(3) {
+		t.Fatalf("%v %v", res, err)
+	}
+	body := srv.only(t).Body
+	if got := keyOrder(t, body); !reflect.DeepEqual(got, []string{"agent_id", "session_id", "events"}) {
+		t.Errorf("top-level key order %v", got)
+	}
+	var raw struct{ Events []json.RawMessage }
+	json.Unmarshal(body, &raw)
+	wantKeys := [][]string{
+		{"event_type", "tool_name", "timestamp"},
+		{"event_type", "tool_name", "duration_ms", "success", "timestamp"},
+		{"event_type", "tool_name", "duration_ms", "success", "timestamp", "error_type"},
+	}
+	for i, ev := range raw.Events {
+		if got := keyOrder(t, ev); !reflect.DeepEqual(got, wantKeys[i]) {
+			t.Errorf("event %d keys %v, want %v", i, got, wantKeys[i])
+		}
+	}
+	ev := decodeMap(t, raw.Events[2])
+	if ev["success"] != false || ev["duration_ms"] != json.Number("40") || ev["error_type"] != "ValueError" {
+		t.Errorf("tool_error event %v", ev)
+	}
+	if ev := decodeMap(t, raw.Events[1]); ev["duration_ms"] != json.Number("0") || ev["success"] != true {
+		t.Errorf("zero duration and success true must be sent: %v", ev)
+	}
+	srv.setHandler(reply(200, `[]`))
+	_, err = c.Telemetry.Report(ctxT(t), TelemetryReportParams{AgentID: "a1"})
+	wantDecode(t, err)
+}

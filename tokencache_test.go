@@ -1,0 +1,457 @@
+package agenttrust
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+// issuer is an issue endpoint that mints a new token per request, expiring
+// ttl after the fake clock's now (or without expiry when ttl is 0).
+type issuer struct {
+	clock *fakeClock
+	ttl   time.Duration
+	n     atomic.Int32
+}
+
+func (is *issuer) handle(w http.ResponseWriter, r *http.Request) {
+	var body map[string]any
+	json.NewDecoder(r.Body).Decode(&body)
+	n := is.n.Add(1)
+	tok := map[string]any{"token": fmt.Sprintf("at_tok%d_secret", n), "agent_id": body["agent_id"],
+		"scope": body["scopes"], "token_id": fmt.Sprintf("tid-%d", n)}
+	if is.ttl != 0 {
+		tok["expires_at"] = is.clock.Now().Add(is.ttl).Format(time.RFC3339Nano)
+	}
+	json.NewEncoder(w).Encode(tok)
+}
+
+func newCacheRig(t *testing.T, ttl time.Duration, opts ...Option) (*Client, *recServer, *issuer, *fakeClock) {
+	clk := newFakeClock(t0)
+	is := &issuer{clock: clk, ttl: ttl}
+	srv := newRecServer(t, is.handle)
+	c := newTestClient(t, srv.URL, append([]Option{withNow(clk.Now)}, opts...)...)
+	return c, srv, is, clk
+}
+
+func issue(t *testing.T, c *Client, p TokenIssueParams) *Token {
+	t.Helper()
+	tok, err := c.Tokens.Issue(ctxT(t), p)
+	if err != nil {
+		t.Fatalf("Issue(%+v): %v", p, err)
+	}
+	return tok
+}
+
+func TestCacheHit(t *testing.T) {
+	c, srv, _, _ := newCacheRig(t, 5*time.Minute)
+	a := issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"r", "w"}, TTLSeconds: 60})
+	b := issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"w", "r"}, TTLSeconds: 300}) // order and TTL irrelevant
+	if srv.count() != 1 || a.Token != b.Token {
+		t.Fatalf("%d requests; tokens %s %s", srv.count(), a, b)
+	}
+	if a == b {
+		t.Errorf("hit returned the same pointer")
+	}
+}
+
+func TestCacheNearExpiry(t *testing.T) {
+	c, srv, _, clk := newCacheRig(t, 5*time.Minute)
+	p := TokenIssueParams{AgentID: "a1"}
+	first := issue(t, c, p)
+	clk.Advance(5*time.Minute - 31*time.Second) // 31 s left: TTL 31 > 30, reused
+	if issue(t, c, p).Token != first.Token || srv.count() != 1 {
+		t.Fatalf("31 s left: re-issued")
+	}
+	clk.Advance(500 * time.Millisecond) // 30.5 s left: TTL() is 30, not > 30
+	second := issue(t, c, p)
+	if second.Token == first.Token || srv.count() != 2 {
+		t.Fatalf("30.5 s left: reused (requests %d)", srv.count())
+	}
+	clk.Advance(10 * time.Minute) // the new one expired outright
+	if issue(t, c, p).Token == second.Token || srv.count() != 3 {
+		t.Fatalf("expired token reused")
+	}
+}
+
+func TestCacheShortLivedNotCached(t *testing.T) {
+	c, srv, _, _ := newCacheRig(t, 30*time.Second)
+	issue(t, c, TokenIssueParams{AgentID: "a1"})
+	issue(t, c, TokenIssueParams{AgentID: "a1"})
+	if srv.count() != 2 {
+		t.Errorf("a 30 s token was reused: %d requests", srv.count())
+	}
+}
+
+func TestCacheKeyParts(t *testing.T) {
+	c, srv, _, _ := newCacheRig(t, 5*time.Minute)
+	distinct := []TokenIssueParams{
+		{AgentID: "a1", Scopes: []string{"a:b"}},
+		{AgentID: "a1", Scopes: []string{"a", "b"}},
+		{AgentID: "a1", Scopes: []string{"a", "a", "b"}},
+		{AgentID: "a1"},
+		{AgentID: "a1", Scopes: []string{""}},
+		{AgentID: "a1", Target: "svc"},
+		{AgentID: "a1", Target: "None"},
+		{AgentID: "a1", SessionID: "svc"},
+		{AgentID: "a1:", Scopes: nil},
+		{AgentID: "a2"},
+		{AgentID: "a1", Scopes: []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}},
+	}
+	tokens := map[string]int{}
+	for i, p := range distinct {
+		tokens[issue(t, c, p).Token] = i
+	}
+	if len(tokens) != len(distinct) || srv.count() != len(distinct) {
+		t.Fatalf("%d distinct tokens for %d keys", len(tokens), len(distinct))
+	}
+	// Every one is now a hit, whatever the scope order.
+	for i, p := range distinct {
+		p.Scopes = append([]string(nil), p.Scopes...)
+		for l, r := 0, len(p.Scopes)-1; l < r; l, r = l+1, r-1 {
+			p.Scopes[l], p.Scopes[r] = p.Scopes[r], p.Scopes[l]
+		}
+		if got := tokens[issue(t, c, p).Token]; got != i {
+			t.Errorf("key %d hit the entry of key %d", i, got)
+		}
+	}
+	if srv.count() != len(distinct) {
+		t.Errorf("%d requests after all hits", srv.count())
+	}
+	if c.tokens.len() != len(distinct) {
+		t.Errorf("cache holds %d entries", c.tokens.len())
+	}
+}
+
+func TestCacheDoesNotReorderCallerScopes(t *testing.T) {
+	c, srv, _, _ := newCacheRig(t, 5*time.Minute)
+	scopes := []string{"w", "r", "a"}
+	issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: scopes})
+	if scopes[0] != "w" || scopes[1] != "r" || scopes[2] != "a" {
+		t.Errorf("caller's scopes reordered: %v", scopes)
+	}
+	assertBody(t, srv.only(t).Body, `{"agent_id":"a1","scopes":["w","r","a"],"ttl":300}`)
+}
+
+func TestCacheNoCache(t *testing.T) {
+	c, srv, _, _ := newCacheRig(t, 5*time.Minute)
+	p := TokenIssueParams{AgentID: "a1", NoCache: true}
+	a, b := issue(t, c, p), issue(t, c, p)
+	if srv.count() != 2 || a.Token == b.Token || c.tokens.len() != 0 {
+		t.Fatalf("NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
+	}
+	cached := issue(t, c, TokenIssueParams{AgentID: "a1"})
+	if srv.count() != 3 {
+		t.Fatal("NoCache wrote the cache")
+	}
+	if got := issue(t, c, p); got.Token == cached.Token || srv.count() != 4 {
+		t.Errorf("NoCache read the cache")
+	}
+}
+
+func TestCacheNoExpiryNotCached(t *testing.T) {
+	c, srv, _, _ := newCacheRig(t, 0)
+	issue(t, c, TokenIssueParams{AgentID: "a1"})
+	tok := issue(t, c, TokenIssueParams{AgentID: "a1"})
+	if srv.count() != 2 || c.tokens.len() != 0 {
+		t.Errorf("token without expires_at cached: %d requests", srv.count())
+	}
+	if tok.IsExpired() || tok.TTL() != 0 {
+		t.Errorf("unknown expiry: expired %v ttl %v", tok.IsExpired(), tok.TTL())
+	}
+	// A malformed expiry counts as none.
+	srv.setHandler(reply(200, `{"token":"at_m","expires_at":"soon"}`))
+	issue(t, c, TokenIssueParams{AgentID: "a2"})
+	issue(t, c, TokenIssueParams{AgentID: "a2"})
+	if srv.count() != 4 {
+		t.Errorf("malformed expiry cached")
+	}
+}
+
+func TestCacheErrorsNotCached(t *testing.T) {
+	c, srv, is, _ := newCacheRig(t, 5*time.Minute)
+	p := TokenIssueParams{AgentID: "a1"}
+	good := issue(t, c, p)
+	srv.setHandler(reply(500, `{"error":"down"}`))
+	other := TokenIssueParams{AgentID: "a2"}
+	for i := 0; i < 2; i++ {
+		if _, err := c.Tokens.Issue(ctxT(t), other); err == nil {
+			t.Fatal("no error")
+		}
+	}
+	if srv.count() != 3 {
+		t.Errorf("error cached: %d requests", srv.count())
+	}
+	if issue(t, c, p).Token != good.Token {
+		t.Errorf("a failed issue disturbed other entries")
+	}
+	srv.setHandler(is.handle)
+	if issue(t, c, other).Token == "" || srv.count() != 4 {
+		t.Errorf("recovery after error")
+	}
+}
+
+func TestCacheCollapsesConcurrentMisses(t *testing.T) {
+	const n = 100
+	clk := newFakeClock(t0)
+	is := &issuer{clock: clk, ttl: 5 * time.Minute}
+	var c *Client
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		// Answer only once every caller is waiting on the shared flight.
+		deadline := time.Now().Add(5 * time.Second)
+		for waiting.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // let the last ones reach the flight
+		is.handle(w, r)
+	})
+	c = newTestClient(t, srv.URL, withNow(clk.Now))
+	waiting.Store(0)
+	var wg sync.WaitGroup
+	toks := make([]*Token, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			waiting.Add(1)
+			toks[i], errs[i] = c.Tokens.Issue(context.Background(), TokenIssueParams{AgentID: "a1", Scopes: []string{"r"}})
+		}(i)
+	}
+	wg.Wait()
+	if srv.count() != 1 {
+		t.Fatalf("%d issue requests for %d concurrent misses", srv.count(), n)
+	}
+	for i := range toks {
+		if errs[i] != nil || toks[i].Token != toks[0].Token {
+			t.Fatalf("caller %d: %v %v", i, toks[i], errs[i])
+		}
+		if i > 0 && &toks[i].Scopes[0] == &toks[0].Scopes[0] {
+			t.Fatalf("callers share a Scopes array")
+		}
+	}
+}
+
+var waiting atomic.Int32
+
+func TestCacheWaiterCancel(t *testing.T) {
+	clk := newFakeClock(t0)
+	is := &issuer{clock: clk, ttl: 5 * time.Minute}
+	release := make(chan struct{})
+	arrived := make(chan struct{})
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		is.handle(w, r)
+	})
+	c := newTestClient(t, srv.URL, withNow(clk.Now))
+	p := TokenIssueParams{AgentID: "a1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var cancelledErr, otherErr error
+	var other *Token
+	wg.Add(2)
+	go func() { defer wg.Done(); _, cancelledErr = c.Tokens.Issue(ctx, p) }() // starts the flight
+	<-arrived
+	go func() { defer wg.Done(); other, otherErr = c.Tokens.Issue(context.Background(), p) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	wantNetwork(t, cancelledErr)
+	if !errors.Is(cancelledErr, context.Canceled) {
+		t.Errorf("waiter error %v does not wrap Canceled", cancelledErr)
+	}
+	if otherErr != nil || other.Token == "" {
+		t.Fatalf("the other waiter: %v %v", other, otherErr)
+	}
+	if srv.count() != 1 {
+		t.Errorf("%d requests", srv.count())
+	}
+	// The shared fetch was not cancelled with the first caller: it was cached.
+	if issue(t, c, p).Token != other.Token || srv.count() != 1 {
+		t.Errorf("shared result not cached")
+	}
+}
+
+func TestCacheWaitersShareError(t *testing.T) {
+	release := make(chan struct{})
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.WriteHeader(403)
+		w.Write([]byte(`{"error":"no"}`))
+	})
+	c := newTestClient(t, srv.URL)
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = c.Tokens.Issue(context.Background(), TokenIssueParams{AgentID: "a"})
+		}(i)
+	}
+	time.Sleep(30 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for _, err := range errs {
+		if !errors.Is(err, ErrAuthorization) {
+			t.Errorf("waiter got %v", err)
+		}
+	}
+	if srv.count() != 1 {
+		t.Errorf("%d requests", srv.count())
+	}
+}
+
+func TestCacheEvictionByRevoke(t *testing.T) {
+	c, srv, is, _ := newCacheRig(t, 5*time.Minute)
+	route := func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/agent-tokens/issue":
+			is.handle(w, r)
+		default:
+			w.WriteHeader(204)
+		}
+	}
+	srv.setHandler(route)
+	a1 := issue(t, c, TokenIssueParams{AgentID: "a1"})
+	a1s := issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"x"}})
+	a2 := issue(t, c, TokenIssueParams{AgentID: "a2"})
+
+	// A failed revoke leaves the cache alone.
+	srv.setHandler(reply(500, ""))
+	if err := c.Tokens.Revoke(ctxT(t), a1.Token, ""); err == nil {
+		t.Fatal("no error")
+	}
+	if err := c.Agents.Revoke(ctxT(t), "a2", ""); err == nil {
+		t.Fatal("no error")
+	}
+	if c.tokens.len() != 3 {
+		t.Fatalf("failed revoke evicted: %d entries", c.tokens.len())
+	}
+	srv.setHandler(route)
+	if err := c.Tokens.Revoke(ctxT(t), a1.Token, ""); err != nil {
+		t.Fatal(err)
+	}
+	if c.tokens.len() != 2 {
+		t.Fatalf("token revoke: %d entries", c.tokens.len())
+	}
+	if issue(t, c, TokenIssueParams{AgentID: "a1"}).Token == a1.Token {
+		t.Errorf("revoked token served from cache")
+	}
+	if err := c.Agents.Revoke(ctxT(t), "a1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"x"}}).Token == a1s.Token {
+		t.Errorf("revoked agent's token served from cache")
+	}
+	if issue(t, c, TokenIssueParams{AgentID: "a2"}).Token != a2.Token {
+		t.Errorf("another agent's token evicted")
+	}
+	c.Tokens.ClearCache()
+	if c.tokens.len() != 0 {
+		t.Errorf("ClearCache left %d", c.tokens.len())
+	}
+	issue(t, c, TokenIssueParams{AgentID: "a2"})
+	c.SetAPIKey("sk_live_other")
+	if c.tokens.len() != 0 {
+		t.Errorf("SetAPIKey left %d entries", c.tokens.len())
+	}
+}
+
+func TestCacheRevokeDuringFlightDoesNotResurrect(t *testing.T) {
+	clk := newFakeClock(t0)
+	is := &issuer{clock: clk, ttl: 5 * time.Minute}
+	release, arrived := make(chan struct{}), make(chan struct{})
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		is.handle(w, r)
+	})
+	c := newTestClient(t, srv.URL, withNow(clk.Now))
+	done := make(chan struct{})
+	go func() { defer close(done); c.Tokens.Issue(context.Background(), TokenIssueParams{AgentID: "a1"}) }()
+	<-arrived
+	c.SetAPIKey("sk_new") // the token being fetched belongs to the old key
+	close(release)
+	<-done
+	if c.tokens.len() != 0 {
+		t.Errorf("a fetch that raced an eviction was cached")
+	}
+}
+
+func TestCacheBoundedEvictsSoonest(t *testing.T) {
+	clk := newFakeClock(t0)
+	ttls := map[string]time.Duration{"a": 10 * time.Minute, "b": 2 * time.Minute, "c": 5 * time.Minute, "d": 7 * time.Minute}
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		json.NewDecoder(r.Body).Decode(&body)
+		id := body["agent_id"].(string)
+		fmt.Fprintf(w, `{"token":"at_%s","expires_at":%q}`, id, clk.Now().Add(ttls[id]).Format(time.RFC3339))
+	})
+	c := newTestClient(t, srv.URL, withNow(clk.Now), WithTokenCacheSize(3))
+	for _, id := range []string{"a", "b", "c", "d"} {
+		issue(t, c, TokenIssueParams{AgentID: id})
+	}
+	if c.tokens.len() != 3 {
+		t.Fatalf("%d entries, max 3", c.tokens.len())
+	}
+	srv.clear()
+	for _, id := range []string{"a", "c", "d"} {
+		issue(t, c, TokenIssueParams{AgentID: id})
+	}
+	if srv.count() != 0 {
+		t.Errorf("a longer-lived entry was evicted")
+	}
+	issue(t, c, TokenIssueParams{AgentID: "b"})
+	if srv.count() != 1 {
+		t.Errorf("the soonest-expiring entry was kept")
+	}
+	// Expired entries go first: after 6 minutes c (5 min) is dead, d (7 min)
+	// has 60 s left, a has 4 min; inserting "e" drops c, not the soonest live.
+	ttls["e"] = time.Hour
+	clk.Advance(6 * time.Minute)
+	issue(t, c, TokenIssueParams{AgentID: "e"})
+	srv.clear()
+	issue(t, c, TokenIssueParams{AgentID: "d"})
+	issue(t, c, TokenIssueParams{AgentID: "a"})
+	if srv.count() != 0 {
+		t.Errorf("live entries evicted before expired ones (%d re-issued)", srv.count())
+	}
+}
+
+func TestCacheCopiesAreIndependent(t *testing.T) {
+	for _, scopes := range [][]string{{"r", "w"}, {"1", "2", "3", "4", "5"}} {
+		srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+			b, _ := json.Marshal(scopes)
+			fmt.Fprintf(w, `{"token":"at_x","scopes":%s,"audience":["svc"],"expires_at":"2099-01-01T00:00:00Z"}`, b)
+		})
+		c := newTestClient(t, srv.URL)
+		a := issue(t, c, TokenIssueParams{AgentID: "a1"})
+		a.Scopes[0] = "MUTATED"
+		a.Audience[0] = "MUTATED"
+		a.Scopes = append(a.Scopes, "more")
+		b := issue(t, c, TokenIssueParams{AgentID: "a1"})
+		if b.Scopes[0] != scopes[0] || len(b.Scopes) != len(scopes) || b.Audience[0] != "svc" {
+			t.Errorf("mutating a returned token changed the cache: %v %v", b.Scopes, b.Audience)
+		}
+		b.Scopes = append(b.Scopes, "x")
+		b2 := issue(t, c, TokenIssueParams{AgentID: "a1"})
+		if len(b2.Scopes) != len(scopes) {
+			t.Errorf("append leaked into the cache: %v", b2.Scopes)
+		}
+		if srv.count() != 1 {
+			t.Errorf("%d requests", srv.count())
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package agenttrust
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestTokenDecoding(t *testing.T) {
+	before := time.Now().UTC().Add(-time.Second)
+	cases := []struct {
+		name, body       string
+		token, id, agent string
+		scopes           []string
+		issuedNow        bool
+		issued, expires  time.Time
+	}{
+		{"primary keys", `{"token":"at_1","agent_id":"a","scopes":["r"],"audience":["x"],"issued_at":"2026-03-01T10:00:00Z","expires_at":"2026-03-01T10:05:00Z","token_id":"t1","id":"ignored","scope":["ignored"],"agent_token":"at_ignored"}`,
+			"at_1", "t1", "a", []string{"r"}, false, ts0, ts0.Add(5 * time.Minute)},
+		{"alternate keys", `{"agent_token":"at_2","scope":["w"],"id":"t2"}`, "at_2", "t2", "", []string{"w"}, true, time.Time{}, time.Time{}},
+		{"nulls fall back", `{"token":null,"agent_token":"at_3","scopes":null,"scope":["s"],"token_id":null,"id":"t3","issued_at":null}`,
+			"at_3", "t3", "", []string{"s"}, true, time.Time{}, time.Time{}},
+		{"empty primary wins", `{"token":"","agent_token":"at_4","scopes":[],"scope":["s"]}`, "", "", "", []string{}, true, time.Time{}, time.Time{}},
+		{"issued_at empty string", `{"issued_at":""}`, "", "", "", nil, true, time.Time{}, time.Time{}},
+		{"issued_at malformed", `{"issued_at":"later"}`, "", "", "", nil, false, time.Time{}, time.Time{}},
+		{"issued_at number", `{"issued_at":1700000000}`, "", "", "", nil, false, time.Time{}, time.Time{}},
+		{"zone-less expiry", `{"expires_at":"2026-03-01T10:05:00.5"}`, "", "", "", nil, true, time.Time{}, ts0.Add(5*time.Minute + 500*time.Millisecond)},
+	}
+	srv := newRecServer(t, nil)
+	c := newTestClient(t, srv.URL)
+	for _, tc := range cases {
+		srv.setHandler(reply(200, tc.body))
+		tok, err := c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: "a", NoCache: true})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tok.Token != tc.token || tok.TokenID != tc.id || tok.AgentID != tc.agent || !reflect.DeepEqual(tok.Scopes, tc.scopes) ||
+			!tok.ExpiresAt.Equal(tc.expires) {
+			t.Errorf("%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
+		}
+		if tc.issuedNow {
+			if tok.IssuedAt.Before(before) || tok.IssuedAt.After(time.Now().Add(time.Second)) || tok.IssuedAt.Location() != time.UTC {
+				t.Errorf("%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)
+			}
+		} else if !tok.IssuedAt.Equal(tc.issued) {
+			t.Errorf("%s: IssuedAt %v, want %v", tc.name, tok.IssuedAt, tc.issued)
+		}
+	}
+	for _, body := range []string{`{"token":5}`, `{"scopes":"r"}`, `{"agent_id":[]}`, `[]`, `{"token_id":1}`} {
+		srv.setHandler(reply(200, body))
+		_, err := c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: "a", NoCache: true})
+		wantDecode(t, err)
+	}
+}
+
+func TestIntrospectionDecoding(t *testing.T) {
+	srv := newRecServer(t, nil)
+	c := newTestClient(t, srv.URL)
+	srv.setHandler(reply(200, `{"active":true,"agent_id":"a1","org_id":"o1","scopes":["read"],"expires_at":"2026-03-01T10:00:00Z","valid":false,"scope":["x"]}`))
+	r, err := c.Tokens.Introspect(ctxT(t), TokenIntrospectParams{Token: "at_x"})
+	if err != nil || !r.Active || r.AgentID != "a1" || r.OrgID != "o1" || !reflect.DeepEqual(r.Scopes, []string{"read"}) || !r.ExpiresAt.Equal(ts0) {
+		t.Errorf("%+v %v", r, err)
+	}
+	srv.setHandler(reply(200, `{"active":false,"reasoning":"token revoked","expires_at":"nope"}`))
+	r, err = c.Tokens.Verify(ctxT(t), TokenIntrospectParams{Token: "at_x"})
+	if err != nil || r.Active || r.Reasoning != "token revoked" || !r.ExpiresAt.IsZero() {
+		t.Errorf("%+v %v", r, err)
+	}
+	srv.setHandler(reply(200, `{"valid":true,"scope":["x"]}`)) // no fallbacks for introspection
+	r, err = c.Tokens.Introspect(ctxT(t), TokenIntrospectParams{Token: "at_x"})
+	if err != nil || r.Active || len(r.Scopes) != 0 {
+		t.Errorf("%+v %v", r, err)
+	}
+	for _, body := range []string{`{"active":"yes"}`, `{"scopes":"r"}`, `[]`} {
+		srv.setHandler(reply(200, body))
+		_, err := c.Tokens.Introspect(ctxT(t), TokenIntrospectParams{Token: "at_x"})
+		wantDecode(t, err)
+	}
+}
