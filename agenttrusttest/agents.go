@@ -207,7 +207,7 @@ func (s *Server) revokeAgent(c *call) {
 	c.reply(http.StatusOK, map[string]any{"agent_id": id, "status": statusRevoked, "reason": req.Reason})
 }
 
-// agentErr checks that id names an active agent. It returns the HTTP
+// agentErrLocked checks that id names an active agent. It returns the HTTP
 // status and message for a failure, or 0.
 func (s *Server) agentErrLocked(id string) (int, string) {
 	ag, ok := s.st.agents[id]
