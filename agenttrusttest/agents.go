@@ -71,9 +71,6 @@ func (s *Server) SeedAgent(a AgentSeed) (agentID string) {
 			panic(fmt.Sprintf("agenttrusttest: SeedAgent: agent id %q already exists", a.ID))
 		}
 	}
-	if a.Name == "" {
-		a.Name = a.ID
-	}
 	ag, err := s.addAgentLocked(a)
 	if err != "" {
 		panic("agenttrusttest: SeedAgent: " + err)
