@@ -71,9 +71,6 @@ func (s *Server) SeedAgent(a AgentSeed) (agentID string) {
 			panic(fmt.Sprintf("agenttrusttest: SeedAgent: agent id %q already exists", a.ID))
 		}
 	}
-	if a.Name == "" {
-		a.Name = a.ID
-	}
 	ag, err := s.addAgentLocked(a)
 	if err != "" {
 		panic("agenttrusttest: SeedAgent: " + err)
@@ -207,7 +204,7 @@ func (s *Server) revokeAgent(c *call) {
 	c.reply(http.StatusOK, map[string]any{"agent_id": id, "status": statusRevoked, "reason": req.Reason})
 }
 
-// agentErr checks that id names an active agent. It returns the HTTP
+// agentErrLocked checks that id names an active agent. It returns the HTTP
 // status and message for a failure, or 0.
 func (s *Server) agentErrLocked(id string) (int, string) {
 	ag, ok := s.st.agents[id]

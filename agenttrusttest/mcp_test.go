@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // rpcRecorder is a loopback JSON-RPC server that records what reaches it.
@@ -102,4 +105,49 @@ func TestMCPProxy(t *testing.T) {
 	c.gw("DELETE", "/mcp/servers/"+serverID, "").must(t, 204)
 	c.gw("DELETE", "/mcp/servers/"+serverID, "").must(t, 404)
 	c.gw("POST", "/mcp/servers", `{"name": "bad", "url": "not a url"}`).must(t, 400)
+}
+
+// TestCloseReleasesOutboundConnections checks that Close also drops the
+// keep-alive connections of the MCP proxy while the upstream is still up.
+func TestCloseReleasesOutboundConnections(t *testing.T) {
+	upstream := httptest.NewServer(&rpcRecorder{})
+	defer upstream.Close()
+	before := goleak.IgnoreCurrent()
+
+	srv, err := NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentID := srv.CreateAgent("bot")
+	tr := &http.Transport{}
+	hc := &http.Client{Transport: tr}
+	reg := fmt.Sprintf(`{"name": "tools", "url": %q}`, upstream.URL)
+	req, _ := http.NewRequest("POST", srv.URL()+"/mcp/servers", strings.NewReader(reg))
+	req.Header.Set("X-API-Key", srv.APIKey())
+	req.Header.Set("Content-Type", "application/json")
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var server struct{ ID string }
+	_ = json.NewDecoder(res.Body).Decode(&server)
+	res.Body.Close()
+
+	req, _ = http.NewRequest("POST", srv.URL()+"/mcp/"+server.ID, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	req.Header.Set("X-API-Key", srv.APIKey())
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Agent-ID", agentID)
+	res, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+
+	srv.Close()
+	tr.CloseIdleConnections()
+	goleak.VerifyNone(t, before)
 }

@@ -170,7 +170,6 @@ func (s *Server) serve(ln net.Listener, served api) {
 	hs := &http.Server{
 		Handler:           s.handler(served),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
 	}
 	s.https = append(s.https, hs)
 	s.wg.Add(1)
@@ -296,7 +295,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		status, buf = http.StatusInternalServerError, *bytes.NewBufferString(`{"error": "encode reply"}`)
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error": "encode reply"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -305,6 +306,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (s *Server) handler(served api) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqID := fmt.Sprintf("req-%d", s.reqSeq.Add(1))
+		w.Header().Set("X-Request-ID", reqID)
 		if !s.enter() {
 			w.Header().Set("Connection", "close")
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "server closing"})
@@ -316,8 +319,6 @@ func (s *Server) handler(served api) http.Handler {
 		stop := context.AfterFunc(s.ctx, cancel)
 		defer stop()
 
-		reqID := fmt.Sprintf("req-%d", s.reqSeq.Add(1))
-		w.Header().Set("X-Request-ID", reqID)
 		body, readErr := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 		s.record(r, body, served, reqID)
 		c := &call{s: s, w: w, r: r, ctx: ctx, body: body}

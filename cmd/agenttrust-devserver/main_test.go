@@ -139,6 +139,13 @@ func TestDevServerBadPolicy(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"deny": {}, "elevate": ["x"]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// An already cancelled context makes a valid configuration return nil
+	// at once instead of serving, so a check that went missing fails fast.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := run(ctx, []string{"-addr", "127.0.0.1:0"}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("valid configuration: %v", err)
+	}
 	for _, args := range [][]string{
 		{"-addr", "127.0.0.1:0", "-policy", bad},
 		{"-addr", "127.0.0.1:0", "-policy", filepath.Join(dir, "missing.json")},
@@ -146,7 +153,7 @@ func TestDevServerBadPolicy(t *testing.T) {
 		{"-nope"},
 		{"-addr", "127.0.0.1:0", "extra"},
 	} {
-		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
+		if err := run(ctx, args, io.Discard, io.Discard); err == nil {
 			t.Errorf("run %q succeeded", args)
 		}
 	}
