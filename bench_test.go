@@ -116,6 +116,20 @@ func BenchmarkTokenCacheHit(b *testing.B) {
 	}
 }
 
+// BenchmarkTokenCopyFloor is the one piece of work a cache hit cannot skip:
+// the copy it returns (WIRE.md D35), plus a clock read. The hit's overhead
+// over it is the key, the lock and the lookup.
+func BenchmarkTokenCopyFloor(b *testing.B) {
+	tok := &Token{Token: "at_bench", AgentID: "a1", Scopes: []string{"read", "write"}, ExpiresAt: time.Now().Add(time.Hour)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if !fresh(tok.ExpiresAt, time.Now()) || copyToken(tok) == nil {
+			b.Fatal("stale")
+		}
+	}
+}
+
 // TestTokenCacheHitAllocs keeps the cache-hit path at one allocation (the
 // returned copy) in every test run, not only when benchmarks run.
 func TestTokenCacheHitAllocs(t *testing.T) {

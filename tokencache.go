@@ -84,12 +84,15 @@ func (c *tokenCache) get(ctx context.Context, p TokenIssueParams) (*Token, error
 	var buf [128]byte
 	kb := appendKey(buf[:0], &p)
 
+	now := c.now()
 	c.mu.Lock()
 	if e, ok := c.entries[string(kb)]; ok {
-		if fresh(e.tok.ExpiresAt, c.now()) {
-			t := copyToken(&e.tok)
+		if fresh(e.tok.ExpiresAt, now) {
+			// Entries are replaced, never modified, so the copy can be made
+			// after unlocking: the lock is held for a lookup only.
+			tok := e.tok
 			c.mu.Unlock()
-			return t, nil
+			return copyToken(&tok), nil
 		}
 		delete(c.entries, string(kb))
 	}
