@@ -2,6 +2,7 @@ package agenttrust
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -113,6 +114,16 @@ func (e *AgentTrustError) GoString() string {
 		", Message:" + strconv.Quote(e.Message) + ", RequestID:" + strconv.Quote(e.RequestID) +
 		", RetryAfter:" + e.RetryAfter.String() + "}"
 }
+
+// Format prints Error for every verb but %#v (GoString), so that no verb
+// (%d, %x, ...) can dump the Details or Body a server filled with a secret.
+func (e *AgentTrustError) Format(f fmt.State, verb rune) {
+	formatRedacted(f, verb, errorStringer{e}, e)
+}
+
+type errorStringer struct{ e *AgentTrustError }
+
+func (s errorStringer) String() string { return s.e.Error() }
 
 // Unwrap returns the underlying cause.
 func (e *AgentTrustError) Unwrap() error { return e.Err }

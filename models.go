@@ -2,6 +2,7 @@ package agenttrust
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -187,6 +188,10 @@ func (t Token) String() string {
 
 // GoString is String, so that %#v does not reveal the token either.
 func (t Token) GoString() string { return t.String() }
+
+// Format prints String for every verb, so that no verb (%d, %x, ...) can
+// dump the token field.
+func (t Token) Format(f fmt.State, verb rune) { formatRedacted(f, verb, t, t) }
 
 // redactedToken keeps only a token's prefix ("at_") for diagnostics.
 func redactedToken(s string) string {

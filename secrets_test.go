@@ -2,6 +2,7 @@ package agenttrust
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,14 +10,17 @@ import (
 	"testing"
 )
 
-var verbs = []string{"%v", "%+v", "%#v", "%s", "%q"}
+// verbs are the fmt verbs a secret must survive; %d and %x once dumped a
+// Token's or an error's fields.
+var verbs = []string{"%v", "%+v", "%#v", "%s", "%q", "%d", "%x"}
 
 func assertNoSecret(t testing.TB, what string, v any, secrets ...string) {
 	t.Helper()
 	for _, f := range verbs {
 		out := fmt.Sprintf(f, v)
 		for _, s := range secrets {
-			if strings.Contains(out, s) {
+			asBytes := strings.Trim(fmt.Sprint([]byte(s)), "[]") // how %d prints a []byte field
+			if strings.Contains(out, s) || strings.Contains(out, hex.EncodeToString([]byte(s))) || strings.Contains(out, asBytes) {
 				t.Errorf("%s: %s reveals %q: %s", what, f, s, out)
 			}
 		}
@@ -132,4 +136,21 @@ func TestNetworkErrorHidesPassword(t *testing.T) {
 	_, err := c.Health(ctxT(t))
 	wantNetwork(t, err)
 	assertNoSecret(t, "network error", err, "hunter2pass", testKey)
+}
+
+// A Token and an error whose raw body echoes a secret print nothing secret
+// under any verb, also when nested in a struct or a slice.
+func TestTokenAndErrorFormattingHideSecrets(t *testing.T) {
+	const secret = "at_0123456789abcdef0123456789abcdef"
+	tok := Token{Token: secret, AgentID: "a1", Scopes: []string{"read"}}
+	assertNoSecret(t, "token", tok, secret)
+	assertNoSecret(t, "token pointer", &tok, secret)
+	assertNoSecret(t, "tokens", []Token{tok}, secret)
+	err := wrapKind(&AgentTrustError{Status: 401, Code: CodeAuthFailed, Message: "Authentication failed",
+		Details: map[string]any{}, Body: []byte(`{"error":"bad ` + secret + `"}`)})
+	assertNoSecret(t, "error", err, secret)
+	var ae *AgentTrustError
+	errors.As(err, &ae)
+	assertNoSecret(t, "base error", ae, secret)
+	assertNoSecret(t, "error in a struct", struct{ E error }{err}, secret)
 }
