@@ -44,15 +44,7 @@ func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams) (*Agent
 	if body.Metadata == nil {
 		body.Metadata = map[string]any{}
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: "/api/v1/agents", body: body})
-	if err != nil {
-		return nil, err
-	}
-	a := new(Agent)
-	if err := decodeWrapped(resp, "agent", a); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return s.agent(ctx, &request{method: http.MethodPost, path: "/api/v1/agents", body: body})
 }
 
 // Get reads one agent: GET /api/v1/agents/{agent_id}.
@@ -61,7 +53,12 @@ func (s *AgentsService) Get(ctx context.Context, agentID string) (*Agent, error)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodGet, path: path, idempotent: true})
+	return s.agent(ctx, &request{method: http.MethodGet, path: path, idempotent: true})
+}
+
+// agent sends r and decodes an Agent, flat or under the "agent" wrapper.
+func (s *AgentsService) agent(ctx context.Context, r *request) (*Agent, error) {
+	resp, err := s.client.do(ctx, r)
 	if err != nil {
 		return nil, err
 	}
