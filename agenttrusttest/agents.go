@@ -67,7 +67,7 @@ func (s *Server) SeedAgent(a AgentSeed) (agentID string) {
 		a.OrgID = DefaultOrgID
 	}
 	if a.ID != "" {
-		if _, dup := s.st.agents[a.ID]; dup {
+		if s.st.agents.has(a.ID) {
 			panic(fmt.Sprintf("agenttrusttest: SeedAgent: agent id %q already exists", a.ID))
 		}
 	}
@@ -81,13 +81,13 @@ func (s *Server) SeedAgent(a AgentSeed) (agentID string) {
 // addAgentLocked creates an agent; it returns a conflict message when the
 // name is taken in the org.
 func (s *Server) addAgentLocked(a AgentSeed) (*agent, string) {
-	for _, id := range s.st.agentOrder {
-		if o := s.st.agents[id]; o.OrgID == a.OrgID && o.Name == a.Name {
+	for _, o := range s.st.agents.byID {
+		if o.OrgID == a.OrgID && o.Name == a.Name {
 			return nil, fmt.Sprintf("agent %q already exists in org %q", a.Name, a.OrgID)
 		}
 	}
 	id := a.ID
-	for id == "" || s.st.agents[id] != nil {
+	for id == "" || s.st.agents.has(id) {
 		id = s.st.nextID("agent")
 	}
 	if a.Name == "" {
@@ -105,8 +105,7 @@ func (s *Server) addAgentLocked(a AgentSeed) (*agent, string) {
 		ID: id, Name: a.Name, OrgID: a.OrgID, Framework: a.Framework, PublicKey: a.PublicKey,
 		Status: statusActive, Capabilities: caps, Metadata: meta, CreatedAt: ts(s.Now()),
 	}
-	s.st.agents[id] = ag
-	s.st.agentOrder = append(s.st.agentOrder, id)
+	s.st.agents.put(id, ag)
 	return ag, ""
 }
 
@@ -147,7 +146,7 @@ func (s *Server) createAgent(c *call) {
 
 func (s *Server) getAgent(c *call) {
 	s.mu.Lock()
-	ag, ok := s.st.agents[c.param("agent_id")]
+	ag, ok := s.st.agents.get(c.param("agent_id"))
 	var out agent
 	if ok {
 		out = *ag
@@ -166,12 +165,7 @@ func (s *Server) listAgents(c *call) {
 		org = c.org
 	}
 	s.mu.Lock()
-	out := []agent{}
-	for _, id := range s.st.agentOrder {
-		if ag := s.st.agents[id]; ag.OrgID == org {
-			out = append(out, *ag)
-		}
-	}
+	out := s.st.agents.list(func(ag *agent) bool { return ag.OrgID == org })
 	s.mu.Unlock()
 	c.reply(http.StatusOK, map[string]any{"agents": out})
 }
@@ -187,7 +181,7 @@ func (s *Server) revokeAgent(c *call) {
 	}
 	id := c.param("agent_id")
 	s.mu.Lock()
-	ag, ok := s.st.agents[id]
+	ag, ok := s.st.agents.get(id)
 	if ok {
 		ag.Status = statusRevoked
 		for _, t := range s.st.tokens {
@@ -207,7 +201,7 @@ func (s *Server) revokeAgent(c *call) {
 // agentErrLocked checks that id names an active agent. It returns the HTTP
 // status and message for a failure, or 0.
 func (s *Server) agentErrLocked(id string) (int, string) {
-	ag, ok := s.st.agents[id]
+	ag, ok := s.st.agents.get(id)
 	switch {
 	case !ok:
 		return http.StatusNotFound, fmt.Sprintf("agent %q not found", id)

@@ -106,7 +106,7 @@ func (s *Server) buildCard(ag *agent, published bool) map[string]any {
 func (s *Server) cardOp(c *call, op func(cs *cardState, exists bool) (ok bool, msg string)) {
 	id := c.param("agent_id")
 	s.mu.Lock()
-	ag, found := s.st.agents[id]
+	ag, found := s.st.agents.get(id)
 	if !found {
 		s.mu.Unlock()
 		c.fail(http.StatusNotFound, "agent not found")

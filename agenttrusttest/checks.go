@@ -112,7 +112,7 @@ func (s *Server) check(c *call) {
 	defer s.mu.Unlock()
 	s.st.checks = append(s.st.checks, c.body)
 	res := checkResult{CheckID: s.st.nextID("chk"), Confidence: 0.99, GuardTier: "fast", LatencyMs: 1}
-	ag, known := s.st.agents[req.AgentID]
+	ag, known := s.st.agents.get(req.AgentID)
 	deny, denied := s.st.policy.Deny[req.ActionName]
 	switch {
 	case !known:

@@ -61,10 +61,11 @@ func (s *Server) createDelegation(c *call) {
 			return
 		}
 	}
+	from, _ := s.st.agents.get(req.FromAgentID)
 	expires := now.Add(time.Duration(req.TTLSeconds) * time.Second)
 	var chain []string
 	if req.ParentDelegationID != nil {
-		parent, ok := s.st.delegations[*req.ParentDelegationID]
+		parent, ok := s.st.delegations.get(*req.ParentDelegationID)
 		if !ok {
 			c.fail(http.StatusNotFound, fmt.Sprintf("parent delegation %q not found", *req.ParentDelegationID))
 			return
@@ -85,7 +86,7 @@ func (s *Server) createDelegation(c *call) {
 			expires = pe
 		}
 		chain = parent.DelegationChain
-	} else if sc, bad := firstOutside(req.Scope, s.st.agents[req.FromAgentID].Capabilities); bad {
+	} else if sc, bad := firstOutside(req.Scope, from.Capabilities); bad {
 		c.fail(http.StatusForbidden, fmt.Sprintf("scope %q exceeds the delegator's capabilities", sc))
 		return
 	}
@@ -99,19 +100,13 @@ func (s *Server) createDelegation(c *call) {
 		ExpiresAt: ts(expires), CreatedAt: ts(now), orgID: c.org,
 	}
 	d.DelegationChain = append(append([]string{}, chain...), d.ID)
-	s.st.delegations[d.ID] = d
-	s.st.delegOrder = append(s.st.delegOrder, d.ID)
+	s.st.delegations.put(d.ID, d)
 	c.reply(http.StatusCreated, map[string]any{"delegation": *d})
 }
 
 func (s *Server) listDelegations(c *call) {
 	s.mu.Lock()
-	out := []delegation{}
-	for _, id := range s.st.delegOrder {
-		if d := s.st.delegations[id]; d.orgID == c.org {
-			out = append(out, *d)
-		}
-	}
+	out := s.st.delegations.list(func(d *delegation) bool { return d.orgID == c.org })
 	s.mu.Unlock()
 	c.reply(http.StatusOK, map[string]any{"delegations": out})
 }
@@ -122,9 +117,9 @@ func (s *Server) revokeDelegation(c *call) {
 	id := c.param("delegation_id")
 	now := ts(s.Now())
 	s.mu.Lock()
-	_, ok := s.st.delegations[id]
+	ok := s.st.delegations.has(id)
 	if ok {
-		for _, d := range s.st.delegations {
+		for _, d := range s.st.delegations.byID {
 			for _, link := range d.DelegationChain {
 				if link == id && time.Time(d.RevokedAt).IsZero() {
 					d.RevokedAt = now
@@ -146,7 +141,7 @@ func (s *Server) delegationSession(c *call) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, ok := s.st.delegations[c.param("delegation_id")]
+	d, ok := s.st.delegations.get(c.param("delegation_id"))
 	if !ok {
 		c.fail(http.StatusNotFound, "delegation not found")
 		return
@@ -156,7 +151,7 @@ func (s *Server) delegationSession(c *call) {
 		return
 	}
 	org := d.orgID
-	if ag := s.st.agents[d.ToAgentID]; ag != nil {
+	if ag, ok := s.st.agents.get(d.ToAgentID); ok {
 		org = ag.OrgID
 	}
 	se := s.newSessionLocked("a2a", d.ToAgentID, org, d.Scope)

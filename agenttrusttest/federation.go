@@ -57,7 +57,7 @@ func (s *Server) registerProvider(c *call) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.st.providers {
+	for _, p := range s.st.providers.byID {
 		if p.OrgID == c.org && p.Issuer == req.Issuer {
 			c.fail(http.StatusConflict, fmt.Sprintf("provider for issuer %q already exists", req.Issuer))
 			return
@@ -71,38 +71,24 @@ func (s *Server) registerProvider(c *call) {
 		TokenEndpoint: base + "/token", TrustLevel: trust, Status: "active",
 		CreatedAt: now, UpdatedAt: now,
 	}
-	s.st.providers[p.ID] = p
-	s.st.provOrder = append(s.st.provOrder, p.ID)
+	s.st.providers.put(p.ID, p)
 	c.reply(http.StatusCreated, map[string]any{"provider": *p})
 }
 
 // listProviders wraps every element in "provider", as WIRE §3.2 allows.
 func (s *Server) listProviders(c *call) {
 	s.mu.Lock()
-	out := []any{}
-	for _, id := range s.st.provOrder {
-		if p := s.st.providers[id]; p.OrgID == c.org {
-			out = append(out, map[string]any{"provider": *p})
-		}
-	}
+	mine := s.st.providers.list(func(p *provider) bool { return p.OrgID == c.org })
 	s.mu.Unlock()
+	out := make([]any, len(mine))
+	for i, p := range mine {
+		out[i] = map[string]any{"provider": p}
+	}
 	c.reply(http.StatusOK, map[string]any{"providers": out})
 }
 
 func (s *Server) deleteProvider(c *call) {
-	id := c.param("provider_id")
-	s.mu.Lock()
-	_, ok := s.st.providers[id]
-	if ok {
-		delete(s.st.providers, id)
-		s.st.provOrder = removeString(s.st.provOrder, id)
-	}
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, "provider not found")
-		return
-	}
-	c.noContent()
+	deleteOr404(s, c, &s.st.providers, "provider_id", "provider not found")
 }
 
 type federationTokenRequest struct {
@@ -161,7 +147,7 @@ func (s *Server) federationSession(c *call) {
 		return
 	}
 	var prov *provider
-	for _, p := range s.st.providers {
+	for _, p := range s.st.providers.byID {
 		if p.OrgID == c.org && p.Issuer == t.issuer {
 			prov = p
 		}
@@ -204,7 +190,8 @@ func (s *Server) issueIDToken(c *call) {
 		c.fail(status, msg)
 		return
 	}
-	if sc, bad := firstOutside(req.Scopes, s.st.agents[req.AgentID].Capabilities); bad {
+	ag, _ := s.st.agents.get(req.AgentID)
+	if sc, bad := firstOutside(req.Scopes, ag.Capabilities); bad {
 		c.fail(http.StatusForbidden, fmt.Sprintf("scope %q is not within the agent's capabilities", sc))
 		return
 	}

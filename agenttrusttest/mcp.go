@@ -45,8 +45,7 @@ func (s *Server) registerMCPServer(c *call) {
 	}
 	s.mu.Lock()
 	srv := &mcpServer{ID: s.st.nextID("mcp"), Name: req.Name, URL: req.URL, OrgID: c.org, Capabilities: caps, CreatedAt: ts(s.Now())}
-	s.st.mcpServers[srv.ID] = srv
-	s.st.mcpOrder = append(s.st.mcpOrder, srv.ID)
+	s.st.mcpServers.put(srv.ID, srv)
 	out := *srv
 	s.mu.Unlock()
 	c.reply(http.StatusCreated, out)
@@ -54,30 +53,13 @@ func (s *Server) registerMCPServer(c *call) {
 
 func (s *Server) listMCPServers(c *call) {
 	s.mu.Lock()
-	out := []mcpServer{}
-	for _, id := range s.st.mcpOrder {
-		if srv := s.st.mcpServers[id]; srv.OrgID == c.org {
-			out = append(out, *srv)
-		}
-	}
+	out := s.st.mcpServers.list(func(srv *mcpServer) bool { return srv.OrgID == c.org })
 	s.mu.Unlock()
 	c.reply(http.StatusOK, map[string]any{"servers": out})
 }
 
 func (s *Server) removeMCPServer(c *call) {
-	id := c.param("server_id")
-	s.mu.Lock()
-	_, ok := s.st.mcpServers[id]
-	if ok {
-		delete(s.st.mcpServers, id)
-		s.st.mcpOrder = removeString(s.st.mcpOrder, id)
-	}
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, "mcp server not found")
-		return
-	}
-	c.noContent()
+	deleteOr404(s, c, &s.st.mcpServers, "server_id", "mcp server not found")
 }
 
 // mcpEnvelope is the call_tool body; params is "not None".
@@ -99,7 +81,7 @@ func (s *Server) callMCP(c *call) {
 	}
 	agentID := c.r.Header.Get("X-Agent-ID")
 	s.mu.Lock()
-	srv, ok := s.st.mcpServers[c.param("server_id")]
+	srv, ok := s.st.mcpServers.get(c.param("server_id"))
 	var target string
 	if ok {
 		target = srv.URL
@@ -145,14 +127,4 @@ func (s *Server) callMCP(c *call) {
 	}
 	c.w.WriteHeader(resp.StatusCode)
 	_, _ = c.w.Write(body)
-}
-
-func removeString(list []string, v string) []string {
-	out := list[:0:0]
-	for _, x := range list {
-		if x != v {
-			out = append(out, x)
-		}
-	}
-	return out
 }

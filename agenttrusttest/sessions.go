@@ -73,7 +73,7 @@ func (s *Server) initMCPSession(c *call) {
 		c.fail(status, msg)
 		return
 	}
-	ag := s.st.agents[req.AgentID]
+	ag, _ := s.st.agents.get(req.AgentID)
 	se := s.newSessionLocked("mcp", ag.ID, ag.OrgID, ag.Capabilities)
 	se.ServerID = req.ServerID
 	c.reply(http.StatusOK, *se)

@@ -101,8 +101,7 @@ func (s *Server) createSIEM(c *call) {
 	}
 	s.mu.Lock()
 	d.ID = s.st.nextID("siem")
-	s.st.siem[d.ID] = d
-	s.st.siemOrder = append(s.st.siemOrder, d.ID)
+	s.st.siem.put(d.ID, d)
 	out := *d
 	s.mu.Unlock()
 	c.reply(http.StatusCreated, out)
@@ -110,12 +109,7 @@ func (s *Server) createSIEM(c *call) {
 
 func (s *Server) listSIEM(c *call) {
 	s.mu.Lock()
-	out := []siemDestination{}
-	for _, id := range s.st.siemOrder {
-		if d := s.st.siem[id]; d.OrgID == c.org {
-			out = append(out, *d)
-		}
-	}
+	out := s.st.siem.list(func(d *siemDestination) bool { return d.OrgID == c.org })
 	s.mu.Unlock()
 	c.reply(http.StatusOK, map[string]any{"destinations": out, "total": len(out)})
 }
@@ -124,7 +118,7 @@ func (s *Server) listSIEM(c *call) {
 // 404 for an unknown one.
 func (s *Server) siemOp(c *call, op func(d *siemDestination)) bool {
 	s.mu.Lock()
-	d, ok := s.st.siem[c.param("destination_id")]
+	d, ok := s.st.siem.get(c.param("destination_id"))
 	if ok {
 		op(d)
 	}
@@ -180,13 +174,7 @@ func setIf[T any](dst *T, v *T) {
 }
 
 func (s *Server) deleteSIEM(c *call) {
-	id := c.param("destination_id")
-	if s.siemOp(c, func(*siemDestination) {
-		delete(s.st.siem, id)
-		s.st.siemOrder = removeString(s.st.siemOrder, id)
-	}) {
-		c.noContent()
-	}
+	deleteOr404(s, c, &s.st.siem, "destination_id", "destination not found")
 }
 
 func (s *Server) siemLogs(c *call) {

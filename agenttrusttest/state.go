@@ -17,23 +17,18 @@ type state struct {
 	apiKeys map[string]string // key -> org
 	policy  Policy
 
-	agents      map[string]*agent
-	agentOrder  []string
+	agents      table[agent]
 	tokens      map[string]*token
 	sessions    map[string]*session
 	approvals   map[string]*approval
 	cards       map[string]*cardState
 	tasks       map[string]*a2aTask
 	msgTasks    map[string]*msgTask
-	mcpServers  map[string]*mcpServer
-	mcpOrder    []string
-	delegations map[string]*delegation
-	delegOrder  []string
-	providers   map[string]*provider
-	provOrder   []string
+	mcpServers  table[mcpServer]
+	delegations table[delegation]
+	providers   table[provider]
 	fedTokens   map[string]*fedToken
-	siem        map[string]*siemDestination
-	siemOrder   []string
+	siem        table[siemDestination]
 	deliveries  []*siemDelivery
 
 	requests []RecordedRequest
@@ -44,22 +39,17 @@ type state struct {
 
 func newState(p Policy) state {
 	return state{
-		seq:         map[string]int{},
-		apiKeys:     map[string]string{},
-		policy:      p.clone(),
-		agents:      map[string]*agent{},
-		tokens:      map[string]*token{},
-		sessions:    map[string]*session{},
-		approvals:   map[string]*approval{},
-		cards:       map[string]*cardState{},
-		tasks:       map[string]*a2aTask{},
-		msgTasks:    map[string]*msgTask{},
-		mcpServers:  map[string]*mcpServer{},
-		delegations: map[string]*delegation{},
-		providers:   map[string]*provider{},
-		fedTokens:   map[string]*fedToken{},
-		siem:        map[string]*siemDestination{},
-		faults:      map[string]*faultState{},
+		seq:       map[string]int{},
+		apiKeys:   map[string]string{},
+		policy:    p.clone(),
+		tokens:    map[string]*token{},
+		sessions:  map[string]*session{},
+		approvals: map[string]*approval{},
+		cards:     map[string]*cardState{},
+		tasks:     map[string]*a2aTask{},
+		msgTasks:  map[string]*msgTask{},
+		fedTokens: map[string]*fedToken{},
+		faults:    map[string]*faultState{},
 	}
 }
 

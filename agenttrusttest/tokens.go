@@ -72,7 +72,7 @@ func (s *Server) issueToken(c *call) {
 		c.fail(status, msg)
 		return
 	}
-	ag := s.st.agents[req.AgentID]
+	ag, _ := s.st.agents.get(req.AgentID)
 	if sc, bad := firstOutside(req.Scopes, ag.Capabilities); bad {
 		c.fail(http.StatusForbidden, fmt.Sprintf("scope %q is not within the agent's capabilities", sc))
 		return
@@ -133,7 +133,7 @@ func (s *Server) introspectToken(c *call) {
 		return
 	}
 	if req.Target != nil {
-		if ag := s.st.agents[t.agentID]; ag != nil {
+		if ag, ok := s.st.agents.get(t.agentID); ok {
 			if allowed, restricted := ag.allowedTargets(); restricted {
 				if _, outside := firstOutside([]string{*req.Target}, allowed); outside {
 					inactive("target mismatch")

@@ -1,0 +1,82 @@
+package agenttrusttest
+
+import "net/http"
+
+// table holds the entities of one kind by id and remembers the order in
+// which they were added, so that list endpoints answer in creation order.
+// Like the rest of state it is guarded by Server.mu. The zero value is an
+// empty table ready to use.
+type table[T any] struct {
+	byID  map[string]*T
+	order []string
+}
+
+// put stores v under id. A new id goes to the end of the order; an id
+// already present keeps its place.
+func (t *table[T]) put(id string, v *T) {
+	if t.byID == nil {
+		t.byID = map[string]*T{}
+	}
+	if !t.has(id) {
+		t.order = append(t.order, id)
+	}
+	t.byID[id] = v
+}
+
+// get returns the entity stored under id, or nil and false.
+func (t *table[T]) get(id string) (*T, bool) {
+	v, ok := t.byID[id]
+	return v, ok
+}
+
+// has reports whether an entity is stored under id.
+func (t *table[T]) has(id string) bool {
+	_, ok := t.byID[id]
+	return ok
+}
+
+// del removes the entity stored under id and reports whether there was one.
+func (t *table[T]) del(id string) bool {
+	if !t.has(id) {
+		return false
+	}
+	delete(t.byID, id)
+	t.order = removeString(t.order, id)
+	return true
+}
+
+// list returns copies of the entities for which keep is true, in the order
+// they were added. It never returns nil, so an empty list encodes as [].
+func (t *table[T]) list(keep func(*T) bool) []T {
+	out := []T{}
+	for _, id := range t.order {
+		if v := t.byID[id]; keep(v) {
+			out = append(out, *v)
+		}
+	}
+	return out
+}
+
+// deleteOr404 removes the entity named by the path parameter param from
+// tab and answers 204, or 404 with notFound when there is none.
+func deleteOr404[T any](s *Server, c *call, tab *table[T], param, notFound string) {
+	id := c.param(param)
+	s.mu.Lock()
+	ok := tab.del(id)
+	s.mu.Unlock()
+	if !ok {
+		c.fail(http.StatusNotFound, notFound)
+		return
+	}
+	c.noContent()
+}
+
+func removeString(list []string, v string) []string {
+	out := list[:0:0]
+	for _, x := range list {
+		if x != v {
+			out = append(out, x)
+		}
+	}
+	return out
+}
