@@ -186,13 +186,7 @@ func (s *Server) issueIDToken(c *call) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if status, msg := s.agentErrLocked(req.AgentID); status != 0 {
-		c.fail(status, msg)
-		return
-	}
-	ag, _ := s.st.agents.get(req.AgentID)
-	if sc, bad := firstOutside(req.Scopes, ag.Capabilities); bad {
-		c.fail(http.StatusForbidden, fmt.Sprintf("scope %q is not within the agent's capabilities", sc))
+	if s.issuingAgentLocked(c, req.AgentID, req.Scopes) == nil {
 		return
 	}
 	exp := now.Add(time.Duration(ttl) * time.Second)

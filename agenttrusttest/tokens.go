@@ -68,13 +68,8 @@ func (s *Server) issueToken(c *call) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if status, msg := s.agentErrLocked(req.AgentID); status != 0 {
-		c.fail(status, msg)
-		return
-	}
-	ag, _ := s.st.agents.get(req.AgentID)
-	if sc, bad := firstOutside(req.Scopes, ag.Capabilities); bad {
-		c.fail(http.StatusForbidden, fmt.Sprintf("scope %q is not within the agent's capabilities", sc))
+	ag := s.issuingAgentLocked(c, req.AgentID, req.Scopes)
+	if ag == nil {
 		return
 	}
 	t := &token{
@@ -92,6 +87,22 @@ func (s *Server) issueToken(c *call) {
 		Token: t.value, AgentID: t.agentID, Scope: t.scopes,
 		IssuedAt: ts(t.issuedAt), ExpiresAt: ts(t.expiresAt), TokenID: t.id,
 	})
+}
+
+// issuingAgentLocked returns the agent a token is issued for when it is
+// active and every requested scope is among its capabilities; otherwise it
+// answers the failure (404 or 403) and returns nil.
+func (s *Server) issuingAgentLocked(c *call, id string, scopes []string) *agent {
+	if status, msg := s.agentErrLocked(id); status != 0 {
+		c.fail(status, msg)
+		return nil
+	}
+	ag, _ := s.st.agents.get(id)
+	if sc, bad := firstOutside(scopes, ag.Capabilities); bad {
+		c.fail(http.StatusForbidden, fmt.Sprintf("scope %q is not within the agent's capabilities", sc))
+		return nil
+	}
+	return ag
 }
 
 type introspectRequest struct {
