@@ -145,18 +145,9 @@ func (s *Server) createAgent(c *call) {
 }
 
 func (s *Server) getAgent(c *call) {
-	s.mu.Lock()
-	ag, ok := s.st.agents.get(c.param("agent_id"))
-	var out agent
-	if ok {
-		out = *ag
+	if ag, ok := getOr404(s, c, &s.st.agents, "agent_id", "agent not found"); ok {
+		c.reply(http.StatusOK, map[string]any{"agent": ag})
 	}
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, "agent not found")
-		return
-	}
-	c.reply(http.StatusOK, map[string]any{"agent": out})
 }
 
 func (s *Server) listAgents(c *call) {

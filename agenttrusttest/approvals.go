@@ -33,7 +33,7 @@ type approval struct {
 // action, or nil.
 func (s *Server) findApprovalLocked(agentID, sessionID, action string) *approval {
 	var best *approval
-	for _, ap := range s.st.approvals {
+	for _, ap := range s.st.approvals.byID {
 		if ap.AgentID == agentID && ap.SessionID == sessionID && ap.ActionName == action &&
 			(best == nil || ap.seq > best.seq) {
 			best = ap
@@ -48,23 +48,14 @@ func (s *Server) newApprovalLocked(ag *agent, req checkRequest, now time.Time) *
 		ActionName: req.ActionName, ActionEffect: req.ActionEffect, Status: approvalPending,
 		CreatedAt: ts(now), ExpiresAt: ts(now.Add(approvalTTL)), seq: s.st.seq["apr"],
 	}
-	s.st.approvals[ap.ID] = ap
+	s.st.approvals.put(ap.ID, ap)
 	return ap
 }
 
 func (s *Server) getApproval(c *call) {
-	s.mu.Lock()
-	ap, ok := s.st.approvals[c.param("approval_id")]
-	var out approval
-	if ok {
-		out = *ap
+	if ap, ok := getOr404(s, c, &s.st.approvals, "approval_id", "approval not found"); ok {
+		c.reply(http.StatusOK, ap)
 	}
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, "approval not found")
-		return
-	}
-	c.reply(http.StatusOK, out)
 }
 
 type decideRequest struct {
@@ -83,7 +74,7 @@ func (s *Server) decide(c *call, status string) {
 	}
 	id := c.param("approval_id")
 	s.mu.Lock()
-	ap, ok := s.st.approvals[id]
+	ap, ok := s.st.approvals.get(id)
 	prev := ""
 	if ok {
 		prev = ap.Status

@@ -144,7 +144,7 @@ func (s *Server) check(c *call) {
 		res.Allowed = true
 		res.Reason = "allowed by policy"
 	}
-	if sess, ok := s.st.sessions[req.SessionID]; ok && req.SessionID != "" {
+	if sess, ok := s.st.sessions.get(req.SessionID); ok && req.SessionID != "" {
 		sess.count(req.ActionEffect, res.Allowed, now)
 	}
 	c.reply(http.StatusOK, res)

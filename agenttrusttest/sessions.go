@@ -51,7 +51,7 @@ func (s *Server) newSessionLocked(source, agentID, orgID string, scopes []string
 		Mode: "read_only", AllowedActions: scopes, ScopeCeiling: scopes,
 		CreatedAt: now, LastActivityAt: now,
 	}
-	s.st.sessions[se.SessionID] = se
+	s.st.sessions.put(se.SessionID, se)
 	return se
 }
 
@@ -80,18 +80,9 @@ func (s *Server) initMCPSession(c *call) {
 }
 
 func (s *Server) getSession(c *call) {
-	s.mu.Lock()
-	se, ok := s.st.sessions[c.param("session_id")]
-	var out session
-	if ok {
-		out = *se
+	if se, ok := getOr404(s, c, &s.st.sessions, "session_id", "session not found"); ok {
+		c.reply(http.StatusOK, se)
 	}
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, "session not found")
-		return
-	}
-	c.reply(http.StatusOK, out)
 }
 
 type initAPISessionRequest struct {

@@ -130,9 +130,8 @@ func (s *Server) siemOp(c *call, op func(d *siemDestination)) bool {
 }
 
 func (s *Server) getSIEM(c *call) {
-	var out siemDestination
-	if s.siemOp(c, func(d *siemDestination) { out = *d }) {
-		c.reply(http.StatusOK, out)
+	if d, ok := getOr404(s, c, &s.st.siem, "destination_id", "destination not found"); ok {
+		c.reply(http.StatusOK, d)
 	}
 }
 
@@ -195,8 +194,8 @@ func (s *Server) siemLogs(c *call) {
 // "Authorization: Bearer <auth_token>" when a token is set), records the
 // delivery and answers {"ok": ...}. The token is never logged or recorded.
 func (s *Server) testSIEM(c *call) {
-	var dest siemDestination
-	if !s.siemOp(c, func(d *siemDestination) { dest = *d }) {
+	dest, ok := getOr404(s, c, &s.st.siem, "destination_id", "destination not found")
+	if !ok {
 		return
 	}
 	now := s.Now()

@@ -19,8 +19,8 @@ type state struct {
 
 	agents      table[agent]
 	tokens      map[string]*token
-	sessions    map[string]*session
-	approvals   map[string]*approval
+	sessions    table[session]
+	approvals   table[approval]
 	cards       map[string]*cardState
 	tasks       map[string]*a2aTask
 	msgTasks    map[string]*msgTask
@@ -43,8 +43,6 @@ func newState(p Policy) state {
 		apiKeys:   map[string]string{},
 		policy:    p.clone(),
 		tokens:    map[string]*token{},
-		sessions:  map[string]*session{},
-		approvals: map[string]*approval{},
 		cards:     map[string]*cardState{},
 		tasks:     map[string]*a2aTask{},
 		msgTasks:  map[string]*msgTask{},

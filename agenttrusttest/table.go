@@ -57,6 +57,23 @@ func (t *table[T]) list(keep func(*T) bool) []T {
 	return out
 }
 
+// getOr404 returns a copy, taken under the lock, of the entity in tab named
+// by the path parameter param. When there is none it answers 404 with
+// notFound and returns false.
+func getOr404[T any](s *Server, c *call, tab *table[T], param, notFound string) (T, bool) {
+	s.mu.Lock()
+	v, ok := tab.get(c.param(param))
+	var out T
+	if ok {
+		out = *v
+	}
+	s.mu.Unlock()
+	if !ok {
+		c.fail(http.StatusNotFound, notFound)
+	}
+	return out, ok
+}
+
 // deleteOr404 removes the entity named by the path parameter param from
 // tab and answers 204, or 404 with notFound when there is none.
 func deleteOr404[T any](s *Server, c *call, tab *table[T], param, notFound string) {
