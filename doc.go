@@ -75,6 +75,17 @@
 // one key share one request, every caller receives its own copy, the cache is
 // bounded, and Tokens.Revoke, Agents.Revoke and SetAPIKey evict.
 //
+// # Tool providers
+//
+// Services that receive an agent's token protect their handlers with
+// [RequireToken], which introspects the bearer token (with a target and
+// required scopes), answers 401, 403 or 503 as RFC 6750 says, and puts the
+// [IntrospectionResult] in the request context ([IntrospectionFromContext]).
+// Positive answers are cached for a few seconds; see [TokenVerifier] for the
+// trade-off between revocation latency and gateway load. The
+// integrations/mcp module adapts the same verifier to the official MCP Go
+// SDK.
+//
 // # Concurrency
 //
 // A Client is safe for concurrent use and should be shared: it owns the
