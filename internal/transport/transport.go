@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
@@ -207,15 +208,19 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 }
 
 // once sends one attempt. written reports whether any part of the request
-// may have reached the server; it is only tracked for non-idempotent
-// requests, where it decides whether a resend is safe.
+// may have reached the server. It is decided only for non-idempotent
+// requests, where it says whether a resend is safe, and only on positive
+// evidence: a dial failure (refused, DNS, dial timeout), or a connection the
+// transport obtained without writing a header to it. A custom RoundTripper
+// that reports neither makes every failure count as written.
 func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, written bool, err error) {
 	written = true
-	var wrote *atomic.Bool
+	var tr *writeTrace
 	if !req.Idempotent {
-		wrote = new(atomic.Bool)
+		tr = new(writeTrace)
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			WroteHeaderField: func(string, []string) { wrote.Store(true) },
+			GotConn:          func(httptrace.GotConnInfo) { tr.gotConn.Store(true) },
+			WroteHeaderField: func(string, []string) { tr.wrote.Store(true) },
 		})
 	}
 	var body io.Reader
@@ -243,8 +248,8 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 		h[k] = v
 	}
 	hresp, err := t.cfg.HTTPClient.Do(hr)
-	if wrote != nil {
-		written = wrote.Load()
+	if tr != nil && err != nil {
+		written = !isDialError(err) && !(tr.gotConn.Load() && !tr.wrote.Load())
 	}
 	if err != nil {
 		return nil, written, err
@@ -273,6 +278,23 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 }
 
 var acceptJSON = []string{"application/json"}
+
+// writeTrace records, through httptrace, how far a request got.
+type writeTrace struct {
+	gotConn atomic.Bool // the transport had a connection for the request
+	wrote   atomic.Bool // a header was written to it
+}
+
+// isDialError reports whether err is a failure to connect: nothing of the
+// request can have been sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
 
 // discardHandler is a slog.Handler that drops everything (slog.DiscardHandler
 // needs Go 1.24).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -194,7 +195,7 @@ func TestNotWrittenIsResent(t *testing.T) {
 	tr := newT(&sl, pol)
 	tr.cfg.HTTPClient = &http.Client{Transport: rtFunc(func(r *http.Request) (*http.Response, error) {
 		if calls.Add(1) == 1 {
-			return nil, errors.New("dial tcp: connection refused")
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 		}
 		return base.RoundTrip(r)
 	})}
@@ -264,5 +265,27 @@ func TestBackoffBounds(t *testing.T) {
 	}
 	if d := New(Config{}).backoff(1); d != 0 {
 		t.Errorf("zero policy backoff %v", d)
+	}
+}
+
+// A RoundTripper that fails without saying how far the request got (no
+// dial error, no httptrace events) may have sent it: a non-idempotent
+// request is not re-sent.
+func TestUnknownFailureIsNotResent(t *testing.T) {
+	var calls atomic.Int32
+	var sl []time.Duration
+	tr := newT(&sl, pol)
+	tr.cfg.HTTPClient = &http.Client{Transport: rtFunc(func(r *http.Request) (*http.Response, error) {
+		calls.Add(1)
+		return nil, errors.New("proxy hung up")
+	})}
+	_, err := tr.Do(context.Background(), &Request{Method: "POST", URL: "http://127.0.0.1:1/x", Body: []byte(`{}`)})
+	if err == nil || calls.Load() != 1 || len(sl) != 0 {
+		t.Errorf("err %v, %d calls, sleeps %v; want one call and no retry", err, calls.Load(), sl)
+	}
+	calls.Store(0)
+	_, err = tr.Do(context.Background(), &Request{Method: "POST", URL: "http://127.0.0.1:1/x", Body: []byte(`{}`), Idempotent: true})
+	if err == nil || calls.Load() != 3 {
+		t.Errorf("idempotent: err %v, %d calls; want 3", err, calls.Load())
 	}
 }
