@@ -2,7 +2,6 @@ package guard
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/internal/uuidv4"
 )
 
 // Defaults of the Guard's options.
@@ -187,26 +187,11 @@ func New(client *agenttrust.Client, agentID string, opts ...Option) (*Guard, err
 		return nil, validationErr(fmt.Sprintf("guard: invalid option: queue capacity %d is below the batch size %d", cfg.queueCapacity, cfg.batchSize))
 	}
 	if cfg.sessionID == "" {
-		id, err := newUUIDv4()
-		if err != nil {
-			return nil, err
-		}
-		cfg.sessionID = id
+		cfg.sessionID = uuidv4.New()
 	}
 	g := &Guard{client: client, agentID: agentID, sessionID: cfg.sessionID, cfg: cfg}
 	g.rep = newReporter(client, agentID, cfg.sessionID, &g.cfg)
 	return g, nil
-}
-
-// newUUIDv4 returns a random UUID version 4 in canonical lowercase form.
-func newUUIDv4() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("agenttrust: generating a session id: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
 
 // AgentID returns the agent the Guard checks for.
