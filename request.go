@@ -69,8 +69,13 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	// The client timeout bounds the call; a caller whose deadline is already
+	// earlier (the guard's check timeout, say) needs no second timer.
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	key := *c.apiKey.Load()
 	resp, err := c.tr.Do(ctx, &transport.Request{
 		Method:     r.method,

@@ -402,3 +402,34 @@ func TestHostileIDs(t *testing.T) {
 		}
 	}
 }
+
+// The client timeout bounds a call even when the caller's own deadline is
+// later, and a caller's earlier deadline wins over the timeout.
+func TestTimeoutAgainstCallerDeadline(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	c := newTestClient(t, srv.URL, WithTimeout(100*time.Millisecond), WithRetryPolicy(RetryPolicy{}))
+
+	late, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Health(late)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
+		t.Errorf("late caller deadline: %v after %v; want the 100 ms client timeout", err, time.Since(start))
+	}
+
+	c2 := newTestClient(t, srv.URL, WithTimeout(time.Hour), WithRetryPolicy(RetryPolicy{}))
+	early, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	start = time.Now()
+	_, err = c2.Health(early)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
+		t.Errorf("early caller deadline: %v after %v", err, time.Since(start))
+	}
+}
