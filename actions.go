@@ -55,15 +55,7 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*Actio
 		InputSummary: TruncateRunes(p.ToolInputSummary, MaxSummaryRunes),
 		ActionEffect: p.ActionEffect,
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check", body: body, idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	res := new(ActionCheckResult)
-	if err := decodeObject(resp, res); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return call[ActionCheckResult](ctx, s.client, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check", body: body, idempotent: true}, "")
 }
 
 // TruncateRunes returns s cut to at most n runes, on a rune boundary. Invalid

@@ -51,15 +51,7 @@ func (s *AgentCardsService) card(ctx context.Context, method, tmpl, agentID stri
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.do(ctx, &request{method: method, path: path, idempotent: method == http.MethodGet})
-	if err != nil {
-		return nil, err
-	}
-	card := new(AgentCard)
-	if err := decodeObject(resp, card); err != nil {
-		return nil, err
-	}
-	return card, nil
+	return call[AgentCard](ctx, s.client, &request{method: method, path: path, idempotent: method == http.MethodGet}, "")
 }
 
 // AgentCard is an A2A v1.0 agent card (WIRE.md §6.12). Keys are camelCase on

@@ -44,7 +44,7 @@ func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams) (*Agent
 	if body.Metadata == nil {
 		body.Metadata = map[string]any{}
 	}
-	return s.agent(ctx, &request{method: http.MethodPost, path: "/api/v1/agents", body: body})
+	return call[Agent](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/agents", body: body}, "agent")
 }
 
 // Get reads one agent: GET /api/v1/agents/{agent_id}.
@@ -53,20 +53,7 @@ func (s *AgentsService) Get(ctx context.Context, agentID string) (*Agent, error)
 	if err != nil {
 		return nil, err
 	}
-	return s.agent(ctx, &request{method: http.MethodGet, path: path, idempotent: true})
-}
-
-// agent sends r and decodes an Agent, flat or under the "agent" wrapper.
-func (s *AgentsService) agent(ctx context.Context, r *request) (*Agent, error) {
-	resp, err := s.client.do(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	a := new(Agent)
-	if err := decodeWrapped(resp, "agent", a); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return call[Agent](ctx, s.client, &request{method: http.MethodGet, path: path, idempotent: true}, "agent")
 }
 
 // AgentListParams are the arguments of Agents.List.

@@ -43,13 +43,5 @@ func (s *ApprovalsService) Get(ctx context.Context, approvalID string) (*Approva
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodGet, path: path, idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	a := new(ApprovalRequest)
-	if err := decodeObject(resp, a); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return call[ApprovalRequest](ctx, s.client, &request{method: http.MethodGet, path: path, idempotent: true}, "")
 }

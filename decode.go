@@ -2,6 +2,7 @@ package agenttrust
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,32 @@ func decodeErr(resp *response, cause error) error {
 		Details:   map[string]any{},
 		Err:       cause,
 	})
+}
+
+// call sends r and decodes the reply into a new T: flat, or, when wrapper is
+// set, from under that key if it holds an object (WIRE.md §3.2). Every
+// service returning one model goes through it.
+func call[T any](ctx context.Context, c *Client, r *request, wrapper string) (*T, error) {
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeModel[T](resp, wrapper)
+}
+
+// decodeModel decodes resp into a new T, flat or from under wrapper.
+func decodeModel[T any](resp *response, wrapper string) (*T, error) {
+	v := new(T)
+	var err error
+	if wrapper == "" {
+		err = decodeObject(resp, v)
+	} else {
+		err = decodeWrapped(resp, wrapper, v)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // decodeObject decodes a flat model; an empty or null body gives the model's

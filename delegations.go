@@ -51,15 +51,7 @@ func (s *DelegationsService) Create(ctx context.Context, p DelegationCreateParam
 	if p.Restrictions != nil {
 		body.Restrictions = &p.Restrictions
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: "/api/v1/delegations", body: body})
-	if err != nil {
-		return nil, err
-	}
-	d := new(Delegation)
-	if err := decodeWrapped(resp, "delegation", d); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return call[Delegation](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/delegations", body: body}, "delegation")
 }
 
 // List lists delegations: GET /api/v1/delegations.
@@ -89,7 +81,7 @@ func (s *DelegationsService) InitSession(ctx context.Context, delegationID strin
 	if err != nil {
 		return nil, err
 	}
-	return s.client.session(ctx, &request{method: http.MethodPost, path: path})
+	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: path}, "")
 }
 
 // Delegation is a delegation of scopes between agents (WIRE.md §6.16).

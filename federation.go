@@ -35,15 +35,7 @@ type federationRegisterWire struct {
 // POST /api/v1/federation/providers.
 func (s *FederationService) RegisterProvider(ctx context.Context, p FederationRegisterProviderParams) (*FederationProvider, error) {
 	body := &federationRegisterWire{Issuer: p.Issuer, Name: p.Name, TrustLevel: p.TrustLevel}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: "/api/v1/federation/providers", body: body})
-	if err != nil {
-		return nil, err
-	}
-	fp := new(FederationProvider)
-	if err := decodeWrapped(resp, "provider", fp); err != nil {
-		return nil, err
-	}
-	return fp, nil
+	return call[FederationProvider](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/providers", body: body}, "provider")
 }
 
 // ListProviders lists the registered providers:
@@ -122,11 +114,7 @@ func (s *FederationService) IntrospectToken(ctx context.Context, p FederationInt
 	if err != nil {
 		return nil, err
 	}
-	res := new(FederationIntrospectionResult)
-	if err := decodeObject(resp, res); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return decodeModel[FederationIntrospectionResult](resp, "")
 }
 
 // VerifyToken is IntrospectToken under its old name.
@@ -140,7 +128,7 @@ func (s *FederationService) VerifyToken(ctx context.Context, p FederationIntrosp
 // POST /api/v1/federation/sessions/init.
 func (s *FederationService) InitSession(ctx context.Context, p FederationInitSessionParams) (*Session, error) {
 	body := &federationTokenWire{Token: p.Token, IssuerHint: p.IssuerHint}
-	return s.client.session(ctx, &request{method: http.MethodPost, path: "/api/v1/federation/sessions/init", body: body, secrets: []string{p.Token}})
+	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/sessions/init", body: body, secrets: []string{p.Token}}, "")
 }
 
 // FederationIssueIDTokenParams are the arguments of Federation.IssueIDToken.
@@ -166,15 +154,7 @@ type federationIssueWire struct {
 // answer 404, a *NotFoundError.
 func (s *FederationService) IssueIDToken(ctx context.Context, p FederationIssueIDTokenParams) (*IDTokenResponse, error) {
 	body := &federationIssueWire{AgentID: p.AgentID, Audience: p.Audience, Scopes: p.Scopes, TTL: p.TTL}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: "/api/v1/federation/tokens/issue", body: body})
-	if err != nil {
-		return nil, err
-	}
-	t := new(IDTokenResponse)
-	if err := decodeObject(resp, t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return call[IDTokenResponse](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/tokens/issue", body: body}, "")
 }
 
 // FederationProvider is a trusted external identity provider (WIRE.md §6.7).

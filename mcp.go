@@ -32,15 +32,7 @@ func (s *MCPService) RegisterServer(ctx context.Context, p MCPRegisterServerPara
 	if p.Capabilities != nil {
 		body.Capabilities = &p.Capabilities
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: "/mcp/servers", body: body})
-	if err != nil {
-		return nil, err
-	}
-	srv := new(MCPServer)
-	if err := decodeObject(resp, srv); err != nil {
-		return nil, err
-	}
-	return srv, nil
+	return call[MCPServer](ctx, s.client, &request{method: http.MethodPost, path: "/mcp/servers", body: body}, "")
 }
 
 // ListServers lists the registered MCP servers: GET /mcp/servers.

@@ -14,7 +14,7 @@ func (s *SessionsService) InitSession(ctx context.Context, agentID, serverID str
 		AgentID  string `json:"agent_id"`
 		ServerID string `json:"server_id"`
 	}{agentID, serverID}
-	return s.client.session(ctx, &request{method: http.MethodPost, path: "/mcp/sessions/init", body: body})
+	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: "/mcp/sessions/init", body: body}, "")
 }
 
 // GetSession reads a session: GET /mcp/sessions/{session_id}.
@@ -23,7 +23,7 @@ func (s *SessionsService) GetSession(ctx context.Context, sessionID string) (*Se
 	if err != nil {
 		return nil, err
 	}
-	return s.client.session(ctx, &request{method: http.MethodGet, path: path, idempotent: true})
+	return call[Session](ctx, s.client, &request{method: http.MethodGet, path: path, idempotent: true}, "")
 }
 
 // InitAPISession opens an API session from a token:
@@ -32,19 +32,5 @@ func (s *SessionsService) InitAPISession(ctx context.Context, token string) (*Se
 	body := struct {
 		Token string `json:"token"`
 	}{token}
-	return s.client.session(ctx, &request{method: http.MethodPost, path: "/api/v1/agenttrust/api-sessions/init", body: body, secrets: []string{token}})
-}
-
-// session sends r and decodes a flat Session; the delegation and federation
-// services use it too.
-func (c *Client) session(ctx context.Context, r *request) (*Session, error) {
-	resp, err := c.do(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	sess := new(Session)
-	if err := decodeObject(resp, sess); err != nil {
-		return nil, err
-	}
-	return sess, nil
+	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/agenttrust/api-sessions/init", body: body, secrets: []string{token}}, "")
 }

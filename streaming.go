@@ -78,7 +78,7 @@ func (s *StreamingService) Create(ctx context.Context, p StreamingCreateParams) 
 	if p.FilterEventTypes != nil {
 		body.FilterEventTypes = &p.FilterEventTypes
 	}
-	return s.destination(ctx, &request{method: http.MethodPost, path: "/api/v1/siem/destinations", body: body, secrets: secretsOf(p.AuthToken)})
+	return call[SIEMDestination](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/siem/destinations", body: body, secrets: secretsOf(p.AuthToken)}, "")
 }
 
 // List lists the SIEM destinations: GET /api/v1/siem/destinations.
@@ -96,7 +96,7 @@ func (s *StreamingService) Get(ctx context.Context, destinationID string) (*SIEM
 	if err != nil {
 		return nil, err
 	}
-	return s.destination(ctx, &request{method: http.MethodGet, path: path, idempotent: true})
+	return call[SIEMDestination](ctx, s.client, &request{method: http.MethodGet, path: path, idempotent: true}, "")
 }
 
 // StreamingUpdateParams are the arguments of Streaming.Update, a partial
@@ -172,7 +172,7 @@ func (s *StreamingService) Update(ctx context.Context, destinationID string, p S
 	if *body == (streamingUpdateWire{}) {
 		return nil, validationErr("SIEM destination update with no fields: set at least one")
 	}
-	return s.destination(ctx, &request{method: http.MethodPut, path: path, body: body, secrets: secretsOf(p.AuthToken)})
+	return call[SIEMDestination](ctx, s.client, &request{method: http.MethodPut, path: path, body: body, secrets: secretsOf(p.AuthToken)}, "")
 }
 
 // Delete removes a SIEM destination:
@@ -214,18 +214,6 @@ func (s *StreamingService) Test(ctx context.Context, destinationID string) (map[
 		return nil, err
 	}
 	return decodeRawObject(resp)
-}
-
-func (s *StreamingService) destination(ctx context.Context, r *request) (*SIEMDestination, error) {
-	resp, err := s.client.do(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	d := new(SIEMDestination)
-	if err := decodeObject(resp, d); err != nil {
-		return nil, err
-	}
-	return d, nil
 }
 
 // SIEMDestination is where the gateway streams audit events (WIRE.md §6.10).

@@ -51,12 +51,8 @@ func (s *TokensService) issue(ctx context.Context, p TokenIssueParams) (*Token, 
 		ttl = 300
 	}
 	body := &tokenIssueBody{AgentID: p.AgentID, Scopes: nonNil(p.Scopes), TTL: ttl, SessionID: p.SessionID}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body})
+	t, err := call[Token](ctx, s.client, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body}, "")
 	if err != nil {
-		return nil, err
-	}
-	t := new(Token)
-	if err := decodeObject(resp, t); err != nil {
 		return nil, err
 	}
 	t.now = s.client.tokens.now
@@ -87,16 +83,8 @@ func (s *TokensService) Introspect(ctx context.Context, p TokenIntrospectParams)
 	if p.Target != "" {
 		body.Target = &p.Target
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/introspect",
-		body: body, idempotent: true, secrets: []string{p.Token}})
-	if err != nil {
-		return nil, err
-	}
-	r := new(IntrospectionResult)
-	if err := decodeObject(resp, r); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return call[IntrospectionResult](ctx, s.client, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/introspect",
+		body: body, idempotent: true, secrets: []string{p.Token}}, "")
 }
 
 // Verify is Introspect under its old name.
