@@ -270,6 +270,7 @@ type call struct {
 	params map[string]string
 	body   []byte
 	org    string // organization of the API key ("" on public routes)
+	base   string // URL of the listener that received the request
 }
 
 func (c *call) param(name string) string { return c.params[name] }
@@ -321,7 +322,7 @@ func (s *Server) handler(served api) http.Handler {
 
 		body, readErr := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 		s.record(r, body, served, reqID)
-		c := &call{s: s, w: w, r: r, ctx: ctx, body: body}
+		c := &call{s: s, w: w, r: r, ctx: ctx, body: body, base: s.listenerURL(served)}
 		switch {
 		case readErr != nil:
 			c.fail(http.StatusBadRequest, "read body: "+readErr.Error())
@@ -431,6 +432,11 @@ func (s *Server) routes() {
 	add("GET", "/api/v1/agents", gw, s.listAgents, query("org_id"))
 	add("GET", "/api/v1/agents/{agent_id}", gw, s.getAgent)
 	add("POST", "/api/v1/agents/{agent_id}/revoke", gw, s.revokeAgent)
+	add("POST", "/api/v1/agents/{agent_id}/challenge", gw, s.challenge, bodiless)
+	add("POST", "/api/v1/wimse/token", gw, s.issueWIMSEToken)
+	add("POST", "/api/v1/wimse/verify", gw, s.verifyWIMSEToken)
+	add("GET", "/api/v1/orgs/security-settings", gw, s.getSecuritySettings)
+	add("PUT", "/api/v1/orgs/security-settings", gw, s.putSecuritySettings)
 
 	add("POST", "/api/v1/agent-tokens/issue", apiAuth, s.issueToken)
 	add("POST", "/api/v1/agent-tokens/introspect", apiAuth, s.introspectToken)
