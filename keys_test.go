@@ -32,6 +32,7 @@ const (
 	vecEmptySigHex = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
 	vecPoPMessage  = "pop-v1:nonce-1:agent-1:aud-a,aud-b:1767225600"
 	vecPoPSig      = "QvcRfhdOpEquXhLr74X9jSOLEikX9v3dwmIjPvcoEars7wrV2SfGp7f2GSgoHFJMmTzibx0V-ScOypmabt8lDw"
+	vecPubJSON     = `"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----\n"`
 	vecJWKX        = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 )
 
