@@ -72,28 +72,28 @@ type RejectionReason string
 
 // Rejection reasons recorded in IdentityRejection, PoPRecord and DPoPRecord.
 const (
-	ReasonMissingProof    RejectionReason = "missing_proof"     // PoP required, no proof sent
-	ReasonNoPublicKey     RejectionReason = "no_public_key"     // the agent has no registered key
-	ReasonNonceUnknown    RejectionReason = "nonce_unknown"     // never issued, or issued for another agent
-	ReasonNonceReused     RejectionReason = "nonce_reused"      // already presented once
-	ReasonNonceExpired    RejectionReason = "nonce_expired"     // older than ChallengeTTL
-	ReasonTSOutOfWindow   RejectionReason = "ts_out_of_window"  // PoP ts further than ProofWindow from now
-	ReasonBadSignature    RejectionReason = "bad_signature"     // PoP or DPoP signature does not verify
-	ReasonMissingToken    RejectionReason = "missing_token"     // no Authorization: Bearer on a check
-	ReasonTokenInvalid    RejectionReason = "token_invalid"     // malformed, forged or unknown WIMSE token
-	ReasonTokenExpired    RejectionReason = "token_expired"     // WIMSE token past its exp
-	ReasonTokenRevoked    RejectionReason = "token_revoked"     // revoked token, or its agent revoked
-	ReasonTokenUnbound    RejectionReason = "token_unbound"     // WIMSE token without cnf.jkt
-	ReasonAgentMismatch   RejectionReason = "agent_mismatch"    // token of another agent than the check's
-	ReasonMissingDPoP     RejectionReason = "missing_dpop"      // no DPoP header (or more than one)
-	ReasonMalformedDPoP   RejectionReason = "malformed_dpop"    // not a compact JWS with the required claims
-	ReasonBadDPoPHeader   RejectionReason = "bad_dpop_header"   // typ is not dpop+jwt, alg not EdDSA or jwk not an Ed25519 OKP key
-	ReasonJTIReplayed     RejectionReason = "jti_replayed"      // jti seen before
-	ReasonHTMMismatch     RejectionReason = "htm_mismatch"      // htm is not the request method
-	ReasonHTUMismatch     RejectionReason = "htu_mismatch"      // htu is not listener URL + path
-	ReasonIATOutOfWindow  RejectionReason = "iat_out_of_window" // iat further than ProofWindow from now
-	ReasonATHMismatch     RejectionReason = "ath_mismatch"      // ath missing or not the hash of the token
-	ReasonJKTMismatch     RejectionReason = "jkt_mismatch"      // proof key thumbprint is not cnf.jkt
+	ReasonMissingProof   RejectionReason = "missing_proof"     // PoP required, no proof sent
+	ReasonNoPublicKey    RejectionReason = "no_public_key"     // the agent has no registered key
+	ReasonNonceUnknown   RejectionReason = "nonce_unknown"     // never issued, or issued for another agent
+	ReasonNonceReused    RejectionReason = "nonce_reused"      // already presented once
+	ReasonNonceExpired   RejectionReason = "nonce_expired"     // older than ChallengeTTL
+	ReasonTSOutOfWindow  RejectionReason = "ts_out_of_window"  // PoP ts further than ProofWindow from now
+	ReasonBadSignature   RejectionReason = "bad_signature"     // PoP or DPoP signature does not verify
+	ReasonMissingToken   RejectionReason = "missing_token"     // no Authorization: Bearer on a check
+	ReasonTokenInvalid   RejectionReason = "token_invalid"     // malformed, forged or unknown WIMSE token
+	ReasonTokenExpired   RejectionReason = "token_expired"     // WIMSE token past its exp
+	ReasonTokenRevoked   RejectionReason = "token_revoked"     // revoked token, or its agent revoked
+	ReasonTokenUnbound   RejectionReason = "token_unbound"     // WIMSE token without cnf.jkt
+	ReasonAgentMismatch  RejectionReason = "agent_mismatch"    // token of another agent than the check's
+	ReasonMissingDPoP    RejectionReason = "missing_dpop"      // no DPoP header (or more than one)
+	ReasonMalformedDPoP  RejectionReason = "malformed_dpop"    // not a compact JWS with the required claims
+	ReasonBadDPoPHeader  RejectionReason = "bad_dpop_header"   // typ is not dpop+jwt, alg not EdDSA or jwk not an Ed25519 OKP key
+	ReasonJTIReplayed    RejectionReason = "jti_replayed"      // jti seen before
+	ReasonHTMMismatch    RejectionReason = "htm_mismatch"      // htm is not the request method
+	ReasonHTUMismatch    RejectionReason = "htu_mismatch"      // htu is not listener URL + path
+	ReasonIATOutOfWindow RejectionReason = "iat_out_of_window" // iat further than ProofWindow from now
+	ReasonATHMismatch    RejectionReason = "ath_mismatch"      // ath missing or not the hash of the token
+	ReasonJKTMismatch    RejectionReason = "jkt_mismatch"      // proof key thumbprint is not cnf.jkt
 )
 
 // IdentityRejection is one refused identity attempt: a token request whose
