@@ -7,6 +7,7 @@ package agenttrusttest
 // Test API (final names):
 //
 //	type SecuritySettings struct{ RequireProofOfPossession, RequireSenderConstrainedTokens bool }
+//	func WithSecuritySettings(SecuritySettings) Option
 //	func (s *Server) SetSecuritySettings(SecuritySettings)
 //	func (s *Server) SecuritySettings() SecuritySettings
 //	func (s *Server) WIMSETokens() []WIMSETokenRecord       // every token issued, in order
@@ -163,6 +164,12 @@ type nonceState struct {
 	agentID string
 	expires time.Time
 	used    bool
+}
+
+// WithSecuritySettings sets the organisation security settings in force
+// from the start (default: nothing required).
+func WithSecuritySettings(ss SecuritySettings) Option {
+	return func(c *config) { c.secure = ss }
 }
 
 // SetSecuritySettings replaces the organisation security settings.

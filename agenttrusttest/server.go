@@ -34,6 +34,7 @@ type config struct {
 	clock  func() time.Time
 	policy Policy
 	apiKey string
+	secure SecuritySettings
 }
 
 // Option configures a Server created by NewServer.
@@ -110,6 +111,7 @@ func NewServer(opts ...Option) (*Server, error) {
 		st:      newState(cfg.policy),
 	}
 	s.st.apiKeys[cfg.apiKey] = DefaultOrgID
+	s.st.identity.settings = cfg.secure
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.transport = &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
