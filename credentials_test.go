@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -392,5 +394,51 @@ func TestCredentialsValidation(t *testing.T) {
 	assertValidation(t, "another client", other.UseAgentCredentials(ac))
 	if ac.AgentID() != "a1" {
 		t.Error(ac.AgentID())
+	}
+}
+
+func TestCredentialedCheckErrorsHideSecrets(t *testing.T) {
+	// A server that echoes the credentials it received in its error.
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/challenge"):
+			_, _ = w.Write([]byte(`{"nonce":"n-1"}`))
+		case r.URL.Path == "/api/v1/wimse/token":
+			_, _ = w.Write([]byte(`{"token":"eyJ.wimse-secret-token.sig","expires_at":"2099-01-01T00:00:00Z"}`))
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"bad ` + r.Header.Get("Authorization") + ` with ` + r.Header.Get("DPoP") + `"}`))
+		}
+	})
+	c := newTestClient(t, srv.URL)
+	ks := NewInMemoryKeyStore()
+	if err := ks.Store(ctxT(t), "a1", vecPrivPEM); err != nil {
+		t.Fatal(err)
+	}
+	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UseAgentCredentials(ac); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1", ToolName: "x"})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Status != 400 {
+		t.Fatalf("err = %v", err)
+	}
+	var proof string
+	for _, r := range srv.requests() {
+		if p := r.Header.Get("Dpop"); p != "" {
+			proof = p
+		}
+	}
+	if proof == "" {
+		t.Fatal("no proof sent")
+	}
+	for _, s := range []string{"wimse-secret-token", proof[:40], proof[len(proof)-40:]} {
+		if strings.Contains(err.Error(), s) || strings.Contains(fmt.Sprint(ve.Details), s) {
+			t.Errorf("error reveals %q: %v %v", s, err, ve.Details)
+		}
 	}
 }
