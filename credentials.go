@@ -67,6 +67,8 @@ type AgentCredentials struct {
 type credToken struct {
 	token     string
 	refreshAt time.Time // expiry minus the refresh margin
+	bearer    []string  // the Authorization header value, shared read-only
+	ath       string    // the DPoP ath claim of token
 }
 
 type credFlight struct {
@@ -201,7 +203,8 @@ func (ac *AgentCredentials) fetch(ctx context.Context) (*credToken, error) {
 	}
 	ac.verified.Store(true)
 	exp := wimseExpiry(t.ExpiresAt, ac.client.now())
-	return &credToken{token: t.Token, refreshAt: exp.Add(-credentialsRefreshMargin)}, nil
+	return &credToken{token: t.Token, refreshAt: exp.Add(-credentialsRefreshMargin),
+		bearer: []string{"Bearer " + t.Token}, ath: athOf(t.Token)}, nil
 }
 
 // drop forgets t if it is still the cached token, so that concurrent
@@ -221,13 +224,13 @@ func (cc *credentialedCall) attempt(ctx context.Context, r *request, url string,
 	if err != nil {
 		return err
 	}
-	proof, err := cc.ac.dpop.mint(ctx, cc.ac.client.now(), r.method, url, t.token)
+	proof, err := cc.ac.dpop.mintATH(ctx, cc.ac.client.now(), r.method, url, t.ath)
 	if err != nil {
 		return err
 	}
 	cc.used = t
 	r.secrets = append(r.secrets, t.token, proof)
-	h["Authorization"] = []string{"Bearer " + t.token}
+	h["Authorization"] = t.bearer
 	h["Dpop"] = []string{proof}
 	return nil
 }

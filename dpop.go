@@ -128,6 +128,23 @@ func htuOf(u string) string {
 var b64 = base64.RawURLEncoding
 
 func (k *DPoPKey) mint(ctx context.Context, now time.Time, method, url, accessToken string) (string, error) {
+	var ath string
+	if accessToken != "" {
+		ath = athOf(accessToken)
+	}
+	return k.mintATH(ctx, now, method, url, ath)
+}
+
+// athOf is the ath claim of an access token: base64url SHA-256.
+func athOf(accessToken string) string {
+	h := sha256.New()
+	_, _ = io.WriteString(h, accessToken)
+	var sum [sha256.Size]byte
+	return b64.EncodeToString(h.Sum(sum[:0]))
+}
+
+// mintATH mints a proof with a precomputed ath ("" for none).
+func (k *DPoPKey) mintATH(ctx context.Context, now time.Time, method, url, ath string) (string, error) {
 	if method == "" {
 		return "", validationErr("DPoP: missing required method")
 	}
@@ -148,12 +165,9 @@ func (k *DPoPKey) mint(ctx context.Context, now time.Time, method, url, accessTo
 	p = strconv.AppendInt(p, now.Unix(), 10)
 	p = append(p, `,"jti":"`...)
 	p = hex.AppendEncode(p, jti[:])
-	if accessToken != "" {
-		h := sha256.New()
-		_, _ = io.WriteString(h, accessToken)
-		var sum [sha256.Size]byte
+	if ath != "" {
 		p = append(p, `","ath":"`...)
-		p = b64.AppendEncode(p, h.Sum(sum[:0]))
+		p = append(p, ath...)
 	}
 	p = append(p, `"}`...)
 

@@ -218,3 +218,109 @@ func BenchmarkCredentialsHit(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkIdentityPaired measures, in the same iteration and so under the
+// same load, a bare Ed25519 signature, a plain check, a credentialed check
+// and a DPoP mint, and reports the ratios: extra/sign is (credentialed -
+// plain) / sign, the target being at most 1.1; mint/sign is the DPoP mint
+// against the bare signature, the target being at most 1.5. Pairing makes
+// the ratios meaningful on a loaded machine where separate runs are not.
+func BenchmarkIdentityPaired(b *testing.B) {
+	ctx := context.Background()
+	priv := vecKey(b)
+	dk, err := NewDPoPKey(vecPrivPEM)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const u, tok = "http://127.0.0.1:8082/api/v1/agenttrust/check", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl"
+	proof, err := dk.Proof(ctx, "POST", u, tok)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := []byte(proof[:strings.LastIndexByte(proof, '.')])
+
+	paired := func(b *testing.B, plain, cred *Client, p ActionCheckParams) {
+		check := func(c *Client) time.Duration {
+			t0 := time.Now()
+			r, err := c.Actions.Check(ctx, p)
+			if err != nil || !r.Allowed {
+				b.Fatal(r, err)
+			}
+			return time.Since(t0)
+		}
+		var dSign, dPlain, dCred, dMint time.Duration
+		b.ReportAllocs()
+		b.ResetTimer()
+		sign := func() time.Duration {
+			t0 := time.Now()
+			_ = ed25519.Sign(priv, msg)
+			return time.Since(t0)
+		}
+		mint := func() time.Duration {
+			t0 := time.Now()
+			if _, err := dk.Proof(ctx, "POST", u, tok); err != nil {
+				b.Fatal(err)
+			}
+			return time.Since(t0)
+		}
+		// Each pair runs back to back, in alternating order, so that
+		// neither side always runs with colder caches.
+		for i := 0; i < b.N; i++ {
+			if i%2 == 0 {
+				dPlain += check(plain)
+				dCred += check(cred)
+				dSign += sign()
+				dMint += mint()
+			} else {
+				dCred += check(cred)
+				dPlain += check(plain)
+				dMint += mint()
+				dSign += sign()
+			}
+		}
+		n := float64(b.N)
+		b.ReportMetric(float64(dSign)/n, "sign-ns")
+		b.ReportMetric(float64(dMint)/n, "mint-ns")
+		b.ReportMetric(float64(dPlain)/n, "plain-ns")
+		b.ReportMetric(float64(dCred)/n, "cred-ns")
+		b.ReportMetric(float64(dCred-dPlain)/float64(dSign), "extra/sign")
+		b.ReportMetric(float64(dMint)/float64(dSign), "mint/sign")
+	}
+	b.Run("server=answer", func(b *testing.B) {
+		srv := identityBenchServer(b)
+		ks := NewInMemoryKeyStore()
+		if err := ks.Store(ctx, "agent-123", vecPrivPEM); err != nil {
+			b.Fatal(err)
+		}
+		cred := newTestClient(b, srv.URL)
+		credentialedClient(b, cred, "agent-123", ks, vecPubPEM)
+		paired(b, newTestClient(b, srv.URL), cred, benchParams)
+	})
+	// The fake verifies the token and the proof of every credentialed
+	// check it receives (the settings stay off so that the plain client
+	// is served too): its cred-ns includes the server's two verifications.
+	b.Run("server=fake", func(b *testing.B) {
+		srv := agenttrusttest.NewTestServer(b)
+		opts := []Option{WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAPIKey(srv.APIKey())}
+		plain, err := New(opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cred, err := New(opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ks := NewInMemoryKeyStore()
+		a, err := cred.Agents.Create(ctx, AgentCreateParams{Name: "bench", KeyStore: ks})
+		if err != nil {
+			b.Fatal(err)
+		}
+		credentialedClient(b, cred, a.ID, ks, a.PublicKey)
+		p := benchParams
+		p.AgentID = a.ID
+		paired(b, plain, cred, p)
+		if n := len(srv.DPoPProofs()); n == 0 || !srv.DPoPProofs()[n-1].Accepted {
+			b.Fatal("the fake did not accept the proofs")
+		}
+	})
+}
