@@ -442,3 +442,97 @@ func TestCredentialedCheckErrorsHideSecrets(t *testing.T) {
 		}
 	}
 }
+
+// credServer issues WIMSE tokens with the given expires_at and counts them.
+func credServer(t *testing.T, expiresAt func() string) (*recServer, func() int) {
+	var mu sync.Mutex
+	issued := 0
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/challenge"):
+			_, _ = w.Write([]byte(`{"nonce":"n-1"}`))
+		case r.URL.Path == "/api/v1/wimse/token":
+			mu.Lock()
+			issued++
+			n := issued
+			mu.Unlock()
+			_, _ = fmt.Fprintf(w, `{"token":"tok-%d","expires_at":%q}`, n, expiresAt())
+		default:
+			_, _ = w.Write([]byte(`{"allowed":true}`))
+		}
+	})
+	return srv, func() int { mu.Lock(); defer mu.Unlock(); return issued }
+}
+
+func TestCredentialsExpiryRules(t *testing.T) {
+	clk := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	ks := NewInMemoryKeyStore()
+	if err := ks.Store(ctxT(t), "a1", vecPrivPEM); err != nil {
+		t.Fatal(err)
+	}
+	newCreds := func(srv *recServer) *AgentCredentials {
+		c := newTestClient(t, srv.URL, withNow(clk.Now))
+		ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM,
+			Audience: []string{"svc"}, TTLSeconds: ptr(120)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ac
+	}
+
+	// A token expiring in 10 s is inside the margin: re-issued on every call.
+	srv, issued := credServer(t, func() string { return clk.Now().Add(10 * time.Second).Format(time.RFC3339) })
+	ac := newCreds(srv)
+	for i := 1; i <= 3; i++ {
+		if tok, err := ac.Token(ctxT(t)); err != nil || tok != fmt.Sprintf("tok-%d", i) {
+			t.Fatalf("call %d: %q %v", i, tok, err)
+		}
+	}
+	// The refresh sends the audience and TTL, and neither service_name nor
+	// environment.
+	for _, r := range srv.requests() {
+		if r.Path == "/api/v1/wimse/token" {
+			m := decodeMap(t, r.Body)
+			if fmt.Sprint(m["ttl_seconds"]) != "120" || fmt.Sprint(m["audience"]) != "[svc]" || m["service_name"] != nil || m["environment"] != nil {
+				t.Errorf("token body %s", r.Body)
+			}
+		}
+	}
+
+	// No expiry, or an unreadable one: 300 s, so cached for 240 s.
+	for _, exp := range []string{"", "in a while"} {
+		exp := exp
+		srv, issued = credServer(t, func() string { return exp })
+		ac = newCreds(srv)
+		for _, step := range []time.Duration{0, 239 * time.Second} {
+			clk.Advance(step)
+			if _, err := ac.Token(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if issued() != 1 {
+			t.Errorf("expires_at %q: %d tokens within 239 s, want 1", exp, issued())
+		}
+		clk.Advance(time.Second)
+		if tok, _ := ac.Token(ctxT(t)); tok != "tok-2" || issued() != 2 {
+			t.Errorf("expires_at %q: not refreshed at 240 s", exp)
+		}
+	}
+
+	// A zone-less expiry is UTC: 90 s away, so cached; 60 s away, refreshed.
+	srv, issued = credServer(t, func() string { return clk.Now().UTC().Add(90 * time.Second).Format("2006-01-02T15:04:05") })
+	ac = newCreds(srv)
+	if _, err := ac.Token(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(29 * time.Second)
+	_, _ = ac.Token(ctxT(t))
+	if issued() != 1 {
+		t.Errorf("zone-less expiry: %d tokens at 61 s before expiry", issued())
+	}
+	clk.Advance(time.Second)
+	_, _ = ac.Token(ctxT(t))
+	if issued() != 2 {
+		t.Errorf("zone-less expiry: %d tokens at 60 s before expiry", issued())
+	}
+}
