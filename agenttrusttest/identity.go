@@ -624,6 +624,30 @@ func (s *Server) checkCredentials(c *call, agentID string) bool {
 	return true
 }
 
+// misplacedCredentials refuses agent credentials on any endpoint but the
+// action check: a DPoP header, or a WIMSE token this fake issued as bearer.
+func (s *Server) misplacedCredentials(rt *route, r *http.Request) string {
+	if rt.key() == checkEndpoint {
+		return ""
+	}
+	if len(r.Header.Values("DPoP")) > 0 {
+		return "a DPoP header is only accepted on " + checkEndpoint
+	}
+	for _, v := range r.Header.Values("Authorization") {
+		scheme, token, _ := strings.Cut(v, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			continue
+		}
+		s.mu.Lock()
+		_, known := s.st.identity.tokens[token]
+		s.mu.Unlock()
+		if known {
+			return "a WIMSE bearer token is only accepted on " + checkEndpoint
+		}
+	}
+	return ""
+}
+
 // requestPath is the path of r as the client sent it (still escaped).
 func requestPath(r *http.Request) string {
 	if strings.HasPrefix(r.RequestURI, "/") {

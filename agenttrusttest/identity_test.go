@@ -720,3 +720,23 @@ func TestIdentityConcurrentChecks(t *testing.T) {
 		t.Fatalf("statuses %v", count)
 	}
 }
+
+func TestCredentialsOnlyOnTheCheck(t *testing.T) {
+	srv := NewTestServer(t)
+	c := newClient(t, srv)
+	k := newTestKey(t, 11)
+	id := srv.SeedAgent(AgentSeed{Name: "bot", PublicKey: k.pem})
+	tok := c.popToken(k, id)
+	proof := newDPoP(k, "GET", srv.URL()+"/api/v1/agents/"+id, tok, srv.Now().Unix()).mint()
+
+	r := c.doHeaders("GET", srv.URL()+"/api/v1/agents/"+id, "", map[string]string{"DPoP": proof})
+	if r.must(t, 400).errMsg() != "a DPoP header is only accepted on POST /api/v1/agenttrust/check" {
+		t.Fatalf("DPoP on get agent: %s", r.raw)
+	}
+	r = c.doHeaders("GET", srv.URL()+"/api/v1/agents/"+id, "", map[string]string{"Authorization": "Bearer " + tok})
+	if r.must(t, 400).errMsg() != "a WIMSE bearer token is only accepted on POST /api/v1/agenttrust/check" {
+		t.Fatalf("WIMSE token on get agent: %s", r.raw)
+	}
+	// Other bearer values are none of the fake's business.
+	c.doHeaders("GET", srv.URL()+"/api/v1/agents/"+id, "", map[string]string{"Authorization": "Bearer something-else"}).must(t, 200)
+}

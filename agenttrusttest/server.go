@@ -356,6 +356,10 @@ func (s *Server) handler(served api) http.Handler {
 			}
 			c.org = org
 		}
+		if msg := s.misplacedCredentials(rt, r); msg != "" {
+			c.fail(http.StatusBadRequest, msg)
+			return
+		}
 		if msg := checkQuery(rt, r); msg != "" {
 			c.fail(http.StatusBadRequest, msg)
 			return
