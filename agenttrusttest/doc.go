@@ -106,6 +106,8 @@
 //     of the listener that received the check plus its path, byte for byte,
 //     so a client must use [Server.AuthURL] as given (127.0.0.1, not
 //     localhost). Seen jti values are remembered for the server's lifetime.
+//     A DPoP header, or one of the fake's WIMSE tokens as a bearer token, on
+//     any other endpoint is a 400.
 //     Every failed proof or token is a 401 whose message says what failed and
 //     never echoes the credential; malformed bodies are 400s and unknown or
 //     revoked agents 404 and 403 as elsewhere. wimse/verify answers 200 with

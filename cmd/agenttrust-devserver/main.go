@@ -8,7 +8,9 @@
 //
 // The flags -require-pop and -require-sender-constrained turn on the
 // organisation security settings: WIMSE tokens then need a proof of
-// possession, and action checks a WIMSE token with a DPoP proof.
+// possession, and action checks a WIMSE token with a DPoP proof. The
+// proof's htu is compared byte for byte with the printed URL plus the path,
+// so clients must use the printed URL as it is (127.0.0.1, not localhost).
 //
 // It prints its URL(s), security settings and API key, serves until SIGINT or SIGTERM, and then
 // shuts down cleanly. State lives in memory only.
