@@ -2,6 +2,7 @@ package agenttrust
 
 import (
 	"context"
+	"errors"
 	"net/http"
 )
 
@@ -55,7 +56,28 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*Actio
 		InputSummary: TruncateRunes(p.ToolInputSummary, MaxSummaryRunes),
 		ActionEffect: p.ActionEffect,
 	}
-	return call[ActionCheckResult](ctx, s.client, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check", body: body, idempotent: true}, "")
+	newReq := func() *request {
+		return &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check", body: body, idempotent: true}
+	}
+	ac := s.client.creds.Load()
+	if ac == nil {
+		return call[ActionCheckResult](ctx, s.client, newReq(), "")
+	}
+	// With agent credentials every attempt carries the WIMSE token and a
+	// fresh DPoP proof. A 401 means the token was refused (revoked early,
+	// say): drop it and retry once with a new token and proof.
+	cc := &credentialedCall{ac: ac}
+	r := newReq()
+	r.attempt = cc.attempt
+	res, err := call[ActionCheckResult](ctx, s.client, r, "")
+	var ae *AuthenticationError
+	if err == nil || cc.used == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		return res, err
+	}
+	ac.drop(cc.used)
+	r = newReq()
+	r.attempt = cc.attempt
+	return call[ActionCheckResult](ctx, s.client, r, "")
 }
 
 // TruncateRunes returns s cut to at most n runes, on a rune boundary. Invalid

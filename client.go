@@ -87,6 +87,9 @@ type Client struct {
 	Federation *FederationService
 	// Streaming manages SIEM destinations for audit event streaming.
 	Streaming *StreamingService
+	// WIMSE issues and verifies WIMSE workload tokens, with proof of
+	// possession of the agent's key.
+	WIMSE *WIMSEService
 
 	common service
 
@@ -96,6 +99,8 @@ type Client struct {
 	logger                     *slog.Logger
 	tr                         *transport.Transport
 	tokens                     *tokenCache
+	now                        func() time.Time
+	creds                      atomic.Pointer[AgentCredentials] // installed agent credentials; nil: none
 }
 
 // service is the shared base of every sub-client; each service type is a
@@ -289,6 +294,7 @@ func newClient(cfg config) (*Client, error) {
 			Logger:     logger,
 		}),
 		tokens: newTokenCache(cfg.cacheSize, cfg.now),
+		now:    cfg.now,
 	}
 	c.apiKey.Store(&cfg.apiKey)
 	c.common.client = c
@@ -298,6 +304,7 @@ func newClient(cfg config) (*Client, error) {
 	c.Telemetry = (*TelemetryService)(&c.common)
 	c.Sessions = (*SessionsService)(&c.common)
 	c.Approvals = (*ApprovalsService)(&c.common)
+	c.WIMSE = (*WIMSEService)(&c.common)
 	c.tokens.fetch = c.Tokens.issue
 	c.initProtocols()
 	return c, nil

@@ -86,6 +86,16 @@
 // integrations/mcp module adapts the same verifier to the official MCP Go
 // SDK.
 //
+// # Agent identity
+//
+// Agents.Create gives every agent an Ed25519 key pair, generated locally
+// when no public key is passed; the private key never leaves the process and
+// can go straight into a [KeyStore]. [WIMSEService.IssueTokenWithProof]
+// obtains a WIMSE workload token by signing a challenge, and [DPoPKey] mints
+// DPoP proofs. [AgentCredentials], installed with
+// [Client.UseAgentCredentials], make every Actions.Check sender-constrained:
+// a cached WIMSE token and a fresh proof for each attempt.
+//
 // # Concurrency
 //
 // A Client is safe for concurrent use and should be shared: it owns the

@@ -34,6 +34,9 @@ type request struct {
 	idempotent bool
 	// secrets are request values (tokens) that must never appear in an error.
 	secrets []string
+	// attempt, when set, adds per-attempt headers for the URL being sent
+	// (agent credentials); its error is returned as is, nothing sent.
+	attempt func(ctx context.Context, r *request, url string, h http.Header) error
 }
 
 // response is a 2xx answer.
@@ -77,15 +80,25 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		defer cancel()
 	}
 	key := *c.apiKey.Load()
-	resp, err := c.tr.Do(ctx, &transport.Request{
+	treq := &transport.Request{
 		Method:     r.method,
 		URL:        u,
 		Body:       body,
 		Header:     r.header,
 		APIKey:     key,
 		Idempotent: r.idempotent,
-	})
+	}
+	if r.attempt != nil {
+		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.attempt(ctx, r, u, h) }
+	}
+	resp, err := c.tr.Do(ctx, treq)
 	if err != nil {
+		var he *transport.HookError
+		if errors.As(err, &he) {
+			// An SDK error already (credentials), possibly shared by
+			// concurrent callers: returned unchanged.
+			return nil, he.Err
+		}
 		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {
 			// Not a network failure: the response arrived but is too large
 			// to decode. Keep its status and request id (WIRE.md §4.3).

@@ -34,6 +34,7 @@ type config struct {
 	clock  func() time.Time
 	policy Policy
 	apiKey string
+	secure SecuritySettings
 }
 
 // Option configures a Server created by NewServer.
@@ -110,6 +111,7 @@ func NewServer(opts ...Option) (*Server, error) {
 		st:      newState(cfg.policy),
 	}
 	s.st.apiKeys[cfg.apiKey] = DefaultOrgID
+	s.st.identity.settings = cfg.secure
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.transport = &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
@@ -270,6 +272,7 @@ type call struct {
 	params map[string]string
 	body   []byte
 	org    string // organization of the API key ("" on public routes)
+	base   string // URL of the listener that received the request
 }
 
 func (c *call) param(name string) string { return c.params[name] }
@@ -321,7 +324,7 @@ func (s *Server) handler(served api) http.Handler {
 
 		body, readErr := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 		s.record(r, body, served, reqID)
-		c := &call{s: s, w: w, r: r, ctx: ctx, body: body}
+		c := &call{s: s, w: w, r: r, ctx: ctx, body: body, base: s.listenerURL(served)}
 		switch {
 		case readErr != nil:
 			c.fail(http.StatusBadRequest, "read body: "+readErr.Error())
@@ -352,6 +355,10 @@ func (s *Server) handler(served api) http.Handler {
 				return
 			}
 			c.org = org
+		}
+		if msg := s.misplacedCredentials(rt, r); msg != "" {
+			c.fail(http.StatusBadRequest, msg)
+			return
 		}
 		if msg := checkQuery(rt, r); msg != "" {
 			c.fail(http.StatusBadRequest, msg)
@@ -431,6 +438,11 @@ func (s *Server) routes() {
 	add("GET", "/api/v1/agents", gw, s.listAgents, query("org_id"))
 	add("GET", "/api/v1/agents/{agent_id}", gw, s.getAgent)
 	add("POST", "/api/v1/agents/{agent_id}/revoke", gw, s.revokeAgent)
+	add("POST", "/api/v1/agents/{agent_id}/challenge", gw, s.challenge, bodiless)
+	add("POST", "/api/v1/wimse/token", gw, s.issueWIMSEToken)
+	add("POST", "/api/v1/wimse/verify", gw, s.verifyWIMSEToken)
+	add("GET", "/api/v1/orgs/security-settings", gw, s.getSecuritySettings)
+	add("PUT", "/api/v1/orgs/security-settings", gw, s.putSecuritySettings)
 
 	add("POST", "/api/v1/agent-tokens/issue", apiAuth, s.issueToken)
 	add("POST", "/api/v1/agent-tokens/introspect", apiAuth, s.introspectToken)

@@ -30,6 +30,7 @@ type state struct {
 	fedTokens   map[string]*fedToken
 	siem        table[siemDestination]
 	deliveries  []*siemDelivery
+	identity    identityState
 
 	requests []RecordedRequest
 	checks   [][]byte

@@ -6,7 +6,13 @@
 //
 //	agenttrust-devserver [-addr 127.0.0.1:8080] [-policy policy.json] [-api-key KEY] [-split]
 //
-// It prints its URL(s) and API key, serves until SIGINT or SIGTERM, and then
+// The flags -require-pop and -require-sender-constrained turn on the
+// organisation security settings: WIMSE tokens then need a proof of
+// possession, and action checks a WIMSE token with a DPoP proof. The
+// proof's htu is compared byte for byte with the printed URL plus the path,
+// so clients must use the printed URL as it is (127.0.0.1, not localhost).
+//
+// It prints its URL(s), security settings and API key, serves until SIGINT or SIGTERM, and then
 // shuts down cleanly. State lives in memory only.
 //
 // The policy file is a JSON object with a deny list (tool name to reason)
@@ -49,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	policyPath := fs.String("policy", "", "JSON policy file: {\"deny\": {tool: reason}, \"elevation\": [tool]}")
 	apiKey := fs.String("api-key", "", "API key to accept (default: a random sk_test_ key)")
 	split := fs.Bool("split", false, "serve auth and audit APIs on listeners of their own")
+	requirePoP := fs.Bool("require-pop", false, "require proof of possession for WIMSE tokens")
+	requireSC := fs.Bool("require-sender-constrained", false, "require a WIMSE token and DPoP proof on action checks")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *split {
 		opts = append(opts, agenttrusttest.WithSplitListeners())
 	}
+	opts = append(opts, agenttrusttest.WithSecuritySettings(agenttrusttest.SecuritySettings{
+		RequireProofOfPossession: *requirePoP, RequireSenderConstrainedTokens: *requireSC,
+	}))
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -83,6 +94,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *split {
 		fmt.Fprintf(stdout, "auth URL: %s\naudit URL: %s\n", srv.AuthURL(), srv.AuditURL())
 	}
+	ss := srv.SecuritySettings()
+	fmt.Fprintf(stdout, "security settings: require_proof_of_possession=%t require_sender_constrained_tokens=%t\n",
+		ss.RequireProofOfPossession, ss.RequireSenderConstrainedTokens)
 	fmt.Fprintf(stdout, "API key: %s\n", srv.APIKey())
 	fmt.Fprintf(stdout, "export AGENTTRUST_URL=%s AGENTTRUST_API_KEY=%s\n", srv.URL(), srv.APIKey())
 

@@ -60,7 +60,20 @@ type Request struct {
 	// transport failure or a retryable status (WIRE.md D38). Other requests
 	// are re-sent only when the connection failed before anything was written.
 	Idempotent bool
+	// BeforeAttempt, when set, runs before every attempt, retries included,
+	// and adds that attempt's own headers to h (a single-use proof, say).
+	// Its error ends the call unsent, as a *HookError.
+	BeforeAttempt func(ctx context.Context, h http.Header) error
 }
+
+// HookError is a failure of Request.BeforeAttempt; nothing was sent for the
+// attempt and nothing is retried.
+type HookError struct{ Err error }
+
+func (e *HookError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the hook's error.
+func (e *HookError) Unwrap() error { return e.Err }
 
 // Response is the final HTTP answer to a Request.
 type Response struct {
@@ -108,7 +121,14 @@ func SleepContext(ctx context.Context, d time.Duration) error {
 // case the Response, without its body, is returned along with the error.
 func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
 	for attempt := 1; ; attempt++ {
-		resp, written, err := t.once(ctx, req)
+		var extra http.Header
+		if req.BeforeAttempt != nil {
+			extra = make(http.Header, 2)
+			if err := req.BeforeAttempt(ctx, extra); err != nil {
+				return nil, &HookError{Err: err}
+			}
+		}
+		resp, written, err := t.once(ctx, req, extra)
 		if err == nil {
 			resp.Attempts = attempt
 		}
@@ -213,7 +233,7 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 // evidence: a dial failure (refused, DNS, dial timeout), or a connection the
 // transport obtained without writing a header to it. A custom RoundTripper
 // that reports neither makes every failure count as written.
-func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, written bool, err error) {
+func (t *Transport) once(ctx context.Context, req *Request, extra http.Header) (resp *Response, written bool, err error) {
 	written = true
 	var tr *writeTrace
 	if !req.Idempotent {
@@ -245,6 +265,9 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 		h["X-Api-Key"] = []string{req.APIKey}
 	}
 	for k, v := range req.Header {
+		h[k] = v
+	}
+	for k, v := range extra {
 		h[k] = v
 	}
 	hresp, err := t.cfg.HTTPClient.Do(hr)
