@@ -108,8 +108,9 @@ type guardedTool struct {
 	inner ai.Tool // nil for DefineTool: the inner function is not a tool
 }
 
-// WrapTool returns a tool with t's name, description and input schema whose
-// calls are checked with g before t runs (see the package documentation).
+// WrapTool returns a tool with t's name, description, input schema and
+// multipart kind (not its output schema) whose calls are checked with g
+// before t runs (see the package documentation).
 // The result is not registered: pass it to ai.WithTools. t must not be
 // registered with Genkit under its name, or Generate runs the registered
 // tool unchecked; use DefineTool for registered tools. A nil t or g is a
@@ -160,7 +161,7 @@ func wrap(t ai.Tool, runner *guard.ToolRunner) (ai.Tool, error) {
 		topts = append(topts, ai.WithInputSchema(def.InputSchema))
 	}
 	inner := t
-	fn := guarded(runner, def.Name, func(tc *ai.ToolContext, input any) (*ai.MultipartToolResponse, error) {
+	runInner := func(tc *ai.ToolContext, input any) (*ai.MultipartToolResponse, error) {
 		resp, err := inner.RunRawMultipart(tc, input)
 		if err != nil {
 			// RunRawMultipart adds "error calling tool <name>: "; report and
@@ -170,9 +171,25 @@ func wrap(t ai.Tool, runner *guard.ToolRunner) (ai.Tool, error) {
 			}
 			return nil, err
 		}
+		if resp == nil {
+			resp = &ai.MultipartToolResponse{}
+		}
 		return resp, nil
-	})
-	return &guardedTool{Tool: ai.NewMultipartTool(def.Name, def.Description, fn, topts...), inner: inner}, nil
+	}
+	if multipart, _ := def.Metadata["multipart"].(bool); multipart {
+		fn := guarded(runner, def.Name, runInner, func(s string) *ai.MultipartToolResponse {
+			return &ai.MultipartToolResponse{Output: s}
+		})
+		return &guardedTool{Tool: ai.NewMultipartTool(def.Name, def.Description, fn, topts...), inner: inner}, nil
+	}
+	fn := guarded(runner, def.Name, func(tc *ai.ToolContext, input any) (any, error) {
+		resp, err := runInner(tc, input)
+		if err != nil {
+			return nil, err
+		}
+		return resp.Output, nil
+	}, func(s string) any { return s })
+	return &guardedTool{Tool: ai.NewTool(def.Name, def.Description, fn, topts...), inner: inner}, nil
 }
 
 // isNil reports whether t is nil or a typed nil pointer (a nil *ai.ToolDef,
@@ -204,24 +221,21 @@ func DefineTool[In, Out any](gk *genkit.Genkit, g *guard.Guard, name, descriptio
 	if err != nil {
 		return nil, err
 	}
-	guardedFn := guarded(runner, name, func(tc *ai.ToolContext, input In) (*ai.MultipartToolResponse, error) {
-		out, err := fn(tc, input)
-		if err != nil {
-			return nil, err
-		}
-		return &ai.MultipartToolResponse{Output: out}, nil
-	})
-	return &guardedTool{Tool: genkit.DefineMultipartTool(gk, name, description, guardedFn)}, nil
+	guardedFn := guarded(runner, name, func(tc *ai.ToolContext, input In) (any, error) {
+		return fn(tc, input)
+	}, func(s string) any { return s })
+	return &guardedTool{Tool: genkit.DefineTool(gk, name, description, guardedFn)}, nil
 }
 
-// guarded returns a tool function that runs run through runner and records
-// every error it returns in the context's tracker (TrackErrors).
-func guarded[In any](runner *guard.ToolRunner, name string, run func(*ai.ToolContext, In) (*ai.MultipartToolResponse, error)) ai.MultipartToolFunc[In] {
-	return func(tc *ai.ToolContext, input In) (*ai.MultipartToolResponse, error) {
-		var resp *ai.MultipartToolResponse
+// guarded returns a tool function that runs run through runner, turns a
+// denial's text into an output with observe, and records every error it
+// returns in the context's tracker (TrackErrors).
+func guarded[In, Out any](runner *guard.ToolRunner, name string, run func(*ai.ToolContext, In) (Out, error), observe func(string) Out) func(*ai.ToolContext, In) (Out, error) {
+	return func(tc *ai.ToolContext, input In) (Out, error) {
+		var out Out
 		obs, ran, err := runner.Run(tc, name, inputText(input), func(context.Context) error {
 			var err error
-			resp, err = run(tc, input)
+			out, err = run(tc, input)
 			return err
 		})
 		switch {
@@ -229,13 +243,12 @@ func guarded[In any](runner *guard.ToolRunner, name string, run func(*ai.ToolCon
 			if tr, ok := tc.Value(trackerKey{}).(*tracker); ok {
 				tr.add(err)
 			}
-			return nil, err
+			var zero Out
+			return zero, err
 		case !ran:
-			return &ai.MultipartToolResponse{Output: obs}, nil
-		case resp == nil:
-			return &ai.MultipartToolResponse{}, nil
+			return observe(obs), nil
 		}
-		return resp, nil
+		return out, nil
 	}
 }
 

@@ -501,3 +501,39 @@ func TestTrackErrors(t *testing.T) {
 	}
 	_ = ctx
 }
+
+func TestMultipartToolsStayMultipart(t *testing.T) {
+	e := newEnv(t)
+	g := e.guard(t)
+	var calls atomic.Int32
+	snap := ai.NewMultipartTool("snapshot", "snapshots a file", func(_ *ai.ToolContext, in fileInput) (*ai.MultipartToolResponse, error) {
+		calls.Add(1)
+		return &ai.MultipartToolResponse{Output: "saved", Content: []*ai.Part{ai.NewTextPart("extra " + in.Path)}}, nil
+	})
+	w, err := atgenkit.WrapTool(snap, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := atgenkit.WrapTool(deleteTool(&stub{}), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Definition().Metadata["multipart"] != true || plain.Definition().Metadata["multipart"] != false {
+		t.Fatalf("multipart flags %v, %v", w.Definition().Metadata, plain.Definition().Metadata)
+	}
+	resp, err := e.generate(context.Background(), []ai.ToolRef{w}, "snapshot")
+	if err != nil || resp.Text() != "done: snapshot=saved" || calls.Load() != 1 {
+		t.Fatalf("generate: %q, %v, ran %d", resp.Text(), err, calls.Load())
+	}
+	var content []*ai.Part
+	for _, m := range resp.History() {
+		for _, p := range m.Content {
+			if p.IsToolResponse() {
+				content = p.ToolResponse.Content
+			}
+		}
+	}
+	if len(content) != 1 || content[0].Text != "extra "+secretPath {
+		t.Fatalf("tool response content %v", content)
+	}
+}
