@@ -552,3 +552,29 @@ func TestSummaries(t *testing.T) {
 		}
 	}
 }
+
+// NewHandler reports tool_start and asks for a flush when the agent's graph
+// ends, so events arrive without Flush or Close (the flush interval here is
+// an hour).
+func TestHandlerFlushesAtRunEnd(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			e := newEnv(t)
+			g := e.guard(t, guard.WithFlushInterval(time.Hour))
+			inner := &stub{out: "ok"}
+			if _, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "read_file")}, g), g, "read_file"); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for len(e.srv.TelemetryEvents()) != 2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no flush at the end of the run: %+v", g.Stats())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if evs := e.srv.TelemetryEvents(); evs[0]["event_type"] != "tool_start" || evs[0]["tool_name"] != "read_file" {
+				t.Fatalf("events %v", evs)
+			}
+		})
+	}
+}
