@@ -490,7 +490,15 @@ func TestSummaries(t *testing.T) {
 	}
 }
 
+// TrackErrors restores the guard's typed error for any Genkit call; here the
+// tool is run directly, as a flow or a custom loop would.
 func TestTrackErrors(t *testing.T) {
+	e := newEnv(t)
+	e.srv.DenyTool("delete_file", "destructive")
+	w, err := atgenkit.WrapTool(deleteTool(&stub{}), e.guard(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, restore := atgenkit.TrackErrors(context.Background())
 	if restore(nil) != nil {
 		t.Fatal("nil error not kept nil")
@@ -499,7 +507,21 @@ func TestTrackErrors(t *testing.T) {
 	if restore(plain) != plain {
 		t.Fatal("error changed although no tool failed")
 	}
-	_ = ctx
+	_, runErr := w.RunRaw(ctx, map[string]any{"path": secretPath})
+	flat := errors.New("tool failed: " + runErr.Error()) // what Genkit's loop returns
+	err = restore(flat)
+	var de *guard.DeniedError
+	if !errors.As(err, &de) || de.Reason != "destructive" || !errors.Is(err, flat) || err.Error() != flat.Error() {
+		t.Fatalf("restored %v", err)
+	}
+	// Without TrackErrors nothing is recorded.
+	_, restore2 := atgenkit.TrackErrors(context.Background())
+	if _, err := w.RunRaw(context.Background(), map[string]any{"path": secretPath}); err == nil {
+		t.Fatal("denied tool returned no error")
+	}
+	if restore2(flat) != flat {
+		t.Fatal("an error was recorded outside the tracked context")
+	}
 }
 
 func TestMultipartToolsStayMultipart(t *testing.T) {
