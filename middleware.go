@@ -57,13 +57,20 @@ type TokenRejectedError struct {
 	*AgentTrustError
 	// Reasoning is the gateway's reason for an inactive token ("token
 	// revoked", ...), or the verifier's for a malformed one; may be empty.
+	// It is for the service's own logs: the middleware never sends it to
+	// the caller, and never decides anything from it.
 	Reasoning string
 	// RequiredScopes are the verifier's required scopes (set for insufficient
 	// scope only).
 	RequiredScopes []string
-	// MissingScope is a required scope the token is known to lack; empty
-	// when the gateway did not say which.
+	// MissingScope is a required scope the token lacks (set for
+	// insufficient scope only).
 	MissingScope string
+	// Malformed reports that the verifier refused the token before any I/O
+	// because it is not a bearer token (RFC 6750 b64token syntax, at most
+	// 4096 bytes). The middleware answers such a request 400
+	// invalid_request, never 401.
+	Malformed bool
 }
 
 // Unwrap returns the embedded *AgentTrustError.
@@ -350,7 +357,9 @@ func (v *TokenVerifier) verify(ctx context.Context, token string) (*Introspectio
 
 func (v *TokenVerifier) lookup(ctx context.Context, token string) (*IntrospectionResult, error) {
 	if reason := checkTokenSyntax(token); reason != "" {
-		return nil, v.rejectInvalid(reason)
+		rej := v.rejectInvalid(reason)
+		rej.Malformed = true
+		return nil, rej
 	}
 	key := v.cacheKey(token)
 
@@ -424,22 +433,15 @@ func (v *TokenVerifier) lead(ctx context.Context, key [sha256.Size]byte, token s
 	return res, err
 }
 
-// decide turns a gateway answer into nil (accepted) or a rejection. The
-// gateway may report a missing scope as an inactive token with a reasoning,
-// or as an active token whose scopes lack one; both are checked.
+// decide turns a gateway answer into nil (accepted) or a rejection, from
+// the structured fields only: an inactive token is an invalid token whatever
+// its reasoning says (the reasoning is free text, kept for the logs), and an
+// active token is short of scope only when its scopes lack a required one.
+// A gateway that refuses a token for a missing required scope by answering
+// inactive therefore gives an invalid token, not an insufficient scope.
 func (v *TokenVerifier) decide(res *IntrospectionResult, token string) error {
 	if !res.Active {
 		reason := redactSecret(res.Reasoning, token)
-		if len(v.cfg.scopes) > 0 && strings.Contains(strings.ToLower(reason), "scope") {
-			missing := ""
-			for _, s := range v.cfg.scopes {
-				if strings.Contains(reason, s) {
-					missing = s
-					break
-				}
-			}
-			return v.rejectScope(reason, missing)
-		}
 		if reason == "" {
 			reason = "token is not active"
 		}
@@ -447,29 +449,22 @@ func (v *TokenVerifier) decide(res *IntrospectionResult, token string) error {
 	}
 	for _, s := range v.cfg.scopes {
 		if !slices.Contains(res.Scopes, s) {
-			return v.rejectScope("", s)
+			return v.rejectScope(s)
 		}
 	}
 	return nil
 }
 
-func (v *TokenVerifier) rejectInvalid(reason string) error {
+func (v *TokenVerifier) rejectInvalid(reason string) *TokenRejectedError {
 	return &TokenRejectedError{
 		AgentTrustError: &AgentTrustError{Code: CodeInvalidToken, Message: "Invalid token: " + reason, Details: map[string]any{}},
 		Reasoning:       reason,
 	}
 }
 
-func (v *TokenVerifier) rejectScope(reason, missing string) error {
-	msg := "Insufficient scope"
-	if missing != "" {
-		msg += ": missing " + missing
-	} else if reason != "" {
-		msg += ": " + reason
-	}
+func (v *TokenVerifier) rejectScope(missing string) error {
 	return &TokenRejectedError{
-		AgentTrustError: &AgentTrustError{Code: CodeInsufficientScope, Message: msg, Details: map[string]any{}},
-		Reasoning:       reason,
+		AgentTrustError: &AgentTrustError{Code: CodeInsufficientScope, Message: "Insufficient scope: missing " + missing, Details: map[string]any{}},
 		RequiredScopes:  slices.Clone(v.cfg.scopes),
 		MissingScope:    missing,
 	}
@@ -638,15 +633,25 @@ func ContextWithIntrospection(ctx context.Context, r *IntrospectionResult) conte
 // The token is read from "Authorization: Bearer <token>". On success the
 // handler runs with the introspection result in its request context
 // (IntrospectionFromContext). Otherwise the answer is JSON
-// {"error": ..., "error_description": ...} and never echoes the token:
+// {"error": ..., "error_description": ...} with a fixed description: it
+// never echoes the token, nor the gateway's reasoning, which is logged at
+// debug level instead. The status follows RFC 6750 §3.1 and is decided from
+// the introspection's structured fields (active, scopes) only:
 //
 //   - no bearer credentials: 401 with a bare `Bearer realm="..."` challenge;
-//   - a malformed header or token: 401, error="invalid_request";
-//   - an inactive token (unknown, expired, revoked, wrong target): 401,
-//     error="invalid_token";
-//   - a missing scope: 403, error="insufficient_scope" and the required
-//     scopes in the challenge's scope attribute;
+//   - a malformed request (more than one Authorization header, an empty or
+//     malformed bearer token): 400, error="invalid_request";
+//   - an inactive token (unknown, expired, revoked, wrong target, or refused
+//     by the gateway for any other reason): 401, error="invalid_token";
+//   - an active token whose scopes lack a required one: 403,
+//     error="insufficient_scope" and the required scopes in the
+//     challenge's scope attribute;
 //   - the gateway unreachable or failing: 503, never an allow.
+//
+// The required scopes are also sent to the gateway. A gateway that refuses
+// a token lacking one of them by answering inactive (as the fake gateway
+// in agenttrusttest does) gets a 401, since nothing structured says the
+// scope was the reason.
 //
 // Caching and its trade-off are described at TokenVerifier. An invalid
 // configuration (nil client, bad option) makes every request fail with 500,
@@ -688,8 +693,8 @@ func (v *TokenVerifier) Middleware(next http.Handler) http.Handler {
 			writeAuthError(w, http.StatusUnauthorized, v.challenge, "unauthorized", "a bearer token is required")
 			return
 		default:
-			v.cfg.logger.DebugContext(r.Context(), "agenttrust: malformed authorization header", "status", http.StatusUnauthorized, "reason", problem)
-			writeAuthError(w, http.StatusUnauthorized,
+			v.cfg.logger.DebugContext(r.Context(), "agenttrust: malformed authorization header", "status", http.StatusBadRequest, "reason", problem)
+			writeAuthError(w, http.StatusBadRequest,
 				v.challenge+`, error="invalid_request", error_description="`+problem+`"`, "invalid_request", problem)
 			return
 		}
@@ -699,28 +704,32 @@ func (v *TokenVerifier) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		var rej *TokenRejectedError
-		if !errors.As(err, &rej) {
+		switch {
+		case !errors.As(err, &rej):
 			writeAuthError(w, http.StatusServiceUnavailable, "", "temporarily_unavailable", "token introspection is unavailable")
-			return
-		}
-		desc := sanitizeQuoted(rej.Reasoning, 200)
-		if rej.Code == CodeInsufficientScope {
-			if rej.MissingScope != "" {
-				desc = "missing scope " + rej.MissingScope
-			} else if desc == "" {
-				desc = "the token lacks a required scope"
-			}
+		case rej.Code == CodeInsufficientScope:
 			writeAuthError(w, http.StatusForbidden,
-				v.challenge+`, error="insufficient_scope", error_description="`+desc+`"`+v.scopeAttr, "insufficient_scope", desc)
-			return
+				v.challenge+`, error="insufficient_scope", error_description="`+descInsufficientScope+`"`+v.scopeAttr,
+				"insufficient_scope", descInsufficientScope)
+		case rej.Malformed: // bearerToken checks the syntax first; kept for safety
+			writeAuthError(w, http.StatusBadRequest,
+				v.challenge+`, error="invalid_request", error_description="`+descMalformedToken+`"`, "invalid_request", descMalformedToken)
+		default:
+			writeAuthError(w, http.StatusUnauthorized,
+				v.challenge+`, error="invalid_token", error_description="`+descInvalidToken+`"`, "invalid_token", descInvalidToken)
 		}
-		if desc == "" {
-			desc = "the token is not active"
-		}
-		writeAuthError(w, http.StatusUnauthorized,
-			v.challenge+`, error="invalid_token", error_description="`+desc+`"`, "invalid_token", desc)
 	})
 }
+
+// The fixed error descriptions of the middleware's answers. The gateway's
+// reasoning is never sent: the caller is not authenticated, and the
+// reasoning may say more than it should (which agents exist, which targets
+// an agent may use).
+const (
+	descInvalidToken      = "the token is not valid"
+	descInsufficientScope = "the token lacks a required scope"
+	descMalformedToken    = "the bearer token is malformed"
+)
 
 const problemMissing = "missing"
 
@@ -750,7 +759,7 @@ func bearerToken(h http.Header) (token, problem string) {
 		return "", "the bearer token is empty"
 	}
 	if reason := checkTokenSyntax(rest); reason != "" {
-		return "", "the bearer token is malformed"
+		return "", descMalformedToken
 	}
 	return rest, ""
 }

@@ -228,23 +228,26 @@ func TestRequireTokenRejectsBadHeaders(t *testing.T) {
 		authz     []string
 		challenge string // exact, or a prefix ending in error="..."
 		code      string
+		status    int
 	}{
-		{"missing", nil, bare, "unauthorized"},
-		{"empty", []string{""}, bare, "unauthorized"},
-		{"other scheme", []string{"Basic dXNlcjpwYXNz"}, bare, "unauthorized"},
-		{"scheme only", []string{"Bearer"}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"scheme and space", []string{"Bearer   "}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"two parts", []string{"Bearer " + secretToken + " extra"}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"bad characters", []string{"Bearer at_a\"b"}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"padding in the middle", []string{"Bearer at_=abc"}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"too long", []string{"Bearer at_" + strings.Repeat("x", 5000)}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"two headers", []string{"Bearer " + secretToken, "Bearer " + secretToken}, bare + `, error="invalid_request"`, "invalid_request"},
+		{"missing", nil, bare, "unauthorized", 401},
+		{"empty", []string{""}, bare, "unauthorized", 401},
+		{"other scheme", []string{"Basic dXNlcjpwYXNz"}, bare, "unauthorized", 401},
+		// A malformed request is 400 invalid_request (RFC 6750 section 3.1).
+		{"scheme only", []string{"Bearer"}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"scheme and space", []string{"Bearer   "}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"two parts", []string{"Bearer " + secretToken + " extra"}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"bad characters", []string{"Bearer at_a\"b"}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"padding in the middle", []string{"Bearer at_=abc"}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"too long", []string{"Bearer at_" + strings.Repeat("x", 5000)}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"two headers", []string{"Bearer " + secretToken, "Bearer " + secretToken}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"two headers, one empty", []string{"Bearer " + secretToken, ""}, bare + `, error="invalid_request"`, "invalid_request", 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := serve(h, tc.authz...)
-			if rec.Code != http.StatusUnauthorized {
-				t.Fatalf("status %d, want 401", rec.Code)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d", rec.Code, tc.status)
 			}
 			ch := rec.Header().Get("WWW-Authenticate")
 			if tc.challenge == bare && ch != bare {
@@ -267,28 +270,40 @@ func TestRequireTokenRejectsBadHeaders(t *testing.T) {
 	}
 }
 
+// An inactive token is 401 invalid_token whatever its reasoning says, and
+// the reasoning (free text from the gateway, possibly revealing which agents
+// or targets exist) never reaches the unauthenticated caller; it is logged.
 func TestRequireTokenRejectsInactiveTokens(t *testing.T) {
-	for _, reason := range []string{"token expired", "token revoked", "unknown token", "target mismatch", ""} {
+	for _, reason := range []string{"token expired", "token revoked", "unknown token", "target mismatch",
+		"scope missing: files:read", "Insufficient scope", "agent bob-prod lacks scope files:read", ""} {
 		t.Run(reason, func(t *testing.T) {
+			var logs bytes.Buffer
+			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			g := newStubGateway(t, inactive(reason))
 			c := newTestClient(t, g.URL)
 			var s seen
-			h := agenttrust.RequireToken(c, agenttrust.WithRequiredScopes("files:read"))(s.handler())
+			h := agenttrust.RequireToken(c, agenttrust.WithRequiredScopes("files:read"), agenttrust.WithMiddlewareLogger(logger))(s.handler())
 			rec := serve(h, "Bearer "+secretToken)
 			if rec.Code != http.StatusUnauthorized {
 				t.Fatalf("status %d, want 401", rec.Code)
 			}
-			wantDesc := reason
-			if reason == "" {
-				wantDesc = "token is not active"
-			}
-			want := `Bearer realm="agenttrust", error="invalid_token", error_description="` + wantDesc + `"`
+			want := `Bearer realm="agenttrust", error="invalid_token", error_description="the token is not valid"`
 			if ch := rec.Header().Get("WWW-Authenticate"); ch != want {
 				t.Errorf("challenge %q, want %q", ch, want)
 			}
 			m := errorBody(t, rec)
-			if m["error"] != "invalid_token" || m["error_description"] != wantDesc {
+			if m["error"] != "invalid_token" || m["error_description"] != "the token is not valid" {
 				t.Errorf("body %v", m)
+			}
+			if reason != "" {
+				for where, text := range map[string]string{"body": rec.Body.String(), "challenge": rec.Header().Get("WWW-Authenticate")} {
+					if strings.Contains(text, reason) {
+						t.Errorf("the %s echoes the gateway's reasoning: %s", where, text)
+					}
+				}
+				if !strings.Contains(logs.String(), reason) {
+					t.Errorf("the reasoning was not logged: %s", logs.String())
+				}
 			}
 			if s.count() != 0 {
 				t.Error("the handler ran for an inactive token")
@@ -303,8 +318,6 @@ func TestRequireTokenInsufficientScope(t *testing.T) {
 		answer  func(map[string]any) (int, string)
 		missing string
 	}{
-		{"inactive with scope reasoning", inactive("scope missing: files:write"), "files:write"},
-		{"inactive with unnamed scope", inactive("Insufficient scope"), ""},
 		{"active without the scope", activeFor("files:read"), "files:write"},
 		{"active without any scope", activeFor(), "files:read"},
 	}
@@ -327,9 +340,8 @@ func TestRequireTokenInsufficientScope(t *testing.T) {
 			if m["error"] != "insufficient_scope" {
 				t.Errorf("error = %v", m["error"])
 			}
-			desc, _ := m["error_description"].(string)
-			if tc.missing != "" && !strings.Contains(desc, tc.missing) {
-				t.Errorf("description %q does not name %s", desc, tc.missing)
+			if m["error_description"] != "the token lacks a required scope" {
+				t.Errorf("description %v", m["error_description"])
 			}
 			if s.count() != 0 {
 				t.Error("the handler ran without the scope")
@@ -479,7 +491,7 @@ func TestVerifyErrors(t *testing.T) {
 	}
 	_, err = v.Verify(context.Background(), secretToken)
 	var rej *agenttrust.TokenRejectedError
-	if !errors.As(err, &rej) || rej.Reasoning != "token revoked" || rej.Code != agenttrust.CodeInvalidToken {
+	if !errors.As(err, &rej) || rej.Reasoning != "token revoked" || rej.Code != agenttrust.CodeInvalidToken || rej.Malformed {
 		t.Fatalf("err = %v, want a TokenRejectedError for a revoked token", err)
 	}
 	if !errors.Is(err, agenttrust.ErrInvalidToken) || errors.Is(err, agenttrust.ErrInsufficientScope) || !errors.Is(err, agenttrust.ErrAgentTrust) {
@@ -503,8 +515,10 @@ func TestVerifyErrors(t *testing.T) {
 
 	before := g.calls.Load()
 	for _, tok := range []string{"", "has space", "at_\x00", strings.Repeat("a", 5000)} {
-		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, agenttrust.ErrInvalidToken) {
-			t.Errorf("Verify(%.20q) = %v, want ErrInvalidToken", tok, err)
+		_, err := v.Verify(context.Background(), tok)
+		var rej *agenttrust.TokenRejectedError
+		if !errors.Is(err, agenttrust.ErrInvalidToken) || !errors.As(err, &rej) || !rej.Malformed {
+			t.Errorf("Verify(%.20q) = %v, want a malformed ErrInvalidToken", tok, err)
 		}
 	}
 	//lint:ignore SA1012 a nil context is the point

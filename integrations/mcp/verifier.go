@@ -19,14 +19,23 @@
 //   - an active token with the required scopes: the request proceeds, and
 //     tools find the token's details in req.Extra.TokenInfo (UserID is the
 //     agent id; Introspection returns the full result);
-//   - an unknown, expired, revoked or wrong-target token: auth.ErrInvalidToken,
-//     401;
+//   - a malformed request (a token that is not an RFC 6750 bearer token, or
+//     more than one Authorization header): an error matching auth.ErrOAuth,
+//     400;
+//   - an inactive token (unknown, expired, revoked, wrong target, or refused
+//     by the gateway for any other reason): auth.ErrInvalidToken, 401,
+//     whatever the gateway's reasoning says;
 //   - an active token without a scope listed in RequireBearerTokenOptions.Scopes:
 //     403, decided by the SDK from TokenInfo.Scopes, which are the scopes the
 //     gateway reports;
 //   - the gateway unreachable or failing: an error that is not
 //     auth.ErrInvalidToken, which the SDK answers with 500. It is never an
 //     allow.
+//
+// The SDK writes the error's text into the answer, so that text is fixed
+// ("invalid token", ...): the gateway's reasoning, which an unauthenticated
+// caller must not see, stays in the wrapped *agenttrust.TokenRejectedError
+// for the server's own logs.
 //
 // Scopes belong in RequireBearerTokenOptions.Scopes. Scopes given to the
 // verifier itself with agenttrust.WithRequiredScopes are also enforced, by
@@ -70,7 +79,12 @@ func NewVerifier(client *agenttrust.Client, opts ...agenttrust.MiddlewareOption)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+	return func(ctx context.Context, token string, req *http.Request) (*auth.TokenInfo, error) {
+		if req != nil && len(req.Header.Values("Authorization")) > 1 {
+			// The SDK reads only the first header; RFC 6750 makes a
+			// repeated one a malformed request.
+			return nil, &malformed{"more than one Authorization header", nil}
+		}
 		res, err := v.Verify(ctx, token)
 		if err != nil {
 			return nil, mapError(err)
@@ -124,19 +138,30 @@ func tokenInfo(res *agenttrust.IntrospectionResult) *auth.TokenInfo {
 }
 
 // rejection is a refused token: it matches auth.ErrInvalidToken (so the SDK
-// answers 401) and unwraps to the SDK's *agenttrust.TokenRejectedError.
+// answers 401) and unwraps to the core's *agenttrust.TokenRejectedError.
+// Its text is fixed: the SDK sends it to the caller.
 type rejection struct {
 	err *agenttrust.TokenRejectedError
 }
 
-func (r *rejection) Error() string {
-	if r.err.Reasoning != "" {
-		return auth.ErrInvalidToken.Error() + ": " + r.err.Reasoning
-	}
-	return auth.ErrInvalidToken.Error()
+func (r *rejection) Error() string   { return auth.ErrInvalidToken.Error() }
+func (r *rejection) Unwrap() []error { return []error{auth.ErrInvalidToken, r.err} }
+
+// malformed is a malformed request: it matches auth.ErrOAuth, which the SDK
+// answers with 400 (RFC 6750 invalid_request), and agenttrust.ErrInvalidToken.
+// err, when set, is the core's rejection of a malformed token.
+type malformed struct {
+	what string // fixed text, never the token
+	err  *agenttrust.TokenRejectedError
 }
 
-func (r *rejection) Unwrap() []error { return []error{auth.ErrInvalidToken, r.err} }
+func (m *malformed) Error() string { return "invalid_request: " + m.what }
+func (m *malformed) Unwrap() []error {
+	if m.err != nil {
+		return []error{auth.ErrOAuth, m.err}
+	}
+	return []error{auth.ErrOAuth, agenttrust.ErrInvalidToken}
+}
 
 // unavailable is a gateway failure. Its text is fixed: the SDK writes it
 // into the HTTP answer, which must not expose gateway addresses.
@@ -148,6 +173,9 @@ func (u *unavailable) Unwrap() []error { return []error{ErrGatewayUnavailable, u
 func mapError(err error) error {
 	var rej *agenttrust.TokenRejectedError
 	if errors.As(err, &rej) {
+		if rej.Malformed {
+			return &malformed{"malformed bearer token", rej}
+		}
 		return &rejection{rej}
 	}
 	return &unavailable{err}
