@@ -91,8 +91,10 @@
 //
 // # Testing helpers
 //
-// [Server.Requests] returns every request as it arrived (escaped path, raw
-// query, headers and raw body bytes), [Server.Checks] and
+// [Server.Requests] returns the requests as they arrived (escaped path, raw
+// query, headers and raw body bytes; the most recent 10000, see
+// [WithRequestLogLimit]; a request refused for its API key is logged
+// without its body, which is never read), [Server.Checks] and
 // [Server.TelemetryBatches] the accepted bodies. [Server.InjectFault]
 // makes an endpoint answer a status (with Retry-After), add latency, drop
 // the connection or answer malformed JSON. [WithSplitListeners] serves the
