@@ -101,8 +101,8 @@
 //
 // # Differences from the Python SDK
 //
-// The full list is in the wire specification ("Deliberate differences",
-// D1-D38). The ones a user notices: path parameters are escaped and empty
+// Each difference is listed, with what Go does, what Python does and why, in
+// [docs/python-differences.md]. The ones a user notices: path parameters are escaped and empty
 // IDs are rejected before any I/O; redirects are not followed, so the API
 // key never leaves for another host; every transport failure is a
 // NETWORK_ERROR with its cause (Python leaked raw exceptions, which defeated
@@ -111,4 +111,6 @@
 // unexpected shape is an error, not a silent empty list; the token cache
 // key is unambiguous, the cache is concurrency-safe and bounded; safe
 // requests are retried; input summaries are cut by runes, never bytes.
+//
+// [docs/python-differences.md]: https://github.com/agenttrustid/agenttrust-go/blob/main/docs/python-differences.md
 package agenttrust

@@ -15,7 +15,7 @@ import (
 )
 
 // Tool providers: the services that receive an agent's "at_" token check it
-// by introspection (WIRE.md §5.2). TokenVerifier does the checking, with an
+// by introspection (POST /api/v1/agent-tokens/introspect). TokenVerifier does the checking, with an
 // optional cache of positive answers; RequireToken wraps it as net/http
 // middleware.
 

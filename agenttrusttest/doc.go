@@ -14,10 +14,10 @@
 //
 // # What it is faithful to
 //
-// The wire contract of WIRE.md: every endpoint path and method, the request
-// keys and their omission rules, the reply shapes ("Fake reply" lines and the
-// models of §6) and the error statuses of §4.1, with bodies of the form
-// {"error": "<message>"} and an X-Request-ID header on every response.
+// The gateway's wire contract as the SDKs use it: every endpoint path and
+// method, the request keys and their omission rules, the reply shapes and
+// the error statuses, with bodies of the form {"error": "<message>"} and an
+// X-Request-ID header on every response.
 //
 // The fake is strict so that it catches a client drifting from the spec:
 //
