@@ -77,14 +77,13 @@
 //
 // # Tool providers
 //
-// Services that receive an agent's token protect their handlers with
-// [RequireToken], which introspects the bearer token (with a target and
-// required scopes), answers 401, 403 or 503 as RFC 6750 says, and puts the
-// [IntrospectionResult] in the request context ([IntrospectionFromContext]).
-// Positive answers are cached for a few seconds; see [TokenVerifier] for the
-// trade-off between revocation latency and gateway load. The
-// integrations/mcp module adapts the same verifier to the official MCP Go
-// SDK.
+// Services that receive an agent's token protect their handlers with the
+// [github.com/agenttrustid/agenttrust-go/tokenauth] package: its
+// RequireToken middleware introspects the bearer token with this package's
+// Client (with a target and required scopes), answers 400, 401, 403 or 503
+// as RFC 6750 says, and puts the [IntrospectionResult] in the request
+// context. The integrations/mcp module adapts the same verifier to the
+// official MCP Go SDK.
 //
 // # Concurrency
 //

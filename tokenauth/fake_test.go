@@ -1,4 +1,4 @@
-package agenttrust_test
+package tokenauth_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
 )
 
 const introspectEndpoint = "POST /api/v1/agent-tokens/introspect"
@@ -73,8 +74,8 @@ func TestFakeGatewayValidToken(t *testing.T) {
 	p := newProvider(t)
 	tok := p.issue(t, 300, "files:read")
 	var s seen
-	h := agenttrust.RequireToken(p.client, agenttrust.WithTarget("files-service"),
-		agenttrust.WithRequiredScopes("files:read"))(s.handler())
+	h := tokenauth.RequireToken(p.client, tokenauth.WithTarget("files-service"),
+		tokenauth.WithRequiredScopes("files:read"))(s.handler())
 	if rec := serve(h, "Bearer "+tok); rec.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
@@ -105,7 +106,7 @@ func TestFakeGatewayRejections(t *testing.T) {
 	readOnly := p.issue(t, 300, "files:read")
 	cases := []struct {
 		name   string
-		opts   []agenttrust.MiddlewareOption
+		opts   []tokenauth.Option
 		token  func(t *testing.T) string
 		status int
 		code   string
@@ -124,11 +125,11 @@ func TestFakeGatewayRejections(t *testing.T) {
 			}
 			return tok
 		}, 401, "invalid_token", "token revoked"},
-		{"wrong target", []agenttrust.MiddlewareOption{agenttrust.WithTarget("billing-service")},
+		{"wrong target", []tokenauth.Option{tokenauth.WithTarget("billing-service")},
 			func(*testing.T) string { return readOnly }, 401, "invalid_token", "target mismatch"},
 		// The fake answers a missing required scope with active=false, so it
 		// is an invalid token: only structured fields decide the status.
-		{"missing scope", []agenttrust.MiddlewareOption{agenttrust.WithTarget("files-service"), agenttrust.WithRequiredScopes("files:write")},
+		{"missing scope", []tokenauth.Option{tokenauth.WithTarget("files-service"), tokenauth.WithRequiredScopes("files:write")},
 			func(*testing.T) string { return readOnly }, 401, "invalid_token", "scope missing: files:write"},
 	}
 	for _, tc := range cases {
@@ -136,8 +137,8 @@ func TestFakeGatewayRejections(t *testing.T) {
 			var logs bytes.Buffer
 			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			var s seen
-			opts := append([]agenttrust.MiddlewareOption{agenttrust.WithMiddlewareLogger(logger)}, tc.opts...)
-			h := agenttrust.RequireToken(p.client, opts...)(s.handler())
+			opts := append([]tokenauth.Option{tokenauth.WithLogger(logger)}, tc.opts...)
+			h := tokenauth.RequireToken(p.client, opts...)(s.handler())
 			tok := tc.token(t)
 			rec := serve(h, "Bearer "+tok)
 			if rec.Code != tc.status {
@@ -176,8 +177,8 @@ func TestFakeGatewayCachedRevocationLatency(t *testing.T) {
 	p := newProvider(t)
 	tok := p.issue(t, 300, "files:read")
 	var s seen
-	h := agenttrust.RequireToken(p.client, agenttrust.WithCache(5*time.Second),
-		agenttrust.WithMiddlewareClock(p.srv.Now))(s.handler())
+	h := tokenauth.RequireToken(p.client, tokenauth.WithCache(5*time.Second),
+		tokenauth.WithClock(p.srv.Now))(s.handler())
 	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
 		t.Fatalf("status %d", rec.Code)
 	}
@@ -208,8 +209,8 @@ func TestFakeGatewayCachedRevocationLatency(t *testing.T) {
 func TestFakeGatewayCacheStopsAtExpiry(t *testing.T) {
 	p := newProvider(t)
 	tok := p.issue(t, 3, "files:read")
-	h := agenttrust.RequireToken(p.client, agenttrust.WithCache(time.Hour),
-		agenttrust.WithMiddlewareClock(p.srv.Now))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	h := tokenauth.RequireToken(p.client, tokenauth.WithCache(time.Hour),
+		tokenauth.WithClock(p.srv.Now))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
 		t.Fatalf("status %d", rec.Code)
 	}
@@ -241,7 +242,7 @@ func TestFakeGatewayFaultsGive503(t *testing.T) {
 			tok := p.issue(t, 300, "files:read")
 			p.srv.InjectFault(introspectEndpoint, f)
 			var s seen
-			h := agenttrust.RequireToken(p.client)(s.handler())
+			h := tokenauth.RequireToken(p.client)(s.handler())
 			req, cancel := requestWithTimeout(tok, 200*time.Millisecond)
 			defer cancel()
 			rec := serveRequest(h, req)
@@ -263,7 +264,7 @@ func TestFakeGatewayFaultsGive503(t *testing.T) {
 		p := newProvider(t)
 		tok := p.issue(t, 300, "files:read")
 		p.srv.Close()
-		rec := serve(agenttrust.RequireToken(p.client)(http.NotFoundHandler()), "Bearer "+tok)
+		rec := serve(tokenauth.RequireToken(p.client)(http.NotFoundHandler()), "Bearer "+tok)
 		if rec.Code != http.StatusServiceUnavailable {
 			t.Errorf("status %d, want 503", rec.Code)
 		}
