@@ -14,10 +14,10 @@
 //
 // # What it is faithful to
 //
-// The wire contract of WIRE.md: every endpoint path and method, the request
-// keys and their omission rules, the reply shapes ("Fake reply" lines and the
-// models of §6) and the error statuses of §4.1, with bodies of the form
-// {"error": "<message>"} and an X-Request-ID header on every response.
+// The gateway's wire contract as the SDKs use it: every endpoint path and
+// method, the request keys and their omission rules, the reply shapes and
+// the error statuses, with bodies of the form {"error": "<message>"} and an
+// X-Request-ID header on every response.
 //
 // The fake is strict so that it catches a client drifting from the spec:
 //
@@ -115,8 +115,10 @@
 //
 // # Testing helpers
 //
-// [Server.Requests] returns every request as it arrived (escaped path, raw
-// query, headers and raw body bytes), [Server.Checks] and
+// [Server.Requests] returns the requests as they arrived (escaped path, raw
+// query, headers and raw body bytes; the most recent 10000, see
+// [WithRequestLogLimit]; a request refused for its API key is logged
+// without its body, which is never read), [Server.Checks] and
 // [Server.TelemetryBatches] the accepted bodies. [Server.WIMSETokens],
 // [Server.PoPProofs], [Server.DPoPProofs] and [Server.IdentityRejections]
 // show the identity traffic, each refusal with a [RejectionReason];
