@@ -49,7 +49,7 @@ type response struct {
 // DECODE_ERROR. The client timeout bounds the call, retries included.
 func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	if ctx == nil {
-		return nil, validationErr("nil context")
+		return nil, errNilContext()
 	}
 	var body []byte
 	if r.body != nil {
@@ -100,6 +100,9 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	}
 	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid}, nil
 }
+
+// errNilContext is the validation error of a call given a nil ctx.
+func errNilContext() error { return validationErr("nil context") }
 
 // redact removes the API key and request secrets from an error's message
 // and details, in case a server or a proxy echoed them.

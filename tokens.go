@@ -39,6 +39,11 @@ type tokenIssueBody struct {
 // of it remain, and concurrent misses for one key share one request. Every
 // call returns its own copy. Tokens without an expiry are not cached.
 func (s *TokensService) Issue(ctx context.Context, p TokenIssueParams) (*Token, error) {
+	if ctx == nil {
+		// Checked here, before the cache takes its lock: a nil ctx must be
+		// a validation error, never a panic under that lock.
+		return nil, errNilContext()
+	}
 	if p.NoCache {
 		return s.issue(ctx, p)
 	}
