@@ -139,9 +139,17 @@ func WithAuditURL(u string) Option {
 	return func(c *config) error { c.auditURL = u; return nil }
 }
 
-// WithAPIKey sets the API key sent as X-API-Key. Empty sends no header.
+// WithAPIKey sets the API key sent as X-API-Key. Empty sends no header. A
+// key with a control character (a trailing newline read from a file, say)
+// cannot be sent in a header and is a configuration error.
 func WithAPIKey(key string) Option {
-	return func(c *config) error { c.apiKey = key; return nil }
+	return func(c *config) error {
+		if !validHeaderValue(key) {
+			return errors.New(errAPIKeyBytes)
+		}
+		c.apiKey = key
+		return nil
+	}
 }
 
 // WithTimeout bounds every call, retries included (default 30 s). The
@@ -197,8 +205,8 @@ func WithRetryPolicy(p RetryPolicy) Option {
 // frameworks and applications built on the SDK.
 func WithUserAgentSuffix(s string) Option {
 	return func(c *config) error {
-		if strings.ContainsAny(s, "\r\n") {
-			return errors.New("WithUserAgentSuffix: line break in suffix")
+		if !validHeaderValue(s) {
+			return errors.New("WithUserAgentSuffix: control character (such as a line break) in suffix")
 		}
 		c.uaSuffix = s
 		return nil
@@ -489,6 +497,8 @@ func (c *Client) AuditURL() string { return c.auditURL }
 // SetAPIKey replaces the API key for every service and clears the token
 // cache, since cached tokens were issued under the old key. It is safe to
 // call while requests are in flight; each request uses one key throughout.
+// A key with a control character cannot be sent: each call then fails with
+// a *ValidationError, before any I/O, until a valid key is set.
 func (c *Client) SetAPIKey(key string) {
 	c.apiKey.Store(&key)
 	c.tokens.clear()

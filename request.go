@@ -51,6 +51,10 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	if ctx == nil {
 		return nil, errNilContext()
 	}
+	key := *c.apiKey.Load()
+	if err := checkHeaderValues(key, r.header); err != nil {
+		return nil, err
+	}
 	var body []byte
 	if r.body != nil {
 		var err error
@@ -76,7 +80,6 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	key := *c.apiKey.Load()
 	resp, err := c.tr.Do(ctx, &transport.Request{
 		Method:     r.method,
 		URL:        u,
@@ -99,6 +102,38 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		return nil, redact(statusError(resp, rid), key, r.secrets)
 	}
 	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid}, nil
+}
+
+// checkHeaderValues validates the header values of a request before any I/O:
+// net/http refuses a value with a control character (CR and LF included),
+// and that refusal would otherwise come back as a NETWORK_ERROR, the class
+// that means "gateway unavailable". Values are never quoted in the error,
+// since one may be a secret.
+func checkHeaderValues(apiKey string, h http.Header) error {
+	if !validHeaderValue(apiKey) {
+		return validationErr(errAPIKeyBytes)
+	}
+	for name, vs := range h {
+		for _, v := range vs {
+			if !validHeaderValue(v) {
+				return validationErr("invalid " + name + " header value: it contains a control character (such as CR or LF)")
+			}
+		}
+	}
+	return nil
+}
+
+const errAPIKeyBytes = "invalid API key: it contains a control character (such as CR or LF)"
+
+// validHeaderValue reports whether net/http sends v as a header value: no
+// control characters other than horizontal tab, and no DEL.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // errNilContext is the validation error of a call given a nil ctx.
