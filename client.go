@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,11 +92,15 @@ type Client struct {
 	common service
 
 	baseURL, authURL, auditURL string
-	timeout                    time.Duration
-	apiKey                     atomic.Pointer[string]
-	logger                     *slog.Logger
-	tr                         *transport.Transport
-	tokens                     *tokenCache
+	// endpoints are the three URLs as requests use them, indexed by
+	// baseKind: without user info, which goes in an Authorization header
+	// instead, so that no transport error or log line can show it.
+	endpoints [3]endpoint
+	timeout   time.Duration
+	apiKey    atomic.Pointer[string]
+	logger    *slog.Logger
+	tr        *transport.Transport
+	tokens    *tokenCache
 }
 
 // service is the shared base of every sub-client; each service type is a
@@ -298,6 +303,9 @@ func newClient(cfg config) (*Client, error) {
 		}),
 		tokens: newTokenCache(cfg.cacheSize, cfg.now),
 	}
+	for i, u := range []string{c.baseURL, c.authURL, c.auditURL} {
+		c.endpoints[i] = newEndpoint(u)
+	}
 	c.apiKey.Store(&cfg.apiKey)
 	c.common.client = c
 	c.Agents = (*AgentsService)(&c.common)
@@ -374,10 +382,42 @@ func parseBaseURL(what, raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// redactURL hides a password in user info, for error messages. A URL that
-// does not parse, or parses oddly ("user:pass@host" has the scheme "user"),
-// is exactly the one that ends up in an error, so for it everything between
-// "//" and the last "@" is hidden.
+// endpoint is a service URL split for sending: the URL without user info,
+// and the Basic credentials net/http would have derived from it.
+type endpoint struct {
+	url string
+	// authorization is the Authorization header value for the URL's user
+	// info ("" when it has none); user and password are its parts, redacted
+	// from error text like the API key.
+	authorization  string
+	user, password string
+}
+
+// newEndpoint splits u, a URL that parseBaseURL accepted. A request then
+// carries the same Basic credentials as before, with the same precedence
+// (an explicit Authorization header wins), but the URL in transport errors
+// and retry logs has no user info left to show.
+func newEndpoint(u string) endpoint {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return endpoint{url: u}
+	}
+	user := p.User.Username()
+	pass, _ := p.User.Password()
+	p.User = nil
+	return endpoint{
+		url:           p.String(),
+		authorization: "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)),
+		user:          user,
+		password:      pass,
+	}
+}
+
+// redactURL hides the user info of a URL (user name and password: either
+// may hold a key), for error messages. A URL that does not parse, or parses
+// oddly ("user:pass@host" has the scheme "user"), is exactly the one that
+// ends up in an error, so for it everything between "//" and the last "@"
+// is hidden.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Opaque != "" || u.Host == "" {
@@ -392,10 +432,8 @@ func redactURL(raw string) string {
 		return raw[:start] + "xxxxx" + raw[at:]
 	}
 	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
+		u.User = url.User("xxxxx")
+		return u.String()
 	}
 	return raw
 }
@@ -504,7 +542,8 @@ func (c *Client) SetAPIKey(key string) {
 	c.tokens.clear()
 }
 
-// String describes the Client without its API key or URL passwords.
+// String describes the Client without its API key or the user info of its
+// URLs.
 func (c *Client) String() string {
 	key := "none"
 	if *c.apiKey.Load() != "" {
@@ -519,6 +558,10 @@ func (c *Client) GoString() string { return c.String() }
 
 // Format makes every fmt verb print String, so no verb can reveal the API key.
 func (c *Client) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// LogValue logs String, so that log/slog shows neither the API key nor the
+// services' internals.
+func (c *Client) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Health returns the gateway's health document, uninterpreted.
 func (c *Client) Health(ctx context.Context) (map[string]any, error) {

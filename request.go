@@ -62,14 +62,19 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 			return nil, validationErr("encoding request body: " + err.Error())
 		}
 	}
-	u := c.baseURL
-	switch r.base {
-	case baseAuth:
-		u = c.authURL
-	case baseAudit:
-		u = c.auditURL
+	ep := &c.endpoints[r.base]
+	u := ep.url + r.path
+	header, secrets := r.header, r.secrets
+	if ep.authorization != "" {
+		if header.Get("Authorization") == "" {
+			header = make(http.Header, len(r.header)+1)
+			for k, v := range r.header {
+				header[k] = v
+			}
+			header["Authorization"] = []string{ep.authorization}
+		}
+		secrets = append(secrets[:len(secrets):len(secrets)], ep.user, ep.password)
 	}
-	u += r.path
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
@@ -84,22 +89,25 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		Method:     r.method,
 		URL:        u,
 		Body:       body,
-		Header:     r.header,
+		Header:     header,
 		APIKey:     key,
 		Idempotent: r.idempotent,
 	})
+	secrets = append(secrets[:len(secrets):len(secrets)], key)
 	if err != nil {
 		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {
 			// Not a network failure: the response arrived but is too large
 			// to decode. Keep its status and request id (WIRE.md §4.3).
 			return nil, decodeErr(&response{status: resp.Status, header: resp.Header,
-				requestID: resp.Header.Get("X-Request-Id")}, err)
+				requestID: redactString(resp.Header.Get("X-Request-Id"), secrets)}, err)
 		}
-		return nil, redact(networkErr(err), key, r.secrets)
+		return nil, redact(networkErr(err), secrets)
 	}
-	rid := resp.Header.Get("X-Request-Id")
+	// A proxy may echo the key in the request id: redacted like the message,
+	// here, so that decode errors built later carry the redacted one too.
+	rid := redactString(resp.Header.Get("X-Request-Id"), secrets)
 	if resp.Status < 200 || resp.Status > 299 {
-		return nil, redact(statusError(resp, rid), key, r.secrets)
+		return nil, redact(statusError(resp, rid), secrets)
 	}
 	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid}, nil
 }
@@ -139,14 +147,13 @@ func validHeaderValue(v string) bool {
 // errNilContext is the validation error of a call given a nil ctx.
 func errNilContext() error { return validationErr("nil context") }
 
-// redact removes the API key and request secrets from an error's message
-// and details, in case a server or a proxy echoed them.
-func redact(err error, key string, secrets []string) error {
+// redact removes secrets (the API key, request tokens, URL user info) from
+// an error's message and details, in case a server or a proxy echoed them.
+func redact(err error, secrets []string) error {
 	var e *AgentTrustError
 	if !errors.As(err, &e) {
 		return err
 	}
-	secrets = append(secrets[:len(secrets):len(secrets)], key)
 	e.Message = redactString(e.Message, secrets)
 	for k, v := range e.Details {
 		e.Details[k] = redactValue(v, secrets)

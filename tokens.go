@@ -2,7 +2,10 @@ package agenttrust
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"strconv"
 )
 
 // TokensService issues, introspects and revokes agent tokens (auth service).
@@ -64,7 +67,8 @@ func (s *TokensService) issue(ctx context.Context, p TokenIssueParams) (*Token, 
 	return t, nil
 }
 
-// TokenIntrospectParams are the arguments of Tokens.Introspect.
+// TokenIntrospectParams are the arguments of Tokens.Introspect. Printing or
+// logging them never reveals the token.
 type TokenIntrospectParams struct {
 	// Token is the token to inspect.
 	Token string
@@ -72,6 +76,24 @@ type TokenIntrospectParams struct {
 	Target string
 	// RequiredScopes must all be granted; nil sends [].
 	RequiredScopes []string
+}
+
+// String describes the params without the token.
+func (p TokenIntrospectParams) String() string {
+	return joinFields("TokenIntrospectParams", "Token", redactedToken(p.Token), "Target", strconv.Quote(p.Target),
+		"RequiredScopes", fmt.Sprintf("%q", p.RequiredScopes))
+}
+
+// GoString is String, so that %#v hides the token too.
+func (p TokenIntrospectParams) GoString() string { return p.String() }
+
+// Format prints String for every verb.
+func (p TokenIntrospectParams) Format(f fmt.State, verb rune) { formatRedacted(f, verb, p, p) }
+
+// LogValue hides the token from log/slog.
+func (p TokenIntrospectParams) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("token", redactedToken(p.Token)), slog.String("target", p.Target),
+		slog.Any("required_scopes", p.RequiredScopes))
 }
 
 type tokenIntrospectBody struct {
