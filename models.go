@@ -127,7 +127,7 @@ type Token struct {
 	AgentID   string    `json:"agent_id"`
 	Scopes    []string  `json:"scopes"`
 	Audience  []string  `json:"audience"`
-	IssuedAt  time.Time `json:"issued_at"` // now when absent
+	IssuedAt  time.Time `json:"issued_at"` // now, by the issuing client's clock, when absent
 	ExpiresAt time.Time `json:"expires_at"`
 	TokenID   string    `json:"token_id"`
 
@@ -152,7 +152,10 @@ func (t *Token) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*t = Token{AgentID: w.AgentID, Audience: w.Audience, ExpiresAt: w.ExpiresAt.Time}
+	// The clock survives the reset: Tokens.Issue decodes into a Token that
+	// already carries its client's clock, which then dates a missing
+	// issued_at; a plain json.Unmarshal uses time.Now.
+	*t = Token{AgentID: w.AgentID, Audience: w.Audience, ExpiresAt: w.ExpiresAt.Time, now: t.now}
 	t.Token = firstOr(w.Token, w.AgentToken)
 	t.TokenID = firstOr(w.TokenID, &w.ID)
 	if w.Scopes != nil {
@@ -162,7 +165,7 @@ func (t *Token) UnmarshalJSON(b []byte) error {
 	}
 	switch s := string(w.IssuedAt); s {
 	case "", "null", `""`:
-		t.IssuedAt = time.Now().UTC()
+		t.IssuedAt = t.clock().UTC()
 	default:
 		var it lenientTime
 		_ = it.UnmarshalJSON(w.IssuedAt)

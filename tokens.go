@@ -59,11 +59,14 @@ func (s *TokensService) issue(ctx context.Context, p TokenIssueParams) (*Token, 
 		ttl = 300
 	}
 	body := &tokenIssueBody{AgentID: p.AgentID, Scopes: nonNil(p.Scopes), TTL: ttl, SessionID: p.SessionID}
-	t, err := call[Token](ctx, s.client, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body}, "")
+	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body})
 	if err != nil {
 		return nil, err
 	}
-	t.now = s.client.tokens.now
+	t := &Token{now: s.client.tokens.now} // the client's clock, also for a missing issued_at
+	if err := decodeObject(resp, t); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
