@@ -62,6 +62,12 @@ type RetryPolicy struct {
 // A Client is safe for concurrent use by many goroutines and should be
 // reused: it holds the connection pool and the token cache. Its configuration
 // is fixed at construction; only the API key can change (SetAPIKey).
+//
+// Lifetime: create one Client per gateway and keep it for the life of the
+// program. Idle keep-alive connections (two goroutines each) stay open for
+// up to 90 s after their last use; a program that creates short-lived
+// Clients, such as one per job or per test, should call Close when done
+// with each.
 type Client struct {
 	// Agents registers, reads, lists and revokes agents.
 	Agents *AgentsService
@@ -101,6 +107,11 @@ type Client struct {
 	logger    *slog.Logger
 	tr        *transport.Transport
 	tokens    *tokenCache
+
+	// idle closes the idle connections of a transport the Client owns;
+	// nil when the caller's own transport is used (WithHTTPClient).
+	idle   func()
+	closed atomic.Bool
 }
 
 // service is the shared base of every sub-client; each service type is a
@@ -281,6 +292,11 @@ func newClient(cfg config) (*Client, error) {
 	if err != nil {
 		return nil, configErr(err)
 	}
+	var idle func()
+	if cfg.httpClient == nil || cfg.httpClient.Transport == nil || cfg.insecure {
+		// The transport is the SDK's own (or its own clone of the caller's).
+		idle = hc.CloseIdleConnections
+	}
 	if cfg.insecure {
 		logger.Warn("agenttrust: TLS certificate verification is disabled; use this only against development gateways")
 	}
@@ -302,6 +318,7 @@ func newClient(cfg config) (*Client, error) {
 			Logger:     logger,
 		}),
 		tokens: newTokenCache(cfg.cacheSize, cfg.now),
+		idle:   idle,
 	}
 	for i, u := range []string{c.baseURL, c.authURL, c.auditURL} {
 		c.endpoints[i] = newEndpoint(u)
@@ -540,6 +557,28 @@ func (c *Client) AuditURL() string { return c.auditURL }
 func (c *Client) SetAPIKey(key string) {
 	c.apiKey.Store(&key)
 	c.tokens.clear()
+}
+
+// Close releases the Client's idle connections and the goroutines that
+// serve them. Calls in flight are not interrupted: their connections are
+// closed as they return. The Client stays usable, but from now on keeps no
+// connection open once a call returns, so a late call cannot leak one.
+// Close is idempotent, safe for concurrent use, and always returns nil
+// (the result is there for io.Closer).
+//
+// A transport passed in with WithHTTPClient belongs to the caller, who
+// releases it; Close leaves it alone.
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	c.closeIdle()
+	return nil
+}
+
+// closeIdle closes the idle connections of the Client's own transport.
+func (c *Client) closeIdle() {
+	if c.idle != nil {
+		c.idle()
+	}
 }
 
 // String describes the Client without its API key or the user info of its

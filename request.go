@@ -93,6 +93,12 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		APIKey:     key,
 		Idempotent: r.idempotent,
 	})
+	if c.closed.Load() {
+		// The call's connection went back to the pool when its body was
+		// read; after Close (even one made while the call was in flight),
+		// nothing may stay there.
+		c.closeIdle()
+	}
 	secrets = append(secrets[:len(secrets):len(secrets)], key)
 	if err != nil {
 		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {
