@@ -111,9 +111,9 @@ func unwrap(b []byte, key string) ([]byte, error) {
 // Streaming.List and Streaming.DeliveryLog). A reply with more is a
 // *DecodeError. The body itself is capped at 10 MiB, but a body of tiny
 // elements ("[{},{},...]") would otherwise decode into millions of values
-// and over a gigabyte of memory; with the bound, a list costs at most a few
-// times the body cap. Real elements are larger than 100 bytes, so no reply
-// under the body cap that a gateway would send comes near it.
+// and over a gigabyte of memory; with the bound, the longest list holds
+// about 20 MB of elements. Real elements take more than 100 bytes of JSON,
+// so a reply that fits under the body cap does not come near the bound.
 const MaxListItems = 100_000
 
 // decodeList decodes a list reply: a bare array, or an object whose wrapper

@@ -113,16 +113,17 @@ func TestConfigErrorsHidePassword(t *testing.T) {
 		"http://user:hunter2pass@host\x7f",
 	}
 	for _, u := range bad {
+		u = strings.Replace(u, "user", "apiuserNAME", 1) // the user name is hidden too
 		for _, opt := range []Option{WithBaseURL(u), WithAuthURL(u), WithAuditURL(u)} {
 			_, err := New(opt)
 			if err == nil {
 				t.Errorf("%q accepted", u)
 				continue
 			}
-			assertNoSecret(t, u, err, "hunter2pass")
+			assertNoSecret(t, u, err, "hunter2pass", "apiuserNAME")
 			var ae *AgentTrustError
 			if errors.As(err, &ae) {
-				assertNoSecret(t, u+" (base)", ae, "hunter2pass")
+				assertNoSecret(t, u+" (base)", ae, "hunter2pass", "apiuserNAME")
 			}
 		}
 		p := writeConfig(t, fmt.Sprintf(`{"base_url":%q}`, u))
@@ -131,7 +132,7 @@ func TestConfigErrorsHidePassword(t *testing.T) {
 			t.Errorf("config %q accepted", u)
 			continue
 		}
-		assertNoSecret(t, "config "+u, err, "hunter2pass")
+		assertNoSecret(t, "config "+u, err, "hunter2pass", "apiuserNAME")
 	}
 }
 
