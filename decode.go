@@ -117,10 +117,10 @@ func unwrap(b []byte, key string) ([]byte, error) {
 const MaxListItems = 100_000
 
 // decodeList decodes a list reply: a bare array, or an object whose wrapper
-// key holds an array or null (WIRE.md §3.3). An object without the key is a
-// DECODE_ERROR (D14). elemKey, when set, unwraps each element as well. The
-// reply is streamed, one element at a time, so that nothing but the result
-// grows with the element count, and that count is bounded by MaxListItems.
+// key holds an array or null. An object without the key is a DECODE_ERROR.
+// elemKey, when set, unwraps each element as well. The reply is streamed,
+// one element at a time, so that nothing but the result grows with the
+// element count, and that count is bounded by MaxListItems.
 func decodeList[T any](resp *response, key, elemKey string) ([]T, error) {
 	b := bytes.TrimSpace(resp.body)
 	if isEmptyJSON(b) {

@@ -65,7 +65,7 @@ const (
 	SessionSourceFederation = "federation"
 )
 
-// Agent is a registered agent (WIRE.md §6.1). Printing or logging it never
+// Agent is a registered agent. Printing or logging it never
 // reveals PrivateKey.
 type Agent struct {
 	ID           string         `json:"id"`
@@ -119,9 +119,9 @@ func (a Agent) LogValue() slog.Value {
 		slog.Time("created_at", a.CreatedAt))
 }
 
-// Token is an issued agent token (WIRE.md §6.2). Its String, Format and
-// LogValue methods hide the token, so printing or logging a Token (or a
-// *Token) never leaks it.
+// Token is an issued agent token. Its String, Format and LogValue methods
+// hide the token, so printing or logging a Token (or a *Token) never leaks
+// it.
 type Token struct {
 	Token     string    `json:"token"` // opaque, "at_…"
 	AgentID   string    `json:"agent_id"`
