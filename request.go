@@ -99,21 +99,20 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		// nothing may stay there.
 		c.closeIdle()
 	}
-	secrets = append(secrets[:len(secrets):len(secrets)], key)
 	if err != nil {
 		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {
 			// Not a network failure: the response arrived but is too large
 			// to decode. Keep its status and request id (WIRE.md §4.3).
 			return nil, decodeErr(&response{status: resp.Status, header: resp.Header,
-				requestID: redactString(resp.Header.Get("X-Request-Id"), secrets)}, err)
+				requestID: redactString(resp.Header.Get("X-Request-Id"), key, secrets)}, err)
 		}
-		return nil, redact(networkErr(err), secrets)
+		return nil, redact(networkErr(err), key, secrets)
 	}
 	// A proxy may echo the key in the request id: redacted like the message,
 	// here, so that decode errors built later carry the redacted one too.
-	rid := redactString(resp.Header.Get("X-Request-Id"), secrets)
+	rid := redactString(resp.Header.Get("X-Request-Id"), key, secrets)
 	if resp.Status < 200 || resp.Status > 299 {
-		return nil, redact(statusError(resp, rid), secrets)
+		return nil, redact(statusError(resp, rid), key, secrets)
 	}
 	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid}, nil
 }
@@ -153,42 +152,51 @@ func validHeaderValue(v string) bool {
 // errNilContext is the validation error of a call given a nil ctx.
 func errNilContext() error { return validationErr("nil context") }
 
-// redact removes secrets (the API key, request tokens, URL user info) from
-// an error's message and details, in case a server or a proxy echoed them.
-func redact(err error, secrets []string) error {
+// redact removes the API key and other secrets (request tokens, URL user
+// info) from an error's message and details, in case a server or a proxy
+// echoed them.
+func redact(err error, key string, secrets []string) error {
 	var e *AgentTrustError
 	if !errors.As(err, &e) {
 		return err
 	}
-	e.Message = redactString(e.Message, secrets)
+	e.Message = redactString(e.Message, key, secrets)
 	for k, v := range e.Details {
-		e.Details[k] = redactValue(v, secrets)
+		e.Details[k] = redactValue(v, key, secrets)
 	}
 	return err
 }
 
-func redactString(s string, secrets []string) string {
+// redactString replaces the key and each secret in s; the key is passed
+// apart so that a successful call builds no slice.
+func redactString(s, key string, secrets []string) string {
+	s = redactOne(s, key)
 	for _, sec := range secrets {
-		if len(sec) >= 4 && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
+		s = redactOne(s, sec)
+	}
+	return s
+}
+
+func redactOne(s, secret string) string {
+	if len(secret) >= 4 && strings.Contains(s, secret) {
+		s = strings.ReplaceAll(s, secret, "[redacted]")
 	}
 	return s
 }
 
 // redactValue redacts the strings of a decoded JSON value, in place for
 // objects and arrays.
-func redactValue(v any, secrets []string) any {
+func redactValue(v any, key string, secrets []string) any {
 	switch v := v.(type) {
 	case string:
-		return redactString(v, secrets)
+		return redactString(v, key, secrets)
 	case map[string]any:
 		for k, x := range v {
-			v[k] = redactValue(x, secrets)
+			v[k] = redactValue(x, key, secrets)
 		}
 	case []any:
 		for i, x := range v {
-			v[i] = redactValue(x, secrets)
+			v[i] = redactValue(x, key, secrets)
 		}
 	}
 	return v
