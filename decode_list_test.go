@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -110,32 +111,85 @@ func TestDecodeListStreamingRules(t *testing.T) {
 	}
 }
 
-// Baseline for BenchmarkDecodeList: the decoder before streaming, which
-// unmarshalled the whole array into raw elements first.
-func decodeListWhole[T any](resp *response, key string) ([]T, error) {
+// decodeListWhole is the list decoder before streaming, kept as the
+// reference of FuzzDecodeListMatchesWhole and the baseline of
+// BenchmarkDecodeList: it unmarshalled the whole array into raw elements
+// first.
+func decodeListWhole[T any](resp *response, key, elemKey string) ([]T, error) {
 	b := bytes.TrimSpace(resp.body)
-	var raw []jsonRaw
+	if isEmptyJSON(b) {
+		return []T{}, nil
+	}
+	var raw []json.RawMessage
 	switch b[0] {
 	case '[':
-		if err := jsonUnmarshal(b, &raw); err != nil {
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return nil, err
+		}
+	case '{':
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(b, &top); err != nil {
+			return nil, err
+		}
+		v, ok := top[key]
+		if !ok {
+			return nil, errors.New("no key")
+		}
+		if err := json.Unmarshal(v, &raw); err != nil {
 			return nil, err
 		}
 	default:
-		var top map[string]jsonRaw
-		if err := jsonUnmarshal(b, &top); err != nil {
-			return nil, err
-		}
-		if err := jsonUnmarshal(top[key], &raw); err != nil {
-			return nil, err
-		}
+		return nil, errors.New("neither array nor object")
 	}
 	out := make([]T, len(raw))
 	for i, el := range raw {
-		if err := jsonUnmarshal(el, &out[i]); err != nil {
+		if el = bytes.TrimSpace(el); len(el) == 0 || el[0] != '{' {
+			return nil, errors.New("element not an object")
+		}
+		if elemKey != "" {
+			var err error
+			if el, err = unwrap(el, elemKey); err != nil {
+				return nil, err
+			}
+		}
+		if err := json.Unmarshal(el, &out[i]); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// The streaming decoder accepts exactly the replies the whole-array decoder
+// accepted, with the same result, and fails only with a *DecodeError.
+func FuzzDecodeListMatchesWhole(f *testing.F) {
+	for _, s := range []string{`[{"id":"a"}]`, `{"servers":[{"id":"a","created_at":"2026-03-01T10:00:00Z"}],"total":1}`,
+		`{"providers":[{"provider":{"id":"p"}},{"id":"q"}]}`, `{"servers":null}`, `{"servers":[],"servers":[{}]}`,
+		`[{}, {"capabilities":["x"]}]`, `{"x":[1,{"servers":[]}],"servers":[{"id":"\u0061"}]}`, `[1]`, `[{}] x`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		resp := &response{status: 200, body: data}
+		check := func(what string, got, want any, err, werr error) {
+			if err != nil {
+				var de *DecodeError
+				if !errors.As(err, &de) {
+					t.Fatalf("%s: error %v (%T) is not a *DecodeError", what, err, err)
+				}
+			}
+			if (err == nil) != (werr == nil) {
+				t.Fatalf("%s %q: streaming err %v, whole err %v", what, data, err, werr)
+			}
+			if err == nil && !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s %q: streaming %+v, whole %+v", what, data, got, want)
+			}
+		}
+		got, err := decodeList[MCPServer](resp, "servers", "")
+		want, werr := decodeListWhole[MCPServer](resp, "servers", "")
+		check("servers", got, want, err, werr)
+		gotP, err := decodeList[FederationProvider](resp, "providers", "provider")
+		wantP, werr := decodeListWhole[FederationProvider](resp, "providers", "provider")
+		check("providers", gotP, wantP, err, werr)
+	})
 }
 
 func BenchmarkDecodeList(b *testing.B) {
@@ -154,7 +208,7 @@ func BenchmarkDecodeList(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(resp.body)))
 		for i := 0; i < b.N; i++ {
-			if _, err := decodeListWhole[Agent](resp, "agents"); err != nil {
+			if _, err := decodeListWhole[Agent](resp, "agents", ""); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -169,7 +223,3 @@ func BenchmarkDecodeList(b *testing.B) {
 		}
 	})
 }
-
-type jsonRaw = json.RawMessage
-
-var jsonUnmarshal = json.Unmarshal
