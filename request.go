@@ -42,6 +42,10 @@ type response struct {
 	header    http.Header
 	body      []byte
 	requestID string
+	// key and secrets are the request's, for errors built from a 2xx body
+	// (JSON-RPC errors) to be redacted like the others.
+	key     string
+	secrets []string
 }
 
 // do sends r and maps every failure to an SDK error: transport failures to
@@ -114,7 +118,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	if resp.Status < 200 || resp.Status > 299 {
 		return nil, redact(statusError(resp, rid), key, secrets)
 	}
-	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid}, nil
+	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid, key: key, secrets: secrets}, nil
 }
 
 // checkHeaderValues validates the header values of a request before any I/O:

@@ -337,3 +337,24 @@ func TestErrorTextBounded(t *testing.T) {
 		t.Errorf("short error changed: %s", got)
 	}
 }
+
+// A JSON-RPC error in a 2xx reply is an error built from the body: it is
+// redacted like the HTTP ones, message and details.
+func TestJSONRPCErrorRedacted(t *testing.T) {
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("X-Api-Key")
+		w.Header().Set("X-Request-ID", "rid-"+key)
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":"1","error":{"code":-32000,"message":"bad key %s","data":{"echo":%q}}}`, key, key)
+	})
+	c := newTestClient(t, srv.URL)
+	_, err := c.MCP.CallTool(ctxT(t), "srv-1", MCPCallToolParams{AgentID: "a", Method: "tools/list"})
+	var rpc *JSONRPCError
+	if !errors.As(err, &rpc) || rpc.RPCCode != -32000 || rpc.RequestID != "rid-[redacted]" {
+		t.Fatalf("err %v", err)
+	}
+	assertNoSecret(t, "JSON-RPC error", err, testKey)
+	assertNoSecret(t, "JSON-RPC error details", rpc.Details, testKey)
+	if strings.Contains(rpc.RPCMessage, testKey) || rpc.Message != "bad key [redacted]" {
+		t.Errorf("message %q, RPC message %q", rpc.Message, rpc.RPCMessage)
+	}
+}
