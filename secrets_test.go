@@ -204,6 +204,14 @@ func TestSecretsInSlogAndFmt(t *testing.T) {
 		{"Agent", agent, []string{priv, "PRIVSECRET"}, "agent-7"},
 		{"*Agent", &agent, []string{priv, "PRIVSECRET"}, "agent-7"},
 		{"*Client", c, []string{testKey, "hunter2pass"}, "gw.example"},
+		// The secret-holding types of the other services, so that the audit
+		// stays enforced in one place.
+		{"FederationTokenParams", FederationTokenParams{Token: tok, IssuerHint: "iss-1"}, []string{tok}, "iss-1"},
+		{"IDTokenResponse", IDTokenResponse{IDToken: tok, Token: tok, ExpiresIn: 77}, []string{tok}, "77"},
+		{"StreamingCreateParams", StreamingCreateParams{Name: "dest-1", AuthToken: Ptr(tok)}, []string{tok}, "dest-1"},
+		{"StreamingUpdateParams", StreamingUpdateParams{Name: Ptr("dest-2"), AuthToken: Ptr(tok)}, []string{tok}, "dest-2"},
+		{"SIEMDestination", SIEMDestination{ID: "dest-3", AuthToken: tok}, []string{tok}, "dest-3"},
+		{"*SIEMDestination", &SIEMDestination{ID: "dest-3", AuthToken: tok}, []string{tok}, "dest-3"},
 	}
 	for _, tc := range cases {
 		for handler, out := range slogOutputs(tc.v) {
