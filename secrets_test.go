@@ -321,7 +321,7 @@ func TestURLUserInfoHidden(t *testing.T) {
 // request id of any length; the fields keep everything.
 func TestErrorTextBounded(t *testing.T) {
 	msg := strings.Repeat("é", 1<<20) // 2 MiB of two-byte runes, cut at 1 MiB by the transport
-	rid := strings.Repeat("r", 256<<10)
+	rid := strings.Repeat("r", 4<<20) // the review sent 4 MB
 	srv := newRecServer(t, replyH(500, msg, map[string]string{"X-Request-ID": rid}))
 	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{}))
 	_, err := c.Health(ctxT(t))
