@@ -2,8 +2,6 @@ package agenttrust
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -95,27 +93,6 @@ func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams) (*Agent
 		}
 	}
 	return a, nil
-}
-
-// String describes the agent without its private key.
-func (a Agent) String() string {
-	return "agenttrust.Agent{id: " + strconv.Quote(a.ID) + ", name: " + strconv.Quote(a.Name) +
-		", org: " + strconv.Quote(a.OrgID) + ", framework: " + strconv.Quote(a.Framework) +
-		", status: " + strconv.Quote(string(a.Status)) + ", capabilities: " + fmt.Sprintf("%q", a.Capabilities) +
-		", public_key: " + strconv.Quote(a.PublicKey) + ", private_key: " + redactedSecret(a.PrivateKey) + "}"
-}
-
-// GoString is String, so that %#v hides the private key too.
-func (a Agent) GoString() string { return a.String() }
-
-// Format prints String for every verb, so that no verb can dump the
-// private key.
-func (a Agent) Format(f fmt.State, verb rune) { formatRedacted(f, verb, a, a) }
-
-// LogValue hides the private key from log/slog.
-func (a Agent) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("id", a.ID), slog.String("name", a.Name),
-		slog.String("status", string(a.Status)), secretAttr("private_key", a.PrivateKey != ""))
 }
 
 // Get reads one agent: GET /api/v1/agents/{agent_id}.
