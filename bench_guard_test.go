@@ -1,0 +1,34 @@
+package agenttrust_test
+
+import (
+	"context"
+	"testing"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/guard"
+)
+
+// BenchmarkCheckGuard is guard.Check against the same server as
+// BenchmarkCheck and BenchmarkCheckBaseline, so that the three compare in one
+// run: the guard's cost over Actions.Check is its own work.
+func BenchmarkCheckGuard(b *testing.B) {
+	c, err := agenttrust.New(agenttrust.WithBaseURL(agenttrust.BenchServerURL(b)), agenttrust.WithAPIKey(agenttrust.TestKey))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := agenttrust.BenchParams
+	g, err := guard.New(c, p.AgentID, guard.WithSessionID(p.SessionID))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d, err := g.Check(ctx, p.ToolName, p.ToolInputSummary)
+		if err != nil || !d.Allowed {
+			b.Fatal(d, err)
+		}
+	}
+}
