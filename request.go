@@ -32,6 +32,9 @@ type request struct {
 	header http.Header // per-request headers; may be nil
 	// idempotent marks calls that are safe to repeat (WIRE.md D38).
 	idempotent bool
+	// untilDeadline retries an idempotent call until ctx's deadline, not
+	// only the policy's MaxRetries times.
+	untilDeadline bool
 	// secrets are request values (tokens) that must never appear in an error.
 	secrets []string
 }
@@ -78,12 +81,13 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	}
 	key := *c.apiKey.Load()
 	resp, err := c.tr.Do(ctx, &transport.Request{
-		Method:     r.method,
-		URL:        u,
-		Body:       body,
-		Header:     r.header,
-		APIKey:     key,
-		Idempotent: r.idempotent,
+		Method:        r.method,
+		URL:           u,
+		Body:          body,
+		Header:        r.header,
+		APIKey:        key,
+		Idempotent:    r.idempotent,
+		UntilDeadline: r.untilDeadline,
 	})
 	if err != nil {
 		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {

@@ -60,6 +60,12 @@ type Request struct {
 	// transport failure or a retryable status (WIRE.md D38). Other requests
 	// are re-sent only when the connection failed before anything was written.
 	Idempotent bool
+	// UntilDeadline keeps retrying an idempotent request, with the policy's
+	// backoff and jitter, until ctx's deadline instead of stopping after
+	// MaxRetries: a check rides out a gateway restart within its own
+	// deadline. Without a deadline on ctx, or with a zero InitialBackoff,
+	// MaxRetries still bounds the retries; MaxRetries 0 disables them.
+	UntilDeadline bool
 }
 
 // Response is the final HTTP answer to a Request.
@@ -106,15 +112,27 @@ func SleepContext(ctx context.Context, d time.Duration) error {
 // HTTP status; an error means no usable response arrived (the cause is
 // wrapped, ctx errors included) or a success body was too large, in which
 // case the Response, without its body, is returned along with the error.
+//
+// When the deadline cuts short a retry of an HTTP answer (a 503, say), that
+// answer is returned rather than the timeout: the status, Retry-After and
+// request id say more than "deadline exceeded".
 func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
+	var retried *Response // the HTTP answer the current attempt retries
 	for attempt := 1; ; attempt++ {
 		resp, written, err := t.once(ctx, req)
 		if err == nil {
 			resp.Attempts = attempt
+		} else if retried != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			retried.Attempts = attempt
+			return retried, nil
 		}
 		retry, delay := t.shouldRetry(ctx, req, resp, written, err, attempt)
 		if !retry {
 			return resp, err
+		}
+		retried = nil
+		if err == nil {
+			retried = resp
 		}
 		t.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "agenttrust: retrying request",
 			slog.String("method", req.Method), slog.Int("attempt", attempt),
@@ -137,12 +155,28 @@ func retryReason(resp *Response, err error) string {
 	return "HTTP " + strconv.Itoa(resp.Status)
 }
 
-// shouldRetry decides, in order: budget, the caller's ctx, the failure kind.
+// shouldRetry decides, in order: the caller's ctx, the budget, the failure
+// kind, then whether the wait fits before ctx's deadline.
+//
+// A wait never runs into the deadline. A Retry-After (capped) that does not
+// fit in what is left ends the retries at once, so the caller gets the real
+// answer (its status, Retry-After and request id) instead of a timeout. The
+// policy's own backoff is cut to half of what is left, so that the attempt
+// after it has time to finish; with less than one InitialBackoff left, no
+// retry is made.
 func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Response, written bool, err error, attempt int) (bool, time.Duration) {
 	p := t.cfg.Retry
-	if attempt > p.MaxRetries || ctx.Err() != nil {
+	if p.MaxRetries <= 0 || ctx.Err() != nil {
 		return false, 0
 	}
+	deadline, hasDeadline := ctx.Deadline()
+	// UntilDeadline lifts the MaxRetries budget only where the deadline and a
+	// positive backoff bound the loop.
+	if attempt > p.MaxRetries && !(req.UntilDeadline && hasDeadline && p.InitialBackoff > 0) {
+		return false, 0
+	}
+	var delay time.Duration
+	serverAsked := false
 	if err != nil {
 		if errors.Is(err, ErrBodyTooLarge) {
 			return false, 0
@@ -150,20 +184,33 @@ func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Respons
 		if !req.Idempotent && written {
 			return false, 0
 		}
-		return true, t.backoff(attempt)
+		delay = t.backoff(attempt)
+	} else {
+		if !req.Idempotent {
+			return false, 0
+		}
+		switch resp.Status {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		default:
+			return false, 0
+		}
+		if ra, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			delay, serverAsked = min(ra, p.MaxRetryAfter), true
+		} else {
+			delay = t.backoff(attempt)
+		}
 	}
-	if !req.Idempotent {
+	if !hasDeadline {
+		return true, delay
+	}
+	left := time.Until(deadline)
+	if serverAsked {
+		return delay < left, delay
+	}
+	if left <= 0 || left < p.InitialBackoff {
 		return false, 0
 	}
-	switch resp.Status {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-	default:
-		return false, 0
-	}
-	if ra, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-		return true, min(ra, p.MaxRetryAfter)
-	}
-	return true, t.backoff(attempt)
+	return true, min(delay, left/2)
 }
 
 // backoff is InitialBackoff doubled per attempt, capped, with jitter in

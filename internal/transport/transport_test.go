@@ -289,3 +289,110 @@ func TestUnknownFailureIsNotResent(t *testing.T) {
 		t.Errorf("idempotent: err %v, %d calls; want 3", err, calls.Load())
 	}
 }
+
+// TestUntilDeadline: a request marked UntilDeadline keeps retrying past
+// MaxRetries, with the real backoff, until its deadline, and then returns
+// the last answer it got (not a timeout). Unmarked requests, requests
+// without a deadline, a zero InitialBackoff and MaxRetries 0 keep the budget.
+func TestUntilDeadline(t *testing.T) {
+	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "r1")
+		w.WriteHeader(503)
+	})
+	p := RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxRetryAfter: time.Second}
+	tr := New(Config{HTTPClient: &http.Client{}, Retry: p})
+	defer tr.cfg.HTTPClient.CloseIdleConnections()
+	run := func(ctx context.Context, until bool) (*Response, error, int, time.Duration) {
+		before := s.n()
+		start := time.Now()
+		resp, err := tr.Do(ctx, &Request{Method: "POST", URL: srv.URL, Body: []byte(`{}`), Idempotent: true, UntilDeadline: until})
+		return resp, err, s.n() - before, time.Since(start)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	resp, err, n, el := run(ctx, true)
+	// 10-20 ms apart for 400 ms: well over the budget of 3 attempts.
+	if err != nil || resp == nil || resp.Status != 503 || n < 8 || resp.Attempts != n {
+		t.Fatalf("until deadline: %v %+v after %d requests", err, resp, n)
+	}
+	if el > 400*time.Millisecond {
+		t.Errorf("returned after %v, past the 400ms deadline", el)
+	}
+
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel2()
+	if _, _, n, _ := run(ctx2, false); n != 3 {
+		t.Errorf("without UntilDeadline: %d requests, want 3", n)
+	}
+	if _, _, n, _ := run(context.Background(), true); n != 3 {
+		t.Errorf("no deadline: %d requests, want 3", n)
+	}
+	for name, q := range map[string]RetryPolicy{
+		"zero backoff": {MaxRetries: 2, MaxRetryAfter: time.Second},
+		"no retries":   {MaxRetries: 0, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+	} {
+		tr2 := New(Config{HTTPClient: &http.Client{}, Retry: q})
+		ctx3, cancel3 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		before := s.n()
+		tr2.Do(ctx3, &Request{Method: "GET", URL: srv.URL, Idempotent: true, UntilDeadline: true})
+		cancel3()
+		tr2.cfg.HTTPClient.CloseIdleConnections()
+		if n, want := s.n()-before, q.MaxRetries+1; n != want {
+			t.Errorf("%s: %d requests, want %d", name, n, want)
+		}
+	}
+}
+
+// TestUntilDeadlineRidesOutRefusedPort: with nothing listening, the request
+// is retried until its deadline (with 10-20 ms backoffs, 6 attempts or more
+// in 300 ms; the budget alone allows 3).
+func TestUntilDeadlineRidesOutRefusedPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var calls atomic.Int32
+	tr := New(Config{HTTPClient: &http.Client{Transport: rtFunc(func(r *http.Request) (*http.Response, error) {
+		calls.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})}, Retry: RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = tr.Do(ctx, &Request{Method: "GET", URL: "http://" + addr + "/", Idempotent: true, UntilDeadline: true})
+	// The last attempt may itself be cut by the deadline on a loaded machine.
+	if !(isDialError(err) || errors.Is(err, context.DeadlineExceeded)) || calls.Load() < 6 {
+		t.Fatalf("err %v after %d attempts; want a dial error after many", err, calls.Load())
+	}
+}
+
+// TestDeadlineCutsRetryKeepsAnswer: a retry that the deadline cuts short
+// gives back the HTTP answer it was retrying, not the timeout.
+func TestDeadlineCutsRetryKeepsAnswer(t *testing.T) {
+	var n atomic.Int32
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("X-Request-Id", "first")
+			w.WriteHeader(503)
+			return
+		}
+		<-r.Context().Done() // the retry hangs
+	})
+	tr := New(Config{HTTPClient: &http.Client{}, Retry: RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}})
+	defer tr.cfg.HTTPClient.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	resp, err := tr.Do(ctx, &Request{Method: "GET", URL: srv.URL, Idempotent: true})
+	if err != nil || resp == nil || resp.Status != 503 || resp.Header.Get("X-Request-Id") != "first" || resp.Attempts != 2 {
+		t.Fatalf("%+v %v; want the first 503 after 2 attempts", resp, err)
+	}
+	// The caller's cancellation still wins.
+	n.Store(0)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel2)
+	resp, err = tr.Do(ctx2, &Request{Method: "GET", URL: srv.URL, Idempotent: true})
+	if !errors.Is(err, context.Canceled) || resp != nil {
+		t.Fatalf("%+v %v; want context.Canceled", resp, err)
+	}
+}
