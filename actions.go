@@ -2,6 +2,9 @@ package agenttrust
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 )
 
@@ -24,6 +27,14 @@ type ActionCheckParams struct {
 	// ActionEffect is sent when non-empty; otherwise the backend classifies
 	// the action by name.
 	ActionEffect ActionEffect
+	// RetryUntilDeadline keeps retrying a check that got no answer, or a
+	// 502, 503, 504 or 429, with the client's backoff and jitter until ctx's
+	// deadline (or the client timeout) would be passed, instead of stopping
+	// after the retry policy's MaxRetries: the check rides out a gateway
+	// restart shorter than its deadline. A 429 whose Retry-After does not fit
+	// in what is left is returned at once. MaxRetries 0 still disables
+	// retries. The guard package sets it on every check.
+	RetryUntilDeadline bool
 }
 
 // MaxSummaryRunes is how many runes of an input summary are sent.
@@ -42,6 +53,11 @@ type actionCheckBody struct {
 // A denial is a result with Allowed false and a nil error; elevation is
 // signalled by ElevationRequired and ApprovalID. Checks are safe to repeat,
 // so they are retried on transport failures and 429/502/503/504.
+//
+// The decision is "allowed" alone: a reply whose "allowed" is present but
+// not a JSON boolean is a DECODE_ERROR. Every other field is decoded
+// leniently: a value of the wrong type leaves that field at its zero value
+// and is logged at warning level, and never changes the decision.
 func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*ActionCheckResult, error) {
 	name := p.ToolName
 	if name == "" {
@@ -55,7 +71,128 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*Actio
 		InputSummary: TruncateRunes(p.ToolInputSummary, MaxSummaryRunes),
 		ActionEffect: p.ActionEffect,
 	}
-	return call[ActionCheckResult](ctx, s.client, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check", body: body, idempotent: true}, "")
+	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check",
+		body: body, idempotent: true, untilDeadline: p.RetryUntilDeadline})
+	if err != nil {
+		return nil, err
+	}
+	res, mistyped, err := decodeCheckResult(resp.body)
+	if err != nil {
+		return nil, decodeErr(resp, err)
+	}
+	for _, f := range mistyped {
+		s.client.logger.LogAttrs(ctx, slog.LevelWarn, "agenttrust: check reply field has the wrong type; ignored",
+			slog.String("field", f), slog.String("request_id", resp.requestID))
+	}
+	return res, nil
+}
+
+// jsonBool is a JSON boolean decoded strictly, without allocating: it tells
+// an absent (or null) value from false and from a value of another type.
+type jsonBool uint8
+
+const (
+	boolAbsent jsonBool = iota // absent or null
+	boolFalse
+	boolTrue
+	boolInvalid // present but not a JSON boolean
+)
+
+func (b *jsonBool) UnmarshalJSON(data []byte) error {
+	switch string(data) {
+	case "true":
+		*b = boolTrue
+	case "false":
+		*b = boolFalse
+	case "null":
+		*b = boolAbsent
+	default:
+		*b = boolInvalid
+	}
+	return nil
+}
+
+// plainCheckResult is ActionCheckResult without its UnmarshalJSON.
+type plainCheckResult ActionCheckResult
+
+// checkReplyWire decodes a check reply into res in one pass and one allocation:
+// the embedded pointer aims at res, and Allowed, at depth 0, takes the
+// "allowed" key from the embedded bool.
+type checkReplyWire struct {
+	*plainCheckResult
+	Allowed jsonBool `json:"allowed"`
+	res     ActionCheckResult
+}
+
+// checkReplyRaw is the fallback when a field has the wrong type: each
+// field is kept raw and decoded on its own.
+type checkReplyRaw struct {
+	Allowed           jsonBool        `json:"allowed"`
+	CheckID           json.RawMessage `json:"check_id"`
+	Confidence        json.RawMessage `json:"confidence"`
+	GuardTier         json.RawMessage `json:"guard_tier"`
+	LatencyMs         json.RawMessage `json:"latency_ms"`
+	Reason            json.RawMessage `json:"reason"`
+	ElevationRequired json.RawMessage `json:"elevation_required"`
+	ApprovalID        json.RawMessage `json:"approval_id"`
+}
+
+// errAllowedNotBool is the one check-reply defect that fails the decode.
+var errAllowedNotBool = errors.New(`check reply: "allowed" is not a JSON boolean`)
+
+// decodeCheckResult decodes a check reply: "allowed" strictly, every other
+// field leniently (a wrong type gives the zero value and the field's name in
+// mistyped). An empty or null body reads as {}: a denial with no decision
+// (Decided false). A body that is not a JSON object is an error.
+func decodeCheckResult(b []byte) (res *ActionCheckResult, mistyped []string, err error) {
+	w := &checkReplyWire{}
+	w.plainCheckResult = (*plainCheckResult)(&w.res)
+	if !isEmptyJSON(b) {
+		err = json.Unmarshal(b, w)
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		w.res, w.Allowed = ActionCheckResult{}, boolAbsent
+		if mistyped, err = w.decodeLenient(b); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if w.Allowed == boolInvalid {
+		return nil, nil, errAllowedNotBool
+	}
+	w.res.Allowed, w.res.decided = w.Allowed == boolTrue, w.Allowed != boolAbsent
+	return &w.res, mistyped, nil
+}
+
+// decodeLenient decodes b field by field into w; see decodeCheckResult.
+func (w *checkReplyWire) decodeLenient(b []byte) ([]string, error) {
+	var raw checkReplyRaw
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, err // not an object
+	}
+	w.Allowed = raw.Allowed
+	var mistyped []string
+	field := func(name string, v json.RawMessage, dst any, reset func()) {
+		if len(v) == 0 || isEmptyJSON(v) {
+			return
+		}
+		if json.Unmarshal(v, dst) != nil {
+			reset()
+			mistyped = append(mistyped, name)
+		}
+	}
+	r := &w.res
+	field("check_id", raw.CheckID, &r.CheckID, func() { r.CheckID = "" })
+	field("confidence", raw.Confidence, &r.Confidence, func() { r.Confidence = nil })
+	field("guard_tier", raw.GuardTier, &r.GuardTier, func() { r.GuardTier = "" })
+	field("latency_ms", raw.LatencyMs, &r.LatencyMs, func() { r.LatencyMs = nil })
+	field("reason", raw.Reason, &r.Reason, func() { r.Reason = "" })
+	field("elevation_required", raw.ElevationRequired, &r.ElevationRequired, func() { r.ElevationRequired = false })
+	field("approval_id", raw.ApprovalID, &r.ApprovalID, func() { r.ApprovalID = "" })
+	return mistyped, nil
 }
 
 // TruncateRunes returns s cut to at most n runes, on a rune boundary. Invalid
