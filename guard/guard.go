@@ -94,7 +94,11 @@ func WithFailOpen(failOpen bool) Option {
 }
 
 // WithCheckTimeout bounds each check, retries included (default 3 s). The
-// caller's context can only shorten it.
+// caller's context can only shorten it. Within it, a check that got no
+// answer, or a 502, 503, 504 or 429, is retried with the client's backoff
+// and jitter until the timeout would be passed, not only the client's
+// MaxRetries times, so a gateway restart shorter than the timeout costs no
+// failed check. A 429 whose Retry-After does not fit is returned at once.
 func WithCheckTimeout(d time.Duration) Option {
 	return func(c *config) error { return positive("WithCheckTimeout", d, &c.checkTimeout) }
 }
@@ -273,6 +277,8 @@ func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOp
 		ToolInputSummary: TruncateRunes(summary, agenttrust.MaxSummaryRunes),
 		SessionID:        g.sessionID,
 		ActionEffect:     cc.effect,
+		// Ride out a gateway restart within the check timeout.
+		RetryUntilDeadline: true,
 	})
 	if err == nil && !res.Decided() {
 		err = agenttrust.NewError(agenttrust.CodeDecode, `Decode error: check reply has no boolean "allowed"`, nil)
