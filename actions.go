@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 )
 
 // ActionsService asks the Guardian whether an agent may act. Checks go to the
@@ -63,7 +64,7 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*Actio
 	if name == "" {
 		name = orDefault(p.Action, "tool_call")
 	}
-	body := &actionCheckBody{
+	body := actionCheckBody{
 		AgentID:      p.AgentID,
 		SessionID:    p.SessionID,
 		ActionName:   name,
@@ -72,7 +73,7 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*Actio
 		ActionEffect: p.ActionEffect,
 	}
 	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check",
-		body: body, idempotent: true, untilDeadline: p.RetryUntilDeadline})
+		rawBody: body.appendJSON(nil), idempotent: true, untilDeadline: p.RetryUntilDeadline})
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +86,92 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*Actio
 			slog.String("field", f), slog.String("request_id", resp.requestID))
 	}
 	return res, nil
+}
+
+// appendJSON appends b as JSON, byte for byte as encodeJSON writes it
+// (fields in order, action_effect omitted when empty, no HTML escaping), in
+// one allocation and without reflection: a check is sent before every tool
+// call.
+func (b *actionCheckBody) appendJSON(dst []byte) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, 144+len(b.AgentID)+len(b.SessionID)+len(b.ActionName)+len(b.ActionSource)+
+			len(b.InputSummary)+len(b.ActionEffect))
+	}
+	dst = append(dst, `{"agent_id":`...)
+	dst = appendJSONString(dst, b.AgentID)
+	dst = append(dst, `,"session_id":`...)
+	dst = appendJSONString(dst, b.SessionID)
+	dst = append(dst, `,"action_name":`...)
+	dst = appendJSONString(dst, b.ActionName)
+	dst = append(dst, `,"action_source":`...)
+	dst = appendJSONString(dst, b.ActionSource)
+	dst = append(dst, `,"action_input_summary":`...)
+	dst = appendJSONString(dst, b.InputSummary)
+	if b.ActionEffect != "" {
+		dst = append(dst, `,"action_effect":`...)
+		dst = appendJSONString(dst, string(b.ActionEffect))
+	}
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string the way encoding/json does
+// with HTML escaping off: '"' and '\' escaped, \b \f \n \r \t for those
+// controls and \u00XX for the others, each invalid UTF-8 byte as \ufffd,
+// U+2028 and U+2029 escaped, everything else as it is.
+func appendJSONString(dst []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	done := 0 // s[:done] is in dst
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		size := 1
+		var esc string
+		switch {
+		case c == '"':
+			esc = `\"`
+		case c == '\\':
+			esc = `\\`
+		case c == '\b':
+			esc = `\b`
+		case c == '\f':
+			esc = `\f`
+		case c == '\n':
+			esc = `\n`
+		case c == '\r':
+			esc = `\r`
+		case c == '\t':
+			esc = `\t`
+		case c < 0x20:
+		default:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && n == 1:
+				esc = `\ufffd`
+			case r == '\u2028':
+				esc = `\u2028`
+			case r == '\u2029':
+				esc = `\u2029`
+			default:
+				i += n
+				continue
+			}
+			size = n
+		}
+		dst = append(dst, s[done:i]...)
+		if esc != "" {
+			dst = append(dst, esc...)
+		} else {
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i += size
+		done = i
+	}
+	dst = append(dst, s[done:]...)
+	return append(dst, '"')
 }
 
 // jsonBool is a JSON boolean decoded strictly, without allocating: it tells
@@ -150,8 +237,7 @@ func decodeCheckResult(b []byte) (res *ActionCheckResult, mistyped []string, err
 	if !isEmptyJSON(b) {
 		err = json.Unmarshal(b, w)
 	}
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
+	if err != nil && isTypeError(err) {
 		w.res, w.Allowed = ActionCheckResult{}, boolAbsent
 		if mistyped, err = w.decodeLenient(b); err != nil {
 			return nil, nil, err
@@ -165,6 +251,13 @@ func decodeCheckResult(b []byte) (res *ActionCheckResult, mistyped []string, err
 	}
 	w.res.Allowed, w.res.decided = w.Allowed == boolTrue, w.Allowed != boolAbsent
 	return &w.res, mistyped, nil
+}
+
+// isTypeError reports whether err is a JSON value of the wrong Go type. It
+// keeps the *json.UnmarshalTypeError target off the success path's heap.
+func isTypeError(err error) bool {
+	var typeErr *json.UnmarshalTypeError
+	return errors.As(err, &typeErr)
 }
 
 // decodeLenient decodes b field by field into w; see decodeCheckResult.

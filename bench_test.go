@@ -291,3 +291,28 @@ func TestConcurrentChecksReuseConnections(t *testing.T) {
 		t.Errorf("%d connections for %d goroutines: the pool churns", n, workers)
 	}
 }
+
+// TestCheckAllocsAtMostBaseline keeps Actions.Check at or below the
+// hand-written net/http client's allocations against the same server (both
+// counts include the in-process server's share, which is the same).
+func TestCheckAllocsAtMostBaseline(t *testing.T) {
+	srv, _ := benchServer(t)
+	c := newTestClient(t, srv.URL)
+	bc := newBaselineChecker(srv.URL)
+	defer bc.close()
+	ctx := context.Background()
+	sdk := testing.AllocsPerRun(300, func() {
+		if _, err := c.Actions.Check(ctx, benchParams); err != nil {
+			t.Fatal(err)
+		}
+	})
+	base := testing.AllocsPerRun(300, func() {
+		if err := bc.check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocs per check: SDK %v, hand-written %v", sdk, base)
+	if sdk > base {
+		t.Errorf("Actions.Check allocates %v times per check, the hand-written client %v", sdk, base)
+	}
+}

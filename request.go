@@ -26,10 +26,13 @@ const (
 type request struct {
 	method string
 	base   baseKind
-	path   string      // escaped, from buildPath
-	query  url.Values  // optional
-	body   any         // nil: no body
-	header http.Header // per-request headers; may be nil
+	path   string     // escaped, from buildPath
+	query  url.Values // optional
+	body   any        // nil: no body
+	// rawBody, when set, is the body already encoded as JSON; body is then
+	// ignored.
+	rawBody []byte
+	header  http.Header // per-request headers; may be nil
 	// idempotent marks calls that are safe to repeat (WIRE.md D38).
 	idempotent bool
 	// untilDeadline retries an idempotent call until ctx's deadline, not
@@ -54,8 +57,8 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	if ctx == nil {
 		return nil, validationErr("nil context")
 	}
-	var body []byte
-	if r.body != nil {
+	body := r.rawBody
+	if body == nil && r.body != nil {
 		var err error
 		if body, err = encodeJSON(r.body); err != nil {
 			return nil, validationErr("encoding request body: " + err.Error())

@@ -262,11 +262,15 @@ func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOp
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
-	var cc checkConfig
-	for _, o := range opts {
-		if o != nil {
-			o(&cc)
+	var effect Effect
+	if len(opts) > 0 { // cc escapes through the options: only build it for them
+		var cc checkConfig
+		for _, o := range opts {
+			if o != nil {
+				o(&cc)
+			}
 		}
+		effect = cc.effect
 	}
 	g.checks.Add(1)
 	cctx, cancel := context.WithTimeout(ctx, g.cfg.checkTimeout)
@@ -276,7 +280,7 @@ func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOp
 		ToolName:         tool,
 		ToolInputSummary: TruncateRunes(summary, agenttrust.MaxSummaryRunes),
 		SessionID:        g.sessionID,
-		ActionEffect:     cc.effect,
+		ActionEffect:     effect,
 		// Ride out a gateway restart within the check timeout.
 		RetryUntilDeadline: true,
 	})

@@ -80,6 +80,15 @@ type Response struct {
 // Transport sends Requests. It is safe for concurrent use.
 type Transport struct {
 	cfg Config
+	// Header values built once, not per request: net/http only reads them.
+	userAgent []string
+	apiKey    atomic.Pointer[keyHeader] // the last X-API-Key value sent
+}
+
+// keyHeader is an API key and its header value.
+type keyHeader struct {
+	key   string
+	value []string
 }
 
 // New returns a Transport for cfg. A nil Sleep uses a timer honouring ctx.
@@ -90,7 +99,18 @@ func New(cfg Config) *Transport {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(discardHandler{})
 	}
-	return &Transport{cfg: cfg}
+	return &Transport{cfg: cfg, userAgent: []string{cfg.UserAgent}}
+}
+
+// apiKeyValue returns the X-API-Key header value for key, reusing the last
+// one while the key is unchanged; a new key (SetAPIKey) swaps it atomically.
+func (t *Transport) apiKeyValue(key string) []string {
+	if kh := t.apiKey.Load(); kh != nil && kh.key == key {
+		return kh.value
+	}
+	kh := &keyHeader{key: key, value: []string{key}}
+	t.apiKey.Store(kh)
+	return kh.value
 }
 
 // SleepContext waits for d, returning ctx.Err() early when ctx ends.
@@ -280,7 +300,7 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 	}
 	h := hr.Header
 	h["Accept"] = acceptJSON
-	h["User-Agent"] = []string{t.cfg.UserAgent}
+	h["User-Agent"] = t.userAgent
 	if req.Body != nil || req.Method == http.MethodPost || req.Method == http.MethodPut {
 		h["Content-Type"] = acceptJSON
 	}
@@ -289,7 +309,7 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 		hr.ContentLength = 0
 	}
 	if req.APIKey != "" {
-		h["X-Api-Key"] = []string{req.APIKey}
+		h["X-Api-Key"] = t.apiKeyValue(req.APIKey)
 	}
 	for k, v := range req.Header {
 		h[k] = v
@@ -307,7 +327,7 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 	if !success {
 		limit = MaxErrorBody
 	}
-	b, err := io.ReadAll(io.LimitReader(hresp.Body, limit+1))
+	b, err := readBody(hresp.Body, hresp.ContentLength, limit)
 	if err != nil {
 		return nil, true, fmt.Errorf("reading response body: %w", err)
 	}
@@ -325,6 +345,30 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 }
 
 var acceptJSON = []string{"application/json"}
+
+// readBody reads at most limit+1 bytes of body. A declared length within the
+// limit is read in one allocation of that size; a body that turns out longer
+// than declared (possible with a custom RoundTripper) is read on, up to the
+// limit.
+func readBody(body io.Reader, declared, limit int64) ([]byte, error) {
+	if declared < 0 || declared > limit {
+		return io.ReadAll(io.LimitReader(body, limit+1))
+	}
+	b := make([]byte, declared, declared+1)
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, err
+	}
+	// net/http returns io.EOF with the last bytes, so this costs one call.
+	n, err := io.ReadAtLeast(body, b[declared:declared+1], 1)
+	if n == 0 {
+		if err == io.EOF {
+			return b, nil
+		}
+		return nil, err
+	}
+	rest, err := io.ReadAll(io.LimitReader(body, limit-declared))
+	return append(b[:declared+1], rest...), err
+}
 
 // writeTrace records, through httptrace, how far a request got.
 type writeTrace struct {

@@ -396,3 +396,96 @@ func TestDeadlineCutsRetryKeepsAnswer(t *testing.T) {
 		t.Fatalf("%+v %v; want context.Canceled", resp, err)
 	}
 }
+
+// chunky returns data in reads of at most 3 bytes, then err (io.EOF when
+// nil), as a RoundTripper's body might.
+type chunky struct {
+	data []byte
+	err  error
+}
+
+func (c *chunky) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 3)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+func TestReadBody(t *testing.T) {
+	boom := errors.New("boom")
+	cases := []struct {
+		name     string
+		data     string
+		err      error
+		declared int64
+		want     string
+		wantErr  error
+	}{
+		{"declared", "hello world", nil, 11, "hello world", nil},
+		{"empty", "", nil, 0, "", nil},
+		{"unknown length", "hello world", nil, -1, "hello world", nil},
+		{"longer than declared", "hello world", nil, 5, "hello world", nil},
+		{"longer than declared, past the limit", "hello world, and more", nil, 5, "hello world, and m", nil},
+		{"unknown length past the limit", "hello world, and more", nil, -1, "hello world, and m", nil},
+		{"declared past the limit", "hello world, and more", nil, 100, "hello world, and m", nil},
+		{"shorter than declared", "hello", nil, 11, "", io.ErrUnexpectedEOF},
+		{"failure mid-body", "hello", boom, 11, "", boom},
+		{"failure after the declared bytes", "hello", boom, 5, "", boom},
+	}
+	const limit = 17 // at most 18 bytes are read
+	for _, tc := range cases {
+		b, err := readBody(&chunky{data: []byte(tc.data), err: tc.err}, tc.declared, limit)
+		if tc.wantErr != nil {
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("%s: err %v, want %v", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || string(b) != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.name, b, err, tc.want)
+		}
+	}
+}
+
+// TestAPIKeyHeaderSwaps: the X-API-Key value is built once per key and
+// swapped when the key changes, so every request carries exactly its key.
+func TestAPIKeyHeaderSwaps(t *testing.T) {
+	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	var sl []time.Duration
+	tr := newT(&sl, pol)
+	keys := []string{"k1", "k1", "k2", "k1", ""}
+	for _, k := range keys {
+		if _, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, APIKey: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range s.reqs {
+		if got := r.Header.Values("X-Api-Key"); (keys[i] == "" && len(got) != 0) || (keys[i] != "" && (len(got) != 1 || got[0] != keys[i])) {
+			t.Errorf("request %d: X-API-Key %q, want %q", i, got, keys[i])
+		}
+	}
+	v := tr.apiKeyValue("k3")
+	if w := tr.apiKeyValue("k3"); &w[0] != &v[0] {
+		t.Error("the header value of an unchanged key was rebuilt")
+	}
+	// Concurrent requests under alternating keys: each carries its own.
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(k string) {
+			defer wg.Done()
+			tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/" + k, APIKey: k})
+		}([]string{"ka", "kb"}[i%2])
+	}
+	wg.Wait()
+	for _, r := range s.reqs[len(keys):] {
+		if got := r.Header.Get("X-Api-Key"); "/"+got != r.URL.Path {
+			t.Errorf("%s carried key %q", r.URL.Path, got)
+		}
+	}
+}
