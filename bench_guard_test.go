@@ -25,12 +25,14 @@ func BenchmarkCheckGuard(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu, ok := agenttrust.ProcessCPU()
 	for i := 0; i < b.N; i++ {
 		d, err := g.Check(ctx, p.ToolName, p.ToolInputSummary)
 		if err != nil || !d.Allowed {
 			b.Fatal(d, err)
 		}
 	}
+	agenttrust.ReportCPU(b, cpu, ok)
 }
 
 // TestGuardCheckAllocs keeps guard.Check within one allocation of

@@ -36,6 +36,15 @@ func benchServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 	return srv, &conns
 }
 
+// reportCPU reports the process CPU time per op since start (client and the
+// in-process server together) as cpu-ns/op: on a machine shared with other
+// work it is steadier than wall time.
+func reportCPU(b *testing.B, start time.Duration, ok bool) {
+	if end, ok2 := processCPU(); ok && ok2 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
 var benchParams = ActionCheckParams{AgentID: "agent-123", ToolName: "read_file", ToolInputSummary: "path=/etc/hosts", SessionID: "sess-1"}
 
 func BenchmarkCheck(b *testing.B) {
@@ -44,12 +53,14 @@ func BenchmarkCheck(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
 		r, err := c.Actions.Check(ctx, benchParams)
 		if err != nil || !r.Allowed {
 			b.Fatal(r, err)
 		}
 	}
+	reportCPU(b, cpu, ok)
 }
 
 // BenchmarkCheckBaseline is the same POST written by hand with net/http: the
@@ -61,11 +72,13 @@ func BenchmarkCheckBaseline(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
 		if err := bc.check(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu, ok)
 }
 
 // baselineChecker is the hand-written net/http client of the baseline: the
@@ -146,6 +159,7 @@ func runChecksParallel(b *testing.B, conns *atomic.Int64, check func(context.Con
 	conns.Store(0)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu, ok := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := check(ctx); err != nil {
@@ -155,6 +169,7 @@ func runChecksParallel(b *testing.B, conns *atomic.Int64, check func(context.Con
 		}
 	})
 	b.StopTimer()
+	reportCPU(b, cpu, ok)
 	b.ReportMetric(float64(conns.Load()), "conns")
 }
 
@@ -187,6 +202,12 @@ func BenchServerURL(tb testing.TB) string {
 	srv, _ := benchServer(tb)
 	return srv.URL
 }
+
+// ProcessCPU is processCPU for the external test package.
+func ProcessCPU() (time.Duration, bool) { return processCPU() }
+
+// ReportCPU is reportCPU for the external test package.
+func ReportCPU(b *testing.B, start time.Duration, ok bool) { reportCPU(b, start, ok) }
 
 // BenchParams are the check arguments every check benchmark sends.
 var BenchParams = benchParams

@@ -7,6 +7,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -314,7 +317,7 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 	for k, v := range req.Header {
 		h[k] = v
 	}
-	hresp, err := t.cfg.HTTPClient.Do(hr)
+	hresp, err := t.send(hr)
 	if tr != nil && err != nil {
 		written = !isDialError(err) && !(tr.gotConn.Load() && !tr.wrote.Load())
 	}
@@ -345,6 +348,56 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 }
 
 var acceptJSON = []string{"application/json"}
+
+// send sends one request. When the http.Client adds nothing a request
+// needs (no cookie jar, no timeout: ctx bounds each call; redirects are
+// refused either way) it goes straight to the RoundTripper, skipping the
+// Client's per-request header copy and redirect bookkeeping; errors are
+// wrapped in *url.Error as Client.Do does. A URL with user info goes
+// through Client.Do, which turns it into basic authentication.
+func (t *Transport) send(hr *http.Request) (*http.Response, error) {
+	hc := t.cfg.HTTPClient
+	if hc.Jar != nil || hc.Timeout != 0 || hr.URL.User != nil {
+		return hc.Do(hr)
+	}
+	rt := hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	resp, err := rt.RoundTrip(hr)
+	if err != nil {
+		var rec tls.RecordHeaderError
+		if errors.As(err, &rec) && string(rec.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: urlOp(hr.Method), URL: hr.URL.String(), Err: err}
+	}
+	if resp == nil {
+		return nil, &url.Error{Op: urlOp(hr.Method), URL: hr.URL.String(),
+			Err: fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", rt)}
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// urlOp is the Op of Client.Do's *url.Error: "Get", "Post", ...
+func urlOp(method string) string {
+	switch method {
+	case http.MethodGet:
+		return "Get"
+	case http.MethodPost:
+		return "Post"
+	case http.MethodPut:
+		return "Put"
+	case http.MethodDelete:
+		return "Delete"
+	case "":
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
+}
 
 // readBody reads at most limit+1 bytes of body. A declared length within the
 // limit is read in one allocation of that size; a body that turns out longer

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -487,5 +488,55 @@ func TestAPIKeyHeaderSwaps(t *testing.T) {
 		if got := r.Header.Get("X-Api-Key"); "/"+got != r.URL.Path {
 			t.Errorf("%s carried key %q", r.URL.Path, got)
 		}
+	}
+}
+
+// TestSendMatchesClientDo: going straight to the RoundTripper gives the same
+// errors as http.Client.Do (a refused port, HTTPS to an HTTP server), never
+// follows a redirect, and a client with a timeout or a cookie jar still goes
+// through Client.Do.
+func TestSendMatchesClientDo(t *testing.T) {
+	plain, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String() + "/x"
+	ln.Close()
+	hc := &http.Client{}
+	defer hc.CloseIdleConnections()
+	tr := New(Config{HTTPClient: hc})
+	for _, u := range []string{refused, strings.Replace(plain.URL, "http:", "https:", 1) + "/y"} {
+		for _, m := range []string{"GET", "POST", "PATCH"} {
+			r1, _ := http.NewRequest(m, u, nil)
+			r2, _ := http.NewRequest(m, u, nil)
+			_, want := hc.Do(r1)
+			_, got := tr.send(r2)
+			var ue *url.Error
+			if want == nil || got == nil || got.Error() != want.Error() || !errors.As(got, &ue) {
+				t.Errorf("%s %s:\n got  %v\n want %v", m, u, got, want)
+			}
+		}
+	}
+	r, _ := http.NewRequest("GET", plain.URL+"/a", nil)
+	resp, err := tr.send(r)
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("redirect: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// A client timeout is honoured: it is the Client's job.
+	slow, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	tc := &http.Client{Timeout: 50 * time.Millisecond}
+	defer tc.CloseIdleConnections()
+	r, _ = http.NewRequest("GET", slow.URL, nil)
+	if _, err := New(Config{HTTPClient: tc}).send(r); err == nil || !strings.Contains(err.Error(), "Client.Timeout") {
+		t.Errorf("client timeout: %v", err)
 	}
 }
