@@ -26,20 +26,21 @@ const (
 type request struct {
 	method string
 	base   baseKind
-	path   string     // escaped, from buildPath
-	query  url.Values // optional
-	body   any        // nil: no body
+	path   string      // escaped, from buildPath
+	query  url.Values  // optional
+	body   any         // nil: no body
+	header http.Header // per-request headers; may be nil
+	// idempotent marks calls that are safe to repeat (WIRE.md D38).
+	idempotent bool
+	// secrets are request values (tokens) that must never appear in an error.
+	secrets []string
+
 	// rawBody, when set, is the body already encoded as JSON; body is then
 	// ignored.
 	rawBody []byte
-	header  http.Header // per-request headers; may be nil
-	// idempotent marks calls that are safe to repeat (WIRE.md D38).
-	idempotent bool
 	// untilDeadline retries an idempotent call until ctx's deadline, not
 	// only the policy's MaxRetries times.
 	untilDeadline bool
-	// secrets are request values (tokens) that must never appear in an error.
-	secrets []string
 }
 
 // response is a 2xx answer.
