@@ -623,3 +623,30 @@ func TestCheckRidesOutRestart(t *testing.T) {
 		t.Fatalf("only %d checks spanned the outage; the test did not exercise it", slow.Load())
 	}
 }
+
+// TestCheckRetryLoopYieldsToCaller: while a check retries a gateway that is
+// down, the caller's cancellation ends it at once, with the caller's error
+// and no fail-open.
+func TestCheckRetryLoopYieldsToCaller(t *testing.T) {
+	c, err := agenttrust.New(agenttrust.WithBaseURL(closedURL(t)), agenttrust.WithAPIKey(testKey)) // the default backoff
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustNew(t, c, WithFailOpen(true))
+	ctx, cancel := context.WithCancel(context.Background())
+	// Past the 2 retries the policy alone allows (about 0.75 s at most), so
+	// the check is still retrying within its 3 s timeout.
+	time.AfterFunc(1200*time.Millisecond, cancel)
+	start := time.Now()
+	d, err := g.Check(ctx, "read_file", "")
+	el := time.Since(start)
+	if !errors.Is(err, context.Canceled) || d.Allowed || d.FailedOpen {
+		t.Fatalf("Check = %+v, %v; want context.Canceled", d, err)
+	}
+	if el < 1150*time.Millisecond || el > 1800*time.Millisecond {
+		t.Fatalf("returned after %v; want soon after the 1.2s cancellation", el)
+	}
+	if s := g.Stats(); s.FailedOpen != 0 || s.Unavailable != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
