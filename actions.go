@@ -232,9 +232,19 @@ var errAllowedNotBool = errors.New(`check reply: "allowed" is not a JSON boolean
 // mistyped). An empty or null body reads as {}: a denial with no decision
 // (Decided false). A body that is not a JSON object is an error.
 func decodeCheckResult(b []byte) (res *ActionCheckResult, mistyped []string, err error) {
+	return decodeCheck(b, true)
+}
+
+// decodeCheck is decodeCheckResult; fast enables the reflection-free
+// decoder for the common shape of a reply (tests compare both ways).
+func decodeCheck(b []byte, fast bool) (res *ActionCheckResult, mistyped []string, err error) {
 	w := &checkReplyWire{}
 	w.plainCheckResult = (*plainCheckResult)(&w.res)
-	if !isEmptyJSON(b) {
+	switch {
+	case isEmptyJSON(b):
+	case fast && w.decodeFast(b):
+	default:
+		w.res, w.Allowed = ActionCheckResult{}, boolAbsent
 		err = json.Unmarshal(b, w)
 	}
 	if err != nil && isTypeError(err) {
