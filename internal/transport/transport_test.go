@@ -303,15 +303,15 @@ func TestUntilDeadline(t *testing.T) {
 	p := RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxRetryAfter: time.Second}
 	tr := New(Config{HTTPClient: &http.Client{}, Retry: p})
 	defer tr.cfg.HTTPClient.CloseIdleConnections()
-	run := func(ctx context.Context, until bool) (*Response, error, int, time.Duration) {
+	run := func(ctx context.Context, until bool) (*Response, int, time.Duration, error) {
 		before := s.n()
 		start := time.Now()
 		resp, err := tr.Do(ctx, &Request{Method: "POST", URL: srv.URL, Body: []byte(`{}`), Idempotent: true, UntilDeadline: until})
-		return resp, err, s.n() - before, time.Since(start)
+		return resp, s.n() - before, time.Since(start), err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
-	resp, err, n, el := run(ctx, true)
+	resp, n, el, err := run(ctx, true)
 	// 10-20 ms apart for 400 ms: well over the budget of 3 attempts.
 	if err != nil || resp == nil || resp.Status != 503 || n < 8 || resp.Attempts != n {
 		t.Fatalf("until deadline: %v %+v after %d requests", err, resp, n)
@@ -322,10 +322,10 @@ func TestUntilDeadline(t *testing.T) {
 
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel2()
-	if _, _, n, _ := run(ctx2, false); n != 3 {
+	if _, n, _, _ := run(ctx2, false); n != 3 {
 		t.Errorf("without UntilDeadline: %d requests, want 3", n)
 	}
-	if _, _, n, _ := run(context.Background(), true); n != 3 {
+	if _, n, _, _ := run(context.Background(), true); n != 3 {
 		t.Errorf("no deadline: %d requests, want 3", n)
 	}
 	for name, q := range map[string]RetryPolicy{
