@@ -185,8 +185,9 @@ func retryReason(resp *Response, err error) string {
 // fit in what is left ends the retries at once, so the caller gets the real
 // answer (its status, Retry-After and request id) instead of a timeout. The
 // policy's own backoff is cut to half of what is left, so that the attempt
-// after it has time to finish; with less than one InitialBackoff left, no
-// retry is made.
+// after it has time to finish, but never below the shortest backoff the
+// policy itself would choose (half of InitialBackoff): with less than one
+// InitialBackoff left, no retry is made.
 func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Response, written bool, err error, attempt int) (bool, time.Duration) {
 	p := t.cfg.Retry
 	if p.MaxRetries <= 0 || ctx.Err() != nil {
