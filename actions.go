@@ -57,8 +57,9 @@ type actionCheckBody struct {
 //
 // The decision is "allowed" alone: a reply whose "allowed" is present but
 // not a JSON boolean is a DECODE_ERROR. Every other field is decoded
-// leniently: a value of the wrong type leaves that field at its zero value
-// and is logged at warning level, and never changes the decision.
+// leniently: a value of the wrong type leaves that field at its zero value,
+// is logged at warning level on the client's logger (WithLogger), and never
+// changes the decision.
 func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*ActionCheckResult, error) {
 	name := p.ToolName
 	if name == "" {

@@ -133,7 +133,8 @@ func WithSendTimeout(d time.Duration) Option {
 }
 
 // WithLogger sets the logger for denials (info), fail-opens and telemetry
-// problems (warning). Nil, the default, is silent.
+// problems (warning). Nil, the default, is silent. A check reply field of the
+// wrong type is logged by the client, on the agenttrust.WithLogger logger.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error { c.logger = l; return nil }
 }
