@@ -66,7 +66,12 @@
 // agents, issuing and revoking tokens, telemetry) are re-sent only when the
 // connection failed before anything was written. The client timeout (30 s by
 // default) bounds each call including its retries; the caller's context can
-// shorten it. Redirects are never followed.
+// shorten it. No wait runs into that deadline: a Retry-After that does not
+// fit in what is left returns the answer at once (a *RateLimitError for a
+// 429, with its RetryAfter), and a backoff is cut to half of what is left.
+// ActionCheckParams.RetryUntilDeadline (set by the guard) retries a check
+// until its deadline instead of stopping after two retries. Redirects are
+// never followed.
 //
 // # Token cache
 //

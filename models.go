@@ -293,20 +293,16 @@ type ActionCheckResult struct {
 // treats it as a malformed answer instead.
 func (r *ActionCheckResult) Decided() bool { return r.decided }
 
-// UnmarshalJSON records whether "allowed" was present.
+// UnmarshalJSON decodes a check reply as Actions.Check does: "allowed"
+// strictly (present but not a JSON boolean is an error; absent or null is a
+// denial with Decided false), every other field leniently (a wrong type
+// leaves the zero value).
 func (r *ActionCheckResult) UnmarshalJSON(b []byte) error {
-	type plain ActionCheckResult
-	w := struct {
-		*plain
-		Allowed *bool `json:"allowed"`
-	}{plain: (*plain)(r)}
-	*r = ActionCheckResult{}
-	if err := json.Unmarshal(b, &w); err != nil {
+	res, _, err := decodeCheckResult(b)
+	if err != nil {
 		return err
 	}
-	if w.Allowed != nil {
-		r.Allowed, r.decided = *w.Allowed, true
-	}
+	*r = *res
 	return nil
 }
 

@@ -37,6 +37,13 @@ type request struct {
 	// attempt, when set, adds per-attempt headers for the URL being sent
 	// (agent credentials); its error is returned as is, nothing sent.
 	attempt func(ctx context.Context, r *request, url string, h http.Header) error
+
+	// rawBody, when set, is the body already encoded as JSON; body is then
+	// ignored.
+	rawBody []byte
+	// untilDeadline retries an idempotent call until ctx's deadline, not
+	// only the policy's MaxRetries times.
+	untilDeadline bool
 }
 
 // response is a 2xx answer.
@@ -62,8 +69,8 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	if err := checkHeaderValues(key, r.header); err != nil {
 		return nil, err
 	}
-	var body []byte
-	if r.body != nil {
+	body := r.rawBody
+	if body == nil && r.body != nil {
 		var err error
 		if body, err = encodeJSON(r.body); err != nil {
 			return nil, validationErr("encoding request body: " + err.Error())
@@ -92,12 +99,13 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		defer cancel()
 	}
 	treq := &transport.Request{
-		Method:     r.method,
-		URL:        u,
-		Body:       body,
-		Header:     header,
-		APIKey:     key,
-		Idempotent: r.idempotent,
+		Method:        r.method,
+		URL:           u,
+		Body:          body,
+		Header:        header,
+		APIKey:        key,
+		Idempotent:    r.idempotent,
+		UntilDeadline: r.untilDeadline,
 	}
 	if r.attempt != nil {
 		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.attempt(ctx, r, u, h) }

@@ -27,6 +27,12 @@
 // check timeout, 5xx, 429 or a malformed answer) is allowed and marked
 // FailedOpen; every other failure (400, 401, 403, 404, validation, the
 // caller's own cancellation) is returned as an error and never allowed.
+// Within the check timeout (3 s), a check that got no answer, or a 502, 503,
+// 504 or a 429 whose Retry-After fits, is retried with backoff until the
+// timeout, so a gateway restart shorter than that costs no failed check. The
+// decision is the reply's "allowed" alone: a reply field of the wrong type
+// is ignored (and logged by the client) and never turns a denial into an
+// allow.
 //
 // # Telemetry
 //
