@@ -67,10 +67,10 @@ type reporter struct {
 	log                *slog.Logger
 	clk                clock
 
-	baseCtx context.Context    // the parent of every send; ends on abort
-	abort   context.CancelFunc // cancels in-flight sends when Close gives up
-	wake    chan struct{}      // capacity 1: "look at the queue"
-	exited  chan struct{}      // closed when the goroutine returns
+	baseCtx context.Context         // the parent of every send; ends on abort
+	abort   context.CancelCauseFunc // cancels in-flight sends when Close gives up, with ctx's error as the cause
+	wake    chan struct{}           // capacity 1: "look at the queue"
+	exited  chan struct{}           // closed when the goroutine returns
 
 	mu            sync.Mutex
 	queue         []entry
@@ -91,7 +91,7 @@ type reporter struct {
 }
 
 func newReporter(client *agenttrust.Client, agentID, sessionID string, cfg *config) *reporter {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	return &reporter{
 		client:      client,
 		agentID:     agentID,
@@ -214,8 +214,8 @@ func (r *reporter) dropLocked(es []entry, err error) {
 // nextBatchLocked takes the next batch to send, or reports that the
 // goroutine should exit. A nil batch and false mean: wait.
 func (r *reporter) nextBatchLocked() (batch []entry, exit bool) {
-	if err := r.baseCtx.Err(); err != nil {
-		r.dropLocked(r.queue, err)
+	if r.baseCtx.Err() != nil {
+		r.dropLocked(r.queue, context.Cause(r.baseCtx))
 		r.queue = nil
 		r.resolveLocked()
 		return nil, true
@@ -305,6 +305,11 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 	r.failedBatches++
 	var delay time.Duration
 	retry := classify(r.baseCtx.Err(), nil, err) == outcomeUnavailable
+	dropErr := err
+	if r.baseCtx.Err() != nil {
+		// Close gave up on this send: what is lost is lost to its deadline.
+		dropErr = context.Cause(r.baseCtx)
+	}
 	var gaveUp []entry
 	if retry {
 		keep := make([]entry, 0, len(batch)+len(r.queue))
@@ -320,11 +325,15 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 		// fits back at the head of the queue.
 		r.queue = append(keep, r.queue...)
 		*failures++
-		delay = r.backoff(*failures, err)
+		if len(keep) > 0 {
+			// Wait only before trying these events again: after a batch's
+			// last attempt nothing of it is left to wait for.
+			delay = r.backoff(*failures, err)
+		}
 	} else {
 		gaveUp = batch
 	}
-	r.dropLocked(gaveUp, err)
+	r.dropLocked(gaveUp, dropErr)
 	r.resolveLocked()
 	r.mu.Unlock()
 	if r.log != nil {
@@ -435,25 +444,22 @@ func (r *reporter) close(ctx context.Context) error {
 	var err error
 	if started {
 		r.signal()
-		var ctxErr error
 		select {
 		case <-r.exited:
 		case <-ctx.Done():
-			ctxErr = ctx.Err()
-			r.abort()
+			// Events dropped from here on are lost to ctx; those dropped
+			// before keep the send error that made them drop.
+			r.abort(ctx.Err())
 			<-r.exited
 		}
 		r.mu.Lock()
-		n, sendErr := w.dropped, w.err
+		n, lastErr := w.dropped, w.err
 		r.mu.Unlock()
-		if ctxErr != nil {
-			sendErr = ctxErr
-		}
 		if n > 0 {
-			err = &DeliveryError{Undelivered: n, Err: sendErr}
+			err = &DeliveryError{Undelivered: n, Err: lastErr}
 		}
 	}
-	r.abort()
+	r.abort(ErrClosed)
 	r.closeErr = err
 	close(r.closeDone)
 	return err

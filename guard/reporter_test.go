@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"sync"
@@ -220,7 +221,8 @@ func TestReporterGivesUp(t *testing.T) {
 			writeJSON(w, 500, `{"error":"down"}`)
 			return true
 		})
-		g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(3), withClock(newFakeClock().clock()))
+		fc := newFakeClock()
+		g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(3), withClock(fc.clock()))
 		g.Report(ToolStart("a"))
 		g.Report(ToolStart("b"))
 		err := g.Flush(context.Background())
@@ -234,6 +236,10 @@ func TestReporterGivesUp(t *testing.T) {
 		}
 		if n := gw.reportCalls(); n != 3 {
 			t.Fatalf("%d attempts, want 3", n)
+		}
+		// A backoff before each retry, none after the last attempt.
+		if d := fc.delays(); fmt.Sprint(d) != "[1s 2s]" {
+			t.Fatalf("backoff delays %v", d)
 		}
 		if s := g.Stats(); s.Dropped != 2 || s.FailedBatches != 3 || s.Pending != 0 {
 			t.Fatalf("stats %+v", s)
@@ -468,4 +474,142 @@ func TestTelemetryExactlyOnce(t *testing.T) {
 		t.Fatalf("test did not exercise failures: %+v", s)
 	}
 	t.Logf("stats %+v", s)
+}
+
+// onceClock fires the first backoff at once and never fires a later one, so
+// any wait after the second attempt lasts until Close's deadline.
+func onceClock() clock {
+	var n atomic.Int32
+	return clock{
+		now:    time.Now,
+		ticker: func(time.Duration) (<-chan time.Time, func()) { return make(chan time.Time), func() {} },
+		after: func(time.Duration) (<-chan time.Time, func()) {
+			c := make(chan time.Time, 1)
+			if n.Add(1) == 1 {
+				c <- time.Now()
+			}
+			return c, func() {}
+		},
+	}
+}
+
+// TestCloseReportsSendError: a batch that fails its last attempt during
+// Close is not followed by another backoff, and Close returns the send
+// error, not its context's, although that context is short.
+func TestCloseReportsSendError(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(2), withClock(onceClock()))
+	g.Report(ToolStart("a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := g.Close(ctx)
+	var de *DeliveryError
+	var ae *agenttrust.AgentTrustError
+	if !errors.As(err, &de) || de.Undelivered != 1 || !errors.As(err, &ae) || ae.Status != 503 {
+		t.Fatalf("Close = %v, want 1 undelivered for the 503", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v: the send failed, not the context", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("Close took %v: it waited after the last attempt", el)
+	}
+	if n := gw.reportCalls(); n != 2 {
+		t.Fatalf("%d attempts, want 2", n)
+	}
+}
+
+// TestCloseRealBackoff: with the real clock and two attempts, Close spends
+// one backoff (1 s), not two (1 s + 2 s).
+func TestCloseRealBackoff(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(2))
+	g.Report(ToolStart("a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := g.Close(ctx)
+	el := time.Since(start)
+	var ae *agenttrust.AgentTrustError
+	if !errors.As(err, &ae) || ae.Status != 503 || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v after %v, want the 503", err, el)
+	}
+	if el < 900*time.Millisecond || el > 2*time.Second {
+		t.Fatalf("Close took %v, want about one 1 s backoff", el)
+	}
+}
+
+// TestCloseDeadlineDuringRetry: when Close's context ends while a failed
+// batch waits for its retry, the batch is lost to the deadline: Close
+// reports ctx's error.
+func TestCloseDeadlineDuringRetry(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	g := mustNew(t, newClient(t, gw.srv.URL)) // real clock: the first backoff is 1 s
+	g.Report(ToolStart("a"))
+	g.Report(ToolStart("b"))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := g.Close(ctx)
+	var de *DeliveryError
+	if !errors.As(err, &de) || de.Undelivered != 2 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v", err)
+	}
+	if s := g.Stats(); s.Dropped != 2 || s.Pending != 0 || s.FailedBatches != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// stallingHandler is a slog.Handler that holds the log record of a dropped
+// batch until release is closed, as a slow log sink would.
+type stallingHandler struct{ release <-chan struct{} }
+
+func (h stallingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h stallingHandler) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "dropped" && a.Value.Int64() > 0 {
+			<-h.release
+			return false
+		}
+		return true
+	})
+	return nil
+}
+func (h stallingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h stallingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestCloseKeepsSendErrorAfterDeadline: the batch is dropped by its failed
+// send, and Close's context ends before the goroutine is done (here: a slow
+// log sink). Nothing was lost to the deadline, so Close reports the send
+// error.
+func TestCloseKeepsSendErrorAfterDeadline(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(1),
+		WithLogger(slog.New(stallingHandler{release: ctx.Done()})), withClock(newFakeClock().clock()))
+	g.Report(ToolStart("a"))
+	err := g.Close(ctx)
+	var de *DeliveryError
+	var ae *agenttrust.AgentTrustError
+	if !errors.As(err, &de) || de.Undelivered != 1 || !errors.As(err, &ae) || ae.Status != 503 ||
+		errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want 1 undelivered for the 503", err)
+	}
 }
