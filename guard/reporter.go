@@ -15,6 +15,14 @@ import (
 // doubles on each consecutive failure, capped at the flush interval.
 const initialBackoff = time.Second
 
+// maxBatchEvents bounds one telemetry request when a backlog waits: the
+// reporter then sends as many whole batches of BatchSize as wait, up to this
+// many events (or one batch, when BatchSize is larger), in one request. A
+// quiet agent still sends batches of BatchSize. With one request at a time,
+// this is what lets a guard keep up over a slow link: at 50 ms a round trip,
+// batches of 10 carry at most 200 events/s, batches of 500 up to 10,000.
+const maxBatchEvents = 500
+
 // clock is the reporter's view of time, replaced in tests.
 type clock struct {
 	now func() time.Time
@@ -60,6 +68,7 @@ type reporter struct {
 	client             *agenttrust.Client
 	agentID, sessionID string
 	batchSize          int
+	maxBatch           int // the most events in one request: whole batches, at least one
 	capacity           int
 	attempts           int
 	interval           time.Duration
@@ -74,7 +83,9 @@ type reporter struct {
 
 	mu            sync.Mutex
 	queue         []entry
-	inflight      []entry // the batch being sent; counted as pending
+	inflight      []entry                     // the batch being sent; counted as pending
+	batchBuf      []entry                     // reused backing array of inflight
+	wireBuf       []agenttrust.TelemetryEvent // reused by send (goroutine only)
 	nextSeq       uint64
 	flushTo       uint64 // send every event numbered below this
 	reported      uint64
@@ -97,6 +108,7 @@ func newReporter(client *agenttrust.Client, agentID, sessionID string, cfg *conf
 		agentID:     agentID,
 		sessionID:   sessionID,
 		batchSize:   cfg.batchSize,
+		maxBatch:    max(1, maxBatchEvents/cfg.batchSize) * cfg.batchSize,
 		capacity:    cfg.queueCapacity,
 		attempts:    cfg.sendAttempts,
 		interval:    cfg.flushInterval,
@@ -224,14 +236,17 @@ func (r *reporter) nextBatchLocked() (batch []entry, exit bool) {
 	if n == 0 {
 		return nil, r.closing
 	}
-	if n < r.batchSize && r.queue[0].seq >= r.flushTo && !r.closing {
-		return nil, false
+	if !r.closing && r.queue[0].seq >= r.flushTo {
+		// Only the size trigger: whole batches, the rest waits for the
+		// next trigger.
+		if n < r.batchSize {
+			return nil, false
+		}
+		n -= n % r.batchSize
 	}
-	if n > r.batchSize {
-		n = r.batchSize
-	}
-	batch = make([]entry, n)
-	copy(batch, r.queue)
+	n = min(n, r.maxBatch)
+	batch = append(r.batchBuf[:0], r.queue[:n]...)
+	r.batchBuf = batch
 	rest := copy(r.queue, r.queue[n:])
 	clear(r.queue[rest:])
 	r.queue = r.queue[:rest]
@@ -278,15 +293,17 @@ func (r *reporter) run() {
 // send posts one batch under the reporter's own context with the send
 // timeout (R3).
 func (r *reporter) send(batch []entry) error {
-	evs := make([]agenttrust.TelemetryEvent, len(batch))
+	evs := r.wireBuf[:0]
 	for i := range batch {
-		evs[i] = batch[i].ev.wire()
+		evs = append(evs, batch[i].ev.wire())
 	}
+	r.wireBuf = evs
 	ctx, cancel := context.WithTimeout(r.baseCtx, r.sendTimeout)
 	defer cancel()
 	_, err := r.client.Telemetry.Report(ctx, agenttrust.TelemetryReportParams{
 		AgentID: r.agentID, SessionID: r.sessionID, Events: evs,
 	})
+	clear(evs) // keep no tool names alive between sends
 	return err
 }
 
@@ -295,6 +312,7 @@ func (r *reporter) send(batch []entry) error {
 func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration {
 	r.mu.Lock()
 	r.inflight = nil
+	defer clear(batch) // after the accounting below; keeps no events alive
 	if err == nil {
 		r.sent += uint64(len(batch))
 		*failures = 0

@@ -93,18 +93,21 @@ func TestReporterTriggers(t *testing.T) {
 	for i := 0; i < 25; i++ {
 		g.Report(ToolStart(fmt.Sprint("s", i)))
 	}
-	eventually(t, "size batches", func() bool { return len(gw.batchBodies()) == 3 })
+	// The size trigger sends whole batches of 10: two requests of 10, or one
+	// of 20 when both were waiting by the time the goroutine looked.
+	eventually(t, "size batches", func() bool { return g.Stats().Sent == 23 })
 	time.Sleep(30 * time.Millisecond)
-	if n := gw.reportCalls(); n != 3 {
-		t.Fatalf("%d requests; the 5 left over must wait for the tick", n)
+	if s := g.Stats(); s.Sent != 23 || s.Pending != 5 {
+		t.Fatalf("stats %+v; the 5 left over must wait for the tick", s)
 	}
+	sizeReqs := gw.reportCalls() - 1
 	fc.tick <- time.Now()
-	eventually(t, "second tick batch", func() bool { return len(gw.batchBodies()) == 4 })
+	eventually(t, "second tick batch", func() bool { return len(gw.batchBodies()) == sizeReqs+2 })
 	sizes := []int{}
 	for _, b := range gw.batchBodies() {
 		sizes = append(sizes, len(b["events"].([]any)))
 	}
-	if fmt.Sprint(sizes) != "[3 10 10 5]" {
+	if got := fmt.Sprint(sizes); got != "[3 10 10 5]" && got != "[3 20 5]" {
 		t.Fatalf("batch sizes %v", sizes)
 	}
 	// Order is kept across batches.
@@ -119,7 +122,7 @@ func TestReporterTriggers(t *testing.T) {
 	}
 	fc.tick <- time.Now() // nothing pending: nothing is posted
 	time.Sleep(30 * time.Millisecond)
-	if n := gw.reportCalls(); n != 4 {
+	if n := gw.reportCalls(); n != len(sizes) {
 		t.Fatalf("%d requests after an idle tick", n)
 	}
 }
@@ -420,7 +423,8 @@ func TestReportWhileClosing(t *testing.T) {
 
 // TestTelemetryExactlyOnce: 10 000 reports from 50 goroutines while the
 // gateway fails every third batch. After Close every event was delivered
-// exactly once or counted as dropped.
+// exactly once or counted as dropped. The queue holds 4000 so that the
+// drain takes several requests even with backlog batches of 500.
 func TestTelemetryExactlyOnce(t *testing.T) {
 	gw := newGateway(t)
 	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
@@ -431,7 +435,7 @@ func TestTelemetryExactlyOnce(t *testing.T) {
 		return false
 	})
 	fc := newFakeClock()
-	g, err := New(newClient(t, gw.srv.URL), "agent-1", withClock(fc.clock()))
+	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithQueueCapacity(4000), withClock(fc.clock()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,6 +478,103 @@ func TestTelemetryExactlyOnce(t *testing.T) {
 		t.Fatalf("test did not exercise failures: %+v", s)
 	}
 	t.Logf("stats %+v", s)
+}
+
+// TestReporterBacklogBatches: while a request is in flight, events pile up;
+// the next requests carry them in whole batches of BatchSize, up to 500
+// events each, in order. A quiet agent's first batch is still 10.
+func TestReporterBacklogBatches(t *testing.T) {
+	gw := newGateway(t)
+	release := make(chan struct{})
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			<-release
+		}
+		return false
+	})
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), withClock(fc.clock())) // batches of 10, queue of 1000
+	for i := 0; i < 10; i++ {
+		g.Report(ToolStart(fmt.Sprint("e", i)))
+	}
+	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	for i := 10; i < 1000; i++ {
+		g.Report(ToolStart(fmt.Sprint("e", i)))
+	}
+	close(release)
+	eventually(t, "backlog sent", func() bool { return g.Stats().Sent == 1000 })
+	sizes := []int{}
+	for _, b := range gw.batchBodies() {
+		sizes = append(sizes, len(b["events"].([]any)))
+	}
+	if fmt.Sprint(sizes) != "[10 500 490]" {
+		t.Fatalf("batch sizes %v, want [10 500 490]", sizes)
+	}
+	for i, e := range gw.events() {
+		if e["tool_name"] != fmt.Sprint("e", i) {
+			t.Fatalf("event %d is %v", i, e["tool_name"])
+		}
+	}
+	if s := g.Stats(); s.Dropped != 0 || s.Pending != 0 || s.FailedBatches != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestReporterDrainBatches: a tick, Flush or Close sends everything pending,
+// whole batches or not, in requests of at most the backlog bound.
+func TestReporterDrainBatches(t *testing.T) {
+	gw := newGateway(t)
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(7), WithQueueCapacity(2000), withClock(fc.clock()))
+	release := make(chan struct{})
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			<-release
+		}
+		return false
+	})
+	for i := 0; i < 7; i++ {
+		g.Report(ToolStart("a"))
+	}
+	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	for i := 0; i < 1100; i++ {
+		g.Report(ToolStart("b"))
+	}
+	// Flush asks for everything: 1100 = 497 + 497 + 106 (497 being the
+	// whole batches of 7 that fit in 500).
+	done := make(chan error, 1)
+	go func() { done <- g.Flush(context.Background()) }()
+	eventually(t, "flush requested", func() bool {
+		g.rep.mu.Lock()
+		defer g.rep.mu.Unlock()
+		return g.rep.flushTo > 0
+	})
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{}
+	for _, b := range gw.batchBodies() {
+		sizes = append(sizes, len(b["events"].([]any)))
+	}
+	if fmt.Sprint(sizes) != "[7 497 497 106]" {
+		t.Fatalf("batch sizes %v", sizes)
+	}
+}
+
+func TestReporterMaxBatch(t *testing.T) {
+	c := newClient(t, closedURL(t))
+	for _, tc := range []struct{ batch, want int }{
+		{1, 500}, {7, 497}, {10, 500}, {250, 500}, {300, 300}, {500, 500}, {600, 600},
+	} {
+		g, err := New(c, "agent-1", WithBatchSize(tc.batch), WithQueueCapacity(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.rep.maxBatch != tc.want {
+			t.Errorf("batch size %d: at most %d events a request, want %d", tc.batch, g.rep.maxBatch, tc.want)
+		}
+	}
 }
 
 // onceClock fires the first backoff at once and never fires a later one, so
@@ -611,5 +712,34 @@ func TestCloseKeepsSendErrorAfterDeadline(t *testing.T) {
 	if !errors.As(err, &de) || de.Undelivered != 1 || !errors.As(err, &ae) || ae.Status != 503 ||
 		errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close = %v, want 1 undelivered for the 503", err)
+	}
+}
+
+// TestReportAllocFree: once the queue's backing array has grown, Report
+// allocates nothing, whether it stamps the time or not.
+func TestReportAllocFree(t *testing.T) {
+	gw := newGateway(t)
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(1000), WithQueueCapacity(1000), withClock(newFakeClock().clock()))
+	warm := func() { // grow the queue, staying below a batch, then empty it
+		for i := 0; i < 999; i++ {
+			g.Report(ToolStart("warm"))
+		}
+		g.rep.mu.Lock()
+		g.rep.dropLocked(g.rep.queue, nil)
+		g.rep.queue = g.rep.queue[:0]
+		g.rep.mu.Unlock()
+	}
+	warm()
+	stamped := ToolEnd("read_file", time.Millisecond)
+	timed := stamped
+	timed.Time = time.Now()
+	for _, ev := range []Event{stamped, timed} {
+		if n := testing.AllocsPerRun(400, func() { g.Report(ev) }); n != 0 {
+			t.Errorf("Report allocates %v times per call", n)
+		}
+		warm()
+	}
+	if gw.reportCalls() != 0 {
+		t.Fatalf("%d sends during the test", gw.reportCalls())
 	}
 }
