@@ -490,8 +490,10 @@ type Stats struct {
 	Reported uint64
 	// Sent counts events the gateway accepted.
 	Sent uint64
-	// Dropped counts events given up: queue overflow, invalid events,
-	// Reports after Close, batches that failed for good.
+	// Dropped counts every event given up: queue overflow, invalid events,
+	// Reports after Close, batches that failed for good, and what Close
+	// could not deliver. A Flush or Close error counts only the events
+	// that call waited for.
 	Dropped uint64
 	// FailedBatches counts failed send attempts.
 	FailedBatches uint64

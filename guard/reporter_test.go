@@ -743,3 +743,39 @@ func TestReportAllocFree(t *testing.T) {
 		t.Fatalf("%d sends during the test", gw.reportCalls())
 	}
 }
+
+// TestCloseCountsOnlyItsDrain: Close's error counts the events its drain
+// lost; events dropped before (a refused batch, an overflow) show only in
+// Stats.
+func TestCloseCountsOnlyItsDrain(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			writeJSON(w, 400, `{"error":"bad batch"}`)
+			return true
+		}
+		<-r.Context().Done() // later requests hang until the client gives up
+		return true
+	})
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(2), WithQueueCapacity(4), withClock(newFakeClock().clock()))
+	g.Report(ToolStart("a"))
+	g.Report(ToolStart("b"))
+	eventually(t, "first batch refused", func() bool { return g.Stats().Dropped == 2 })
+	g.Report(ToolStart("c"))
+	eventually(t, "the queue's only event waits", func() bool { return g.Stats().Pending == 1 })
+	for i := 0; i < 4; i++ { // 3 fit beside c, 1 overflows
+		g.Report(ToolStart("x"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := g.Close(ctx)
+	var de *DeliveryError
+	if !errors.As(err, &de) || de.Undelivered != 4 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want the 4 events its drain lost", err)
+	}
+	s := g.Stats()
+	checkInvariant(t, s)
+	if s.Reported != 7 || s.Dropped != 7 || s.Sent != 0 || s.Pending != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
