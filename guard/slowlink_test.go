@@ -24,6 +24,7 @@ type slowLinkResult struct {
 	inWindow  Stats         // the counters when the producer stopped
 	final     Stats         // the counters after Close
 	closeErr  error
+	maxPend   uint64          // the most events pending at once, sampled every millisecond or so
 	reportDur []time.Duration // a sample of Report call durations
 	arrived   []string        // tool names as the gateway received them (when kept)
 }
@@ -69,6 +70,7 @@ func runSlowLink(tb testing.TB, rate int, window, latency time.Duration, keep bo
 				g.Report(ev)
 			}
 		}
+		res.maxPend = max(res.maxPend, g.Stats().Pending)
 		time.Sleep(time.Millisecond)
 	}
 	res.window = time.Since(start)
@@ -133,6 +135,8 @@ func TestReporterKeepsUpOverSlowLink(t *testing.T) {
 // 10 s (b.N is not used: each run is one 10 s experiment). Metrics:
 // delivered-ev/s is what the gateway had accepted when the producer stopped,
 // divided by the window; dropped counts events lost, Close included;
+// max-pending is the most events waiting or in flight at once (the queue
+// holds 1000: the difference is the headroom for a slower round trip);
 // report-p50-ns and report-p99-ns time the Report calls made meanwhile.
 //
 //	go test ./guard -run '^$' -bench ReporterSlowLink -benchtime 1x -count 6
@@ -146,6 +150,7 @@ func BenchmarkReporterSlowLink(b *testing.B) {
 			checkInvariant(b, res.final)
 			b.ReportMetric(float64(res.inWindow.Sent)/res.window.Seconds(), "delivered-ev/s")
 			b.ReportMetric(float64(res.final.Dropped), "dropped")
+			b.ReportMetric(float64(res.maxPend), "max-pending")
 			b.ReportMetric(float64(percentile(res.reportDur, 0.5).Nanoseconds()), "report-p50-ns")
 			b.ReportMetric(float64(percentile(res.reportDur, 0.99).Nanoseconds()), "report-p99-ns")
 		})
