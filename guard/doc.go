@@ -40,11 +40,12 @@
 // takes 50 ms. A batch that fails because the gateway is unavailable is put
 // back at the head of the queue and retried, after a backoff of 1 s doubling
 // up to the flush interval, at most 3 times in all (WithSendAttempts); other
-// failures (400, 401, 403, ...) drop it at once. The queue, counting the
-// events being sent, is bounded (1000 events, WithQueueCapacity): when it is
-// full, new events are dropped. It absorbs what arrives while the gateway is
-// slow or down; an agent that reports thousands of events per second should
-// raise it to cover the pauses it wants to ride out.
+// failures (400, 401, 403, ...) drop it at once. The events waiting to be
+// sent are bounded (1000, WithQueueCapacity), besides the request in flight:
+// when the queue is full, new events are dropped, and a failed batch that
+// comes back to a full queue pushes out the newest. The queue absorbs what
+// arrives while the gateway is slow or down; an agent that reports thousands
+// of events per second should raise it to cover the pauses it must ride out.
 // Nothing is lost silently: Stats counts every event, and at every moment
 // Reported = Sent + Dropped + Pending.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -83,7 +84,7 @@ type reporter struct {
 
 	mu            sync.Mutex
 	queue         []entry
-	inflight      []entry                     // the batch being sent; counted as pending
+	inflight      []entry                     // the batch being sent; pending, but outside the capacity
 	batchBuf      []entry                     // reused backing array of inflight
 	wireBuf       []agenttrust.TelemetryEvent // reused by send (goroutine only)
 	nextSeq       uint64
@@ -144,7 +145,7 @@ func (r *reporter) report(ev Event) {
 	case !ev.valid():
 		r.dropped++
 		logMsg = "agenttrust: telemetry event with an unknown type or no tool name; dropped"
-	case len(r.queue)+len(r.inflight) >= r.capacity:
+	case len(r.queue) >= r.capacity:
 		r.dropped++
 		if !r.overflowing {
 			r.overflowing = true
@@ -329,8 +330,9 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 		dropErr = context.Cause(r.baseCtx)
 	}
 	var gaveUp []entry
+	kept := 0
 	if retry {
-		keep := make([]entry, 0, len(batch)+len(r.queue))
+		keep := make([]entry, 0, len(batch))
 		for _, e := range batch {
 			e.attempts++
 			if e.attempts >= r.attempts {
@@ -339,11 +341,19 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 				keep = append(keep, e)
 			}
 		}
-		// In-flight events count against the capacity, so the batch always
-		// fits back at the head of the queue.
-		r.queue = append(keep, r.queue...)
+		// Back at the head of the queue. The queue may have filled up while
+		// the batch was out: then, as for an incoming event, the newest
+		// events are the ones that no longer fit. (A batch never holds more
+		// than the capacity, so that cannot cut into it.)
+		kept = len(keep)
+		r.queue = slices.Insert(r.queue, 0, keep...)
+		if len(r.queue) > r.capacity {
+			gaveUp = append(gaveUp, r.queue[r.capacity:]...)
+			clear(r.queue[r.capacity:])
+			r.queue = r.queue[:r.capacity]
+		}
 		*failures++
-		if len(keep) > 0 {
+		if kept > 0 {
 			// Wait only before trying these events again: after a batch's
 			// last attempt nothing of it is left to wait for.
 			delay = r.backoff(*failures, err)
@@ -357,7 +367,7 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 	if r.log != nil {
 		r.log.Warn("agenttrust: telemetry batch failed",
 			slog.Int("events", len(batch)), slog.Int("dropped", len(gaveUp)),
-			slog.Bool("retrying", retry && len(gaveUp) < len(batch)), slog.String("error", err.Error()))
+			slog.Bool("retrying", kept > 0), slog.String("error", err.Error()))
 	}
 	return delay
 }

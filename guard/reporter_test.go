@@ -134,37 +134,98 @@ func TestReporterRealTicker(t *testing.T) {
 	eventually(t, "interval flush", func() bool { return len(gw.events()) == 1 })
 }
 
+// blockFirst makes the gateway hold its first telemetry request until the
+// returned func is called (at the latest when the test ends).
+func blockFirst(t *testing.T, gw *gateway, answer func(w http.ResponseWriter) bool) (release func()) {
+	ch := make(chan struct{})
+	release = sync.OnceFunc(func() { close(ch) })
+	t.Cleanup(release)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n != 1 {
+			return false
+		}
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+			return true
+		}
+		return answer(w)
+	})
+	return release
+}
+
+// TestReporterOverflow: the capacity bounds the events waiting; the batch
+// in flight is pending but outside it.
 func TestReporterOverflow(t *testing.T) {
 	gw := newGateway(t)
-	release := make(chan struct{})
-	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
-		if n == 1 {
-			<-release
-		}
-		return false
-	})
+	release := blockFirst(t, gw, func(http.ResponseWriter) bool { return false })
 	fc := newFakeClock()
 	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(5), WithQueueCapacity(8), withClock(fc.clock()))
 	for i := 0; i < 5; i++ {
 		g.Report(ToolStart("a"))
 	}
 	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
-	for i := 0; i < 6; i++ { // 3 fit beside the 5 in flight, 3 are dropped
+	for i := 0; i < 9; i++ { // 8 wait beside the 5 in flight, 1 is dropped
 		g.Report(ToolStart("b"))
 	}
 	s := g.Stats()
 	checkInvariant(t, s)
-	if s.Reported != 11 || s.Dropped != 3 || s.Pending != 8 {
+	if s.Reported != 14 || s.Dropped != 1 || s.Pending != 13 {
 		t.Fatalf("stats %+v", s)
 	}
-	close(release)
+	release()
 	if err := g.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s = g.Stats()
 	checkInvariant(t, s)
-	if s.Sent != 8 || s.Dropped != 3 || s.Pending != 0 || len(gw.events()) != 8 {
+	if s.Sent != 13 || s.Dropped != 1 || s.Pending != 0 || len(gw.events()) != 13 {
 		t.Fatalf("stats %+v, %d events", s, len(gw.events()))
+	}
+}
+
+// TestReporterRequeueWithinCapacity: a failed batch goes back at the head of
+// a queue that filled up while it was out; the newest events that no longer
+// fit are dropped, and the oldest are delivered, in order.
+func TestReporterRequeueWithinCapacity(t *testing.T) {
+	gw := newGateway(t)
+	release := blockFirst(t, gw, func(w http.ResponseWriter) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(5), WithQueueCapacity(8), withClock(fc.clock()))
+	for i := 0; i < 13; i++ { // 5 in flight, 8 waiting
+		g.Report(ToolStart(fmt.Sprint("e", i)))
+		if i == 4 {
+			eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Flush(context.Background()) }()
+	eventually(t, "Flush waiting", func() bool {
+		g.rep.mu.Lock()
+		defer g.rep.mu.Unlock()
+		return len(g.rep.waiters) == 1
+	})
+	release()
+	err := <-done
+	var de *DeliveryError
+	var ae *agenttrust.AgentTrustError
+	if !errors.As(err, &de) || de.Undelivered != 5 || !errors.As(err, &ae) || ae.Status != 503 {
+		t.Fatalf("Flush = %v, want the 5 newest dropped for the 503", err)
+	}
+	var names []any
+	for _, e := range gw.events() {
+		names = append(names, e["tool_name"])
+	}
+	if fmt.Sprint(names) != "[e0 e1 e2 e3 e4 e5 e6 e7]" {
+		t.Fatalf("delivered %v", names)
+	}
+	s := g.Stats()
+	checkInvariant(t, s)
+	if s.Sent != 8 || s.Dropped != 5 || s.FailedBatches != 1 || s.Pending != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }
 
@@ -772,20 +833,24 @@ func TestCloseCountsOnlyItsDrain(t *testing.T) {
 	g.Report(ToolStart("b"))
 	eventually(t, "first batch refused", func() bool { return g.Stats().Dropped == 2 })
 	g.Report(ToolStart("c"))
-	eventually(t, "the queue's only event waits", func() bool { return g.Stats().Pending == 1 })
-	for i := 0; i < 4; i++ { // 3 fit beside c, 1 overflows
-		g.Report(ToolStart("x"))
+	g.Report(ToolStart("d"))
+	eventually(t, "second batch in flight", func() bool { return gw.reportCalls() == 2 })
+	for _, name := range []string{"e", "f", "g", "h", "i"} { // i finds the queue full
+		g.Report(ToolStart(name))
+	}
+	if s := g.Stats(); s.Dropped != 3 || s.Pending != 6 {
+		t.Fatalf("before Close: %+v", s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := g.Close(ctx)
 	var de *DeliveryError
-	if !errors.As(err, &de) || de.Undelivered != 4 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v, want the 4 events its drain lost", err)
+	if !errors.As(err, &de) || de.Undelivered != 6 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want the 6 events its drain lost", err)
 	}
 	s := g.Stats()
 	checkInvariant(t, s)
-	if s.Reported != 7 || s.Dropped != 7 || s.Sent != 0 || s.Pending != 0 {
+	if s.Reported != 9 || s.Dropped != 9 || s.Sent != 0 || s.Pending != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 }

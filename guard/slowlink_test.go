@@ -106,8 +106,9 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // one batch of 10 per round trip delivers at most 200 events/s there and
 // drops most of them. (BenchmarkReporterSlowLink holds 5,000 events/s for
 // 10 s; this test stays at half that rate so that a loaded CI machine, or the
-// race detector, does not make it flaky: at 50 ms a request, up to about two
-// round trips' worth of events are pending at once, against a queue of 1000.)
+// race detector, does not make it flaky: at 50 ms a request, about a round
+// trip's worth of events waits while another is in flight, against a queue
+// of 1000.)
 func TestReporterKeepsUpOverSlowLink(t *testing.T) {
 	res := runSlowLink(t, 2500, time.Second, 50*time.Millisecond, true)
 	s := res.final
@@ -135,8 +136,9 @@ func TestReporterKeepsUpOverSlowLink(t *testing.T) {
 // 10 s (b.N is not used: each run is one 10 s experiment). Metrics:
 // delivered-ev/s is what the gateway had accepted when the producer stopped,
 // divided by the window; dropped counts events lost, Close included;
-// max-pending is the most events waiting or in flight at once (the queue
-// holds 1000: the difference is the headroom for a slower round trip);
+// max-pending is the most events waiting or in flight at once (at most 1000
+// wait, besides the request in flight: what a run leaves unused is its
+// headroom for a slower round trip);
 // report-p50-ns and report-p99-ns time the Report calls made meanwhile.
 //
 //	go test ./guard -run '^$' -bench ReporterSlowLink -benchtime 1x -count 6
