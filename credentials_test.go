@@ -488,6 +488,9 @@ func TestCredentialsExpiryRules(t *testing.T) {
 			t.Fatalf("call %d: %q %v", i, tok, err)
 		}
 	}
+	if issued() != 3 {
+		t.Errorf("%d tokens issued for 3 calls inside the margin, want 3", issued())
+	}
 	// The refresh sends the audience and TTL, and neither service_name nor
 	// environment.
 	for _, r := range srv.requests() {
