@@ -96,6 +96,7 @@ type Client struct {
 	logger                     *slog.Logger
 	tr                         *transport.Transport
 	tokens                     *tokenCache
+	obs                        *observer // nil: no Observer installed
 }
 
 // service is the shared base of every sub-client; each service type is a
@@ -118,6 +119,7 @@ type config struct {
 	cacheSize                  int
 	sleep                      func(context.Context, time.Duration) error
 	now                        func() time.Time
+	observer                   *Observer
 }
 
 // WithBaseURL sets the gateway URL (default http://localhost:8080). It must be
@@ -299,6 +301,7 @@ func newClient(cfg config) (*Client, error) {
 	c.Sessions = (*SessionsService)(&c.common)
 	c.Approvals = (*ApprovalsService)(&c.common)
 	c.tokens.fetch = c.Tokens.issue
+	c.initObserver(cfg.observer)
 	c.initProtocols()
 	return c, nil
 }

@@ -360,10 +360,12 @@ func (v *TokenVerifier) lookup(ctx context.Context, token string) (*Introspectio
 			if e, ok := v.entries[key]; ok {
 				if v.cfg.now().Before(e.until) {
 					v.mu.Unlock()
+					v.client.obs.cache(ctx, CacheIntrospection, true)
 					return e.res, nil // entries are never modified once stored
 				}
 				delete(v.entries, key)
 			}
+			v.client.obs.cache(ctx, CacheIntrospection, false)
 		}
 		f, ok := v.inflight[key]
 		if !ok {

@@ -34,6 +34,8 @@ type request struct {
 	idempotent bool
 	// secrets are request values (tokens) that must never appear in an error.
 	secrets []string
+	// observer watches the attempts; set by Client.do when observed.
+	observer transport.AttemptObserver
 }
 
 // response is a 2xx answer.
@@ -44,10 +46,10 @@ type response struct {
 	requestID string
 }
 
-// do sends r and maps every failure to an SDK error: transport failures to
+// send sends r and maps every failure to an SDK error: transport failures to
 // NETWORK_ERROR, non-2xx statuses by WIRE.md §4, oversized bodies to
 // DECODE_ERROR. The client timeout bounds the call, retries included.
-func (c *Client) do(ctx context.Context, r *request) (*response, error) {
+func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	if ctx == nil {
 		return nil, validationErr("nil context")
 	}
@@ -84,6 +86,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		Header:     r.header,
 		APIKey:     key,
 		Idempotent: r.idempotent,
+		Observer:   r.observer,
 	})
 	if err != nil {
 		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {

@@ -66,6 +66,7 @@ type reporter struct {
 	sendTimeout        time.Duration
 	log                *slog.Logger
 	clk                clock
+	obs                *observer // nil: no hooks installed on the client
 
 	baseCtx context.Context    // the parent of every send; ends on abort
 	abort   context.CancelFunc // cancels in-flight sends when Close gives up
@@ -103,6 +104,7 @@ func newReporter(client *agenttrust.Client, agentID, sessionID string, cfg *conf
 		sendTimeout: cfg.sendTimeout,
 		log:         cfg.logger,
 		clk:         cfg.clock,
+		obs:         newObserver(client),
 		baseCtx:     ctx,
 		abort:       cancel,
 		wake:        make(chan struct{}, 1),
@@ -125,15 +127,18 @@ func (r *reporter) report(ev Event) {
 	switch {
 	case r.closing:
 		r.dropped++
+		r.obs.rejected(agenttrust.DropClosed)
 		if !r.lateLogged {
 			r.lateLogged = true
 			logMsg = "agenttrust: telemetry event reported after Close; dropped"
 		}
 	case !ev.valid():
 		r.dropped++
+		r.obs.rejected(agenttrust.DropInvalid)
 		logMsg = "agenttrust: telemetry event with an unknown type or no tool name; dropped"
 	case len(r.queue)+len(r.inflight) >= r.capacity:
 		r.dropped++
+		r.obs.rejected(agenttrust.DropQueueFull)
 		if !r.overflowing {
 			r.overflowing = true
 			logMsg = "agenttrust: telemetry queue full; dropping events"
@@ -145,6 +150,7 @@ func (r *reporter) report(ev Event) {
 		}
 		r.queue = append(r.queue, entry{ev: ev, seq: r.nextSeq})
 		r.nextSeq++
+		r.obs.queued()
 		if !r.started {
 			r.started = true
 			go r.run()
@@ -197,6 +203,7 @@ func (r *reporter) dropLocked(es []entry, err error) {
 		return
 	}
 	r.dropped += uint64(len(es))
+	r.obs.dropped(len(es), r.baseCtx.Err() != nil)
 	for _, w := range r.waiters {
 		n := 0
 		for _, e := range es {
@@ -297,12 +304,14 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 	r.inflight = nil
 	if err == nil {
 		r.sent += uint64(len(batch))
+		r.obs.sent(len(batch))
 		*failures = 0
 		r.resolveLocked()
 		r.mu.Unlock()
 		return 0
 	}
 	r.failedBatches++
+	r.obs.batchFailed(len(batch), err)
 	var delay time.Duration
 	retry := classify(r.baseCtx.Err(), nil, err) == outcomeUnavailable
 	var gaveUp []entry

@@ -60,6 +60,8 @@ type Request struct {
 	// transport failure or a retryable status (WIRE.md D38). Other requests
 	// are re-sent only when the connection failed before anything was written.
 	Idempotent bool
+	// Observer, when set, is told about every attempt (see attempt).
+	Observer AttemptObserver
 }
 
 // Response is the final HTTP answer to a Request.
@@ -108,7 +110,7 @@ func SleepContext(ctx context.Context, d time.Duration) error {
 // case the Response, without its body, is returned along with the error.
 func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
 	for attempt := 1; ; attempt++ {
-		resp, written, err := t.once(ctx, req)
+		resp, written, err := t.attempt(ctx, req, attempt)
 		if err == nil {
 			resp.Attempts = attempt
 		}
