@@ -21,7 +21,7 @@
 // ("agenttrust.actions.check", "agenttrust.tokens.introspect", ...), of kind
 // client, with the HTTP semantic-convention attributes (method, URL
 // template, server address and port, status code, error type, resend count)
-// and one "agenttrust.attempt" event per attempt. A W3C traceparent is
+// and an "agenttrust.attempt.failed" event per failed attempt. A W3C traceparent is
 // injected into every attempt, so a gateway can join the trace. A guard
 // check is an internal span "agenttrust.guard.check" around its API call,
 // with the tool name, the outcome, the Guardian tier and the check id.
@@ -37,6 +37,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"go.opentelemetry.io/otel"
@@ -55,7 +56,8 @@ const ScopeName = "github.com/agenttrustid/agenttrust-go/integrations/otel"
 const (
 	// AttrOperation is the SDK operation, e.g. "actions.check".
 	AttrOperation = attribute.Key("agenttrust.operation")
-	// AttrAttempt is the attempt number of an "agenttrust.attempt" event.
+	// AttrAttempt is the attempt number of an "agenttrust.attempt.failed"
+	// event.
 	AttrAttempt = attribute.Key("agenttrust.attempt")
 	// AttrAgentID is the agent a guard checks for.
 	AttrAgentID = attribute.Key("agenttrust.agent.id")
@@ -96,9 +98,10 @@ const (
 const (
 	// SpanCheck is the name of a guard check's span.
 	SpanCheck = "agenttrust.guard.check"
-	// EventAttempt is the name of the span event of each attempt of a call.
-	EventAttempt = "agenttrust.attempt"
-	spanPrefix   = "agenttrust."
+	// EventAttemptFailed is the name of the span event recorded for each
+	// failed attempt of a call.
+	EventAttemptFailed = "agenttrust.attempt.failed"
+	spanPrefix         = "agenttrust."
 )
 
 // durationBuckets are the semantic conventions' boundaries for HTTP
@@ -164,6 +167,7 @@ type observer struct {
 	cfg    config
 	tracer trace.Tracer
 	m      instruments
+	cache  attrCache
 }
 
 // New returns an Observer that records spans and metrics for a Client and
@@ -185,7 +189,10 @@ func New(opts ...Option) (*agenttrust.Observer, error) {
 	if cfg.prop == nil {
 		cfg.prop = propagation.TraceContext{}
 	}
-	o := &observer{cfg: cfg}
+	o := &observer{cfg: cfg, cache: attrCache{
+		start:  map[agenttrust.RequestInfo]spanStart{},
+		result: map[resultKey]metric.MeasurementOption{},
+	}}
 	o.tracer = cfg.tp.Tracer(ScopeName, trace.WithInstrumentationVersion(agenttrust.Version),
 		trace.WithSchemaURL(semconv.SchemaURL))
 	meter := cfg.mp.Meter(ScopeName, metric.WithInstrumentationVersion(agenttrust.Version),
@@ -264,7 +271,7 @@ func (m *instruments) init(meter metric.Meter) error {
 
 // serverAttrs are the attributes shared by a call's span and its metric.
 func serverAttrs(req agenttrust.RequestInfo, extra int) []attribute.KeyValue {
-	attrs := make([]attribute.KeyValue, 0, 6+extra)
+	attrs := make([]attribute.KeyValue, 0, 5+extra)
 	attrs = append(attrs,
 		semconv.HTTPRequestMethodKey.String(req.Method),
 		semconv.ServerAddress(req.ServerAddress),
@@ -277,11 +284,77 @@ func serverAttrs(req agenttrust.RequestInfo, extra int) []attribute.KeyValue {
 	return attrs
 }
 
+// maxCached bounds each attribute cache; RequestInfo values come from the
+// SDK's route table and the client's few service URLs, so the bound is only
+// a safety net.
+const maxCached = 1024
+
+// resultKey identifies the metric attributes of a finished call.
+type resultKey struct {
+	req    agenttrust.RequestInfo
+	status int
+	class  string
+}
+
+// attrCache keeps the attributes of the calls seen so far, so that a call
+// allocates no attribute set of its own.
+type attrCache struct {
+	mu     sync.RWMutex
+	start  map[agenttrust.RequestInfo]spanStart
+	result map[resultKey]metric.MeasurementOption
+}
+
+// spanStart is the name and start attributes of a call's span.
+type spanStart struct {
+	name  string
+	attrs trace.SpanStartOption
+}
+
+func (c *attrCache) startOf(req agenttrust.RequestInfo) spanStart {
+	c.mu.RLock()
+	opt, ok := c.start[req]
+	c.mu.RUnlock()
+	if ok {
+		return opt
+	}
+	attrs := append(serverAttrs(req, 1), semconv.URLScheme(req.Scheme))
+	opt = spanStart{name: spanPrefix + req.Operation, attrs: trace.WithAttributes(attrs...)}
+	c.mu.Lock()
+	if len(c.start) < maxCached {
+		c.start[req] = opt
+	}
+	c.mu.Unlock()
+	return opt
+}
+
+func (c *attrCache) resultOption(k resultKey) metric.MeasurementOption {
+	c.mu.RLock()
+	opt, ok := c.result[k]
+	c.mu.RUnlock()
+	if ok {
+		return opt
+	}
+	attrs := serverAttrs(k.req, 2)
+	if k.status != 0 {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(k.status))
+	}
+	if k.class != "" {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(k.class))
+	}
+	opt = metric.WithAttributeSet(attribute.NewSet(attrs...))
+	c.mu.Lock()
+	if len(c.result) < maxCached {
+		c.result[k] = opt
+	}
+	c.mu.Unlock()
+	return opt
+}
+
+var clientKind = trace.WithSpanKind(trace.SpanKindClient)
+
 func (o *observer) requestStart(ctx context.Context, req agenttrust.RequestInfo) context.Context {
-	attrs := serverAttrs(req, 1)
-	attrs = append(attrs, semconv.URLScheme(req.Scheme))
-	ctx, _ = o.tracer.Start(ctx, spanPrefix+req.Operation, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attrs...))
+	st := o.cache.startOf(req)
+	ctx, _ = o.tracer.Start(ctx, st.name, clientKind, st.attrs)
 	return ctx
 }
 
@@ -289,7 +362,12 @@ func (o *observer) attemptStart(ctx context.Context, _ agenttrust.RequestInfo, _
 	o.cfg.prop.Inject(ctx, propagation.HeaderCarrier(header))
 }
 
+// attemptDone records a failed attempt as an event of the call's span; the
+// span itself shows the final status and the resend count.
 func (o *observer) attemptDone(ctx context.Context, _ agenttrust.RequestInfo, a agenttrust.AttemptResult) {
+	if a.ErrorClass == "" {
+		return
+	}
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
 		return
@@ -299,34 +377,32 @@ func (o *observer) attemptDone(ctx context.Context, _ agenttrust.RequestInfo, a 
 	if a.Status != 0 {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(a.Status))
 	}
-	if a.ErrorClass != "" {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(a.ErrorClass))
-	}
-	span.AddEvent(EventAttempt, trace.WithAttributes(attrs...))
+	attrs = append(attrs, semconv.ErrorTypeKey.String(a.ErrorClass))
+	span.AddEvent(EventAttemptFailed, trace.WithAttributes(attrs...))
 }
 
 func (o *observer) requestDone(ctx context.Context, req agenttrust.RequestInfo, res agenttrust.RequestResult) {
 	span := trace.SpanFromContext(ctx)
-	var resultAttrs [3]attribute.KeyValue
-	ra := resultAttrs[:0]
-	if res.Status != 0 {
-		ra = append(ra, semconv.HTTPResponseStatusCode(res.Status))
-	}
-	if res.ErrorClass != "" {
-		ra = append(ra, semconv.ErrorTypeKey.String(res.ErrorClass))
-	}
 	if span.IsRecording() {
-		span.SetAttributes(ra...)
-		if res.Attempts > 1 {
-			span.SetAttributes(semconv.HTTPRequestResendCount(res.Attempts - 1))
+		var buf [3]attribute.KeyValue
+		ra := buf[:0]
+		if res.Status != 0 {
+			ra = append(ra, semconv.HTTPResponseStatusCode(res.Status))
 		}
+		if res.ErrorClass != "" {
+			ra = append(ra, semconv.ErrorTypeKey.String(res.ErrorClass))
+		}
+		if res.Attempts > 1 {
+			ra = append(ra, semconv.HTTPRequestResendCount(res.Attempts-1))
+		}
+		span.SetAttributes(ra...)
 		if res.ErrorClass != "" {
 			span.SetStatus(codes.Error, res.ErrorClass)
 		}
 		span.End()
 	}
-	attrs := append(serverAttrs(req, len(ra)), ra...)
-	o.m.reqDuration.Record(ctx, res.Duration.Seconds(), metric.WithAttributes(attrs...))
+	o.m.reqDuration.Record(ctx, res.Duration.Seconds(),
+		o.cache.resultOption(resultKey{req: req, status: res.Status, class: res.ErrorClass}))
 }
 
 func (o *observer) checkStart(ctx context.Context, c agenttrust.CheckInfo) context.Context {

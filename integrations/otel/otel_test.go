@@ -70,7 +70,7 @@ func attempt(n, status int, errType string) string {
 	if errType != "" {
 		m["error.type"] = errType
 	}
-	return agenttrustotel.EventAttempt + render(m)
+	return agenttrustotel.EventAttemptFailed + render(m)
 }
 
 func TestDecisions(t *testing.T) {
@@ -115,7 +115,7 @@ func TestDecisions(t *testing.T) {
 			}
 			sameMap(t, "call span", attrs(call.Attributes()),
 				with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl), "http.response.status_code", "200"))
-			sameStrings(t, "call events", events(call), []string{attempt(1, 200, "")})
+			sameStrings(t, "call events", events(call), nil)
 			sameMap(t, "metrics", h.points(t), map[string]string{
 				"agenttrust.guard.check.duration{agenttrust.check.outcome=" + tc.outcome + "}": "count=1",
 				"agenttrust.guard.decisions{agenttrust.check.outcome=" + tc.outcome + "}":      "1",
@@ -221,6 +221,13 @@ func TestTraceContextPropagated(t *testing.T) {
 	call, check := spans[0], spans[1]
 	if check.Parent().SpanID() != step.SpanContext().SpanID() {
 		t.Error("the check span is not a child of the caller's span")
+	}
+	// The retried call: one failed attempt, then success.
+	sameMap(t, "call span", attrs(call.Attributes()), with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl),
+		"http.response.status_code", "200", "http.request.resend_count", "1"))
+	sameStrings(t, "call events", events(call), []string{attempt(1, 503, "503")})
+	if call.Status().Code != codes.Unset {
+		t.Errorf("call span status %+v after a successful retry", call.Status())
 	}
 	want := fmt.Sprintf("00-%s-%s-01", step.SpanContext().TraceID(), call.SpanContext().SpanID())
 	var got []string

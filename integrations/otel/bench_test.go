@@ -1,0 +1,147 @@
+package agenttrustotel_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/guard"
+	agenttrustotel "github.com/agenttrustid/agenttrust-go/integrations/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+const benchReply = `{"allowed":true,"check_id":"chk-1","confidence":0.98,"guard_tier":"fast","latency_ms":3,"reason":"read-only tool","elevation_required":false}`
+
+// benchClient returns a client for a loopback server answering every check,
+// observed by the OpenTelemetry observer (with a no-op span exporter and a
+// metric reader that is never collected) when observed is true.
+func benchClient(b *testing.B, observed bool) *agenttrust.Client {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, benchReply)
+	}))
+	b.Cleanup(srv.Close)
+	opts := []agenttrust.Option{agenttrust.WithBaseURL(srv.URL), agenttrust.WithAuthURL(srv.URL), agenttrust.WithAPIKey("sk_bench")}
+	if observed {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		b.Cleanup(func() {
+			_ = tp.Shutdown(context.Background())
+			_ = mp.Shutdown(context.Background())
+		})
+		obs, err := agenttrustotel.New(agenttrustotel.WithTracerProvider(tp), agenttrustotel.WithMeterProvider(mp))
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts = append(opts, agenttrust.WithObserver(obs))
+	}
+	c, err := agenttrust.New(opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// BenchmarkActionsCheck compares a loopback Actions.Check without an
+// observer and with the OpenTelemetry observer.
+func BenchmarkActionsCheck(b *testing.B) {
+	for _, mode := range []struct {
+		name     string
+		observed bool
+	}{{"obs=none", false}, {"obs=otel", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			c := benchClient(b, mode.observed)
+			p := agenttrust.ActionCheckParams{AgentID: "agent-123", ToolName: "read_file", ToolInputSummary: "[5 chars]", SessionID: "s1"}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := cpuTime()
+			defer func() { reportCPU(b, cpu) }()
+			for i := 0; i < b.N; i++ {
+				if r, err := c.Actions.Check(ctx, p); err != nil || !r.Allowed {
+					b.Fatal(r, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGuardCheck is the same through a Guard: a check span around the
+// call span.
+func BenchmarkGuardCheck(b *testing.B) {
+	for _, mode := range []struct {
+		name     string
+		observed bool
+	}{{"obs=none", false}, {"obs=otel", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			g, err := guard.New(benchClient(b, mode.observed), "agent-123")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close(context.Background())
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := cpuTime()
+			defer func() { reportCPU(b, cpu) }()
+			for i := 0; i < b.N; i++ {
+				if _, err := g.Check(ctx, "read_file", "[5 chars]"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkObserverHooks measures the observer's own cost without I/O: the
+// hooks a loopback Actions.Check calls ("call") and, for a guard check, the
+// check hooks around them ("check"). Compared with BenchmarkActionsCheck
+// and BenchmarkGuardCheck (obs=none) in the same run, it gives the
+// observer's share of a check on a loaded machine, where end-to-end timings
+// vary too much to show a few percent.
+func BenchmarkObserverHooks(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer tp.Shutdown(context.Background())
+	defer mp.Shutdown(context.Background())
+	obs, err := agenttrustotel.New(agenttrustotel.WithTracerProvider(tp), agenttrustotel.WithMeterProvider(mp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := agenttrust.RequestInfo{Operation: "actions.check", Method: "POST", URLTemplate: "/api/v1/agenttrust/check",
+		Scheme: "http", ServerAddress: "127.0.0.1", ServerPort: 8082}
+	check := agenttrust.CheckInfo{AgentID: "agent-123", Tool: "read_file", Summary: "[5 chars]"}
+	for _, mode := range []struct {
+		name  string
+		check bool
+	}{{"hooks=call", false}, {"hooks=check", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			cpu := cpuTime()
+			defer func() { reportCPU(b, cpu) }()
+			for i := 0; i < b.N; i++ {
+				cctx := ctx
+				if mode.check {
+					cctx = obs.CheckStart(ctx, check)
+				}
+				rctx := obs.RequestStart(cctx, req)
+				h := make(http.Header, 2)
+				obs.AttemptStart(rctx, req, 1, h)
+				obs.AttemptDone(rctx, req, agenttrust.AttemptResult{Attempt: 1, Status: 200, Duration: 50 * time.Microsecond})
+				obs.RequestDone(rctx, req, agenttrust.RequestResult{Status: 200, Attempts: 1, Duration: 50 * time.Microsecond})
+				if mode.check {
+					obs.CheckDone(cctx, check, agenttrust.CheckResult{Outcome: agenttrust.CheckAllowed, Tier: "fast",
+						CheckID: "chk-1", Duration: 60 * time.Microsecond})
+				}
+			}
+		})
+	}
+}
