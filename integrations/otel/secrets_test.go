@@ -98,7 +98,7 @@ func secretRun(t *testing.T, h *harness) (secrets []string, summary string) {
 		t.Fatal("wrong key accepted")
 	}
 	return []string{h.srv.APIKey(), "sk_wrong_key_0123456789", "url-pass-0xdeadbeef", "svc-user", tok.Token,
-		"approval-id-in-path", "4111"}, summary
+		"approval-id-in-path", summary, "1111-1111"}, summary
 }
 
 func TestNoSecretExported(t *testing.T) {
