@@ -323,6 +323,8 @@ func transportClass(err error) string {
 // single method call that costs a nil check when nothing is installed.
 type observer struct {
 	h Observer
+	// requests is set when a request or attempt hook is installed.
+	requests bool
 	// servers describes the gateway, auth and audit services, by baseKind.
 	servers [3]serverInfo
 }
@@ -337,7 +339,7 @@ func (c *Client) initObserver(h *Observer) {
 	if h == nil {
 		return
 	}
-	o := &observer{h: *h}
+	o := &observer{h: *h, requests: h.RequestStart != nil || h.AttemptStart != nil || h.AttemptDone != nil || h.RequestDone != nil}
 	for i, u := range [3]string{c.baseURL, c.authURL, c.auditURL} {
 		o.servers[i] = parseServer(u)
 	}
@@ -365,7 +367,7 @@ func parseServer(raw string) serverInfo {
 // do sends r through send, reporting the call and its attempts to the
 // observer when one is installed.
 func (c *Client) do(ctx context.Context, r *request) (*response, error) {
-	if c.obs == nil || ctx == nil {
+	if c.obs == nil || !c.obs.requests || ctx == nil {
 		return c.send(ctx, r)
 	}
 	return c.obs.do(ctx, c, r)

@@ -5,6 +5,8 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -122,5 +124,29 @@ func TestDescribeUnknownRoute(t *testing.T) {
 	c = newTestClient(t, "https://gw.example", WithObserver(&Observer{RequestDone: func(_ context.Context, _ RequestInfo, _ RequestResult) {}}))
 	if got := c.obs.describe(&request{method: "POST", base: baseAuth, path: "/api/v1/agenttrust/check"}); got.ServerPort != 443 {
 		t.Errorf("https default port %d", got.ServerPort)
+	}
+}
+
+// TestObserverWithoutRequestHooks: hooks for other events leave requests on
+// the unobserved path.
+func TestObserverWithoutRequestHooks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{}`)) }))
+	defer srv.Close()
+	for _, tc := range []struct {
+		obs      *Observer
+		observed bool
+	}{
+		{&Observer{CacheLookup: func(context.Context, CacheKind, bool) {}}, false},
+		{&Observer{CheckDone: func(context.Context, CheckInfo, CheckResult) {}}, false},
+		{&Observer{AttemptDone: func(context.Context, RequestInfo, AttemptResult) {}}, true},
+	} {
+		c := newTestClient(t, srv.URL, WithObserver(tc.obs))
+		r := &request{method: http.MethodGet, path: "/health", idempotent: true}
+		if _, err := c.do(ctxT(t), r); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.observer != nil; got != tc.observed {
+			t.Errorf("%+v: request observed %v, want %v", tc.obs, got, tc.observed)
+		}
 	}
 }
