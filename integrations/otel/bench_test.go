@@ -14,14 +14,17 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 const benchReply = `{"allowed":true,"check_id":"chk-1","confidence":0.98,"guard_tier":"fast","latency_ms":3,"reason":"read-only tool","elevation_required":false}`
 
-// benchClient returns a client for a loopback server answering every check,
-// observed by the OpenTelemetry observer (with a no-op span exporter and a
-// metric reader that is never collected) when observed is true.
-func benchClient(b *testing.B, observed bool) *agenttrust.Client {
+// benchClient returns a client for a loopback server answering every check.
+// mode "otel" observes it with a no-op span exporter behind the SDK's batch
+// processor and a metric reader that is never collected; "metrics" with the
+// same metrics and a no-op tracer provider; "none" not at all.
+func benchClient(b *testing.B, mode string) *agenttrust.Client {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -29,13 +32,15 @@ func benchClient(b *testing.B, observed bool) *agenttrust.Client {
 	}))
 	b.Cleanup(srv.Close)
 	opts := []agenttrust.Option{agenttrust.WithBaseURL(srv.URL), agenttrust.WithAuthURL(srv.URL), agenttrust.WithAPIKey("sk_bench")}
-	if observed {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	if mode != "none" {
+		var tp trace.TracerProvider = noop.NewTracerProvider()
+		if mode == "otel" {
+			sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+			b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+			tp = sdk
+		}
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		b.Cleanup(func() {
-			_ = tp.Shutdown(context.Background())
-			_ = mp.Shutdown(context.Background())
-		})
+		b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 		obs, err := agenttrustotel.New(agenttrustotel.WithTracerProvider(tp), agenttrustotel.WithMeterProvider(mp))
 		if err != nil {
 			b.Fatal(err)
@@ -50,14 +55,11 @@ func benchClient(b *testing.B, observed bool) *agenttrust.Client {
 }
 
 // BenchmarkActionsCheck compares a loopback Actions.Check without an
-// observer and with the OpenTelemetry observer.
+// observer, with the observer's metrics only, and with traces and metrics.
 func BenchmarkActionsCheck(b *testing.B) {
-	for _, mode := range []struct {
-		name     string
-		observed bool
-	}{{"obs=none", false}, {"obs=otel", true}} {
-		b.Run(mode.name, func(b *testing.B) {
-			c := benchClient(b, mode.observed)
+	for _, mode := range []string{"none", "metrics", "otel"} {
+		b.Run("obs="+mode, func(b *testing.B) {
+			c := benchClient(b, mode)
 			p := agenttrust.ActionCheckParams{AgentID: "agent-123", ToolName: "read_file", ToolInputSummary: "[5 chars]", SessionID: "s1"}
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -76,12 +78,9 @@ func BenchmarkActionsCheck(b *testing.B) {
 // BenchmarkGuardCheck is the same through a Guard: a check span around the
 // call span.
 func BenchmarkGuardCheck(b *testing.B) {
-	for _, mode := range []struct {
-		name     string
-		observed bool
-	}{{"obs=none", false}, {"obs=otel", true}} {
-		b.Run(mode.name, func(b *testing.B) {
-			g, err := guard.New(benchClient(b, mode.observed), "agent-123")
+	for _, mode := range []string{"none", "metrics", "otel"} {
+		b.Run("obs="+mode, func(b *testing.B) {
+			g, err := guard.New(benchClient(b, mode), "agent-123")
 			if err != nil {
 				b.Fatal(err)
 			}
