@@ -101,45 +101,55 @@ func BenchmarkGuardCheck(b *testing.B) {
 
 // BenchmarkObserverHooks measures the observer's own cost without I/O: the
 // hooks a loopback Actions.Check calls ("call") and, for a guard check, the
-// check hooks around them ("check"). Compared with BenchmarkActionsCheck
-// and BenchmarkGuardCheck (obs=none) in the same run, it gives the
-// observer's share of a check on a loaded machine, where end-to-end timings
-// vary too much to show a few percent.
+// check hooks around them ("check"), with the SDK's tracer provider
+// ("tp=sdk") or a no-op one ("tp=noop": metrics only). Compared with
+// BenchmarkActionsCheck and BenchmarkGuardCheck (obs=none) in the same run,
+// it gives the observer's share of a check on a loaded machine, where
+// end-to-end timings vary too much to show a few percent.
 func BenchmarkObserverHooks(b *testing.B) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	defer tp.Shutdown(context.Background())
-	defer mp.Shutdown(context.Background())
-	obs, err := agenttrustotel.New(agenttrustotel.WithTracerProvider(tp), agenttrustotel.WithMeterProvider(mp))
-	if err != nil {
-		b.Fatal(err)
-	}
 	req := agenttrust.RequestInfo{Operation: "actions.check", Method: "POST", URLTemplate: "/api/v1/agenttrust/check",
 		Scheme: "http", ServerAddress: "127.0.0.1", ServerPort: 8082}
 	check := agenttrust.CheckInfo{AgentID: "agent-123", Tool: "read_file", Summary: "[5 chars]"}
-	for _, mode := range []struct {
-		name  string
-		check bool
-	}{{"hooks=call", false}, {"hooks=check", true}} {
-		b.Run(mode.name, func(b *testing.B) {
-			ctx := context.Background()
-			b.ReportAllocs()
-			cpu := cpuTime()
-			defer func() { reportCPU(b, cpu) }()
-			for i := 0; i < b.N; i++ {
-				cctx := ctx
-				if mode.check {
-					cctx = obs.CheckStart(ctx, check)
+	for _, tpName := range []string{"sdk", "noop"} {
+		b.Run("tp="+tpName, func(b *testing.B) {
+			var tp trace.TracerProvider = noop.NewTracerProvider()
+			if tpName == "sdk" {
+				sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+				defer sdk.Shutdown(context.Background())
+				tp = sdk
+			}
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			defer mp.Shutdown(context.Background())
+			obs, err := agenttrustotel.New(agenttrustotel.WithTracerProvider(tp), agenttrustotel.WithMeterProvider(mp))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, withCheck := range []bool{false, true} {
+				name := "hooks=call"
+				if withCheck {
+					name = "hooks=check"
 				}
-				rctx := obs.RequestStart(cctx, req)
-				h := make(http.Header, 2)
-				obs.AttemptStart(rctx, req, 1, h)
-				obs.AttemptDone(rctx, req, agenttrust.AttemptResult{Attempt: 1, Status: 200, Duration: 50 * time.Microsecond})
-				obs.RequestDone(rctx, req, agenttrust.RequestResult{Status: 200, Attempts: 1, Duration: 50 * time.Microsecond})
-				if mode.check {
-					obs.CheckDone(cctx, check, agenttrust.CheckResult{Outcome: agenttrust.CheckAllowed, Tier: "fast",
-						CheckID: "chk-1", Duration: 60 * time.Microsecond})
-				}
+				b.Run(name, func(b *testing.B) {
+					ctx := context.Background()
+					b.ReportAllocs()
+					cpu := cpuTime()
+					defer func() { reportCPU(b, cpu) }()
+					for i := 0; i < b.N; i++ {
+						cctx := ctx
+						if withCheck {
+							cctx = obs.CheckStart(ctx, check)
+						}
+						rctx := obs.RequestStart(cctx, req)
+						h := make(http.Header, 2)
+						obs.AttemptStart(rctx, req, 1, h)
+						obs.AttemptDone(rctx, req, agenttrust.AttemptResult{Attempt: 1, Status: 200, Duration: 50 * time.Microsecond})
+						obs.RequestDone(rctx, req, agenttrust.RequestResult{Status: 200, Attempts: 1, Duration: 50 * time.Microsecond})
+						if withCheck {
+							obs.CheckDone(cctx, check, agenttrust.CheckResult{Outcome: agenttrust.CheckAllowed, Tier: "fast",
+								CheckID: "chk-1", Duration: 60 * time.Microsecond})
+						}
+					}
+				})
 			}
 		})
 	}
