@@ -1,6 +1,9 @@
 package agenttrust
 
 import (
+	"encoding/json"
+	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -75,4 +78,139 @@ func TestCheckDenialIsNotAnError(t *testing.T) {
 	srv.setHandler(reply(403, `{"error":"forbidden"}`))
 	_, err = c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
 	onlySentinel(t, err, ErrAuthorization)
+}
+
+// TestActionCheckLenientFields: the decision is "allowed" alone. A field of
+// the wrong type is zeroed and logged at warning level, and never turns an
+// explicit deny into an allow (or an allow into an error).
+func TestActionCheckLenientFields(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	i := func(v int) *int { return &v }
+	cases := []struct {
+		body     string
+		want     ActionCheckResult
+		mistyped []string
+	}{
+		{`{"allowed":false,"check_id":"c1","reason":"no","latency_ms":12.5}`,
+			ActionCheckResult{CheckID: "c1", Reason: "no"}, []string{"latency_ms"}},
+		{`{"allowed":false,"confidence":"high","guard_tier":"llm"}`,
+			ActionCheckResult{GuardTier: "llm"}, []string{"confidence"}},
+		{`{"allowed":false,"elevation_required":"yes","approval_id":"ap-1"}`,
+			ActionCheckResult{ApprovalID: "ap-1"}, []string{"elevation_required"}},
+		{`{"allowed":true,"latency_ms":12.5,"confidence":0.5}`,
+			ActionCheckResult{Allowed: true, Confidence: f(0.5)}, []string{"latency_ms"}},
+		{`{"latency_ms":7,"check_id":42,"reason":["x"],"allowed":true,"guard_tier":{},"approval_id":false,"elevation_required":1}`,
+			ActionCheckResult{Allowed: true, LatencyMs: i(7)}, []string{"check_id", "guard_tier", "reason", "elevation_required", "approval_id"}},
+		{`{"allowed":false,"latency_ms":99999999999999999999,"confidence":null}`,
+			ActionCheckResult{}, []string{"latency_ms"}},
+	}
+	for _, tc := range cases {
+		srv := newRecServer(t, replyH(200, tc.body, map[string]string{"X-Request-Id": "req-7"}))
+		var logs strings.Builder
+		c := newTestClient(t, srv.URL, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		if !r.Decided() {
+			t.Errorf("%s: not decided", tc.body)
+		}
+		r.decided = false
+		if !reflect.DeepEqual(*r, tc.want) {
+			t.Errorf("%s:\n got  %+v\n want %+v", tc.body, *r, tc.want)
+		}
+		out := logs.String()
+		if n := strings.Count(out, "level=WARN"); n != len(tc.mistyped) {
+			t.Errorf("%s: %d warnings, want %d:\n%s", tc.body, n, len(tc.mistyped), out)
+		}
+		for _, name := range tc.mistyped {
+			if !strings.Contains(out, "field="+name+" ") || !strings.Contains(out, "request_id=req-7") {
+				t.Errorf("%s: no warning for %s:\n%s", tc.body, name, out)
+			}
+		}
+		// json.Unmarshal into the model decides the same way, silently.
+		var m ActionCheckResult
+		if err := json.Unmarshal([]byte(tc.body), &m); err != nil || !m.Decided() {
+			t.Errorf("%s: json.Unmarshal: %v, decided %v", tc.body, err, m.Decided())
+		}
+		m.decided = false
+		if !reflect.DeepEqual(m, tc.want) {
+			t.Errorf("%s: json.Unmarshal:\n got  %+v\n want %+v", tc.body, m, tc.want)
+		}
+	}
+	// A well-typed reply logs nothing.
+	srv := newRecServer(t, reply(200, checkReply))
+	var logs strings.Builder
+	c := newTestClient(t, srv.URL, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"}); err != nil || !r.Allowed || logs.Len() != 0 {
+		t.Fatalf("%+v %v logs %q", r, err, logs.String())
+	}
+	// The strict decision rejects a non-boolean "allowed" through
+	// json.Unmarshal as well.
+	var m ActionCheckResult
+	if err := json.Unmarshal([]byte(`{"allowed":"false"}`), &m); err == nil {
+		t.Error(`json.Unmarshal accepted "allowed":"false"`)
+	}
+}
+
+// FuzzActionCheckDecode checks the decision against an independent reading
+// of "allowed" (the raw value under encoding/json's key matching): a reply
+// decodes as allowed only when that value is true; when it is true or false
+// the decode never fails (no other field can fail it) and gives exactly that
+// decision.
+func FuzzActionCheckDecode(f *testing.F) {
+	for _, s := range []string{checkReply, `{"allowed":false,"latency_ms":12.5}`, `{"allowed":false,"confidence":"high"}`,
+		`{"allowed":false,"elevation_required":"yes"}`, `{"allowed":true,"latency_ms":1e400}`, `[]`, `{}`, `null`,
+		`{"Allowed":true,"allowed":false}`, `{"allowed":true,"check_id":{"a":[1,2]}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		res, _, err := decodeCheckResult(b)
+		var o struct {
+			Allowed json.RawMessage `json:"allowed"`
+		}
+		oerr := json.Unmarshal(b, &o)
+		raw := string(o.Allowed)
+		if err == nil && res.Allowed && (oerr != nil || raw != "true") {
+			t.Fatalf("%q decoded as allowed; allowed is %q (%v)", b, raw, oerr)
+		}
+		if oerr == nil && (raw == "true" || raw == "false") {
+			if err != nil {
+				t.Fatalf("%q: decode failed despite a boolean allowed: %v", b, err)
+			}
+			if res.Allowed != (raw == "true") || !res.Decided() {
+				t.Fatalf("%q: Allowed %v Decided %v, want %s", b, res.Allowed, res.Decided(), raw)
+			}
+		}
+	})
+}
+
+// FuzzCheckBodyEncoding: the hand-written check body is byte for byte what
+// encoding/json (without HTML escaping) writes for the same struct.
+func FuzzCheckBodyEncoding(f *testing.F) {
+	f.Add("agent-1", "sess-1", "read_file", "path=/etc/hosts", "")
+	f.Add("a\"b\\c", "\x00\x01\x1f\x7f", "\b\f\n\r\t", "<script>&amp;</script>", "destructive")
+	f.Add("\xff\xfe", "\u2028\u2029", "日本語", "é\xc3", "read")
+	f.Add("", "", "", "", "x")
+	f.Fuzz(func(t *testing.T, agent, session, name, summary, effect string) {
+		b := actionCheckBody{AgentID: agent, SessionID: session, ActionName: name, ActionSource: "api",
+			InputSummary: summary, ActionEffect: ActionEffect(effect)}
+		want, err := encodeJSON(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.appendJSON(nil); string(got) != string(want) {
+			t.Fatalf("appendJSON\n got  %q\n want %q", got, want)
+		}
+	})
+}
+
+// TestCheckBodyOneAllocation: encoding a check body allocates only its
+// buffer.
+func TestCheckBodyOneAllocation(t *testing.T) {
+	b := actionCheckBody{AgentID: "agent-123", SessionID: "sess-1", ActionName: "read_file", ActionSource: "api",
+		InputSummary: strings.Repeat("é", 200), ActionEffect: EffectRead}
+	if n := testing.AllocsPerRun(100, func() { b.appendJSON(nil) }); n != 1 {
+		t.Errorf("appendJSON allocates %v times, want 1", n)
+	}
 }

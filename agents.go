@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 )
 
 // AgentsService registers, reads, lists and revokes agents (gateway).
@@ -22,6 +23,16 @@ type AgentCreateParams struct {
 	Capabilities []string
 	// Metadata is passed through; nil sends {}.
 	Metadata map[string]any
+	// PublicKey is the agent's Ed25519 public key as a PKIX "PUBLIC KEY"
+	// PEM, sent as given. It is validated before any I/O: anything else is
+	// a *ValidationError. Empty means the SDK generates a fresh key pair
+	// locally and sends its public key; the private key is never sent and
+	// is returned in Agent.PrivateKey (and stored in KeyStore when set).
+	PublicKey string
+	// KeyStore, when set, receives the private key the SDK generated,
+	// under the new agent's ID. It requires an empty PublicKey: a key the
+	// caller supplied has no private half here to store.
+	KeyStore KeyStore
 }
 
 type agentCreateBody struct {
@@ -29,22 +40,59 @@ type agentCreateBody struct {
 	Framework    string         `json:"framework"`
 	Capabilities []string       `json:"capabilities"`
 	Metadata     map[string]any `json:"metadata"`
+	PublicKey    string         `json:"public_key"`
 	OrgID        string         `json:"org_id,omitempty"`
 }
 
 // Create registers an agent: POST /api/v1/agents.
+//
+// Every agent gets an Ed25519 identity. With an empty p.PublicKey a fresh
+// key pair is generated locally: the public key is sent, Agent.PublicKey
+// holds it (unless the gateway echoes one) and Agent.PrivateKey holds the
+// private key, which never leaves the process. The SDK does not persist it:
+// set p.KeyStore to have it stored under the new agent's ID. If storing
+// fails, Create returns both the agent (with its private key, so that it is
+// not lost) and the error.
 func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams) (*Agent, error) {
+	var generated AgentKeyPair
+	if p.PublicKey != "" {
+		if _, err := ParsePublicKeyPEM(p.PublicKey); err != nil {
+			return nil, err
+		}
+		if p.KeyStore != nil {
+			return nil, validationErr("KeyStore is set with a PublicKey: only a key pair the SDK generates can be stored")
+		}
+	} else {
+		var err error
+		if generated, err = GenerateAgentKey(); err != nil {
+			return nil, err
+		}
+	}
 	body := agentCreateBody{
 		Name:         p.Name,
 		Framework:    orDefault(p.Framework, FrameworkCustom),
 		Capabilities: nonNil(p.Capabilities),
 		Metadata:     p.Metadata,
+		PublicKey:    orDefault(p.PublicKey, generated.PublicKeyPEM),
 		OrgID:        p.OrgID,
 	}
 	if body.Metadata == nil {
 		body.Metadata = map[string]any{}
 	}
-	return call[Agent](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/agents", body: body}, "agent")
+	a, err := call[Agent](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/agents", body: body}, "agent")
+	if err != nil || generated.PrivateKeyPEM == "" {
+		return a, err
+	}
+	a.PrivateKey = generated.PrivateKeyPEM
+	if a.PublicKey == "" {
+		a.PublicKey = generated.PublicKeyPEM
+	}
+	if p.KeyStore != nil {
+		if err := p.KeyStore.Store(ctx, a.ID, generated.PrivateKeyPEM); err != nil {
+			return a, keyStoreErr("agent "+strconv.Quote(a.ID)+" was created but its private key could not be stored (it is in Agent.PrivateKey)", err)
+		}
+	}
+	return a, nil
 }
 
 // Get reads one agent: GET /api/v1/agents/{agent_id}.

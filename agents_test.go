@@ -35,7 +35,9 @@ func TestAgentDecoding(t *testing.T) {
 			if get {
 				a, err = c.Agents.Get(ctxT(t), "a1")
 			} else {
-				a, err = c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot"})
+				// A caller-supplied key: nothing is generated, so the
+				// decoded model is exactly what the server sent.
+				a, err = c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot", PublicKey: vecPubPEM})
 			}
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)

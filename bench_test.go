@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,6 +36,15 @@ func benchServer(tb testing.TB) (*httptest.Server, *atomic.Int64) {
 	return srv, &conns
 }
 
+// reportCPU reports the process CPU time per op since start (client and the
+// in-process server together) as cpu-ns/op: on a machine shared with other
+// work it is steadier than wall time.
+func reportCPU(b *testing.B, start time.Duration, ok bool) {
+	if end, ok2 := processCPU(); ok && ok2 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
 var benchParams = ActionCheckParams{AgentID: "agent-123", ToolName: "read_file", ToolInputSummary: "path=/etc/hosts", SessionID: "sess-1"}
 
 func BenchmarkCheck(b *testing.B) {
@@ -42,58 +53,167 @@ func BenchmarkCheck(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
 		r, err := c.Actions.Check(ctx, benchParams)
 		if err != nil || !r.Allowed {
 			b.Fatal(r, err)
 		}
 	}
+	reportCPU(b, cpu, ok)
 }
 
 // BenchmarkCheckBaseline is the same POST written by hand with net/http: the
 // floor the SDK's overhead is measured against.
 func BenchmarkCheckBaseline(b *testing.B) {
 	srv, _ := benchServer(b)
-	hc := &http.Client{Transport: newPooledTransport(), Timeout: 30 * time.Second}
-	defer hc.CloseIdleConnections()
-	type body struct {
-		AgentID      string `json:"agent_id"`
-		SessionID    string `json:"session_id"`
-		ActionName   string `json:"action_name"`
-		ActionSource string `json:"action_source"`
-		InputSummary string `json:"action_input_summary"`
-	}
-	type result struct {
-		Allowed           bool     `json:"allowed"`
-		CheckID           string   `json:"check_id"`
-		Confidence        *float64 `json:"confidence"`
-		GuardTier         string   `json:"guard_tier"`
-		LatencyMs         *int     `json:"latency_ms"`
-		Reason            string   `json:"reason"`
-		ElevationRequired bool     `json:"elevation_required"`
-		ApprovalID        string   `json:"approval_id"`
-	}
-	url := srv.URL + "/api/v1/agenttrust/check"
+	bc := newBaselineChecker(srv.URL)
+	defer bc.close()
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
-		buf, _ := json.Marshal(body{benchParams.AgentID, benchParams.SessionID, benchParams.ToolName, "api", benchParams.ToolInputSummary})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(buf))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-API-Key", testKey)
-		resp, err := hc.Do(req)
-		if err != nil {
+		if err := bc.check(ctx); err != nil {
 			b.Fatal(err)
 		}
-		var r result
-		err = json.NewDecoder(resp.Body).Decode(&r)
-		resp.Body.Close()
-		if err != nil || !r.Allowed {
-			b.Fatal(r, err)
-		}
+	}
+	reportCPU(b, cpu, ok)
+}
+
+// baselineChecker is the hand-written net/http client of the baseline: the
+// check a user would write without the SDK, on the same pool settings.
+type baselineChecker struct {
+	hc  *http.Client
+	url string
+}
+
+func newBaselineChecker(base string) *baselineChecker {
+	return &baselineChecker{
+		hc:  &http.Client{Transport: newPooledTransport(), Timeout: 30 * time.Second},
+		url: base + "/api/v1/agenttrust/check",
 	}
 }
+
+func (bc *baselineChecker) close() { bc.hc.CloseIdleConnections() }
+
+type baselineBody struct {
+	AgentID      string `json:"agent_id"`
+	SessionID    string `json:"session_id"`
+	ActionName   string `json:"action_name"`
+	ActionSource string `json:"action_source"`
+	InputSummary string `json:"action_input_summary"`
+}
+
+type baselineResult struct {
+	Allowed           bool     `json:"allowed"`
+	CheckID           string   `json:"check_id"`
+	Confidence        *float64 `json:"confidence"`
+	GuardTier         string   `json:"guard_tier"`
+	LatencyMs         *int     `json:"latency_ms"`
+	Reason            string   `json:"reason"`
+	ElevationRequired bool     `json:"elevation_required"`
+	ApprovalID        string   `json:"approval_id"`
+}
+
+func (bc *baselineChecker) check(ctx context.Context) error {
+	buf, err := json.Marshal(baselineBody{benchParams.AgentID, benchParams.SessionID, benchParams.ToolName, "api", benchParams.ToolInputSummary})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bc.url, bytes.NewReader(buf))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", testKey)
+	resp, err := bc.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	var r baselineResult
+	err = json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if !r.Allowed {
+		return fmt.Errorf("not allowed: %+v", r)
+	}
+	return nil
+}
+
+// benchGoroutines is the concurrency of the parallel check benchmarks: an
+// agent fleet sharing one client.
+const benchGoroutines = 64
+
+// runChecksParallel runs check from benchGoroutines goroutines whatever
+// GOMAXPROCS is (run with -cpu 1,2), and reports the connections the server
+// accepted. At -cpu 1 the run is CPU-bound, so ns/op is the CPU a check
+// costs (client and in-process server together; the server's share is the
+// same for every client measured).
+func runChecksParallel(b *testing.B, conns *atomic.Int64, check func(context.Context) error) {
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((benchGoroutines + procs - 1) / procs)
+	ctx := context.Background()
+	conns.Store(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu, ok := processCPU()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := check(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportCPU(b, cpu, ok)
+	b.ReportMetric(float64(conns.Load()), "conns")
+}
+
+// BenchmarkCheckParallel is Actions.Check from 64 goroutines sharing one
+// client.
+func BenchmarkCheckParallel(b *testing.B) {
+	srv, conns := benchServer(b)
+	c := newTestClient(b, srv.URL)
+	runChecksParallel(b, conns, func(ctx context.Context) error {
+		r, err := c.Actions.Check(ctx, benchParams)
+		if err == nil && !r.Allowed {
+			err = fmt.Errorf("not allowed: %+v", r)
+		}
+		return err
+	})
+}
+
+// BenchmarkCheckBaselineParallel is the hand-written client from 64
+// goroutines.
+func BenchmarkCheckBaselineParallel(b *testing.B) {
+	srv, conns := benchServer(b)
+	bc := newBaselineChecker(srv.URL)
+	defer bc.close()
+	runChecksParallel(b, conns, bc.check)
+}
+
+// BenchServerURL starts the benchmark server for the external test package
+// (the guard's benchmarks run against the very same server).
+func BenchServerURL(tb testing.TB) string {
+	srv, _ := benchServer(tb)
+	return srv.URL
+}
+
+// ProcessCPU is processCPU for the external test package.
+func ProcessCPU() (time.Duration, bool) { return processCPU() }
+
+// ReportCPU is reportCPU for the external test package.
+func ReportCPU(b *testing.B, start time.Duration, ok bool) { reportCPU(b, start, ok) }
+
+// BenchParams are the check arguments every check benchmark sends.
+var BenchParams = benchParams
+
+// TestKey is the API key of the test clients, for the external test package.
+const TestKey = testKey
 
 func BenchmarkTokenCacheHit(b *testing.B) {
 	srv := newRecServer(b, reply(200, `{"token":"at_bench","agent_id":"a1","scopes":["read","write"],"expires_at":"2099-01-01T00:00:00Z"}`))
@@ -190,5 +310,30 @@ func TestConcurrentChecksReuseConnections(t *testing.T) {
 	}
 	if n := conns.Load(); n > 2*workers {
 		t.Errorf("%d connections for %d goroutines: the pool churns", n, workers)
+	}
+}
+
+// TestCheckAllocsAtMostBaseline keeps Actions.Check at or below the
+// hand-written net/http client's allocations against the same server (both
+// counts include the in-process server's share, which is the same).
+func TestCheckAllocsAtMostBaseline(t *testing.T) {
+	srv, _ := benchServer(t)
+	c := newTestClient(t, srv.URL)
+	bc := newBaselineChecker(srv.URL)
+	defer bc.close()
+	ctx := context.Background()
+	sdk := testing.AllocsPerRun(300, func() {
+		if _, err := c.Actions.Check(ctx, benchParams); err != nil {
+			t.Fatal(err)
+		}
+	})
+	base := testing.AllocsPerRun(300, func() {
+		if err := bc.check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocs per check: SDK %v, hand-written %v", sdk, base)
+	if sdk > base {
+		t.Errorf("Actions.Check allocates %v times per check, the hand-written client %v", sdk, base)
 	}
 }

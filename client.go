@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,12 @@ type RetryPolicy struct {
 // A Client is safe for concurrent use by many goroutines and should be
 // reused: it holds the connection pool and the token cache. Its configuration
 // is fixed at construction; only the API key can change (SetAPIKey).
+//
+// Lifetime: create one Client per gateway and keep it for the life of the
+// program. Idle keep-alive connections (two goroutines each) stay open for
+// up to 90 s after their last use; a program that creates short-lived
+// Clients, such as one per job or per test, should call Close when done
+// with each.
 type Client struct {
 	// Agents registers, reads, lists and revokes agents.
 	Agents *AgentsService
@@ -87,16 +94,30 @@ type Client struct {
 	Federation *FederationService
 	// Streaming manages SIEM destinations for audit event streaming.
 	Streaming *StreamingService
+	// WIMSE issues and verifies WIMSE workload tokens, with proof of
+	// possession of the agent's key.
+	WIMSE *WIMSEService
 
 	common service
 
 	baseURL, authURL, auditURL string
-	timeout                    time.Duration
-	apiKey                     atomic.Pointer[string]
-	logger                     *slog.Logger
-	tr                         *transport.Transport
-	tokens                     *tokenCache
-	obs                        *observer // nil: no Observer installed
+	// endpoints are the three URLs as requests use them, indexed by
+	// baseKind: without user info, which goes in an Authorization header
+	// instead, so that no transport error or log line can show it.
+	endpoints [3]endpoint
+	timeout   time.Duration
+	apiKey    atomic.Pointer[string]
+	logger    *slog.Logger
+	tr        *transport.Transport
+	tokens    *tokenCache
+	now       func() time.Time
+	creds     atomic.Pointer[AgentCredentials] // installed agent credentials; nil: none
+	obs       *observer                        // nil: no Observer installed
+
+	// idle closes the idle connections of a transport the Client owns;
+	// nil when the caller's own transport is used (WithHTTPClient).
+	idle   func()
+	closed atomic.Bool
 }
 
 // service is the shared base of every sub-client; each service type is a
@@ -141,9 +162,17 @@ func WithAuditURL(u string) Option {
 	return func(c *config) error { c.auditURL = u; return nil }
 }
 
-// WithAPIKey sets the API key sent as X-API-Key. Empty sends no header.
+// WithAPIKey sets the API key sent as X-API-Key. Empty sends no header. A
+// key with a control character (a trailing newline read from a file, say)
+// cannot be sent in a header and is a configuration error.
 func WithAPIKey(key string) Option {
-	return func(c *config) error { c.apiKey = key; return nil }
+	return func(c *config) error {
+		if !validHeaderValue(key) {
+			return errors.New(errAPIKeyBytes)
+		}
+		c.apiKey = key
+		return nil
+	}
 }
 
 // WithTimeout bounds every call, retries included (default 30 s). The
@@ -199,8 +228,8 @@ func WithRetryPolicy(p RetryPolicy) Option {
 // frameworks and applications built on the SDK.
 func WithUserAgentSuffix(s string) Option {
 	return func(c *config) error {
-		if strings.ContainsAny(s, "\r\n") {
-			return errors.New("WithUserAgentSuffix: line break in suffix")
+		if !validHeaderValue(s) {
+			return errors.New("WithUserAgentSuffix: control character (such as a line break) in suffix")
 		}
 		c.uaSuffix = s
 		return nil
@@ -270,6 +299,11 @@ func newClient(cfg config) (*Client, error) {
 	if err != nil {
 		return nil, configErr(err)
 	}
+	var idle func()
+	if cfg.httpClient == nil || cfg.httpClient.Transport == nil || cfg.insecure {
+		// The transport is the SDK's own (or its own clone of the caller's).
+		idle = hc.CloseIdleConnections
+	}
 	if cfg.insecure {
 		logger.Warn("agenttrust: TLS certificate verification is disabled; use this only against development gateways")
 	}
@@ -291,6 +325,11 @@ func newClient(cfg config) (*Client, error) {
 			Logger:     logger,
 		}),
 		tokens: newTokenCache(cfg.cacheSize, cfg.now),
+		now:    cfg.now,
+		idle:   idle,
+	}
+	for i, u := range []string{c.baseURL, c.authURL, c.auditURL} {
+		c.endpoints[i] = newEndpoint(u)
 	}
 	c.apiKey.Store(&cfg.apiKey)
 	c.common.client = c
@@ -300,6 +339,7 @@ func newClient(cfg config) (*Client, error) {
 	c.Telemetry = (*TelemetryService)(&c.common)
 	c.Sessions = (*SessionsService)(&c.common)
 	c.Approvals = (*ApprovalsService)(&c.common)
+	c.WIMSE = (*WIMSEService)(&c.common)
 	c.tokens.fetch = c.Tokens.issue
 	c.initObserver(cfg.observer)
 	c.initProtocols()
@@ -369,10 +409,42 @@ func parseBaseURL(what, raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// redactURL hides a password in user info, for error messages. A URL that
-// does not parse, or parses oddly ("user:pass@host" has the scheme "user"),
-// is exactly the one that ends up in an error, so for it everything between
-// "//" and the last "@" is hidden.
+// endpoint is a service URL split for sending: the URL without user info,
+// and the Basic credentials net/http would have derived from it.
+type endpoint struct {
+	url string
+	// authorization is the Authorization header value for the URL's user
+	// info ("" when it has none); user and password are its parts, redacted
+	// from error text like the API key.
+	authorization  string
+	user, password string
+}
+
+// newEndpoint splits u, a URL that parseBaseURL accepted. A request then
+// carries the same Basic credentials as before, with the same precedence
+// (an explicit Authorization header wins), but the URL in transport errors
+// and retry logs has no user info left to show.
+func newEndpoint(u string) endpoint {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return endpoint{url: u}
+	}
+	user := p.User.Username()
+	pass, _ := p.User.Password()
+	p.User = nil
+	return endpoint{
+		url:           p.String(),
+		authorization: "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)),
+		user:          user,
+		password:      pass,
+	}
+}
+
+// redactURL hides the user info of a URL (user name and password: either
+// may hold a key), for error messages. A URL that does not parse, or parses
+// oddly ("user:pass@host" has the scheme "user"), is exactly the one that
+// ends up in an error, so for it everything between "//" and the last "@"
+// is hidden.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Opaque != "" || u.Host == "" {
@@ -387,10 +459,8 @@ func redactURL(raw string) string {
 		return raw[:start] + "xxxxx" + raw[at:]
 	}
 	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
+		u.User = url.User("xxxxx")
+		return u.String()
 	}
 	return raw
 }
@@ -492,12 +562,37 @@ func (c *Client) AuditURL() string { return c.auditURL }
 // SetAPIKey replaces the API key for every service and clears the token
 // cache, since cached tokens were issued under the old key. It is safe to
 // call while requests are in flight; each request uses one key throughout.
+// A key with a control character cannot be sent: each call then fails with
+// a *ValidationError, before any I/O, until a valid key is set.
 func (c *Client) SetAPIKey(key string) {
 	c.apiKey.Store(&key)
 	c.tokens.clear()
 }
 
-// String describes the Client without its API key or URL passwords.
+// Close releases the Client's idle connections and the goroutines that
+// serve them. Calls in flight are not interrupted: their connections are
+// closed as they return. The Client stays usable, but from now on keeps no
+// connection open once a call returns, so a late call cannot leak one.
+// Close is idempotent, safe for concurrent use, and always returns nil
+// (the result is there for io.Closer).
+//
+// A transport passed in with WithHTTPClient belongs to the caller, who
+// releases it; Close leaves it alone.
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	c.closeIdle()
+	return nil
+}
+
+// closeIdle closes the idle connections of the Client's own transport.
+func (c *Client) closeIdle() {
+	if c.idle != nil {
+		c.idle()
+	}
+}
+
+// String describes the Client without its API key or the user info of its
+// URLs.
 func (c *Client) String() string {
 	key := "none"
 	if *c.apiKey.Load() != "" {
@@ -512,6 +607,10 @@ func (c *Client) GoString() string { return c.String() }
 
 // Format makes every fmt verb print String, so no verb can reveal the API key.
 func (c *Client) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// LogValue logs String, so that log/slog shows neither the API key nor the
+// services' internals.
+func (c *Client) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Health returns the gateway's health document, uninterpreted.
 func (c *Client) Health(ctx context.Context) (map[string]any, error) {

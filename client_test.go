@@ -433,3 +433,35 @@ func TestSetAPIKeyWhileRequestsInFlight(t *testing.T) {
 		t.Errorf("%d requests with a torn or unknown key", bad.Load())
 	}
 }
+
+// An API key that cannot be a header value (a newline read from a file) is
+// a configuration error at New, and, set later with SetAPIKey, a validation
+// error on each call before any I/O; neither error shows the key.
+func TestAPIKeyWithControlCharacter(t *testing.T) {
+	const bad = "sk_live_SECRETKEY_1234\n"
+	_, err := New(WithAPIKey(bad))
+	wantValidation(t, err)
+	assertNoSecret(t, "New", err, strings.TrimSpace(bad))
+
+	srv := newRecServer(t, reply(200, `{}`))
+	c := newTestClient(t, srv.URL)
+	for _, k := range []string{bad, "sk\r\nX-Evil: 1", "sk\x00", "sk\x7f"} {
+		c.SetAPIKey(k)
+		_, err := c.Health(ctxT(t))
+		wantValidation(t, err)
+		assertNoSecret(t, "Health", err, strings.TrimSpace(bad))
+	}
+	if n := srv.count(); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+	c.SetAPIKey("sk_with\ttab")
+	if _, err := c.Health(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.only(t).Header.Get("X-Api-Key"); got != "sk_with\ttab" {
+		t.Errorf("key sent %q", got)
+	}
+	if _, err := New(WithUserAgentSuffix("app/1\x00")); err == nil {
+		t.Error("a NUL in the User-Agent suffix accepted")
+	}
+}

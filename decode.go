@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -105,51 +106,141 @@ func unwrap(b []byte, key string) ([]byte, error) {
 	return b, nil
 }
 
+// MaxListItems bounds the elements of a list reply (Agents.List,
+// MCP.ListServers, Delegations.List, Federation.ListProviders,
+// Streaming.List and Streaming.DeliveryLog). A reply with more is a
+// *DecodeError. The body itself is capped at 10 MiB, but a body of tiny
+// elements ("[{},{},...]") would otherwise decode into millions of values
+// and over a gigabyte of memory; with the bound, the longest list holds
+// about 20 MB of elements. Real elements take more than 100 bytes of JSON,
+// so a reply that fits under the body cap does not come near the bound.
+const MaxListItems = 100_000
+
 // decodeList decodes a list reply: a bare array, or an object whose wrapper
-// key holds an array or null (WIRE.md §3.3). An object without the key is a
-// DECODE_ERROR (D14). elemKey, when set, unwraps each element as well.
+// key holds an array or null. An object without the key is a DECODE_ERROR.
+// elemKey, when set, unwraps each element as well. The reply is streamed,
+// one element at a time, so that nothing but the result grows with the
+// element count, and that count is bounded by MaxListItems.
 func decodeList[T any](resp *response, key, elemKey string) ([]T, error) {
 	b := bytes.TrimSpace(resp.body)
 	if isEmptyJSON(b) {
 		return []T{}, nil
 	}
-	var raw []json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var out []T
+	var err error
 	switch b[0] {
 	case '[':
-		if err := json.Unmarshal(b, &raw); err != nil {
-			return nil, decodeErr(resp, err)
+		if _, err = dec.Token(); err == nil {
+			out, err = decodeArray[T](dec, elemKey)
 		}
 	case '{':
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal(b, &top); err != nil {
-			return nil, decodeErr(resp, err)
-		}
-		v, ok := top[key]
-		if !ok {
-			return nil, decodeErr(resp, fmt.Errorf("list reply has no %q key", key))
-		}
-		if err := json.Unmarshal(v, &raw); err != nil {
-			return nil, decodeErr(resp, fmt.Errorf("%q: %w", key, err))
-		}
+		out, err = decodeWrapperKey[T](dec, key, elemKey)
 	default:
-		return nil, decodeErr(resp, errors.New("list reply is neither an array nor an object"))
+		err = errors.New("list reply is neither an array nor an object")
 	}
-	out := make([]T, len(raw))
-	for i, el := range raw {
-		if el = bytes.TrimSpace(el); len(el) == 0 || el[0] != '{' {
-			return nil, decodeErr(resp, fmt.Errorf("list element %d is not an object", i))
+	if err == nil {
+		// Nothing may follow the reply's one JSON value.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("list reply: data after the top-level value")
 		}
-		if elemKey != "" {
-			var err error
-			if el, err = unwrap(el, elemKey); err != nil {
-				return nil, decodeErr(resp, err)
-			}
-		}
-		if err := json.Unmarshal(el, &out[i]); err != nil {
-			return nil, decodeErr(resp, fmt.Errorf("list element %d: %w", i, err))
-		}
+	}
+	if err != nil {
+		return nil, decodeErr(resp, err)
 	}
 	return out, nil
+}
+
+// decodeWrapperKey reads an object token by token and decodes the array
+// under key; other members are skipped without being kept. As with a map,
+// the last of duplicate keys wins.
+func decodeWrapperKey[T any](dec *json.Decoder, key, elemKey string) ([]T, error) {
+	if _, err := dec.Token(); err != nil { // the '{'
+		return nil, err
+	}
+	var out []T
+	found := false
+	var skip json.RawMessage // reused: a skipped member costs no lasting memory
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if name, _ := t.(string); name != key {
+			if err := dec.Decode(&skip); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		found = true
+		switch t, err := dec.Token(); {
+		case err != nil:
+			return nil, fmt.Errorf("%q: %w", key, err)
+		case t == nil: // null
+			out = nil
+		case t == json.Delim('['):
+			if out, err = decodeArray[T](dec, elemKey); err != nil {
+				return nil, fmt.Errorf("%q: %w", key, err)
+			}
+		default:
+			return nil, fmt.Errorf("%q: the wrapper value is neither an array nor null", key)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the '}'
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("list reply has no %q key", key)
+	}
+	if out == nil {
+		out = []T{}
+	}
+	return out, nil
+}
+
+// decodeArray decodes the rest of a JSON array whose '[' was read and whose
+// elements must be objects, one element at a time, refusing more than
+// MaxListItems of them.
+func decodeArray[T any](dec *json.Decoder, elemKey string) ([]T, error) {
+	out := []T{}
+	var el json.RawMessage // reused for every element
+	for i := 0; dec.More(); i++ {
+		if i == MaxListItems {
+			return nil, fmt.Errorf("list reply has more than %d elements (MaxListItems)", MaxListItems)
+		}
+		if err := dec.Decode(&el); err != nil {
+			return nil, err
+		}
+		if len(el) == 0 || el[0] != '{' {
+			return nil, fmt.Errorf("list element %d is not an object", i)
+		}
+		raw := []byte(el)
+		if elemKey != "" {
+			var err error
+			if raw, err = unwrap(raw, elemKey); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, *new(T))
+		if err := unmarshalValid(raw, &out[len(out)-1]); err != nil {
+			return nil, fmt.Errorf("list element %d: %w", i, err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the ']'
+		return nil, err
+	}
+	return out, nil
+}
+
+// unmarshalValid decodes b, which the caller knows to be one valid JSON
+// value, into v. A model with its own UnmarshalJSON gets b directly: going
+// through json.Unmarshal would validate b once more and allocate a decoder
+// state per element, for nothing.
+func unmarshalValid(b []byte, v any) error {
+	if u, ok := v.(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(b)
+	}
+	return json.Unmarshal(b, v)
 }
 
 // decodeRawObject decodes a raw-object result (health, approvals, telemetry,

@@ -66,7 +66,12 @@
 // agents, issuing and revoking tokens, telemetry) are re-sent only when the
 // connection failed before anything was written. The client timeout (30 s by
 // default) bounds each call including its retries; the caller's context can
-// shorten it. Redirects are never followed.
+// shorten it. No wait runs into that deadline: a Retry-After that does not
+// fit in what is left returns the answer at once (a *RateLimitError for a
+// 429, with its RetryAfter), and a backoff is cut to half of what is left.
+// ActionCheckParams.RetryUntilDeadline (set by the guard) retries a check
+// until its deadline instead of stopping after two retries. Redirects are
+// never followed.
 //
 // # Token cache
 //
@@ -77,14 +82,23 @@
 //
 // # Tool providers
 //
-// Services that receive an agent's token protect their handlers with
-// [RequireToken], which introspects the bearer token (with a target and
-// required scopes), answers 401, 403 or 503 as RFC 6750 says, and puts the
-// [IntrospectionResult] in the request context ([IntrospectionFromContext]).
-// Positive answers are cached for a few seconds; see [TokenVerifier] for the
-// trade-off between revocation latency and gateway load. The
-// integrations/mcp module adapts the same verifier to the official MCP Go
-// SDK.
+// Services that receive an agent's token protect their handlers with the
+// [github.com/agenttrustid/agenttrust-go/tokenauth] package: its
+// RequireToken middleware introspects the bearer token with this package's
+// Client (with a target and required scopes), answers 400, 401, 403 or 503
+// as RFC 6750 says, and puts the [IntrospectionResult] in the request
+// context. The integrations/mcp module adapts the same verifier to the
+// official MCP Go SDK.
+//
+// # Agent identity
+//
+// Agents.Create gives every agent an Ed25519 key pair, generated locally
+// when no public key is passed; the private key never leaves the process and
+// can go straight into a [KeyStore]. [WIMSEService.IssueTokenWithProof]
+// obtains a WIMSE workload token by signing a challenge, and [DPoPKey] mints
+// DPoP proofs. [AgentCredentials], installed with
+// [Client.UseAgentCredentials], make every Actions.Check sender-constrained:
+// a cached WIMSE token and a fresh proof for each attempt.
 //
 // # Concurrency
 //
@@ -101,8 +115,8 @@
 //
 // # Differences from the Python SDK
 //
-// The full list is in the wire specification ("Deliberate differences",
-// D1-D38). The ones a user notices: path parameters are escaped and empty
+// Each difference is listed, with what Go does, what Python does and why, in
+// [docs/python-differences.md]. The ones a user notices: path parameters are escaped and empty
 // IDs are rejected before any I/O; redirects are not followed, so the API
 // key never leaves for another host; every transport failure is a
 // NETWORK_ERROR with its cause (Python leaked raw exceptions, which defeated
@@ -111,4 +125,6 @@
 // unexpected shape is an error, not a silent empty list; the token cache
 // key is unambiguous, the cache is concurrency-safe and bounded; safe
 // requests are retried; input summaries are cut by runes, never bytes.
+//
+// [docs/python-differences.md]: https://github.com/agenttrustid/agenttrust-go/blob/main/docs/python-differences.md
 package agenttrust

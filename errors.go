@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Error codes, kept exactly as the Python SDK spells them so that logs from
@@ -93,25 +94,48 @@ type AgentTrustError struct {
 	Err error
 }
 
+// Limits on what Error and GoString show of the two fields a server fills
+// freely; the fields themselves keep the full (redacted) values.
+const (
+	maxErrorMessage   = 1024
+	maxErrorRequestID = 128
+)
+
 // Error returns "agenttrust: <message> (code <code>[, status <n>][, request <id>])".
-// It never contains an API key or a token.
+// It never contains an API key or a token. Its size is bounded: at most
+// 1 KiB of the message and 128 bytes of the request id are shown, cut at a
+// UTF-8 boundary and marked; Message, RequestID, Details and Body hold the
+// rest.
 func (e *AgentTrustError) Error() string {
-	s := "agenttrust: " + e.Message + " (code " + e.Code
+	s := "agenttrust: " + clip(e.Message, maxErrorMessage) + " (code " + clip(e.Code, maxErrorRequestID)
 	if e.Status != 0 {
 		s += ", status " + strconv.Itoa(e.Status)
 	}
 	if e.RequestID != "" {
-		s += ", request " + e.RequestID
+		s += ", request " + clip(e.RequestID, maxErrorRequestID)
 	}
 	return s + ")"
+}
+
+// clip returns s cut to at most n bytes, at a rune boundary, followed by a
+// note of how much was left out.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "... [" + strconv.Itoa(len(s)-cut) + " more bytes]"
 }
 
 // GoString makes %#v print the error's identifying fields only. Details and
 // Body hold the server's answer, which may echo a key or a token, so they are
 // left out; read them from the fields.
 func (e *AgentTrustError) GoString() string {
-	return "&agenttrust.AgentTrustError{Status:" + strconv.Itoa(e.Status) + ", Code:" + strconv.Quote(e.Code) +
-		", Message:" + strconv.Quote(e.Message) + ", RequestID:" + strconv.Quote(e.RequestID) +
+	return "&agenttrust.AgentTrustError{Status:" + strconv.Itoa(e.Status) + ", Code:" + strconv.Quote(clip(e.Code, maxErrorRequestID)) +
+		", Message:" + strconv.Quote(clip(e.Message, maxErrorMessage)) + ", RequestID:" + strconv.Quote(clip(e.RequestID, maxErrorRequestID)) +
 		", RetryAfter:" + e.RetryAfter.String() + "}"
 }
 

@@ -91,11 +91,12 @@ func rpcError(resp *response, raw json.RawMessage) error {
 			e.Details = details
 		}
 	}
+	e.RPCMessage = redactString(e.RPCMessage, resp.key, resp.secrets)
 	e.Message = e.RPCMessage
 	if e.Message == "" {
 		e.Message = "JSON-RPC error " + strconv.Itoa(e.RPCCode)
 	}
-	return e
+	return redact(e, resp.key, resp.secrets)
 }
 
 // rpcCode reads error.code: a JSON number with an integral value that fits

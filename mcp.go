@@ -58,7 +58,9 @@ func (s *MCPService) RemoveServer(ctx context.Context, serverID string) error {
 // MCPCallToolParams are the arguments of MCP.CallTool.
 type MCPCallToolParams struct {
 	// AgentID is the calling agent, sent as X-Agent-ID; the gateway
-	// authorizes the call by it. Required.
+	// authorizes the call by it. Required. Like SessionID, it must be a
+	// valid header value: a control character (CR, LF, ...) is a
+	// *ValidationError before any I/O.
 	AgentID string
 	// Method is the JSON-RPC method, e.g. "tools/call" or "tools/list".
 	Method string

@@ -182,6 +182,38 @@ func TestMCPCallToolRequiresAgent(t *testing.T) {
 	}
 }
 
+// An agent or session id that cannot be a header value is the caller's
+// mistake: a validation error before any I/O, not the NETWORK_ERROR that
+// net/http's refusal would become (the "gateway unavailable" class).
+func TestMCPCallToolHeaderValues(t *testing.T) {
+	srv := newProtoServer(t, protoReply{status: 200, body: `{"jsonrpc":"2.0","id":"1","result":{}}`})
+	c := srv.client(t)
+	ctx := context.Background()
+	for _, bad := range []string{"a\r\nX-Evil: 1", "a\n", "a\r", "\x00a", "a\x1b", "a\x7f"} {
+		for _, p := range []agenttrust.MCPCallToolParams{
+			{AgentID: bad, Method: "tools/list"},
+			{AgentID: "a", SessionID: bad, Method: "tools/list"},
+		} {
+			_, err := c.MCP.CallTool(ctx, "srv-1", p)
+			var ve *agenttrust.ValidationError
+			if !errors.As(err, &ve) || ve.Status != 0 || errors.Is(err, agenttrust.ErrNetwork) {
+				t.Errorf("CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
+			}
+		}
+	}
+	if n := len(srv.requests()); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+	// A tab and non-ASCII bytes are valid header bytes and go through as is.
+	if _, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "a\tb", SessionID: "s\u00e9", Method: "tools/list"}); err != nil {
+		t.Fatal(err)
+	}
+	r := srv.only(t)
+	if r.Header.Get("X-Agent-Id") != "a\tb" || r.Header.Get("X-Session-Id") != "s\u00e9" {
+		t.Errorf("headers sent: %q %q", r.Header.Get("X-Agent-Id"), r.Header.Get("X-Session-Id"))
+	}
+}
+
 func TestMCPCallToolResults(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct{ body, want string }{

@@ -3,6 +3,7 @@ package agenttrust
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 )
@@ -64,7 +65,8 @@ const (
 	SessionSourceFederation = "federation"
 )
 
-// Agent is a registered agent (WIRE.md §6.1).
+// Agent is a registered agent. Printing or logging it never
+// reveals PrivateKey.
 type Agent struct {
 	ID           string         `json:"id"`
 	Name         string         `json:"name"`
@@ -93,14 +95,39 @@ func (a *Agent) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Token is an issued agent token (WIRE.md §6.2). Its String method hides the
-// token, so printing a Token never leaks it.
+// String describes the agent without its private key.
+func (a Agent) String() string {
+	return joinFields("Agent", "ID", strconv.Quote(a.ID), "Name", strconv.Quote(a.Name), "OrgID", strconv.Quote(a.OrgID),
+		"Framework", strconv.Quote(a.Framework), "Status", strconv.Quote(string(a.Status)),
+		"Capabilities", fmt.Sprintf("%q", a.Capabilities), "Metadata", fmt.Sprint(a.Metadata),
+		"PublicKey", strconv.Quote(a.PublicKey), "PrivateKey", redactedSecret(a.PrivateKey),
+		"CreatedAt", a.CreatedAt.Format(time.RFC3339))
+}
+
+// GoString is String, so that %#v hides the private key too.
+func (a Agent) GoString() string { return a.String() }
+
+// Format prints String for every verb, so that no verb (%d, %x, ...) can
+// dump the private key.
+func (a Agent) Format(f fmt.State, verb rune) { formatRedacted(f, verb, a, a) }
+
+// LogValue hides the private key from log/slog.
+func (a Agent) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", a.ID), slog.String("name", a.Name), slog.String("org_id", a.OrgID),
+		slog.String("framework", a.Framework), slog.String("status", string(a.Status)),
+		slog.Any("capabilities", a.Capabilities), secretAttr("private_key", a.PrivateKey != ""),
+		slog.Time("created_at", a.CreatedAt))
+}
+
+// Token is an issued agent token. Its String, Format and LogValue methods
+// hide the token, so printing or logging a Token (or a *Token) never leaks
+// it.
 type Token struct {
 	Token     string    `json:"token"` // opaque, "at_…"
 	AgentID   string    `json:"agent_id"`
 	Scopes    []string  `json:"scopes"`
 	Audience  []string  `json:"audience"`
-	IssuedAt  time.Time `json:"issued_at"` // now when absent
+	IssuedAt  time.Time `json:"issued_at"` // now, by the issuing client's clock, when absent
 	ExpiresAt time.Time `json:"expires_at"`
 	TokenID   string    `json:"token_id"`
 
@@ -125,7 +152,10 @@ func (t *Token) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*t = Token{AgentID: w.AgentID, Audience: w.Audience, ExpiresAt: w.ExpiresAt.Time}
+	// The clock survives the reset: Tokens.Issue decodes into a Token that
+	// already carries its client's clock, which then dates a missing
+	// issued_at; a plain json.Unmarshal uses time.Now.
+	*t = Token{AgentID: w.AgentID, Audience: w.Audience, ExpiresAt: w.ExpiresAt.Time, now: t.now}
 	t.Token = firstOr(w.Token, w.AgentToken)
 	t.TokenID = firstOr(w.TokenID, &w.ID)
 	if w.Scopes != nil {
@@ -135,7 +165,7 @@ func (t *Token) UnmarshalJSON(b []byte) error {
 	}
 	switch s := string(w.IssuedAt); s {
 	case "", "null", `""`:
-		t.IssuedAt = time.Now().UTC()
+		t.IssuedAt = t.clock().UTC()
 	default:
 		var it lenientTime
 		_ = it.UnmarshalJSON(w.IssuedAt)
@@ -192,6 +222,14 @@ func (t Token) GoString() string { return t.String() }
 // Format prints String for every verb, so that no verb (%d, %x, ...) can
 // dump the token field.
 func (t Token) Format(f fmt.State, verb rune) { formatRedacted(f, verb, t, t) }
+
+// LogValue hides the token from log/slog; the JSON handler would otherwise
+// print every exported field.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("token_id", t.TokenID), slog.String("agent_id", t.AgentID),
+		slog.String("token", redactedToken(t.Token)), slog.Any("scopes", t.Scopes),
+		slog.Time("expires_at", t.ExpiresAt))
+}
 
 // redactedToken keeps only a token's prefix ("at_") for diagnostics.
 func redactedToken(s string) string {
@@ -255,20 +293,16 @@ type ActionCheckResult struct {
 // treats it as a malformed answer instead.
 func (r *ActionCheckResult) Decided() bool { return r.decided }
 
-// UnmarshalJSON records whether "allowed" was present.
+// UnmarshalJSON decodes a check reply as Actions.Check does: "allowed"
+// strictly (present but not a JSON boolean is an error; absent or null is a
+// denial with Decided false), every other field leniently (a wrong type
+// leaves the zero value).
 func (r *ActionCheckResult) UnmarshalJSON(b []byte) error {
-	type plain ActionCheckResult
-	w := struct {
-		*plain
-		Allowed *bool `json:"allowed"`
-	}{plain: (*plain)(r)}
-	*r = ActionCheckResult{}
-	if err := json.Unmarshal(b, &w); err != nil {
+	res, _, err := decodeCheckResult(b)
+	if err != nil {
 		return err
 	}
-	if w.Allowed != nil {
-		r.Allowed, r.decided = *w.Allowed, true
-	}
+	*r = *res
 	return nil
 }
 

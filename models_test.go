@@ -76,7 +76,9 @@ func TestActionCheckDecoding(t *testing.T) {
 			t.Errorf("%s:\n got  %+v\n want %+v", tc.body, *r, tc.want)
 		}
 	}
-	for _, body := range []string{`{"allowed":"true"}`, `{"allowed":1}`, `{"latency_ms":3.5}`, `{"confidence":"high"}`, `{"reason":false}`, `[true]`} {
+	// Only "allowed" is strict; wrong-typed other fields are tested in
+	// TestActionCheckLenientFields.
+	for _, body := range []string{`{"allowed":"true"}`, `{"allowed":1}`, `{"allowed":{}}`, `{"allowed":"false","latency_ms":3.5}`, `[true]`, `"allowed"`, `{"allowed":true`} {
 		srv.setHandler(reply(200, body))
 		_, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"})
 		wantDecode(t, err)

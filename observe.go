@@ -10,21 +10,32 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agenttrustid/agenttrust-go/internal/obshook"
 	"github.com/agenttrustid/agenttrust-go/internal/transport"
 )
+
+func init() {
+	// tokenauth reports its introspection cache through this hook: it has
+	// only the *Client, not its unexported observer.
+	obshook.CacheLookup = func(client any, ctx context.Context, kind string, hit bool) {
+		if c, ok := client.(*Client); ok && c != nil {
+			c.obs.cache(ctx, CacheKind(kind), hit)
+		}
+	}
+}
 
 // Observer is a set of hooks through which the SDK reports what it does, in
 // the spirit of net/http/httptrace: a request starts, each attempt is sent
 // and answered, a request ends, the guard decides a check, the telemetry
 // reporter queues, sends or drops events, the token cache or a
-// TokenVerifier's introspection cache is looked up. Any hook may be nil.
+// tokenauth.Verifier's introspection cache is looked up. Any hook may be nil.
 // The integrations/otel module turns these hooks into OpenTelemetry spans
 // and metrics; install an Observer with WithObserver.
 //
 // Hooks run synchronously on the goroutine doing the work, some while a
 // cache or the telemetry queue is locked, so they must be quick, must not block,
 // must be safe for concurrent use, and must not call back into the Client,
-// Guard or TokenVerifier that called them.
+// Guard or tokenauth.Verifier that called them.
 //
 // No hook ever receives an API key, a token, a request or response body or
 // an expanded URL: requests are described by their URL template, in which
@@ -64,7 +75,7 @@ type Observer struct {
 	Telemetry func(t TelemetryInfo)
 
 	// CacheLookup is called for every lookup of the token cache
-	// (Tokens.Issue without NoCache) and of a TokenVerifier's introspection
+	// (Tokens.Issue without NoCache) and of a tokenauth.Verifier's introspection
 	// cache (when enabled): hit means the answer came from the cache.
 	CacheLookup func(ctx context.Context, cache CacheKind, hit bool)
 }
@@ -228,12 +239,12 @@ type CacheKind string
 const (
 	// CacheToken is the Client's token cache (Tokens.Issue).
 	CacheToken CacheKind = "token"
-	// CacheIntrospection is a TokenVerifier's introspection cache.
+	// CacheIntrospection is a tokenauth.Verifier's introspection cache.
 	CacheIntrospection CacheKind = "introspection"
 )
 
 // WithObserver installs o's hooks (copied; later changes to o have no
-// effect). Guards and TokenVerifiers built on the Client use them too. A nil
+// effect). Guards and tokenauth.Verifiers built on the Client use them too. A nil
 // o, or one without any hook, installs nothing.
 func WithObserver(o *Observer) Option {
 	return func(c *config) error {
@@ -513,6 +524,10 @@ var routes = []*route{
 	{method: http.MethodDelete, tmpl: "/api/v1/siem/destinations/{destination_id}", op: "streaming.delete"},
 	{method: http.MethodGet, tmpl: "/api/v1/siem/destinations/{destination_id}/logs", op: "streaming.delivery_log"},
 	{method: http.MethodPost, tmpl: "/api/v1/siem/destinations/{destination_id}/test", op: "streaming.test"},
+
+	{method: http.MethodPost, tmpl: "/api/v1/wimse/token", op: "wimse.issue_token"},
+	{method: http.MethodPost, tmpl: "/api/v1/wimse/verify", op: "wimse.verify_token"},
+	{method: http.MethodPost, tmpl: "/api/v1/agents/{agent_id}/challenge", op: "wimse.challenge"},
 }
 
 // exactRoutes indexes the templates without placeholders by "METHOD path";

@@ -3,7 +3,7 @@ package agenttrust
 import (
 	"context"
 	"go/ast"
-	"go/parser"
+	goparser "go/parser"
 	"go/token"
 	"net/http"
 	"net/http/httptest"
@@ -36,7 +36,7 @@ func TestRouteTableCoversEveryPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := parser.ParseFile(fset, name, src, 0)
+		f, err := goparser.ParseFile(fset, name, src, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

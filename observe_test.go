@@ -283,36 +283,6 @@ func TestObserverTokenCache(t *testing.T) {
 	}
 }
 
-func TestObserverIntrospectionCache(t *testing.T) {
-	srv := agenttrusttest.NewTestServer(t)
-	agentID := srv.CreateAgent("svc", "read")
-	rec := newRecorder()
-	c := fakeClient(t, srv, agenttrust.WithObserver(rec.observer()))
-	ctx := octx(t)
-	tok, err := c.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}, NoCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := agenttrust.NewTokenVerifier(c, agenttrust.WithRequiredScopes("read"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	off, err := agenttrust.NewTokenVerifier(c, agenttrust.WithCache(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ver := range []*agenttrust.TokenVerifier{v, v, off} {
-		if _, err := ver.Verify(ctx, tok.Token); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if got := strings.Join(rec.caches, ","); got != "introspection false,introspection true" {
-		t.Errorf("cache lookups %q, want a miss then a hit (none with the cache off)", got)
-	}
-}
-
 func TestWithObserverNilOrEmpty(t *testing.T) {
 	for _, o := range []*agenttrust.Observer{nil, {}} {
 		c, err := agenttrust.New(agenttrust.WithObserver(o))

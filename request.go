@@ -34,6 +34,16 @@ type request struct {
 	idempotent bool
 	// secrets are request values (tokens) that must never appear in an error.
 	secrets []string
+	// attempt, when set, adds per-attempt headers for the URL being sent
+	// (agent credentials); its error is returned as is, nothing sent.
+	attempt func(ctx context.Context, r *request, url string, h http.Header) error
+
+	// rawBody, when set, is the body already encoded as JSON; body is then
+	// ignored.
+	rawBody []byte
+	// untilDeadline retries an idempotent call until ctx's deadline, not
+	// only the policy's MaxRetries times.
+	untilDeadline bool
 	// observer watches the attempts; set by Client.do when observed.
 	observer transport.AttemptObserver
 }
@@ -44,6 +54,10 @@ type response struct {
 	header    http.Header
 	body      []byte
 	requestID string
+	// key and secrets are the request's, for errors built from a 2xx body
+	// (JSON-RPC errors) to be redacted like the others.
+	key     string
+	secrets []string
 }
 
 // send sends r and maps every failure to an SDK error: transport failures to
@@ -51,23 +65,31 @@ type response struct {
 // DECODE_ERROR. The client timeout bounds the call, retries included.
 func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	if ctx == nil {
-		return nil, validationErr("nil context")
+		return nil, errNilContext()
 	}
-	var body []byte
-	if r.body != nil {
+	key := *c.apiKey.Load()
+	if err := checkHeaderValues(key, r.header); err != nil {
+		return nil, err
+	}
+	body := r.rawBody
+	if body == nil && r.body != nil {
 		var err error
 		if body, err = encodeJSON(r.body); err != nil {
 			return nil, validationErr("encoding request body: " + err.Error())
 		}
 	}
-	u := c.baseURL
-	switch r.base {
-	case baseAuth:
-		u = c.authURL
-	case baseAudit:
-		u = c.auditURL
+	ep := &c.endpoints[r.base]
+	u := ep.url + r.path
+	header := r.header
+	if ep.authorization != "" {
+		if header.Get("Authorization") == "" {
+			header = make(http.Header, len(r.header)+1)
+			for k, v := range r.header {
+				header[k] = v
+			}
+			header["Authorization"] = []string{ep.authorization}
+		}
 	}
-	u += r.path
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
@@ -78,69 +100,136 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	key := *c.apiKey.Load()
-	resp, err := c.tr.Do(ctx, &transport.Request{
-		Method:     r.method,
-		URL:        u,
-		Body:       body,
-		Header:     r.header,
-		APIKey:     key,
-		Idempotent: r.idempotent,
-		Observer:   r.observer,
-	})
+	treq := &transport.Request{
+		Method:        r.method,
+		URL:           u,
+		Body:          body,
+		Header:        header,
+		APIKey:        key,
+		Idempotent:    r.idempotent,
+		UntilDeadline: r.untilDeadline,
+		Observer:      r.observer,
+	}
+	if r.attempt != nil {
+		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.attempt(ctx, r, u, h) }
+	}
+	resp, err := c.tr.Do(ctx, treq)
+	// Read after the call: a per-attempt hook may have added secrets (the
+	// agent credentials' token and proofs).
+	secrets := r.secrets
+	if ep.authorization != "" {
+		secrets = append(secrets[:len(secrets):len(secrets)], ep.user, ep.password)
+	}
+	if c.closed.Load() {
+		// The call's connection went back to the pool when its body was
+		// read; after Close (even one made while the call was in flight),
+		// nothing may stay there.
+		c.closeIdle()
+	}
 	if err != nil {
+		var he *transport.HookError
+		if errors.As(err, &he) {
+			// An SDK error already (credentials), possibly shared by
+			// concurrent callers: returned unchanged.
+			return nil, he.Err
+		}
 		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {
 			// Not a network failure: the response arrived but is too large
 			// to decode. Keep its status and request id (WIRE.md §4.3).
 			return nil, decodeErr(&response{status: resp.Status, header: resp.Header,
-				requestID: resp.Header.Get("X-Request-Id")}, err)
+				requestID: redactString(resp.Header.Get("X-Request-Id"), key, secrets)}, err)
 		}
-		return nil, redact(networkErr(err), key, r.secrets)
+		return nil, redact(networkErr(err), key, secrets)
 	}
-	rid := resp.Header.Get("X-Request-Id")
+	// A proxy may echo the key in the request id: redacted like the message,
+	// here, so that decode errors built later carry the redacted one too.
+	rid := redactString(resp.Header.Get("X-Request-Id"), key, secrets)
 	if resp.Status < 200 || resp.Status > 299 {
-		return nil, redact(statusError(resp, rid), key, r.secrets)
+		return nil, redact(statusError(resp, rid), key, secrets)
 	}
-	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid}, nil
+	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid, key: key, secrets: secrets}, nil
 }
 
-// redact removes the API key and request secrets from an error's message
-// and details, in case a server or a proxy echoed them.
+// checkHeaderValues validates the header values of a request before any I/O:
+// net/http refuses a value with a control character (CR and LF included),
+// and that refusal would otherwise come back as a NETWORK_ERROR, the class
+// that means "gateway unavailable". Values are never quoted in the error,
+// since one may be a secret.
+func checkHeaderValues(apiKey string, h http.Header) error {
+	if !validHeaderValue(apiKey) {
+		return validationErr(errAPIKeyBytes)
+	}
+	for name, vs := range h {
+		for _, v := range vs {
+			if !validHeaderValue(v) {
+				return validationErr("invalid " + name + " header value: it contains a control character (such as CR or LF)")
+			}
+		}
+	}
+	return nil
+}
+
+const errAPIKeyBytes = "invalid API key: it contains a control character (such as CR or LF)"
+
+// validHeaderValue reports whether net/http sends v as a header value: no
+// control characters other than horizontal tab, and no DEL.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// errNilContext is the validation error of a call given a nil ctx.
+func errNilContext() error { return validationErr("nil context") }
+
+// redact removes the API key and other secrets (request tokens, URL user
+// info) from an error's message and details, in case a server or a proxy
+// echoed them.
 func redact(err error, key string, secrets []string) error {
 	var e *AgentTrustError
 	if !errors.As(err, &e) {
 		return err
 	}
-	secrets = append(secrets[:len(secrets):len(secrets)], key)
-	e.Message = redactString(e.Message, secrets)
+	e.Message = redactString(e.Message, key, secrets)
 	for k, v := range e.Details {
-		e.Details[k] = redactValue(v, secrets)
+		e.Details[k] = redactValue(v, key, secrets)
 	}
 	return err
 }
 
-func redactString(s string, secrets []string) string {
+// redactString replaces the key and each secret in s; the key is passed
+// apart so that a successful call builds no slice.
+func redactString(s, key string, secrets []string) string {
+	s = redactOne(s, key)
 	for _, sec := range secrets {
-		if len(sec) >= 4 && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
+		s = redactOne(s, sec)
+	}
+	return s
+}
+
+func redactOne(s, secret string) string {
+	if len(secret) >= 4 && strings.Contains(s, secret) {
+		s = strings.ReplaceAll(s, secret, "[redacted]")
 	}
 	return s
 }
 
 // redactValue redacts the strings of a decoded JSON value, in place for
 // objects and arrays.
-func redactValue(v any, secrets []string) any {
+func redactValue(v any, key string, secrets []string) any {
 	switch v := v.(type) {
 	case string:
-		return redactString(v, secrets)
+		return redactString(v, key, secrets)
 	case map[string]any:
 		for k, x := range v {
-			v[k] = redactValue(x, secrets)
+			v[k] = redactValue(x, key, secrets)
 		}
 	case []any:
 		for i, x := range v {
-			v[i] = redactValue(x, secrets)
+			v[i] = redactValue(x, key, secrets)
 		}
 	}
 	return v

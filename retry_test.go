@@ -146,8 +146,10 @@ func TestRetryAfterHonouredAndCapped(t *testing.T) {
 		for _, status := range []int{429, 503} {
 			srv := newRecServer(t, replyH(status, "", map[string]string{"Retry-After": tc.header}))
 			sl := &sleepRecorder{}
-			c := newTestClient(t, srv.URL, withSleep(sl.sleep))
-			c.Agents.Get(ctxT(t), "a1")
+			c := newTestClient(t, srv.URL, withSleep(sl.sleep), WithTimeout(time.Minute))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // every wait fits
+			c.Agents.Get(ctx, "a1")
+			cancel()
 			d := sl.got()
 			if len(d) != 2 {
 				t.Fatalf("%d sleeps, want 2", len(d))
@@ -282,5 +284,87 @@ func TestNonIdempotentResentWhenNothingWritten(t *testing.T) {
 	wantNetwork(t, err)
 	if len(sl.got()) != 2 {
 		t.Errorf("refused create retried %d times, want 2", len(sl.got()))
+	}
+}
+
+// TestRetryAfterBeyondDeadline: a Retry-After that does not fit in what is
+// left of the deadline ends the retries at once with the real answer (its
+// status, RetryAfter and request id), not a NETWORK_ERROR after sleeping
+// until the deadline.
+func TestRetryAfterBeyondDeadline(t *testing.T) {
+	for _, status := range []int{429, 503} {
+		for _, viaTimeout := range []bool{false, true} {
+			srv := newRecServer(t, replyH(status, `{"error":"slow down"}`, map[string]string{"Retry-After": "30", "X-Request-Id": "req-9"}))
+			opts := []Option{}
+			ctx := context.Background()
+			if viaTimeout {
+				opts = append(opts, WithTimeout(2*time.Second)) // the client timeout is the deadline
+			} else {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+			}
+			// The real sleep: the old behaviour slept for the whole deadline.
+			c, err := New(append([]Option{WithBaseURL(srv.URL), WithAPIKey(testKey)}, opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, err = c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("%d: returned after %v", status, el)
+			}
+			var ae *AgentTrustError
+			if !errors.As(err, &ae) || ae.Status != status || ae.RequestID != "req-9" || errors.Is(err, ErrNetwork) {
+				t.Fatalf("%d: err %v, want the HTTP error", status, err)
+			}
+			if srv.count() != 1 {
+				t.Errorf("%d: %d requests", status, srv.count())
+			}
+			if status == 429 {
+				var rl *RateLimitError
+				if !errors.As(err, &rl) || rl.RetryAfter != 30*time.Second {
+					t.Errorf("429: err %#v, want a *RateLimitError with RetryAfter 30s", err)
+				}
+			}
+		}
+	}
+	// A Retry-After that fits is waited for.
+	srv := newRecServer(t, replyH(429, "", map[string]string{"Retry-After": "1"}))
+	sl := &sleepRecorder{}
+	c := newTestClient(t, srv.URL, withSleep(sl.sleep))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.Agents.Get(ctx, "a1")
+	if d := sl.got(); len(d) != 2 || d[0] != time.Second {
+		t.Errorf("fitting Retry-After: sleeps %v", d)
+	}
+}
+
+// TestBackoffBeyondDeadline: the policy's own backoff never runs into the
+// deadline. It is cut to half of what is left, and with less than one
+// InitialBackoff left the last answer is returned at once.
+func TestBackoffBeyondDeadline(t *testing.T) {
+	srv := newRecServer(t, replyH(503, `{"error":"down"}`, map[string]string{"X-Request-Id": "req-3"}))
+	sl := &sleepRecorder{}
+	c := newTestClient(t, srv.URL, withSleep(sl.sleep)) // 250 ms initial backoff
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Agents.Get(ctx, "a1")
+	var ae *AgentTrustError
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.RequestID != "req-3" || srv.count() != 1 || len(sl.got()) != 0 {
+		t.Fatalf("err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	}
+
+	srv.clear()
+	sl = &sleepRecorder{}
+	c = newTestClient(t, srv.URL, withSleep(sl.sleep),
+		WithRetryPolicy(RetryPolicy{MaxRetries: 1, InitialBackoff: 4 * time.Second, MaxBackoff: 4 * time.Second, MaxRetryAfter: time.Second}))
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.Agents.Get(ctx, "a1")
+	// The backoff, in [2s, 4s], is cut to at most half of the 5 s left.
+	if d := sl.got(); len(d) != 1 || d[0] > 2500*time.Millisecond || d[0] < 2*time.Second-100*time.Millisecond {
+		t.Errorf("sleeps %v, want one in [2s, 2.5s]", d)
 	}
 }

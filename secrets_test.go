@@ -1,13 +1,17 @@
 package agenttrust
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // verbs are the fmt verbs a secret must survive; %d and %x once dumped a
@@ -109,16 +113,17 @@ func TestConfigErrorsHidePassword(t *testing.T) {
 		"http://user:hunter2pass@host\x7f",
 	}
 	for _, u := range bad {
+		u = strings.Replace(u, "user", "apiuserNAME", 1) // the user name is hidden too
 		for _, opt := range []Option{WithBaseURL(u), WithAuthURL(u), WithAuditURL(u)} {
 			_, err := New(opt)
 			if err == nil {
 				t.Errorf("%q accepted", u)
 				continue
 			}
-			assertNoSecret(t, u, err, "hunter2pass")
+			assertNoSecret(t, u, err, "hunter2pass", "apiuserNAME")
 			var ae *AgentTrustError
 			if errors.As(err, &ae) {
-				assertNoSecret(t, u+" (base)", ae, "hunter2pass")
+				assertNoSecret(t, u+" (base)", ae, "hunter2pass", "apiuserNAME")
 			}
 		}
 		p := writeConfig(t, fmt.Sprintf(`{"base_url":%q}`, u))
@@ -127,7 +132,7 @@ func TestConfigErrorsHidePassword(t *testing.T) {
 			t.Errorf("config %q accepted", u)
 			continue
 		}
-		assertNoSecret(t, "config "+u, err, "hunter2pass")
+		assertNoSecret(t, "config "+u, err, "hunter2pass", "apiuserNAME")
 	}
 }
 
@@ -153,4 +158,211 @@ func TestTokenAndErrorFormattingHideSecrets(t *testing.T) {
 	errors.As(err, &ae)
 	assertNoSecret(t, "base error", ae, secret)
 	assertNoSecret(t, "error in a struct", struct{ E error }{err}, secret)
+}
+
+// slogOutputs logs v under both standard handlers, at the top level and in
+// a group, and returns what each wrote.
+func slogOutputs(v any) map[string]string {
+	out := map[string]string{}
+	for name, mk := range map[string]func(io.Writer) slog.Handler{
+		"json": func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) },
+		"text": func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) },
+	} {
+		var buf bytes.Buffer
+		l := slog.New(mk(&buf))
+		l.Info("value", "v", v)
+		l.Info("group", slog.Group("g", "v", v))
+		l.With("w", v).Info("with")
+		out[name] = buf.String()
+	}
+	return out
+}
+
+// Every type holding a secret hides it from log/slog (the JSON handler
+// printed a Token's bearer in clear) and from every fmt verb, and still says
+// which object it is.
+func TestSecretsInSlogAndFmt(t *testing.T) {
+	const tok = "at_SLOGSECRET_0123456789"
+	const priv = "-----BEGIN PRIVATE KEY-----PRIVSECRET"
+	token := Token{Token: tok, AgentID: "agent-7", TokenID: "tid-9", Scopes: []string{"read"}}
+	intro := TokenIntrospectParams{Token: tok, Target: "svc-3", RequiredScopes: []string{"read"}}
+	agent := Agent{ID: "agent-7", Name: "bot", PrivateKey: priv, PublicKey: "PUB"}
+	c, err := New(WithAPIKey(testKey), WithBaseURL("http://user:hunter2pass@gw.example:8081"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		v       any
+		secrets []string
+		shows   string
+	}{
+		{"Token", token, []string{tok}, "tid-9"},
+		{"*Token", &token, []string{tok}, "tid-9"},
+		{"TokenIntrospectParams", intro, []string{tok}, "svc-3"},
+		{"*TokenIntrospectParams", &intro, []string{tok}, "svc-3"},
+		{"Agent", agent, []string{priv, "PRIVSECRET"}, "agent-7"},
+		{"*Agent", &agent, []string{priv, "PRIVSECRET"}, "agent-7"},
+		{"*Client", c, []string{testKey, "hunter2pass"}, "gw.example"},
+		// The secret-holding types of the other services, so that the audit
+		// stays enforced in one place.
+		{"FederationTokenParams", FederationTokenParams{Token: tok, IssuerHint: "iss-1"}, []string{tok}, "iss-1"},
+		{"IDTokenResponse", IDTokenResponse{IDToken: tok, Token: tok, ExpiresIn: 77}, []string{tok}, "77"},
+		{"StreamingCreateParams", StreamingCreateParams{Name: "dest-1", AuthToken: Ptr(tok)}, []string{tok}, "dest-1"},
+		{"StreamingUpdateParams", StreamingUpdateParams{Name: Ptr("dest-2"), AuthToken: Ptr(tok)}, []string{tok}, "dest-2"},
+		{"SIEMDestination", SIEMDestination{ID: "dest-3", AuthToken: tok}, []string{tok}, "dest-3"},
+		{"*SIEMDestination", &SIEMDestination{ID: "dest-3", AuthToken: tok}, []string{tok}, "dest-3"},
+	}
+	for _, tc := range cases {
+		for handler, out := range slogOutputs(tc.v) {
+			for _, s := range tc.secrets {
+				if strings.Contains(out, s) {
+					t.Errorf("%s, slog %s handler, reveals %q:\n%s", tc.name, handler, s, out)
+				}
+			}
+			if !strings.Contains(out, tc.shows) {
+				t.Errorf("%s, slog %s handler, does not say %q:\n%s", tc.name, handler, tc.shows, out)
+			}
+		}
+		assertNoSecret(t, tc.name, tc.v, tc.secrets...)
+		assertNoSecret(t, tc.name+" in a struct", struct{ V any }{tc.v}, tc.secrets...)
+		if s := fmt.Sprint(tc.v); !strings.Contains(s, tc.shows) {
+			t.Errorf("%s prints %s", tc.name, s)
+		}
+	}
+}
+
+// A proxy that echoes the API key or the request's token in X-Request-ID
+// must not get it into error text, for error statuses, undecodable 2xx
+// bodies and oversized 2xx bodies alike.
+func TestRequestIDRedacted(t *testing.T) {
+	const tok = "at_RIDSECRET_42"
+	big := strings.Repeat(" ", 11<<20)
+	srv := newRecServer(t, nil)
+	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{}))
+	for _, tc := range []struct {
+		status int
+		body   string
+	}{{401, `{"message":"no"}`}, {500, "oops"}, {200, "not json"}, {200, `[` + big + `]`}} {
+		srv.setHandler(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Request-ID", "rid-"+r.Header.Get("X-Api-Key")+"-"+tok)
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, tc.body)
+		})
+		_, err := c.Tokens.Introspect(ctxT(t), TokenIntrospectParams{Token: tok})
+		var ae *AgentTrustError
+		if !errors.As(err, &ae) || ae.RequestID == "" {
+			t.Fatalf("%d: %v", tc.status, err)
+		}
+		what := fmt.Sprintf("status %d (%s)", tc.status, ae.Code)
+		assertNoSecret(t, what, err, testKey, tok)
+		if strings.Contains(ae.RequestID, testKey) || strings.Contains(ae.RequestID, tok) || !strings.HasPrefix(ae.RequestID, "rid-") {
+			t.Errorf("%s: RequestID %q", what, ae.RequestID)
+		}
+	}
+}
+
+// The user info of a URL is hidden whole, user name included (a key put in
+// the user part showed in String and in every network error), while the
+// request still carries it as Basic credentials.
+func TestURLUserInfoHidden(t *testing.T) {
+	const user, pass = "apiuserSECRETNAME", "hunter2pass"
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dead := strings.Replace(closedURL(t), "http://", "http://"+user+":"+pass+"@", 1)
+	c := newTestClient(t, dead, WithLogger(logger), WithRetryPolicy(RetryPolicy{MaxRetries: 1}))
+	assertNoSecret(t, "client", c, user, pass)
+	if !strings.Contains(c.String(), "xxxxx@127.0.0.1") {
+		t.Errorf("String() = %s", c)
+	}
+	_, err := c.Health(ctxT(t))
+	ne := wantNetwork(t, err)
+	assertNoSecret(t, "network error", err, user, pass)
+	assertNoSecret(t, "network error cause", ne.Err, user, pass)
+	if !strings.Contains(logs.String(), "retrying") {
+		t.Fatalf("no retry logged: %s", logs.String())
+	}
+	if strings.Contains(logs.String(), user) || strings.Contains(logs.String(), pass) {
+		t.Errorf("retry log reveals user info: %s", logs.String())
+	}
+
+	for _, tc := range []struct{ name, url, user string }{
+		{"user only", "http://" + user + "@", user},
+		{"user and password", "http://" + user + ":" + pass + "@", user},
+	} {
+		srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+			u, p, _ := r.BasicAuth()
+			w.WriteHeader(403)
+			fmt.Fprintf(w, `{"message":"denied for %s:%s"}`, u, p)
+		})
+		c := newTestClient(t, strings.Replace(srv.URL, "http://", tc.url, 1), WithRetryPolicy(RetryPolicy{}))
+		_, err := c.Health(ctxT(t))
+		var ae *AuthorizationError
+		if !errors.As(err, &ae) {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		assertNoSecret(t, tc.name, err, user, pass)
+		if got := srv.only(t).Header.Get("Authorization"); got == "" {
+			t.Errorf("%s: no Basic credentials sent", tc.name)
+		}
+		if !strings.Contains(string(ae.Body), "denied for "+tc.user+":") {
+			t.Errorf("%s: server saw %s", tc.name, ae.Body)
+		}
+		// An explicit Authorization header wins, as it does in net/http.
+		srv.clear()
+		_, _ = c.do(ctxT(t), &request{method: http.MethodGet, path: "/x", header: http.Header{"Authorization": {"Bearer b"}}})
+		if got := srv.only(t).Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer b" {
+			t.Errorf("%s: Authorization %q", tc.name, got)
+		}
+	}
+}
+
+// Error text is bounded although a server can send a 1 MiB message and a
+// request id of any length; the fields keep everything.
+func TestErrorTextBounded(t *testing.T) {
+	msg := strings.Repeat("é", 1<<20) // 2 MiB of two-byte runes, cut at 1 MiB by the transport
+	rid := strings.Repeat("r", 4<<20) // the review sent 4 MB
+	srv := newRecServer(t, replyH(500, msg, map[string]string{"X-Request-ID": rid}))
+	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{}))
+	_, err := c.Health(ctxT(t))
+	var ae *AgentTrustError
+	if !errors.As(err, &ae) {
+		t.Fatal(err)
+	}
+	for _, s := range []string{err.Error(), ae.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%#v", err), fmt.Sprintf("%q", err)} {
+		if len(s) > 2*maxErrorMessage || !utf8.ValidString(s) {
+			t.Errorf("error text of %d bytes (valid UTF-8: %v): %.200s", len(s), utf8.ValidString(s), s)
+		}
+	}
+	if !strings.Contains(err.Error(), "more bytes]") {
+		t.Errorf("cut not marked: %.300s", err.Error())
+	}
+	if len(ae.Body) != 1<<20 || len(ae.Message) != 1<<20 || ae.RequestID != rid {
+		t.Errorf("fields lost data: body %d, message %d, request id %d", len(ae.Body), len(ae.Message), len(ae.RequestID))
+	}
+	short := wrapKind(&AgentTrustError{Code: CodeNotFound, Status: 404, Message: "agent not found", RequestID: "r-1"})
+	if got := short.Error(); got != "agenttrust: agent not found (code NOT_FOUND, status 404, request r-1)" {
+		t.Errorf("short error changed: %s", got)
+	}
+}
+
+// A JSON-RPC error in a 2xx reply is an error built from the body: it is
+// redacted like the HTTP ones, message and details.
+func TestJSONRPCErrorRedacted(t *testing.T) {
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("X-Api-Key")
+		w.Header().Set("X-Request-ID", "rid-"+key)
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":"1","error":{"code":-32000,"message":"bad key %s","data":{"echo":%q}}}`, key, key)
+	})
+	c := newTestClient(t, srv.URL)
+	_, err := c.MCP.CallTool(ctxT(t), "srv-1", MCPCallToolParams{AgentID: "a", Method: "tools/list"})
+	var rpc *JSONRPCError
+	if !errors.As(err, &rpc) || rpc.RPCCode != -32000 || rpc.RequestID != "rid-[redacted]" {
+		t.Fatalf("err %v", err)
+	}
+	assertNoSecret(t, "JSON-RPC error", err, testKey)
+	assertNoSecret(t, "JSON-RPC error details", rpc.Details, testKey)
+	if strings.Contains(rpc.RPCMessage, testKey) || rpc.Message != "bad key [redacted]" {
+		t.Errorf("message %q, RPC message %q", rpc.Message, rpc.RPCMessage)
+	}
 }

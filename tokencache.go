@@ -83,6 +83,9 @@ func fresh(exp, now time.Time) bool {
 // get returns a copy of a cached token, or fetches one, sharing the fetch
 // with concurrent callers of the same key.
 func (c *tokenCache) get(ctx context.Context, p TokenIssueParams) (*Token, error) {
+	if ctx == nil {
+		return nil, errNilContext()
+	}
 	var buf [128]byte
 	kb := appendKey(buf[:0], &p)
 

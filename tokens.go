@@ -2,7 +2,10 @@ package agenttrust
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"strconv"
 )
 
 // TokensService issues, introspects and revokes agent tokens (auth service).
@@ -39,6 +42,11 @@ type tokenIssueBody struct {
 // of it remain, and concurrent misses for one key share one request. Every
 // call returns its own copy. Tokens without an expiry are not cached.
 func (s *TokensService) Issue(ctx context.Context, p TokenIssueParams) (*Token, error) {
+	if ctx == nil {
+		// Checked here, before the cache takes its lock: a nil ctx must be
+		// a validation error, never a panic under that lock.
+		return nil, errNilContext()
+	}
 	if p.NoCache {
 		return s.issue(ctx, p)
 	}
@@ -51,15 +59,19 @@ func (s *TokensService) issue(ctx context.Context, p TokenIssueParams) (*Token, 
 		ttl = 300
 	}
 	body := &tokenIssueBody{AgentID: p.AgentID, Scopes: nonNil(p.Scopes), TTL: ttl, SessionID: p.SessionID}
-	t, err := call[Token](ctx, s.client, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body}, "")
+	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body})
 	if err != nil {
 		return nil, err
 	}
-	t.now = s.client.tokens.now
+	t := &Token{now: s.client.tokens.now} // the client's clock, also for a missing issued_at
+	if err := decodeObject(resp, t); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
-// TokenIntrospectParams are the arguments of Tokens.Introspect.
+// TokenIntrospectParams are the arguments of Tokens.Introspect. Printing or
+// logging them never reveals the token.
 type TokenIntrospectParams struct {
 	// Token is the token to inspect.
 	Token string
@@ -67,6 +79,24 @@ type TokenIntrospectParams struct {
 	Target string
 	// RequiredScopes must all be granted; nil sends [].
 	RequiredScopes []string
+}
+
+// String describes the params without the token.
+func (p TokenIntrospectParams) String() string {
+	return joinFields("TokenIntrospectParams", "Token", redactedToken(p.Token), "Target", strconv.Quote(p.Target),
+		"RequiredScopes", fmt.Sprintf("%q", p.RequiredScopes))
+}
+
+// GoString is String, so that %#v hides the token too.
+func (p TokenIntrospectParams) GoString() string { return p.String() }
+
+// Format prints String for every verb.
+func (p TokenIntrospectParams) Format(f fmt.State, verb rune) { formatRedacted(f, verb, p, p) }
+
+// LogValue hides the token from log/slog.
+func (p TokenIntrospectParams) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("token", redactedToken(p.Token)), slog.String("target", p.Target),
+		slog.Any("required_scopes", p.RequiredScopes))
 }
 
 type tokenIntrospectBody struct {

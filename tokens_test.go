@@ -77,3 +77,24 @@ func TestIntrospectionDecoding(t *testing.T) {
 		wantDecode(t, err)
 	}
 }
+
+// A token issued without issued_at is dated by the issuing client's clock,
+// not by time.Now, through the cache and without it.
+func TestTokenIssuedAtUsesClientClock(t *testing.T) {
+	clock := newFakeClock(time.Date(2031, 5, 6, 7, 8, 9, 0, time.FixedZone("X", 3600)))
+	exp := clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	srv := newRecServer(t, nil)
+	c := newTestClient(t, srv.URL, withNow(clock.Now))
+	for i, issued := range []string{``, `"issued_at":null,`, `"issued_at":"",`} {
+		srv.setHandler(reply(200, `{`+issued+`"token":"at_x","expires_at":"`+exp+`"}`))
+		for _, noCache := range []bool{true, false} {
+			tok, err := c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: "a" + string(rune('0'+i)), NoCache: noCache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tok.IssuedAt.Equal(clock.Now()) || tok.IssuedAt.Location() != time.UTC {
+				t.Errorf("%q (no cache %v): IssuedAt %v, want the client clock's %v in UTC", issued, noCache, tok.IssuedAt, clock.Now().UTC())
+			}
+		}
+	}
+}

@@ -22,16 +22,16 @@ func TestEveryMethodWire(t *testing.T) {
 		call                            func(context.Context, *Client) error
 	}{
 		{"Agents.Create/defaults", "gateway", "POST", "/gw/api/v1/agents", "", `{"id":"a1"}`,
-			`{"name":"bot","framework":"custom","capabilities":[],"metadata":{}}`,
+			`{"name":"bot","framework":"custom","capabilities":[],"metadata":{},"public_key":` + vecPubJSON + `}`,
 			func(ctx context.Context, c *Client) error {
-				_, err := c.Agents.Create(ctx, AgentCreateParams{Name: "bot"})
+				_, err := c.Agents.Create(ctx, AgentCreateParams{Name: "bot", PublicKey: vecPubPEM})
 				return err
 			}},
 		{"Agents.Create/full", "gateway", "POST", "/gw/api/v1/agents", "", `{"agent":{"id":"a1"}}`,
-			`{"name":"billing <bot> & co","framework":"langchain","capabilities":["read_invoices"],"metadata":{"k":"<v>"},"org_id":"org-1"}`,
+			`{"name":"billing <bot> & co","framework":"langchain","capabilities":["read_invoices"],"metadata":{"k":"<v>"},"public_key":` + vecPubJSON + `,"org_id":"org-1"}`,
 			func(ctx context.Context, c *Client) error {
 				_, err := c.Agents.Create(ctx, AgentCreateParams{Name: "billing <bot> & co", Framework: FrameworkLangChain,
-					OrgID: "org-1", Capabilities: []string{"read_invoices"}, Metadata: map[string]any{"k": "<v>"}})
+					OrgID: "org-1", PublicKey: vecPubPEM, Capabilities: []string{"read_invoices"}, Metadata: map[string]any{"k": "<v>"}})
 				return err
 			}},
 		{"Agents.Get", "gateway", "GET", "/gw/api/v1/agents/agent-123", "", `{"id":"agent-123"}`, "",

@@ -114,7 +114,7 @@ type createAgentRequest struct {
 	Framework    string         `json:"framework" wire:"always"`
 	Capabilities []string       `json:"capabilities" wire:"always"`
 	Metadata     map[string]any `json:"metadata" wire:"always"`
-	PublicKey    *string        `json:"public_key"` // later addition (WIRE §9.1)
+	PublicKey    *string        `json:"public_key" wire:"nonempty"` // Ed25519 PKIX PEM; older clients omit it
 	OrgID        string         `json:"org_id" wire:"truthy"`
 }
 
@@ -128,6 +128,10 @@ func (s *Server) createAgent(c *call) {
 		seed.OrgID = req.OrgID
 	}
 	if req.PublicKey != nil {
+		if _, err := parseAgentPublicKey(*req.PublicKey); err != nil {
+			c.fail(http.StatusBadRequest, `key "public_key" must be an Ed25519 public key in PKIX PEM: `+err.Error())
+			return
+		}
 		seed.PublicKey = *req.PublicKey
 	}
 	s.mu.Lock()

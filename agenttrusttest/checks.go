@@ -107,6 +107,9 @@ func (s *Server) check(c *call) {
 		c.fail(http.StatusBadRequest, `key "action_input_summary" must be at most 200 characters`)
 		return
 	}
+	if !s.checkCredentials(c, req.AgentID) {
+		return
+	}
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -14,10 +14,10 @@
 //
 // # What it is faithful to
 //
-// The wire contract of WIRE.md: every endpoint path and method, the request
-// keys and their omission rules, the reply shapes ("Fake reply" lines and the
-// models of §6) and the error statuses of §4.1, with bodies of the form
-// {"error": "<message>"} and an X-Request-ID header on every response.
+// The gateway's wire contract as the SDKs use it: every endpoint path and
+// method, the request keys and their omission rules, the reply shapes and
+// the error statuses, with bodies of the form {"error": "<message>"} and an
+// X-Request-ID header on every response.
 //
 // The fake is strict so that it catches a client drifting from the spec:
 //
@@ -86,14 +86,44 @@
 //     carry a signature by a key generated at start, which nothing verifies.
 //     The trust score is metadata "trust_score" when numeric, else 0.9 (0
 //     for a revoked agent).
-//   - Nothing is persisted and there is no paging, rate limiting, WIMSE or
-//     DPoP. An empty SIEM update (Python's update without fields) is a no-op.
+//   - Nothing is persisted and there is no paging or rate limiting. An empty
+//     SIEM update (Python's update without fields) is a no-op.
+//   - Agent identity is verified for real, with these simplifications. An
+//     agent's public_key, when sent, must be an Ed25519 PKIX PEM (400
+//     otherwise); agents created without one still work but cannot pass a
+//     proof of possession. Security settings ([SecuritySettings]) are one set
+//     for all organisations, and any valid API key may read or change them.
+//     Challenge nonces are single use (a failed proof spends its nonce) and
+//     live [ChallengeTTL]; the proof ts and the DPoP iat must lie within
+//     [ProofWindow] of [Server.Now]; the clocks are not otherwise skewed.
+//     WIMSE tokens are EdDSA JWTs signed by a key generated at start
+//     ([Server.WIMSESigningKey]), last [DefaultWIMSETTL] unless ttl_seconds
+//     says otherwise, and carry cnf.jkt whenever the agent has a key, with or
+//     without a proof. Action checks verify credentials when the settings
+//     require sender-constrained tokens and whenever a client sends an
+//     Authorization or DPoP header anyway; a WIMSE token of another agent
+//     than the check's agent_id is refused. The DPoP htu must equal the URL
+//     of the listener that received the check plus its path, byte for byte,
+//     so a client must use [Server.AuthURL] as given (127.0.0.1, not
+//     localhost). Seen jti values are remembered for the server's lifetime.
+//     A DPoP header, or one of the fake's WIMSE tokens as a bearer token, on
+//     any other endpoint is a 400.
+//     Every failed proof or token is a 401 whose message says what failed and
+//     never echoes the credential; malformed bodies are 400s and unknown or
+//     revoked agents 404 and 403 as elsewhere. wimse/verify answers 200 with
+//     valid false and a reason for any bad token.
 //
 // # Testing helpers
 //
-// [Server.Requests] returns every request as it arrived (escaped path, raw
-// query, headers and raw body bytes), [Server.Checks] and
-// [Server.TelemetryBatches] the accepted bodies. [Server.InjectFault]
+// [Server.Requests] returns the requests as they arrived (escaped path, raw
+// query, headers and raw body bytes; the most recent 10000, see
+// [WithRequestLogLimit]; a request refused for its API key is logged
+// without its body, which is never read), [Server.Checks] and
+// [Server.TelemetryBatches] the accepted bodies. [Server.WIMSETokens],
+// [Server.PoPProofs], [Server.DPoPProofs] and [Server.IdentityRejections]
+// show the identity traffic, each refusal with a [RejectionReason];
+// [Server.RevokeWIMSEToken] revokes a token early and
+// [Server.SetSecuritySettings] turns the requirements on. [Server.InjectFault]
 // makes an endpoint answer a status (with Retry-After), add latency, drop
 // the connection or answer malformed JSON. [WithSplitListeners] serves the
 // auth and audit APIs on listeners of their own. The command

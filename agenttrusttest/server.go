@@ -29,11 +29,17 @@ const DefaultOrgID = "org-default"
 const maxBodyBytes = 8 << 20
 
 type config struct {
-	split  bool
-	addr   string
-	clock  func() time.Time
-	policy Policy
-	apiKey string
+	split     bool
+	addr      string
+	authAddr  string
+	auditAddr string
+	clock     func() time.Time
+	policy    Policy
+	apiKey    string
+	logMax    int
+	logBytes  int
+	timeouts  Timeouts
+	secure    SecuritySettings
 }
 
 // Option configures a Server created by NewServer.
@@ -46,8 +52,54 @@ func WithSplitListeners() Option { return func(c *config) { c.split = true } }
 
 // WithAddr sets the gateway listener address (default "127.0.0.1:0"). With
 // split listeners the auth and audit listeners use the same host and an
-// ephemeral port.
+// ephemeral port, unless WithSplitAddrs sets them.
 func WithAddr(addr string) Option { return func(c *config) { c.addr = addr } }
+
+// WithSplitAddrs sets the listener addresses of the auth and audit APIs
+// with split listeners (and implies WithSplitListeners). An empty address
+// keeps the default: the gateway's host with an ephemeral port. For the
+// "direct services" layout that the SDKs derive from a base URL on port
+// 8081, use WithAddr("127.0.0.1:8081") and
+// WithSplitAddrs("127.0.0.1:8082", "127.0.0.1:8084").
+func WithSplitAddrs(auth, audit string) Option {
+	return func(c *config) { c.split, c.authAddr, c.auditAddr = true, auth, audit }
+}
+
+// Defaults of the request log (see Server.Requests).
+const (
+	DefaultRequestLogSize  = 10000
+	DefaultRequestLogBytes = 64 << 20
+)
+
+// WithRequestLogLimit bounds the request log: it keeps the most recent
+// requests, at most maxRequests of them and at most maxBodyBytes of request
+// bodies in total, dropping the oldest first. A value of 0 or less keeps the
+// default (DefaultRequestLogSize, DefaultRequestLogBytes).
+func WithRequestLogLimit(maxRequests, maxBodyBytes int) Option {
+	return func(c *config) { c.logMax, c.logBytes = maxRequests, maxBodyBytes }
+}
+
+// Timeouts are the listeners' connection timeouts, as in net/http.Server.
+// A zero field keeps the default of DefaultTimeouts.
+type Timeouts struct {
+	// ReadHeader bounds reading a request's headers.
+	ReadHeader time.Duration
+	// Read bounds reading a whole request, body included: a client that
+	// sends its body too slowly is cut off.
+	Read time.Duration
+	// Idle bounds how long a keep-alive connection waits for the next
+	// request.
+	Idle time.Duration
+}
+
+// DefaultTimeouts are the listeners' timeouts unless WithTimeouts changes
+// them. There is no write timeout: injected latency may hold an answer for
+// as long as a test wants.
+var DefaultTimeouts = Timeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Idle: 2 * time.Minute}
+
+// WithTimeouts sets the listeners' connection timeouts; zero fields keep
+// their defaults.
+func WithTimeouts(t Timeouts) Option { return func(c *config) { c.timeouts = t } }
 
 // WithClock sets the initial server clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(c *config) { c.clock = now } }
@@ -79,6 +131,9 @@ type Server struct {
 
 	reqSeq atomic.Int64
 
+	timeouts         Timeouts
+	logMax, logBytes int // request log bounds
+
 	clockMu sync.RWMutex
 	clock   func() time.Time
 	offset  time.Duration
@@ -99,17 +154,36 @@ func NewServer(opts ...Option) (*Server, error) {
 	if cfg.apiKey == "" {
 		cfg.apiKey = "sk_test_" + randomHex(16)
 	}
+	if cfg.logMax <= 0 {
+		cfg.logMax = DefaultRequestLogSize
+	}
+	if cfg.logBytes <= 0 {
+		cfg.logBytes = DefaultRequestLogBytes
+	}
+	for _, d := range []struct{ v, def *time.Duration }{
+		{&cfg.timeouts.ReadHeader, &DefaultTimeouts.ReadHeader},
+		{&cfg.timeouts.Read, &DefaultTimeouts.Read},
+		{&cfg.timeouts.Idle, &DefaultTimeouts.Idle},
+	} {
+		if *d.v <= 0 {
+			*d.v = *d.def
+		}
+	}
 	_, cardKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("agenttrusttest: generate key: %w", err)
 	}
 	s := &Server{
-		apiKey:  cfg.apiKey,
-		clock:   cfg.clock,
-		cardKey: cardKey,
-		st:      newState(cfg.policy),
+		apiKey:   cfg.apiKey,
+		clock:    cfg.clock,
+		timeouts: cfg.timeouts,
+		logMax:   cfg.logMax,
+		logBytes: cfg.logBytes,
+		cardKey:  cardKey,
+		st:       newState(cfg.policy),
 	}
 	s.st.apiKeys[cfg.apiKey] = DefaultOrgID
+	s.st.identity.settings = cfg.secure
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.transport = &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
@@ -135,16 +209,22 @@ func NewServer(opts ...Option) (*Server, error) {
 		return s, nil
 	}
 	host, _, _ := net.SplitHostPort(gw.Addr().String())
-	auth, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if cfg.authAddr == "" {
+		cfg.authAddr = net.JoinHostPort(host, "0")
+	}
+	if cfg.auditAddr == "" {
+		cfg.auditAddr = net.JoinHostPort(host, "0")
+	}
+	auth, err := net.Listen("tcp", cfg.authAddr)
 	if err != nil {
 		gw.Close()
-		return nil, fmt.Errorf("agenttrusttest: listen: %w", err)
+		return nil, fmt.Errorf("agenttrusttest: listen on %s: %w", cfg.authAddr, err)
 	}
-	audit, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	audit, err := net.Listen("tcp", cfg.auditAddr)
 	if err != nil {
 		gw.Close()
 		auth.Close()
-		return nil, fmt.Errorf("agenttrusttest: listen: %w", err)
+		return nil, fmt.Errorf("agenttrusttest: listen on %s: %w", cfg.auditAddr, err)
 	}
 	s.authURL = "http://" + auth.Addr().String()
 	s.auditURL = "http://" + audit.Addr().String()
@@ -169,7 +249,9 @@ func NewTestServer(tb testing.TB, opts ...Option) *Server {
 func (s *Server) serve(ln net.Listener, served api) {
 	hs := &http.Server{
 		Handler:           s.handler(served),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.timeouts.ReadHeader,
+		ReadTimeout:       s.timeouts.Read,
+		IdleTimeout:       s.timeouts.Idle,
 	}
 	s.https = append(s.https, hs)
 	s.wg.Add(1)
@@ -270,6 +352,7 @@ type call struct {
 	params map[string]string
 	body   []byte
 	org    string // organization of the API key ("" on public routes)
+	base   string // URL of the listener that received the request
 }
 
 func (c *call) param(name string) string { return c.params[name] }
@@ -319,20 +402,13 @@ func (s *Server) handler(served api) http.Handler {
 		stop := context.AfterFunc(s.ctx, cancel)
 		defer stop()
 
-		body, readErr := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
-		s.record(r, body, served, reqID)
-		c := &call{s: s, w: w, r: r, ctx: ctx, body: body}
-		switch {
-		case readErr != nil:
-			c.fail(http.StatusBadRequest, "read body: "+readErr.Error())
-			return
-		case len(body) > maxBodyBytes:
-			c.fail(http.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
-
+		c := &call{s: s, w: w, r: r, ctx: ctx, base: s.listenerURL(served)}
+		// The route and the API key are checked before the body is read:
+		// a request that is refused anyway costs no body reading and
+		// leaves no body in the request log.
 		rt, params, allowed := s.router.match(served, r.Method, r.URL.EscapedPath())
 		if rt == nil {
+			s.record(r, nil, served, reqID)
 			if allowed != nil {
 				w.Header().Set("Allow", strings.Join(allowed, ", "))
 				c.fail(http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed", r.Method))
@@ -342,16 +418,48 @@ func (s *Server) handler(served api) http.Handler {
 			return
 		}
 		c.params = params
+		org, authed := "", rt.public
+		if !rt.public {
+			org, authed = s.orgForKey(r.Header.Get("X-API-Key"))
+		}
+		if !authed {
+			s.record(r, nil, served, reqID)
+			// Faults apply before authentication.
+			if s.applyFault(c, rt.key()) {
+				return
+			}
+			c.fail(http.StatusUnauthorized, "missing or invalid X-API-Key")
+			return
+		}
+		c.org = org
+
+		// A bodiless route needs one byte to refuse a body; public routes
+		// are all bodiless, so no unauthenticated body is read in full.
+		limit := int64(maxBodyBytes + 1)
+		if rt.bodiless {
+			limit = 1
+		}
+		body, readErr := io.ReadAll(io.LimitReader(r.Body, limit))
+		if len(body) > maxBodyBytes {
+			s.record(r, nil, served, reqID)
+		} else {
+			s.record(r, body, served, reqID)
+		}
+		c.body = body
 		if s.applyFault(c, rt.key()) {
 			return
 		}
-		if !rt.public {
-			org, ok := s.orgForKey(r.Header.Get("X-API-Key"))
-			if !ok {
-				c.fail(http.StatusUnauthorized, "missing or invalid X-API-Key")
-				return
-			}
-			c.org = org
+		switch {
+		case readErr != nil:
+			c.fail(http.StatusBadRequest, "read body: "+readErr.Error())
+			return
+		case len(body) > maxBodyBytes:
+			c.fail(http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		if msg := s.misplacedCredentials(rt, r); msg != "" {
+			c.fail(http.StatusBadRequest, msg)
+			return
 		}
 		if msg := checkQuery(rt, r); msg != "" {
 			c.fail(http.StatusBadRequest, msg)
@@ -431,6 +539,11 @@ func (s *Server) routes() {
 	add("GET", "/api/v1/agents", gw, s.listAgents, query("org_id"))
 	add("GET", "/api/v1/agents/{agent_id}", gw, s.getAgent)
 	add("POST", "/api/v1/agents/{agent_id}/revoke", gw, s.revokeAgent)
+	add("POST", "/api/v1/agents/{agent_id}/challenge", gw, s.challenge, bodiless)
+	add("POST", "/api/v1/wimse/token", gw, s.issueWIMSEToken)
+	add("POST", "/api/v1/wimse/verify", gw, s.verifyWIMSEToken)
+	add("GET", "/api/v1/orgs/security-settings", gw, s.getSecuritySettings)
+	add("PUT", "/api/v1/orgs/security-settings", gw, s.putSecuritySettings)
 
 	add("POST", "/api/v1/agent-tokens/issue", apiAuth, s.issueToken)
 	add("POST", "/api/v1/agent-tokens/introspect", apiAuth, s.introspectToken)

@@ -30,11 +30,13 @@ type state struct {
 	fedTokens   map[string]*fedToken
 	siem        table[siemDestination]
 	deliveries  []*siemDelivery
+	identity    identityState
 
-	requests []RecordedRequest
-	checks   [][]byte
-	batches  [][]byte
-	faults   map[string]*faultState
+	requests     []RecordedRequest // oldest first; bounded by Server.logMax and logBytes
+	requestBytes int               // sum of len(Body) over requests
+	checks       [][]byte
+	batches      [][]byte
+	faults       map[string]*faultState
 }
 
 func newState(p Policy) state {
@@ -59,7 +61,9 @@ func (st *state) nextID(prefix string) string {
 
 // RecordedRequest is a request as it arrived at the fake, before any
 // validation: method, the path exactly as sent (still percent-escaped),
-// the raw query, all headers and the raw body bytes.
+// the raw query, all headers and the raw body bytes. Body is empty for a
+// request refused before its body was read (unknown route, missing or
+// invalid API key) and for one over the 8 MiB body limit.
 type RecordedRequest struct {
 	Method   string
 	Path     string
@@ -98,11 +102,19 @@ func (s *Server) record(r *http.Request, body []byte, served api, reqID string) 
 	}
 	s.mu.Lock()
 	s.st.requests = append(s.st.requests, rec)
+	s.st.requestBytes += len(rec.Body)
+	for len(s.st.requests) > s.logMax || (s.st.requestBytes > s.logBytes && len(s.st.requests) > 1) {
+		s.st.requestBytes -= len(s.st.requests[0].Body)
+		s.st.requests[0] = RecordedRequest{} // let the dropped body go
+		s.st.requests = s.st.requests[1:]
+	}
 	s.mu.Unlock()
 }
 
-// Requests returns copies of every request received so far, in arrival
-// order, including rejected ones.
+// Requests returns copies of the requests received so far, in arrival
+// order, including rejected ones. The log is bounded (WithRequestLogLimit):
+// it keeps the most recent DefaultRequestLogSize requests and at most
+// DefaultRequestLogBytes of bodies, dropping the oldest first.
 func (s *Server) Requests() []RecordedRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -118,7 +130,7 @@ func (s *Server) Requests() []RecordedRequest {
 // ClearRequests forgets the recorded requests.
 func (s *Server) ClearRequests() {
 	s.mu.Lock()
-	s.st.requests = nil
+	s.st.requests, s.st.requestBytes = nil, 0
 	s.mu.Unlock()
 }
 

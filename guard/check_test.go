@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,7 +161,6 @@ func failures() []failure {
 		{name: "allowed yes", unavailable: true, setup: answer(200, `{"allowed":"yes"}`)},
 		{name: "allowed string false", unavailable: true, setup: answer(200, `{"allowed":"false"}`)},
 		{name: "array", unavailable: true, setup: answer(200, `[true]`)},
-		{name: "confidence mistyped", unavailable: true, setup: answer(200, `{"allowed":true,"confidence":"high"}`)},
 		{name: "400", status: 400, setup: answer(400, `{"message":"bad"}`)},
 		{name: "401", status: 401, setup: answer(401, `{"message":"Invalid credentials"}`)},
 		{name: "403", status: 403, setup: answer(403, `{"error":"forbidden"}`)},
@@ -214,7 +217,7 @@ func TestCheckFailures(t *testing.T) {
 
 func TestCheckUnavailableCauseReachable(t *testing.T) {
 	t.Run("503", func(t *testing.T) {
-		g := mustNew(t, newClient(t, answer(503, `{"error":"down"}`)(t)))
+		g := mustNew(t, newClient(t, answer(503, `{"error":"down"}`)(t)), WithCheckTimeout(300*time.Millisecond))
 		_, err := g.Check(context.Background(), "t", "")
 		var ae *agenttrust.AgentTrustError
 		if !errors.As(err, &ae) || ae.Status != 503 {
@@ -415,5 +418,235 @@ func TestSummaries(t *testing.T) {
 	}
 	if ErrorTypeOf(nil) != "" {
 		t.Error("ErrorTypeOf(nil)")
+	}
+}
+
+// TestCheckDecisionIsAllowedAlone: a field of the wrong type
+// other than "allowed" never changes the decision. An explicit deny stays a
+// deny even with fail-open, and an allow is not lost when fail-closed. A
+// wrong-typed elevation_required is a plain denial.
+func TestCheckDecisionIsAllowedAlone(t *testing.T) {
+	cases := []struct {
+		body      string
+		allowed   bool
+		elevation bool
+	}{
+		{`{"allowed": false, "reason": "no", "check_id": "chk-1", "latency_ms": 12.5}`, false, false},
+		{`{"allowed": false, "reason": "no", "check_id": "chk-1", "confidence": "high"}`, false, false},
+		{`{"allowed": false, "reason": "no", "check_id": "chk-1", "elevation_required": "yes", "approval_id": "ap-1"}`, false, false},
+		{`{"allowed": false, "reason": "no", "check_id": "chk-1", "elevation_required": true, "approval_id": "ap-1", "latency_ms": "4"}`, false, true},
+		{`{"allowed": true, "check_id": "chk-1", "latency_ms": 12.5}`, true, false},
+		{`{"allowed": true, "check_id": "chk-1", "confidence": "high", "guard_tier": 3}`, true, false},
+	}
+	for _, tc := range cases {
+		for _, open := range []bool{true, false} {
+			url := answer(200, tc.body)(t)
+			g := mustNew(t, newClient(t, url), WithFailOpen(open))
+			d, err := g.Check(context.Background(), "delete_file", "")
+			s := g.Stats()
+			if s.Unavailable != 0 || s.FailedOpen != 0 || d.FailedOpen {
+				t.Fatalf("%s (failOpen=%v): counted as unavailable: %+v, %v, stats %+v", tc.body, open, d, err, s)
+			}
+			if d.Allowed != tc.allowed || d.CheckID != "chk-1" {
+				t.Fatalf("%s (failOpen=%v): Decision %+v, %v", tc.body, open, d, err)
+			}
+			var de *DeniedError
+			var ee *ElevationRequiredError
+			switch {
+			case tc.allowed:
+				if err != nil {
+					t.Fatalf("%s: allowed with error %v", tc.body, err)
+				}
+			case tc.elevation:
+				if !errors.As(err, &ee) || ee.ApprovalID != "ap-1" {
+					t.Fatalf("%s (failOpen=%v): want *ElevationRequiredError, got %v", tc.body, open, err)
+				}
+			default:
+				if !errors.As(err, &de) || errors.Is(err, ErrElevationRequired) || de.Reason != "no" {
+					t.Fatalf("%s (failOpen=%v): want a plain *DeniedError, got %v", tc.body, open, err)
+				}
+			}
+		}
+	}
+}
+
+// TestCheckRetryAfterBeyondTimeout: a 429 whose Retry-After does not fit in
+// the check timeout ends the check at once, with the rate-limit error as the
+// cause, instead of stalling for the whole timeout.
+func TestCheckRetryAfterBeyondTimeout(t *testing.T) {
+	for _, open := range []bool{false, true} {
+		gw := newGateway(t)
+		gw.setCheck(func(w http.ResponseWriter, r *http.Request, _ map[string]any) {
+			w.Header().Set("Retry-After", "30")
+			writeJSON(w, 429, `{"error":"slow down"}`)
+		})
+		// The default retry policy: Retry-After honoured up to 10 s.
+		c, err := agenttrust.New(agenttrust.WithBaseURL(gw.srv.URL), agenttrust.WithAPIKey(testKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := mustNew(t, c, WithFailOpen(open))
+		start := time.Now()
+		d, err := g.Check(context.Background(), "read_file", "")
+		if el := time.Since(start); el > time.Second {
+			t.Errorf("failOpen=%v: check took %v", open, el)
+		}
+		if n := len(gw.checkBodies()); n != 1 {
+			t.Errorf("failOpen=%v: %d check requests, want 1", open, n)
+		}
+		if open {
+			if err != nil || !d.Allowed || !d.FailedOpen {
+				t.Fatalf("fail-open: %+v, %v", d, err)
+			}
+			continue
+		}
+		var rl *agenttrust.RateLimitError
+		if !errors.Is(err, ErrGuardianUnavailable) || !errors.As(err, &rl) || rl.RetryAfter != 30*time.Second {
+			t.Fatalf("fail-closed: %v; want *UnavailableError caused by a *RateLimitError", err)
+		}
+	}
+}
+
+// restartable is a loopback HTTP server that can be stopped and started
+// again on the same port.
+type restartable struct {
+	t    *testing.T
+	addr string
+	h    http.Handler
+	mu   sync.Mutex
+	srv  *http.Server
+	done chan struct{}
+}
+
+func newRestartable(t *testing.T, h http.Handler) *restartable {
+	r := &restartable{t: t, addr: "127.0.0.1:0", h: h}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *restartable) start() {
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ { // the port may take a moment to free up
+		if ln, err = net.Listen("tcp", r.addr); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		r.t.Fatalf("listening again on %s: %v", r.addr, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.addr = ln.Addr().String()
+	r.srv = &http.Server{Handler: r.h}
+	r.done = make(chan struct{})
+	go func(srv *http.Server, done chan struct{}) {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}(r.srv, r.done)
+}
+
+// stop closes the listener and every connection, in flight or idle.
+func (r *restartable) stop() {
+	r.mu.Lock()
+	srv, done := r.srv, r.done
+	r.srv = nil
+	r.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+		<-done
+	}
+}
+
+// TestCheckRidesOutRestart: 64 goroutines of fail-closed
+// checks against a gateway that goes away for 2 s and comes back on the same
+// port lose no check: each check keeps retrying within its 3 s timeout. With
+// only the client's 2 retries (250 ms, 500 ms) checks fail after about 0.75 s.
+func TestCheckRidesOutRestart(t *testing.T) {
+	outage := 2 * time.Second
+	if testing.Short() {
+		outage = time.Second
+	}
+	const workers = 64
+	srv := newRestartable(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		writeJSON(w, 200, `{"allowed": true, "check_id": "chk-1"}`)
+	}))
+	// The default retry policy and check timeout: what a user gets.
+	c, err := agenttrust.New(agenttrust.WithBaseURL("http://"+srv.addr), agenttrust.WithAPIKey(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustNew(t, c)
+	var checks, failed, slow atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				d, err := g.Check(context.Background(), "read_file", "")
+				checks.Add(1)
+				if time.Since(start) > outage/4 {
+					slow.Add(1) // this check waited through (part of) the outage
+				}
+				if err != nil || !d.Allowed {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%+v, %v", d, err))
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.stop()
+	time.Sleep(outage)
+	srv.start()
+	time.Sleep(DefaultCheckTimeout - outage + 500*time.Millisecond) // every check begun in the outage ends
+	close(stop)
+	wg.Wait()
+	t.Logf("%d checks, %d of them through the %v outage, %d failed", checks.Load(), slow.Load(), outage, failed.Load())
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d checks failed across a %v restart; first: %v", failed.Load(), checks.Load(), outage, firstErr.Load())
+	}
+	if slow.Load() < workers {
+		t.Fatalf("only %d checks spanned the outage; the test did not exercise it", slow.Load())
+	}
+}
+
+// TestCheckRetryLoopYieldsToCaller: while a check retries a gateway that is
+// down, the caller's cancellation ends it at once, with the caller's error
+// and no fail-open.
+func TestCheckRetryLoopYieldsToCaller(t *testing.T) {
+	c, err := agenttrust.New(agenttrust.WithBaseURL(closedURL(t)), agenttrust.WithAPIKey(testKey)) // the default backoff
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustNew(t, c, WithFailOpen(true))
+	ctx, cancel := context.WithCancel(context.Background())
+	// Past the 2 retries the policy alone allows (about 0.75 s at most), so
+	// the check is still retrying within its 3 s timeout.
+	time.AfterFunc(1200*time.Millisecond, cancel)
+	start := time.Now()
+	d, err := g.Check(ctx, "read_file", "")
+	el := time.Since(start)
+	if !errors.Is(err, context.Canceled) || d.Allowed || d.FailedOpen {
+		t.Fatalf("Check = %+v, %v; want context.Canceled", d, err)
+	}
+	if el < 1150*time.Millisecond || el > 1800*time.Millisecond {
+		t.Fatalf("returned after %v; want soon after the 1.2s cancellation", el)
+	}
+	if s := g.Stats(); s.FailedOpen != 0 || s.Unavailable != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }

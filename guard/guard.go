@@ -95,7 +95,11 @@ func WithFailOpen(failOpen bool) Option {
 }
 
 // WithCheckTimeout bounds each check, retries included (default 3 s). The
-// caller's context can only shorten it.
+// caller's context can only shorten it. Within it, a check that got no
+// answer, or a 502, 503, 504 or 429, is retried with the client's backoff
+// and jitter until the timeout would be passed, not only the client's
+// MaxRetries times, so a gateway restart shorter than the timeout costs no
+// failed check. A 429 whose Retry-After does not fit is returned at once.
 func WithCheckTimeout(d time.Duration) Option {
 	return func(c *config) error { return positive("WithCheckTimeout", d, &c.checkTimeout) }
 }
@@ -130,7 +134,8 @@ func WithSendTimeout(d time.Duration) Option {
 }
 
 // WithLogger sets the logger for denials (info), fail-opens and telemetry
-// problems (warning). Nil, the default, is silent.
+// problems (warning). Nil, the default, is silent. A check reply field of the
+// wrong type is logged by the client, on the agenttrust.WithLogger logger.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error { c.logger = l; return nil }
 }
@@ -260,11 +265,15 @@ func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOp
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
-	var cc checkConfig
-	for _, o := range opts {
-		if o != nil {
-			o(&cc)
+	var effect Effect
+	if len(opts) > 0 { // cc escapes through the options: only build it for them
+		var cc checkConfig
+		for _, o := range opts {
+			if o != nil {
+				o(&cc)
+			}
 		}
+		effect = cc.effect
 	}
 	g.checks.Add(1)
 	ctx, ck := g.obs.checkStart(ctx, g.agentID, tool, summary)
@@ -276,7 +285,9 @@ func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOp
 		ToolName:         tool,
 		ToolInputSummary: TruncateRunes(summary, agenttrust.MaxSummaryRunes),
 		SessionID:        g.sessionID,
-		ActionEffect:     cc.effect,
+		ActionEffect:     effect,
+		// Ride out a gateway restart within the check timeout.
+		RetryUntilDeadline: true,
 	})
 	if err == nil && !res.Decided() {
 		err = agenttrust.NewError(agenttrust.CodeDecode, `Decode error: check reply has no boolean "allowed"`, nil)

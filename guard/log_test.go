@@ -73,7 +73,7 @@ func TestCheckLogsDenialsAndFailOpens(t *testing.T) {
 		t.Errorf("%d info records for a denial, want 1", n)
 	}
 
-	down, err := New(newClient(t, closedURL(t)), "agent-1", WithLogger(slog.New(rec)), WithFailOpen(true))
+	down, err := New(newClient(t, closedURL(t)), "agent-1", WithLogger(slog.New(rec)), WithFailOpen(true), WithCheckTimeout(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -293,8 +293,7 @@ func TestObserveQueueFull(t *testing.T) {
 	}
 	clk := newFakeClock()
 	g := mustNew(t, c, withClock(clk.clock()), WithBatchSize(2), WithQueueCapacity(2), WithFlushInterval(time.Hour))
-	// A stalled gateway keeps a full batch in flight; in-flight events
-	// count against the capacity.
+	// A stalled gateway keeps a full batch in flight.
 	release := make(chan struct{})
 	gw.setReport(func(w http.ResponseWriter, _ *http.Request, _ int) bool {
 		<-release
@@ -303,13 +302,17 @@ func TestObserveQueueFull(t *testing.T) {
 	g.Report(ToolEnd("a", time.Millisecond))
 	g.Report(ToolEnd("b", time.Millisecond)) // a batch: in flight, stalled
 	eventually(t, "the batch in flight", func() bool { return gw.reportCalls() == 1 })
-	g.Report(ToolEnd("c", time.Millisecond)) // in flight events count: full
+	// The capacity bounds the events waiting, not the batch in flight.
+	g.Report(ToolEnd("c", time.Millisecond))
+	g.Report(ToolEnd("d", time.Millisecond))
+	g.Report(ToolEnd("e", time.Millisecond)) // two waiting: full
 	close(release)
 	if err := g.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	sameLines(t, rec.telemetryLines(), []string{
-		"queued 1 +1  ", "queued 1 +1  ", "dropped 1 +0 queue_full ", "sent 2 -2  ",
+		"queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ", "dropped 1 +0 queue_full ",
+		"sent 2 -2  ", "sent 2 -2  ",
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,6 +15,14 @@ import (
 // initialBackoff is the first delay before a failed batch is retried; it
 // doubles on each consecutive failure, capped at the flush interval.
 const initialBackoff = time.Second
+
+// maxBatchEvents bounds one telemetry request when a backlog waits: the
+// reporter then sends as many whole batches of BatchSize as wait, up to this
+// many events (or one batch, when BatchSize is larger), in one request. A
+// quiet agent still sends batches of BatchSize. With one request at a time,
+// this is what lets a guard keep up over a slow link: at 50 ms a round trip,
+// batches of 10 carry at most 200 events/s, batches of 500 up to 10,000.
+const maxBatchEvents = 500
 
 // clock is the reporter's view of time, replaced in tests.
 type clock struct {
@@ -60,6 +69,7 @@ type reporter struct {
 	client             *agenttrust.Client
 	agentID, sessionID string
 	batchSize          int
+	maxBatch           int // the most events in one request: whole batches, at least one
 	capacity           int
 	attempts           int
 	interval           time.Duration
@@ -68,14 +78,16 @@ type reporter struct {
 	clk                clock
 	obs                *observer // nil: no hooks installed on the client
 
-	baseCtx context.Context    // the parent of every send; ends on abort
-	abort   context.CancelFunc // cancels in-flight sends when Close gives up
-	wake    chan struct{}      // capacity 1: "look at the queue"
-	exited  chan struct{}      // closed when the goroutine returns
+	baseCtx context.Context         // the parent of every send; ends on abort
+	abort   context.CancelCauseFunc // cancels in-flight sends when Close gives up, with ctx's error as the cause
+	wake    chan struct{}           // capacity 1: "look at the queue"
+	exited  chan struct{}           // closed when the goroutine returns
 
 	mu            sync.Mutex
 	queue         []entry
-	inflight      []entry // the batch being sent; counted as pending
+	inflight      []entry                     // the batch being sent; pending, but outside the capacity
+	batchBuf      []entry                     // reused backing array of inflight
+	wireBuf       []agenttrust.TelemetryEvent // reused by send (goroutine only)
 	nextSeq       uint64
 	flushTo       uint64 // send every event numbered below this
 	reported      uint64
@@ -92,12 +104,13 @@ type reporter struct {
 }
 
 func newReporter(client *agenttrust.Client, agentID, sessionID string, cfg *config) *reporter {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	return &reporter{
 		client:      client,
 		agentID:     agentID,
 		sessionID:   sessionID,
 		batchSize:   cfg.batchSize,
+		maxBatch:    max(1, maxBatchEvents/cfg.batchSize) * cfg.batchSize,
 		capacity:    cfg.queueCapacity,
 		attempts:    cfg.sendAttempts,
 		interval:    cfg.flushInterval,
@@ -136,7 +149,7 @@ func (r *reporter) report(ev Event) {
 		r.dropped++
 		r.obs.rejected(agenttrust.DropInvalid)
 		logMsg = "agenttrust: telemetry event with an unknown type or no tool name; dropped"
-	case len(r.queue)+len(r.inflight) >= r.capacity:
+	case len(r.queue) >= r.capacity:
 		r.dropped++
 		r.obs.rejected(agenttrust.DropQueueFull)
 		if !r.overflowing {
@@ -221,8 +234,8 @@ func (r *reporter) dropLocked(es []entry, err error) {
 // nextBatchLocked takes the next batch to send, or reports that the
 // goroutine should exit. A nil batch and false mean: wait.
 func (r *reporter) nextBatchLocked() (batch []entry, exit bool) {
-	if err := r.baseCtx.Err(); err != nil {
-		r.dropLocked(r.queue, err)
+	if r.baseCtx.Err() != nil {
+		r.dropLocked(r.queue, context.Cause(r.baseCtx))
 		r.queue = nil
 		r.resolveLocked()
 		return nil, true
@@ -231,14 +244,17 @@ func (r *reporter) nextBatchLocked() (batch []entry, exit bool) {
 	if n == 0 {
 		return nil, r.closing
 	}
-	if n < r.batchSize && r.queue[0].seq >= r.flushTo && !r.closing {
-		return nil, false
+	if !r.closing && r.queue[0].seq >= r.flushTo {
+		// Only the size trigger: whole batches, the rest waits for the
+		// next trigger.
+		if n < r.batchSize {
+			return nil, false
+		}
+		n -= n % r.batchSize
 	}
-	if n > r.batchSize {
-		n = r.batchSize
-	}
-	batch = make([]entry, n)
-	copy(batch, r.queue)
+	n = min(n, r.maxBatch)
+	batch = append(r.batchBuf[:0], r.queue[:n]...)
+	r.batchBuf = batch
 	rest := copy(r.queue, r.queue[n:])
 	clear(r.queue[rest:])
 	r.queue = r.queue[:rest]
@@ -285,15 +301,17 @@ func (r *reporter) run() {
 // send posts one batch under the reporter's own context with the send
 // timeout (R3).
 func (r *reporter) send(batch []entry) error {
-	evs := make([]agenttrust.TelemetryEvent, len(batch))
+	evs := r.wireBuf[:0]
 	for i := range batch {
-		evs[i] = batch[i].ev.wire()
+		evs = append(evs, batch[i].ev.wire())
 	}
+	r.wireBuf = evs
 	ctx, cancel := context.WithTimeout(r.baseCtx, r.sendTimeout)
 	defer cancel()
 	_, err := r.client.Telemetry.Report(ctx, agenttrust.TelemetryReportParams{
 		AgentID: r.agentID, SessionID: r.sessionID, Events: evs,
 	})
+	clear(evs) // keep no tool names alive between sends
 	return err
 }
 
@@ -302,6 +320,7 @@ func (r *reporter) send(batch []entry) error {
 func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration {
 	r.mu.Lock()
 	r.inflight = nil
+	defer clear(batch) // after the accounting below; keeps no events alive
 	if err == nil {
 		r.sent += uint64(len(batch))
 		r.obs.sent(len(batch))
@@ -314,9 +333,15 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 	r.obs.batchFailed(len(batch), err)
 	var delay time.Duration
 	retry := classify(r.baseCtx.Err(), nil, err) == outcomeUnavailable
+	dropErr := err
+	if r.baseCtx.Err() != nil {
+		// Close gave up on this send: what is lost is lost to its deadline.
+		dropErr = context.Cause(r.baseCtx)
+	}
 	var gaveUp []entry
+	kept := 0
 	if retry {
-		keep := make([]entry, 0, len(batch)+len(r.queue))
+		keep := make([]entry, 0, len(batch))
 		for _, e := range batch {
 			e.attempts++
 			if e.attempts >= r.attempts {
@@ -325,21 +350,33 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 				keep = append(keep, e)
 			}
 		}
-		// In-flight events count against the capacity, so the batch always
-		// fits back at the head of the queue.
-		r.queue = append(keep, r.queue...)
+		// Back at the head of the queue. The queue may have filled up while
+		// the batch was out: then, as for an incoming event, the newest
+		// events are the ones that no longer fit. (A batch never holds more
+		// than the capacity, so that cannot cut into it.)
+		kept = len(keep)
+		r.queue = slices.Insert(r.queue, 0, keep...)
+		if len(r.queue) > r.capacity {
+			gaveUp = append(gaveUp, r.queue[r.capacity:]...)
+			clear(r.queue[r.capacity:])
+			r.queue = r.queue[:r.capacity]
+		}
 		*failures++
-		delay = r.backoff(*failures, err)
+		if kept > 0 {
+			// Wait only before trying these events again: after a batch's
+			// last attempt nothing of it is left to wait for.
+			delay = r.backoff(*failures, err)
+		}
 	} else {
 		gaveUp = batch
 	}
-	r.dropLocked(gaveUp, err)
+	r.dropLocked(gaveUp, dropErr)
 	r.resolveLocked()
 	r.mu.Unlock()
 	if r.log != nil {
 		r.log.Warn("agenttrust: telemetry batch failed",
 			slog.Int("events", len(batch)), slog.Int("dropped", len(gaveUp)),
-			slog.Bool("retrying", retry && len(gaveUp) < len(batch)), slog.String("error", err.Error()))
+			slog.Bool("retrying", kept > 0), slog.String("error", err.Error()))
 	}
 	return delay
 }
@@ -444,25 +481,22 @@ func (r *reporter) close(ctx context.Context) error {
 	var err error
 	if started {
 		r.signal()
-		var ctxErr error
 		select {
 		case <-r.exited:
 		case <-ctx.Done():
-			ctxErr = ctx.Err()
-			r.abort()
+			// Events dropped from here on are lost to ctx; those dropped
+			// before keep the send error that made them drop.
+			r.abort(ctx.Err())
 			<-r.exited
 		}
 		r.mu.Lock()
-		n, sendErr := w.dropped, w.err
+		n, lastErr := w.dropped, w.err
 		r.mu.Unlock()
-		if ctxErr != nil {
-			sendErr = ctxErr
-		}
 		if n > 0 {
-			err = &DeliveryError{Undelivered: n, Err: sendErr}
+			err = &DeliveryError{Undelivered: n, Err: lastErr}
 		}
 	}
-	r.abort()
+	r.abort(ErrClosed)
 	r.closeErr = err
 	close(r.closeDone)
 	return err
@@ -475,8 +509,10 @@ type Stats struct {
 	Reported uint64
 	// Sent counts events the gateway accepted.
 	Sent uint64
-	// Dropped counts events given up: queue overflow, invalid events,
-	// Reports after Close, batches that failed for good.
+	// Dropped counts every event given up: queue overflow, invalid events,
+	// Reports after Close, batches that failed for good, and what Close
+	// could not deliver. A Flush or Close error counts only the events
+	// that call waited for.
 	Dropped uint64
 	// FailedBatches counts failed send attempts.
 	FailedBatches uint64

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"sync"
@@ -92,18 +93,21 @@ func TestReporterTriggers(t *testing.T) {
 	for i := 0; i < 25; i++ {
 		g.Report(ToolStart(fmt.Sprint("s", i)))
 	}
-	eventually(t, "size batches", func() bool { return len(gw.batchBodies()) == 3 })
+	// The size trigger sends whole batches of 10: two requests of 10, or one
+	// of 20 when both were waiting by the time the goroutine looked.
+	eventually(t, "size batches", func() bool { return g.Stats().Sent == 23 })
 	time.Sleep(30 * time.Millisecond)
-	if n := gw.reportCalls(); n != 3 {
-		t.Fatalf("%d requests; the 5 left over must wait for the tick", n)
+	if s := g.Stats(); s.Sent != 23 || s.Pending != 5 {
+		t.Fatalf("stats %+v; the 5 left over must wait for the tick", s)
 	}
+	sizeReqs := gw.reportCalls() - 1
 	fc.tick <- time.Now()
-	eventually(t, "second tick batch", func() bool { return len(gw.batchBodies()) == 4 })
+	eventually(t, "second tick batch", func() bool { return len(gw.batchBodies()) == sizeReqs+2 })
 	sizes := []int{}
 	for _, b := range gw.batchBodies() {
 		sizes = append(sizes, len(b["events"].([]any)))
 	}
-	if fmt.Sprint(sizes) != "[3 10 10 5]" {
+	if got := fmt.Sprint(sizes); got != "[3 10 10 5]" && got != "[3 20 5]" {
 		t.Fatalf("batch sizes %v", sizes)
 	}
 	// Order is kept across batches.
@@ -118,7 +122,7 @@ func TestReporterTriggers(t *testing.T) {
 	}
 	fc.tick <- time.Now() // nothing pending: nothing is posted
 	time.Sleep(30 * time.Millisecond)
-	if n := gw.reportCalls(); n != 4 {
+	if n := gw.reportCalls(); n != len(sizes) {
 		t.Fatalf("%d requests after an idle tick", n)
 	}
 }
@@ -130,37 +134,98 @@ func TestReporterRealTicker(t *testing.T) {
 	eventually(t, "interval flush", func() bool { return len(gw.events()) == 1 })
 }
 
+// blockFirst makes the gateway hold its first telemetry request until the
+// returned func is called (at the latest when the test ends).
+func blockFirst(t *testing.T, gw *gateway, answer func(w http.ResponseWriter) bool) (release func()) {
+	ch := make(chan struct{})
+	release = sync.OnceFunc(func() { close(ch) })
+	t.Cleanup(release)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n != 1 {
+			return false
+		}
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+			return true
+		}
+		return answer(w)
+	})
+	return release
+}
+
+// TestReporterOverflow: the capacity bounds the events waiting; the batch
+// in flight is pending but outside it.
 func TestReporterOverflow(t *testing.T) {
 	gw := newGateway(t)
-	release := make(chan struct{})
-	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
-		if n == 1 {
-			<-release
-		}
-		return false
-	})
+	release := blockFirst(t, gw, func(http.ResponseWriter) bool { return false })
 	fc := newFakeClock()
 	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(5), WithQueueCapacity(8), withClock(fc.clock()))
 	for i := 0; i < 5; i++ {
 		g.Report(ToolStart("a"))
 	}
 	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
-	for i := 0; i < 6; i++ { // 3 fit beside the 5 in flight, 3 are dropped
+	for i := 0; i < 9; i++ { // 8 wait beside the 5 in flight, 1 is dropped
 		g.Report(ToolStart("b"))
 	}
 	s := g.Stats()
 	checkInvariant(t, s)
-	if s.Reported != 11 || s.Dropped != 3 || s.Pending != 8 {
+	if s.Reported != 14 || s.Dropped != 1 || s.Pending != 13 {
 		t.Fatalf("stats %+v", s)
 	}
-	close(release)
+	release()
 	if err := g.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s = g.Stats()
 	checkInvariant(t, s)
-	if s.Sent != 8 || s.Dropped != 3 || s.Pending != 0 || len(gw.events()) != 8 {
+	if s.Sent != 13 || s.Dropped != 1 || s.Pending != 0 || len(gw.events()) != 13 {
 		t.Fatalf("stats %+v, %d events", s, len(gw.events()))
+	}
+}
+
+// TestReporterRequeueWithinCapacity: a failed batch goes back at the head of
+// a queue that filled up while it was out; the newest events that no longer
+// fit are dropped, and the oldest are delivered, in order.
+func TestReporterRequeueWithinCapacity(t *testing.T) {
+	gw := newGateway(t)
+	release := blockFirst(t, gw, func(w http.ResponseWriter) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(5), WithQueueCapacity(8), withClock(fc.clock()))
+	for i := 0; i < 13; i++ { // 5 in flight, 8 waiting
+		g.Report(ToolStart(fmt.Sprint("e", i)))
+		if i == 4 {
+			eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Flush(context.Background()) }()
+	eventually(t, "Flush waiting", func() bool {
+		g.rep.mu.Lock()
+		defer g.rep.mu.Unlock()
+		return len(g.rep.waiters) == 1
+	})
+	release()
+	err := <-done
+	var de *DeliveryError
+	var ae *agenttrust.AgentTrustError
+	if !errors.As(err, &de) || de.Undelivered != 5 || !errors.As(err, &ae) || ae.Status != 503 {
+		t.Fatalf("Flush = %v, want the 5 newest dropped for the 503", err)
+	}
+	var names []any
+	for _, e := range gw.events() {
+		names = append(names, e["tool_name"])
+	}
+	if fmt.Sprint(names) != "[e0 e1 e2 e3 e4 e5 e6 e7]" {
+		t.Fatalf("delivered %v", names)
+	}
+	s := g.Stats()
+	checkInvariant(t, s)
+	if s.Sent != 8 || s.Dropped != 5 || s.FailedBatches != 1 || s.Pending != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }
 
@@ -220,7 +285,8 @@ func TestReporterGivesUp(t *testing.T) {
 			writeJSON(w, 500, `{"error":"down"}`)
 			return true
 		})
-		g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(3), withClock(newFakeClock().clock()))
+		fc := newFakeClock()
+		g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(3), withClock(fc.clock()))
 		g.Report(ToolStart("a"))
 		g.Report(ToolStart("b"))
 		err := g.Flush(context.Background())
@@ -234,6 +300,10 @@ func TestReporterGivesUp(t *testing.T) {
 		}
 		if n := gw.reportCalls(); n != 3 {
 			t.Fatalf("%d attempts, want 3", n)
+		}
+		// A backoff before each retry, none after the last attempt.
+		if d := fc.delays(); fmt.Sprint(d) != "[1s 2s]" {
+			t.Fatalf("backoff delays %v", d)
 		}
 		if s := g.Stats(); s.Dropped != 2 || s.FailedBatches != 3 || s.Pending != 0 {
 			t.Fatalf("stats %+v", s)
@@ -414,7 +484,8 @@ func TestReportWhileClosing(t *testing.T) {
 
 // TestTelemetryExactlyOnce: 10 000 reports from 50 goroutines while the
 // gateway fails every third batch. After Close every event was delivered
-// exactly once or counted as dropped.
+// exactly once or counted as dropped. The queue holds 4000 so that the
+// drain takes several requests even with backlog batches of 500.
 func TestTelemetryExactlyOnce(t *testing.T) {
 	gw := newGateway(t)
 	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
@@ -425,7 +496,7 @@ func TestTelemetryExactlyOnce(t *testing.T) {
 		return false
 	})
 	fc := newFakeClock()
-	g, err := New(newClient(t, gw.srv.URL), "agent-1", withClock(fc.clock()))
+	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithQueueCapacity(4000), withClock(fc.clock()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,4 +539,318 @@ func TestTelemetryExactlyOnce(t *testing.T) {
 		t.Fatalf("test did not exercise failures: %+v", s)
 	}
 	t.Logf("stats %+v", s)
+}
+
+// TestReporterBacklogBatches: while a request is in flight, events pile up;
+// the next requests carry them in whole batches of BatchSize, up to 500
+// events each, in order. A quiet agent's first batch is still 10.
+func TestReporterBacklogBatches(t *testing.T) {
+	gw := newGateway(t)
+	release := make(chan struct{})
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			<-release
+		}
+		return false
+	})
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), withClock(fc.clock())) // batches of 10, queue of 1000
+	for i := 0; i < 10; i++ {
+		g.Report(ToolStart(fmt.Sprint("e", i)))
+	}
+	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	for i := 10; i < 1000; i++ {
+		g.Report(ToolStart(fmt.Sprint("e", i)))
+	}
+	close(release)
+	eventually(t, "backlog sent", func() bool { return g.Stats().Sent == 1000 })
+	sizes := []int{}
+	for _, b := range gw.batchBodies() {
+		sizes = append(sizes, len(b["events"].([]any)))
+	}
+	if fmt.Sprint(sizes) != "[10 500 490]" {
+		t.Fatalf("batch sizes %v, want [10 500 490]", sizes)
+	}
+	for i, e := range gw.events() {
+		if e["tool_name"] != fmt.Sprint("e", i) {
+			t.Fatalf("event %d is %v", i, e["tool_name"])
+		}
+	}
+	if s := g.Stats(); s.Dropped != 0 || s.Pending != 0 || s.FailedBatches != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestReporterDrainBatches: a tick, Flush or Close sends everything pending,
+// whole batches or not, in requests of at most the backlog bound.
+func TestReporterDrainBatches(t *testing.T) {
+	gw := newGateway(t)
+	fc := newFakeClock()
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(7), WithQueueCapacity(2000), withClock(fc.clock()))
+	release := make(chan struct{})
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			<-release
+		}
+		return false
+	})
+	for i := 0; i < 7; i++ {
+		g.Report(ToolStart("a"))
+	}
+	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	for i := 0; i < 1100; i++ {
+		g.Report(ToolStart("b"))
+	}
+	// Flush asks for everything: 1100 = 497 + 497 + 106 (497 being the
+	// whole batches of 7 that fit in 500).
+	done := make(chan error, 1)
+	go func() { done <- g.Flush(context.Background()) }()
+	eventually(t, "flush requested", func() bool {
+		g.rep.mu.Lock()
+		defer g.rep.mu.Unlock()
+		return g.rep.flushTo > 0
+	})
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{}
+	for _, b := range gw.batchBodies() {
+		sizes = append(sizes, len(b["events"].([]any)))
+	}
+	if fmt.Sprint(sizes) != "[7 497 497 106]" {
+		t.Fatalf("batch sizes %v", sizes)
+	}
+}
+
+func TestReporterMaxBatch(t *testing.T) {
+	c := newClient(t, closedURL(t))
+	for _, tc := range []struct{ batch, want int }{
+		{1, 500}, {7, 497}, {10, 500}, {250, 500}, {300, 300}, {500, 500}, {600, 600},
+	} {
+		g, err := New(c, "agent-1", WithBatchSize(tc.batch), WithQueueCapacity(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.rep.maxBatch != tc.want {
+			t.Errorf("batch size %d: at most %d events a request, want %d", tc.batch, g.rep.maxBatch, tc.want)
+		}
+	}
+}
+
+// onceClock fires the first backoff at once and never fires a later one, so
+// any wait after the second attempt lasts until Close's deadline.
+func onceClock() clock {
+	var n atomic.Int32
+	return clock{
+		now:    time.Now,
+		ticker: func(time.Duration) (<-chan time.Time, func()) { return make(chan time.Time), func() {} },
+		after: func(time.Duration) (<-chan time.Time, func()) {
+			c := make(chan time.Time, 1)
+			if n.Add(1) == 1 {
+				c <- time.Now()
+			}
+			return c, func() {}
+		},
+	}
+}
+
+// TestCloseReportsSendError: a batch that fails its last attempt during
+// Close is not followed by another backoff, and Close returns the send
+// error, not its context's, although that context is short.
+func TestCloseReportsSendError(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(2), withClock(onceClock()))
+	g.Report(ToolStart("a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := g.Close(ctx)
+	var de *DeliveryError
+	var ae *agenttrust.AgentTrustError
+	if !errors.As(err, &de) || de.Undelivered != 1 || !errors.As(err, &ae) || ae.Status != 503 {
+		t.Fatalf("Close = %v, want 1 undelivered for the 503", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v: the send failed, not the context", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("Close took %v: it waited after the last attempt", el)
+	}
+	if n := gw.reportCalls(); n != 2 {
+		t.Fatalf("%d attempts, want 2", n)
+	}
+}
+
+// TestCloseRealBackoff: with the real clock and two attempts, Close spends
+// one backoff (1 s), not two (1 s + 2 s).
+func TestCloseRealBackoff(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(2))
+	g.Report(ToolStart("a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := g.Close(ctx)
+	el := time.Since(start)
+	var ae *agenttrust.AgentTrustError
+	if !errors.As(err, &ae) || ae.Status != 503 || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v after %v, want the 503", err, el)
+	}
+	if el < 900*time.Millisecond || el > 2*time.Second {
+		t.Fatalf("Close took %v, want about one 1 s backoff", el)
+	}
+}
+
+// TestCloseDeadlineDuringRetry: when Close's context ends while a failed
+// batch waits for its retry, the batch is lost to the deadline: Close
+// reports ctx's error.
+func TestCloseDeadlineDuringRetry(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	g := mustNew(t, newClient(t, gw.srv.URL)) // real clock: the first backoff is 1 s
+	g.Report(ToolStart("a"))
+	g.Report(ToolStart("b"))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := g.Close(ctx)
+	var de *DeliveryError
+	if !errors.As(err, &de) || de.Undelivered != 2 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v", err)
+	}
+	if s := g.Stats(); s.Dropped != 2 || s.Pending != 0 || s.FailedBatches > 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// stallingHandler is a slog.Handler that holds the log record of a dropped
+// batch until release is closed, as a slow log sink would; entered is closed
+// when it starts waiting.
+type stallingHandler struct {
+	entered chan<- struct{}
+	release <-chan struct{}
+}
+
+func (h stallingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h stallingHandler) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "dropped" && a.Value.Int64() > 0 {
+			close(h.entered)
+			<-h.release
+			return false
+		}
+		return true
+	})
+	return nil
+}
+func (h stallingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h stallingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestCloseKeepsSendErrorAfterDeadline: the batch is dropped by its failed
+// send, and Close's context ends before the goroutine is done (here: a slow
+// log sink). Nothing was lost to the deadline, so Close reports the send
+// error.
+func TestCloseKeepsSendErrorAfterDeadline(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	entered := make(chan struct{})
+	g := mustNew(t, newClient(t, gw.srv.URL), WithSendAttempts(1),
+		WithLogger(slog.New(stallingHandler{entered: entered, release: ctx.Done()})), withClock(newFakeClock().clock()))
+	g.Report(ToolStart("a"))
+	res := make(chan error, 1)
+	go func() { res <- g.Close(ctx) }()
+	<-entered // the batch is dropped; the goroutine is still logging it
+	cancel()
+	err := <-res
+	var de *DeliveryError
+	var ae *agenttrust.AgentTrustError
+	if !errors.As(err, &de) || de.Undelivered != 1 || !errors.As(err, &ae) || ae.Status != 503 ||
+		errors.Is(err, context.Canceled) {
+		t.Fatalf("Close = %v, want 1 undelivered for the 503", err)
+	}
+}
+
+// TestReportAllocFree: once the queue's backing array has grown, Report
+// allocates nothing, whether it stamps the time or not.
+func TestReportAllocFree(t *testing.T) {
+	gw := newGateway(t)
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(1000), WithQueueCapacity(1000), withClock(newFakeClock().clock()))
+	warm := func() { // grow the queue, staying below a batch, then empty it
+		for i := 0; i < 999; i++ {
+			g.Report(ToolStart("warm"))
+		}
+		g.rep.mu.Lock()
+		g.rep.dropLocked(g.rep.queue, nil)
+		g.rep.queue = g.rep.queue[:0]
+		g.rep.mu.Unlock()
+	}
+	warm()
+	stamped := ToolEnd("read_file", time.Millisecond)
+	timed := stamped
+	timed.Time = time.Now()
+	for _, ev := range []Event{stamped, timed} {
+		if n := testing.AllocsPerRun(400, func() { g.Report(ev) }); n != 0 {
+			t.Errorf("Report allocates %v times per call", n)
+		}
+		warm()
+	}
+	if gw.reportCalls() != 0 {
+		t.Fatalf("%d sends during the test", gw.reportCalls())
+	}
+}
+
+// TestCloseCountsOnlyItsDrain: Close's error counts the events its drain
+// lost; events dropped before (a refused batch, an overflow) show only in
+// Stats.
+func TestCloseCountsOnlyItsDrain(t *testing.T) {
+	gw := newGateway(t)
+	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 1 {
+			writeJSON(w, 400, `{"error":"bad batch"}`)
+			return true
+		}
+		<-r.Context().Done() // later requests hang until the client gives up
+		return true
+	})
+	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(2), WithQueueCapacity(4), withClock(newFakeClock().clock()))
+	g.Report(ToolStart("a"))
+	g.Report(ToolStart("b"))
+	eventually(t, "first batch refused", func() bool { return g.Stats().Dropped == 2 })
+	g.Report(ToolStart("c"))
+	g.Report(ToolStart("d"))
+	eventually(t, "second batch in flight", func() bool { return gw.reportCalls() == 2 })
+	for _, name := range []string{"e", "f", "g", "h", "i"} { // i finds the queue full
+		g.Report(ToolStart(name))
+	}
+	if s := g.Stats(); s.Dropped != 3 || s.Pending != 6 {
+		t.Fatalf("before Close: %+v", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := g.Close(ctx)
+	var de *DeliveryError
+	if !errors.As(err, &de) || de.Undelivered != 6 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want the 6 events its drain lost", err)
+	}
+	s := g.Stats()
+	checkInvariant(t, s)
+	if s.Reported != 9 || s.Dropped != 9 || s.Sent != 0 || s.Pending != 0 {
+		t.Fatalf("stats %+v", s)
+	}
 }

@@ -23,6 +23,15 @@ func TestMain(m *testing.M) {
 // URL and key, and a channel with run's result.
 func started(t *testing.T, ctx context.Context, args ...string) (url, key string, done chan error) {
 	t.Helper()
+	env, done := startedEnv(t, ctx, args...)
+	return env["AGENTTRUST_URL"], env["AGENTTRUST_API_KEY"], done
+}
+
+// startedEnv runs the dev server in the background and returns the
+// variables of its export lines, and a channel with run's result. It checks
+// that the banner's URL and key agree with the exports.
+func startedEnv(t *testing.T, ctx context.Context, args ...string) (env map[string]string, done chan error) {
+	t.Helper()
 	pr, pw := io.Pipe()
 	done = make(chan error, 1)
 	go func() {
@@ -30,6 +39,8 @@ func started(t *testing.T, ctx context.Context, args ...string) (url, key string
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
+	env = map[string]string{}
+	var url, key string
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		line := sc.Text()
@@ -38,14 +49,20 @@ func started(t *testing.T, ctx context.Context, args ...string) (url, key string
 		}
 		if k, ok := strings.CutPrefix(line, "API key: "); ok {
 			key = k
-			break
+		}
+		if kv, ok := strings.CutPrefix(line, "export "); ok {
+			name, value, _ := strings.Cut(kv, "=")
+			env[name] = value
+			if name == "AGENTTRUST_API_KEY" {
+				break
+			}
 		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	if url == "" || key == "" {
-		t.Fatalf("no banner (url %q, key %q): %v", url, key, <-done)
+	if url == "" || key == "" || env["AGENTTRUST_URL"] != url || env["AGENTTRUST_API_KEY"] != key {
+		t.Fatalf("banner: url %q, key %q, exports %v: %v", url, key, env, <-done)
 	}
-	return url, key, done
+	return env, done
 }
 
 func post(t *testing.T, hc *http.Client, url, key, body string) (int, string) {

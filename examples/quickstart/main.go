@@ -1,15 +1,21 @@
 // Command quickstart walks through the AgentTrust basics: register an agent,
-// issue and introspect a token, ask the Guardian about an allowed and a
-// denied tool, report telemetry, revoke the token and watch introspection
-// turn inactive.
+// issue and introspect a token, ask the Guardian about two tools, report
+// telemetry, revoke the token and watch introspection turn inactive.
 //
 // With no AGENTTRUST_URL set it starts the in-memory fake gateway
-// in-process, so it runs on a fresh machine:
+// in-process, with a policy that denies the tool named by -deny (default
+// delete_database), so it runs on a fresh machine:
 //
 //	go run ./examples/quickstart
 //
-// With AGENTTRUST_URL (and AGENTTRUST_API_KEY) set it talks to that gateway;
-// -deny names a tool the gateway's policy denies.
+// With AGENTTRUST_URL (and AGENTTRUST_API_KEY, and AGENTTRUST_AUTH_URL and
+// AGENTTRUST_AUDIT_URL where the services are split) set, it talks to that
+// gateway, for instance the dev server (go run ./cmd/agenttrust-devserver)
+// or a real deployment. It then makes no assumption about the gateway's
+// policy: it says what the Guardian decided for each tool (allowed, denied,
+// or waiting for a human approval). It fails only when something does not
+// work: the gateway cannot be reached, a call is refused, a token does not
+// behave as issued.
 package main
 
 import (
@@ -29,7 +35,7 @@ import (
 )
 
 func main() {
-	deny := flag.String("deny", "delete_database", "a tool the gateway's policy denies")
+	deny := flag.String("deny", "delete_database", "the destructive tool to ask about (the embedded fake's policy denies it)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -41,7 +47,8 @@ func main() {
 
 // run performs the walkthrough, writing a transcript to out. With useEnv it
 // configures the client from the environment; otherwise it starts the fake
-// gateway with a policy that denies denyTool.
+// gateway with a policy that denies denyTool. Either way it asks about
+// read_file and denyTool and reports the Guardian's decisions.
 func run(ctx context.Context, out io.Writer, useEnv bool, denyTool string) error {
 	step := func(format string, args ...any) { fmt.Fprintf(out, "  "+format+"\n", args...) }
 
@@ -102,28 +109,54 @@ func run(ctx context.Context, out io.Writer, useEnv bool, denyTool string) error
 		return err
 	}
 	defer g.Close(context.WithoutCancel(ctx))
-	dec, err := g.Check(ctx, "read_file", guard.LengthSummary("/var/log/app.log"), guard.WithEffect(agenttrust.EffectRead))
-	if err != nil {
-		return fmt.Errorf("check read_file: %w", err)
+	// The gateway's policy decides; this program only reports the decision.
+	// A check that gets no decision at all (gateway unreachable, refused
+	// key) is a failure.
+	ask := func(tool, input string, effect guard.Effect) (bool, error) {
+		dec, err := g.Check(ctx, tool, guard.LengthSummary(input), guard.WithEffect(effect))
+		var elevation *guard.ElevationRequiredError
+		var denied *guard.DeniedError
+		switch {
+		case err == nil:
+			step("%s: allowed (check %s, tier %s)", tool, dec.CheckID, dec.GuardTier)
+			return true, nil
+		case errors.As(err, &elevation):
+			step("%s: needs a human approval (request %s): %s", tool, elevation.ApprovalID, orNone(elevation.Reason))
+			return false, nil
+		case errors.As(err, &denied):
+			step("%s: denied: %s", tool, orNone(denied.Reason))
+			return false, nil
+		default:
+			return false, fmt.Errorf("check %s: %w", tool, err)
+		}
 	}
-	step("read_file: allowed (check %s, tier %s)", dec.CheckID, dec.GuardTier)
-	start := time.Now()
-	g.Report(guard.ToolEnd("read_file", time.Since(start))) // the tool ran
-
-	_, err = g.Check(ctx, denyTool, guard.LengthSummary("DROP DATABASE prod"), guard.WithEffect(agenttrust.EffectDestructive))
-	var denied *guard.DeniedError
-	if !errors.As(err, &denied) {
-		return fmt.Errorf("check %s: want a denial, got %v", denyTool, err)
+	ran := 0
+	for _, t := range []struct {
+		tool, input string
+		effect      guard.Effect
+	}{
+		{"read_file", "/var/log/app.log", agenttrust.EffectRead},
+		{denyTool, "DROP DATABASE prod", agenttrust.EffectDestructive},
+	} {
+		allowed, err := ask(t.tool, t.input, t.effect)
+		if err != nil {
+			return err
+		}
+		if allowed {
+			start := time.Now()
+			// ... the tool would run here ...
+			g.Report(guard.ToolEnd(t.tool, time.Since(start)))
+			ran++
+		}
 	}
-	step("%s: denied: %s", denyTool, denied.Reason)
 
 	fmt.Fprintln(out, "5. report telemetry and flush it")
 	if err := g.Flush(ctx); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
 	st := g.Stats()
-	if st.Sent != st.Reported || st.Reported == 0 {
-		return fmt.Errorf("telemetry: reported %d, sent %d, dropped %d", st.Reported, st.Sent, st.Dropped)
+	if st.Sent != st.Reported || st.Reported != uint64(ran) {
+		return fmt.Errorf("telemetry: %d tool(s) ran, reported %d, sent %d, dropped %d", ran, st.Reported, st.Sent, st.Dropped)
 	}
 	step("%d event(s) delivered, session %s", st.Sent, g.SessionID())
 
@@ -145,6 +178,13 @@ func run(ctx context.Context, out io.Writer, useEnv bool, denyTool string) error
 	}
 	fmt.Fprintln(out, "done.")
 	return nil
+}
+
+func orNone(reason string) string {
+	if reason == "" {
+		return "(no reason given)"
+	}
+	return reason
 }
 
 func suffix() string {

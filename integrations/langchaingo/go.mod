@@ -3,7 +3,7 @@ module github.com/agenttrustid/agenttrust-go/integrations/langchaingo
 go 1.24.4
 
 require (
-	github.com/agenttrustid/agenttrust-go v0.0.0-00010101000000-000000000000
+	github.com/agenttrustid/agenttrust-go v0.3.0
 	github.com/tmc/langchaingo v0.1.14
 	go.uber.org/goleak v1.3.0
 )

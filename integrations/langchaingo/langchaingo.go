@@ -30,9 +30,7 @@ package langchaingo
 
 import (
 	"context"
-	"errors"
 	"strings"
-	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/guard"
@@ -41,22 +39,15 @@ import (
 	"github.com/tmc/langchaingo/tools"
 )
 
-// Option configures WrapTool and WrapTools.
-type Option func(*options)
-
-type options struct {
-	observation func(*guard.DeniedError) string
-	summarize   func(tool, input string) string
-	effect      guard.Effect
-	effects     map[string]guard.Effect
-}
+// Option configures WrapTool and WrapTools. The guard package's
+// ToolOptions are Options, so guard.WithLogInputs and the functions below
+// are interchangeable.
+type Option = guard.ToolOption
 
 // DefaultDenialObservation is the observation WithDenialAsObservation(nil)
 // returns: `Tool "<name>" was denied by policy.`, without the reason or the
 // check id.
-func DefaultDenialObservation(d *guard.DeniedError) string {
-	return `Tool "` + d.Tool + `" was denied by policy.`
-}
+func DefaultDenialObservation(d *guard.DeniedError) string { return guard.DefaultDenialObservation(d) }
 
 // WithDenialAsObservation makes a denied tool return (format(err), nil)
 // instead of ("", err), so the denial becomes an observation for the model
@@ -64,138 +55,103 @@ func DefaultDenialObservation(d *guard.DeniedError) string {
 // DefaultDenialObservation. Elevations and every other failure are still
 // returned as errors.
 func WithDenialAsObservation(format func(*guard.DeniedError) string) Option {
-	if format == nil {
-		format = DefaultDenialObservation
-	}
-	return func(o *options) { o.observation = format }
+	return guard.WithDenialAsObservation(format)
 }
 
 // WithLogInputs sends the tool's input itself as the check's summary, cut to
 // at most min(maxRunes, 200) runes (200 when maxRunes is not positive),
 // instead of its length.
-func WithLogInputs(maxRunes int) Option {
-	if maxRunes <= 0 || maxRunes > agenttrust.MaxSummaryRunes {
-		maxRunes = agenttrust.MaxSummaryRunes
-	}
-	return func(o *options) {
-		o.summarize = func(_, input string) string { return guard.TruncateRunes(input, maxRunes) }
-	}
-}
+func WithLogInputs(maxRunes int) Option { return guard.WithLogInputs(maxRunes) }
 
 // WithSummarizer computes the check's summary from the tool name and input;
 // the result is cut to 200 runes.
-func WithSummarizer(fn func(tool, input string) string) Option {
-	return func(o *options) {
-		if fn != nil {
-			o.summarize = fn
-		}
-	}
-}
+func WithSummarizer(fn func(tool, input string) string) Option { return guard.WithSummarizer(fn) }
 
 // WithActionEffect sets the effect sent with the checks of the wrapped
 // tool (with WrapTools: of every tool without an entry in
 // WithActionEffects).
-func WithActionEffect(e guard.Effect) Option { return func(o *options) { o.effect = e } }
+func WithActionEffect(e guard.Effect) Option { return guard.WithActionEffect(e) }
 
 // WithActionEffects sets the effects of several tools, keyed by tool name.
 // The map is copied.
-func WithActionEffects(m map[string]guard.Effect) Option {
-	c := make(map[string]guard.Effect, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return func(o *options) {
-		if o.effects == nil {
-			o.effects = map[string]guard.Effect{}
-		}
-		for k, v := range c {
-			o.effects[k] = v
-		}
-	}
-}
+func WithActionEffects(m map[string]guard.Effect) Option { return guard.WithActionEffects(m) }
 
-func buildOptions(opts []Option) options {
-	var o options
-	for _, fn := range opts {
-		if fn != nil {
-			fn(&o)
-		}
-	}
-	return o
-}
-
-// guardedTool is a tool whose Call is checked and reported.
+// guardedTool is a tool whose Call is checked and reported. A guardedTool
+// built from invalid arguments holds err and never runs anything.
 type guardedTool struct {
-	inner     tools.Tool
-	g         *guard.Guard
-	effect    guard.Effect
-	observe   func(*guard.DeniedError) string
-	summarize func(tool, input string) string
+	inner  tools.Tool
+	runner *guard.ToolRunner
+	err    error
 }
 
 // WrapTool returns t guarded by g: every Call is checked first, and the
 // inner tool runs only when the Guardian allowed it. Name and Description are
 // t's. All tools of one run should share one Guard.
+//
+// Wrapping a tool returned by WrapTool wraps its inner tool again, so only
+// the new Guard and options apply. A nil t or a nil g gives a tool whose
+// Call always returns a validation error and runs nothing.
 func WrapTool(t tools.Tool, g *guard.Guard, opts ...Option) tools.Tool {
-	return wrap(t, g, buildOptions(opts))
+	runner, err := guard.NewToolRunner(g, opts...)
+	return wrap(t, runner, err)
 }
 
 // WrapTools wraps every tool of ts with the same Guard and options and
-// returns a new slice; ts is not modified.
+// returns a new slice; ts is not modified. Each element is wrapped as
+// WrapTool does, so a nil element becomes a tool that never runs.
 func WrapTools(ts []tools.Tool, g *guard.Guard, opts ...Option) []tools.Tool {
-	o := buildOptions(opts)
+	runner, err := guard.NewToolRunner(g, opts...)
 	out := make([]tools.Tool, len(ts))
 	for i, t := range ts {
-		out[i] = wrap(t, g, o)
+		out[i] = wrap(t, runner, err)
 	}
 	return out
 }
 
-func wrap(t tools.Tool, g *guard.Guard, o options) *guardedTool {
-	effect := o.effect
-	if e, ok := o.effects[t.Name()]; ok {
-		effect = e
+func wrap(t tools.Tool, runner *guard.ToolRunner, err error) *guardedTool {
+	if gt, ok := t.(*guardedTool); ok && gt != nil {
+		t = gt.inner // rewrap: the new guard only, never two checks per call
 	}
-	return &guardedTool{inner: t, g: g, effect: effect, observe: o.observation, summarize: o.summarize}
+	if err == nil && t == nil {
+		err = agenttrust.NewError(agenttrust.CodeValidation, "langchaingo: nil tool", nil)
+	}
+	if err != nil {
+		return &guardedTool{inner: t, err: err}
+	}
+	return &guardedTool{inner: t, runner: runner}
 }
 
-// Name returns the inner tool's name.
-func (t *guardedTool) Name() string { return t.inner.Name() }
+// Name returns the inner tool's name ("" for a nil tool).
+func (t *guardedTool) Name() string {
+	if t.inner == nil {
+		return ""
+	}
+	return t.inner.Name()
+}
 
-// Description returns the inner tool's description.
-func (t *guardedTool) Description() string { return t.inner.Description() }
+// Description returns the inner tool's description ("" for a nil tool).
+func (t *guardedTool) Description() string {
+	if t.inner == nil {
+		return ""
+	}
+	return t.inner.Description()
+}
 
 // Call checks the tool with the Guardian and, when allowed, runs the inner
 // tool and reports its duration and outcome. The inner tool's output and
 // error are returned unchanged.
 func (t *guardedTool) Call(ctx context.Context, input string) (string, error) {
-	name := t.inner.Name()
-	summary := guard.LengthSummary(input)
-	if t.summarize != nil {
-		summary = guard.TruncateRunes(t.summarize(name, input), agenttrust.MaxSummaryRunes)
+	if t.err != nil {
+		return "", t.err
 	}
-	var copts []guard.CheckOption
-	if t.effect != "" {
-		copts = append(copts, guard.WithEffect(t.effect))
-	}
-	d, err := t.g.Check(ctx, name, summary, copts...)
-	if err == nil && !d.Allowed {
-		err = guard.DenialError(name, d) // a Guard without BlockOnDeny: still a denial
-	}
-	if err != nil {
-		var denied *guard.DeniedError
-		if t.observe != nil && errors.As(err, &denied) {
-			return t.observe(denied), nil
-		}
-		return "", err
-	}
-	start := time.Now()
-	out, err := t.inner.Call(ctx, input)
-	elapsed := time.Since(start)
-	if err != nil {
-		t.g.Report(guard.ToolError(name, elapsed, err))
-	} else {
-		t.g.Report(guard.ToolEnd(name, elapsed))
+	var out string
+	obs, ran, err := t.runner.Run(ctx, t.inner.Name(), input, func(ctx context.Context) error {
+		var err error
+		out, err = t.inner.Call(ctx, input)
+		return err
+	})
+	if !ran {
+		return obs, err
 	}
 	return out, err
 }
@@ -215,10 +171,17 @@ type Handler struct {
 var _ callbacks.Handler = (*Handler)(nil)
 
 // NewHandler returns a Handler for the tools wrapped with g.
+// A nil g gives an inert Handler; nil tools and tools without a name are
+// skipped. The zero Handler is inert too.
 func NewHandler(g *guard.Guard, wrapped []tools.Tool) *Handler {
 	names := make(map[string]string, len(wrapped))
 	for _, t := range wrapped {
-		names[strings.ToUpper(t.Name())] = t.Name()
+		if t == nil {
+			continue
+		}
+		if name := t.Name(); name != "" {
+			names[strings.ToUpper(name)] = name
+		}
 	}
 	return &Handler{g: g, names: names}
 }
@@ -227,14 +190,23 @@ func NewHandler(g *guard.Guard, wrapped []tools.Tool) *Handler {
 // (case-insensitively, as the executor matches). The action's input and log
 // are never read.
 func (h *Handler) HandleAgentAction(_ context.Context, action schema.AgentAction) {
+	if h == nil || h.g == nil {
+		return
+	}
 	if name, ok := h.names[strings.ToUpper(action.Tool)]; ok {
 		h.g.Report(guard.ToolStart(name))
 	}
 }
 
 // HandleAgentFinish asks the Guard to send pending telemetry (no waiting).
-func (h *Handler) HandleAgentFinish(context.Context, schema.AgentFinish) { h.g.FlushAsync() }
+func (h *Handler) HandleAgentFinish(context.Context, schema.AgentFinish) { h.flush() }
 
 // HandleChainError asks the Guard to send pending telemetry (no waiting);
 // it also fires when a wrapped tool returned a denial error.
-func (h *Handler) HandleChainError(context.Context, error) { h.g.FlushAsync() }
+func (h *Handler) HandleChainError(context.Context, error) { h.flush() }
+
+func (h *Handler) flush() {
+	if h != nil && h.g != nil {
+		h.g.FlushAsync()
+	}
+}

@@ -357,3 +357,59 @@ func TestHandlerIgnoresUnknownTools(t *testing.T) {
 		t.Fatalf("event %v", ev)
 	}
 }
+
+func TestRewrapUsesTheNewGuardOnly(t *testing.T) {
+	e := newEnv(t)
+	g1, g2 := e.guard(t), e.guard(t)
+	inner := &stubTool{name: "delete_file", out: "deleted"}
+	w := lcg.WrapTool(lcg.WrapTool(inner, g1), g2)
+	if out, err := w.Call(context.Background(), "x"); err != nil || out != "deleted" {
+		t.Fatalf("Call = %q, %v", out, err)
+	}
+	if w.Name() != "delete_file" || inner.calls.Load() != 1 {
+		t.Fatalf("name %q, inner ran %d times", w.Name(), inner.calls.Load())
+	}
+	if n := len(e.srv.Checks()); n != 1 {
+		t.Fatalf("%d checks for one call", n)
+	}
+	if s1, s2 := g1.Stats(), g2.Stats(); s1.Checks != 0 || s1.Reported != 0 || s2.Checks != 1 || s2.Reported != 1 {
+		t.Fatalf("first guard %+v, second guard %+v", s1, s2)
+	}
+	ws := lcg.WrapTools(lcg.WrapTools([]tools.Tool{inner}, g1), g2)
+	if _, err := ws[0].Call(context.Background(), "x"); err != nil || g2.Stats().Checks != 2 || g1.Stats().Checks != 0 {
+		t.Fatalf("WrapTools rewrap: %v, %+v", err, g2.Stats())
+	}
+}
+
+func TestInvalidWrapsAreInert(t *testing.T) {
+	e := newEnv(t)
+	g := e.guard(t)
+	inner := &stubTool{name: "delete_file"}
+	cases := map[string]tools.Tool{
+		"nil tool":    lcg.WrapTool(nil, g),
+		"nil guard":   lcg.WrapTool(inner, nil),
+		"nil element": lcg.WrapTools([]tools.Tool{nil}, g)[0],
+	}
+	for name, w := range cases {
+		_ = w.Name()
+		_ = w.Description()
+		out, err := w.Call(context.Background(), "x")
+		if out != "" || !errors.Is(err, agenttrust.ErrValidation) {
+			t.Errorf("%s: Call = %q, %v; want a validation error", name, out, err)
+		}
+	}
+	if inner.calls.Load() != 0 || len(e.srv.Checks()) != 0 {
+		t.Fatal("an invalid wrap ran the tool or checked")
+	}
+	// The zero Handler and NewHandler(nil, ...) are inert; nil elements and
+	// tools without a name are skipped.
+	for _, h := range []*lcg.Handler{{}, lcg.NewHandler(nil, []tools.Tool{inner}), lcg.NewHandler(g, []tools.Tool{nil, cases["nil tool"]})} {
+		ctx := context.Background()
+		h.HandleAgentAction(ctx, schema.AgentAction{Tool: "delete_file"})
+		h.HandleAgentFinish(ctx, schema.AgentFinish{})
+		h.HandleChainError(ctx, errors.New("x"))
+	}
+	if s := g.Stats(); s.Reported != 0 {
+		t.Fatalf("inert handlers reported: %+v", s)
+	}
+}

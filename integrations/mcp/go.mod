@@ -3,7 +3,7 @@ module github.com/agenttrustid/agenttrust-go/integrations/mcp
 go 1.25.0
 
 require (
-	github.com/agenttrustid/agenttrust-go v0.0.0-00010101000000-000000000000
+	github.com/agenttrustid/agenttrust-go v0.3.0
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	go.uber.org/goleak v1.3.0
 )

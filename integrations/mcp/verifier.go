@@ -9,18 +9,25 @@
 // for the SDK's auth.RequireBearerToken middleware, so that a streamable
 // HTTP server is protected in one line:
 //
-//	handler := auth.RequireBearerToken(agenttrustmcp.Verifier(client, agenttrust.WithTarget("files-mcp")),
-//		&auth.RequireBearerTokenOptions{Scopes: []string{"tools:call"}})(mcp.NewStreamableHTTPHandler(getServer, nil))
+//	handler := agenttrustmcp.RequireToken(client,
+//		tokenauth.WithTarget("files-mcp"), tokenauth.WithRequiredScopes("tools:call"),
+//	)(mcp.NewStreamableHTTPHandler(getServer, nil))
 //
-// or, with the same meaning, agenttrustmcp.RequireToken(client, []string{"tools:call"}, ...).
+// RequireToken takes the options of package tokenauth, like the net/http
+// middleware tokenauth.RequireToken; it is the SDK's auth.RequireBearerToken
+// with a Verifier and the required scopes as RequireBearerTokenOptions.Scopes.
 //
 // Outcomes, as the SDK's middleware turns them into HTTP answers:
 //
 //   - an active token with the required scopes: the request proceeds, and
 //     tools find the token's details in req.Extra.TokenInfo (UserID is the
 //     agent id; Introspection returns the full result);
-//   - an unknown, expired, revoked or wrong-target token: auth.ErrInvalidToken,
-//     401;
+//   - a malformed request (a token that is not an RFC 6750 bearer token, or
+//     more than one Authorization header): an error matching auth.ErrOAuth,
+//     400;
+//   - an inactive token (unknown, expired, revoked, wrong target, or refused
+//     by the gateway for any other reason): auth.ErrInvalidToken, 401,
+//     whatever the gateway's reasoning says;
 //   - an active token without a scope listed in RequireBearerTokenOptions.Scopes:
 //     403, decided by the SDK from TokenInfo.Scopes, which are the scopes the
 //     gateway reports;
@@ -28,14 +35,20 @@
 //     auth.ErrInvalidToken, which the SDK answers with 500. It is never an
 //     allow.
 //
-// Scopes belong in RequireBearerTokenOptions.Scopes. Scopes given to the
-// verifier itself with agenttrust.WithRequiredScopes are also enforced, by
-// the gateway, but a token lacking one is then reported as invalid (401),
-// because a TokenVerifier cannot ask the SDK for a 403.
+// The SDK writes the error's text into the answer, so that text is fixed
+// ("invalid token", ...): the gateway's reasoning, which an unauthenticated
+// caller must not see, stays in the wrapped *tokenauth.RejectedError
+// for the server's own logs.
+//
+// With RequireToken, the required scopes are checked by the SDK against the
+// scopes the gateway reports, so a missing one is a 403. A Verifier used on
+// its own sends tokenauth.WithRequiredScopes to the gateway instead, which
+// answers a token lacking one as inactive: a 401, because a TokenVerifier
+// cannot ask the SDK for a 403.
 //
 // The verifier caches positive answers for a few seconds (see
-// agenttrust.TokenVerifier for the trade-off between revocation latency and
-// gateway load; agenttrust.WithCache(0) disables it).
+// tokenauth.Verifier for the trade-off between revocation latency and
+// gateway load; tokenauth.WithCache(0) disables it).
 package agenttrustmcp
 
 import (
@@ -45,6 +58,7 @@ import (
 	"net/http"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 )
 
@@ -63,41 +77,71 @@ const (
 var ErrGatewayUnavailable = errors.New("agenttrustmcp: token introspection unavailable")
 
 // NewVerifier returns an auth.TokenVerifier that introspects tokens with
-// client, configured like agenttrust.NewTokenVerifier (target, cache,
+// client, configured like tokenauth.NewVerifier (target, scopes, cache,
 // clock, logger). A nil client or an invalid option is an error.
-func NewVerifier(client *agenttrust.Client, opts ...agenttrust.MiddlewareOption) (auth.TokenVerifier, error) {
-	v, err := agenttrust.NewTokenVerifier(client, opts...)
+func NewVerifier(client *agenttrust.Client, opts ...tokenauth.Option) (auth.TokenVerifier, error) {
+	v, err := tokenauth.NewVerifier(client, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+	return adapt(v), nil
+}
+
+// adapt turns a tokenauth.Verifier into the SDK's verifier function.
+func adapt(v *tokenauth.Verifier) auth.TokenVerifier {
+	return func(ctx context.Context, token string, req *http.Request) (*auth.TokenInfo, error) {
+		if req != nil && len(req.Header.Values("Authorization")) > 1 {
+			// The SDK reads only the first header; RFC 6750 makes a
+			// repeated one a malformed request.
+			return nil, &malformed{"more than one Authorization header", nil}
+		}
 		res, err := v.Verify(ctx, token)
 		if err != nil {
 			return nil, mapError(err)
 		}
 		return tokenInfo(res), nil
-	}, nil
+	}
 }
 
 // Verifier is NewVerifier for use in one expression. An invalid
 // configuration makes every verification fail with the configuration error
 // (a 500 from the SDK's middleware), so the server refuses requests instead
 // of admitting them; use NewVerifier to catch it at start-up.
-func Verifier(client *agenttrust.Client, opts ...agenttrust.MiddlewareOption) auth.TokenVerifier {
+func Verifier(client *agenttrust.Client, opts ...tokenauth.Option) auth.TokenVerifier {
 	v, err := NewVerifier(client, opts...)
 	if err != nil {
-		cfgErr := fmt.Errorf("agenttrustmcp: verifier misconfigured: %w", err)
-		return func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return nil, cfgErr }
+		return misconfigured(err)
 	}
 	return v
 }
 
+func misconfigured(err error) auth.TokenVerifier {
+	cfgErr := fmt.Errorf("agenttrustmcp: verifier misconfigured: %w", err)
+	return func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return nil, cfgErr }
+}
+
 // RequireToken returns the SDK's bearer-token middleware with an AgentTrust
-// verifier and scopes as the required scopes (403 when one is missing):
-// auth.RequireBearerToken(Verifier(client, opts...),
-// &auth.RequireBearerTokenOptions{Scopes: scopes}).
-func RequireToken(client *agenttrust.Client, scopes []string, opts ...agenttrust.MiddlewareOption) func(http.Handler) http.Handler {
-	return auth.RequireBearerToken(Verifier(client, opts...), &auth.RequireBearerTokenOptions{Scopes: scopes})
+// verifier configured by opts, as tokenauth.RequireToken is for net/http.
+// The scopes of tokenauth.WithRequiredScopes become the SDK's required
+// scopes (RequireBearerTokenOptions.Scopes), checked against the scopes the
+// gateway reports: a token without one gets 403. They are not sent to the
+// gateway, which would answer such a token as inactive (401). An invalid
+// configuration makes every request fail with 500.
+func RequireToken(client *agenttrust.Client, opts ...tokenauth.Option) func(http.Handler) http.Handler {
+	var verifier auth.TokenVerifier
+	var scopes []string
+	v, err := tokenauth.NewVerifier(client, opts...)
+	if err == nil {
+		scopes = v.RequiredScopes()
+		// The same configuration without the scopes: the last option wins.
+		v, err = tokenauth.NewVerifier(client, append(opts[:len(opts):len(opts)], tokenauth.WithRequiredScopes())...)
+	}
+	if err != nil {
+		verifier = misconfigured(err)
+	} else {
+		verifier = adapt(v)
+	}
+	return auth.RequireBearerToken(verifier, &auth.RequireBearerTokenOptions{Scopes: scopes})
 }
 
 // Introspection returns the introspection result a verifier stored in ti,
@@ -124,19 +168,30 @@ func tokenInfo(res *agenttrust.IntrospectionResult) *auth.TokenInfo {
 }
 
 // rejection is a refused token: it matches auth.ErrInvalidToken (so the SDK
-// answers 401) and unwraps to the SDK's *agenttrust.TokenRejectedError.
+// answers 401) and unwraps to the *tokenauth.RejectedError.
+// Its text is fixed: the SDK sends it to the caller.
 type rejection struct {
-	err *agenttrust.TokenRejectedError
+	err *tokenauth.RejectedError
 }
 
-func (r *rejection) Error() string {
-	if r.err.Reasoning != "" {
-		return auth.ErrInvalidToken.Error() + ": " + r.err.Reasoning
-	}
-	return auth.ErrInvalidToken.Error()
-}
-
+func (r *rejection) Error() string   { return auth.ErrInvalidToken.Error() }
 func (r *rejection) Unwrap() []error { return []error{auth.ErrInvalidToken, r.err} }
+
+// malformed is a malformed request: it matches auth.ErrOAuth, which the SDK
+// answers with 400 (RFC 6750 invalid_request), and tokenauth.ErrInvalidToken.
+// err, when set, is the verifier's rejection of a malformed token.
+type malformed struct {
+	what string // fixed text, never the token
+	err  *tokenauth.RejectedError
+}
+
+func (m *malformed) Error() string { return "invalid_request: " + m.what }
+func (m *malformed) Unwrap() []error {
+	if m.err != nil {
+		return []error{auth.ErrOAuth, m.err}
+	}
+	return []error{auth.ErrOAuth, tokenauth.ErrInvalidToken}
+}
 
 // unavailable is a gateway failure. Its text is fixed: the SDK writes it
 // into the HTTP answer, which must not expose gateway addresses.
@@ -146,8 +201,11 @@ func (u *unavailable) Error() string   { return ErrGatewayUnavailable.Error() }
 func (u *unavailable) Unwrap() []error { return []error{ErrGatewayUnavailable, u.err} }
 
 func mapError(err error) error {
-	var rej *agenttrust.TokenRejectedError
+	var rej *tokenauth.RejectedError
 	if errors.As(err, &rej) {
+		if rej.Malformed {
+			return &malformed{"malformed bearer token", rej}
+		}
 		return &rejection{rej}
 	}
 	return &unavailable{err}

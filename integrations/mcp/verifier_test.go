@@ -13,6 +13,7 @@ import (
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	agenttrustmcp "github.com/agenttrustid/agenttrust-go/integrations/mcp"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/goleak"
@@ -125,7 +126,7 @@ func connect(t *testing.T, url string, b *bearer) (*mcp.ClientSession, error) {
 
 func TestAllowedListsAndCalls(t *testing.T) {
 	e := newEnv(t)
-	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, []string{"tools:call"}, agenttrust.WithTarget("files")))
+	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, tokenauth.WithRequiredScopes("tools:call"), tokenauth.WithTarget("files")))
 	b := &bearer{token: e.issue(t, "tools:call", "files:read")}
 	cs, err := connect(t, url, b)
 	if err != nil {
@@ -165,7 +166,7 @@ func TestAllowedListsAndCalls(t *testing.T) {
 
 func TestRevokedTokenIs401(t *testing.T) {
 	e := newEnv(t)
-	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, []string{"tools:call"}, agenttrust.WithCache(0)))
+	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, tokenauth.WithRequiredScopes("tools:call"), tokenauth.WithCache(0)))
 	tok := e.issue(t, "tools:call")
 	b := &bearer{token: tok}
 	cs, err := connect(t, url, b)
@@ -191,7 +192,7 @@ func TestRevokedTokenIs401(t *testing.T) {
 
 func TestInsufficientScopeIs403(t *testing.T) {
 	e := newEnv(t)
-	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, []string{"tools:call"}))
+	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, tokenauth.WithRequiredScopes("tools:call")))
 	b := &bearer{token: e.issue(t, "files:read")}
 	_, err := connect(t, url, b)
 	if err == nil || b.last() != http.StatusForbidden {
@@ -201,7 +202,7 @@ func TestInsufficientScopeIs403(t *testing.T) {
 
 func TestGatewayFailureIsNotAnAllow(t *testing.T) {
 	e := newEnv(t)
-	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, []string{"tools:call"}))
+	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, tokenauth.WithRequiredScopes("tools:call")))
 	b := &bearer{token: e.issue(t, "tools:call")}
 	e.gw.InjectFault("POST /api/v1/agent-tokens/introspect", agenttrusttest.Fault{Status: 503})
 	_, err := connect(t, url, b)
@@ -217,7 +218,7 @@ func TestGatewayFailureIsNotAnAllow(t *testing.T) {
 // The verifier's errors, directly.
 func TestVerifierMapping(t *testing.T) {
 	e := newEnv(t)
-	v, err := agenttrustmcp.NewVerifier(e.client, agenttrust.WithCache(0))
+	v, err := agenttrustmcp.NewVerifier(e.client, tokenauth.WithCache(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,11 +239,17 @@ func TestVerifierMapping(t *testing.T) {
 	}
 
 	_, err = v(context.Background(), "at_unknown", nil)
-	if !errors.Is(err, auth.ErrInvalidToken) || !errors.Is(err, agenttrust.ErrInvalidToken) || errors.Is(err, agenttrustmcp.ErrGatewayUnavailable) {
+	if !errors.Is(err, auth.ErrInvalidToken) || !errors.Is(err, tokenauth.ErrInvalidToken) || errors.Is(err, agenttrustmcp.ErrGatewayUnavailable) {
 		t.Errorf("unknown token: %v", err)
 	}
-	if !strings.Contains(err.Error(), "unknown token") {
-		t.Errorf("message %q lacks the reasoning", err)
+	// The SDK sends the error text to the caller: it is fixed, and the
+	// reasoning stays in the wrapped rejection for the server's logs.
+	if err.Error() != auth.ErrInvalidToken.Error() {
+		t.Errorf("message %q, want the fixed %q", err, auth.ErrInvalidToken)
+	}
+	var rej *tokenauth.RejectedError
+	if !errors.As(err, &rej) || rej.Reasoning != "unknown token" {
+		t.Errorf("the rejection does not carry the reasoning: %v", rej)
 	}
 
 	e.gw.InjectFault("POST /api/v1/agent-tokens/introspect", agenttrusttest.Fault{Status: 500})
@@ -255,13 +262,14 @@ func TestVerifierMapping(t *testing.T) {
 	}
 	e.gw.ClearFaults()
 
-	// Scopes required by the verifier itself are enforced by the gateway;
-	// a token lacking one is invalid here.
-	vs, err := agenttrustmcp.NewVerifier(e.client, agenttrust.WithRequiredScopes("files:read"))
+	// Scopes required by the verifier itself are enforced by the gateway,
+	// which answers inactive for a token lacking one: an invalid token,
+	// decided from the active field and not from the reasoning.
+	vs, err := agenttrustmcp.NewVerifier(e.client, tokenauth.WithRequiredScopes("files:read"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vs(context.Background(), tok, nil); !errors.Is(err, auth.ErrInvalidToken) || !errors.Is(err, agenttrust.ErrInsufficientScope) {
+	if _, err := vs(context.Background(), tok, nil); !errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, tokenauth.ErrInsufficientScope) {
 		t.Errorf("missing verifier scope: %v", err)
 	}
 }
@@ -276,7 +284,7 @@ func TestMisconfiguredVerifierRefuses(t *testing.T) {
 		t.Errorf("misconfigured verifier: %v %v", ti, err)
 	}
 	// Through the SDK middleware: a 500, not an allow.
-	h := agenttrustmcp.RequireToken(nil, nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := agenttrustmcp.RequireToken(nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Error("the handler ran")
 	}))
 	req := httptest.NewRequest(http.MethodPost, "/", nil)
@@ -285,5 +293,63 @@ func TestMisconfiguredVerifierRefuses(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusInternalServerError {
 		t.Errorf("status %d, want 500", rec.Code)
+	}
+}
+
+// Through the SDK's middleware: a malformed request is 400 (RFC 6750
+// invalid_request) without a gateway call, an inactive token is 401, and no
+// answer echoes the gateway's reasoning or the token.
+func TestHTTPAnswers(t *testing.T) {
+	e := newEnv(t)
+	tok := e.issue(t, "tools:call")
+	if err := e.client.Tokens.Revoke(context.Background(), tok, ""); err != nil {
+		t.Fatal(err)
+	}
+	h := agenttrustmcp.RequireToken(e.client, tokenauth.WithRequiredScopes("tools:call"), tokenauth.WithCache(0))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("the handler ran")
+	}))
+	introspections := func() int {
+		n := 0
+		for _, r := range e.gw.Requests() {
+			if strings.HasSuffix(r.Path, "/agent-tokens/introspect") {
+				n++
+			}
+		}
+		return n
+	}
+	cases := []struct {
+		name   string
+		authz  []string
+		status int
+		calls  int // introspections expected
+	}{
+		{"revoked", []string{"Bearer " + tok}, http.StatusUnauthorized, 1},
+		{"unknown", []string{"Bearer at_unknown_token_123"}, http.StatusUnauthorized, 1},
+		{"malformed token", []string{"Bearer at_=abc"}, http.StatusBadRequest, 0},
+		{"too long", []string{"Bearer at_" + strings.Repeat("x", 5000)}, http.StatusBadRequest, 0},
+		{"two headers", []string{"Bearer " + tok, "Bearer at_other"}, http.StatusBadRequest, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := introspections()
+			req := httptest.NewRequest(http.MethodPost, "/", nil)
+			for _, a := range tc.authz {
+				req.Header.Add("Authorization", a)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Errorf("status %d, want %d (%s)", rec.Code, tc.status, rec.Body)
+			}
+			body := rec.Body.String()
+			for _, secret := range []string{"revoked", "unknown token", tok} {
+				if strings.Contains(body, secret) {
+					t.Errorf("the answer %q echoes %q", body, secret)
+				}
+			}
+			if n := introspections() - before; n != tc.calls {
+				t.Errorf("%d introspections, want %d", n, tc.calls)
+			}
+		})
 	}
 }

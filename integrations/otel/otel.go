@@ -9,7 +9,7 @@
 //	import agenttrustotel "github.com/agenttrustid/agenttrust-go/integrations/otel"
 //
 // New builds an agenttrust.Observer; install it on the Client, and every
-// Guard and TokenVerifier built on that Client reports through it too:
+// Guard and tokenauth.Verifier built on that Client reports through it too:
 //
 //	obs, err := agenttrustotel.New(
 //		agenttrustotel.WithTracerProvider(tp),
@@ -171,7 +171,7 @@ type observer struct {
 }
 
 // New returns an Observer that records spans and metrics for a Client and
-// the Guards and TokenVerifiers built on it. It fails only when a metric
+// the Guards and tokenauth.Verifiers built on it. It fails only when a metric
 // instrument cannot be created.
 func New(opts ...Option) (*agenttrust.Observer, error) {
 	cfg := config{}

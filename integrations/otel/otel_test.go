@@ -14,6 +14,7 @@ import (
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"github.com/agenttrustid/agenttrust-go/guard"
 	agenttrustotel "github.com/agenttrustid/agenttrust-go/integrations/otel"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -126,12 +127,14 @@ func TestDecisions(t *testing.T) {
 }
 
 // TestFailOpen: the Guardian answers 503 to all three attempts; the guard
-// fails open.
+// fails open. A check retries until its deadline when the policy has a
+// backoff; without one, MaxRetries bounds it, which fixes the attempts.
 func TestFailOpen(t *testing.T) {
 	h := newHarness(t)
 	h.srv.InjectFault("POST "+checkTmpl, agenttrusttest.Fault{Status: 503})
 	agentID := h.srv.CreateAgent("bot")
-	g, err := guard.New(h.client, agentID, guard.WithFailOpen(true))
+	c := h.newClient(t, agenttrust.WithObserver(h.obs), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 2}))
+	g, err := guard.New(c, agentID, guard.WithFailOpen(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +341,7 @@ func TestMiddlewareCache(t *testing.T) {
 	if _, err := h.client.Tokens.Issue(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	mw := agenttrust.RequireToken(h.client, agenttrust.WithRequiredScopes("files:read"), agenttrust.WithTarget("files"))
+	mw := tokenauth.RequireToken(h.client, tokenauth.WithRequiredScopes("files:read"), tokenauth.WithTarget("files"))
 	srv := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	for i := 0; i < 2; i++ {
 		r := httptest.NewRequest("GET", "/files", nil).WithContext(ctx)

@@ -13,6 +13,7 @@ import (
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"github.com/agenttrustid/agenttrust-go/guard"
 	agenttrustotel "github.com/agenttrustid/agenttrust-go/integrations/otel"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
@@ -52,14 +53,15 @@ func exported(t *testing.T, h *harness) string {
 }
 
 // secretRun exercises every hook with secrets in play: the API key, a URL
-// password, an issued token (introspected directly and by the middleware),
-// an input summary, ids in paths, a failing and a failing-open check and
-// undeliverable telemetry.
+// password (not on the auth URL: the fake gateway takes any Authorization
+// header on a check for a sender-constrained token), an issued token
+// (introspected directly and by the middleware), an input summary, ids in
+// paths, a failing and a failing-open check and undeliverable telemetry.
 func secretRun(t *testing.T, h *harness) (secrets []string, summary string) {
 	t.Helper()
 	ctx := ctxT(t)
 	c := h.newClient(t, agenttrust.WithObserver(h.obs), agenttrust.WithBaseURL(withPassword(h.srv.URL())),
-		agenttrust.WithAuthURL(withPassword(h.srv.AuthURL())), agenttrust.WithAuditURL(withPassword(h.srv.AuditURL())))
+		agenttrust.WithAuditURL(withPassword(h.srv.AuditURL())))
 	agentID := h.srv.CreateAgent("bot", "files:read")
 	tok, err := c.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"files:read"}})
 	if err != nil {
@@ -68,7 +70,7 @@ func secretRun(t *testing.T, h *harness) (secrets []string, summary string) {
 	if _, err := c.Tokens.Introspect(ctx, agenttrust.TokenIntrospectParams{Token: tok.Token}); err != nil {
 		t.Fatal(err)
 	}
-	mw := agenttrust.RequireToken(c)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	mw := tokenauth.RequireToken(c)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	for i := 0; i < 2; i++ {
 		r := httptest.NewRequest("GET", "/x", nil).WithContext(ctx)
 		r.Header.Set("Authorization", "Bearer "+tok.Token)

@@ -20,37 +20,49 @@ type AttemptObserver interface {
 	AttemptDone(ctx context.Context, n int, status int, err error)
 }
 
-// attempt sends attempt n of req through once, telling req.Observer.
-func (t *Transport) attempt(ctx context.Context, req *Request, n int) (*Response, bool, error) {
+// attempt sends attempt n of req through once, with extra (the headers of
+// req.BeforeAttempt, may be nil), telling req.Observer. The observer's
+// headers are added last and only where nobody else set one: they never
+// replace a header of the transport, of the call (req.Header) or of
+// BeforeAttempt (Authorization, DPoP), nor any credential header.
+func (t *Transport) attempt(ctx context.Context, req *Request, n int, extra http.Header) (*Response, bool, error) {
 	if req.Observer == nil {
-		return t.once(ctx, req)
+		return t.once(ctx, req, extra)
 	}
-	extra := make(http.Header, 2)
-	actx := req.Observer.AttemptStart(ctx, n, extra)
+	oh := make(http.Header, 2)
+	actx := req.Observer.AttemptStart(ctx, n, oh)
 	if actx == nil {
 		actx = ctx
 	}
-	r := req
-	if len(extra) > 0 {
-		cp := *req
-		cp.Header = make(http.Header, len(req.Header)+len(extra))
-		for k, v := range extra {
-			if !reservedHeader(k) {
-				cp.Header[k] = v
-			}
+	for k, v := range oh {
+		ck := http.CanonicalHeaderKey(k)
+		if reservedHeader(ck) || hasHeader(req.Header, k, ck) || hasHeader(extra, k, ck) {
+			continue
 		}
-		for k, v := range req.Header {
-			cp.Header[k] = v
+		if extra == nil {
+			extra = make(http.Header, len(oh))
 		}
-		r = &cp
+		extra[ck] = v
 	}
-	resp, written, err := t.once(actx, r)
+	resp, written, err := t.once(actx, req, extra)
 	status := 0
 	if resp != nil {
 		status = resp.Status
 	}
 	req.Observer.AttemptDone(actx, n, status, err)
 	return resp, written, err
+}
+
+// hasHeader reports whether h holds the header k, as given or canonical ck.
+func hasHeader(h http.Header, k, ck string) bool {
+	if h == nil {
+		return false
+	}
+	_, ok := h[k]
+	if !ok {
+		_, ok = h[ck]
+	}
+	return ok
 }
 
 // reservedHeader reports whether an observer may not set the header k: the

@@ -7,6 +7,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -60,9 +63,28 @@ type Request struct {
 	// transport failure or a retryable status (WIRE.md D38). Other requests
 	// are re-sent only when the connection failed before anything was written.
 	Idempotent bool
+	// BeforeAttempt, when set, runs before every attempt, retries included,
+	// and adds that attempt's own headers to h (a single-use proof, say).
+	// Its error ends the call unsent, as a *HookError.
+	BeforeAttempt func(ctx context.Context, h http.Header) error
+	// UntilDeadline keeps retrying an idempotent request, with the policy's
+	// backoff and jitter, until ctx's deadline instead of stopping after
+	// MaxRetries: a check rides out a gateway restart within its own
+	// deadline. Without a deadline on ctx, or with a zero InitialBackoff,
+	// MaxRetries still bounds the retries; MaxRetries 0 disables them.
+	UntilDeadline bool
 	// Observer, when set, is told about every attempt (see attempt).
 	Observer AttemptObserver
 }
+
+// HookError is a failure of Request.BeforeAttempt; nothing was sent for the
+// attempt and nothing is retried.
+type HookError struct{ Err error }
+
+func (e *HookError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the hook's error.
+func (e *HookError) Unwrap() error { return e.Err }
 
 // Response is the final HTTP answer to a Request.
 type Response struct {
@@ -76,6 +98,15 @@ type Response struct {
 // Transport sends Requests. It is safe for concurrent use.
 type Transport struct {
 	cfg Config
+	// Header values built once, not per request: net/http only reads them.
+	userAgent []string
+	apiKey    atomic.Pointer[keyHeader] // the last X-API-Key value sent
+}
+
+// keyHeader is an API key and its header value.
+type keyHeader struct {
+	key   string
+	value []string
 }
 
 // New returns a Transport for cfg. A nil Sleep uses a timer honouring ctx.
@@ -86,7 +117,18 @@ func New(cfg Config) *Transport {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(discardHandler{})
 	}
-	return &Transport{cfg: cfg}
+	return &Transport{cfg: cfg, userAgent: []string{cfg.UserAgent}}
+}
+
+// apiKeyValue returns the X-API-Key header value for key, reusing the last
+// one while the key is unchanged; a new key (SetAPIKey) swaps it atomically.
+func (t *Transport) apiKeyValue(key string) []string {
+	if kh := t.apiKey.Load(); kh != nil && kh.key == key {
+		return kh.value
+	}
+	kh := &keyHeader{key: key, value: []string{key}}
+	t.apiKey.Store(kh)
+	return kh.value
 }
 
 // SleepContext waits for d, returning ctx.Err() early when ctx ends.
@@ -108,15 +150,34 @@ func SleepContext(ctx context.Context, d time.Duration) error {
 // HTTP status; an error means no usable response arrived (the cause is
 // wrapped, ctx errors included) or a success body was too large, in which
 // case the Response, without its body, is returned along with the error.
+//
+// When the deadline cuts short a retry of an HTTP answer (a 503, say), that
+// answer is returned rather than the timeout: the status, Retry-After and
+// request id say more than "deadline exceeded".
 func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
+	var retried *Response // the HTTP answer the current attempt retries
 	for attempt := 1; ; attempt++ {
-		resp, written, err := t.attempt(ctx, req, attempt)
+		var extra http.Header
+		if req.BeforeAttempt != nil {
+			extra = make(http.Header, 2)
+			if err := req.BeforeAttempt(ctx, extra); err != nil {
+				return nil, &HookError{Err: err}
+			}
+		}
+		resp, written, err := t.attempt(ctx, req, attempt, extra)
 		if err == nil {
 			resp.Attempts = attempt
+		} else if retried != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			retried.Attempts = attempt
+			return retried, nil
 		}
 		retry, delay := t.shouldRetry(ctx, req, resp, written, err, attempt)
 		if !retry {
 			return resp, err
+		}
+		retried = nil
+		if err == nil {
+			retried = resp
 		}
 		t.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "agenttrust: retrying request",
 			slog.String("method", req.Method), slog.Int("attempt", attempt),
@@ -139,12 +200,29 @@ func retryReason(resp *Response, err error) string {
 	return "HTTP " + strconv.Itoa(resp.Status)
 }
 
-// shouldRetry decides, in order: budget, the caller's ctx, the failure kind.
+// shouldRetry decides, in order: the caller's ctx, the budget, the failure
+// kind, then whether the wait fits before ctx's deadline.
+//
+// A wait never runs into the deadline. A Retry-After (capped) that does not
+// fit in what is left ends the retries at once, so the caller gets the real
+// answer (its status, Retry-After and request id) instead of a timeout. The
+// policy's own backoff is cut to half of what is left, so that the attempt
+// after it has time to finish, but never below the shortest backoff the
+// policy itself would choose (half of InitialBackoff): with less than one
+// InitialBackoff left, no retry is made.
 func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Response, written bool, err error, attempt int) (bool, time.Duration) {
 	p := t.cfg.Retry
-	if attempt > p.MaxRetries || ctx.Err() != nil {
+	if p.MaxRetries <= 0 || ctx.Err() != nil {
 		return false, 0
 	}
+	deadline, hasDeadline := ctx.Deadline()
+	// UntilDeadline lifts the MaxRetries budget only where the deadline and a
+	// positive backoff bound the loop.
+	if attempt > p.MaxRetries && !(req.UntilDeadline && hasDeadline && p.InitialBackoff > 0) {
+		return false, 0
+	}
+	var delay time.Duration
+	serverAsked := false
 	if err != nil {
 		if errors.Is(err, ErrBodyTooLarge) {
 			return false, 0
@@ -152,20 +230,33 @@ func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Respons
 		if !req.Idempotent && written {
 			return false, 0
 		}
-		return true, t.backoff(attempt)
+		delay = t.backoff(attempt)
+	} else {
+		if !req.Idempotent {
+			return false, 0
+		}
+		switch resp.Status {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		default:
+			return false, 0
+		}
+		if ra, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			delay, serverAsked = min(ra, p.MaxRetryAfter), true
+		} else {
+			delay = t.backoff(attempt)
+		}
 	}
-	if !req.Idempotent {
+	if !hasDeadline {
+		return true, delay
+	}
+	left := time.Until(deadline)
+	if serverAsked {
+		return delay < left, delay
+	}
+	if left <= 0 || left < p.InitialBackoff {
 		return false, 0
 	}
-	switch resp.Status {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-	default:
-		return false, 0
-	}
-	if ra, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-		return true, min(ra, p.MaxRetryAfter)
-	}
-	return true, t.backoff(attempt)
+	return true, min(delay, left/2)
 }
 
 // backoff is InitialBackoff doubled per attempt, capped, with jitter in
@@ -215,7 +306,7 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 // evidence: a dial failure (refused, DNS, dial timeout), or a connection the
 // transport obtained without writing a header to it. A custom RoundTripper
 // that reports neither makes every failure count as written.
-func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, written bool, err error) {
+func (t *Transport) once(ctx context.Context, req *Request, extra http.Header) (resp *Response, written bool, err error) {
 	written = true
 	var tr *writeTrace
 	if !req.Idempotent {
@@ -235,7 +326,7 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 	}
 	h := hr.Header
 	h["Accept"] = acceptJSON
-	h["User-Agent"] = []string{t.cfg.UserAgent}
+	h["User-Agent"] = t.userAgent
 	if req.Body != nil || req.Method == http.MethodPost || req.Method == http.MethodPut {
 		h["Content-Type"] = acceptJSON
 	}
@@ -244,12 +335,15 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 		hr.ContentLength = 0
 	}
 	if req.APIKey != "" {
-		h["X-Api-Key"] = []string{req.APIKey}
+		h["X-Api-Key"] = t.apiKeyValue(req.APIKey)
 	}
 	for k, v := range req.Header {
 		h[k] = v
 	}
-	hresp, err := t.cfg.HTTPClient.Do(hr)
+	for k, v := range extra {
+		h[k] = v
+	}
+	hresp, err := t.send(hr)
 	if tr != nil && err != nil {
 		written = !isDialError(err) && !(tr.gotConn.Load() && !tr.wrote.Load())
 	}
@@ -262,7 +356,7 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 	if !success {
 		limit = MaxErrorBody
 	}
-	b, err := io.ReadAll(io.LimitReader(hresp.Body, limit+1))
+	b, err := readBody(hresp.Body, hresp.ContentLength, limit)
 	if err != nil {
 		return nil, true, fmt.Errorf("reading response body: %w", err)
 	}
@@ -280,6 +374,80 @@ func (t *Transport) once(ctx context.Context, req *Request) (resp *Response, wri
 }
 
 var acceptJSON = []string{"application/json"}
+
+// send sends one request. When the http.Client adds nothing a request
+// needs (no cookie jar, no timeout: ctx bounds each call; redirects are
+// refused either way) it goes straight to the RoundTripper, skipping the
+// Client's per-request header copy and redirect bookkeeping; errors are
+// wrapped in *url.Error as Client.Do does. A URL with user info goes
+// through Client.Do, which turns it into basic authentication.
+func (t *Transport) send(hr *http.Request) (*http.Response, error) {
+	hc := t.cfg.HTTPClient
+	if hc.Jar != nil || hc.Timeout != 0 || hr.URL.User != nil {
+		return hc.Do(hr)
+	}
+	rt := hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	resp, err := rt.RoundTrip(hr)
+	if err != nil {
+		var rec tls.RecordHeaderError
+		if errors.As(err, &rec) && string(rec.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: urlOp(hr.Method), URL: hr.URL.String(), Err: err}
+	}
+	if resp == nil {
+		return nil, &url.Error{Op: urlOp(hr.Method), URL: hr.URL.String(),
+			Err: fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", rt)}
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// urlOp is the Op of Client.Do's *url.Error: "Get", "Post", ...
+func urlOp(method string) string {
+	switch method {
+	case http.MethodGet:
+		return "Get"
+	case http.MethodPost:
+		return "Post"
+	case http.MethodPut:
+		return "Put"
+	case http.MethodDelete:
+		return "Delete"
+	case "":
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
+}
+
+// readBody reads at most limit+1 bytes of body. A declared length within the
+// limit is read in one allocation of that size; a body that turns out longer
+// than declared (possible with a custom RoundTripper) is read on, up to the
+// limit.
+func readBody(body io.Reader, declared, limit int64) ([]byte, error) {
+	if declared < 0 || declared > limit {
+		return io.ReadAll(io.LimitReader(body, limit+1))
+	}
+	b := make([]byte, declared, declared+1)
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, err
+	}
+	// net/http returns io.EOF with the last bytes, so this costs one call.
+	n, err := io.ReadAtLeast(body, b[declared:declared+1], 1)
+	if n == 0 {
+		if err == io.EOF {
+			return b, nil
+		}
+		return nil, err
+	}
+	rest, err := io.ReadAll(io.LimitReader(body, limit-declared))
+	return append(b[:declared+1], rest...), err
+}
 
 // writeTrace records, through httptrace, how far a request got.
 type writeTrace struct {

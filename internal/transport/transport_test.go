@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -287,5 +288,255 @@ func TestUnknownFailureIsNotResent(t *testing.T) {
 	_, err = tr.Do(context.Background(), &Request{Method: "POST", URL: "http://127.0.0.1:1/x", Body: []byte(`{}`), Idempotent: true})
 	if err == nil || calls.Load() != 3 {
 		t.Errorf("idempotent: err %v, %d calls; want 3", err, calls.Load())
+	}
+}
+
+// TestUntilDeadline: a request marked UntilDeadline keeps retrying past
+// MaxRetries, with the real backoff, until its deadline, and then returns
+// the last answer it got (not a timeout). Unmarked requests, requests
+// without a deadline, a zero InitialBackoff and MaxRetries 0 keep the budget.
+func TestUntilDeadline(t *testing.T) {
+	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "r1")
+		w.WriteHeader(503)
+	})
+	p := RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxRetryAfter: time.Second}
+	tr := New(Config{HTTPClient: &http.Client{}, Retry: p})
+	defer tr.cfg.HTTPClient.CloseIdleConnections()
+	run := func(ctx context.Context, until bool) (*Response, int, time.Duration, error) {
+		before := s.n()
+		start := time.Now()
+		resp, err := tr.Do(ctx, &Request{Method: "POST", URL: srv.URL, Body: []byte(`{}`), Idempotent: true, UntilDeadline: until})
+		return resp, s.n() - before, time.Since(start), err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	resp, n, el, err := run(ctx, true)
+	// 10-20 ms apart for 400 ms: well over the budget of 3 attempts.
+	if err != nil || resp == nil || resp.Status != 503 || n < 8 || resp.Attempts != n {
+		t.Fatalf("until deadline: %v %+v after %d requests", err, resp, n)
+	}
+	if el > 400*time.Millisecond {
+		t.Errorf("returned after %v, past the 400ms deadline", el)
+	}
+
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel2()
+	if _, n, _, _ := run(ctx2, false); n != 3 {
+		t.Errorf("without UntilDeadline: %d requests, want 3", n)
+	}
+	if _, n, _, _ := run(context.Background(), true); n != 3 {
+		t.Errorf("no deadline: %d requests, want 3", n)
+	}
+	for name, q := range map[string]RetryPolicy{
+		"zero backoff": {MaxRetries: 2, MaxRetryAfter: time.Second},
+		"no retries":   {MaxRetries: 0, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+	} {
+		tr2 := New(Config{HTTPClient: &http.Client{}, Retry: q})
+		ctx3, cancel3 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		before := s.n()
+		tr2.Do(ctx3, &Request{Method: "GET", URL: srv.URL, Idempotent: true, UntilDeadline: true})
+		cancel3()
+		tr2.cfg.HTTPClient.CloseIdleConnections()
+		if n, want := s.n()-before, q.MaxRetries+1; n != want {
+			t.Errorf("%s: %d requests, want %d", name, n, want)
+		}
+	}
+}
+
+// TestUntilDeadlineRidesOutRefusedPort: with nothing listening, the request
+// is retried until its deadline (with 10-20 ms backoffs, 6 attempts or more
+// in 300 ms; the budget alone allows 3).
+func TestUntilDeadlineRidesOutRefusedPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var calls atomic.Int32
+	tr := New(Config{HTTPClient: &http.Client{Transport: rtFunc(func(r *http.Request) (*http.Response, error) {
+		calls.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})}, Retry: RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = tr.Do(ctx, &Request{Method: "GET", URL: "http://" + addr + "/", Idempotent: true, UntilDeadline: true})
+	// The last attempt may itself be cut by the deadline on a loaded machine.
+	if !(isDialError(err) || errors.Is(err, context.DeadlineExceeded)) || calls.Load() < 6 {
+		t.Fatalf("err %v after %d attempts; want a dial error after many", err, calls.Load())
+	}
+}
+
+// TestDeadlineCutsRetryKeepsAnswer: a retry that the deadline cuts short
+// gives back the HTTP answer it was retrying, not the timeout.
+func TestDeadlineCutsRetryKeepsAnswer(t *testing.T) {
+	var n atomic.Int32
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("X-Request-Id", "first")
+			w.WriteHeader(503)
+			return
+		}
+		<-r.Context().Done() // the retry hangs
+	})
+	tr := New(Config{HTTPClient: &http.Client{}, Retry: RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}})
+	defer tr.cfg.HTTPClient.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	resp, err := tr.Do(ctx, &Request{Method: "GET", URL: srv.URL, Idempotent: true})
+	if err != nil || resp == nil || resp.Status != 503 || resp.Header.Get("X-Request-Id") != "first" || resp.Attempts != 2 {
+		t.Fatalf("%+v %v; want the first 503 after 2 attempts", resp, err)
+	}
+	// The caller's cancellation still wins.
+	n.Store(0)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel2)
+	resp, err = tr.Do(ctx2, &Request{Method: "GET", URL: srv.URL, Idempotent: true})
+	if !errors.Is(err, context.Canceled) || resp != nil {
+		t.Fatalf("%+v %v; want context.Canceled", resp, err)
+	}
+}
+
+// chunky returns data in reads of at most 3 bytes, then err (io.EOF when
+// nil), as a RoundTripper's body might.
+type chunky struct {
+	data []byte
+	err  error
+}
+
+func (c *chunky) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 3)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+func TestReadBody(t *testing.T) {
+	boom := errors.New("boom")
+	cases := []struct {
+		name     string
+		data     string
+		err      error
+		declared int64
+		want     string
+		wantErr  error
+	}{
+		{"declared", "hello world", nil, 11, "hello world", nil},
+		{"empty", "", nil, 0, "", nil},
+		{"unknown length", "hello world", nil, -1, "hello world", nil},
+		{"longer than declared", "hello world", nil, 5, "hello world", nil},
+		{"longer than declared, past the limit", "hello world, and more", nil, 5, "hello world, and m", nil},
+		{"unknown length past the limit", "hello world, and more", nil, -1, "hello world, and m", nil},
+		{"declared past the limit", "hello world, and more", nil, 100, "hello world, and m", nil},
+		{"shorter than declared", "hello", nil, 11, "", io.ErrUnexpectedEOF},
+		{"failure mid-body", "hello", boom, 11, "", boom},
+		{"failure after the declared bytes", "hello", boom, 5, "", boom},
+	}
+	const limit = 17 // at most 18 bytes are read
+	for _, tc := range cases {
+		b, err := readBody(&chunky{data: []byte(tc.data), err: tc.err}, tc.declared, limit)
+		if tc.wantErr != nil {
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("%s: err %v, want %v", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || string(b) != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.name, b, err, tc.want)
+		}
+	}
+}
+
+// TestAPIKeyHeaderSwaps: the X-API-Key value is built once per key and
+// swapped when the key changes, so every request carries exactly its key.
+func TestAPIKeyHeaderSwaps(t *testing.T) {
+	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	var sl []time.Duration
+	tr := newT(&sl, pol)
+	keys := []string{"k1", "k1", "k2", "k1", ""}
+	for _, k := range keys {
+		if _, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, APIKey: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range s.reqs {
+		if got := r.Header.Values("X-Api-Key"); (keys[i] == "" && len(got) != 0) || (keys[i] != "" && (len(got) != 1 || got[0] != keys[i])) {
+			t.Errorf("request %d: X-API-Key %q, want %q", i, got, keys[i])
+		}
+	}
+	v := tr.apiKeyValue("k3")
+	if w := tr.apiKeyValue("k3"); &w[0] != &v[0] {
+		t.Error("the header value of an unchanged key was rebuilt")
+	}
+	// Concurrent requests under alternating keys: each carries its own.
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(k string) {
+			defer wg.Done()
+			tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/" + k, APIKey: k})
+		}([]string{"ka", "kb"}[i%2])
+	}
+	wg.Wait()
+	for _, r := range s.reqs[len(keys):] {
+		if got := r.Header.Get("X-Api-Key"); "/"+got != r.URL.Path {
+			t.Errorf("%s carried key %q", r.URL.Path, got)
+		}
+	}
+}
+
+// TestSendMatchesClientDo: going straight to the RoundTripper gives the same
+// errors as http.Client.Do (a refused port, HTTPS to an HTTP server), never
+// follows a redirect, and a client with a timeout or a cookie jar still goes
+// through Client.Do.
+func TestSendMatchesClientDo(t *testing.T) {
+	plain, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String() + "/x"
+	ln.Close()
+	hc := &http.Client{}
+	defer hc.CloseIdleConnections()
+	tr := New(Config{HTTPClient: hc})
+	for _, u := range []string{refused, strings.Replace(plain.URL, "http:", "https:", 1) + "/y"} {
+		for _, m := range []string{"GET", "POST", "PATCH"} {
+			r1, _ := http.NewRequest(m, u, nil)
+			r2, _ := http.NewRequest(m, u, nil)
+			_, want := hc.Do(r1)
+			_, got := tr.send(r2)
+			var ue *url.Error
+			if want == nil || got == nil || got.Error() != want.Error() || !errors.As(got, &ue) {
+				t.Errorf("%s %s:\n got  %v\n want %v", m, u, got, want)
+			}
+		}
+	}
+	r, _ := http.NewRequest("GET", plain.URL+"/a", nil)
+	resp, err := tr.send(r)
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("redirect: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// A client timeout is honoured: it is the Client's job.
+	slow, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	tc := &http.Client{Timeout: 50 * time.Millisecond}
+	defer tc.CloseIdleConnections()
+	r, _ = http.NewRequest("GET", slow.URL, nil)
+	if _, err := New(Config{HTTPClient: tc}).send(r); err == nil || !strings.Contains(err.Error(), "Client.Timeout") {
+		t.Errorf("client timeout: %v", err)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	agenttrustmcp "github.com/agenttrustid/agenttrust-go/integrations/mcp"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -64,7 +65,7 @@ func run(ctx context.Context, out io.Writer) error {
 			// req.Extra.TokenInfo is what the verifier learnt from the gateway.
 			return nil, countOut{Words: len(strings.Fields(in.Text)), AgentID: req.Extra.TokenInfo.UserID}, nil
 		})
-	handler := agenttrustmcp.RequireToken(client, []string{"tools:call"}, agenttrust.WithTarget("text-tools"))(
+	handler := agenttrustmcp.RequireToken(client, tokenauth.WithTarget("text-tools"), tokenauth.WithRequiredScopes("tools:call"))(
 		mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

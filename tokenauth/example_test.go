@@ -1,4 +1,4 @@
-package agenttrust_test
+package tokenauth_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
 )
 
 // A tool provider protects its handler with RequireToken; the handler reads
@@ -26,10 +27,10 @@ func ExampleRequireToken() {
 	}
 
 	tool := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, _ := agenttrust.IntrospectionFromContext(r.Context())
+		res, _ := tokenauth.FromContext(r.Context())
 		fmt.Fprintf(w, "hello %s, scopes %v", res.AgentID, res.Scopes)
 	})
-	srv := httptest.NewServer(agenttrust.RequireToken(client, agenttrust.WithRequiredScopes("files:read"))(tool))
+	srv := httptest.NewServer(tokenauth.RequireToken(client, tokenauth.WithRequiredScopes("files:read"))(tool))
 	defer srv.Close()
 
 	// The agent side: a token, presented as a bearer token.
@@ -56,9 +57,9 @@ func ExampleRequireToken() {
 	// 401 Bearer realm="agenttrust" {"error":"unauthorized","error_description":"a bearer token is required"}
 }
 
-// NewTokenVerifier checks tokens outside HTTP middleware, e.g. in a gRPC
+// NewVerifier checks tokens outside HTTP middleware, e.g. in a gRPC
 // interceptor or a message consumer.
-func ExampleTokenVerifier_Verify() {
+func ExampleVerifier_Verify() {
 	gw, err := agenttrusttest.NewServer()
 	if err != nil {
 		panic(err)
@@ -68,12 +69,12 @@ func ExampleTokenVerifier_Verify() {
 	if err != nil {
 		panic(err)
 	}
-	v, err := agenttrust.NewTokenVerifier(client, agenttrust.WithRequiredScopes("queue:consume"))
+	v, err := tokenauth.NewVerifier(client, tokenauth.WithRequiredScopes("queue:consume"))
 	if err != nil {
 		panic(err)
 	}
 	_, err = v.Verify(context.Background(), "at_not_a_real_token")
-	var rej *agenttrust.TokenRejectedError
+	var rej *tokenauth.RejectedError
 	switch {
 	case errors.As(err, &rej):
 		fmt.Println("rejected:", rej.Reasoning)

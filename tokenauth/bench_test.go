@@ -1,4 +1,4 @@
-package agenttrust_test
+package tokenauth_test
 
 import (
 	"context"
@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
 )
 
 // okHandler is the protected handler of every benchmark: it reads the
 // introspection result, as a real tool would.
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-	if res, ok := agenttrust.IntrospectionFromContext(r.Context()); ok && res.AgentID == "" {
+	if res, ok := tokenauth.FromContext(r.Context()); ok && res.AgentID == "" {
 		w.WriteHeader(http.StatusTeapot)
 	}
 })
@@ -47,7 +48,7 @@ func BenchmarkBareHandler(b *testing.B) {
 func BenchmarkMiddlewareCached(b *testing.B) {
 	g := newStubGateway(b, activeFor("tools:call"))
 	c := newTestClient(b, g.URL)
-	h := agenttrust.RequireToken(c, agenttrust.WithRequiredScopes("tools:call"))(okHandler)
+	h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("tools:call"))(okHandler)
 	runHandler(b, h) // the first request fills the cache
 	if n := g.calls.Load(); n != 1 {
 		b.Fatalf("%d introspections, want 1", n)
@@ -59,7 +60,7 @@ func BenchmarkMiddlewareCached(b *testing.B) {
 func BenchmarkMiddlewareUncached(b *testing.B) {
 	g := newStubGateway(b, activeFor("tools:call"))
 	c := newTestClient(b, g.URL)
-	h := agenttrust.RequireToken(c, agenttrust.WithRequiredScopes("tools:call"), agenttrust.WithCache(0))(okHandler)
+	h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("tools:call"), tokenauth.WithCache(0))(okHandler)
 	runHandler(b, h)
 	if n := g.calls.Load(); n < int64(b.N) {
 		b.Fatalf("%d introspections for %d requests", n, b.N)

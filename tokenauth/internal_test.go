@@ -1,4 +1,4 @@
-package agenttrust
+package tokenauth
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
 )
 
 // blockingGateway answers introspections only when released, and counts
@@ -40,13 +42,13 @@ func newBlockingGateway(t *testing.T) *blockingGateway {
 
 func (g *blockingGateway) open() { g.once.Do(func() { close(g.release) }) }
 
-func newInternalVerifier(t *testing.T, url string, opts ...MiddlewareOption) *TokenVerifier {
+func newInternalVerifier(t *testing.T, url string, opts ...Option) *Verifier {
 	t.Helper()
-	c, err := New(WithBaseURL(url), WithAuthURL(url), WithRetryPolicy(RetryPolicy{}))
+	c, err := agenttrust.New(agenttrust.WithBaseURL(url), agenttrust.WithAuthURL(url), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := NewTokenVerifier(c, opts...)
+	v, err := NewVerifier(c, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func newInternalVerifier(t *testing.T, url string, opts ...MiddlewareOption) *To
 }
 
 // waitWaiters polls until the flight for token has n waiters.
-func waitWaiters(t *testing.T, v *TokenVerifier, token string, n int) {
+func waitWaiters(t *testing.T, v *Verifier, token string, n int) {
 	t.Helper()
 	key := v.cacheKey(token)
 	deadline := time.Now().Add(10 * time.Second)
@@ -84,7 +86,7 @@ func TestConcurrentFirstRequestsShareOneIntrospection(t *testing.T) {
 	const n = 100
 	var admitted atomic.Int64
 	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if res, ok := IntrospectionFromContext(r.Context()); ok && res.AgentID == "a1" {
+		if res, ok := FromContext(r.Context()); ok && res.AgentID == "a1" {
 			admitted.Add(1)
 		}
 	}))
@@ -141,7 +143,7 @@ func TestLeaderCancellation(t *testing.T) {
 	leaderCtx, cancelLeader := context.WithCancel(context.Background())
 	defer cancelLeader()
 	type outcome struct {
-		res *IntrospectionResult
+		res *agenttrust.IntrospectionResult
 		err error
 	}
 	leader := make(chan outcome, 1)
@@ -164,7 +166,7 @@ func TestLeaderCancellation(t *testing.T) {
 	}
 
 	cancelLeader()
-	if o := <-leader; !errors.Is(o.err, context.Canceled) || !errors.Is(o.err, ErrNetwork) {
+	if o := <-leader; !errors.Is(o.err, context.Canceled) || !errors.Is(o.err, agenttrust.ErrNetwork) {
 		t.Fatalf("leader: %v", o.err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); g.cancelled.Load() != 1; time.Sleep(time.Millisecond) {
@@ -186,12 +188,12 @@ func TestLeaderCancellation(t *testing.T) {
 }
 
 func TestCacheKeySeparatesTargetsAndScopes(t *testing.T) {
-	c, err := New()
+	c, err := agenttrust.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := func(opts ...MiddlewareOption) [32]byte {
-		v, err := NewTokenVerifier(c, opts...)
+	mk := func(opts ...Option) [32]byte {
+		v, err := NewVerifier(c, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,12 +216,14 @@ func TestCacheKeySeparatesTargetsAndScopes(t *testing.T) {
 
 func TestEvictionPrefersExpiredEntries(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c, _ := New()
-	v, err := NewTokenVerifier(c, WithCacheSize(3), WithCache(time.Minute), WithMiddlewareClock(func() time.Time { return now }))
+	c, _ := agenttrust.New()
+	v, err := NewVerifier(c, WithCacheSize(3), WithCache(time.Minute), WithClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := func(exp time.Time) *IntrospectionResult { return &IntrospectionResult{Active: true, ExpiresAt: exp} }
+	res := func(exp time.Time) *agenttrust.IntrospectionResult {
+		return &agenttrust.IntrospectionResult{Active: true, ExpiresAt: exp}
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.storeLocked(v.cacheKey("at_a"), res(now.Add(time.Hour)))
@@ -238,7 +242,7 @@ func TestEvictionPrefersExpiredEntries(t *testing.T) {
 	if _, ok := v.entries[v.cacheKey("at_f")]; ok {
 		t.Error("an expired answer was cached")
 	}
-	v.storeLocked(v.cacheKey("at_g"), &IntrospectionResult{Active: true}) // no expiry: not stored
+	v.storeLocked(v.cacheKey("at_g"), &agenttrust.IntrospectionResult{Active: true}) // no expiry: not stored
 	if _, ok := v.entries[v.cacheKey("at_g")]; ok {
 		t.Error("an answer without expiry was cached")
 	}

@@ -1,4 +1,4 @@
-package agenttrust_test
+package tokenauth_test
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
 )
 
 // secretToken is distinctive enough that finding it anywhere is a leak.
@@ -116,7 +117,7 @@ type seen struct {
 
 func (s *seen) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, ok := agenttrust.IntrospectionFromContext(r.Context())
+		res, ok := tokenauth.FromContext(r.Context())
 		s.mu.Lock()
 		s.calls++
 		s.res, s.ok = res, ok
@@ -169,7 +170,7 @@ func TestRequireTokenAdmitsActiveToken(t *testing.T) {
 	g := newStubGateway(t, activeFor("files:read", "files:write"))
 	c := newTestClient(t, g.URL)
 	var s seen
-	h := agenttrust.RequireToken(c, agenttrust.WithTarget("files-service"), agenttrust.WithRequiredScopes("files:read"))(s.handler())
+	h := tokenauth.RequireToken(c, tokenauth.WithTarget("files-service"), tokenauth.WithRequiredScopes("files:read"))(s.handler())
 
 	rec := serve(h, "Bearer "+secretToken)
 	if rec.Code != http.StatusOK || rec.Body.String() != "tool ran" {
@@ -193,7 +194,7 @@ func TestRequireTokenSendsNullTargetAndEmptyScopes(t *testing.T) {
 	g := newStubGateway(t, activeFor())
 	c := newTestClient(t, g.URL)
 	var s seen
-	h := agenttrust.RequireToken(c)(s.handler())
+	h := tokenauth.RequireToken(c)(s.handler())
 	if rec := serve(h, "bearer "+secretToken); rec.Code != http.StatusOK {
 		t.Fatalf("status %d, want 200 (the scheme is case-insensitive)", rec.Code)
 	}
@@ -206,13 +207,13 @@ func TestRequireTokenSendsNullTargetAndEmptyScopes(t *testing.T) {
 	}
 }
 
-func TestIntrospectionFromContextWithoutMiddleware(t *testing.T) {
-	if r, ok := agenttrust.IntrospectionFromContext(context.Background()); ok || r != nil {
+func TestFromContextWithoutMiddleware(t *testing.T) {
+	if r, ok := tokenauth.FromContext(context.Background()); ok || r != nil {
 		t.Errorf("got %v %v from an empty context", r, ok)
 	}
 	want := &agenttrust.IntrospectionResult{Active: true, AgentID: "a"}
-	ctx := agenttrust.ContextWithIntrospection(context.Background(), want)
-	if r, ok := agenttrust.IntrospectionFromContext(ctx); !ok || r != want {
+	ctx := tokenauth.NewContext(context.Background(), want)
+	if r, ok := tokenauth.FromContext(ctx); !ok || r != want {
 		t.Errorf("got %v %v, want the stored result", r, ok)
 	}
 }
@@ -221,30 +222,33 @@ func TestRequireTokenRejectsBadHeaders(t *testing.T) {
 	g := newStubGateway(t, activeFor())
 	c := newTestClient(t, g.URL)
 	var s seen
-	h := agenttrust.RequireToken(c, agenttrust.WithRealm("tools"))(s.handler())
+	h := tokenauth.RequireToken(c, tokenauth.WithRealm("tools"))(s.handler())
 	bare := `Bearer realm="tools"`
 	cases := []struct {
 		name      string
 		authz     []string
 		challenge string // exact, or a prefix ending in error="..."
 		code      string
+		status    int
 	}{
-		{"missing", nil, bare, "unauthorized"},
-		{"empty", []string{""}, bare, "unauthorized"},
-		{"other scheme", []string{"Basic dXNlcjpwYXNz"}, bare, "unauthorized"},
-		{"scheme only", []string{"Bearer"}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"scheme and space", []string{"Bearer   "}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"two parts", []string{"Bearer " + secretToken + " extra"}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"bad characters", []string{"Bearer at_a\"b"}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"padding in the middle", []string{"Bearer at_=abc"}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"too long", []string{"Bearer at_" + strings.Repeat("x", 5000)}, bare + `, error="invalid_request"`, "invalid_request"},
-		{"two headers", []string{"Bearer " + secretToken, "Bearer " + secretToken}, bare + `, error="invalid_request"`, "invalid_request"},
+		{"missing", nil, bare, "unauthorized", 401},
+		{"empty", []string{""}, bare, "unauthorized", 401},
+		{"other scheme", []string{"Basic dXNlcjpwYXNz"}, bare, "unauthorized", 401},
+		// A malformed request is 400 invalid_request (RFC 6750 section 3.1).
+		{"scheme only", []string{"Bearer"}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"scheme and space", []string{"Bearer   "}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"two parts", []string{"Bearer " + secretToken + " extra"}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"bad characters", []string{"Bearer at_a\"b"}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"padding in the middle", []string{"Bearer at_=abc"}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"too long", []string{"Bearer at_" + strings.Repeat("x", 5000)}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"two headers", []string{"Bearer " + secretToken, "Bearer " + secretToken}, bare + `, error="invalid_request"`, "invalid_request", 400},
+		{"two headers, one empty", []string{"Bearer " + secretToken, ""}, bare + `, error="invalid_request"`, "invalid_request", 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := serve(h, tc.authz...)
-			if rec.Code != http.StatusUnauthorized {
-				t.Fatalf("status %d, want 401", rec.Code)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d", rec.Code, tc.status)
 			}
 			ch := rec.Header().Get("WWW-Authenticate")
 			if tc.challenge == bare && ch != bare {
@@ -267,28 +271,40 @@ func TestRequireTokenRejectsBadHeaders(t *testing.T) {
 	}
 }
 
+// An inactive token is 401 invalid_token whatever its reasoning says, and
+// the reasoning (free text from the gateway, possibly revealing which agents
+// or targets exist) never reaches the unauthenticated caller; it is logged.
 func TestRequireTokenRejectsInactiveTokens(t *testing.T) {
-	for _, reason := range []string{"token expired", "token revoked", "unknown token", "target mismatch", ""} {
+	for _, reason := range []string{"token expired", "token revoked", "unknown token", "target mismatch",
+		"scope missing: files:read", "Insufficient scope", "agent bob-prod lacks scope files:read", ""} {
 		t.Run(reason, func(t *testing.T) {
+			var logs bytes.Buffer
+			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			g := newStubGateway(t, inactive(reason))
 			c := newTestClient(t, g.URL)
 			var s seen
-			h := agenttrust.RequireToken(c, agenttrust.WithRequiredScopes("files:read"))(s.handler())
+			h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("files:read"), tokenauth.WithLogger(logger))(s.handler())
 			rec := serve(h, "Bearer "+secretToken)
 			if rec.Code != http.StatusUnauthorized {
 				t.Fatalf("status %d, want 401", rec.Code)
 			}
-			wantDesc := reason
-			if reason == "" {
-				wantDesc = "token is not active"
-			}
-			want := `Bearer realm="agenttrust", error="invalid_token", error_description="` + wantDesc + `"`
+			want := `Bearer realm="agenttrust", error="invalid_token", error_description="the token is not valid"`
 			if ch := rec.Header().Get("WWW-Authenticate"); ch != want {
 				t.Errorf("challenge %q, want %q", ch, want)
 			}
 			m := errorBody(t, rec)
-			if m["error"] != "invalid_token" || m["error_description"] != wantDesc {
+			if m["error"] != "invalid_token" || m["error_description"] != "the token is not valid" {
 				t.Errorf("body %v", m)
+			}
+			if reason != "" {
+				for where, text := range map[string]string{"body": rec.Body.String(), "challenge": rec.Header().Get("WWW-Authenticate")} {
+					if strings.Contains(text, reason) {
+						t.Errorf("the %s echoes the gateway's reasoning: %s", where, text)
+					}
+				}
+				if !strings.Contains(logs.String(), reason) {
+					t.Errorf("the reasoning was not logged: %s", logs.String())
+				}
 			}
 			if s.count() != 0 {
 				t.Error("the handler ran for an inactive token")
@@ -303,8 +319,6 @@ func TestRequireTokenInsufficientScope(t *testing.T) {
 		answer  func(map[string]any) (int, string)
 		missing string
 	}{
-		{"inactive with scope reasoning", inactive("scope missing: files:write"), "files:write"},
-		{"inactive with unnamed scope", inactive("Insufficient scope"), ""},
 		{"active without the scope", activeFor("files:read"), "files:write"},
 		{"active without any scope", activeFor(), "files:read"},
 	}
@@ -313,7 +327,7 @@ func TestRequireTokenInsufficientScope(t *testing.T) {
 			g := newStubGateway(t, tc.answer)
 			c := newTestClient(t, g.URL)
 			var s seen
-			h := agenttrust.RequireToken(c, agenttrust.WithRequiredScopes("files:read", "files:write"))(s.handler())
+			h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("files:read", "files:write"))(s.handler())
 			rec := serve(h, "Bearer "+secretToken)
 			if rec.Code != http.StatusForbidden {
 				t.Fatalf("status %d, want 403", rec.Code)
@@ -327,9 +341,8 @@ func TestRequireTokenInsufficientScope(t *testing.T) {
 			if m["error"] != "insufficient_scope" {
 				t.Errorf("error = %v", m["error"])
 			}
-			desc, _ := m["error_description"].(string)
-			if tc.missing != "" && !strings.Contains(desc, tc.missing) {
-				t.Errorf("description %q does not name %s", desc, tc.missing)
+			if m["error_description"] != "the token lacks a required scope" {
+				t.Errorf("description %v", m["error_description"])
 			}
 			if s.count() != 0 {
 				t.Error("the handler ran without the scope")
@@ -343,7 +356,7 @@ func TestRequireTokenInsufficientScope(t *testing.T) {
 func TestScopeReasoningWithoutRequiredScopesIsInvalidToken(t *testing.T) {
 	g := newStubGateway(t, inactive("scope missing: x"))
 	c := newTestClient(t, g.URL)
-	rec := serve(agenttrust.RequireToken(c)(http.NotFoundHandler()), "Bearer "+secretToken)
+	rec := serve(tokenauth.RequireToken(c)(http.NotFoundHandler()), "Bearer "+secretToken)
 	if rec.Code != http.StatusUnauthorized {
 		t.Errorf("status %d, want 401", rec.Code)
 	}
@@ -403,7 +416,7 @@ func TestRequireTokenGatewayFailuresGive503(t *testing.T) {
 			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			c := newTestClient(t, tc.url(t))
 			var s seen
-			h := agenttrust.RequireToken(c, agenttrust.WithMiddlewareLogger(logger))(s.handler())
+			h := tokenauth.RequireToken(c, tokenauth.WithLogger(logger))(s.handler())
 			req := httptest.NewRequest(http.MethodGet, "/tools", nil)
 			req.Header.Set("Authorization", "Bearer "+secretToken)
 			if tc.ctxTTL > 0 {
@@ -451,7 +464,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			g := newStubGateway(t, answer)
 			c := newTestClient(t, g.URL, agenttrust.WithLogger(logger))
-			h := agenttrust.RequireToken(c, agenttrust.WithRequiredScopes("files:read"))(http.NotFoundHandler())
+			h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("files:read"))(http.NotFoundHandler())
 			for _, authz := range []string{"Bearer " + secretToken, "Bearer " + secretToken + " junk", "Bearer " + secretToken + `"`} {
 				rec := serve(h, authz)
 				if rec.Code == http.StatusOK || rec.Code == http.StatusNotFound {
@@ -473,20 +486,20 @@ func TestTokenNeverLeaks(t *testing.T) {
 func TestVerifyErrors(t *testing.T) {
 	g := newStubGateway(t, inactive("token revoked"))
 	c := newTestClient(t, g.URL)
-	v, err := agenttrust.NewTokenVerifier(c, agenttrust.WithRequiredScopes("a"))
+	v, err := tokenauth.NewVerifier(c, tokenauth.WithRequiredScopes("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = v.Verify(context.Background(), secretToken)
-	var rej *agenttrust.TokenRejectedError
-	if !errors.As(err, &rej) || rej.Reasoning != "token revoked" || rej.Code != agenttrust.CodeInvalidToken {
-		t.Fatalf("err = %v, want a TokenRejectedError for a revoked token", err)
+	var rej *tokenauth.RejectedError
+	if !errors.As(err, &rej) || rej.Reasoning != "token revoked" || rej.Code != tokenauth.CodeInvalidToken || rej.Malformed {
+		t.Fatalf("err = %v, want a RejectedError for a revoked token", err)
 	}
-	if !errors.Is(err, agenttrust.ErrInvalidToken) || errors.Is(err, agenttrust.ErrInsufficientScope) || !errors.Is(err, agenttrust.ErrAgentTrust) {
+	if !errors.Is(err, tokenauth.ErrInvalidToken) || errors.Is(err, tokenauth.ErrInsufficientScope) || !errors.Is(err, agenttrust.ErrAgentTrust) {
 		t.Errorf("errors.Is mismatch for %v", err)
 	}
 	var base *agenttrust.AgentTrustError
-	if !errors.As(err, &base) || base.Code != agenttrust.CodeInvalidToken {
+	if !errors.As(err, &base) || base.Code != tokenauth.CodeInvalidToken {
 		t.Errorf("errors.As(*AgentTrustError) failed for %v", err)
 	}
 
@@ -494,7 +507,7 @@ func TestVerifyErrors(t *testing.T) {
 	g.answer = activeFor("b")
 	g.mu.Unlock()
 	_, err = v.Verify(context.Background(), secretToken)
-	if !errors.Is(err, agenttrust.ErrInsufficientScope) || errors.Is(err, agenttrust.ErrInvalidToken) {
+	if !errors.Is(err, tokenauth.ErrInsufficientScope) || errors.Is(err, tokenauth.ErrInvalidToken) {
 		t.Errorf("err = %v, want insufficient scope", err)
 	}
 	if !errors.As(err, &rej) || rej.MissingScope != "a" || !reflect.DeepEqual(rej.RequiredScopes, []string{"a"}) {
@@ -503,8 +516,10 @@ func TestVerifyErrors(t *testing.T) {
 
 	before := g.calls.Load()
 	for _, tok := range []string{"", "has space", "at_\x00", strings.Repeat("a", 5000)} {
-		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, agenttrust.ErrInvalidToken) {
-			t.Errorf("Verify(%.20q) = %v, want ErrInvalidToken", tok, err)
+		_, err := v.Verify(context.Background(), tok)
+		var rej *tokenauth.RejectedError
+		if !errors.Is(err, tokenauth.ErrInvalidToken) || !errors.As(err, &rej) || !rej.Malformed {
+			t.Errorf("Verify(%.20q) = %v, want a malformed ErrInvalidToken", tok, err)
 		}
 	}
 	//lint:ignore SA1012 a nil context is the point
@@ -520,36 +535,36 @@ func TestVerifyErrors(t *testing.T) {
 	g.answer = func(map[string]any) (int, string) { return 502, "" }
 	g.mu.Unlock()
 	_, err = v.Verify(context.Background(), secretToken)
-	if err == nil || errors.As(err, &rej) || errors.Is(err, agenttrust.ErrInvalidToken) {
+	if err == nil || errors.As(err, &rej) || errors.Is(err, tokenauth.ErrInvalidToken) {
 		t.Errorf("err = %v, want a gateway error", err)
 	}
 }
 
-func TestNewTokenVerifierValidation(t *testing.T) {
+func TestNewVerifierValidation(t *testing.T) {
 	c := newTestClient(t, "http://127.0.0.1:1")
-	bad := map[string][]agenttrust.MiddlewareOption{
+	bad := map[string][]tokenauth.Option{
 		"nil client":     nil,
-		"empty scope":    {agenttrust.WithRequiredScopes("a", "")},
-		"scope w/ space": {agenttrust.WithRequiredScopes("a b")},
-		"scope w/ quote": {agenttrust.WithRequiredScopes(`a"`)},
-		"negative cache": {agenttrust.WithCache(-time.Second)},
-		"zero size":      {agenttrust.WithCacheSize(0)},
-		"nil clock":      {agenttrust.WithMiddlewareClock(nil)},
-		"bad realm":      {agenttrust.WithRealm(`a"b`)},
-		"empty realm":    {agenttrust.WithRealm("")},
+		"empty scope":    {tokenauth.WithRequiredScopes("a", "")},
+		"scope w/ space": {tokenauth.WithRequiredScopes("a b")},
+		"scope w/ quote": {tokenauth.WithRequiredScopes(`a"`)},
+		"negative cache": {tokenauth.WithCache(-time.Second)},
+		"zero size":      {tokenauth.WithCacheSize(0)},
+		"nil clock":      {tokenauth.WithClock(nil)},
+		"bad realm":      {tokenauth.WithRealm(`a"b`)},
+		"empty realm":    {tokenauth.WithRealm("")},
 	}
 	for name, opts := range bad {
 		client := c
 		if name == "nil client" {
 			client = nil
 		}
-		v, err := agenttrust.NewTokenVerifier(client, opts...)
+		v, err := tokenauth.NewVerifier(client, opts...)
 		if v != nil || !errors.Is(err, agenttrust.ErrValidation) {
 			t.Errorf("%s: got %v, %v; want a validation error", name, v, err)
 		}
 		// The middleware built from the same configuration fails closed.
 		var s seen
-		rec := serve(agenttrust.RequireToken(client, opts...)(s.handler()), "Bearer "+secretToken)
+		rec := serve(tokenauth.RequireToken(client, opts...)(s.handler()), "Bearer "+secretToken)
 		if rec.Code != http.StatusInternalServerError || s.count() != 0 {
 			t.Errorf("%s: middleware status %d, handler calls %d; want 500 and none", name, rec.Code, s.count())
 		}
@@ -557,7 +572,7 @@ func TestNewTokenVerifierValidation(t *testing.T) {
 			t.Errorf("%s: body %v", name, m)
 		}
 	}
-	if _, err := agenttrust.NewTokenVerifier(c, nil, agenttrust.WithCache(0), agenttrust.WithRequiredScopes("a", "a", "b")); err != nil {
+	if _, err := tokenauth.NewVerifier(c, nil, tokenauth.WithCache(0), tokenauth.WithRequiredScopes("a", "a", "b")); err != nil {
 		t.Errorf("valid options: %v", err)
 	}
 }
@@ -568,8 +583,8 @@ func TestRequireTokenPerRoute(t *testing.T) {
 	c := newTestClient(t, g.URL)
 	var read, write seen
 	mux := http.NewServeMux()
-	mux.Handle("/read", agenttrust.RequireToken(c, agenttrust.WithTarget("files"), agenttrust.WithRequiredScopes("files:read"))(read.handler()))
-	mux.Handle("/write", agenttrust.RequireToken(c, agenttrust.WithTarget("files"), agenttrust.WithRequiredScopes("files:write"))(write.handler()))
+	mux.Handle("/read", tokenauth.RequireToken(c, tokenauth.WithTarget("files"), tokenauth.WithRequiredScopes("files:read"))(read.handler()))
+	mux.Handle("/write", tokenauth.RequireToken(c, tokenauth.WithTarget("files"), tokenauth.WithRequiredScopes("files:write"))(write.handler()))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	do := func(path string) int {
@@ -611,7 +626,7 @@ func TestCacheServesHitsAndExpires(t *testing.T) {
 	g := newStubGateway(t, activeUntil(clk.now.Add(time.Hour), "files:read"))
 	c := newTestClient(t, g.URL)
 	var s seen
-	h := agenttrust.RequireToken(c, agenttrust.WithCache(10*time.Second), agenttrust.WithMiddlewareClock(clk.Now))(s.handler())
+	h := tokenauth.RequireToken(c, tokenauth.WithCache(10*time.Second), tokenauth.WithClock(clk.Now))(s.handler())
 
 	for i := 0; i < 3; i++ {
 		if rec := serve(h, "Bearer "+secretToken); rec.Code != http.StatusOK {
@@ -651,7 +666,7 @@ func TestCacheNeverOutlivesToken(t *testing.T) {
 	clk := &fakeClock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
 	g := newStubGateway(t, activeUntil(clk.now.Add(2*time.Second)))
 	c := newTestClient(t, g.URL)
-	h := agenttrust.RequireToken(c, agenttrust.WithCache(time.Minute), agenttrust.WithMiddlewareClock(clk.Now))(http.NotFoundHandler())
+	h := tokenauth.RequireToken(c, tokenauth.WithCache(time.Minute), tokenauth.WithClock(clk.Now))(http.NotFoundHandler())
 	serve(h, "Bearer "+secretToken)
 	clk.Advance(time.Second)
 	serve(h, "Bearer "+secretToken)
@@ -681,7 +696,7 @@ func TestCacheSkipsNegativesErrorsAndUnknownExpiry(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			g := newStubGateway(t, answer)
 			c := newTestClient(t, g.URL)
-			h := agenttrust.RequireToken(c, agenttrust.WithRequiredScopes("s"))(http.NotFoundHandler())
+			h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("s"))(http.NotFoundHandler())
 			serve(h, "Bearer "+secretToken)
 			serve(h, "Bearer "+secretToken)
 			if n := g.calls.Load(); n != 2 {
@@ -694,7 +709,7 @@ func TestCacheSkipsNegativesErrorsAndUnknownExpiry(t *testing.T) {
 func TestCacheDisabled(t *testing.T) {
 	g := newStubGateway(t, activeFor())
 	c := newTestClient(t, g.URL)
-	h := agenttrust.RequireToken(c, agenttrust.WithCache(0))(http.NotFoundHandler())
+	h := tokenauth.RequireToken(c, tokenauth.WithCache(0))(http.NotFoundHandler())
 	for i := 0; i < 3; i++ {
 		serve(h, "Bearer "+secretToken)
 	}
@@ -706,7 +721,7 @@ func TestCacheDisabled(t *testing.T) {
 func TestCacheIsBounded(t *testing.T) {
 	g := newStubGateway(t, activeFor())
 	c := newTestClient(t, g.URL)
-	h := agenttrust.RequireToken(c, agenttrust.WithCacheSize(2), agenttrust.WithCache(time.Minute))(http.NotFoundHandler())
+	h := tokenauth.RequireToken(c, tokenauth.WithCacheSize(2), tokenauth.WithCache(time.Minute))(http.NotFoundHandler())
 	for i := 0; i < 3; i++ {
 		serve(h, fmt.Sprintf("Bearer at_tok%d", i))
 	}
@@ -745,7 +760,7 @@ func TestWaiterHonoursItsOwnContext(t *testing.T) {
 	defer srv.Close()
 	defer once.Do(func() { close(release) })
 	c := newTestClient(t, srv.URL)
-	v, err := agenttrust.NewTokenVerifier(c)
+	v, err := tokenauth.NewVerifier(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -770,7 +785,7 @@ func TestMiddlewareOverRealHTTP(t *testing.T) {
 	g := newStubGateway(t, activeFor("tools:call"))
 	c := newTestClient(t, g.URL)
 	var s seen
-	srv := httptest.NewServer(agenttrust.RequireToken(c, agenttrust.WithRequiredScopes("tools:call"))(s.handler()))
+	srv := httptest.NewServer(tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("tools:call"))(s.handler()))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	req.Header.Set("Authorization", "Bearer "+secretToken)
@@ -790,5 +805,26 @@ func TestMiddlewareOverRealHTTP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="agenttrust"` {
 		t.Errorf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
+
+func TestRequiredScopesIsACopy(t *testing.T) {
+	c := newTestClient(t, "http://127.0.0.1:1")
+	v, err := tokenauth.NewVerifier(c, tokenauth.WithRequiredScopes("b", "a", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := v.RequiredScopes()
+	if !reflect.DeepEqual(got, []string{"b", "a"}) {
+		t.Fatalf("RequiredScopes() = %v, want [b a]", got)
+	}
+	got[0] = "changed"
+	if v.RequiredScopes()[0] != "b" {
+		t.Error("RequiredScopes shares its slice with the verifier")
+	}
+	// A later WithRequiredScopes replaces the earlier one.
+	v, err = tokenauth.NewVerifier(c, tokenauth.WithRequiredScopes("a"), tokenauth.WithRequiredScopes())
+	if err != nil || len(v.RequiredScopes()) != 0 {
+		t.Errorf("later empty WithRequiredScopes: %v %v", v.RequiredScopes(), err)
 	}
 }

@@ -1,9 +1,26 @@
-package agenttrust
+// Package tokenauth is the tool-provider side of AgentTrust tokens: a
+// service that receives an agent's "at_" bearer token checks it by
+// introspection at the gateway (POST /api/v1/agent-tokens/introspect).
+// Verifier does the checking, with a short cache of positive answers;
+// RequireToken wraps it as net/http middleware:
+//
+//	mux.Handle("/files", tokenauth.RequireToken(client,
+//		tokenauth.WithTarget("files-service"),
+//		tokenauth.WithRequiredScopes("files:read"),
+//	)(filesHandler))
+//
+// The options of this package configure the verifier only; the
+// *agenttrust.Client passed in carries the gateway connection (base and
+// auth URLs, API key, timeout, retries). The Python SDK has no
+// resource-server side: everything here is a Go addition.
+package tokenauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,22 +29,19 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/internal/obshook"
 )
 
-// Tool providers: the services that receive an agent's "at_" token check it
-// by introspection (WIRE.md §5.2). TokenVerifier does the checking, with an
-// optional cache of positive answers; RequireToken wraps it as net/http
-// middleware.
-
-// Codes of the errors TokenVerifier.Verify returns for a rejected token. They
-// are Go additions; the Python SDK has no resource-server side.
+// Codes of the errors Verifier.Verify returns for a rejected token.
 const (
 	CodeInvalidToken      = "INVALID_TOKEN"
 	CodeInsufficientScope = "INSUFFICIENT_SCOPE"
 )
 
 // Sentinels for the two ways a presented token is rejected. Gateway failures
-// are neither: they keep the SDK's usual kinds (ErrNetwork, ...).
+// are neither: they keep the SDK's usual kinds (agenttrust.ErrNetwork, ...).
 var (
 	// ErrInvalidToken matches a token that is missing, malformed, unknown,
 	// expired, revoked or not valid for the target.
@@ -39,8 +53,8 @@ var (
 
 // Defaults of the introspection cache.
 const (
-	DefaultIntrospectionCacheMaxAge = 5 * time.Second
-	DefaultIntrospectionCacheSize   = 4096
+	DefaultCacheMaxAge = 5 * time.Second
+	DefaultCacheSize   = 4096
 	// maxTokenLen bounds a presented token; longer ones are rejected before
 	// any I/O (issued tokens are about 50 bytes).
 	maxTokenLen = 4096
@@ -48,29 +62,36 @@ const (
 	evictSample = 32
 )
 
-// TokenRejectedError is the error of TokenVerifier.Verify for a token the
+// RejectedError is the error of Verifier.Verify for a token the
 // gateway (or the verifier, for a malformed token) does not accept. Its Code
 // is CodeInvalidToken or CodeInsufficientScope, so errors.Is matches
-// ErrInvalidToken or ErrInsufficientScope accordingly, and ErrAgentTrust.
+// ErrInvalidToken or ErrInsufficientScope accordingly, and agenttrust.ErrAgentTrust.
 // Nothing in it contains the token.
-type TokenRejectedError struct {
-	*AgentTrustError
+type RejectedError struct {
+	*agenttrust.AgentTrustError
 	// Reasoning is the gateway's reason for an inactive token ("token
 	// revoked", ...), or the verifier's for a malformed one; may be empty.
+	// It is for the service's own logs: the middleware never sends it to
+	// the caller, and never decides anything from it.
 	Reasoning string
 	// RequiredScopes are the verifier's required scopes (set for insufficient
 	// scope only).
 	RequiredScopes []string
-	// MissingScope is a required scope the token is known to lack; empty
-	// when the gateway did not say which.
+	// MissingScope is a required scope the token lacks (set for
+	// insufficient scope only).
 	MissingScope string
+	// Malformed reports that the verifier refused the token before any I/O
+	// because it is not a bearer token (RFC 6750 b64token syntax, at most
+	// 4096 bytes). The middleware answers such a request 400
+	// invalid_request, never 401.
+	Malformed bool
 }
 
-// Unwrap returns the embedded *AgentTrustError.
-func (e *TokenRejectedError) Unwrap() error { return e.AgentTrustError }
+// Unwrap returns the embedded *agenttrust.AgentTrustError.
+func (e *RejectedError) Unwrap() error { return e.AgentTrustError }
 
 // Is matches ErrInvalidToken or ErrInsufficientScope by the error's code.
-func (e *TokenRejectedError) Is(target error) bool {
+func (e *RejectedError) Is(target error) bool {
 	switch target {
 	case ErrInvalidToken:
 		return e.Code == CodeInvalidToken
@@ -80,9 +101,9 @@ func (e *TokenRejectedError) Is(target error) bool {
 	return false
 }
 
-// MiddlewareOption configures a TokenVerifier (and so RequireToken). Options
-// validate their input; an invalid one makes NewTokenVerifier fail.
-type MiddlewareOption func(*verifierConfig) error
+// Option configures a Verifier (and so RequireToken). Options
+// validate their input; an invalid one makes NewVerifier fail.
+type Option func(*verifierConfig) error
 
 type verifierConfig struct {
 	target    string
@@ -96,14 +117,14 @@ type verifierConfig struct {
 
 // WithTarget sets the target sent with every introspection: the service the
 // token is presented to. Empty (the default) sends null.
-func WithTarget(target string) MiddlewareOption {
+func WithTarget(target string) Option {
 	return func(c *verifierConfig) error { c.target = target; return nil }
 }
 
 // WithRequiredScopes sets scopes the token must all carry. Each scope must be
 // non-empty and consist of printable ASCII without spaces, quotes or
 // backslashes (RFC 6749 §3.3). Duplicates are dropped; the order is kept.
-func WithRequiredScopes(scopes ...string) MiddlewareOption {
+func WithRequiredScopes(scopes ...string) Option {
 	return func(c *verifierConfig) error {
 		out := make([]string, 0, len(scopes))
 		for _, s := range scopes {
@@ -120,9 +141,9 @@ func WithRequiredScopes(scopes ...string) MiddlewareOption {
 }
 
 // WithCache sets how long a positive introspection answer may be reused
-// (default DefaultIntrospectionCacheMaxAge); 0 disables the cache. An entry
-// never outlives the token's expiry. See TokenVerifier for the trade-off.
-func WithCache(maxAge time.Duration) MiddlewareOption {
+// (default DefaultCacheMaxAge); 0 disables the cache. An entry
+// never outlives the token's expiry. See Verifier for the trade-off.
+func WithCache(maxAge time.Duration) Option {
 	return func(c *verifierConfig) error {
 		if maxAge < 0 {
 			return fmt.Errorf("WithCache: negative max age %v", maxAge)
@@ -133,8 +154,8 @@ func WithCache(maxAge time.Duration) MiddlewareOption {
 }
 
 // WithCacheSize bounds the number of cached answers (default
-// DefaultIntrospectionCacheSize).
-func WithCacheSize(n int) MiddlewareOption {
+// DefaultCacheSize).
+func WithCacheSize(n int) Option {
 	return func(c *verifierConfig) error {
 		if n <= 0 {
 			return fmt.Errorf("WithCacheSize: size must be positive, got %d", n)
@@ -144,28 +165,28 @@ func WithCacheSize(n int) MiddlewareOption {
 	}
 }
 
-// WithMiddlewareClock replaces time.Now for cache ages and expiries, for
+// WithClock replaces time.Now for cache ages and expiries, for
 // tests.
-func WithMiddlewareClock(now func() time.Time) MiddlewareOption {
+func WithClock(now func() time.Time) Option {
 	return func(c *verifierConfig) error {
 		if now == nil {
-			return errors.New("WithMiddlewareClock: nil clock")
+			return errors.New("WithClock: nil clock")
 		}
 		c.now = now
 		return nil
 	}
 }
 
-// WithMiddlewareLogger sets the logger for rejections (debug) and gateway
+// WithLogger sets the logger for rejections (debug) and gateway
 // failures (warning). Nil, the default, means the client's logger. Tokens
 // are never logged.
-func WithMiddlewareLogger(l *slog.Logger) MiddlewareOption {
+func WithLogger(l *slog.Logger) Option {
 	return func(c *verifierConfig) error { c.logger = l; return nil }
 }
 
 // WithRealm sets the realm of the WWW-Authenticate challenge (default
 // "agenttrust"). It must be printable ASCII without quotes or backslashes.
-func WithRealm(realm string) MiddlewareOption {
+func WithRealm(realm string) Option {
 	return func(c *verifierConfig) error {
 		if realm == "" || sanitizeQuoted(realm, len(realm)) != realm {
 			return fmt.Errorf("WithRealm: invalid realm %q", realm)
@@ -189,9 +210,9 @@ func validScope(s string) bool {
 	return true
 }
 
-// TokenVerifier checks agent tokens presented to a tool provider, by
+// Verifier checks agent tokens presented to a tool provider, by
 // introspection (POST /api/v1/agent-tokens/introspect) with a fixed target
-// and required scopes. A TokenVerifier is safe for concurrent use; build one
+// and required scopes. A Verifier is safe for concurrent use; build one
 // per route (target and scope set) and reuse it.
 //
 // # Cache
@@ -216,8 +237,8 @@ func validScope(s string) bool {
 // A gateway that cannot be reached, or that answers with an error, never
 // lets a request through: Verify returns the error, and the middleware
 // answers 503.
-type TokenVerifier struct {
-	client *Client
+type Verifier struct {
+	client *agenttrust.Client
 	cfg    verifierConfig
 	// keyPrefix encodes target and scopes; the cache key is its SHA-256 with
 	// the token appended.
@@ -233,7 +254,7 @@ type TokenVerifier struct {
 }
 
 type cachedIntrospection struct {
-	res   *IntrospectionResult // never handed out; callers get copies
+	res   *agenttrust.IntrospectionResult // never handed out; callers get copies
 	until time.Time
 }
 
@@ -242,21 +263,21 @@ type cachedIntrospection struct {
 // before done is closed and only read after.
 type introspectionFlight struct {
 	done      chan struct{}
-	res       *IntrospectionResult
+	res       *agenttrust.IntrospectionResult
 	err       error
 	abandoned bool // the leader's context ended the call
 	waiters   int  // callers other than the leader (for tests and debugging)
 }
 
-// NewTokenVerifier returns a TokenVerifier that introspects with client. A
+// NewVerifier returns a Verifier that introspects with client. A
 // nil client or an invalid option is a *ValidationError.
-func NewTokenVerifier(client *Client, opts ...MiddlewareOption) (*TokenVerifier, error) {
+func NewVerifier(client *agenttrust.Client, opts ...Option) (*Verifier, error) {
 	if client == nil {
-		return nil, validationErr("NewTokenVerifier: nil *Client")
+		return nil, validationErr("tokenauth.NewVerifier: nil *agenttrust.Client")
 	}
 	cfg := verifierConfig{
-		maxAge:    DefaultIntrospectionCacheMaxAge,
-		cacheSize: DefaultIntrospectionCacheSize,
+		maxAge:    DefaultCacheMaxAge,
+		cacheSize: DefaultCacheSize,
 		now:       time.Now,
 		realm:     "agenttrust",
 	}
@@ -265,13 +286,13 @@ func NewTokenVerifier(client *Client, opts ...MiddlewareOption) (*TokenVerifier,
 			continue
 		}
 		if err := o(&cfg); err != nil {
-			return nil, validationErr("invalid token verifier configuration: " + err.Error())
+			return nil, validationErr("invalid tokenauth configuration: " + err.Error())
 		}
 	}
 	if cfg.logger == nil {
-		cfg.logger = client.logger
+		cfg.logger = client.Logger()
 	}
-	v := &TokenVerifier{
+	v := &Verifier{
 		client:    client,
 		cfg:       cfg,
 		challenge: `Bearer realm="` + cfg.realm + `"`,
@@ -302,7 +323,7 @@ func NewTokenVerifier(client *Client, opts ...MiddlewareOption) (*TokenVerifier,
 // live bearer credentials would sit in the heap where a memory dump, a core
 // file or a debugging endpoint could reveal them. A SHA-256 digest cannot be
 // presented as a token, and its fixed size keeps the map cheap.
-func (v *TokenVerifier) cacheKey(token string) [sha256.Size]byte {
+func (v *Verifier) cacheKey(token string) [sha256.Size]byte {
 	var buf [256]byte
 	b := append(buf[:0], v.keyPrefix...)
 	b = append(b, token...)
@@ -311,12 +332,16 @@ func (v *TokenVerifier) cacheKey(token string) [sha256.Size]byte {
 	return k
 }
 
+// RequiredScopes returns a copy of the scopes every accepted token must
+// carry (WithRequiredScopes), in the order given.
+func (v *Verifier) RequiredScopes() []string { return slices.Clone(v.cfg.scopes) }
+
 // Verify introspects token and returns the gateway's answer for an active
 // token that carries every required scope. The result is the caller's own
-// copy. A token that is not accepted gives a *TokenRejectedError matching
+// copy. A token that is not accepted gives a *RejectedError matching
 // ErrInvalidToken or ErrInsufficientScope; any other error means the
 // gateway could not answer, and must not be read as an allow.
-func (v *TokenVerifier) Verify(ctx context.Context, token string) (*IntrospectionResult, error) {
+func (v *Verifier) Verify(ctx context.Context, token string) (*agenttrust.IntrospectionResult, error) {
 	res, err := v.verify(ctx, token)
 	if err != nil {
 		return nil, err
@@ -327,7 +352,7 @@ func (v *TokenVerifier) Verify(ctx context.Context, token string) (*Introspectio
 // verify is Verify returning the shared result, which the caller must copy
 // and never modify. It logs rejections (debug) and gateway failures
 // (warning), never the token.
-func (v *TokenVerifier) verify(ctx context.Context, token string) (*IntrospectionResult, error) {
+func (v *Verifier) verify(ctx context.Context, token string) (*agenttrust.IntrospectionResult, error) {
 	if ctx == nil {
 		return nil, validationErr("nil context")
 	}
@@ -335,7 +360,7 @@ func (v *TokenVerifier) verify(ctx context.Context, token string) (*Introspectio
 	if err == nil {
 		return res, nil
 	}
-	var rej *TokenRejectedError
+	var rej *RejectedError
 	switch {
 	case errors.As(err, &rej):
 		v.cfg.logger.DebugContext(ctx, "agenttrust: token rejected", "code", rej.Code,
@@ -348,9 +373,11 @@ func (v *TokenVerifier) verify(ctx context.Context, token string) (*Introspectio
 	return nil, err
 }
 
-func (v *TokenVerifier) lookup(ctx context.Context, token string) (*IntrospectionResult, error) {
+func (v *Verifier) lookup(ctx context.Context, token string) (*agenttrust.IntrospectionResult, error) {
 	if reason := checkTokenSyntax(token); reason != "" {
-		return nil, v.rejectInvalid(reason)
+		rej := v.rejectInvalid(reason)
+		rej.Malformed = true
+		return nil, rej
 	}
 	key := v.cacheKey(token)
 
@@ -360,12 +387,12 @@ func (v *TokenVerifier) lookup(ctx context.Context, token string) (*Introspectio
 			if e, ok := v.entries[key]; ok {
 				if v.cfg.now().Before(e.until) {
 					v.mu.Unlock()
-					v.client.obs.cache(ctx, CacheIntrospection, true)
+					obshook.CacheLookup(v.client, ctx, string(agenttrust.CacheIntrospection), true)
 					return e.res, nil // entries are never modified once stored
 				}
 				delete(v.entries, key)
 			}
-			v.client.obs.cache(ctx, CacheIntrospection, false)
+			obshook.CacheLookup(v.client, ctx, string(agenttrust.CacheIntrospection), false)
 		}
 		f, ok := v.inflight[key]
 		if !ok {
@@ -400,7 +427,7 @@ func (v *TokenVerifier) lookup(ctx context.Context, token string) (*Introspectio
 // lead makes the introspection call for f and shares its outcome with the
 // callers waiting on f. A failure caused by the leader's own context ending
 // is marked abandoned, so that waiters retry instead of inheriting it.
-func (v *TokenVerifier) lead(ctx context.Context, key [sha256.Size]byte, token string, f *introspectionFlight) (res *IntrospectionResult, err error) {
+func (v *Verifier) lead(ctx context.Context, key [sha256.Size]byte, token string, f *introspectionFlight) (res *agenttrust.IntrospectionResult, err error) {
 	defer func() {
 		v.mu.Lock()
 		if v.inflight[key] == f {
@@ -414,7 +441,7 @@ func (v *TokenVerifier) lead(ctx context.Context, key [sha256.Size]byte, token s
 		f.abandoned = err != nil && ctx.Err() != nil
 		close(f.done)
 	}()
-	res, err = v.client.Tokens.Introspect(ctx, TokenIntrospectParams{
+	res, err = v.client.Tokens.Introspect(ctx, agenttrust.TokenIntrospectParams{
 		Token: token, Target: v.cfg.target, RequiredScopes: v.cfg.scopes,
 	})
 	if err == nil {
@@ -426,22 +453,15 @@ func (v *TokenVerifier) lead(ctx context.Context, key [sha256.Size]byte, token s
 	return res, err
 }
 
-// decide turns a gateway answer into nil (accepted) or a rejection. The
-// gateway may report a missing scope as an inactive token with a reasoning,
-// or as an active token whose scopes lack one; both are checked.
-func (v *TokenVerifier) decide(res *IntrospectionResult, token string) error {
+// decide turns a gateway answer into nil (accepted) or a rejection, from
+// the structured fields only: an inactive token is an invalid token whatever
+// its reasoning says (the reasoning is free text, kept for the logs), and an
+// active token is short of scope only when its scopes lack a required one.
+// A gateway that refuses a token for a missing required scope by answering
+// inactive therefore gives an invalid token, not an insufficient scope.
+func (v *Verifier) decide(res *agenttrust.IntrospectionResult, token string) error {
 	if !res.Active {
 		reason := redactSecret(res.Reasoning, token)
-		if len(v.cfg.scopes) > 0 && strings.Contains(strings.ToLower(reason), "scope") {
-			missing := ""
-			for _, s := range v.cfg.scopes {
-				if strings.Contains(reason, s) {
-					missing = s
-					break
-				}
-			}
-			return v.rejectScope(reason, missing)
-		}
 		if reason == "" {
 			reason = "token is not active"
 		}
@@ -449,29 +469,22 @@ func (v *TokenVerifier) decide(res *IntrospectionResult, token string) error {
 	}
 	for _, s := range v.cfg.scopes {
 		if !slices.Contains(res.Scopes, s) {
-			return v.rejectScope("", s)
+			return v.rejectScope(s)
 		}
 	}
 	return nil
 }
 
-func (v *TokenVerifier) rejectInvalid(reason string) error {
-	return &TokenRejectedError{
-		AgentTrustError: &AgentTrustError{Code: CodeInvalidToken, Message: "Invalid token: " + reason, Details: map[string]any{}},
+func (v *Verifier) rejectInvalid(reason string) *RejectedError {
+	return &RejectedError{
+		AgentTrustError: &agenttrust.AgentTrustError{Code: CodeInvalidToken, Message: "Invalid token: " + reason, Details: map[string]any{}},
 		Reasoning:       reason,
 	}
 }
 
-func (v *TokenVerifier) rejectScope(reason, missing string) error {
-	msg := "Insufficient scope"
-	if missing != "" {
-		msg += ": missing " + missing
-	} else if reason != "" {
-		msg += ": " + reason
-	}
-	return &TokenRejectedError{
-		AgentTrustError: &AgentTrustError{Code: CodeInsufficientScope, Message: msg, Details: map[string]any{}},
-		Reasoning:       reason,
+func (v *Verifier) rejectScope(missing string) error {
+	return &RejectedError{
+		AgentTrustError: &agenttrust.AgentTrustError{Code: CodeInsufficientScope, Message: "Insufficient scope: missing " + missing, Details: map[string]any{}},
 		RequiredScopes:  slices.Clone(v.cfg.scopes),
 		MissingScope:    missing,
 	}
@@ -480,7 +493,7 @@ func (v *TokenVerifier) rejectScope(reason, missing string) error {
 // storeLocked caches a positive answer until the earlier of max age and the
 // token's expiry. Answers without an expiry are not cached: the cache could
 // not promise to stop before the token does.
-func (v *TokenVerifier) storeLocked(key [sha256.Size]byte, res *IntrospectionResult) {
+func (v *Verifier) storeLocked(key [sha256.Size]byte, res *agenttrust.IntrospectionResult) {
 	if res.ExpiresAt.IsZero() {
 		return
 	}
@@ -502,7 +515,7 @@ func (v *TokenVerifier) storeLocked(key [sha256.Size]byte, res *IntrospectionRes
 // (map iteration starts at a random place): expired ones are dropped, and if
 // none was, the sampled entry that expires soonest goes. The cost is bounded
 // whatever the cache size.
-func (v *TokenVerifier) evictLocked(now time.Time) {
+func (v *Verifier) evictLocked(now time.Time) {
 	var victim [sha256.Size]byte
 	var soonest time.Time
 	dropped, seen := false, 0
@@ -553,10 +566,10 @@ func checkTokenSyntax(token string) string {
 
 // copyIntrospection returns a copy sharing nothing mutable with r; up to four
 // scopes live in the same allocation.
-func copyIntrospection(r *IntrospectionResult) *IntrospectionResult {
+func copyIntrospection(r *agenttrust.IntrospectionResult) *agenttrust.IntrospectionResult {
 	if len(r.Scopes) <= 4 {
 		box := &struct {
-			r   IntrospectionResult
+			r   agenttrust.IntrospectionResult
 			buf [4]string
 		}{r: *r}
 		n := copy(box.buf[:], r.Scopes)
@@ -581,11 +594,11 @@ func redactSecret(s, secret string) string {
 
 type introspectionKey struct{}
 
-// IntrospectionFromContext returns the introspection result RequireToken put
+// FromContext returns the introspection result RequireToken put
 // in the request context, and whether there was one. The result is the
 // request's own copy.
-func IntrospectionFromContext(ctx context.Context) (*IntrospectionResult, bool) {
-	r, ok := ctx.Value(introspectionKey{}).(*IntrospectionResult)
+func FromContext(ctx context.Context) (*agenttrust.IntrospectionResult, bool) {
+	r, ok := ctx.Value(introspectionKey{}).(*agenttrust.IntrospectionResult)
 	return r, ok && r != nil
 }
 
@@ -595,7 +608,7 @@ func IntrospectionFromContext(ctx context.Context) (*IntrospectionResult, bool) 
 // so cancellation and other values pass through unchanged.
 type introspectionContext struct {
 	context.Context
-	res IntrospectionResult
+	res agenttrust.IntrospectionResult
 	buf [4]string
 }
 
@@ -611,7 +624,7 @@ func (c *introspectionContext) String() string {
 }
 
 // withIntrospection returns a child of parent holding a copy of r.
-func withIntrospection(parent context.Context, r *IntrospectionResult) context.Context {
+func withIntrospection(parent context.Context, r *agenttrust.IntrospectionResult) context.Context {
 	c := &introspectionContext{Context: parent, res: *r}
 	if len(r.Scopes) <= len(c.buf) {
 		n := copy(c.buf[:], r.Scopes)
@@ -624,9 +637,9 @@ func withIntrospection(parent context.Context, r *IntrospectionResult) context.C
 	return c
 }
 
-// ContextWithIntrospection returns a copy of ctx carrying r, as RequireToken
+// NewContext returns a copy of ctx carrying r, as RequireToken
 // does; useful in tests of handlers written for the middleware.
-func ContextWithIntrospection(ctx context.Context, r *IntrospectionResult) context.Context {
+func NewContext(ctx context.Context, r *agenttrust.IntrospectionResult) context.Context {
 	return context.WithValue(ctx, introspectionKey{}, r)
 }
 
@@ -635,26 +648,36 @@ func ContextWithIntrospection(ctx context.Context, r *IntrospectionResult) conte
 // client with the options' target and scopes. Build one per route when
 // routes need different targets or scopes:
 //
-//	mux.Handle("/tools/read", agenttrust.RequireToken(client, agenttrust.WithRequiredScopes("files:read"))(readHandler))
+//	mux.Handle("/tools/read", tokenauth.RequireToken(client, tokenauth.WithRequiredScopes("files:read"))(readHandler))
 //
 // The token is read from "Authorization: Bearer <token>". On success the
 // handler runs with the introspection result in its request context
-// (IntrospectionFromContext). Otherwise the answer is JSON
-// {"error": ..., "error_description": ...} and never echoes the token:
+// (FromContext). Otherwise the answer is JSON
+// {"error": ..., "error_description": ...} with a fixed description: it
+// never echoes the token, nor the gateway's reasoning, which is logged at
+// debug level instead. The status follows RFC 6750 §3.1 and is decided from
+// the introspection's structured fields (active, scopes) only:
 //
 //   - no bearer credentials: 401 with a bare `Bearer realm="..."` challenge;
-//   - a malformed header or token: 401, error="invalid_request";
-//   - an inactive token (unknown, expired, revoked, wrong target): 401,
-//     error="invalid_token";
-//   - a missing scope: 403, error="insufficient_scope" and the required
-//     scopes in the challenge's scope attribute;
+//   - a malformed request (more than one Authorization header, an empty or
+//     malformed bearer token): 400, error="invalid_request";
+//   - an inactive token (unknown, expired, revoked, wrong target, or refused
+//     by the gateway for any other reason): 401, error="invalid_token";
+//   - an active token whose scopes lack a required one: 403,
+//     error="insufficient_scope" and the required scopes in the
+//     challenge's scope attribute;
 //   - the gateway unreachable or failing: 503, never an allow.
 //
-// Caching and its trade-off are described at TokenVerifier. An invalid
+// The required scopes are also sent to the gateway. A gateway that refuses
+// a token lacking one of them by answering inactive (as the fake gateway
+// in agenttrusttest does) gets a 401, since nothing structured says the
+// scope was the reason.
+//
+// Caching and its trade-off are described at Verifier. An invalid
 // configuration (nil client, bad option) makes every request fail with 500,
-// after logging the reason; use NewTokenVerifier to see the error at start-up.
-func RequireToken(client *Client, opts ...MiddlewareOption) func(http.Handler) http.Handler {
-	v, err := NewTokenVerifier(client, opts...)
+// after logging the reason; use NewVerifier to see the error at start-up.
+func RequireToken(client *agenttrust.Client, opts ...Option) func(http.Handler) http.Handler {
+	v, err := NewVerifier(client, opts...)
 	if err != nil {
 		var logger *slog.Logger
 		var cfg verifierConfig
@@ -664,7 +687,7 @@ func RequireToken(client *Client, opts ...MiddlewareOption) func(http.Handler) h
 			}
 		}
 		if logger = cfg.logger; logger == nil && client != nil {
-			logger = client.logger
+			logger = client.Logger()
 		}
 		return func(http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -680,7 +703,7 @@ func RequireToken(client *Client, opts ...MiddlewareOption) func(http.Handler) h
 
 // Middleware wraps next so that it runs only for requests with an accepted
 // token; see RequireToken.
-func (v *TokenVerifier) Middleware(next http.Handler) http.Handler {
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, problem := bearerToken(r.Header)
 		switch problem {
@@ -690,8 +713,8 @@ func (v *TokenVerifier) Middleware(next http.Handler) http.Handler {
 			writeAuthError(w, http.StatusUnauthorized, v.challenge, "unauthorized", "a bearer token is required")
 			return
 		default:
-			v.cfg.logger.DebugContext(r.Context(), "agenttrust: malformed authorization header", "status", http.StatusUnauthorized, "reason", problem)
-			writeAuthError(w, http.StatusUnauthorized,
+			v.cfg.logger.DebugContext(r.Context(), "agenttrust: malformed authorization header", "status", http.StatusBadRequest, "reason", problem)
+			writeAuthError(w, http.StatusBadRequest,
 				v.challenge+`, error="invalid_request", error_description="`+problem+`"`, "invalid_request", problem)
 			return
 		}
@@ -700,29 +723,33 @@ func (v *TokenVerifier) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(withIntrospection(r.Context(), res)))
 			return
 		}
-		var rej *TokenRejectedError
-		if !errors.As(err, &rej) {
+		var rej *RejectedError
+		switch {
+		case !errors.As(err, &rej):
 			writeAuthError(w, http.StatusServiceUnavailable, "", "temporarily_unavailable", "token introspection is unavailable")
-			return
-		}
-		desc := sanitizeQuoted(rej.Reasoning, 200)
-		if rej.Code == CodeInsufficientScope {
-			if rej.MissingScope != "" {
-				desc = "missing scope " + rej.MissingScope
-			} else if desc == "" {
-				desc = "the token lacks a required scope"
-			}
+		case rej.Code == CodeInsufficientScope:
 			writeAuthError(w, http.StatusForbidden,
-				v.challenge+`, error="insufficient_scope", error_description="`+desc+`"`+v.scopeAttr, "insufficient_scope", desc)
-			return
+				v.challenge+`, error="insufficient_scope", error_description="`+descInsufficientScope+`"`+v.scopeAttr,
+				"insufficient_scope", descInsufficientScope)
+		case rej.Malformed: // bearerToken checks the syntax first; kept for safety
+			writeAuthError(w, http.StatusBadRequest,
+				v.challenge+`, error="invalid_request", error_description="`+descMalformedToken+`"`, "invalid_request", descMalformedToken)
+		default:
+			writeAuthError(w, http.StatusUnauthorized,
+				v.challenge+`, error="invalid_token", error_description="`+descInvalidToken+`"`, "invalid_token", descInvalidToken)
 		}
-		if desc == "" {
-			desc = "the token is not active"
-		}
-		writeAuthError(w, http.StatusUnauthorized,
-			v.challenge+`, error="invalid_token", error_description="`+desc+`"`, "invalid_token", desc)
 	})
 }
+
+// The fixed error descriptions of the middleware's answers. The gateway's
+// reasoning is never sent: the caller is not authenticated, and the
+// reasoning may say more than it should (which agents exist, which targets
+// an agent may use).
+const (
+	descInvalidToken      = "the token is not valid"
+	descInsufficientScope = "the token lacks a required scope"
+	descMalformedToken    = "the bearer token is malformed"
+)
 
 const problemMissing = "missing"
 
@@ -752,7 +779,7 @@ func bearerToken(h http.Header) (token, problem string) {
 		return "", "the bearer token is empty"
 	}
 	if reason := checkTokenSyntax(rest); reason != "" {
-		return "", "the bearer token is malformed"
+		return "", descMalformedToken
 	}
 	return rest, ""
 }
@@ -767,12 +794,28 @@ func writeAuthError(w http.ResponseWriter, status int, challenge, code, desc str
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	body, err := encodeJSON(map[string]string{"error": code, "error_description": desc})
-	if err != nil { // cannot happen with two strings
-		body = []byte(`{"error":"` + code + `"}`)
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string]string{"error": code, "error_description": desc}); err != nil {
+		body.Reset() // cannot happen with two strings
+		body.WriteString(`{"error":"` + code + `"}`)
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(bytes.TrimSuffix(body.Bytes(), []byte("\n")))
+}
+
+// validationErr is a configuration or input error found before any I/O; it
+// matches agenttrust.ErrValidation like the client's own.
+func validationErr(message string) error {
+	return agenttrust.NewError(agenttrust.CodeValidation, message, nil)
+}
+
+// networkErr is a caller's context ending while it waited for another
+// caller's introspection; it matches agenttrust.ErrNetwork, as the
+// introspection call itself would.
+func networkErr(cause error) error {
+	return agenttrust.NewError(agenttrust.CodeNetwork, "Network error: "+cause.Error(), cause)
 }
 
 // sanitizeQuoted keeps the characters RFC 6750 allows in error_description

@@ -1,0 +1,163 @@
+package agenttrusttest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Unauthenticated requests are refused before their body is read: 24 POSTs
+// of 8 MiB with a wrong key leave 24 bodiless entries in the log and do not
+// grow the heap by anything near their 192 MiB.
+func TestUnauthenticatedBodiesAreNotRead(t *testing.T) {
+	srv := NewTestServer(t)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	big := bytes.Repeat([]byte("x"), 8<<20)
+
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	for i := 0; i < 24; i++ {
+		key := "sk_wrong"
+		if i%2 == 0 {
+			key = "" // no key at all
+		}
+		req, _ := http.NewRequest("POST", srv.URL()+"/api/v1/agents", bytes.NewReader(big))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("X-API-Key", key)
+		}
+		res, err := hc.Do(req)
+		if err != nil {
+			// The server may close the connection while the client is
+			// still sending the body it refused to read.
+			continue
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("request %d: status %d, want 401", i, res.StatusCode)
+		}
+	}
+	// The handler records the request before it answers; wait for any
+	// handler still finishing after a cut connection.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(srv.Requests()) < 24 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 24 {
+		t.Fatalf("%d requests logged, want 24", len(reqs))
+	}
+	for i, r := range reqs {
+		if len(r.Body) != 0 {
+			t.Fatalf("request %d: %d body bytes logged for an unauthenticated request", i, len(r.Body))
+		}
+	}
+	big = nil
+	waitRSTAvoidance(t)
+	after := heap()
+	if after > before && after-before > 16<<20 {
+		t.Errorf("heap grew by %d MiB after 24 refused 8 MiB POSTs", (after-before)>>20)
+	}
+}
+
+// The log keeps the most recent requests within its count and byte bounds.
+func TestRequestLogIsBounded(t *testing.T) {
+	srv := NewTestServer(t, WithRequestLogLimit(5, 1000))
+	c := newClient(t, srv)
+	for i := 0; i < 12; i++ {
+		c.gw("GET", "/api/v1/agents", "").must(t, 200)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 5 {
+		t.Fatalf("%d requests kept, want 5", len(reqs))
+	}
+	for i, r := range reqs {
+		if want := fmt.Sprintf("req-%d", 8+i); r.RequestID != want {
+			t.Errorf("entry %d is %s, want %s (the most recent, oldest first)", i, r.RequestID, want)
+		}
+	}
+
+	// 300-byte bodies (recorded before validation, so their content does
+	// not matter): at most three fit in 1000 bytes.
+	srv.ClearRequests()
+	body := `{"name": "` + strings.Repeat("n", 288) + `"}`
+	if len(body) != 300 {
+		t.Fatalf("body of %d bytes", len(body))
+	}
+	for i := 0; i < 4; i++ {
+		c.gw("POST", "/api/v1/agents", body)
+	}
+	reqs = srv.Requests()
+	total := 0
+	for _, r := range reqs {
+		total += len(r.Body)
+	}
+	if len(reqs) != 3 || total != 900 {
+		t.Errorf("%d requests with %d body bytes kept, want 3 with 900", len(reqs), total)
+	}
+}
+
+// A client that sends its body slowly is cut off after the read timeout.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	srv := NewTestServer(t, WithTimeouts(Timeouts{Read: 300 * time.Millisecond}))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", srv.APIKey())
+	start := time.Now()
+	// One byte every 50 ms would take 50 s; the server must end it first.
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("the connection lasted %v, want about the 300 ms read timeout", d)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+			_, _ = conn.Write([]byte("x"))
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("a 1-byte-per-50ms body held the connection for 10 s")
+		}
+	}
+}
+
+// waitRSTAvoidance waits (up to 3 s) for net/http to finish closing the
+// connections whose request body the server left unread: it keeps each one
+// for 500 ms before closing it (RST avoidance), which goleak would see.
+func waitRSTAvoidance(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "closeWriteAndWait") {
+			return
+		}
+	}
+	t.Error("connections still closing after 3 s")
+}

@@ -1,0 +1,66 @@
+package agenttrust_test
+
+import (
+	"context"
+	"testing"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/guard"
+)
+
+// BenchmarkCheckGuard is guard.Check against the same server as
+// BenchmarkCheck and BenchmarkCheckBaseline, so that the three compare in one
+// run: the guard's cost over Actions.Check is its own work.
+func BenchmarkCheckGuard(b *testing.B) {
+	c, err := agenttrust.New(agenttrust.WithBaseURL(agenttrust.BenchServerURL(b)), agenttrust.WithAPIKey(agenttrust.TestKey))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := agenttrust.BenchParams
+	g, err := guard.New(c, p.AgentID, guard.WithSessionID(p.SessionID))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu, ok := agenttrust.ProcessCPU()
+	for i := 0; i < b.N; i++ {
+		d, err := g.Check(ctx, p.ToolName, p.ToolInputSummary)
+		if err != nil || !d.Allowed {
+			b.Fatal(d, err)
+		}
+	}
+	agenttrust.ReportCPU(b, cpu, ok)
+}
+
+// TestGuardCheckAllocs keeps guard.Check within one allocation of
+// Actions.Check against the same server.
+func TestGuardCheckAllocs(t *testing.T) {
+	c, err := agenttrust.New(agenttrust.WithBaseURL(agenttrust.BenchServerURL(t)), agenttrust.WithAPIKey(agenttrust.TestKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := agenttrust.BenchParams
+	g, err := guard.New(c, p.AgentID, guard.WithSessionID(p.SessionID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	ctx := context.Background()
+	check := testing.AllocsPerRun(300, func() {
+		if _, err := c.Actions.Check(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	})
+	gc := testing.AllocsPerRun(300, func() {
+		if _, err := g.Check(ctx, p.ToolName, p.ToolInputSummary); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocs per check: Actions.Check %v, guard.Check %v", check, gc)
+	if gc > check+1 {
+		t.Errorf("guard.Check allocates %v times, Actions.Check %v: more than one above", gc, check)
+	}
+}

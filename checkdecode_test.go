@@ -1,0 +1,96 @@
+package agenttrust
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// checkReplySeeds are replies the fast decoder takes and replies it must
+// leave to encoding/json.
+var checkReplySeeds = []string{
+	checkReply,
+	`{}`, ` { } `, `{"allowed":false}`, `{"allowed":null,"confidence":null,"latency_ms":null,"reason":null}`,
+	`{"allowed":true,"extra":"x\"y\\u00e9\n","n":-1.5e-3,"t":true,"f":false,"z":null,"":0}`,
+	`{"allowed":true,"reason":"déjà vu ⚠","check_id":"c"}`,
+	`{"allowed":true,"latency_ms":-0,"confidence":1E+2}`,
+	`{"allowed":true,"latency_ms":9223372036854775807}`, `{"allowed":true,"latency_ms":-9223372036854775808}`,
+	`{"allowed":true,"latency_ms":9223372036854775808}`, `{"allowed":true,"latency_ms":1.0}`, `{"allowed":true,"latency_ms":1e3}`,
+	`{"allowed":true,"confidence":1e400}`, `{"allowed":true,"confidence":"high"}`, `{"allowed":"true"}`,
+	`{"allowed":true,"allowed":false}`, `{"allowed":true,"ALLOWED":false}`, `{"allowed":true,"Reason":"r"}`,
+	"{\"allowed\":true,\"chec\u212a_id\":\"kelvin\"}", `{"allowed":true,"check_id":"a\u0000"}`, "{\"allowed\":true,\"reason\":\"\xff\"}",
+	`{"allowed":true,"nested":{"a":[1]}}`, `{"allowed":true,"list":[]}`, `{"allowed":true,}`, `{"allowed":true} x`,
+	`{"allowed":true,"n":01}`, `{"allowed":true,"n":-}`, `{"allowed":true,"n":1.}`, `{"allowed":true,"s":"\x"}`,
+	`{"allowed":true,"s":"\u12"}`, `{"allowed":tru}`, `[true]`, `"allowed"`, `nul`, `{"allowed":true,"reason":"a","reason":null}`,
+	`{"reason":5,"reason":"a","allowed":false}`, `{"elevation_required":"yes","allowed":false}`, "\t{\"allowed\" :\r\ntrue}\n",
+}
+
+// FuzzCheckDecodeFast: whatever the reply, the reflection-free decoder and
+// encoding/json give the same result, mistyped fields and error or not.
+func FuzzCheckDecodeFast(f *testing.F) {
+	for _, s := range checkReplySeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		compareCheckDecoders(t, b)
+	})
+}
+
+func compareCheckDecoders(t *testing.T, b []byte) {
+	t.Helper()
+	r1, m1, e1 := decodeCheck(b, true)
+	r2, m2, e2 := decodeCheck(b, false)
+	if (e1 == nil) != (e2 == nil) || !reflect.DeepEqual(r1, r2) || !reflect.DeepEqual(m1, m2) {
+		t.Fatalf("%q:\n fast %+v %v %v\n json %+v %v %v", b, r1, m1, e1, r2, m2, e2)
+	}
+}
+
+func TestCheckDecodeFastMatchesJSON(t *testing.T) {
+	for _, s := range checkReplySeeds {
+		compareCheckDecoders(t, []byte(s))
+	}
+	// The common replies take the fast path.
+	for _, s := range []string{checkReply, `{"allowed":false,"reason":"déjà vu","guard_tier":"llm","confidence":0.5,"latency_ms":12,"elevation_required":true,"approval_id":"ap","policy":"p-1","score":0.1,"cached":false}`} {
+		w := &checkReplyWire{}
+		w.plainCheckResult = (*plainCheckResult)(&w.res)
+		if !w.decodeFast([]byte(s)) {
+			t.Errorf("fast path refused %s", s)
+		}
+	}
+	// And refuse what they must leave to encoding/json.
+	for _, s := range []string{`{"allowed":true,"Allowed":false}`, "{\"chec\u212a_id\":\"x\"}", `{"a":{}}`, `{"latency_ms":1.5}`, `{"allowed":true,"allowed":true}`} {
+		w := &checkReplyWire{}
+		w.plainCheckResult = (*plainCheckResult)(&w.res)
+		if w.decodeFast([]byte(s)) {
+			t.Errorf("fast path took %s", s)
+		}
+	}
+}
+
+func TestParseInt(t *testing.T) {
+	for in, want := range map[string]int{"0": 0, "-0": 0, "42": 42, "-42": -42, "9223372036854775807": 1<<63 - 1, "-9223372036854775808": -1 << 63} {
+		if got, ok := parseInt([]byte(in)); !ok || got != want {
+			t.Errorf("parseInt(%s) = %d, %v", in, got, ok)
+		}
+	}
+	for _, in := range []string{"9223372036854775808", "-9223372036854775809", "99999999999999999999", "1.5", "1e3", strings.Repeat("9", 40)} {
+		if _, ok := parseInt([]byte(in)); ok {
+			t.Errorf("parseInt(%s) accepted", in)
+		}
+	}
+}
+
+// BenchmarkCheckDecode is the check reply's decode as Actions.Check runs it;
+// BenchmarkCheckDecodeJSON the same through encoding/json alone.
+func BenchmarkCheckDecode(b *testing.B)     { benchCheckDecode(b, true) }
+func BenchmarkCheckDecodeJSON(b *testing.B) { benchCheckDecode(b, false) }
+
+func benchCheckDecode(b *testing.B, fast bool) {
+	body := []byte(checkReply)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if r, _, err := decodeCheck(body, fast); err != nil || !r.Allowed {
+			b.Fatal(r, err)
+		}
+	}
+}

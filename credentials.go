@@ -1,0 +1,256 @@
+package agenttrust
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// credentialsRefreshMargin is how long before its expiry a cached WIMSE
+// token is replaced.
+const credentialsRefreshMargin = 60 * time.Second
+
+// AgentCredentialsParams are the arguments of Client.NewAgentCredentials.
+type AgentCredentialsParams struct {
+	// AgentID is the agent the credentials act for; required.
+	AgentID string
+	// KeyStore holds the agent's private key; required.
+	KeyStore KeyStore
+	// PublicKeyPEM is the agent's registered public key, a PKIX Ed25519
+	// PEM; required. Before its first token request the credentials check
+	// that the key store's signature verifies under it.
+	PublicKeyPEM string
+	// Audience is sent with each token request when non-empty.
+	Audience []string
+	// TTLSeconds is sent with each token request when non-nil.
+	TTLSeconds *int
+}
+
+// AgentCredentials make an agent's action checks sender-constrained: once
+// installed with Client.UseAgentCredentials, every Actions.Check carries
+// "Authorization: Bearer <WIMSE token>" and a "DPoP" proof minted for that
+// very request, in addition to the API key. No other call uses them.
+//
+// The WIMSE token is obtained with a proof of possession and cached; it is
+// replaced 60 s before its expiry (an expiry the gateway does not state, or
+// states unreadably, counts as 5 minutes; one without a zone is UTC).
+// Concurrent callers share one refresh, and each stops waiting when its own
+// context ends while the refresh goes on for the others. A failed refresh is
+// not cached: the next call tries again. When a credentialed check is
+// answered 401 (the token was revoked early, say), the token is dropped and
+// the check is retried once with a new token and proof.
+//
+// AgentCredentials belong to the client that created them and are safe for
+// concurrent use. Printing or logging them never shows the token.
+type AgentCredentials struct {
+	client   *Client
+	agentID  string
+	ks       KeyStore
+	pub      ed25519.PublicKey
+	audience []string
+	ttl      *int
+	dpop     *DPoPKey
+
+	cur      atomic.Pointer[credToken] // the cached token; nil: none
+	verified atomic.Bool               // the key pair has been checked
+
+	mu     sync.Mutex
+	flight *credFlight // the refresh in progress; nil: none
+}
+
+type credToken struct {
+	token     string
+	refreshAt time.Time // expiry minus the refresh margin
+	bearer    []string  // the Authorization header value, shared read-only
+	ath       string    // the DPoP ath claim of token
+}
+
+type credFlight struct {
+	done chan struct{}
+	tok  *credToken
+	err  error
+}
+
+// NewAgentCredentials returns credentials for one agent, bound to c: its
+// WIMSE calls and API key are c's, and only c may install them. Invalid
+// params are a *ValidationError; nothing is sent until the first use.
+func (c *Client) NewAgentCredentials(p AgentCredentialsParams) (*AgentCredentials, error) {
+	if p.AgentID == "" {
+		return nil, validationErr("agent credentials: missing required agent_id")
+	}
+	if p.KeyStore == nil {
+		return nil, validationErr("agent credentials: missing required key store")
+	}
+	pub, err := ParsePublicKeyPEM(p.PublicKeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := NewDPoPKeyWithKeyStore(p.KeyStore, p.AgentID, p.PublicKeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	var ttl *int
+	if p.TTLSeconds != nil {
+		v := *p.TTLSeconds
+		ttl = &v
+	}
+	return &AgentCredentials{
+		client: c, agentID: p.AgentID, ks: p.KeyStore, pub: pub,
+		audience: append([]string(nil), p.Audience...), ttl: ttl, dpop: dk,
+	}, nil
+}
+
+// UseAgentCredentials installs ac on c, so that Actions.Check sends them;
+// nil removes them. Credentials made by another client are a
+// *ValidationError.
+func (c *Client) UseAgentCredentials(ac *AgentCredentials) error {
+	if ac != nil && ac.client != c {
+		return validationErr("agent credentials belong to another client")
+	}
+	c.creds.Store(ac)
+	return nil
+}
+
+// AgentID returns the agent the credentials act for.
+func (ac *AgentCredentials) AgentID() string { return ac.agentID }
+
+// Token returns the cached WIMSE token, refreshing it first when it expires
+// within 60 s. When ctx ends while a refresh is in progress, Token returns
+// at once with a *NetworkError wrapping ctx's error; the refresh completes
+// for the other callers.
+func (ac *AgentCredentials) Token(ctx context.Context) (string, error) {
+	t, err := ac.token(ctx)
+	if err != nil {
+		return "", err
+	}
+	return t.token, nil
+}
+
+// Invalidate drops the cached token; the next use obtains a new one.
+func (ac *AgentCredentials) Invalidate() { ac.cur.Store(nil) }
+
+// token is the fast path: one atomic load and a clock read.
+func (ac *AgentCredentials) token(ctx context.Context) (*credToken, error) {
+	if t := ac.cur.Load(); t != nil && ac.client.now().Before(t.refreshAt) {
+		return t, nil
+	}
+	return ac.refresh(ctx)
+}
+
+// refresh joins the refresh in progress or starts one. The refresh runs on
+// a context that keeps ctx's values but not its cancellation, bounded by
+// the client timeout, so that one caller giving up does not fail the
+// others.
+func (ac *AgentCredentials) refresh(ctx context.Context) (*credToken, error) {
+	if ctx == nil {
+		return nil, validationErr("nil context")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, waitErr(err)
+	}
+	ac.mu.Lock()
+	if t := ac.cur.Load(); t != nil && ac.client.now().Before(t.refreshAt) {
+		ac.mu.Unlock() // refreshed while this caller waited for the lock
+		return t, nil
+	}
+	f := ac.flight
+	if f == nil {
+		f = &credFlight{done: make(chan struct{})}
+		ac.flight = f
+		go ac.run(context.WithoutCancel(ctx), f)
+	}
+	ac.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return nil, waitErr(ctx.Err())
+	}
+}
+
+func waitErr(err error) error {
+	return NewError(CodeNetwork, "Network error: waiting for agent credentials: "+err.Error(), err)
+}
+
+func (ac *AgentCredentials) run(ctx context.Context, f *credFlight) {
+	tok, err := ac.fetch(ctx)
+	ac.mu.Lock()
+	if err == nil {
+		ac.cur.Store(tok)
+	}
+	ac.flight = nil
+	f.tok, f.err = tok, err
+	ac.mu.Unlock()
+	close(f.done)
+}
+
+func (ac *AgentCredentials) fetch(ctx context.Context) (*credToken, error) {
+	var check ed25519.PublicKey
+	if !ac.verified.Load() {
+		check = ac.pub
+	}
+	t, err := ac.client.WIMSE.issueWithProof(ctx, WIMSEProofParams{
+		AgentID: ac.agentID, KeyStore: ac.ks, TTLSeconds: ac.ttl, Audience: ac.audience,
+	}, check)
+	if err != nil {
+		return nil, err
+	}
+	ac.verified.Store(true)
+	exp := wimseExpiry(t.ExpiresAt, ac.client.now())
+	return &credToken{token: t.Token, refreshAt: exp.Add(-credentialsRefreshMargin),
+		bearer: []string{"Bearer " + t.Token}, ath: athOf(t.Token)}, nil
+}
+
+// drop forgets t if it is still the cached token, so that concurrent
+// callers who saw the same rejection cause one refresh, not one each.
+func (ac *AgentCredentials) drop(t *credToken) { ac.cur.CompareAndSwap(t, nil) }
+
+// credentialedCall is one Actions.Check with credentials: it adds fresh
+// headers to every attempt and remembers the token the last one used.
+type credentialedCall struct {
+	ac   *AgentCredentials
+	used *credToken
+}
+
+// attempt adds Authorization and a DPoP proof for the URL actually sent.
+func (cc *credentialedCall) attempt(ctx context.Context, r *request, url string, h http.Header) error {
+	t, err := cc.ac.token(ctx)
+	if err != nil {
+		return err
+	}
+	proof, err := cc.ac.dpop.mintATH(ctx, cc.ac.client.now(), r.method, url, t.ath)
+	if err != nil {
+		return err
+	}
+	cc.used = t
+	r.secrets = append(r.secrets, t.token, proof)
+	h["Authorization"] = t.bearer
+	h["Dpop"] = []string{proof}
+	return nil
+}
+
+// String describes the credentials without the token.
+func (ac *AgentCredentials) String() string {
+	state := "none"
+	if t := ac.cur.Load(); t != nil {
+		state = "cached until " + t.refreshAt.UTC().Format(time.RFC3339)
+	}
+	return "agenttrust.AgentCredentials{agent: " + strconv.Quote(ac.agentID) + ", token: " + state + "}"
+}
+
+// GoString is String.
+func (ac *AgentCredentials) GoString() string { return ac.String() }
+
+// Format prints String for every verb.
+func (ac *AgentCredentials) Format(f fmt.State, verb rune) { formatRedacted(f, verb, ac, ac) }
+
+// LogValue hides the token from log/slog.
+func (ac *AgentCredentials) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("agent_id", ac.agentID), secretAttr("token", ac.cur.Load() != nil))
+}

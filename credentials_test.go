@@ -1,0 +1,538 @@
+package agenttrust
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+)
+
+const checkRoute = "POST /api/v1/agenttrust/check"
+
+// identityEnv is a fake gateway in the split layout that requires proof of
+// possession and sender-constrained tokens, a client on the fake's clock,
+// and an agent whose key is in an in-memory store.
+type identityEnv struct {
+	srv   *agenttrusttest.Server
+	c     *Client
+	ks    *InMemoryKeyStore
+	agent *Agent
+	creds *AgentCredentials
+}
+
+func newIdentityEnv(t *testing.T, opts ...Option) *identityEnv {
+	t.Helper()
+	srv := agenttrusttest.NewTestServer(t, agenttrusttest.WithSplitListeners())
+	srv.SetSecuritySettings(agenttrusttest.SecuritySettings{RequireProofOfPossession: true, RequireSenderConstrainedTokens: true})
+	all := append([]Option{WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAuditURL(srv.AuditURL()),
+		WithAPIKey(srv.APIKey()), withNow(srv.Now),
+		WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})}, opts...)
+	c, err := New(all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &identityEnv{srv: srv, c: c, ks: NewInMemoryKeyStore()}
+	e.agent, err = c.Agents.Create(ctxT(t), AgentCreateParams{Name: "identity-bot", Capabilities: []string{"read"}, KeyStore: e.ks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.creds, err = c.NewAgentCredentials(AgentCredentialsParams{AgentID: e.agent.ID, KeyStore: e.ks, PublicKeyPEM: e.agent.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UseAgentCredentials(e.creds); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *identityEnv) check(ctx context.Context) (*ActionCheckResult, error) {
+	return e.c.Actions.Check(ctx, ActionCheckParams{AgentID: e.agent.ID, ToolName: "read_invoice"})
+}
+
+// checkRequests returns the check requests the fake received.
+func (e *identityEnv) checkRequests() []agenttrusttest.RecordedRequest {
+	var out []agenttrusttest.RecordedRequest
+	for _, r := range e.srv.Requests() {
+		if r.Path == "/api/v1/agenttrust/check" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestCredentialsSenderConstrainedCheck(t *testing.T) {
+	e := newIdentityEnv(t)
+	// Without credentials the fake refuses the check: the enforcement is real.
+	plain, _ := New(WithBaseURL(e.srv.URL()), WithAuthURL(e.srv.AuthURL()), WithAPIKey(e.srv.APIKey()))
+	if _, err := plain.Actions.Check(ctxT(t), ActionCheckParams{AgentID: e.agent.ID, ToolName: "x"}); !errors.Is(err, ErrAuthentication) {
+		t.Fatalf("check without credentials: %v", err)
+	}
+	e.srv.ClearRequests()
+	for i := 0; i < 3; i++ {
+		res, err := e.check(ctxT(t))
+		if err != nil || !res.Allowed {
+			t.Fatalf("check %d: %v %v", i, res, err)
+		}
+	}
+	if n := len(e.srv.WIMSETokens()); n != 1 {
+		t.Errorf("%d WIMSE tokens issued, want 1 (cached)", n)
+	}
+	pops := e.srv.PoPProofs()
+	if len(pops) != 1 || !pops[0].Accepted {
+		t.Errorf("proofs of possession: %+v", pops)
+	}
+	proofs := e.srv.DPoPProofs()
+	jtis := map[string]bool{}
+	for _, p := range proofs {
+		// htu is the auth listener that received the check, not the gateway.
+		if !p.Accepted || p.HTU != e.srv.AuthURL()+"/api/v1/agenttrust/check" || p.HTM != "POST" || jtis[p.JTI] {
+			t.Errorf("proof %+v", p)
+		}
+		jtis[p.JTI] = true
+	}
+	if len(proofs) != 3 {
+		t.Errorf("%d proofs, want 3", len(proofs))
+	}
+	// Only the check carries the credentials; the API key stays.
+	for _, r := range e.srv.Requests() {
+		isCheck := r.Path == "/api/v1/agenttrust/check"
+		hasCreds := r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != ""
+		if isCheck != hasCreds || r.Header.Get("X-API-Key") != e.srv.APIKey() {
+			t.Errorf("%s %s: credentials %v", r.Method, r.Path, hasCreds)
+		}
+	}
+	// Other calls never carry them.
+	e.srv.ClearRequests()
+	if _, err := e.c.Agents.Get(ctxT(t), e.agent.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: e.agent.ID, Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range e.srv.Requests() {
+		if r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != "" {
+			t.Errorf("%s %s carries credentials", r.Method, r.Path)
+		}
+	}
+	// Removing them makes checks plain again.
+	if err := e.c.UseAgentCredentials(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.check(ctxT(t)); !errors.Is(err, ErrAuthentication) {
+		t.Errorf("after removal: %v", err)
+	}
+}
+
+func TestCredentialsOneRefreshForConcurrentChecks(t *testing.T) {
+	e := newIdentityEnv(t)
+	// Slow the token endpoint so that every goroutine arrives during the
+	// refresh.
+	e.srv.InjectFault("POST /api/v1/wimse/token", agenttrusttest.Fault{Latency: 100 * time.Millisecond, Times: 1})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res, err := e.check(ctxT(t)); err != nil || !res.Allowed {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("check: %v", err)
+	}
+	if n := len(e.srv.WIMSETokens()); n != 1 {
+		t.Errorf("%d WIMSE tokens for 100 concurrent checks, want 1", n)
+	}
+	challenges := 0
+	for _, r := range e.srv.Requests() {
+		if strings.HasSuffix(r.Path, "/challenge") {
+			challenges++
+		}
+	}
+	if challenges != 1 {
+		t.Errorf("%d challenges, want 1", challenges)
+	}
+	jtis := map[string]bool{}
+	for _, p := range e.srv.DPoPProofs() {
+		if !p.Accepted || jtis[p.JTI] {
+			t.Errorf("proof %+v", p)
+		}
+		jtis[p.JTI] = true
+	}
+	if len(jtis) != 100 {
+		t.Errorf("%d distinct accepted proofs, want 100", len(jtis))
+	}
+}
+
+func TestCredentialsRefreshAtThreshold(t *testing.T) {
+	e := newIdentityEnv(t)
+	if _, err := e.check(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	toks := e.srv.WIMSETokens()
+	if len(toks) != 1 {
+		t.Fatalf("%d tokens", len(toks))
+	}
+	// The fake's clock drives the client's: one second before the 60 s
+	// margin the token is still used, at the margin it is replaced.
+	e.srv.Advance(toks[0].ExpiresAt.Sub(e.srv.Now()) - 61*time.Second)
+	if _, err := e.check(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.srv.WIMSETokens()); n != 1 {
+		t.Fatalf("refreshed %d s before the margin", 1)
+	}
+	e.srv.Advance(time.Second)
+	if _, err := e.check(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.srv.WIMSETokens()); n != 2 {
+		t.Fatalf("%d tokens at the threshold, want 2", n)
+	}
+	tok, err := e.creds.Token(ctxT(t))
+	if err != nil || tok != e.srv.WIMSETokens()[1].Token {
+		t.Errorf("Token() is not the new token: %v", err)
+	}
+}
+
+func TestCredentialsRecoverFromEarlyRevocation(t *testing.T) {
+	e := newIdentityEnv(t)
+	if _, err := e.check(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.RevokeWIMSETokens(e.agent.ID); n != 1 {
+		t.Fatalf("revoked %d", n)
+	}
+	e.srv.ClearRequests()
+	res, err := e.check(ctxT(t))
+	if err != nil || !res.Allowed {
+		t.Fatalf("check after revocation: %v %v", res, err)
+	}
+	checks := e.checkRequests()
+	if len(checks) != 2 || checks[0].Header.Get("DPoP") == checks[1].Header.Get("DPoP") ||
+		checks[0].Header.Get("Authorization") == checks[1].Header.Get("Authorization") {
+		t.Fatalf("want one retry with a new token and proof, got %d checks", len(checks))
+	}
+	rej := e.srv.IdentityRejections()
+	if len(rej) != 1 || rej[0].Reason != agenttrusttest.ReasonTokenRevoked {
+		t.Errorf("rejections %+v", rej)
+	}
+	// Only one retry: a check refused twice returns the 401.
+	e.srv.InjectFault(checkRoute, agenttrusttest.Fault{Status: 401, Times: 5})
+	e.srv.ClearRequests()
+	if _, err := e.check(ctxT(t)); !errors.Is(err, ErrAuthentication) {
+		t.Errorf("refused twice: %v", err)
+	}
+	if n := len(e.checkRequests()); n != 2 {
+		t.Errorf("%d check requests, want 2", n)
+	}
+}
+
+func TestCredentialsRetryCarriesNewProof(t *testing.T) {
+	var logs bytes.Buffer
+	e := newIdentityEnv(t, WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	e.srv.InjectFault(checkRoute, agenttrusttest.Fault{Status: 503, Times: 1})
+	res, err := e.check(ctxT(t))
+	if err != nil || !res.Allowed {
+		t.Fatalf("%v %v", res, err)
+	}
+	checks := e.checkRequests()
+	if len(checks) != 2 {
+		t.Fatalf("%d check requests, want 2", len(checks))
+	}
+	p1, p2 := checks[0].Header.Get("DPoP"), checks[1].Header.Get("DPoP")
+	if p1 == "" || p1 == p2 {
+		t.Errorf("the retry after 503 reused the proof")
+	}
+	if checks[0].Header.Get("Authorization") != checks[1].Header.Get("Authorization") {
+		t.Errorf("the token changed on a transport retry")
+	}
+	if len(e.srv.IdentityRejections()) != 0 {
+		t.Errorf("rejections %+v", e.srv.IdentityRejections())
+	}
+	tok := e.srv.WIMSETokens()[0].Token
+	if !strings.Contains(logs.String(), "retrying") {
+		t.Fatalf("no retry logged: %s", logs.String())
+	}
+	for _, s := range []string{tok, p1, p2, e.agent.PrivateKey} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("log reveals a secret")
+		}
+	}
+	assertNoSecret(t, "AgentCredentials", e.creds, tok)
+	var out bytes.Buffer
+	slog.New(slog.NewJSONHandler(&out, nil)).Info("creds", "c", e.creds)
+	if strings.Contains(out.String(), tok) || !strings.Contains(out.String(), e.agent.ID) {
+		t.Errorf("slog: %s", out.String())
+	}
+}
+
+func TestCredentialsCancelledWaiterReturnsAtOnce(t *testing.T) {
+	e := newIdentityEnv(t)
+	e.srv.InjectFault("POST /api/v1/wimse/token", agenttrusttest.Fault{Latency: 400 * time.Millisecond, Times: 1})
+	done := make(chan error, 1)
+	go func() { _, err := e.creds.Token(context.Background()); done <- err }()
+	time.Sleep(50 * time.Millisecond) // the refresh is in flight
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	start := time.Now()
+	_, err := e.creds.Token(ctx)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNetwork) {
+		t.Fatalf("cancelled waiter: %v", err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("cancelled waiter returned after %v", d)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the other waiter: %v", err)
+	}
+	if n := len(e.srv.WIMSETokens()); n != 1 {
+		t.Errorf("%d tokens", n)
+	}
+	// A caller whose context is already done does not start a refresh.
+	e.creds.Invalidate()
+	if _, err := e.creds.Token(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("done ctx: %v", err)
+	}
+	if n := len(e.srv.WIMSETokens()); n != 1 {
+		t.Errorf("a done context started a refresh")
+	}
+}
+
+func TestCredentialFailuresSendNoCheck(t *testing.T) {
+	e := newIdentityEnv(t)
+	// A key store without the key: typed error, no check sent, not cached.
+	if err := e.ks.Delete(ctxT(t), e.agent.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.ClearRequests()
+	_, err := e.check(ctxT(t))
+	if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrKeyStore) || errors.Is(err, ErrNetwork) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if n := len(e.checkRequests()); n != 0 {
+		t.Errorf("%d check requests after a credential failure", n)
+	}
+	if err := e.ks.Store(ctxT(t), e.agent.ID, e.agent.PrivateKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.check(ctxT(t)); err != nil {
+		t.Fatalf("after restoring the key: %v", err)
+	}
+	// A 403 on the token request surfaces as the check's error.
+	e.creds.Invalidate()
+	e.srv.InjectFault("POST /api/v1/wimse/token", agenttrusttest.Fault{Status: 403, Times: 1})
+	e.srv.ClearRequests()
+	var ae *AuthorizationError
+	if _, err := e.check(ctxT(t)); !errors.As(err, &ae) {
+		t.Fatalf("403 on token: %v", err)
+	}
+	if n := len(e.checkRequests()); n != 0 {
+		t.Errorf("%d check requests after a refused token", n)
+	}
+	if _, err := e.check(ctxT(t)); err != nil {
+		t.Fatalf("not retried after the failure: %v", err)
+	}
+	// A challenge reply without a nonce is never signed.
+	e.creds.Invalidate()
+	e.srv.InjectFault("POST /api/v1/agents/{agent_id}/challenge", agenttrusttest.Fault{Status: 200, Body: `{"nonce":""}`, Times: 1})
+	before := len(e.srv.PoPProofs())
+	_, err = e.check(ctxT(t))
+	wantDecode(t, err)
+	if len(e.srv.PoPProofs()) != before {
+		t.Error("a proof was sent for an empty nonce")
+	}
+}
+
+func TestCredentialsKeyPairCheckedAtFirstRefresh(t *testing.T) {
+	e := newIdentityEnv(t)
+	other, err := GenerateAgentKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := e.c.NewAgentCredentials(AgentCredentialsParams{AgentID: e.agent.ID, KeyStore: e.ks, PublicKeyPEM: other.PublicKeyPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bad.Token(ctxT(t))
+	assertValidation(t, "mismatched key pair", err)
+	if n := len(e.srv.PoPProofs()); n != 0 {
+		t.Errorf("%d proofs sent with a mismatched key pair", n)
+	}
+}
+
+func TestCredentialsValidation(t *testing.T) {
+	c := newTestClient(t, "http://127.0.0.1:1")
+	other := newTestClient(t, "http://127.0.0.1:1")
+	ks := NewInMemoryKeyStore()
+	for name, p := range map[string]AgentCredentialsParams{
+		"no agent":    {KeyStore: ks, PublicKeyPEM: vecPubPEM},
+		"no store":    {AgentID: "a1", PublicKeyPEM: vecPubPEM},
+		"bad key":     {AgentID: "a1", KeyStore: ks, PublicKeyPEM: "x"},
+		"private key": {AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPrivPEM},
+	} {
+		_, err := c.NewAgentCredentials(p)
+		assertValidation(t, name, err)
+	}
+	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertValidation(t, "another client", other.UseAgentCredentials(ac))
+	if ac.AgentID() != "a1" {
+		t.Error(ac.AgentID())
+	}
+}
+
+func TestCredentialedCheckErrorsHideSecrets(t *testing.T) {
+	// A server that echoes the credentials it received in its error.
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/challenge"):
+			_, _ = w.Write([]byte(`{"nonce":"n-1"}`))
+		case r.URL.Path == "/api/v1/wimse/token":
+			_, _ = w.Write([]byte(`{"token":"eyJ.wimse-secret-token.sig","expires_at":"2099-01-01T00:00:00Z"}`))
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"bad ` + r.Header.Get("Authorization") + ` with ` + r.Header.Get("DPoP") + `"}`))
+		}
+	})
+	c := newTestClient(t, srv.URL)
+	ks := NewInMemoryKeyStore()
+	if err := ks.Store(ctxT(t), "a1", vecPrivPEM); err != nil {
+		t.Fatal(err)
+	}
+	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UseAgentCredentials(ac); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1", ToolName: "x"})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Status != 400 {
+		t.Fatalf("err = %v", err)
+	}
+	var proof string
+	for _, r := range srv.requests() {
+		if p := r.Header.Get("Dpop"); p != "" {
+			proof = p
+		}
+	}
+	if proof == "" {
+		t.Fatal("no proof sent")
+	}
+	for _, s := range []string{"wimse-secret-token", proof[:40], proof[len(proof)-40:]} {
+		if strings.Contains(err.Error(), s) || strings.Contains(fmt.Sprint(ve.Details), s) {
+			t.Errorf("error reveals %q: %v %v", s, err, ve.Details)
+		}
+	}
+}
+
+// credServer issues WIMSE tokens with the given expires_at and counts them.
+func credServer(t *testing.T, expiresAt func() string) (*recServer, func() int) {
+	var mu sync.Mutex
+	issued := 0
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/challenge"):
+			_, _ = w.Write([]byte(`{"nonce":"n-1"}`))
+		case r.URL.Path == "/api/v1/wimse/token":
+			mu.Lock()
+			issued++
+			n := issued
+			mu.Unlock()
+			_, _ = fmt.Fprintf(w, `{"token":"tok-%d","expires_at":%q}`, n, expiresAt())
+		default:
+			_, _ = w.Write([]byte(`{"allowed":true}`))
+		}
+	})
+	return srv, func() int { mu.Lock(); defer mu.Unlock(); return issued }
+}
+
+func TestCredentialsExpiryRules(t *testing.T) {
+	clk := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	ks := NewInMemoryKeyStore()
+	if err := ks.Store(ctxT(t), "a1", vecPrivPEM); err != nil {
+		t.Fatal(err)
+	}
+	newCreds := func(srv *recServer) *AgentCredentials {
+		c := newTestClient(t, srv.URL, withNow(clk.Now))
+		ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM,
+			Audience: []string{"svc"}, TTLSeconds: ptr(120)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ac
+	}
+
+	// A token expiring in 10 s is inside the margin: re-issued on every call.
+	srv, issued := credServer(t, func() string { return clk.Now().Add(10 * time.Second).Format(time.RFC3339) })
+	ac := newCreds(srv)
+	for i := 1; i <= 3; i++ {
+		if tok, err := ac.Token(ctxT(t)); err != nil || tok != fmt.Sprintf("tok-%d", i) {
+			t.Fatalf("call %d: %q %v", i, tok, err)
+		}
+	}
+	// The refresh sends the audience and TTL, and neither service_name nor
+	// environment.
+	for _, r := range srv.requests() {
+		if r.Path == "/api/v1/wimse/token" {
+			m := decodeMap(t, r.Body)
+			if fmt.Sprint(m["ttl_seconds"]) != "120" || fmt.Sprint(m["audience"]) != "[svc]" || m["service_name"] != nil || m["environment"] != nil {
+				t.Errorf("token body %s", r.Body)
+			}
+		}
+	}
+
+	// No expiry, or an unreadable one: 300 s, so cached for 240 s.
+	for _, exp := range []string{"", "in a while"} {
+		exp := exp
+		srv, issued = credServer(t, func() string { return exp })
+		ac = newCreds(srv)
+		for _, step := range []time.Duration{0, 239 * time.Second} {
+			clk.Advance(step)
+			if _, err := ac.Token(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if issued() != 1 {
+			t.Errorf("expires_at %q: %d tokens within 239 s, want 1", exp, issued())
+		}
+		clk.Advance(time.Second)
+		if tok, _ := ac.Token(ctxT(t)); tok != "tok-2" || issued() != 2 {
+			t.Errorf("expires_at %q: not refreshed at 240 s", exp)
+		}
+	}
+
+	// A zone-less expiry is UTC: 90 s away, so cached; 60 s away, refreshed.
+	srv, issued = credServer(t, func() string { return clk.Now().UTC().Add(90 * time.Second).Format("2006-01-02T15:04:05") })
+	ac = newCreds(srv)
+	if _, err := ac.Token(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(29 * time.Second)
+	_, _ = ac.Token(ctxT(t))
+	if issued() != 1 {
+		t.Errorf("zone-less expiry: %d tokens at 61 s before expiry", issued())
+	}
+	clk.Advance(time.Second)
+	_, _ = ac.Token(ctxT(t))
+	if issued() != 2 {
+		t.Errorf("zone-less expiry: %d tokens at 60 s before expiry", issued())
+	}
+}

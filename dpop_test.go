@@ -1,0 +1,195 @@
+package agenttrust
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The expected proof was built independently (Python for the JSON and
+// base64url, OpenSSL for the signature) from the RFC 8032 test 1 key.
+const (
+	vecDPoPHeader  = `{"typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}`
+	vecDPoPPayload = `{"htm":"POST","htu":"http://127.0.0.1:8082/api/v1/agenttrust/check","iat":1767225600,"jti":"000102030405060708090a0b0c0d0e0f","ath":"6nV-7r_V_xayfqB4JA8uHoFMDW7RrJgYCpO8U_CfzeY"}`
+	vecDPoPProof   = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVkRFNBIiwiandrIjp7Imt0eSI6Ik9LUCIsImNydiI6IkVkMjU1MTkiLCJ4IjoiMTFxWUFZS3hDcmZWU183VHlXUUhPZzdoY3ZQYXBpTWxyd0lhYVBjSFVSbyJ9fQ" +
+		".eyJodG0iOiJQT1NUIiwiaHR1IjoiaHR0cDovLzEyNy4wLjAuMTo4MDgyL2FwaS92MS9hZ2VudHRydXN0L2NoZWNrIiwiaWF0IjoxNzY3MjI1NjAwLCJqdGkiOiIwMDAxMDIwMzA0MDUwNjA3MDgwOTBhMGIwYzBkMGUwZiIsImF0aCI6IjZuVi03cl9WX3hheWZxQjRKQTh1SG9GTURXN1JySmdZQ3BPOFVfQ2Z6ZVkifQ" +
+		".gcqAeb72S72BQbpLQ_KGSCjG-C1hFKj3vyPRgBxcMeIK47VVeJwBQXIJtBDXPgcWFiWAXb4rzulAIshpM-m5DQ"
+)
+
+var vecTime = time.Unix(1767225600, 0)
+
+func fixedJTI() *bytes.Reader {
+	return bytes.NewReader([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+}
+
+// splitProof decodes a proof's header and payload bytes and verifies its
+// signature under the JWK it carries.
+func splitProof(t testing.TB, proof string) (header, payload []byte) {
+	t.Helper()
+	parts := strings.Split(proof, ".")
+	if len(parts) != 3 {
+		t.Fatalf("proof has %d parts", len(parts))
+	}
+	dec := func(s string) []byte {
+		b, err := base64.RawURLEncoding.DecodeString(s)
+		if err != nil {
+			t.Fatalf("base64url: %v", err)
+		}
+		return b
+	}
+	header, payload = dec(parts[0]), dec(parts[1])
+	var h struct {
+		JWK struct{ X string } `json:"jwk"`
+	}
+	if err := json.Unmarshal(header, &h); err != nil {
+		t.Fatal(err)
+	}
+	if !ed25519.Verify(ed25519.PublicKey(dec(h.JWK.X)), []byte(parts[0]+"."+parts[1]), dec(parts[2])) {
+		t.Fatal("proof signature does not verify under its own jwk")
+	}
+	return header, payload
+}
+
+func TestDPoPProofFixedVector(t *testing.T) {
+	for _, via := range []string{"pem", "store"} {
+		var k *DPoPKey
+		var err error
+		if via == "pem" {
+			k, err = NewDPoPKey(vecPrivPEM)
+		} else {
+			ks := NewInMemoryKeyStore()
+			if err := ks.Store(context.Background(), "a1", vecPrivPEM); err != nil {
+				t.Fatal(err)
+			}
+			k, err = NewDPoPKeyWithKeyStore(ks, "a1", vecPubPEM)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.rand = fixedJTI()
+		// The query and fragment are not part of htu.
+		proof, err := k.mint(context.Background(), vecTime, "POST", "http://127.0.0.1:8082/api/v1/agenttrust/check?x=1#frag", "wimse.jwt.token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, p := splitProof(t, proof)
+		if string(h) != vecDPoPHeader {
+			t.Errorf("%s: header\n%s\nwant\n%s", via, h, vecDPoPHeader)
+		}
+		if string(p) != vecDPoPPayload {
+			t.Errorf("%s: payload\n%s\nwant\n%s", via, p, vecDPoPPayload)
+		}
+		if proof != vecDPoPProof {
+			t.Errorf("%s: proof differs from the vector", via)
+		}
+	}
+}
+
+func TestDPoPProofClaims(t *testing.T) {
+	k, err := NewDPoPKey(vecPrivPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		proof, err := k.Proof(context.Background(), "post", "https://gw.example/a?b=<&>#c", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, p := splitProof(t, proof)
+		var claims map[string]any
+		if err := json.Unmarshal(p, &claims); err != nil {
+			t.Fatal(err)
+		}
+		jti, _ := claims["jti"].(string)
+		if len(jti) != 32 || strings.ToLower(jti) != jti || seen[jti] {
+			t.Fatalf("jti %q (seen before: %v)", jti, seen[jti])
+		}
+		seen[jti] = true
+		if claims["htm"] != "post" || claims["htu"] != "https://gw.example/a" {
+			t.Errorf("claims %v", claims)
+		}
+		if _, ok := claims["ath"]; ok {
+			t.Error("ath without an access token")
+		}
+		if iat := int64(claims["iat"].(float64)); time.Since(time.Unix(iat, 0)).Abs() > 5*time.Second {
+			t.Errorf("iat %d", iat)
+		}
+	}
+	// No HTML escaping, and encoding/json's escaping otherwise.
+	k.rand = fixedJTI()
+	odd := "http://h/p&q<r>\"\\\u2028\x01é\xff"
+	proof, err := k.mint(context.Background(), vecTime, "GET", odd, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p := splitProof(t, proof)
+	var want bytes.Buffer
+	enc := json.NewEncoder(&want)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(odd)
+	if !bytes.Contains(p, []byte(`"htu":`+strings.TrimSpace(want.String())+`,`)) {
+		t.Errorf("payload %s, want htu %s", p, want.String())
+	}
+}
+
+func TestDPoPValidation(t *testing.T) {
+	if _, err := MintDPoPProof(vecPubPEM, "POST", "http://h/p", ""); !errors.Is(err, ErrValidation) {
+		t.Errorf("public PEM as private: %v", err)
+	}
+	for _, c := range [][2]string{{"", "http://h/p"}, {"POST", ""}, {"POST", "/relative"}, {"POST", "http://"}, {"POST", "?q"}} {
+		if _, err := MintDPoPProof(vecPrivPEM, c[0], c[1], ""); !errors.Is(err, ErrValidation) {
+			t.Errorf("%q %q: %v", c[0], c[1], err)
+		}
+	}
+	ks := NewInMemoryKeyStore()
+	if _, err := NewDPoPKeyWithKeyStore(nil, "a1", vecPubPEM); !errors.Is(err, ErrValidation) {
+		t.Errorf("nil store: %v", err)
+	}
+	if _, err := NewDPoPKeyWithKeyStore(ks, "", vecPubPEM); !errors.Is(err, ErrValidation) {
+		t.Errorf("no agent: %v", err)
+	}
+	if _, err := NewDPoPKeyWithKeyStore(ks, "a1", vecPrivPEM); !errors.Is(err, ErrValidation) {
+		t.Errorf("private PEM as public: %v", err)
+	}
+	_, err := MintDPoPProofWithKeyStore(context.Background(), ks, "a1", vecPubPEM, "POST", "http://h/p", "")
+	if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrKeyStore) || errors.Is(err, ErrNetwork) {
+		t.Errorf("unknown agent: %v", err)
+	}
+	if _, err := MintDPoPProof(vecPrivPEM, "POST", "http://h/p", "tok"); err != nil {
+		t.Errorf("valid: %v", err)
+	}
+}
+
+func TestDPoPKeyHidesSecrets(t *testing.T) {
+	k, err := NewDPoPKey(vecPrivPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := string(vecKey(t).Seed())
+	assertNoSecret(t, "DPoPKey", k, seed, strings.Split(vecPrivPEM, "\n")[1])
+	if !strings.Contains(k.String(), vecJWKX) {
+		t.Errorf("String() = %s", k)
+	}
+}
+
+func TestDPoPMintAllocs(t *testing.T) {
+	k, err := NewDPoPKey(vecPrivPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	n := testing.AllocsPerRun(200, func() {
+		_, _ = k.Proof(ctx, "POST", "http://127.0.0.1:8082/api/v1/agenttrust/check", "header.payload.signature-of-a-wimse-token")
+	})
+	if n > 10 {
+		t.Errorf("%v allocations per proof, want at most 10", n)
+	}
+	t.Logf("%v allocations per proof", n)
+}

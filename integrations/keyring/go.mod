@@ -1,0 +1,17 @@
+module github.com/agenttrustid/agenttrust-go/integrations/keyring
+
+go 1.22
+
+require (
+	github.com/agenttrustid/agenttrust-go v0.3.0
+	github.com/zalando/go-keyring v0.2.8
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/danieljoos/wincred v1.2.3 // indirect
+	github.com/godbus/dbus/v5 v5.2.2 // indirect
+	golang.org/x/sys v0.27.0 // indirect
+)
+
+replace github.com/agenttrustid/agenttrust-go => ../..

@@ -1,0 +1,282 @@
+package agenttrust
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The key of RFC 8032 §7.1, test 1. The PEMs and the PoP signature below
+// were produced independently with OpenSSL from this seed:
+//
+//	openssl pkey -inform DER (302e020100300506032b657004220420 || seed)
+//	openssl pkeyutl -sign -rawin (the pop-v1 message)
+const (
+	vecSeedHex = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+	vecPrivPEM = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n-----END PRIVATE KEY-----\n"
+	vecPubPEM  = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----\n"
+	// RFC 8032 test 1: the signature of the empty message.
+	vecEmptySigHex = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+	vecPoPMessage  = "pop-v1:nonce-1:agent-1:aud-a,aud-b:1767225600"
+	vecPoPSig      = "QvcRfhdOpEquXhLr74X9jSOLEikX9v3dwmIjPvcoEars7wrV2SfGp7f2GSgoHFJMmTzibx0V-ScOypmabt8lDw"
+	vecPubJSON     = `"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----\n"`
+	vecJWKX        = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+)
+
+func vecKey(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	seed, err := hex.DecodeString(vecSeedHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ed25519.NewKeyFromSeed(seed)
+}
+
+func TestKeyPairPEMMatchesFixedVectors(t *testing.T) {
+	kp := keyPairPEM(vecKey(t))
+	if kp.PrivateKeyPEM != vecPrivPEM {
+		t.Errorf("private PEM:\n%q\nwant\n%q", kp.PrivateKeyPEM, vecPrivPEM)
+	}
+	if kp.PublicKeyPEM != vecPubPEM {
+		t.Errorf("public PEM:\n%q\nwant\n%q", kp.PublicKeyPEM, vecPubPEM)
+	}
+	sig, err := SignWithPrivateKeyPEM(vecPrivPEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(sig); got != vecEmptySigHex {
+		t.Errorf("RFC 8032 test 1 signature = %s", got)
+	}
+	sig, err = SignWithPrivateKeyPEM(vecPrivPEM, []byte(vecPoPMessage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := base64.RawURLEncoding.EncodeToString(sig); got != vecPoPSig || len(got) != 86 {
+		t.Errorf("PoP signature = %s (%d chars), want %s", got, len(got), vecPoPSig)
+	}
+}
+
+func TestGenerateAgentKey(t *testing.T) {
+	a, err := GenerateAgentKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := GenerateAgentKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.PrivateKeyPEM == b.PrivateKeyPEM || a.PublicKeyPEM == b.PublicKeyPEM {
+		t.Fatal("two generated keys are equal")
+	}
+	for _, k := range []AgentKeyPair{a, b} {
+		if !strings.HasPrefix(k.PublicKeyPEM, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA") ||
+			!strings.HasPrefix(k.PrivateKeyPEM, "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI") ||
+			!strings.HasSuffix(k.PublicKeyPEM, "-----\n") || !strings.HasSuffix(k.PrivateKeyPEM, "-----\n") ||
+			strings.Contains(k.PublicKeyPEM+k.PrivateKeyPEM, "\r") {
+			t.Errorf("unexpected PEM format: %q", k.PublicKeyPEM)
+		}
+		priv, err := ParsePrivateKeyPEM(k.PrivateKeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := ParsePublicKeyPEM(k.PublicKeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !pub.Equal(priv.Public()) {
+			t.Error("public key does not belong to the private key")
+		}
+		if p, _ := PublicKeyPEM(pub); p != k.PublicKeyPEM {
+			t.Errorf("PublicKeyPEM = %q", p)
+		}
+	}
+	if _, err := generateAgentKey(bytes.NewReader(nil)); !errors.Is(err, ErrAgentTrust) {
+		t.Errorf("failing entropy source: %v", err)
+	}
+}
+
+func pemOf(t testing.TB, typ string, der []byte) string {
+	t.Helper()
+	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+}
+
+func TestParseKeysRejectNonEd25519(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPKCS8, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
+	ecPKCS8, _ := x509.MarshalPKCS8PrivateKey(ecKey)
+	rsaPub, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	ecPub, _ := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
+	privBody := strings.Split(vecPrivPEM, "\n")[1]
+
+	privCases := map[string]string{
+		"empty":            "",
+		"not PEM":          "hello",
+		"RSA PKCS#8":       pemOf(t, "PRIVATE KEY", rsaPKCS8),
+		"P-256 PKCS#8":     pemOf(t, "PRIVATE KEY", ecPKCS8),
+		"public as priv":   vecPubPEM,
+		"RSA PKCS#1 type":  pemOf(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey)),
+		"trailing data":    vecPrivPEM + "garbage",
+		"two blocks":       vecPrivPEM + vecPrivPEM,
+		"headers":          "-----BEGIN PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\n" + privBody + "\n-----END PRIVATE KEY-----\n",
+		"corrupt DER":      pemOf(t, "PRIVATE KEY", []byte{0x30, 0x03, 1, 2, 3}),
+		"encrypted PKCS#8": pemOf(t, "ENCRYPTED PRIVATE KEY", rsaPKCS8),
+	}
+	for name, in := range privCases {
+		_, err := ParsePrivateKeyPEM(in)
+		assertValidation(t, "private "+name, err)
+		if privBody != "" && strings.Contains(err.Error(), privBody) {
+			t.Errorf("%s: error reveals the key: %v", name, err)
+		}
+		if _, err := SignWithPrivateKeyPEM(in, []byte("x")); err == nil {
+			t.Errorf("%s: SignWithPrivateKeyPEM signed", name)
+		}
+	}
+	pubCases := map[string]string{
+		"empty":        "",
+		"not PEM":      "-----BEGIN PUBLIC KEY-----\nnope",
+		"RSA":          pemOf(t, "PUBLIC KEY", rsaPub),
+		"P-256":        pemOf(t, "PUBLIC KEY", ecPub),
+		"private":      vecPrivPEM,
+		"trailing":     vecPubPEM + "x",
+		"raw 32 bytes": pemOf(t, "PUBLIC KEY", vecKey(t).Public().(ed25519.PublicKey)),
+	}
+	for name, in := range pubCases {
+		_, err := ParsePublicKeyPEM(in)
+		assertValidation(t, "public "+name, err)
+	}
+	if _, err := PublicKeyPEM(ed25519.PublicKey{1, 2}); !errors.Is(err, ErrValidation) {
+		t.Errorf("PublicKeyPEM(short) = %v", err)
+	}
+	// CRLF line endings and surrounding white space are still the same key.
+	if _, err := ParsePrivateKeyPEM("\n" + strings.ReplaceAll(vecPrivPEM, "\n", "\r\n") + "  \n"); err != nil {
+		t.Errorf("CRLF PEM: %v", err)
+	}
+}
+
+func assertValidation(t testing.TB, what string, err error) {
+	t.Helper()
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Status != 0 || !errors.Is(err, ErrAgentTrust) {
+		t.Errorf("%s: got %v, want a *ValidationError with status 0", what, err)
+	}
+}
+
+func TestAgentKeyPairHidesPrivateKey(t *testing.T) {
+	kp := keyPairPEM(vecKey(t))
+	body := strings.Split(vecPrivPEM, "\n")[1]
+	assertNoSecret(t, "AgentKeyPair", kp, body, vecPrivPEM)
+	assertNoSecret(t, "*AgentKeyPair", &kp, body)
+	assertNoSecret(t, "AgentKeyPair in a struct", struct{ K AgentKeyPair }{kp}, body)
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("key", "pair", kp)
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("key", "pair", kp)
+	if strings.Contains(buf.String(), body[:20]) || !strings.Contains(buf.String(), "MCowBQYDK2VwAyEA") {
+		t.Errorf("slog output: %s", buf.String())
+	}
+	if !strings.Contains(kp.String(), "MCowBQYDK2VwAyEA") || !strings.Contains(kp.String(), "[redacted]") {
+		t.Errorf("String() = %s", kp)
+	}
+}
+
+func TestInMemoryKeyStore(t *testing.T) {
+	ctx := context.Background()
+	var ks InMemoryKeyStore // the zero value works
+	if _, err := ks.Sign(ctx, "a1", []byte("x")); !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrAgentTrust) {
+		t.Fatalf("Sign(unknown) = %v", err)
+	}
+	var ae *AgentTrustError
+	if _, err := ks.Sign(ctx, "a1", nil); !errors.As(err, &ae) || ae.Code != CodeKeyNotFound || !strings.Contains(ae.Error(), `"a1"`) {
+		t.Fatalf("Sign(unknown) = %#v", err)
+	}
+	if err := ks.Delete(ctx, "a1"); err != nil {
+		t.Fatalf("Delete(unknown) = %v", err)
+	}
+	assertValidation(t, "Store(bad PEM)", ks.Store(ctx, "a1", vecPubPEM))
+	assertValidation(t, "Store(no agent)", ks.Store(ctx, "", vecPrivPEM))
+	if ks.Len() != 0 {
+		t.Fatal("an invalid key was stored")
+	}
+	if err := ks.Store(ctx, "a1", vecPrivPEM); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := ks.Sign(ctx, "a1", []byte(vecPoPMessage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base64.RawURLEncoding.EncodeToString(sig) != vecPoPSig {
+		t.Errorf("store signature differs from the vector")
+	}
+	body := strings.Split(vecPrivPEM, "\n")[1]
+	seed, _ := hex.DecodeString(vecSeedHex)
+	assertNoSecret(t, "InMemoryKeyStore", &ks, body, string(seed), string(vecKey(t)))
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("store", "ks", &ks)
+	if !strings.Contains(buf.String(), `"keys":1`) {
+		t.Errorf("slog: %s", buf.String())
+	}
+	if err := ks.Delete(ctx, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Sign(ctx, "a1", nil); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("Sign after Delete = %v", err)
+	}
+}
+
+func TestInMemoryKeyStoreConcurrent(t *testing.T) {
+	ctx := context.Background()
+	ks := NewInMemoryKeyStore()
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := []string{"a", "b"}[i%2]
+			for j := 0; j < 50; j++ {
+				_ = ks.Store(ctx, id, vecPrivPEM)
+				if sig, err := ks.Sign(ctx, id, []byte("m")); err == nil && !ed25519.Verify(vecKey(t).Public().(ed25519.PublicKey), []byte("m"), sig) {
+					t.Error("bad signature")
+				}
+				_ = ks.Delete(ctx, id)
+			}
+		}(i)
+	}
+	wg.Wait()
+}
+
+func TestKeyStoreErrWrapping(t *testing.T) {
+	foreign := errors.New("dbus: no secret service")
+	err := keyStoreErr("signing", foreign)
+	var ae *AgentTrustError
+	if !errors.As(err, &ae) || ae.Code != CodeKeyStore || ae.Status != 0 ||
+		!errors.Is(err, ErrKeyStore) || !errors.Is(err, foreign) || errors.Is(err, ErrNetwork) {
+		t.Errorf("foreign: %#v", err)
+	}
+	err = keyStoreErr("signing", NewKeyNotFoundError("a1"))
+	if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrKeyStore) || !errors.As(err, &ae) || ae.Code != CodeKeyNotFound {
+		t.Errorf("not found: %#v", err)
+	}
+	err = keyStoreErr("signing", validationErr("bad"))
+	if !errors.Is(err, ErrValidation) || !errors.Is(err, ErrKeyStore) {
+		t.Errorf("validation: %#v", err)
+	}
+}

@@ -1,0 +1,215 @@
+package agenttrust
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestWIMSEIssueTokenBody(t *testing.T) {
+	srv := newRecServer(t, reply(200, `{"token":"wimse.jwt","workload_id":"spiffe://ati/agent/a1","trust_domain":"agenttrust.id","expires_at":"2026-01-01T00:00:00"}`))
+	c := newTestClient(t, srv.URL)
+	cases := []struct {
+		p    WIMSETokenParams
+		want string
+	}{
+		{WIMSETokenParams{AgentID: "a1", Audience: []string{}}, `{"agent_id":"a1"}`},
+		{WIMSETokenParams{AgentID: "a1", ServiceName: ptr(""), Environment: ptr(""), TTLSeconds: ptr(0),
+			Audience: []string{"x&y", "z"}, Proof: &WIMSEProof{Nonce: "n", TS: 7, Signature: "sig"}},
+			`{"agent_id":"a1","service_name":"","environment":"","ttl_seconds":0,"audience":["x&y","z"],"proof":{"nonce":"n","ts":7,"signature":"sig"}}`},
+	}
+	for _, tc := range cases {
+		srv.clear()
+		got, err := c.WIMSE.IssueToken(ctxT(t), tc.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := srv.only(t)
+		if r.Method != "POST" || r.Path != "/api/v1/wimse/token" {
+			t.Errorf("%s %s", r.Method, r.Path)
+		}
+		assertBody(t, r.Body, tc.want)
+		if strings.Join(keyOrder(t, r.Body), ",") != strings.Join(keyOrder(t, []byte(tc.want)), ",") {
+			t.Errorf("key order %v", keyOrder(t, r.Body))
+		}
+		if got.Token != "wimse.jwt" || got.ExpiresAt != "2026-01-01T00:00:00" || got.WorkloadID != "spiffe://ati/agent/a1" || got.TrustDomain != "agenttrust.id" {
+			t.Errorf("reply %#v", got)
+		}
+	}
+	for _, body := range []string{`{}`, `{"token":""}`, `{"token":null,"workload_id":"w"}`, ``} {
+		srv.setHandler(reply(200, body))
+		_, err := c.WIMSE.IssueToken(ctxT(t), WIMSETokenParams{AgentID: "a1"})
+		wantDecode(t, err)
+	}
+	srv.setHandler(reply(200, `{"token":5}`))
+	_, err := c.WIMSE.IssueToken(ctxT(t), WIMSETokenParams{AgentID: "a1"})
+	wantDecode(t, err)
+}
+
+func TestWIMSEVerifyAndChallenge(t *testing.T) {
+	srv := newRecServer(t, reply(200, `{"valid":true,"agent_id":"a1","capabilities":["r"],"reason":""}`))
+	c := newTestClient(t, srv.URL)
+	v, err := c.WIMSE.VerifyToken(ctxT(t), "tok.en.x", "")
+	if err != nil || !v.Valid || v.AgentID != "a1" || len(v.Capabilities) != 1 {
+		t.Fatalf("%v %#v", err, v)
+	}
+	assertBody(t, srv.only(t).Body, `{"token":"tok.en.x"}`)
+	srv.clear()
+	if _, err := c.WIMSE.VerifyToken(ctxT(t), "tok.en.x", "agenttrust.id"); err != nil {
+		t.Fatal(err)
+	}
+	assertBody(t, srv.only(t).Body, `{"token":"tok.en.x","trust_domain_filter":"agenttrust.id"}`)
+
+	// The token never appears in an error, even when the server echoes it.
+	srv.setHandler(reply(400, `{"error":"bad token tok.en.x"}`))
+	_, err = c.WIMSE.VerifyToken(ctxT(t), "tok.en.x", "")
+	if err == nil || strings.Contains(err.Error(), "tok.en.x") {
+		t.Errorf("err = %v", err)
+	}
+
+	srv.clear()
+	srv.setHandler(reply(201, `{"nonce":"n-1","expires_at":"2026-01-01T00:01:00Z"}`))
+	ch, err := c.WIMSE.Challenge(ctxT(t), "a/1")
+	if err != nil || ch.Nonce != "n-1" || ch.ExpiresAt != "2026-01-01T00:01:00Z" {
+		t.Fatalf("%v %#v", err, ch)
+	}
+	r := srv.only(t)
+	if r.Method != "POST" || r.EscapedPath != "/api/v1/agents/a%2F1/challenge" || len(r.Body) != 0 ||
+		r.ContentLength != 0 || len(r.TransferEncoding) != 0 {
+		t.Errorf("challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
+	}
+	srv.clear()
+	if _, err := c.WIMSE.Challenge(ctxT(t), ""); !errors.Is(err, ErrValidation) || srv.count() != 0 {
+		t.Errorf("empty agent id: %v, %d requests", err, srv.count())
+	}
+	for _, body := range []string{`{}`, `{"nonce":""}`, `{"expires_at":"x"}`} {
+		srv.setHandler(reply(201, body))
+		_, err := c.WIMSE.Challenge(ctxT(t), "a1")
+		wantDecode(t, err)
+	}
+}
+
+// countingStore counts Sign calls.
+type countingStore struct {
+	InMemoryKeyStore
+	signs atomic.Int32
+}
+
+func (s *countingStore) Sign(ctx context.Context, agentID string, data []byte) ([]byte, error) {
+	s.signs.Add(1)
+	return s.InMemoryKeyStore.Sign(ctx, agentID, data)
+}
+
+// popServer answers challenges with nonce and tokens with token.
+func popServer(t *testing.T, nonce, token string) *recServer {
+	return newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/challenge") {
+			_, _ = w.Write([]byte(`{"nonce":"` + nonce + `","expires_at":"2026-01-01T00:01:00Z"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"token":"` + token + `","expires_at":"2026-01-01T01:00:00Z"}`))
+	})
+}
+
+func TestWIMSEIssueTokenWithProofVector(t *testing.T) {
+	srv := popServer(t, "nonce-1", "wimse.jwt")
+	c := newTestClient(t, srv.URL, withNow(func() time.Time { return vecTime }))
+	ks := &countingStore{}
+	if err := ks.Store(ctxT(t), "agent-1", vecPrivPEM); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1", KeyStore: ks,
+		TTLSeconds: ptr(600), Audience: []string{"aud-a", "aud-b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Token != "wimse.jwt" {
+		t.Errorf("token %v", tok)
+	}
+	reqs := srv.requests()
+	if len(reqs) != 2 || reqs[0].Path != "/api/v1/agents/agent-1/challenge" || reqs[1].Path != "/api/v1/wimse/token" {
+		t.Fatalf("requests %v", reqs)
+	}
+	assertBody(t, reqs[1].Body, `{"agent_id":"agent-1","ttl_seconds":600,"audience":["aud-a","aud-b"],"proof":{"nonce":"nonce-1","ts":1767225600,"signature":"`+vecPoPSig+`"}}`)
+	if got := popMessage("nonce-1", "agent-1", []string{"aud-a", "aud-b"}, 1767225600); string(got) != vecPoPMessage {
+		t.Errorf("message %q", got)
+	}
+	if got := popMessage("n", "a", nil, 5); string(got) != "pop-v1:n:a::5" {
+		t.Errorf("message without audience %q", got)
+	}
+}
+
+func TestWIMSEIssueTokenWithProofFailures(t *testing.T) {
+	ks := &countingStore{}
+	if err := ks.Store(ctxT(t), "agent-1", vecPrivPEM); err != nil {
+		t.Fatal(err)
+	}
+	// A challenge without a nonce is never signed.
+	srv := popServer(t, "", "wimse.jwt")
+	c := newTestClient(t, srv.URL)
+	_, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1", KeyStore: ks})
+	wantDecode(t, err)
+	if ks.signs.Load() != 0 || srv.count() != 1 {
+		t.Errorf("signed %d times, %d requests", ks.signs.Load(), srv.count())
+	}
+	// An empty token reply is a decode error.
+	srv = popServer(t, "n", "")
+	c = newTestClient(t, srv.URL)
+	_, err = c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1", KeyStore: ks})
+	wantDecode(t, err)
+	// A store without the key: typed error, the spent challenge said, no
+	// token request.
+	srv = popServer(t, "n", "wimse.jwt")
+	c = newTestClient(t, srv.URL)
+	_, err = c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-2", KeyStore: ks})
+	if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrKeyStore) || !strings.Contains(err.Error(), "challenge was spent") {
+		t.Errorf("unknown key: %v", err)
+	}
+	if srv.count() != 1 {
+		t.Errorf("%d requests, want the challenge only", srv.count())
+	}
+	// Missing inputs fail before any I/O.
+	srv.clear()
+	if _, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1"}); !errors.Is(err, ErrValidation) {
+		t.Errorf("nil store: %v", err)
+	}
+	if _, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{KeyStore: ks}); !errors.Is(err, ErrValidation) {
+		t.Errorf("no agent: %v", err)
+	}
+	if srv.count() != 0 {
+		t.Errorf("%d requests for invalid input", srv.count())
+	}
+}
+
+func TestWIMSEExpiry(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	cases := map[string]time.Time{
+		"2026-01-01T13:00:00Z":      time.Date(2026, 1, 1, 13, 0, 0, 0, time.UTC),
+		"2026-01-01T13:00:00":       time.Date(2026, 1, 1, 13, 0, 0, 0, time.UTC), // zone-less is UTC
+		"2026-01-01T13:00:00.5":     time.Date(2026, 1, 1, 13, 0, 0, 5e8, time.UTC),
+		"2026-01-01T15:00:00+02:00": time.Date(2026, 1, 1, 13, 0, 0, 0, time.UTC),
+		"":                          now.Add(300 * time.Second),
+		"soon":                      now.Add(300 * time.Second),
+	}
+	for in, want := range cases {
+		if got := wimseExpiry(in, now); !got.Equal(want) {
+			t.Errorf("%q: %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestWIMSETypesHideSecrets(t *testing.T) {
+	r := WIMSETokenResponse{Token: "eyJhbGciOiJFZERTQSJ9.secret.sig", WorkloadID: "w"}
+	assertNoSecret(t, "WIMSETokenResponse", r, r.Token)
+	assertNoSecret(t, "*WIMSETokenResponse", &r, r.Token)
+	p := WIMSEProof{Nonce: "n", TS: 1, Signature: vecPoPSig}
+	assertNoSecret(t, "WIMSEProof", p, vecPoPSig)
+	assertNoSecret(t, "WIMSETokenParams", WIMSETokenParams{AgentID: "a", Proof: &p}, vecPoPSig)
+}
