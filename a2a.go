@@ -11,7 +11,7 @@ import (
 )
 
 // A2AService talks the agent-to-agent protocol through the gateway, as
-// JSON-RPC 2.0 (WIRE.md §5.9). A JSON-RPC "error" member in a reply is
+// JSON-RPC 2.0. A JSON-RPC "error" member in a reply is
 // returned as a *JSONRPCError.
 type A2AService service
 
@@ -132,7 +132,7 @@ func (s *A2AService) SendMessage(ctx context.Context, agentID string, p A2ASendM
 }
 
 // A2ATask is a legacy AgentTrust task, the result of tasks/send, tasks/get
-// and tasks/cancel (WIRE.md §6.13).
+// and tasks/cancel.
 type A2ATask struct {
 	ID            string `json:"id"`
 	SourceAgentID string `json:"source_agent_id"`
@@ -168,8 +168,7 @@ func (t *A2ATask) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// A2AMessageTask is an A2A v1.0 Task, the result of message/send
-// (WIRE.md §6.14).
+// A2AMessageTask is an A2A v1.0 Task, the result of message/send.
 type A2AMessageTask struct {
 	ID        string `json:"id"`
 	ContextID string `json:"contextId"`

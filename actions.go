@@ -9,7 +9,7 @@ import (
 )
 
 // ActionsService asks the Guardian whether an agent may act. Checks go to the
-// auth service, not the gateway (WIRE.md §5.3).
+// auth service, not the gateway.
 type ActionsService service
 
 // ActionCheckParams are the arguments of Actions.Check.

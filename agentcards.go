@@ -54,7 +54,7 @@ func (s *AgentCardsService) card(ctx context.Context, method, tmpl, agentID stri
 	return call[AgentCard](ctx, s.client, &request{method: method, path: path, idempotent: method == http.MethodGet}, "")
 }
 
-// AgentCard is an A2A v1.0 agent card (WIRE.md §6.12). Keys are camelCase on
+// AgentCard is an A2A v1.0 agent card. Keys are camelCase on
 // the wire; nested structures are kept as raw JSON. Every field is optional.
 type AgentCard struct {
 	Name        string `json:"name"`
@@ -82,7 +82,7 @@ type AgentCard struct {
 	LegacyURL string `json:"url"`
 }
 
-// UnmarshalJSON treats null raw members as absent (WIRE.md D16) and gives an
+// UnmarshalJSON treats null raw members as absent and gives an
 // absent capabilities member the empty object.
 func (c *AgentCard) UnmarshalJSON(b []byte) error {
 	type plain AgentCard

@@ -15,7 +15,7 @@ import (
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 )
 
-// sampleCard is the v1.0 card shape of WIRE.md §6.12.
+// sampleCard is the A2A v1.0 card shape.
 const sampleCard = `{
   "name": "billing-bot", "description": "Pays invoices", "version": "1.0.0",
   "supportedInterfaces": [{"url": "http://gw/a2a/agents/a1", "protocolBinding": "jsonrpc", "protocolVersion": "1.0", "tenant": "org-1"}],

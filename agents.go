@@ -125,7 +125,7 @@ func (s *AgentsService) List(ctx context.Context, p *AgentListParams) ([]Agent, 
 
 // Revoke revokes an agent: POST /api/v1/agents/{agent_id}/revoke. An empty
 // reason sends "manual_revocation". On success the agent's cached tokens are
-// evicted (WIRE.md D34).
+// evicted.
 func (s *AgentsService) Revoke(ctx context.Context, agentID, reason string) error {
 	path, err := buildPath("/api/v1/agents/{agent_id}/revoke", agentID)
 	if err != nil {
@@ -148,7 +148,7 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// nonNil makes a nil slice encode as [] (WIRE.md "always" keys).
+// nonNil makes a nil slice encode as [], for keys the gateway always expects.
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}

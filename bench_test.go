@@ -237,7 +237,7 @@ func BenchmarkTokenCacheHit(b *testing.B) {
 }
 
 // BenchmarkTokenCopyFloor is the one piece of work a cache hit cannot skip:
-// the copy it returns (WIRE.md D35), plus a clock read. The hit's overhead
+// the copy it returns, plus a clock read. The hit's overhead
 // over it is the key, the lock and the lookup.
 func BenchmarkTokenCopyFloor(b *testing.B) {
 	tok := &Token{Token: "at_bench", AgentID: "a1", Scopes: []string{"read", "write"}, ExpiresAt: time.Now().Add(time.Hour)}

@@ -25,7 +25,7 @@ import (
 const Version = "0.3.0"
 
 // DefaultBaseURL is the gateway URL used when none is configured, in the
-// constructor, the environment loader and the config file alike (WIRE.md D3).
+// constructor, the environment loader and the config file alike.
 const DefaultBaseURL = "http://localhost:8080"
 
 // DefaultTimeout bounds each call, retries included.
@@ -151,7 +151,7 @@ func WithBaseURL(u string) Option {
 }
 
 // WithAuthURL sets the auth service URL (tokens and action checks). Empty
-// means derived from the base URL (WIRE.md §1.2).
+// means derived from the base URL.
 func WithAuthURL(u string) Option {
 	return func(c *config) error { c.authURL = u; return nil }
 }
@@ -386,7 +386,7 @@ func buildHTTPClient(user *http.Client, insecure bool) (*http.Client, error) {
 		hc.Transport = t
 	}
 	// Never follow redirects: a 3xx becomes an HTTP_3xx error, so the API key
-	// never travels to another host (WIRE.md D10).
+	// never travels to another host.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &hc, nil
 }
@@ -466,8 +466,7 @@ func redactURL(raw string) string {
 }
 
 // serviceURL returns the explicit URL when set, else the one derived from
-// base: the same URL with port 8081 replaced by port, any other port kept
-// (WIRE.md §1.2, D1).
+// base: the same URL with port 8081 replaced by port, any other port kept.
 func serviceURL(what, explicit string, base *url.URL, port string) (string, error) {
 	if explicit != "" {
 		u, err := parseBaseURL(what, explicit)

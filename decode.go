@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// Response decoding (WIRE.md §3). Models decode with encoding/json, which
-// already treats a JSON null as "leave the field alone" (D16) and reports a
+// Response decoding. Models decode with encoding/json, which
+// already treats a JSON null as "leave the field alone" and reports a
 // wrong JSON type as an error (a DECODE_ERROR); lenientTime makes timestamps
-// forgiving (D15).
+// forgiving.
 
 var jsonNull = []byte("null")
 
@@ -37,7 +37,7 @@ func decodeErr(resp *response, cause error) error {
 }
 
 // call sends r and decodes the reply into a new T: flat, or, when wrapper is
-// set, from under that key if it holds an object (WIRE.md §3.2). Every
+// set, from under that key if it holds an object. Every
 // service returning one model goes through it.
 func call[T any](ctx context.Context, c *Client, r *request, wrapper string) (*T, error) {
 	resp, err := c.do(ctx, r)
@@ -75,8 +75,8 @@ func decodeObject(resp *response, out any) error {
 	return nil
 }
 
-// decodeWrapped decodes a model that may come wrapped as {"<key>": {...}}
-// (WIRE.md §3.2): the inner object is used when the key holds an object.
+// decodeWrapped decodes a model that may come wrapped as {"<key>": {...}}:
+// the inner object is used when the key holds an object.
 func decodeWrapped(resp *response, key string, out any) error {
 	inner, err := unwrap(resp.body, key)
 	if err != nil {
@@ -260,7 +260,7 @@ func decodeRawObject(resp *response) (map[string]any, error) {
 }
 
 // lenientTime is a timestamp that never fails decoding: absent, null, "",
-// non-string or malformed values give the zero time (WIRE.md §3.5, D15).
+// non-string or malformed values give the zero time.
 type lenientTime struct{ time.Time }
 
 func (t *lenientTime) UnmarshalJSON(b []byte) error {

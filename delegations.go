@@ -7,8 +7,7 @@ import (
 	"time"
 )
 
-// DelegationsService delegates scopes from one agent to another (gateway,
-// WIRE.md §5.11).
+// DelegationsService delegates scopes from one agent to another (gateway).
 type DelegationsService service
 
 // DelegationCreateParams are the arguments of Delegations.Create.
@@ -84,7 +83,7 @@ func (s *DelegationsService) InitSession(ctx context.Context, delegationID strin
 	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: path}, "")
 }
 
-// Delegation is a delegation of scopes between agents (WIRE.md §6.16).
+// Delegation is a delegation of scopes between agents.
 type Delegation struct {
 	ID           string         `json:"id"`
 	FromAgentID  string         `json:"from_agent_id"`

@@ -27,7 +27,7 @@ func fakeClient(t *testing.T, srv *agenttrusttest.Server, opts ...agenttrust.Opt
 }
 
 // TestFakeGatewayFlow runs every core method against the strict fake gateway
-// in the split layout: the fake answers 400 to any drift from WIRE.md.
+// in the split layout: the fake answers 400 to any drift from the wire contract.
 func TestFakeGatewayFlow(t *testing.T) {
 	srv := agenttrusttest.NewTestServer(t, agenttrusttest.WithSplitListeners())
 	c := fakeClient(t, srv)

@@ -76,7 +76,7 @@ type AgentTrustError struct {
 	// Code is the Python SDK's code: VALIDATION_ERROR, AUTH_FAILED, HTTP_500, ...
 	Code string
 	// Message is the human-readable reason, taken from the response when it
-	// has one (WIRE.md §4.2).
+	// has one.
 	Message string
 	// Details is the error body when it is a JSON object, or
 	// {"message": text} for a non-JSON body; empty otherwise. The API key and
@@ -202,7 +202,7 @@ func (e *TokenExpiredError) Unwrap() error   { return e.AgentTrustError }
 func (e *AgentRevokedError) Unwrap() error   { return e.AgentTrustError }
 
 // JSONRPCError is a JSON-RPC "error" member in a 2xx reply from the A2A or MCP
-// endpoints (WIRE.md §4.6). The Python SDK swallowed these.
+// endpoints. The Python SDK swallowed these.
 type JSONRPCError struct {
 	*AgentTrustError
 	RPCCode    int    // error.code
@@ -246,12 +246,12 @@ func NewError(code, message string, cause error) error {
 	return wrapKind(&AgentTrustError{Code: code, Message: message, Err: cause})
 }
 
-// validationErr is a client-side check failing before any I/O (WIRE.md §4.5).
+// validationErr is a client-side check failing before any I/O.
 func validationErr(message string) error {
 	return NewError(CodeValidation, message, nil)
 }
 
-// networkErr wraps a transport failure (WIRE.md §4.4).
+// networkErr wraps a transport failure.
 func networkErr(cause error) error {
 	return NewError(CodeNetwork, "Network error: "+cause.Error(), cause)
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // FederationService trusts external identity providers and turns their
-// tokens into AgentTrust sessions (gateway, WIRE.md §5.12).
+// tokens into AgentTrust sessions (gateway).
 type FederationService service
 
 // FederationRegisterProviderParams are the arguments of
@@ -157,7 +157,7 @@ func (s *FederationService) IssueIDToken(ctx context.Context, p FederationIssueI
 	return call[IDTokenResponse](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/tokens/issue", body: body}, "")
 }
 
-// FederationProvider is a trusted external identity provider (WIRE.md §6.7).
+// FederationProvider is a trusted external identity provider.
 type FederationProvider struct {
 	ID     string `json:"id"`
 	OrgID  string `json:"org_id"`
@@ -189,8 +189,8 @@ func (p *FederationProvider) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// FederationIntrospectionResult is the answer of Federation.IntrospectToken
-// (WIRE.md §6.8). An inactive token is a result with Active false.
+// FederationIntrospectionResult is the answer of Federation.IntrospectToken.
+// An inactive token is a result with Active false.
 type FederationIntrospectionResult struct {
 	// Active is "active", or "valid" when "active" is absent or null.
 	Active    bool      `json:"active"`
@@ -234,7 +234,7 @@ func (r *FederationIntrospectionResult) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// IDTokenResponse is the answer of Federation.IssueIDToken (WIRE.md §6.9).
+// IDTokenResponse is the answer of Federation.IssueIDToken.
 // IDToken and Token hold the same token when the reply has only one of
 // id_token and token. Printing it never reveals the token.
 type IDTokenResponse struct {

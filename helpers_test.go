@@ -270,7 +270,7 @@ func (s *split) which(t testing.TB) (string, []recReq) {
 
 func (s *split) clear() { s.gw.clear(); s.auth.clear(); s.audit.clear() }
 
-// checkHeaders asserts the headers every request carries (WIRE.md §2.1).
+// checkHeaders asserts the headers every request carries.
 func checkHeaders(t testing.TB, r recReq, key string) {
 	t.Helper()
 	if got := r.Header.Get("X-Api-Key"); got != key {

@@ -8,8 +8,8 @@ import (
 	"strconv"
 )
 
-// JSON-RPC 2.0, as the A2A and MCP endpoints speak it (WIRE.md §5.9, §5.10,
-// §4.6). Requests always carry id 1; the reply id is never checked.
+// JSON-RPC 2.0, as the A2A and MCP endpoints speak it. Requests always
+// carry id 1; the reply id is never checked.
 
 // rpcRequest is the request envelope, keys in the wire order. Params is
 // omitted only when it is a nil interface; callers turn typed nils into nil.

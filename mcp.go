@@ -8,7 +8,7 @@ import (
 )
 
 // MCPService registers MCP servers with the gateway and calls their tools
-// through its proxy (WIRE.md §5.10).
+// through its proxy.
 type MCPService service
 
 // MCPRegisterServerParams are the arguments of MCP.RegisterServer.
@@ -73,7 +73,7 @@ type MCPCallToolParams struct {
 	SessionID string
 }
 
-// errMCPAgentID is WIRE.md §4.5's message, the Python SDK's ValueError text.
+// errMCPAgentID is the Python SDK's ValueError text, kept word for word.
 const errMCPAgentID = "agent_id is required: the MCP proxy authorizes the call by agent identity"
 
 // CallTool sends a JSON-RPC request to an MCP server through the gateway's
@@ -108,7 +108,7 @@ func (s *MCPService) CallTool(ctx context.Context, serverID string, p MCPCallToo
 	return rpcResult(resp)
 }
 
-// MCPServer is a registered MCP server (WIRE.md §6.15).
+// MCPServer is a registered MCP server.
 type MCPServer struct {
 	ID           string    `json:"id"`
 	Name         string    `json:"name"`

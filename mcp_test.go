@@ -266,7 +266,7 @@ func TestMCPCallToolNotRepeated(t *testing.T) {
 }
 
 func TestMCPCallToolConcurrentHeaders(t *testing.T) {
-	// X-Agent-ID and X-Session-ID belong to their own request only (D24).
+	// X-Agent-ID and X-Session-ID belong to their own request only.
 	srv := newProtoServer(t, protoReply{body: `{"result": {}}`})
 	c := srv.client(t)
 	var wg sync.WaitGroup

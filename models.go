@@ -9,7 +9,7 @@ import (
 )
 
 // AgentStatus is an agent's lifecycle state. It is an open set: values the
-// SDK does not know are kept as received (WIRE.md D17).
+// SDK does not know are kept as received.
 type AgentStatus string
 
 // Known agent statuses.
@@ -80,7 +80,8 @@ type Agent struct {
 	PrivateKey   string         `json:"private_key"`
 }
 
-// UnmarshalJSON applies the defaults and lenient timestamps of WIRE.md §6.1.
+// UnmarshalJSON applies the defaults (framework "custom", status "active")
+// and reads timestamps leniently.
 func (a *Agent) UnmarshalJSON(b []byte) error {
 	type plain Agent
 	w := struct {
@@ -134,8 +135,7 @@ type Token struct {
 	now func() time.Time // the clock of the client that issued it; nil: time.Now
 }
 
-// UnmarshalJSON reads the alternate keys agent_token, scope and id
-// (WIRE.md §6.2).
+// UnmarshalJSON reads the alternate keys agent_token, scope and id.
 func (t *Token) UnmarshalJSON(b []byte) error {
 	var w struct {
 		Token      *string         `json:"token"`
@@ -192,7 +192,7 @@ func (t *Token) clock() time.Time {
 }
 
 // IsExpired reports whether now is strictly after ExpiresAt. A token with an
-// unknown expiry (zero ExpiresAt) is not expired (WIRE.md D29).
+// unknown expiry (zero ExpiresAt) is not expired.
 func (t *Token) IsExpired() bool {
 	return !t.ExpiresAt.IsZero() && t.clock().After(t.ExpiresAt)
 }
@@ -242,7 +242,7 @@ func redactedToken(s string) string {
 	return "[redacted]"
 }
 
-// IntrospectionResult is the answer of Tokens.Introspect (WIRE.md §6.3). An
+// IntrospectionResult is the answer of Tokens.Introspect. An
 // inactive token is a result with Active false, not an error.
 type IntrospectionResult struct {
 	Active    bool      `json:"active"`
@@ -273,7 +273,7 @@ func (r *IntrospectionResult) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ActionCheckResult is the Guardian's decision (WIRE.md §6.4). A denial is a
+// ActionCheckResult is the Guardian's decision. A denial is a
 // result with Allowed false, not an error.
 type ActionCheckResult struct {
 	Allowed           bool     `json:"allowed"` // false when absent
@@ -306,7 +306,7 @@ func (r *ActionCheckResult) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Session is an MCP, API, A2A or federation session (WIRE.md §6.5).
+// Session is an MCP, API, A2A or federation session.
 type Session struct {
 	SessionID      string    `json:"session_id"`
 	AgentID        string    `json:"agent_id"`
@@ -344,7 +344,7 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ApprovalRequest is an elevation approval (WIRE.md §6.6).
+// ApprovalRequest is an elevation approval.
 type ApprovalRequest struct {
 	ID           string    `json:"id"`
 	SessionID    string    `json:"session_id"`
@@ -374,7 +374,7 @@ func (a *ApprovalRequest) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Organization is defined for completeness; no API returns it (WIRE.md §6.17).
+// Organization is defined for completeness; no API returns it.
 type Organization struct {
 	ID        string         `json:"id"`
 	Name      string         `json:"name"`

@@ -136,7 +136,7 @@ func (s *protoServer) client(t *testing.T, opts ...agenttrust.Option) *agenttrus
 }
 
 // checkHeaders checks the headers every request carries, and Content-Type
-// and Content-Length by method (WIRE.md §2.1).
+// and Content-Length by method.
 func checkHeaders(t *testing.T, r protoRequest) {
 	t.Helper()
 	if got := r.Header.Get("X-Api-Key"); got != protoAPIKey {

@@ -30,7 +30,7 @@ type request struct {
 	query  url.Values  // optional
 	body   any         // nil: no body
 	header http.Header // per-request headers; may be nil
-	// idempotent marks calls that are safe to repeat (WIRE.md D38).
+	// idempotent marks calls that are safe to repeat.
 	idempotent bool
 	// secrets are request values (tokens) that must never appear in an error.
 	secrets []string
@@ -61,7 +61,7 @@ type response struct {
 }
 
 // send sends r and maps every failure to an SDK error: transport failures to
-// NETWORK_ERROR, non-2xx statuses by WIRE.md §4, oversized bodies to
+// NETWORK_ERROR, non-2xx statuses to their error kinds, oversized bodies to
 // DECODE_ERROR. The client timeout bounds the call, retries included.
 func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	if ctx == nil {
@@ -135,7 +135,7 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		}
 		if errors.Is(err, transport.ErrBodyTooLarge) && resp != nil {
 			// Not a network failure: the response arrived but is too large
-			// to decode. Keep its status and request id (WIRE.md §4.3).
+			// to decode. Keep its status and request id.
 			return nil, decodeErr(&response{status: resp.Status, header: resp.Header,
 				requestID: redactString(resp.Header.Get("X-Request-Id"), key, secrets)}, err)
 		}
@@ -235,7 +235,7 @@ func redactValue(v any, key string, secrets []string) any {
 	return v
 }
 
-// statusError maps a non-2xx response (WIRE.md §4.1-4.3).
+// statusError maps a non-2xx response.
 func statusError(resp *transport.Response, requestID string) error {
 	e := &AgentTrustError{Status: resp.Status, Body: resp.Body, RequestID: requestID}
 	switch resp.Status {
@@ -265,8 +265,9 @@ func statusError(resp *transport.Response, requestID string) error {
 	return wrapKind(e)
 }
 
-// errorMessage picks the message of an error body by WIRE.md §4.2 (D18) and
-// returns the details of §4.3 (D19).
+// errorMessage picks the message of an error body ("message", then
+// "error" as a string or an object with a "message", and so on) and returns
+// the decoded body as the error's details.
 func errorMessage(body []byte) (string, map[string]any) {
 	text := strings.TrimSpace(string(body))
 	if text == "" {
@@ -298,7 +299,7 @@ func errorMessage(body []byte) (string, map[string]any) {
 	return "", nil
 }
 
-// encodeJSON encodes v compactly without HTML escaping (WIRE.md D7) and
+// encodeJSON encodes v compactly without HTML escaping and
 // without the encoder's trailing newline.
 func encodeJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
@@ -312,8 +313,8 @@ func encodeJSON(v any) ([]byte, error) {
 }
 
 // buildPath fills the {name} placeholders of tmpl with args, each escaped as
-// one path segment (WIRE.md D8). An empty argument, "." or ".." is a
-// validation error naming the parameter, returned before any I/O (D9).
+// one path segment. An empty argument, "." or ".." is a
+// validation error naming the parameter, returned before any I/O.
 func buildPath(tmpl string, args ...string) (string, error) {
 	var b strings.Builder
 	b.Grow(len(tmpl) + 32)

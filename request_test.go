@@ -150,7 +150,7 @@ func TestNonJSONSuccessBodyIsDecodeError(t *testing.T) {
 	if ae.Status != 200 || ae.RequestID != "rid-9" || string(ae.Body) != "<html>oops</html>" {
 		t.Errorf("decode error lost response data: %+v", ae)
 	}
-	// Revoke does not decode its reply (D13).
+	// Revoke does not decode its reply.
 	if err := c.Agents.Revoke(ctxT(t), "a1", ""); err != nil {
 		t.Errorf("revoke with a text reply: %v", err)
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // StreamingService manages SIEM destinations, where the gateway streams
-// audit events (WIRE.md §5.13). Destination auth tokens are secrets: the SDK
+// audit events. Destination auth tokens are secrets: the SDK
 // never logs them, and the types that hold them print them redacted.
 type StreamingService service
 
@@ -216,7 +216,7 @@ func (s *StreamingService) Test(ctx context.Context, destinationID string) (map[
 	return decodeRawObject(resp)
 }
 
-// SIEMDestination is where the gateway streams audit events (WIRE.md §6.10).
+// SIEMDestination is where the gateway streams audit events.
 // Printing it, with any fmt verb or through log/slog, never reveals AuthToken.
 type SIEMDestination struct {
 	ID              string `json:"id"`
@@ -283,7 +283,7 @@ func (d SIEMDestination) LogValue() slog.Value {
 		slog.Any("filter_event_types", d.FilterEventTypes))
 }
 
-// SIEMDeliveryRecord is one delivery attempt to a destination (WIRE.md §6.11).
+// SIEMDeliveryRecord is one delivery attempt to a destination.
 type SIEMDeliveryRecord struct {
 	ID            string `json:"id"`
 	DestinationID string `json:"destination_id"`

@@ -10,7 +10,7 @@ import (
 // the guard package, which buffers and batches events in the background.
 type TelemetryService service
 
-// TelemetryEvent is one event on the wire (WIRE.md §5.4).
+// TelemetryEvent is one event on the wire.
 type TelemetryEvent struct {
 	// EventType is EventToolStart, EventToolEnd or EventToolError.
 	EventType string
@@ -28,7 +28,7 @@ type TelemetryEvent struct {
 	ErrorType string
 }
 
-// TimestampLayout is how telemetry timestamps are written (WIRE.md D25).
+// TimestampLayout is how telemetry timestamps are written.
 const TimestampLayout = "2006-01-02T15:04:05.000000+00:00"
 
 type telemetryEventWire struct {
@@ -47,7 +47,7 @@ func (e TelemetryEvent) MarshalJSON() ([]byte, error) {
 		ts = time.Now()
 	}
 	// json.Marshal would HTML-escape <, > and & (as \u003c ...), and the
-	// request encoder cannot undo that: they must stay literal (WIRE.md D7).
+	// request encoder cannot undo that: they must stay literal.
 	return encodeJSON(telemetryEventWire{
 		EventType:  e.EventType,
 		ToolName:   e.ToolName,

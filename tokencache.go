@@ -11,11 +11,11 @@ import (
 const (
 	defaultCacheSize = 1024
 	// cacheMinTTL: a cached token is reused only while its TTL is above this
-	// (at least 31 whole seconds remain, WIRE.md §7).
+	// (at least 31 whole seconds remain).
 	cacheMinTTL = 30 * time.Second
 )
 
-// tokenCache is the Tokens.Issue cache (WIRE.md §7.2): an unambiguous key,
+// tokenCache is the Tokens.Issue cache: an unambiguous key,
 // bounded size, concurrent misses collapsed into one request, copies out.
 type tokenCache struct {
 	now func() time.Time

@@ -9,7 +9,7 @@ import (
 )
 
 // TokensService issues, introspects and revokes agent tokens (auth service).
-// Issue keeps a per-client cache (WIRE.md §7).
+// Issue keeps a per-client cache.
 type TokensService service
 
 // TokenIssueParams are the arguments of Tokens.Issue.

@@ -183,7 +183,7 @@ func TestEveryMethodWire(t *testing.T) {
 				return
 			}
 			assertBody(t, r.Body, tc.body)
-			// Keys go out in the order of the WIRE.md tables (RECOMMENDED).
+			// Keys go out in the documented order (recommended, not required).
 			if got, want := keyOrder(t, r.Body), keyOrder(t, []byte(tc.body)); !reflect.DeepEqual(got, want) {
 				t.Errorf("key order %v, want %v", got, want)
 			}

@@ -51,7 +51,7 @@ func agentKeyJWK(pemText string) map[string]any {
 	return map[string]any{"kty": "OKP", "crv": "Ed25519", "x": base64.RawURLEncoding.EncodeToString(key)}
 }
 
-// buildCard renders the A2A v1.0 card of WIRE §6.12 for ag. Published
+// buildCard renders the A2A v1.0 card for ag. Published
 // cards carry a detached Ed25519 signature by the fake's own key.
 func (s *Server) buildCard(ag *agent, published bool) map[string]any {
 	params := map[string]any{"ati_trust_score": trustScore(ag)}

@@ -68,7 +68,7 @@ func (s *Server) AllowTool(tool string) {
 	s.st.policy.Elevation = kept
 }
 
-// maxSummaryRunes is the WIRE §5.3 limit on action_input_summary.
+// maxSummaryRunes is the limit on action_input_summary, in runes.
 const maxSummaryRunes = 200
 
 type checkRequest struct {

@@ -28,7 +28,7 @@ type faultState struct {
 }
 
 // InjectFault installs f for endpoint, replacing any fault already there.
-// endpoint is "METHOD /route/pattern" with the {param} names of WIRE.md, e.g.
+// endpoint is "METHOD /route/pattern" with the {param} names of the API paths, e.g.
 // "POST /api/v1/agenttrust/check" or "GET /api/v1/agents/{agent_id}". Faults
 // apply after routing and before authentication. InjectFault panics on an
 // endpoint the fake does not serve, so that a typo cannot make a test pass

@@ -75,7 +75,7 @@ func (s *Server) registerProvider(c *call) {
 	c.reply(http.StatusCreated, map[string]any{"provider": *p})
 }
 
-// listProviders wraps every element in "provider", as WIRE §3.2 allows.
+// listProviders wraps every element in "provider", as the wire contract allows.
 func (s *Server) listProviders(c *call) {
 	s.mu.Lock()
 	mine := s.st.providers.list(func(p *provider) bool { return p.OrgID == c.org })

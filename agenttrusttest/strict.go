@@ -14,7 +14,7 @@ import (
 // Strict request-body validation.
 //
 // Every request body is described by a Go struct whose json tags carry the
-// exact wire keys and whose wire tags carry the omission rule of WIRE.md:
+// exact wire keys and whose wire tags carry the wire omission rules:
 //
 //	wire:"always"    the key must be present (only "always" keys may be required)
 //	wire:"nullable"  JSON null is accepted (introspect's target)

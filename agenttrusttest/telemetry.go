@@ -22,7 +22,7 @@ type reportRequest struct {
 }
 
 // report accepts a telemetry batch. Events are held to the event shape of
-// WIRE §5.4 (known keys only, timestamps in RFC 3339).
+// wire contract (known keys only, timestamps in RFC 3339).
 func (s *Server) report(c *call) {
 	var req reportRequest
 	if !c.decode(&req) {

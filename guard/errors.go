@@ -112,7 +112,7 @@ func asAgentTrustError(target any, code, msg string, details map[string]any) boo
 }
 
 // UnavailableError is returned by Check when the Guardian could not be
-// reached or gave no usable answer (GUARD.md §3.3) and the Guard is
+// reached or gave no usable answer and the Guard is
 // fail-closed (the default). Unwrap returns the cause, so errors.As finds the
 // SDK error of a 503 and errors.Is finds context.DeadlineExceeded for the
 // guard's own timeout. It matches ErrGuardianUnavailable and

@@ -78,7 +78,7 @@ func (e Event) valid() bool {
 	return false
 }
 
-// wire converts the event to its wire form (GUARD.md V2).
+// wire converts the event to its wire form.
 func (e Event) wire() agenttrust.TelemetryEvent {
 	w := agenttrust.TelemetryEvent{EventType: string(e.Type), ToolName: e.Tool, Timestamp: e.Time}
 	if e.Type == EventToolStart {

@@ -87,7 +87,7 @@ func WithBlockOnDeny(block bool) Option {
 }
 
 // WithFailOpen sets whether Check allows a tool when the Guardian is
-// unavailable (GUARD.md §3.3); default false. Only unavailability fails open:
+// unavailable; default false. Only unavailability fails open:
 // authentication errors, bad requests and the caller's own cancellation
 // never do.
 func WithFailOpen(failOpen bool) Option {
@@ -245,7 +245,7 @@ func WithEffect(e Effect) CheckOption { return func(c *checkConfig) { c.effect =
 // and is cut to 200 runes; the Guard sends it as given, so pass
 // LengthSummary(input) unless the input may leave the process.
 //
-// Outcomes (GUARD.md K4): allowed gives Allowed true and a nil error; a
+// Outcomes: allowed gives Allowed true and a nil error; a
 // denial gives *DeniedError or *ElevationRequiredError (or, without
 // BlockOnDeny, Allowed false and a nil error); an unavailable Guardian gives
 // *UnavailableError, or Allowed and FailedOpen with WithFailOpen; the
@@ -366,7 +366,7 @@ const (
 	outcomeUnavailable
 )
 
-// classify is the fail-open classifier of GUARD.md §3.3. callerErr is the
+// classify is the fail-open classifier. callerErr is the
 // caller's ctx.Err(), ownErr the derived context's Err() (nil when there is
 // none), err the failure. The caller's context is tested first, then the
 // answer, then the derived context.

@@ -64,7 +64,7 @@ type waiter struct {
 }
 
 // reporter batches telemetry events and sends them from one background
-// goroutine (GUARD.md §3.5).
+// goroutine.
 type reporter struct {
 	client             *agenttrust.Client
 	agentID, sessionID string

@@ -60,7 +60,7 @@ type Request struct {
 	Header http.Header // per-request headers, e.g. X-Agent-ID; may be nil
 	APIKey string      // sent as X-API-Key when non-empty
 	// Idempotent marks a request that is safe to send again after any
-	// transport failure or a retryable status (WIRE.md D38). Other requests
+	// transport failure or a retryable status. Other requests
 	// are re-sent only when the connection failed before anything was written.
 	Idempotent bool
 	// BeforeAttempt, when set, runs before every attempt, retries included,
