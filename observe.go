@@ -201,7 +201,9 @@ type DropReason string
 
 // The reasons of TelemetryDropped.
 const (
-	// DropQueueFull: the queue was at capacity.
+	// DropQueueFull: the queue was at capacity, when the event was
+	// reported or when a failed batch went back to the head of the queue
+	// (the newest queued events are then the ones dropped).
 	DropQueueFull DropReason = "queue_full"
 	// DropClosed: the event was reported after Close.
 	DropClosed DropReason = "closed"

@@ -120,7 +120,7 @@ func (o *observer) rejected(reason agenttrust.DropReason) {
 // dropped reports n queued events given up; aborted says Close gave up on
 // them.
 func (o *observer) dropped(n int, aborted bool) {
-	if o == nil {
+	if o == nil || n == 0 {
 		return
 	}
 	reason := agenttrust.DropUndeliverable
@@ -128,6 +128,14 @@ func (o *observer) dropped(n int, aborted bool) {
 		reason = agenttrust.DropAborted
 	}
 	o.telemetry(agenttrust.TelemetryDropped, n, -n, reason, nil)
+}
+
+// overflowed reports n queued events pushed out of a full queue when a
+// failed batch went back to its head.
+func (o *observer) overflowed(n int) {
+	if o != nil && n > 0 {
+		o.telemetry(agenttrust.TelemetryDropped, n, -n, agenttrust.DropQueueFull, nil)
+	}
 }
 
 // sent reports a delivered batch of n events.

@@ -330,3 +330,45 @@ func TestObserveNoHooks(t *testing.T) {
 		t.Error("the guard keeps an observer without check or telemetry hooks")
 	}
 }
+
+// A failed batch goes back to the head of a queue that filled up while it
+// was out: the newest events no longer fit and are dropped as queue_full,
+// not as undeliverable (they were never sent).
+func TestObserveRequeueOverflow(t *testing.T) {
+	gw := newGateway(t)
+	rec := &guardRecorder{}
+	c, err := agenttrust.New(agenttrust.WithBaseURL(gw.srv.URL), agenttrust.WithAPIKey(testKey), rec.observer(),
+		agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	g := mustNew(t, c, withClock(clk.clock()), WithBatchSize(2), WithQueueCapacity(2), WithSendAttempts(2),
+		WithFlushInterval(time.Hour))
+	release := make(chan struct{})
+	gw.setReport(func(w http.ResponseWriter, _ *http.Request, n int) bool {
+		if n > 1 {
+			return false
+		}
+		<-release
+		writeJSON(w, 503, `{"error":"down"}`)
+		return true
+	})
+	g.Report(ToolEnd("a", time.Millisecond))
+	g.Report(ToolEnd("b", time.Millisecond)) // a batch: in flight, stalled
+	eventually(t, "the batch in flight", func() bool { return gw.reportCalls() == 1 })
+	g.Report(ToolEnd("c", time.Millisecond))
+	g.Report(ToolEnd("d", time.Millisecond)) // the queue is full
+	close(release)
+	_ = g.Flush(context.Background()) // c and d are lost: an error
+	sameLines(t, rec.telemetryLines(), []string{
+		"queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ",
+		"batch_failed 2 +0  503", "dropped 2 -2 queue_full ", "sent 2 -2  ",
+	})
+	if n := rec.pendingSum(); n != 0 {
+		t.Errorf("pending sum %d, want 0", n)
+	}
+	if s := g.Stats(); s.Dropped != 2 || s.Sent != 2 {
+		t.Errorf("stats %+v", s)
+	}
+}

@@ -216,7 +216,6 @@ func (r *reporter) dropLocked(es []entry, err error) {
 		return
 	}
 	r.dropped += uint64(len(es))
-	r.obs.dropped(len(es), r.baseCtx.Err() != nil)
 	for _, w := range r.waiters {
 		n := 0
 		for _, e := range es {
@@ -235,6 +234,7 @@ func (r *reporter) dropLocked(es []entry, err error) {
 // goroutine should exit. A nil batch and false mean: wait.
 func (r *reporter) nextBatchLocked() (batch []entry, exit bool) {
 	if r.baseCtx.Err() != nil {
+		r.obs.dropped(len(r.queue), true)
 		r.dropLocked(r.queue, context.Cause(r.baseCtx))
 		r.queue = nil
 		r.resolveLocked()
@@ -339,7 +339,7 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 		dropErr = context.Cause(r.baseCtx)
 	}
 	var gaveUp []entry
-	kept := 0
+	kept, full := 0, 0
 	if retry {
 		keep := make([]entry, 0, len(batch))
 		for _, e := range batch {
@@ -357,6 +357,7 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 		kept = len(keep)
 		r.queue = slices.Insert(r.queue, 0, keep...)
 		if len(r.queue) > r.capacity {
+			full = len(r.queue) - r.capacity
 			gaveUp = append(gaveUp, r.queue[r.capacity:]...)
 			clear(r.queue[r.capacity:])
 			r.queue = r.queue[:r.capacity]
@@ -370,6 +371,8 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 	} else {
 		gaveUp = batch
 	}
+	r.obs.dropped(len(gaveUp)-full, r.baseCtx.Err() != nil)
+	r.obs.overflowed(full)
 	r.dropLocked(gaveUp, dropErr)
 	r.resolveLocked()
 	r.mu.Unlock()
