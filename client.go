@@ -112,6 +112,7 @@ type Client struct {
 	tokens    *tokenCache
 	now       func() time.Time
 	creds     atomic.Pointer[AgentCredentials] // installed agent credentials; nil: none
+	obs       *observer                        // nil: no Observer installed
 
 	// idle closes the idle connections of a transport the Client owns;
 	// nil when the caller's own transport is used (WithHTTPClient).
@@ -139,6 +140,7 @@ type config struct {
 	cacheSize                  int
 	sleep                      func(context.Context, time.Duration) error
 	now                        func() time.Time
+	observer                   *Observer
 }
 
 // WithBaseURL sets the gateway URL (default http://localhost:8080). It must be
@@ -339,6 +341,7 @@ func newClient(cfg config) (*Client, error) {
 	c.Approvals = (*ApprovalsService)(&c.common)
 	c.WIMSE = (*WIMSEService)(&c.common)
 	c.tokens.fetch = c.Tokens.issue
+	c.initObserver(cfg.observer)
 	c.initProtocols()
 	return c, nil
 }

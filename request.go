@@ -44,6 +44,8 @@ type request struct {
 	// untilDeadline retries an idempotent call until ctx's deadline, not
 	// only the policy's MaxRetries times.
 	untilDeadline bool
+	// observer watches the attempts; set by Client.do when observed.
+	observer transport.AttemptObserver
 }
 
 // response is a 2xx answer.
@@ -58,10 +60,10 @@ type response struct {
 	secrets []string
 }
 
-// do sends r and maps every failure to an SDK error: transport failures to
+// send sends r and maps every failure to an SDK error: transport failures to
 // NETWORK_ERROR, non-2xx statuses to their error kinds, oversized bodies to
 // DECODE_ERROR. The client timeout bounds the call, retries included.
-func (c *Client) do(ctx context.Context, r *request) (*response, error) {
+func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	if ctx == nil {
 		return nil, errNilContext()
 	}
@@ -106,6 +108,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		APIKey:        key,
 		Idempotent:    r.idempotent,
 		UntilDeadline: r.untilDeadline,
+		Observer:      r.observer,
 	}
 	if r.attempt != nil {
 		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.attempt(ctx, r, u, h) }

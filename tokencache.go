@@ -28,6 +28,8 @@ type tokenCache struct {
 	entries  map[string]*cacheEntry
 	inflight map[string]*flight
 	gen      uint64 // bumped by every eviction, so a racing fetch cannot resurrect
+
+	obs *observer // reports lookups; nil when none
 }
 
 type cacheEntry struct {
@@ -95,6 +97,7 @@ func (c *tokenCache) get(ctx context.Context, p TokenIssueParams) (*Token, error
 			// after unlocking: the lock is held for a lookup only.
 			tok := e.tok
 			c.mu.Unlock()
+			c.obs.cache(ctx, CacheToken, true)
 			return copyToken(&tok), nil
 		}
 		delete(c.entries, string(kb))
@@ -110,6 +113,7 @@ func (c *tokenCache) get(ctx context.Context, p TokenIssueParams) (*Token, error
 		go c.run(context.WithoutCancel(ctx), key, gen, p, f)
 	}
 	c.mu.Unlock()
+	c.obs.cache(ctx, CacheToken, false)
 
 	select {
 	case <-f.done:

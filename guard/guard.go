@@ -45,6 +45,7 @@ type Guard struct {
 	cfg       config
 	rep       *reporter
 	closed    atomic.Bool
+	obs       *observer // nil: no hooks installed on the client
 
 	checks, denied, unavailable, failedOpen atomic.Uint64
 }
@@ -196,6 +197,7 @@ func New(client *agenttrust.Client, agentID string, opts ...Option) (*Guard, err
 	}
 	g := &Guard{client: client, agentID: agentID, sessionID: cfg.sessionID, cfg: cfg}
 	g.rep = newReporter(client, agentID, cfg.sessionID, &g.cfg)
+	g.obs = g.rep.obs
 	return g, nil
 }
 
@@ -250,7 +252,7 @@ func WithEffect(e Effect) CheckOption { return func(c *checkConfig) { c.effect =
 // caller's cancellation gives ctx's error; any other API error (400, 401,
 // 403, 404, ...) is returned unchanged. An empty tool name is a validation
 // error, and after Close Check returns ErrClosed, both before any I/O.
-func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOption) (Decision, error) {
+func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOption) (dec Decision, err error) {
 	if ctx == nil {
 		return Decision{}, validationErr("nil context")
 	}
@@ -274,6 +276,8 @@ func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOp
 		effect = cc.effect
 	}
 	g.checks.Add(1)
+	ctx, ck := g.obs.checkStart(ctx, g.agentID, tool, summary)
+	defer ck.done(&dec, &err)
 	cctx, cancel := context.WithTimeout(ctx, g.cfg.checkTimeout)
 	defer cancel()
 	res, err := g.client.Actions.Check(cctx, agenttrust.ActionCheckParams{
@@ -296,6 +300,7 @@ func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOp
 			g.unavailable.Add(1)
 			if g.cfg.failOpen {
 				g.failedOpen.Add(1)
+				ck.failedOpen(err)
 				g.logWarn("agenttrust: Guardian unavailable; failing open", tool, err)
 				return Decision{Allowed: true, FailedOpen: true}, nil
 			}

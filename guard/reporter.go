@@ -76,6 +76,7 @@ type reporter struct {
 	sendTimeout        time.Duration
 	log                *slog.Logger
 	clk                clock
+	obs                *observer // nil: no hooks installed on the client
 
 	baseCtx context.Context         // the parent of every send; ends on abort
 	abort   context.CancelCauseFunc // cancels in-flight sends when Close gives up, with ctx's error as the cause
@@ -116,6 +117,7 @@ func newReporter(client *agenttrust.Client, agentID, sessionID string, cfg *conf
 		sendTimeout: cfg.sendTimeout,
 		log:         cfg.logger,
 		clk:         cfg.clock,
+		obs:         newObserver(client),
 		baseCtx:     ctx,
 		abort:       cancel,
 		wake:        make(chan struct{}, 1),
@@ -138,15 +140,18 @@ func (r *reporter) report(ev Event) {
 	switch {
 	case r.closing:
 		r.dropped++
+		r.obs.rejected(agenttrust.DropClosed)
 		if !r.lateLogged {
 			r.lateLogged = true
 			logMsg = "agenttrust: telemetry event reported after Close; dropped"
 		}
 	case !ev.valid():
 		r.dropped++
+		r.obs.rejected(agenttrust.DropInvalid)
 		logMsg = "agenttrust: telemetry event with an unknown type or no tool name; dropped"
 	case len(r.queue) >= r.capacity:
 		r.dropped++
+		r.obs.rejected(agenttrust.DropQueueFull)
 		if !r.overflowing {
 			r.overflowing = true
 			logMsg = "agenttrust: telemetry queue full; dropping events"
@@ -158,6 +163,7 @@ func (r *reporter) report(ev Event) {
 		}
 		r.queue = append(r.queue, entry{ev: ev, seq: r.nextSeq})
 		r.nextSeq++
+		r.obs.queued()
 		if !r.started {
 			r.started = true
 			go r.run()
@@ -228,6 +234,7 @@ func (r *reporter) dropLocked(es []entry, err error) {
 // goroutine should exit. A nil batch and false mean: wait.
 func (r *reporter) nextBatchLocked() (batch []entry, exit bool) {
 	if r.baseCtx.Err() != nil {
+		r.obs.dropped(len(r.queue), true)
 		r.dropLocked(r.queue, context.Cause(r.baseCtx))
 		r.queue = nil
 		r.resolveLocked()
@@ -316,12 +323,14 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 	defer clear(batch) // after the accounting below; keeps no events alive
 	if err == nil {
 		r.sent += uint64(len(batch))
+		r.obs.sent(len(batch))
 		*failures = 0
 		r.resolveLocked()
 		r.mu.Unlock()
 		return 0
 	}
 	r.failedBatches++
+	r.obs.batchFailed(len(batch), err)
 	var delay time.Duration
 	retry := classify(r.baseCtx.Err(), nil, err) == outcomeUnavailable
 	dropErr := err
@@ -330,7 +339,7 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 		dropErr = context.Cause(r.baseCtx)
 	}
 	var gaveUp []entry
-	kept := 0
+	kept, full := 0, 0
 	if retry {
 		keep := make([]entry, 0, len(batch))
 		for _, e := range batch {
@@ -348,6 +357,7 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 		kept = len(keep)
 		r.queue = slices.Insert(r.queue, 0, keep...)
 		if len(r.queue) > r.capacity {
+			full = len(r.queue) - r.capacity
 			gaveUp = append(gaveUp, r.queue[r.capacity:]...)
 			clear(r.queue[r.capacity:])
 			r.queue = r.queue[:r.capacity]
@@ -361,6 +371,8 @@ func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration
 	} else {
 		gaveUp = batch
 	}
+	r.obs.dropped(len(gaveUp)-full, r.baseCtx.Err() != nil)
+	r.obs.overflowed(full)
 	r.dropLocked(gaveUp, dropErr)
 	r.resolveLocked()
 	r.mu.Unlock()

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/internal/obshook"
 )
 
 // Codes of the errors Verifier.Verify returns for a rejected token.
@@ -386,10 +387,12 @@ func (v *Verifier) lookup(ctx context.Context, token string) (*agenttrust.Intros
 			if e, ok := v.entries[key]; ok {
 				if v.cfg.now().Before(e.until) {
 					v.mu.Unlock()
+					obshook.CacheLookup(v.client, ctx, string(agenttrust.CacheIntrospection), true)
 					return e.res, nil // entries are never modified once stored
 				}
 				delete(v.entries, key)
 			}
+			obshook.CacheLookup(v.client, ctx, string(agenttrust.CacheIntrospection), false)
 		}
 		f, ok := v.inflight[key]
 		if !ok {

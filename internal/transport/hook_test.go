@@ -62,3 +62,71 @@ func TestBeforeAttemptErrorStopsUnsent(t *testing.T) {
 		t.Errorf("%d requests, hook ran %d times; want 1 and 2", s.n(), n)
 	}
 }
+
+// attemptObs is an AttemptObserver that tries to set headers on every
+// attempt, some of which it may not replace.
+type attemptObs struct {
+	starts, dones []int
+	statuses      []int
+}
+
+func (o *attemptObs) AttemptStart(ctx context.Context, n int, h http.Header) context.Context {
+	o.starts = append(o.starts, n)
+	h.Set("Traceparent", "00-trace-"+strconv.Itoa(n))
+	h.Set("Authorization", "Bearer observer")
+	h.Set("Dpop", "observer-proof")
+	h.Set("X-Api-Key", "observer-key")
+	h["x-hook"] = []string{"observer"} // not canonical: still BeforeAttempt's header
+	h.Set("X-Agent-Id", "observer-agent")
+	return ctx
+}
+
+func (o *attemptObs) AttemptDone(_ context.Context, n, status int, _ error) {
+	o.dones = append(o.dones, n)
+	o.statuses = append(o.statuses, status)
+}
+
+// Both per-attempt hooks apply on every attempt, and the observer's headers
+// never replace the credentials BeforeAttempt adds, the API key or the
+// call's own headers.
+func TestObserverAndBeforeAttemptOnEveryAttempt(t *testing.T) {
+	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) {
+		if s := r.Header.Get("X-Hook"); s != "2" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	var sleeps []time.Duration
+	tr := newT(&sleeps, pol)
+	obs := &attemptObs{}
+	n := 0
+	resp, err := tr.Do(context.Background(), &Request{Method: "POST", URL: srv.URL, Idempotent: true, APIKey: "the-key",
+		Header:   http.Header{"X-Agent-Id": {"agent-1"}},
+		Observer: obs,
+		BeforeAttempt: func(_ context.Context, h http.Header) error {
+			n++
+			h["Authorization"] = []string{"DPoP token-" + strconv.Itoa(n)}
+			h["Dpop"] = []string{"proof-" + strconv.Itoa(n)}
+			h["X-Hook"] = []string{strconv.Itoa(n)}
+			return nil
+		}})
+	if err != nil || resp.Status != 200 || s.n() != 2 {
+		t.Fatalf("status %v err %v, %d requests", resp, err, s.n())
+	}
+	if len(obs.starts) != 2 || obs.starts[1] != 2 || len(obs.dones) != 2 || obs.statuses[0] != 503 || obs.statuses[1] != 200 {
+		t.Errorf("observer saw starts %v, dones %v, statuses %v", obs.starts, obs.dones, obs.statuses)
+	}
+	for i, r := range s.reqs {
+		a := strconv.Itoa(i + 1)
+		want := map[string]string{
+			"Traceparent": "00-trace-" + a, "Authorization": "DPoP token-" + a, "Dpop": "proof-" + a,
+			"X-Hook": a, "X-Api-Key": "the-key", "X-Agent-Id": "agent-1",
+		}
+		for k, v := range want {
+			if got := r.Header.Values(k); len(got) != 1 || got[0] != v {
+				t.Errorf("attempt %s: %s = %q, want [%q]", a, k, got, v)
+			}
+		}
+	}
+}

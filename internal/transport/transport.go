@@ -73,6 +73,8 @@ type Request struct {
 	// deadline. Without a deadline on ctx, or with a zero InitialBackoff,
 	// MaxRetries still bounds the retries; MaxRetries 0 disables them.
 	UntilDeadline bool
+	// Observer, when set, is told about every attempt (see attempt).
+	Observer AttemptObserver
 }
 
 // HookError is a failure of Request.BeforeAttempt; nothing was sent for the
@@ -162,7 +164,7 @@ func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
 				return nil, &HookError{Err: err}
 			}
 		}
-		resp, written, err := t.once(ctx, req, extra)
+		resp, written, err := t.attempt(ctx, req, attempt, extra)
 		if err == nil {
 			resp.Attempts = attempt
 		} else if retried != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {

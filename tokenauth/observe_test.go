@@ -1,0 +1,72 @@
+package tokenauth_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/tokenauth"
+)
+
+// cacheLog records the CacheLookup hooks of a Client's Observer.
+type cacheLog struct {
+	mu      sync.Mutex
+	lookups []string
+}
+
+func (l *cacheLog) observer() *agenttrust.Observer {
+	return &agenttrust.Observer{CacheLookup: func(_ context.Context, kind agenttrust.CacheKind, hit bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		s := "miss"
+		if hit {
+			s = "hit"
+		}
+		l.lookups = append(l.lookups, string(kind)+" "+s)
+	}}
+}
+
+func (l *cacheLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lookups, ",")
+}
+
+// The Verifier reports its introspection cache to the Client's Observer:
+// a miss, then a hit, and nothing when the cache is off.
+func TestVerifierReportsCacheLookups(t *testing.T) {
+	var log cacheLog
+	p := newProvider(t, agenttrust.WithObserver(log.observer()))
+	tok := p.issue(t, 300, "files:read")
+	cached, err := tokenauth.NewVerifier(p.client, tokenauth.WithRequiredScopes("files:read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := tokenauth.NewVerifier(p.client, tokenauth.WithCache(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []*tokenauth.Verifier{cached, cached, off} {
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := log.String(), "introspection miss,introspection hit"; got != want {
+		t.Errorf("cache lookups %q, want %q (none with the cache off)", got, want)
+	}
+
+	// The middleware goes through the same cache.
+	h := cached.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	if rec := serve(h, "Bearer "+tok); rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if got, want := log.String(), "introspection miss,introspection hit,introspection hit"; got != want {
+		t.Errorf("cache lookups %q, want %q", got, want)
+	}
+	if n := len(p.introspections()); n != 2 {
+		t.Errorf("%d introspections, want 2 (one per verifier)", n)
+	}
+}
