@@ -1,4 +1,4 @@
-// Package eino enforces AgentTrust guard checks on the tools of CloudWeGo
+// Package agenttrusteino enforces AgentTrust guard checks on the tools of CloudWeGo
 // Eino (github.com/cloudwego/eino) and reports their telemetry.
 //
 // Every call of a guarded tool asks the Guardian first; the tool runs only
@@ -18,12 +18,12 @@
 //
 //	g, _ := guard.New(client, agentID)
 //	defer g.Close(ctx)
-//	mw, _ := eino.Middleware(g)
+//	mw, _ := agenttrusteino.Middleware(g)
 //	agent, _ := react.NewAgent(ctx, &react.AgentConfig{
 //		ToolCallingModel: chatModel,
 //		ToolsConfig: compose.ToolsNodeConfig{Tools: tools, ToolCallMiddlewares: []compose.ToolMiddleware{mw}},
 //	})
-//	msg, err := agent.Generate(ctx, input, agent.WithComposeOptions(compose.WithCallbacks(eino.NewHandler(g))))
+//	msg, err := agent.Generate(ctx, input, agent.WithComposeOptions(compose.WithCallbacks(agenttrusteino.NewHandler(g))))
 //	var denied *guard.DeniedError
 //	if errors.As(err, &denied) { ... }
 //
@@ -41,7 +41,7 @@
 // "[N chars]" is sent for it; the arguments themselves only with
 // WithLogInputs or a WithSummarizer, cut to 200 runes. The output and the
 // error text are never sent.
-package eino
+package agenttrusteino
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package eino_test
+package agenttrusteino_test
 
 import (
 	"context"

@@ -1,21 +1,22 @@
-// Package genkit enforces AgentTrust guard checks on the tools of Genkit
+// Package agenttrustgenkit enforces AgentTrust guard checks on the tools of Genkit
 // for Go (github.com/firebase/genkit/go) and reports their telemetry.
 //
 // Every call of a guarded tool asks the Guardian first; the tool runs only
 // when the check allowed it, and its duration and outcome are reported as
 // tool_end or tool_error. All tools of one agent run share one guard.Guard.
 //
-// Import it under another name next to Genkit's own genkit package:
+// Its package name is agenttrustgenkit, so that it sits next to Genkit's own
+// genkit package without an alias:
 //
-//	import atgenkit "github.com/agenttrustid/agenttrust-go/integrations/genkit"
+//	import agenttrustgenkit "github.com/agenttrustid/agenttrust-go/integrations/genkit"
 //
 //	g, _ := guard.New(client, agentID)
 //	defer g.Close(ctx)
 //	// A registered tool: Generate, prompts and the Dev UI see the guarded one.
-//	readFile, err := atgenkit.DefineTool(gk, g, "read_file", "reads a file", readFileFunc)
+//	readFile, err := agenttrustgenkit.DefineTool(gk, g, "read_file", "reads a file", readFileFunc)
 //	// An unregistered tool built with ai.NewTool.
-//	deleteFile, err := atgenkit.WrapTool(ai.NewTool("delete_file", "deletes a file", deleteFunc), g)
-//	resp, err := atgenkit.Generate(ctx, gk, ai.WithPrompt(question), ai.WithTools(readFile, deleteFile))
+//	deleteFile, err := agenttrustgenkit.WrapTool(ai.NewTool("delete_file", "deletes a file", deleteFunc), g)
+//	resp, err := agenttrustgenkit.Generate(ctx, gk, ai.WithPrompt(question), ai.WithTools(readFile, deleteFile))
 //	var denied *guard.DeniedError
 //	if errors.As(err, &denied) { ... }
 //
@@ -52,7 +53,7 @@
 // The tool's input is its JSON text. By default only "[N chars]" is sent for
 // it; the input itself only with WithLogInputs or a WithSummarizer, cut to
 // 200 runes. The output and the error text are never sent.
-package genkit
+package agenttrustgenkit
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package genkit_test
+package agenttrustgenkit_test
 
 import (
 	"context"

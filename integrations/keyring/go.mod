@@ -14,4 +14,3 @@ require (
 	golang.org/x/sys v0.27.0 // indirect
 )
 
-replace github.com/agenttrustid/agenttrust-go => ../..

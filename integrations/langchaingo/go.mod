@@ -38,4 +38,3 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
-replace github.com/agenttrustid/agenttrust-go => ../..

@@ -1,4 +1,4 @@
-// Package langchaingo enforces AgentTrust guard checks on langchaingo tools
+// Package agenttrustlangchaingo enforces AgentTrust guard checks on langchaingo tools
 // and reports their telemetry.
 //
 // Enforcement lives in the tool: WrapTool (or WrapTools) returns a tool whose
@@ -8,8 +8,8 @@
 //
 //	g, _ := guard.New(client, agentID)
 //	defer g.Close(ctx)
-//	wrapped := langchaingo.WrapTools(myTools, g)
-//	h := langchaingo.NewHandler(g, wrapped)
+//	wrapped := agenttrustlangchaingo.WrapTools(myTools, g)
+//	h := agenttrustlangchaingo.NewHandler(g, wrapped)
 //	agent := agents.NewOneShotAgent(llm, wrapped)
 //	ex := agents.NewExecutor(agent, agents.WithCallbacksHandler(h), agents.WithMaxIterations(5))
 //	out, err := chains.Run(ctx, ex, question)
@@ -26,7 +26,7 @@
 // Privacy: by default only "[N chars]" is sent for a tool's input; the input
 // itself only with WithLogInputs or a WithSummarizer, cut to 200 runes. The
 // output and the error text are never sent.
-package langchaingo
+package agenttrustlangchaingo
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package langchaingo_test
+package agenttrustlangchaingo_test
 
 import (
 	"context"

@@ -19,4 +19,3 @@ require (
 	golang.org/x/time v0.15.0 // indirect
 )
 
-replace github.com/agenttrustid/agenttrust-go => ../..

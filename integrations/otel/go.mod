@@ -23,4 +23,3 @@ require (
 	golang.org/x/sys v0.47.0 // indirect
 )
 
-replace github.com/agenttrustid/agenttrust-go => ../..
