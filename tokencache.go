@@ -104,6 +104,20 @@ func (c *tokenCache) lookup(key []byte) *cacheEntry {
 	return nil
 }
 
+// bearer returns "Bearer <token>" of the fresh entry of key, allocating
+// nothing. Entries are replaced, never modified, so the entry can be read
+// after unlocking; a stale one is left for get to drop.
+func (c *tokenCache) bearer(key string) (string, bool) {
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && fresh(e.tok.ExpiresAt, now) {
+		return e.bearer, true
+	}
+	return "", false
+}
+
 // miss joins or starts the fetch of key. Its result is shared by every
 // caller of the fetch: they copy it. It is a function of its own so that
 // the closures, which escape, cost nothing on a hit.
