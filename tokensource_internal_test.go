@@ -74,6 +74,38 @@ func TestTokenSourceHitAllocs(t *testing.T) {
 	}
 }
 
+// The transport allocates no more than cloning the request and setting the
+// header would, and leaves the caller's request as it was.
+func TestTokenTransportAllocs(t *testing.T) {
+	src, _, _, _ := newSourceRig(t, TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}})
+	ctx := context.Background()
+	bearer := "Bearer " + sourceToken(t, src)
+	var sent *http.Request
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent = r
+		return &http.Response{StatusCode: http.StatusOK}, nil
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://tool.example/call", http.NoBody)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	baseline := testing.AllocsPerRun(100, func() {
+		r := req.Clone(req.Context())
+		r.Header.Set("Authorization", bearer)
+		_, _ = base.RoundTrip(r)
+	})
+	tr := src.Transport(base)
+	got := testing.AllocsPerRun(100, func() { _, _ = tr.RoundTrip(req) })
+	if got > baseline {
+		t.Errorf("the transport allocates %v per request, a clone and a header set %v", got, baseline)
+	}
+	if sent == req || sent.Header.Get("Authorization") != bearer || sent.Header.Get("Accept") != "application/json" {
+		t.Errorf("sent headers %v", sent.Header)
+	}
+	if len(req.Header) != 2 || req.Header.Get("Authorization") != "" {
+		t.Errorf("the caller's request was modified: %v", req.Header)
+	}
+}
+
 // BenchmarkTokenSourceHit compares the bearer lookup of a source with a
 // Tokens.Issue hit for the same agent, target and scopes; run with
 // -count=6 and compare the two with benchstat.
