@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/agenttrustid/agenttrust-go/internal/uuidv4"
+	"github.com/google/uuid"
 )
 
 // A2AService talks the agent-to-agent protocol through the gateway, as
@@ -106,7 +106,7 @@ func (s *A2AService) SendMessage(ctx context.Context, agentID string, p A2ASendM
 	}
 	msgID := p.MessageID
 	if msgID == "" {
-		msgID = uuidv4.New()
+		msgID = uuid.NewString()
 	}
 	params := struct {
 		Message a2aMessageWire `json:"message"`

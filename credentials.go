@@ -7,9 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agenttrustid/agenttrust-go/internal/flight"
 )
 
 // credentialsRefreshMargin is how long before its expiry a cached WIMSE
@@ -60,8 +61,10 @@ type AgentCredentials struct {
 	cur      atomic.Pointer[credToken] // the cached token; nil: none
 	verified atomic.Bool               // the key pair has been checked
 
-	mu     sync.Mutex
-	flight *credFlight // the refresh in progress; nil: none
+	// refreshes collapses concurrent refreshes into one, detached from the
+	// callers' cancellation and bounded by the client timeout; each caller
+	// waits on its own ctx.
+	refreshes flight.Group[struct{}, *credToken]
 }
 
 type credToken struct {
@@ -69,12 +72,6 @@ type credToken struct {
 	refreshAt time.Time // expiry minus the refresh margin
 	bearer    []string  // the Authorization header value, shared read-only
 	ath       string    // the DPoP ath claim of token
-}
-
-type credFlight struct {
-	done chan struct{}
-	tok  *credToken
-	err  error
 }
 
 // NewAgentCredentials returns credentials for one agent, bound to c: its
@@ -100,10 +97,13 @@ func (c *Client) NewAgentCredentials(p AgentCredentialsParams) (*AgentCredential
 		v := *p.TTLSeconds
 		ttl = &v
 	}
-	return &AgentCredentials{
+	ac := &AgentCredentials{
 		client: c, agentID: p.AgentID, ks: p.KeyStore, pub: pub,
 		audience: append([]string(nil), p.Audience...), ttl: ttl, dpop: dk,
-	}, nil
+	}
+	ac.refreshes.Timeout = c.timeout
+	ac.refreshes.WaitErr = waitErr
+	return ac, nil
 }
 
 // UseAgentCredentials installs ac on c, so that Actions.Check sends them;
@@ -151,43 +151,27 @@ func (ac *AgentCredentials) refresh(ctx context.Context) (*credToken, error) {
 	if ctx == nil {
 		return nil, validationErr("nil context")
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, waitErr(err)
-	}
-	ac.mu.Lock()
-	if t := ac.cur.Load(); t != nil && ac.client.now().Before(t.refreshAt) {
-		ac.mu.Unlock() // refreshed while this caller waited for the lock
-		return t, nil
-	}
-	f := ac.flight
-	if f == nil {
-		f = &credFlight{done: make(chan struct{})}
-		ac.flight = f
-		go ac.run(context.WithoutCancel(ctx), f)
-	}
-	ac.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.tok, f.err
-	case <-ctx.Done():
-		return nil, waitErr(ctx.Err())
-	}
+	return ac.refreshes.Do(ctx, struct{}{}, ac.cached, ac.run)
+}
+
+// cached returns the cached token while it needs no refresh.
+func (ac *AgentCredentials) cached() (*credToken, bool) {
+	t := ac.cur.Load()
+	return t, t != nil && ac.client.now().Before(t.refreshAt)
 }
 
 func waitErr(err error) error {
 	return NewError(CodeNetwork, "Network error: waiting for agent credentials: "+err.Error(), err)
 }
 
-func (ac *AgentCredentials) run(ctx context.Context, f *credFlight) {
+// run is one refresh: it stores the new token before the refresh ends, so
+// that a caller arriving after sees it.
+func (ac *AgentCredentials) run(ctx context.Context) (*credToken, error) {
 	tok, err := ac.fetch(ctx)
-	ac.mu.Lock()
 	if err == nil {
 		ac.cur.Store(tok)
 	}
-	ac.flight = nil
-	f.tok, f.err = tok, err
-	ac.mu.Unlock()
-	close(f.done)
+	return tok, err
 }
 
 func (ac *AgentCredentials) fetch(ctx context.Context) (*credToken, error) {

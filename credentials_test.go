@@ -539,3 +539,46 @@ func TestCredentialsExpiryRules(t *testing.T) {
 		t.Errorf("zone-less expiry: %d tokens at 60 s before expiry", issued())
 	}
 }
+
+// hangingSigner is a key store whose proof-of-possession signatures never
+// come, like a keyring waiting on a prompt nobody answers: Sign returns only
+// when its context ends (or the test does).
+type hangingSigner struct {
+	KeyStore
+	release chan struct{}
+}
+
+func (h hangingSigner) Sign(ctx context.Context, agentID string, data []byte) ([]byte, error) {
+	if !bytes.HasPrefix(data, []byte("pop-v1:")) {
+		return h.KeyStore.Sign(ctx, agentID, data)
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-h.release:
+		return nil, errors.New("test over")
+	}
+}
+
+// A refresh is bounded by the client timeout as a whole, key store
+// included: it is detached from the callers' cancellation, so without that
+// bound a caller without a deadline would wait forever.
+func TestCredentialsRefreshBoundedByClientTimeout(t *testing.T) {
+	e := newIdentityEnv(t, WithTimeout(300*time.Millisecond))
+	hang := hangingSigner{KeyStore: e.ks, release: make(chan struct{})}
+	t.Cleanup(func() { close(hang.release) })
+	creds, err := e.c.NewAgentCredentials(AgentCredentialsParams{AgentID: e.agent.ID, KeyStore: hang, PublicKeyPEM: e.agent.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := creds.Token(context.Background()); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrKeyStore) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want a key store error wrapping the deadline", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the refresh outlived the client timeout")
+	}
+}

@@ -80,6 +80,11 @@
 // one key share one request, every caller receives its own copy, the cache is
 // bounded, and Tokens.Revoke, Agents.Revoke and SetAPIKey evict.
 //
+// An agent presenting its token to a tool provider uses a [TokenSource]
+// (Tokens.NewSource) over the same cache: its Transport puts
+// "Authorization: Bearer <token>" on every request of an http.Client, and a
+// cache hit allocates nothing.
+//
 // # Tool providers
 //
 // Services that receive an agent's token protect their handlers with the

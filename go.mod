@@ -2,4 +2,7 @@ module github.com/agenttrustid/agenttrust-go
 
 go 1.22
 
-require go.uber.org/goleak v1.3.0
+require (
+	github.com/google/uuid v1.6.0
+	go.uber.org/goleak v1.3.0
+)

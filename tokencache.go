@@ -2,10 +2,11 @@ package agenttrust
 
 import (
 	"context"
-	"encoding/binary"
-	"slices"
 	"sync"
 	"time"
+
+	"github.com/agenttrustid/agenttrust-go/internal/flight"
+	"github.com/agenttrustid/agenttrust-go/internal/strpack"
 )
 
 const (
@@ -24,10 +25,14 @@ type tokenCache struct {
 	// method value built per call would cost an allocation on every hit.
 	fetch func(context.Context, TokenIssueParams) (*Token, error)
 
-	mu       sync.Mutex
-	entries  map[string]*cacheEntry
-	inflight map[string]*flight
-	gen      uint64 // bumped by every eviction, so a racing fetch cannot resurrect
+	// flights collapses concurrent misses of one key into one fetch,
+	// detached from the callers' cancellation; each caller waits on its
+	// own ctx. The fetch is one client call, bounded by the client timeout.
+	flights flight.Group[string, *Token]
+
+	mu      sync.Mutex
+	entries map[string]*cacheEntry
+	gen     uint64 // bumped by every eviction, so a racing fetch cannot resurrect
 
 	obs *observer // reports lookups; nil when none
 }
@@ -35,42 +40,29 @@ type tokenCache struct {
 type cacheEntry struct {
 	agentID string
 	tok     Token
-}
-
-type flight struct {
-	done chan struct{}
-	tok  *Token
-	err  error
+	// bearer is "Bearer " + tok.Token, the Authorization value of
+	// TokenSource; tok.Token is its suffix.
+	bearer string
 }
 
 func newTokenCache(max int, now func() time.Time) *tokenCache {
-	return &tokenCache{
-		now:      now,
-		max:      max,
-		entries:  make(map[string]*cacheEntry),
-		inflight: make(map[string]*flight),
+	c := &tokenCache{
+		now:     now,
+		max:     max,
+		entries: make(map[string]*cacheEntry),
 	}
+	c.flights.WaitErr = networkErr
+	return c
 }
 
 // appendKey encodes (agent, target, session, sorted scopes) injectively:
 // every part is length-prefixed, so ["a:b"] and ["a","b"] differ, and the
 // scopes are sorted with duplicates kept.
 func appendKey(b []byte, p *TokenIssueParams) []byte {
-	str := func(s string) {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	str(p.AgentID)
-	str(p.Target)
-	str(p.SessionID)
-	var arr [8]string
-	scopes := append(arr[:0], p.Scopes...)
-	slices.Sort(scopes)
-	b = binary.AppendUvarint(b, uint64(len(scopes)))
-	for _, s := range scopes {
-		str(s)
-	}
-	return b
+	b = strpack.AppendString(b, p.AgentID)
+	b = strpack.AppendString(b, p.Target)
+	b = strpack.AppendString(b, p.SessionID)
+	return strpack.AppendSet(b, p.Scopes)
 }
 
 // fresh reports whether a token expiring at exp may be served at now: its
@@ -88,54 +80,72 @@ func (c *tokenCache) get(ctx context.Context, p TokenIssueParams) (*Token, error
 	}
 	var buf [128]byte
 	kb := appendKey(buf[:0], &p)
-
-	now := c.now()
-	c.mu.Lock()
-	if e, ok := c.entries[string(kb)]; ok {
-		if fresh(e.tok.ExpiresAt, now) {
-			// Entries are replaced, never modified, so the copy can be made
-			// after unlocking: the lock is held for a lookup only.
-			tok := e.tok
-			c.mu.Unlock()
-			c.obs.cache(ctx, CacheToken, true)
-			return copyToken(&tok), nil
-		}
-		delete(c.entries, string(kb))
+	if e := c.lookup(kb); e != nil {
+		// Entries are replaced, never modified, so the copy can be made
+		// after unlocking: the lock is held for a lookup only.
+		c.obs.cache(ctx, CacheToken, true)
+		return copyToken(&e.tok), nil
 	}
-	key := string(kb)
-	f, ok := c.inflight[key]
-	if !ok {
-		f = &flight{done: make(chan struct{})}
-		c.inflight[key] = f
-		gen := c.gen
-		// The shared fetch must not die with the first caller's ctx: it runs
-		// detached from cancellation, bounded by the client timeout.
-		go c.run(context.WithoutCancel(ctx), key, gen, p, f)
-	}
-	c.mu.Unlock()
 	c.obs.cache(ctx, CacheToken, false)
-
-	select {
-	case <-f.done:
-		if f.err != nil {
-			return nil, f.err
-		}
-		return copyToken(f.tok), nil
-	case <-ctx.Done():
-		return nil, networkErr(ctx.Err())
+	tok, err := c.miss(ctx, string(kb), p)
+	if err != nil {
+		return nil, err
 	}
+	return copyToken(tok), nil
 }
 
-func (c *tokenCache) run(ctx context.Context, key string, gen uint64, p TokenIssueParams, f *flight) {
-	tok, err := c.fetch(ctx, p)
+// lookup returns the fresh entry of key, or nil, dropping a stale one.
+func (c *tokenCache) lookup(key []byte) *cacheEntry {
+	now := c.now()
 	c.mu.Lock()
-	delete(c.inflight, key)
-	if err == nil && c.gen == gen && !tok.ExpiresAt.IsZero() && fresh(tok.ExpiresAt, c.now()) {
-		c.insertLocked(key, &cacheEntry{agentID: p.AgentID, tok: *copyToken(tok)})
+	defer c.mu.Unlock()
+	if e, ok := c.entries[string(key)]; ok {
+		if fresh(e.tok.ExpiresAt, now) {
+			return e
+		}
+		delete(c.entries, string(key))
 	}
+	return nil
+}
+
+// bearer returns "Bearer <token>" of the fresh entry of key, allocating
+// nothing. Entries are replaced, never modified, so the entry can be read
+// after unlocking; a stale one is left for get to drop.
+func (c *tokenCache) bearer(key string) (string, bool) {
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.entries[key]
 	c.mu.Unlock()
-	f.tok, f.err = tok, err
-	close(f.done)
+	if ok && fresh(e.tok.ExpiresAt, now) {
+		return e.bearer, true
+	}
+	return "", false
+}
+
+// miss joins or starts the fetch of key. Its result is shared by every
+// caller of the fetch: they copy it. It is a function of its own so that
+// the closures, which escape, cost nothing on a hit.
+func (c *tokenCache) miss(ctx context.Context, key string, p TokenIssueParams) (*Token, error) {
+	recheck := func() (*Token, bool) {
+		if e := c.lookup([]byte(key)); e != nil {
+			return &e.tok, true
+		}
+		return nil, false
+	}
+	return c.flights.Do(ctx, key, recheck, func(ctx context.Context) (*Token, error) {
+		c.mu.Lock()
+		gen := c.gen
+		c.mu.Unlock()
+		tok, err := c.fetch(ctx, p)
+		if err == nil && !tok.ExpiresAt.IsZero() {
+			c.mu.Lock()
+			if c.gen == gen && fresh(tok.ExpiresAt, c.now()) {
+				c.insertLocked(key, &cacheEntry{agentID: p.AgentID, tok: *copyToken(tok), bearer: "Bearer " + tok.Token})
+			}
+			c.mu.Unlock()
+		}
+		return tok, err
+	})
 }
 
 // insertLocked adds e, first dropping expired entries and then, if still
@@ -190,29 +200,15 @@ func (c *tokenCache) len() int {
 }
 
 // copyToken returns a copy sharing nothing mutable with t. Scopes and
-// Audience of up to four strings live in the same allocation as the Token.
+// Audience of up to four strings in all live in the same allocation as the
+// Token.
 func copyToken(t *Token) *Token {
-	ns, na := len(t.Scopes), len(t.Audience)
-	if ns+na <= 4 {
-		box := &struct {
-			t   Token
-			buf [4]string
-		}{t: *t}
-		copy(box.buf[:], t.Scopes)
-		copy(box.buf[ns:], t.Audience)
-		box.t.Scopes = nilIfNil(t.Scopes, box.buf[:ns:ns])
-		box.t.Audience = nilIfNil(t.Audience, box.buf[ns:ns+na:ns+na])
-		return &box.t
-	}
-	c := *t
-	c.Scopes = slices.Clone(t.Scopes)
-	c.Audience = slices.Clone(t.Audience)
-	return &c
-}
-
-func nilIfNil(orig, s []string) []string {
-	if orig == nil {
-		return nil
-	}
-	return s
+	box := &struct {
+		t   Token
+		buf [4]string
+	}{t: *t}
+	rest := box.buf[:]
+	box.t.Scopes, rest = strpack.Clone(rest, t.Scopes)
+	box.t.Audience, _ = strpack.Clone(rest, t.Audience)
+	return &box.t
 }

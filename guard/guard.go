@@ -10,7 +10,7 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
-	"github.com/agenttrustid/agenttrust-go/internal/uuidv4"
+	"github.com/google/uuid"
 )
 
 // Defaults of the Guard's options.
@@ -193,7 +193,7 @@ func New(client *agenttrust.Client, agentID string, opts ...Option) (*Guard, err
 		return nil, validationErr(fmt.Sprintf("guard: invalid option: queue capacity %d is below the batch size %d", cfg.queueCapacity, cfg.batchSize))
 	}
 	if cfg.sessionID == "" {
-		cfg.sessionID = uuidv4.New()
+		cfg.sessionID = uuid.NewString()
 	}
 	g := &Guard{client: client, agentID: agentID, sessionID: cfg.sessionID, cfg: cfg}
 	g.rep = newReporter(client, agentID, cfg.sessionID, &g.cfg)

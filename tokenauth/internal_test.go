@@ -61,13 +61,7 @@ func waitWaiters(t *testing.T, v *Verifier, token string, n int) {
 	key := v.cacheKey(token)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		v.mu.Lock()
-		f := v.inflight[key]
-		got := 0
-		if f != nil {
-			got = f.waiters
-		}
-		v.mu.Unlock()
+		got := v.flights.Waiters(key)
 		if got == n {
 			return
 		}
@@ -103,7 +97,7 @@ func TestConcurrentFirstRequestsShareOneIntrospection(t *testing.T) {
 			codes[i] = rec.Code
 		}(i)
 	}
-	waitWaiters(t, v, "at_shared", n-1) // the leader plus n-1 waiters
+	waitWaiters(t, v, "at_shared", n)
 	g.open()
 	wg.Wait()
 	if c := g.calls.Load(); c != 1 {
@@ -117,10 +111,11 @@ func TestConcurrentFirstRequestsShareOneIntrospection(t *testing.T) {
 	if a := admitted.Load(); a != n {
 		t.Errorf("%d handlers saw the result, want %d", a, n)
 	}
+	inflight := v.flights.Len()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.inflight) != 0 || len(v.entries) != 1 {
-		t.Errorf("inflight %d entries %d, want 0 and 1", len(v.inflight), len(v.entries))
+	if inflight != 0 || len(v.entries) != 1 {
+		t.Errorf("inflight %d entries %d, want 0 and 1", inflight, len(v.entries))
 	}
 }
 
@@ -133,21 +128,21 @@ func waitCalls(t *testing.T, g *blockingGateway, n int64) {
 	}
 }
 
-// The caller that makes the shared call does so under its own context: when
-// its request ends, the call is cancelled at once, and a caller still
-// waiting makes the call again itself instead of inheriting the
-// cancellation. A waiter that leaves disturbs nobody.
-func TestLeaderCancellation(t *testing.T) {
+// The shared call does not depend on the request that started it: when that
+// request ends, the call goes on (the gateway sees no cancellation) and the
+// callers still waiting get its answer. Each caller leaves when its own
+// context ends, and disturbs nobody.
+func TestSharedCallOutlivesItsStarter(t *testing.T) {
 	g := newBlockingGateway(t)
 	v := newInternalVerifier(t, g.URL)
-	leaderCtx, cancelLeader := context.WithCancel(context.Background())
-	defer cancelLeader()
+	starterCtx, cancelStarter := context.WithCancel(context.Background())
+	defer cancelStarter()
 	type outcome struct {
 		res *agenttrust.IntrospectionResult
 		err error
 	}
-	leader := make(chan outcome, 1)
-	go func() { r, err := v.Verify(leaderCtx, "at_tok"); leader <- outcome{r, err} }()
+	starter := make(chan outcome, 1)
+	go func() { r, err := v.Verify(starterCtx, "at_tok"); starter <- outcome{r, err} }()
 	waitCalls(t, g, 1)
 
 	quitterCtx, cancelQuitter := context.WithCancel(context.Background())
@@ -155,35 +150,30 @@ func TestLeaderCancellation(t *testing.T) {
 	go func() { _, err := v.Verify(quitterCtx, "at_tok"); quitter <- err }()
 	follower := make(chan outcome, 1)
 	go func() { r, err := v.Verify(context.Background(), "at_tok"); follower <- outcome{r, err} }()
-	waitWaiters(t, v, "at_tok", 2)
+	waitWaiters(t, v, "at_tok", 3)
 
 	cancelQuitter()
-	if err := <-quitter; !errors.Is(err, context.Canceled) {
+	if err := <-quitter; !errors.Is(err, context.Canceled) || !errors.Is(err, agenttrust.ErrNetwork) {
 		t.Fatalf("quitter: %v", err)
 	}
-	if g.cancelled.Load() != 0 {
-		t.Fatal("a waiter leaving cancelled the shared call")
+	cancelStarter()
+	if o := <-starter; !errors.Is(o.err, context.Canceled) || !errors.Is(o.err, agenttrust.ErrNetwork) {
+		t.Fatalf("starter: %v", o.err)
 	}
-
-	cancelLeader()
-	if o := <-leader; !errors.Is(o.err, context.Canceled) || !errors.Is(o.err, agenttrust.ErrNetwork) {
-		t.Fatalf("leader: %v", o.err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); g.cancelled.Load() != 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the gateway call was not cancelled with its leader")
-		}
-	}
-	waitCalls(t, g, 2) // the follower now leads a call of its own
+	waitWaiters(t, v, "at_tok", 1) // the follower still waits on the same call
 	g.open()
 	o := <-follower
 	if o.err != nil || o.res == nil || o.res.AgentID != "a1" {
 		t.Fatalf("follower: %v %v", o.res, o.err)
 	}
+	if c, x := g.calls.Load(), g.cancelled.Load(); c != 1 || x != 0 {
+		t.Errorf("%d gateway calls, %d cancelled; want 1 and 0", c, x)
+	}
+	inflight := v.flights.Len()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.inflight) != 0 || len(v.entries) != 1 {
-		t.Errorf("inflight %d entries %d, want 0 and 1", len(v.inflight), len(v.entries))
+	if inflight != 0 || len(v.entries) != 1 {
+		t.Errorf("inflight %d entries %d, want 0 and 1", inflight, len(v.entries))
 	}
 }
 

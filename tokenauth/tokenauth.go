@@ -19,7 +19,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +30,9 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/internal/flight"
 	"github.com/agenttrustid/agenttrust-go/internal/obshook"
+	"github.com/agenttrustid/agenttrust-go/internal/strpack"
 )
 
 // Codes of the errors Verifier.Verify returns for a rejected token.
@@ -225,9 +226,9 @@ func validScope(s string) bool {
 // introspection per token and max age instead of one per request. Choose 0
 // (no cache) where immediate revocation matters more than latency.
 // Concurrent requests with the same uncached token share one introspection
-// call, made by the first of them under its own context; each other caller
-// waits only as long as its own context allows, and tries again itself if
-// the first one's request ends before the answer arrives.
+// call. That call does not depend on any one request: it goes on when the
+// request that started it ends (it is bounded by the client's timeout), and
+// each request waits for it only as long as its own context allows.
 //
 // The cache is keyed by the SHA-256 of the token (with the target and the
 // scopes), never by the token itself.
@@ -248,25 +249,18 @@ type Verifier struct {
 	// scopeAttr is `, scope="a b"` for the 403 challenge.
 	scopeAttr string
 
-	mu       sync.Mutex
-	entries  map[[sha256.Size]byte]cachedIntrospection
-	inflight map[[sha256.Size]byte]*introspectionFlight
+	// flights collapses concurrent introspections of one key into one
+	// call, detached from the requests' cancellation; each request waits
+	// on its own ctx.
+	flights flight.Group[[sha256.Size]byte, *agenttrust.IntrospectionResult]
+
+	mu      sync.Mutex
+	entries map[[sha256.Size]byte]cachedIntrospection
 }
 
 type cachedIntrospection struct {
 	res   *agenttrust.IntrospectionResult // never handed out; callers get copies
 	until time.Time
-}
-
-// introspectionFlight is one introspection call shared by the callers that
-// asked for the same token meanwhile. res, err and abandoned are written
-// before done is closed and only read after.
-type introspectionFlight struct {
-	done      chan struct{}
-	res       *agenttrust.IntrospectionResult
-	err       error
-	abandoned bool // the leader's context ended the call
-	waiters   int  // callers other than the leader (for tests and debugging)
 }
 
 // NewVerifier returns a Verifier that introspects with client. A
@@ -297,24 +291,15 @@ func NewVerifier(client *agenttrust.Client, opts ...Option) (*Verifier, error) {
 		cfg:       cfg,
 		challenge: `Bearer realm="` + cfg.realm + `"`,
 		entries:   make(map[[sha256.Size]byte]cachedIntrospection),
-		inflight:  make(map[[sha256.Size]byte]*introspectionFlight),
 	}
+	v.flights.WaitErr = networkErr
 	if len(cfg.scopes) > 0 {
 		v.scopeAttr = `, scope="` + strings.Join(cfg.scopes, " ") + `"`
 	}
 	// Length-prefixed parts keep the encoding unambiguous. The scope set is
 	// sorted so that the same set in another order gives the same key.
-	str := func(s string) {
-		v.keyPrefix = binary.AppendUvarint(v.keyPrefix, uint64(len(s)))
-		v.keyPrefix = append(v.keyPrefix, s...)
-	}
-	str(cfg.target)
-	sorted := slices.Clone(cfg.scopes)
-	slices.Sort(sorted)
-	v.keyPrefix = binary.AppendUvarint(v.keyPrefix, uint64(len(sorted)))
-	for _, s := range sorted {
-		str(s)
-	}
+	v.keyPrefix = strpack.AppendString(v.keyPrefix, cfg.target)
+	v.keyPrefix = strpack.AppendSet(v.keyPrefix, cfg.scopes)
 	return v, nil
 }
 
@@ -380,77 +365,59 @@ func (v *Verifier) lookup(ctx context.Context, token string) (*agenttrust.Intros
 		return nil, rej
 	}
 	key := v.cacheKey(token)
-
-	for {
-		v.mu.Lock()
-		if v.cfg.maxAge > 0 {
-			if e, ok := v.entries[key]; ok {
-				if v.cfg.now().Before(e.until) {
-					v.mu.Unlock()
-					obshook.CacheLookup(v.client, ctx, string(agenttrust.CacheIntrospection), true)
-					return e.res, nil // entries are never modified once stored
-				}
-				delete(v.entries, key)
-			}
-			obshook.CacheLookup(v.client, ctx, string(agenttrust.CacheIntrospection), false)
-		}
-		f, ok := v.inflight[key]
-		if !ok {
-			// This caller leads: it introspects on its own goroutine and
-			// under its own context, so a miss costs one round trip and
-			// nothing more, and no work outlives the request.
-			f = &introspectionFlight{done: make(chan struct{})}
-			v.inflight[key] = f
-			v.mu.Unlock()
-			return v.lead(ctx, key, token, f)
-		}
-		f.waiters++
-		v.mu.Unlock()
-
-		select {
-		case <-f.done:
-			if f.abandoned && ctx.Err() == nil {
-				// The leader's request ended before the answer came; this
-				// caller still wants one, so it tries again (and may lead).
-				continue
-			}
-			return f.res, f.err
-		case <-ctx.Done():
-			v.mu.Lock()
-			f.waiters--
-			v.mu.Unlock()
-			return nil, networkErr(ctx.Err())
-		}
+	if res, ok := v.cached(key); ok {
+		obshook.CacheLookup(v.client, ctx, string(agenttrust.CacheIntrospection), true)
+		return res, nil // entries are never modified once stored
 	}
+	if v.cfg.maxAge > 0 {
+		obshook.CacheLookup(v.client, ctx, string(agenttrust.CacheIntrospection), false)
+	}
+	return v.miss(ctx, key, token)
 }
 
-// lead makes the introspection call for f and shares its outcome with the
-// callers waiting on f. A failure caused by the leader's own context ending
-// is marked abandoned, so that waiters retry instead of inheriting it.
-func (v *Verifier) lead(ctx context.Context, key [sha256.Size]byte, token string, f *introspectionFlight) (res *agenttrust.IntrospectionResult, err error) {
-	defer func() {
-		v.mu.Lock()
-		if v.inflight[key] == f {
-			delete(v.inflight, key)
+// miss joins or starts the introspection for key. It is a function of its
+// own so that the closures, which escape, cost nothing on a hit.
+func (v *Verifier) miss(ctx context.Context, key [sha256.Size]byte, token string) (*agenttrust.IntrospectionResult, error) {
+	recheck := func() (*agenttrust.IntrospectionResult, bool) { return v.cached(key) }
+	return v.flights.Do(ctx, key, recheck, func(ctx context.Context) (*agenttrust.IntrospectionResult, error) {
+		return v.introspect(ctx, key, token)
+	})
+}
+
+// cached returns the cached answer for key, dropping an expired one.
+func (v *Verifier) cached(key [sha256.Size]byte) (*agenttrust.IntrospectionResult, bool) {
+	if v.cfg.maxAge <= 0 {
+		return nil, false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if e, ok := v.entries[key]; ok {
+		if v.cfg.now().Before(e.until) {
+			return e.res, true
 		}
-		if err == nil && v.cfg.maxAge > 0 {
-			v.storeLocked(key, res) // res is not modified after this point
-		}
-		v.mu.Unlock()
-		f.res, f.err = res, err
-		f.abandoned = err != nil && ctx.Err() != nil
-		close(f.done)
-	}()
-	res, err = v.client.Tokens.Introspect(ctx, agenttrust.TokenIntrospectParams{
+		delete(v.entries, key)
+	}
+	return nil, false
+}
+
+// introspect makes the introspection call shared by the requests for key,
+// and caches a positive answer before returning it.
+func (v *Verifier) introspect(ctx context.Context, key [sha256.Size]byte, token string) (*agenttrust.IntrospectionResult, error) {
+	res, err := v.client.Tokens.Introspect(ctx, agenttrust.TokenIntrospectParams{
 		Token: token, Target: v.cfg.target, RequiredScopes: v.cfg.scopes,
 	})
 	if err == nil {
 		err = v.decide(res, token)
 	}
 	if err != nil {
-		res = nil
+		return nil, err
 	}
-	return res, err
+	if v.cfg.maxAge > 0 {
+		v.mu.Lock()
+		v.storeLocked(key, res) // res is not modified after this point
+		v.mu.Unlock()
+	}
+	return res, nil
 }
 
 // decide turns a gateway answer into nil (accepted) or a rejection, from
@@ -567,20 +534,12 @@ func checkTokenSyntax(token string) string {
 // copyIntrospection returns a copy sharing nothing mutable with r; up to four
 // scopes live in the same allocation.
 func copyIntrospection(r *agenttrust.IntrospectionResult) *agenttrust.IntrospectionResult {
-	if len(r.Scopes) <= 4 {
-		box := &struct {
-			r   agenttrust.IntrospectionResult
-			buf [4]string
-		}{r: *r}
-		n := copy(box.buf[:], r.Scopes)
-		if r.Scopes != nil {
-			box.r.Scopes = box.buf[:n:n]
-		}
-		return &box.r
-	}
-	c := *r
-	c.Scopes = slices.Clone(r.Scopes)
-	return &c
+	box := &struct {
+		r   agenttrust.IntrospectionResult
+		buf [4]string
+	}{r: *r}
+	box.r.Scopes, _ = strpack.Clone(box.buf[:], r.Scopes)
+	return &box.r
 }
 
 // redactSecret removes secret from s, in case a gateway echoes the token in
@@ -626,14 +585,7 @@ func (c *introspectionContext) String() string {
 // withIntrospection returns a child of parent holding a copy of r.
 func withIntrospection(parent context.Context, r *agenttrust.IntrospectionResult) context.Context {
 	c := &introspectionContext{Context: parent, res: *r}
-	if len(r.Scopes) <= len(c.buf) {
-		n := copy(c.buf[:], r.Scopes)
-		if r.Scopes != nil {
-			c.res.Scopes = c.buf[:n:n]
-		}
-	} else {
-		c.res.Scopes = slices.Clone(r.Scopes)
-	}
+	c.res.Scopes, _ = strpack.Clone(c.buf[:], r.Scopes)
 	return c
 }
 

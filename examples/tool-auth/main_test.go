@@ -1,0 +1,30 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"agent: 200 contents of /files/q1.txt, read by agent-1",
+		"agent: 200 contents of /files/q2.txt, read by agent-1",
+		"tokens issued for the agent: 1 ",
+		`no token: 401 {"error":"unauthorized"`,
+		"token without files:read: 401",
+		"scope the agent lacks: not sent (",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

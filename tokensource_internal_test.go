@@ -1,0 +1,180 @@
+package agenttrust
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func newSourceRig(t testing.TB, p TokenIssueParams) (*TokenSource, *recServer, *fakeClock, *Client) {
+	t.Helper()
+	clk := newFakeClock(t0)
+	is := &issuer{clock: clk, ttl: 5 * time.Minute}
+	srv := newRecServer(t, is.handle)
+	c := newTestClient(t, srv.URL, withNow(clk.Now))
+	src, err := c.Tokens.NewSource(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, srv, clk, c
+}
+
+func sourceToken(t *testing.T, src *TokenSource) string {
+	t.Helper()
+	tok, err := src.Token(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// The source reuses its token while more than 30 s of it remain, issues a
+// new one after, and follows the cache's evictions.
+func TestTokenSourceRefresh(t *testing.T) {
+	scopes := []string{"b", "a"}
+	src, srv, clk, c := newSourceRig(t, TokenIssueParams{AgentID: "a1", Scopes: scopes})
+	first := sourceToken(t, src)
+	scopes[0] = "changed" // the source keeps its own copy
+	clk.Advance(5*time.Minute - 31*time.Second)
+	if tok := sourceToken(t, src); tok != first || srv.count() != 1 {
+		t.Fatalf("with 31 s left: %d issued", srv.count())
+	}
+	clk.Advance(time.Second)
+	second := sourceToken(t, src)
+	if second == first || srv.count() != 2 {
+		t.Fatalf("with 30 s left: token reused (%d issued)", srv.count())
+	}
+	if sent := decodeMap(t, srv.requests()[1].Body)["scopes"]; len(sent.([]any)) != 2 || sent.([]any)[0] != "b" {
+		t.Errorf("scopes sent: %v", sent)
+	}
+	c.Tokens.ClearCache()
+	if tok := sourceToken(t, src); tok == second || srv.count() != 3 {
+		t.Errorf("ClearCache not followed (%d issued)", srv.count())
+	}
+	if err := c.Tokens.Revoke(ctxT(t), sourceToken(t, src), ""); err != nil {
+		t.Fatal(err)
+	}
+	sourceToken(t, src)
+	if srv.count() != 5 { // 3 issues, a revoke, an issue
+		t.Errorf("Revoke not followed: %d requests", srv.count())
+	}
+}
+
+// A cache hit allocates nothing, for the token and for the bearer value.
+func TestTokenSourceHitAllocs(t *testing.T) {
+	src, _, _, _ := newSourceRig(t, TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"})
+	ctx := context.Background()
+	sourceToken(t, src)
+	if n := testing.AllocsPerRun(200, func() { _, _ = src.Token(ctx) }); n != 0 {
+		t.Errorf("Token on a hit: %v allocations", n)
+	}
+	if n := testing.AllocsPerRun(200, func() { _, _ = src.bearer(ctx) }); n != 0 {
+		t.Errorf("bearer on a hit: %v allocations", n)
+	}
+}
+
+// The transport allocates no more than cloning the request and setting the
+// header would, and leaves the caller's request as it was.
+func TestTokenTransportAllocs(t *testing.T) {
+	src, _, _, _ := newSourceRig(t, TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}})
+	ctx := context.Background()
+	bearer := "Bearer " + sourceToken(t, src)
+	var sent *http.Request
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent = r
+		return &http.Response{StatusCode: http.StatusOK}, nil
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://tool.example/call", http.NoBody)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	baseline := testing.AllocsPerRun(100, func() {
+		r := req.Clone(req.Context())
+		r.Header.Set("Authorization", bearer)
+		_, _ = base.RoundTrip(r)
+	})
+	tr := src.Transport(base)
+	got := testing.AllocsPerRun(100, func() { _, _ = tr.RoundTrip(req) })
+	if got > baseline {
+		t.Errorf("the transport allocates %v per request, a clone and a header set %v", got, baseline)
+	}
+	if sent == req || sent.Header.Get("Authorization") != bearer || sent.Header.Get("Accept") != "application/json" {
+		t.Errorf("sent headers %v", sent.Header)
+	}
+	if len(req.Header) != 2 || req.Header.Get("Authorization") != "" {
+		t.Errorf("the caller's request was modified: %v", req.Header)
+	}
+}
+
+// BenchmarkTokenSourceHit compares the bearer lookup of a source with a
+// Tokens.Issue hit for the same agent, target and scopes; run with
+// -count=6 and compare the two with benchstat.
+func BenchmarkTokenSourceHit(b *testing.B) {
+	p := TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"}
+	src, srv, _, c := newSourceRig(b, p)
+	ctx := context.Background()
+	if _, err := src.Token(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("issue", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := c.Tokens.Issue(ctx, p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("source", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := src.Token(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	if srv.count() != 1 {
+		b.Fatalf("%d issue requests", srv.count())
+	}
+}
+
+// okTransport answers every request with one shared response, so that a
+// benchmark measures only what wraps it.
+type okTransport struct{ resp *http.Response }
+
+func (t okTransport) RoundTrip(*http.Request) (*http.Response, error) { return t.resp, nil }
+
+// BenchmarkTokenTransport compares the token transport with the least a
+// RoundTripper adding a header must do: clone the request and set the
+// header (to a ready-made value, so the baseline does not even build it).
+func BenchmarkTokenTransport(b *testing.B) {
+	src, _, _, _ := newSourceRig(b, TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"})
+	ctx := context.Background()
+	bearer, err := src.bearer(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := okTransport{resp: &http.Response{StatusCode: http.StatusOK}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://tool.example/call", http.NoBody)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "agent/1.0")
+	b.Run("clone+set", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			r := req.Clone(req.Context())
+			r.Header.Set("Authorization", bearer)
+			if _, err := base.RoundTrip(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	tr := src.Transport(base)
+	b.Run("transport", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := tr.RoundTrip(req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
