@@ -83,17 +83,8 @@ type Agent struct {
 // UnmarshalJSON applies the defaults (framework "custom", status "active")
 // and reads timestamps leniently.
 func (a *Agent) UnmarshalJSON(b []byte) error {
-	type plain Agent
-	w := struct {
-		*plain
-		CreatedAt lenientTime `json:"created_at"`
-	}{plain: (*plain)(a)}
 	*a = Agent{Framework: FrameworkCustom, Status: AgentStatusActive}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	a.CreatedAt = w.CreatedAt.Time
-	return nil
+	return unmarshalModel(b, a)
 }
 
 // String describes the agent without its private key.
@@ -260,17 +251,8 @@ type VerificationResult = IntrospectionResult
 
 // UnmarshalJSON reads timestamps leniently.
 func (r *IntrospectionResult) UnmarshalJSON(b []byte) error {
-	type plain IntrospectionResult
-	w := struct {
-		*plain
-		ExpiresAt lenientTime `json:"expires_at"`
-	}{plain: (*plain)(r)}
 	*r = IntrospectionResult{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	r.ExpiresAt = w.ExpiresAt.Time
-	return nil
+	return unmarshalModel(b, r)
 }
 
 // ActionCheckResult is the Guardian's decision. A denial is a
@@ -330,18 +312,8 @@ type Session struct {
 
 // UnmarshalJSON reads timestamps leniently.
 func (s *Session) UnmarshalJSON(b []byte) error {
-	type plain Session
-	w := struct {
-		*plain
-		CreatedAt      lenientTime `json:"created_at"`
-		LastActivityAt lenientTime `json:"last_activity_at"`
-	}{plain: (*plain)(s)}
 	*s = Session{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	s.CreatedAt, s.LastActivityAt = w.CreatedAt.Time, w.LastActivityAt.Time
-	return nil
+	return unmarshalModel(b, s)
 }
 
 // ApprovalRequest is an elevation approval.
@@ -360,18 +332,8 @@ type ApprovalRequest struct {
 
 // UnmarshalJSON applies the "pending" default and lenient timestamps.
 func (a *ApprovalRequest) UnmarshalJSON(b []byte) error {
-	type plain ApprovalRequest
-	w := struct {
-		*plain
-		CreatedAt lenientTime `json:"created_at"`
-		ExpiresAt lenientTime `json:"expires_at"`
-	}{plain: (*plain)(a)}
 	*a = ApprovalRequest{Status: ApprovalPending}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	a.CreatedAt, a.ExpiresAt = w.CreatedAt.Time, w.ExpiresAt.Time
-	return nil
+	return unmarshalModel(b, a)
 }
 
 // Organization is defined for completeness; no API returns it.
@@ -385,15 +347,6 @@ type Organization struct {
 
 // UnmarshalJSON applies the "free" default and lenient timestamps.
 func (o *Organization) UnmarshalJSON(b []byte) error {
-	type plain Organization
-	w := struct {
-		*plain
-		CreatedAt lenientTime `json:"created_at"`
-	}{plain: (*plain)(o)}
 	*o = Organization{Tier: "free"}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	o.CreatedAt = w.CreatedAt.Time
-	return nil
+	return unmarshalModel(b, o)
 }
