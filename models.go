@@ -19,14 +19,19 @@ const (
 	AgentStatusRevoked   AgentStatus = "revoked"
 )
 
-// Framework hint values for AgentCreateParams.Framework; not validated.
+// Framework names the framework an agent is built with. It is a hint the
+// gateway does not validate: any value is sent, and values the SDK does not
+// know are kept as received.
+type Framework string
+
+// Known frameworks.
 const (
-	FrameworkOpenAI    = "openai"
-	FrameworkAnthropic = "anthropic"
-	FrameworkLangChain = "langchain"
-	FrameworkCrewAI    = "crewai"
-	FrameworkAutoGen   = "autogen"
-	FrameworkCustom    = "custom"
+	FrameworkOpenAI    Framework = "openai"
+	FrameworkAnthropic Framework = "anthropic"
+	FrameworkLangChain Framework = "langchain"
+	FrameworkCrewAI    Framework = "crewai"
+	FrameworkAutoGen   Framework = "autogen"
+	FrameworkCustom    Framework = "custom"
 )
 
 // ActionEffect hints how an action changes the world; when omitted the
@@ -41,28 +46,49 @@ const (
 	EffectAdmin       ActionEffect = "admin"
 )
 
-// Telemetry event types, the only ones the gateway knows.
+// EventType is the kind of a telemetry event. The gateway knows only the
+// three below; the guard's reporter drops events of any other type, while
+// Telemetry.Report sends what it is given.
+type EventType string
+
+// The telemetry event types.
 const (
-	EventToolStart = "tool_start"
-	EventToolEnd   = "tool_end"
-	EventToolError = "tool_error"
+	EventToolStart EventType = "tool_start"
+	EventToolEnd   EventType = "tool_end"
+	EventToolError EventType = "tool_error"
 )
 
-// Approval statuses.
+// ApprovalStatus is the state of an elevation approval. Values the SDK does
+// not know are kept as received.
+type ApprovalStatus string
+
+// Known approval statuses.
 const (
-	ApprovalPending  = "pending"
-	ApprovalApproved = "approved"
-	ApprovalDenied   = "denied"
+	ApprovalPending  ApprovalStatus = "pending"
+	ApprovalApproved ApprovalStatus = "approved"
+	ApprovalDenied   ApprovalStatus = "denied"
 )
 
-// Session modes and sources.
+// SessionMode is what a session may do. Values the SDK does not know are
+// kept as received.
+type SessionMode string
+
+// Known session modes.
 const (
-	SessionModeReadOnly     = "read_only"
-	SessionModeElevated     = "elevated"
-	SessionSourceMCP        = "mcp"
-	SessionSourceAPI        = "api"
-	SessionSourceA2A        = "a2a"
-	SessionSourceFederation = "federation"
+	SessionModeReadOnly SessionMode = "read_only"
+	SessionModeElevated SessionMode = "elevated"
+)
+
+// SessionSource is the protocol a session was opened through. Values the SDK
+// does not know are kept as received.
+type SessionSource string
+
+// Known session sources.
+const (
+	SessionSourceMCP        SessionSource = "mcp"
+	SessionSourceAPI        SessionSource = "api"
+	SessionSourceA2A        SessionSource = "a2a"
+	SessionSourceFederation SessionSource = "federation"
 )
 
 // Agent is a registered agent. Printing or logging it never
@@ -71,7 +97,7 @@ type Agent struct {
 	ID           string         `json:"id"`
 	Name         string         `json:"name"`
 	OrgID        string         `json:"org_id"`
-	Framework    string         `json:"framework"` // "custom" when absent
+	Framework    Framework      `json:"framework"` // "custom" when absent
 	PublicKey    string         `json:"public_key"`
 	Status       AgentStatus    `json:"status"` // "active" when absent
 	Capabilities []string       `json:"capabilities"`
@@ -90,7 +116,7 @@ func (a *Agent) UnmarshalJSON(b []byte) error {
 // String describes the agent without its private key.
 func (a Agent) String() string {
 	return joinFields("Agent", "ID", strconv.Quote(a.ID), "Name", strconv.Quote(a.Name), "OrgID", strconv.Quote(a.OrgID),
-		"Framework", strconv.Quote(a.Framework), "Status", strconv.Quote(string(a.Status)),
+		"Framework", strconv.Quote(string(a.Framework)), "Status", strconv.Quote(string(a.Status)),
 		"Capabilities", fmt.Sprintf("%q", a.Capabilities), "Metadata", fmt.Sprint(a.Metadata),
 		"PublicKey", strconv.Quote(a.PublicKey), "PrivateKey", redactedSecret(a.PrivateKey),
 		"CreatedAt", a.CreatedAt.Format(time.RFC3339))
@@ -106,7 +132,7 @@ func (a Agent) Format(f fmt.State, verb rune) { formatRedacted(f, verb, a, a) }
 // LogValue hides the private key from log/slog.
 func (a Agent) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", a.ID), slog.String("name", a.Name), slog.String("org_id", a.OrgID),
-		slog.String("framework", a.Framework), slog.String("status", string(a.Status)),
+		slog.String("framework", string(a.Framework)), slog.String("status", string(a.Status)),
 		slog.Any("capabilities", a.Capabilities), secretAttr("private_key", a.PrivateKey != ""),
 		slog.Time("created_at", a.CreatedAt))
 }
@@ -290,24 +316,24 @@ func (r *ActionCheckResult) UnmarshalJSON(b []byte) error {
 
 // Session is an MCP, API, A2A or federation session.
 type Session struct {
-	SessionID      string    `json:"session_id"`
-	AgentID        string    `json:"agent_id"`
-	OrgID          string    `json:"org_id"`
-	Source         string    `json:"source"` // mcp, api, a2a, federation
-	ServerID       string    `json:"server_id"`
-	DelegationID   string    `json:"delegation_id"`
-	ProviderID     string    `json:"provider_id"`
-	Issuer         string    `json:"issuer"`
-	TrustLevel     string    `json:"trust_level"`
-	Mode           string    `json:"mode"` // read_only or elevated
-	AllowedActions []string  `json:"allowed_actions"`
-	ScopeCeiling   []string  `json:"scope_ceiling"`
-	TotalCalls     int       `json:"total_calls"`
-	ReadCalls      int       `json:"read_calls"`
-	WriteCalls     int       `json:"write_calls"`
-	DeniedCalls    int       `json:"denied_calls"`
-	CreatedAt      time.Time `json:"created_at"`
-	LastActivityAt time.Time `json:"last_activity_at"`
+	SessionID      string        `json:"session_id"`
+	AgentID        string        `json:"agent_id"`
+	OrgID          string        `json:"org_id"`
+	Source         SessionSource `json:"source"`
+	ServerID       string        `json:"server_id"`
+	DelegationID   string        `json:"delegation_id"`
+	ProviderID     string        `json:"provider_id"`
+	Issuer         string        `json:"issuer"`
+	TrustLevel     string        `json:"trust_level"`
+	Mode           SessionMode   `json:"mode"`
+	AllowedActions []string      `json:"allowed_actions"`
+	ScopeCeiling   []string      `json:"scope_ceiling"`
+	TotalCalls     int           `json:"total_calls"`
+	ReadCalls      int           `json:"read_calls"`
+	WriteCalls     int           `json:"write_calls"`
+	DeniedCalls    int           `json:"denied_calls"`
+	CreatedAt      time.Time     `json:"created_at"`
+	LastActivityAt time.Time     `json:"last_activity_at"`
 }
 
 // UnmarshalJSON reads timestamps leniently.
@@ -318,16 +344,16 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 
 // ApprovalRequest is an elevation approval.
 type ApprovalRequest struct {
-	ID           string    `json:"id"`
-	SessionID    string    `json:"session_id"`
-	AgentID      string    `json:"agent_id"`
-	OrgID        string    `json:"org_id"`
-	ActionName   string    `json:"action_name"`
-	ActionEffect string    `json:"action_effect"`
-	Status       string    `json:"status"` // "pending" when absent
-	CreatedAt    time.Time `json:"created_at"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	DecidedBy    string    `json:"decided_by"`
+	ID           string         `json:"id"`
+	SessionID    string         `json:"session_id"`
+	AgentID      string         `json:"agent_id"`
+	OrgID        string         `json:"org_id"`
+	ActionName   string         `json:"action_name"`
+	ActionEffect ActionEffect   `json:"action_effect"`
+	Status       ApprovalStatus `json:"status"` // "pending" when absent
+	CreatedAt    time.Time      `json:"created_at"`
+	ExpiresAt    time.Time      `json:"expires_at"`
+	DecidedBy    string         `json:"decided_by"`
 }
 
 // UnmarshalJSON applies the "pending" default and lenient timestamps.

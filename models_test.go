@@ -118,3 +118,53 @@ func TestTokenStringHidesSecret(t *testing.T) {
 		t.Errorf("String() = %s", s)
 	}
 }
+
+// Enumerations decode into their named types; known values equal the
+// constants and unknown ones are kept as received.
+func TestEnumerationsPassThrough(t *testing.T) {
+	var a Agent
+	var s Session
+	var ap ApprovalRequest
+	for _, tc := range []struct {
+		body string
+		into any
+	}{
+		{`{"framework":"langchain"}`, &a},
+		{`{"source":"a2a","mode":"elevated"}`, &s},
+		{`{"status":"approved","action_effect":"destructive"}`, &ap},
+	} {
+		if err := json.Unmarshal([]byte(tc.body), tc.into); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Framework != FrameworkLangChain || s.Source != SessionSourceA2A || s.Mode != SessionModeElevated ||
+		ap.Status != ApprovalApproved || ap.ActionEffect != EffectDestructive {
+		t.Fatalf("known values: %v %+v %+v", a.Framework, s, ap)
+	}
+	var a2 Agent
+	var s2 Session
+	var ap2 ApprovalRequest
+	_ = json.Unmarshal([]byte(`{"framework":"my-own"}`), &a2)
+	_ = json.Unmarshal([]byte(`{"source":"grpc","mode":"sudo"}`), &s2)
+	_ = json.Unmarshal([]byte(`{"status":"expired","action_effect":"weird"}`), &ap2)
+	if a2.Framework != Framework("my-own") || s2.Source != SessionSource("grpc") || s2.Mode != SessionMode("sudo") ||
+		ap2.Status != ApprovalStatus("expired") || ap2.ActionEffect != ActionEffect("weird") {
+		t.Fatalf("unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	}
+	// The defaults are the typed constants too.
+	var d Agent
+	var dap ApprovalRequest
+	_ = json.Unmarshal([]byte(`{}`), &d)
+	_ = json.Unmarshal([]byte(`{}`), &dap)
+	if d.Framework != FrameworkCustom || dap.Status != ApprovalPending {
+		t.Fatalf("defaults %q %q", d.Framework, dap.Status)
+	}
+	// Telemetry writes its typed event type as the plain wire string, and an
+	// unknown one as given.
+	for _, et := range []EventType{EventToolEnd, "custom_event"} {
+		b, err := json.Marshal(TelemetryEvent{EventType: et, ToolName: "t", Timestamp: ts0})
+		if err != nil || !strings.HasPrefix(string(b), `{"event_type":"`+string(et)+`","tool_name":"t"`) {
+			t.Fatalf("%s: %s %v", et, b, err)
+		}
+	}
+}

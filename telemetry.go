@@ -13,7 +13,7 @@ type TelemetryService service
 // TelemetryEvent is one event on the wire.
 type TelemetryEvent struct {
 	// EventType is EventToolStart, EventToolEnd or EventToolError.
-	EventType string
+	EventType EventType
 	// ToolName is the tool the event is about.
 	ToolName string
 	// DurationMs is sent when non-nil.
@@ -32,12 +32,12 @@ type TelemetryEvent struct {
 const TimestampLayout = "2006-01-02T15:04:05.000000+00:00"
 
 type telemetryEventWire struct {
-	EventType  string `json:"event_type"`
-	ToolName   string `json:"tool_name"`
-	DurationMs *int   `json:"duration_ms,omitempty"`
-	Success    *bool  `json:"success,omitempty"`
-	Timestamp  string `json:"timestamp"`
-	ErrorType  string `json:"error_type,omitempty"`
+	EventType  EventType `json:"event_type"`
+	ToolName   string    `json:"tool_name"`
+	DurationMs *int      `json:"duration_ms,omitempty"`
+	Success    *bool     `json:"success,omitempty"`
+	Timestamp  string    `json:"timestamp"`
+	ErrorType  string    `json:"error_type,omitempty"`
 }
 
 // MarshalJSON writes the event with its keys in the wire order.
