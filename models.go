@@ -297,8 +297,11 @@ type ActionCheckResult struct {
 }
 
 // Decided reports whether the reply carried an explicit boolean "allowed".
-// A reply without one reads as a denial (as in the Python SDK); the guard
-// treats it as a malformed answer instead.
+// A reply without one reads as a denial (as in the Python SDK), which is
+// safe but cannot be told from a real denial by Allowed alone. Code that
+// acts on a check itself, as the guard does, needs Decided to treat such a
+// reply as a malformed answer (for instance to fail open or closed on it)
+// rather than as the Guardian's verdict.
 func (r *ActionCheckResult) Decided() bool { return r.decided }
 
 // UnmarshalJSON decodes a check reply as Actions.Check does: "allowed"

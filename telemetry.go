@@ -28,8 +28,8 @@ type TelemetryEvent struct {
 	ErrorType string
 }
 
-// TimestampLayout is how telemetry timestamps are written.
-const TimestampLayout = "2006-01-02T15:04:05.000000+00:00"
+// telemetryTimeLayout is how telemetry timestamps are written.
+const telemetryTimeLayout = "2006-01-02T15:04:05.000000+00:00"
 
 type telemetryEventWire struct {
 	EventType  EventType `json:"event_type"`
@@ -53,7 +53,7 @@ func (e TelemetryEvent) MarshalJSON() ([]byte, error) {
 		ToolName:   e.ToolName,
 		DurationMs: e.DurationMs,
 		Success:    e.Success,
-		Timestamp:  ts.UTC().Format(TimestampLayout),
+		Timestamp:  ts.UTC().Format(telemetryTimeLayout),
 		ErrorType:  e.ErrorType,
 	})
 }

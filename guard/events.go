@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/internal/runes"
 )
 
 // EventType is the kind of a telemetry event, the core SDK's type. Only the
@@ -68,7 +69,8 @@ func LengthSummary(input string) string {
 }
 
 // TruncateRunes returns s cut to at most n runes, on a rune boundary.
-func TruncateRunes(s string, n int) string { return agenttrust.TruncateRunes(s, n) }
+// Invalid UTF-8 bytes count as one rune each and are kept as they are.
+func TruncateRunes(s string, n int) string { return runes.Truncate(s, n) }
 
 // valid reports whether the event can be sent.
 func (e Event) valid() bool {
