@@ -365,17 +365,28 @@ func (a *ApprovalRequest) UnmarshalJSON(b []byte) error {
 	return unmarshalModel(b, a)
 }
 
+// OrganizationTier is an organization's plan. Values the SDK does not know
+// are kept as received.
+type OrganizationTier string
+
+// Known organization tiers.
+const (
+	TierFree       OrganizationTier = "free"
+	TierPro        OrganizationTier = "pro"
+	TierEnterprise OrganizationTier = "enterprise"
+)
+
 // Organization is defined for completeness; no API returns it.
 type Organization struct {
-	ID        string         `json:"id"`
-	Name      string         `json:"name"`
-	Tier      string         `json:"tier"` // "free" when absent
-	Settings  map[string]any `json:"settings"`
-	CreatedAt time.Time      `json:"created_at"`
+	ID        string           `json:"id"`
+	Name      string           `json:"name"`
+	Tier      OrganizationTier `json:"tier"` // "free" when absent
+	Settings  map[string]any   `json:"settings"`
+	CreatedAt time.Time        `json:"created_at"`
 }
 
 // UnmarshalJSON applies the "free" default and lenient timestamps.
 func (o *Organization) UnmarshalJSON(b []byte) error {
-	*o = Organization{Tier: "free"}
+	*o = Organization{Tier: TierFree}
 	return unmarshalModel(b, o)
 }

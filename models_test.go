@@ -90,10 +90,10 @@ func TestOrganizationDecoding(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"id":"o","name":"n","settings":{"a":1},"created_at":"2026-03-01T10:00:00Z"}`), &o); err != nil {
 		t.Fatal(err)
 	}
-	if o.Tier != "free" || o.ID != "o" || !o.CreatedAt.Equal(ts0) || o.Settings["a"] != float64(1) {
+	if o.Tier != TierFree || o.ID != "o" || !o.CreatedAt.Equal(ts0) || o.Settings["a"] != float64(1) {
 		t.Errorf("%+v", o)
 	}
-	if err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o); err != nil || o.Tier != "pro" || !o.CreatedAt.IsZero() || o.ID != "" {
+	if err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o); err != nil || o.Tier != TierPro || !o.CreatedAt.IsZero() || o.ID != "" {
 		t.Errorf("%+v %v", o, err)
 	}
 	if err := json.Unmarshal([]byte(`{"tier":1}`), &o); err == nil {
