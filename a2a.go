@@ -147,25 +147,11 @@ type A2ATask struct {
 	UpdatedAt time.Time         `json:"updated_at"`
 }
 
-// UnmarshalJSON applies the "pending" default and lenient timestamps.
+// UnmarshalJSON applies the "pending" default (for an absent or null
+// status) and lenient timestamps.
 func (t *A2ATask) UnmarshalJSON(b []byte) error {
-	type plain A2ATask
-	w := struct {
-		*plain
-		Status    *string     `json:"status"`
-		CreatedAt lenientTime `json:"created_at"`
-		UpdatedAt lenientTime `json:"updated_at"`
-	}{plain: (*plain)(t)}
-	*t = A2ATask{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	t.Status = "pending"
-	if w.Status != nil {
-		t.Status = *w.Status
-	}
-	t.CreatedAt, t.UpdatedAt = w.CreatedAt.Time, w.UpdatedAt.Time
-	return nil
+	*t = A2ATask{Status: "pending"}
+	return unmarshalModel(b, t)
 }
 
 // A2AMessageTask is an A2A v1.0 Task, the result of message/send.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+
+	"github.com/agenttrustid/agenttrust-go/internal/runes"
 )
 
 // ActionsService asks the Guardian whether an agent may act. Checks go to the
@@ -69,7 +71,7 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*Actio
 		SessionID:    p.SessionID,
 		ActionName:   name,
 		ActionSource: "api",
-		InputSummary: TruncateRunes(p.ToolInputSummary, MaxSummaryRunes),
+		InputSummary: runes.Truncate(p.ToolInputSummary, MaxSummaryRunes),
 		ActionEffect: p.ActionEffect,
 	}
 	raw := body.appendJSON(nil)
@@ -264,23 +266,4 @@ func (w *checkReplyWire) decodeLenient(b []byte) ([]string, error) {
 	field("elevation_required", raw.ElevationRequired, &r.ElevationRequired, func() { r.ElevationRequired = false })
 	field("approval_id", raw.ApprovalID, &r.ApprovalID, func() { r.ApprovalID = "" })
 	return mistyped, nil
-}
-
-// TruncateRunes returns s cut to at most n runes, on a rune boundary. Invalid
-// UTF-8 bytes count as one rune each and are kept as they are.
-func TruncateRunes(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	if len(s) <= n {
-		return s // at most n bytes is at most n runes
-	}
-	count := 0
-	for i := range s {
-		if count == n {
-			return s[:i]
-		}
-		count++
-	}
-	return s
 }

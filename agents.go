@@ -15,7 +15,7 @@ type AgentCreateParams struct {
 	// Name is required by the gateway.
 	Name string
 	// Framework is a hint such as FrameworkLangChain; "" sends "custom".
-	Framework string
+	Framework Framework
 	// OrgID is sent when non-empty.
 	OrgID string
 	// Capabilities are the scopes the agent may later ask tokens for; nil
@@ -37,7 +37,7 @@ type AgentCreateParams struct {
 
 type agentCreateBody struct {
 	Name         string         `json:"name"`
-	Framework    string         `json:"framework"`
+	Framework    Framework      `json:"framework"`
 	Capabilities []string       `json:"capabilities"`
 	Metadata     map[string]any `json:"metadata"`
 	PublicKey    string         `json:"public_key"`
@@ -70,7 +70,7 @@ func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams) (*Agent
 	}
 	body := agentCreateBody{
 		Name:         p.Name,
-		Framework:    orDefault(p.Framework, FrameworkCustom),
+		Framework:    Framework(orDefault(string(p.Framework), string(FrameworkCustom))),
 		Capabilities: nonNil(p.Capabilities),
 		Metadata:     p.Metadata,
 		PublicKey:    orDefault(p.PublicKey, generated.PublicKeyPEM),

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"sync"
 	"time"
 )
 
@@ -260,7 +262,10 @@ func decodeRawObject(resp *response) (map[string]any, error) {
 }
 
 // lenientTime is a timestamp that never fails decoding: absent, null, "",
-// non-string or malformed values give the zero time.
+// non-string or malformed values give the zero time. It is the one lenient
+// time of the SDK: unmarshalModel puts it in place of every time.Time field
+// of a model, and a model whose UnmarshalJSON needs a shadow struct anyway
+// (for alternate keys) uses it for its timestamps.
 type lenientTime struct{ time.Time }
 
 func (t *lenientTime) UnmarshalJSON(b []byte) error {
@@ -325,4 +330,84 @@ func parseTimestamp(s string) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// unmarshalModel decodes the JSON object b into *v as json.Unmarshal would,
+// except that every time.Time field of T is read with lenientTime's rules,
+// so a malformed timestamp never fails a reply. Fields that b does not set
+// keep the value they have in *v: a model sets its defaults, then calls
+// unmarshalModel from its UnmarshalJSON. Unexported fields are left alone.
+//
+// T must be a struct without embedded fields; T's UnmarshalJSON is not
+// called (the decoding goes through a shadow struct type without methods).
+func unmarshalModel[T any](b []byte, v *T) error {
+	p := lenientPlanOf(reflect.TypeOf(v).Elem())
+	sv := reflect.New(p.shadow)
+	s, d := sv.Elem(), reflect.ValueOf(v).Elem()
+	for i, f := range p.fields {
+		if f.time {
+			s.Field(i).Field(0).Set(d.Field(f.index))
+		} else {
+			s.Field(i).Set(d.Field(f.index))
+		}
+	}
+	err := json.Unmarshal(b, sv.Interface())
+	// Copied back even on error, as json.Unmarshal leaves what it decoded.
+	for i, f := range p.fields {
+		if f.time {
+			d.Field(f.index).Set(s.Field(i).Field(0))
+		} else {
+			d.Field(f.index).Set(s.Field(i))
+		}
+	}
+	return err
+}
+
+// lenientPlan is how unmarshalModel decodes one model type: through shadow,
+// a struct type with the model's exported fields and tags in which every
+// time.Time field is a lenientTime.
+type lenientPlan struct {
+	shadow reflect.Type
+	fields []lenientField // one per shadow field
+}
+
+type lenientField struct {
+	index int  // the field's index in the model
+	time  bool // a time.Time in the model, a lenientTime in the shadow
+}
+
+var (
+	lenientPlans    sync.Map // reflect.Type -> *lenientPlan
+	timeType        = reflect.TypeOf(time.Time{})
+	lenientTimeType = reflect.TypeOf(lenientTime{})
+)
+
+// lenientPlanOf returns the plan of the struct type t, built on first use.
+func lenientPlanOf(t reflect.Type) *lenientPlan {
+	if p, ok := lenientPlans.Load(t); ok {
+		return p.(*lenientPlan)
+	}
+	p := &lenientPlan{}
+	var fields []reflect.StructField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous {
+			// json promotes the fields of embedded structs; the shadow would
+			// have to as well. No model embeds anything.
+			panic("agenttrust: unmarshalModel: " + t.String() + " embeds " + f.Type.String())
+		}
+		if !f.IsExported() {
+			continue // invisible to encoding/json too
+		}
+		sf := reflect.StructField{Name: f.Name, Type: f.Type, Tag: f.Tag}
+		isTime := f.Type == timeType
+		if isTime {
+			sf.Type = lenientTimeType
+		}
+		fields = append(fields, sf)
+		p.fields = append(p.fields, lenientField{index: i, time: isTime})
+	}
+	p.shadow = reflect.StructOf(fields)
+	actual, _ := lenientPlans.LoadOrStore(t, p)
+	return actual.(*lenientPlan)
 }

@@ -2,6 +2,9 @@ package agenttrust
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -149,4 +152,102 @@ func TestDecodeRawObjectAndObject(t *testing.T) {
 	}
 	err := decodeObject(decodeResp(`[]`), &s)
 	wantDecode(t, err)
+}
+
+// TestModelTimestampsLenient decodes every model that has timestamps with
+// each of its time.Time fields set to a good, a malformed, a non-string and
+// a null value: the good one parses, the others give the zero time, and
+// none fails the decode.
+func TestModelTimestampsLenient(t *testing.T) {
+	models := []any{
+		&Agent{}, &Token{}, &IntrospectionResult{}, &Session{}, &ApprovalRequest{}, &Organization{},
+		&A2ATask{}, &Delegation{}, &FederationProvider{}, &FederationIntrospectionResult{},
+		&IDTokenResponse{}, &MCPServer{}, &SIEMDestination{}, &SIEMDeliveryRecord{},
+	}
+	want := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for _, m := range models {
+		typ := reflect.TypeOf(m).Elem()
+		var keys []string
+		for i := 0; i < typ.NumField(); i++ {
+			if f := typ.Field(i); f.Type == timeType {
+				keys = append(keys, strings.Split(f.Tag.Get("json"), ",")[0])
+			}
+		}
+		if len(keys) == 0 {
+			t.Errorf("%s has no time.Time field", typ)
+		}
+		for _, raw := range []string{`"2026-03-01 10:00:00"`, `"garbage"`, `5`, `{"a":1}`, `""`} {
+			obj := map[string]json.RawMessage{}
+			for _, k := range keys {
+				obj[k] = json.RawMessage(raw)
+			}
+			b, _ := json.Marshal(obj)
+			v := reflect.New(typ)
+			if err := json.Unmarshal(b, v.Interface()); err != nil {
+				t.Errorf("%s %s: %v", typ, raw, err)
+				continue
+			}
+			for i := 0; i < typ.NumField(); i++ {
+				f := typ.Field(i)
+				if f.Type != timeType || (typ == reflect.TypeOf(Token{}) && f.Name == "IssuedAt" && raw == `""`) {
+					continue // an empty issued_at means "now"
+				}
+				got := v.Elem().Field(i).Interface().(time.Time)
+				if ok := raw[0] == '"' && len(raw) > 12; ok != got.Equal(want) || !ok && !got.IsZero() {
+					t.Errorf("%s.%s from %s = %v", typ, f.Name, raw, got)
+				}
+			}
+		}
+	}
+}
+
+// lenientProbe is a model as unmarshalModel expects one: a default set
+// before decoding and an unexported field that must survive it.
+type lenientProbe struct {
+	Name    string    `json:"name"`
+	Kind    string    `json:"kind"`
+	When    time.Time `json:"when"`
+	Skipped time.Time `json:"-"`
+	Count   int       `json:"count"`
+	private int
+}
+
+func (p *lenientProbe) UnmarshalJSON(b []byte) error {
+	*p = lenientProbe{Kind: "default", private: p.private}
+	return unmarshalModel(b, p)
+}
+
+func TestUnmarshalModel(t *testing.T) {
+	keep := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := lenientProbe{private: 7, Skipped: keep}
+	if err := json.Unmarshal([]byte(`{"name":"n","when":"2026-03-01T10:00:00+02:00","Skipped":"x"}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "n" || p.Kind != "default" || p.private != 7 || !p.Skipped.IsZero() ||
+		!p.When.Equal(time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)) {
+		t.Fatalf("got %+v", p)
+	}
+	// A wrong type elsewhere is still an error, and what was decoded stays.
+	err := json.Unmarshal([]byte(`{"name":"m","count":"x","when":"bad","kind":"k"}`), &p)
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || p.Name != "m" || p.Kind != "k" || !p.When.IsZero() {
+		t.Fatalf("err %v, got %+v", err, p)
+	}
+	if err := json.Unmarshal([]byte(`[1]`), &p); err == nil {
+		t.Fatal("an array decoded into a model")
+	}
+	// One plan per type, built once.
+	if lenientPlanOf(reflect.TypeOf(p)) != lenientPlanOf(reflect.TypeOf(p)) {
+		t.Fatal("plan rebuilt")
+	}
+}
+
+func TestUnmarshalModelRejectsEmbedding(t *testing.T) {
+	type embeds struct{ lenientProbe }
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for an embedded field")
+		}
+	}()
+	_ = unmarshalModel([]byte(`{}`), &embeds{})
 }

@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -100,17 +99,6 @@ type Delegation struct {
 
 // UnmarshalJSON reads timestamps leniently.
 func (d *Delegation) UnmarshalJSON(b []byte) error {
-	type plain Delegation
-	w := struct {
-		*plain
-		ExpiresAt lenientTime `json:"expires_at"`
-		RevokedAt lenientTime `json:"revoked_at"`
-		CreatedAt lenientTime `json:"created_at"`
-	}{plain: (*plain)(d)}
 	*d = Delegation{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	d.ExpiresAt, d.RevokedAt, d.CreatedAt = w.ExpiresAt.Time, w.RevokedAt.Time, w.CreatedAt.Time
-	return nil
+	return unmarshalModel(b, d)
 }

@@ -82,7 +82,7 @@ func TestFakeGatewayFlow(t *testing.T) {
 	if err != nil || !allowed.Allowed || !allowed.Decided() {
 		t.Fatalf("check allowed: %+v %v", allowed, err)
 	}
-	if s := srv.Checks()[0]["action_input_summary"].(string); len([]rune(s)) != 200 {
+	if s := srv.Checks()[0].ActionInputSummary; len([]rune(s)) != 200 {
 		t.Errorf("summary arrived with %d runes", len([]rune(s)))
 	}
 	denied, err := c.Actions.Check(ctx, agenttrust.ActionCheckParams{AgentID: agent.ID, ToolName: "delete_file", SessionID: sess.SessionID})
@@ -115,7 +115,7 @@ func TestFakeGatewayFlow(t *testing.T) {
 		t.Fatalf("report: %v", err)
 	}
 	evs := srv.TelemetryEvents()
-	if len(evs) != 2 || evs[1]["success"] != false || evs[0]["tool_name"] != "<t>" {
+	if len(evs) != 2 || (evs[1].Success == nil || *evs[1].Success) || evs[0].ToolName != "<t>" {
 		t.Errorf("telemetry events %v", evs)
 	}
 

@@ -166,28 +166,38 @@ func (e *AgentTrustError) Is(target error) bool {
 // The kind-specific error types. Each embeds the *AgentTrustError (so its
 // fields read directly: err.Status, err.Code), unwraps to it (so errors.As for
 // *AgentTrustError works too), and matches its sentinel and ErrAgentTrust.
+// Each is named after the Python SDK's exception class of the same name,
+// except NotFoundError, RateLimitError and DecodeError, which Python folds
+// into its base AgentTrustError or does not catch.
 type (
-	// ValidationError: HTTP 400 or a client-side check before any I/O (Status 0).
+	// ValidationError is returned for an HTTP 400 and for a client-side
+	// check that fails before any I/O (Status 0).
 	ValidationError struct{ *AgentTrustError }
-	// AuthenticationError: HTTP 401.
+	// AuthenticationError is returned for an HTTP 401.
 	AuthenticationError struct{ *AgentTrustError }
-	// AuthorizationError: HTTP 403.
+	// AuthorizationError is returned for an HTTP 403.
 	AuthorizationError struct{ *AgentTrustError }
-	// NotFoundError: HTTP 404.
+	// NotFoundError is returned for an HTTP 404.
 	NotFoundError struct{ *AgentTrustError }
-	// RateLimitError: HTTP 429; RetryAfter holds the server's hint.
+	// RateLimitError is returned for an HTTP 429; RetryAfter holds the
+	// server's hint.
 	RateLimitError struct{ *AgentTrustError }
-	// NetworkError: no HTTP response (refused, reset, timeout, cancelled).
-	// errors.Is(err, context.DeadlineExceeded) and context.Canceled work
-	// through it.
+	// NetworkError is returned when no HTTP response was received (refused,
+	// reset, timeout, cancelled). errors.Is(err, context.DeadlineExceeded)
+	// and context.Canceled work through it.
 	NetworkError struct{ *AgentTrustError }
-	// DecodeError: a 2xx body that is not the JSON the call expects.
+	// DecodeError is returned for a 2xx body that is not the JSON the call
+	// expects.
 	DecodeError struct{ *AgentTrustError }
-	// TokenExpiredError is reserved (code TOKEN_EXPIRED); the transport never
-	// returns it, as in the Python SDK.
+	// TokenExpiredError is never returned by the SDK: it is kept for parity
+	// with the Python SDK's TokenExpiredError class (code TOKEN_EXPIRED),
+	// which the Python transport never raises either. NewError with
+	// CodeTokenExpired builds one, for code that mirrors Python's.
 	TokenExpiredError struct{ *AgentTrustError }
-	// AgentRevokedError is reserved (code AGENT_REVOKED); the transport never
-	// returns it, as in the Python SDK.
+	// AgentRevokedError is never returned by the SDK: it is kept for parity
+	// with the Python SDK's AgentRevokedError class (code AGENT_REVOKED),
+	// which the Python transport never raises either. NewError with
+	// CodeAgentRevoked builds one, for code that mirrors Python's.
 	AgentRevokedError struct{ *AgentTrustError }
 )
 
@@ -240,8 +250,14 @@ func wrapKind(base *AgentTrustError) error {
 
 // NewError builds an SDK error with the given code and message, wrapped in the
 // kind-specific type for that code (e.g. *ValidationError for
-// VALIDATION_ERROR). Packages built on the SDK (guard, integrations) use it so
-// that their errors join the same model.
+// VALIDATION_ERROR), with cause (may be nil) as the error it unwraps to.
+//
+// Code built on the SDK needs it so that its errors join the SDK's model
+// (errors.Is with ErrAgentTrust and the code's sentinel, errors.As with
+// *AgentTrustError and the kind types): a custom KeyStore reporting a bad
+// agent id or a failing backend (CodeValidation, CodeKeyStore; for a missing
+// key use NewKeyNotFoundError), or a framework adapter rejecting its input.
+// The guard, tokenauth and the integrations use it for the same reason.
 func NewError(code, message string, cause error) error {
 	return wrapKind(&AgentTrustError{Code: code, Message: message, Err: cause})
 }

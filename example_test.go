@@ -148,10 +148,3 @@ func ExampleAgentTrustError() {
 	// status: 404 code: NOT_FOUND
 	// rejected before I/O: true
 }
-
-// TruncateRunes cuts on rune boundaries, as Actions.Check does with input
-// summaries.
-func ExampleTruncateRunes() {
-	fmt.Println(agenttrust.TruncateRunes("日本語のテキスト", 3))
-	// Output: 日本語
-}

@@ -175,18 +175,8 @@ type FederationProvider struct {
 
 // UnmarshalJSON reads timestamps leniently.
 func (p *FederationProvider) UnmarshalJSON(b []byte) error {
-	type plain FederationProvider
-	w := struct {
-		*plain
-		CreatedAt lenientTime `json:"created_at"`
-		UpdatedAt lenientTime `json:"updated_at"`
-	}{plain: (*plain)(p)}
 	*p = FederationProvider{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	p.CreatedAt, p.UpdatedAt = w.CreatedAt.Time, w.UpdatedAt.Time
-	return nil
+	return unmarshalModel(b, p)
 }
 
 // FederationIntrospectionResult is the answer of Federation.IntrospectToken.
@@ -247,13 +237,8 @@ type IDTokenResponse struct {
 // UnmarshalJSON fills each of id_token and token from the other when it is
 // empty, and reads timestamps leniently.
 func (t *IDTokenResponse) UnmarshalJSON(b []byte) error {
-	type plain IDTokenResponse
-	w := struct {
-		*plain
-		ExpiresAt lenientTime `json:"expires_at"`
-	}{plain: (*plain)(t)}
 	*t = IDTokenResponse{}
-	if err := json.Unmarshal(b, &w); err != nil {
+	if err := unmarshalModel(b, t); err != nil {
 		return err
 	}
 	if t.IDToken == "" {
@@ -262,7 +247,6 @@ func (t *IDTokenResponse) UnmarshalJSON(b []byte) error {
 	if t.Token == "" {
 		t.Token = t.IDToken
 	}
-	t.ExpiresAt = w.ExpiresAt.Time
 	return nil
 }
 

@@ -120,15 +120,6 @@ type MCPServer struct {
 
 // UnmarshalJSON reads timestamps leniently.
 func (m *MCPServer) UnmarshalJSON(b []byte) error {
-	type plain MCPServer
-	w := struct {
-		*plain
-		CreatedAt lenientTime `json:"created_at"`
-	}{plain: (*plain)(m)}
 	*m = MCPServer{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	m.CreatedAt = w.CreatedAt.Time
-	return nil
+	return unmarshalModel(b, m)
 }

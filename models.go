@@ -19,14 +19,19 @@ const (
 	AgentStatusRevoked   AgentStatus = "revoked"
 )
 
-// Framework hint values for AgentCreateParams.Framework; not validated.
+// Framework names the framework an agent is built with. It is a hint the
+// gateway does not validate: any value is sent, and values the SDK does not
+// know are kept as received.
+type Framework string
+
+// Known frameworks.
 const (
-	FrameworkOpenAI    = "openai"
-	FrameworkAnthropic = "anthropic"
-	FrameworkLangChain = "langchain"
-	FrameworkCrewAI    = "crewai"
-	FrameworkAutoGen   = "autogen"
-	FrameworkCustom    = "custom"
+	FrameworkOpenAI    Framework = "openai"
+	FrameworkAnthropic Framework = "anthropic"
+	FrameworkLangChain Framework = "langchain"
+	FrameworkCrewAI    Framework = "crewai"
+	FrameworkAutoGen   Framework = "autogen"
+	FrameworkCustom    Framework = "custom"
 )
 
 // ActionEffect hints how an action changes the world; when omitted the
@@ -41,28 +46,49 @@ const (
 	EffectAdmin       ActionEffect = "admin"
 )
 
-// Telemetry event types, the only ones the gateway knows.
+// EventType is the kind of a telemetry event. The gateway knows only the
+// three below; the guard's reporter drops events of any other type, while
+// Telemetry.Report sends what it is given.
+type EventType string
+
+// The telemetry event types.
 const (
-	EventToolStart = "tool_start"
-	EventToolEnd   = "tool_end"
-	EventToolError = "tool_error"
+	EventToolStart EventType = "tool_start"
+	EventToolEnd   EventType = "tool_end"
+	EventToolError EventType = "tool_error"
 )
 
-// Approval statuses.
+// ApprovalStatus is the state of an elevation approval. Values the SDK does
+// not know are kept as received.
+type ApprovalStatus string
+
+// Known approval statuses.
 const (
-	ApprovalPending  = "pending"
-	ApprovalApproved = "approved"
-	ApprovalDenied   = "denied"
+	ApprovalPending  ApprovalStatus = "pending"
+	ApprovalApproved ApprovalStatus = "approved"
+	ApprovalDenied   ApprovalStatus = "denied"
 )
 
-// Session modes and sources.
+// SessionMode is what a session may do. Values the SDK does not know are
+// kept as received.
+type SessionMode string
+
+// Known session modes.
 const (
-	SessionModeReadOnly     = "read_only"
-	SessionModeElevated     = "elevated"
-	SessionSourceMCP        = "mcp"
-	SessionSourceAPI        = "api"
-	SessionSourceA2A        = "a2a"
-	SessionSourceFederation = "federation"
+	SessionModeReadOnly SessionMode = "read_only"
+	SessionModeElevated SessionMode = "elevated"
+)
+
+// SessionSource is the protocol a session was opened through. Values the SDK
+// does not know are kept as received.
+type SessionSource string
+
+// Known session sources.
+const (
+	SessionSourceMCP        SessionSource = "mcp"
+	SessionSourceAPI        SessionSource = "api"
+	SessionSourceA2A        SessionSource = "a2a"
+	SessionSourceFederation SessionSource = "federation"
 )
 
 // Agent is a registered agent. Printing or logging it never
@@ -71,7 +97,7 @@ type Agent struct {
 	ID           string         `json:"id"`
 	Name         string         `json:"name"`
 	OrgID        string         `json:"org_id"`
-	Framework    string         `json:"framework"` // "custom" when absent
+	Framework    Framework      `json:"framework"` // "custom" when absent
 	PublicKey    string         `json:"public_key"`
 	Status       AgentStatus    `json:"status"` // "active" when absent
 	Capabilities []string       `json:"capabilities"`
@@ -83,23 +109,14 @@ type Agent struct {
 // UnmarshalJSON applies the defaults (framework "custom", status "active")
 // and reads timestamps leniently.
 func (a *Agent) UnmarshalJSON(b []byte) error {
-	type plain Agent
-	w := struct {
-		*plain
-		CreatedAt lenientTime `json:"created_at"`
-	}{plain: (*plain)(a)}
 	*a = Agent{Framework: FrameworkCustom, Status: AgentStatusActive}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	a.CreatedAt = w.CreatedAt.Time
-	return nil
+	return unmarshalModel(b, a)
 }
 
 // String describes the agent without its private key.
 func (a Agent) String() string {
 	return joinFields("Agent", "ID", strconv.Quote(a.ID), "Name", strconv.Quote(a.Name), "OrgID", strconv.Quote(a.OrgID),
-		"Framework", strconv.Quote(a.Framework), "Status", strconv.Quote(string(a.Status)),
+		"Framework", strconv.Quote(string(a.Framework)), "Status", strconv.Quote(string(a.Status)),
 		"Capabilities", fmt.Sprintf("%q", a.Capabilities), "Metadata", fmt.Sprint(a.Metadata),
 		"PublicKey", strconv.Quote(a.PublicKey), "PrivateKey", redactedSecret(a.PrivateKey),
 		"CreatedAt", a.CreatedAt.Format(time.RFC3339))
@@ -115,7 +132,7 @@ func (a Agent) Format(f fmt.State, verb rune) { formatRedacted(f, verb, a, a) }
 // LogValue hides the private key from log/slog.
 func (a Agent) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", a.ID), slog.String("name", a.Name), slog.String("org_id", a.OrgID),
-		slog.String("framework", a.Framework), slog.String("status", string(a.Status)),
+		slog.String("framework", string(a.Framework)), slog.String("status", string(a.Status)),
 		slog.Any("capabilities", a.Capabilities), secretAttr("private_key", a.PrivateKey != ""),
 		slog.Time("created_at", a.CreatedAt))
 }
@@ -260,17 +277,8 @@ type VerificationResult = IntrospectionResult
 
 // UnmarshalJSON reads timestamps leniently.
 func (r *IntrospectionResult) UnmarshalJSON(b []byte) error {
-	type plain IntrospectionResult
-	w := struct {
-		*plain
-		ExpiresAt lenientTime `json:"expires_at"`
-	}{plain: (*plain)(r)}
 	*r = IntrospectionResult{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	r.ExpiresAt = w.ExpiresAt.Time
-	return nil
+	return unmarshalModel(b, r)
 }
 
 // ActionCheckResult is the Guardian's decision. A denial is a
@@ -289,8 +297,11 @@ type ActionCheckResult struct {
 }
 
 // Decided reports whether the reply carried an explicit boolean "allowed".
-// A reply without one reads as a denial (as in the Python SDK); the guard
-// treats it as a malformed answer instead.
+// A reply without one reads as a denial (as in the Python SDK), which is
+// safe but cannot be told from a real denial by Allowed alone. Code that
+// acts on a check itself, as the guard does, needs Decided to treat such a
+// reply as a malformed answer (for instance to fail open or closed on it)
+// rather than as the Guardian's verdict.
 func (r *ActionCheckResult) Decided() bool { return r.decided }
 
 // UnmarshalJSON decodes a check reply as Actions.Check does: "allowed"
@@ -308,92 +319,74 @@ func (r *ActionCheckResult) UnmarshalJSON(b []byte) error {
 
 // Session is an MCP, API, A2A or federation session.
 type Session struct {
-	SessionID      string    `json:"session_id"`
-	AgentID        string    `json:"agent_id"`
-	OrgID          string    `json:"org_id"`
-	Source         string    `json:"source"` // mcp, api, a2a, federation
-	ServerID       string    `json:"server_id"`
-	DelegationID   string    `json:"delegation_id"`
-	ProviderID     string    `json:"provider_id"`
-	Issuer         string    `json:"issuer"`
-	TrustLevel     string    `json:"trust_level"`
-	Mode           string    `json:"mode"` // read_only or elevated
-	AllowedActions []string  `json:"allowed_actions"`
-	ScopeCeiling   []string  `json:"scope_ceiling"`
-	TotalCalls     int       `json:"total_calls"`
-	ReadCalls      int       `json:"read_calls"`
-	WriteCalls     int       `json:"write_calls"`
-	DeniedCalls    int       `json:"denied_calls"`
-	CreatedAt      time.Time `json:"created_at"`
-	LastActivityAt time.Time `json:"last_activity_at"`
+	SessionID      string        `json:"session_id"`
+	AgentID        string        `json:"agent_id"`
+	OrgID          string        `json:"org_id"`
+	Source         SessionSource `json:"source"`
+	ServerID       string        `json:"server_id"`
+	DelegationID   string        `json:"delegation_id"`
+	ProviderID     string        `json:"provider_id"`
+	Issuer         string        `json:"issuer"`
+	TrustLevel     string        `json:"trust_level"`
+	Mode           SessionMode   `json:"mode"`
+	AllowedActions []string      `json:"allowed_actions"`
+	ScopeCeiling   []string      `json:"scope_ceiling"`
+	TotalCalls     int           `json:"total_calls"`
+	ReadCalls      int           `json:"read_calls"`
+	WriteCalls     int           `json:"write_calls"`
+	DeniedCalls    int           `json:"denied_calls"`
+	CreatedAt      time.Time     `json:"created_at"`
+	LastActivityAt time.Time     `json:"last_activity_at"`
 }
 
 // UnmarshalJSON reads timestamps leniently.
 func (s *Session) UnmarshalJSON(b []byte) error {
-	type plain Session
-	w := struct {
-		*plain
-		CreatedAt      lenientTime `json:"created_at"`
-		LastActivityAt lenientTime `json:"last_activity_at"`
-	}{plain: (*plain)(s)}
 	*s = Session{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	s.CreatedAt, s.LastActivityAt = w.CreatedAt.Time, w.LastActivityAt.Time
-	return nil
+	return unmarshalModel(b, s)
 }
 
 // ApprovalRequest is an elevation approval.
 type ApprovalRequest struct {
-	ID           string    `json:"id"`
-	SessionID    string    `json:"session_id"`
-	AgentID      string    `json:"agent_id"`
-	OrgID        string    `json:"org_id"`
-	ActionName   string    `json:"action_name"`
-	ActionEffect string    `json:"action_effect"`
-	Status       string    `json:"status"` // "pending" when absent
-	CreatedAt    time.Time `json:"created_at"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	DecidedBy    string    `json:"decided_by"`
+	ID           string         `json:"id"`
+	SessionID    string         `json:"session_id"`
+	AgentID      string         `json:"agent_id"`
+	OrgID        string         `json:"org_id"`
+	ActionName   string         `json:"action_name"`
+	ActionEffect ActionEffect   `json:"action_effect"`
+	Status       ApprovalStatus `json:"status"` // "pending" when absent
+	CreatedAt    time.Time      `json:"created_at"`
+	ExpiresAt    time.Time      `json:"expires_at"`
+	DecidedBy    string         `json:"decided_by"`
 }
 
 // UnmarshalJSON applies the "pending" default and lenient timestamps.
 func (a *ApprovalRequest) UnmarshalJSON(b []byte) error {
-	type plain ApprovalRequest
-	w := struct {
-		*plain
-		CreatedAt lenientTime `json:"created_at"`
-		ExpiresAt lenientTime `json:"expires_at"`
-	}{plain: (*plain)(a)}
 	*a = ApprovalRequest{Status: ApprovalPending}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	a.CreatedAt, a.ExpiresAt = w.CreatedAt.Time, w.ExpiresAt.Time
-	return nil
+	return unmarshalModel(b, a)
 }
+
+// OrganizationTier is an organization's plan. Values the SDK does not know
+// are kept as received.
+type OrganizationTier string
+
+// Known organization tiers.
+const (
+	TierFree       OrganizationTier = "free"
+	TierPro        OrganizationTier = "pro"
+	TierEnterprise OrganizationTier = "enterprise"
+)
 
 // Organization is defined for completeness; no API returns it.
 type Organization struct {
-	ID        string         `json:"id"`
-	Name      string         `json:"name"`
-	Tier      string         `json:"tier"` // "free" when absent
-	Settings  map[string]any `json:"settings"`
-	CreatedAt time.Time      `json:"created_at"`
+	ID        string           `json:"id"`
+	Name      string           `json:"name"`
+	Tier      OrganizationTier `json:"tier"` // "free" when absent
+	Settings  map[string]any   `json:"settings"`
+	CreatedAt time.Time        `json:"created_at"`
 }
 
 // UnmarshalJSON applies the "free" default and lenient timestamps.
 func (o *Organization) UnmarshalJSON(b []byte) error {
-	type plain Organization
-	w := struct {
-		*plain
-		CreatedAt lenientTime `json:"created_at"`
-	}{plain: (*plain)(o)}
-	*o = Organization{Tier: "free"}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	o.CreatedAt = w.CreatedAt.Time
-	return nil
+	*o = Organization{Tier: TierFree}
+	return unmarshalModel(b, o)
 }

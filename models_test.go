@@ -90,10 +90,10 @@ func TestOrganizationDecoding(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"id":"o","name":"n","settings":{"a":1},"created_at":"2026-03-01T10:00:00Z"}`), &o); err != nil {
 		t.Fatal(err)
 	}
-	if o.Tier != "free" || o.ID != "o" || !o.CreatedAt.Equal(ts0) || o.Settings["a"] != float64(1) {
+	if o.Tier != TierFree || o.ID != "o" || !o.CreatedAt.Equal(ts0) || o.Settings["a"] != float64(1) {
 		t.Errorf("%+v", o)
 	}
-	if err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o); err != nil || o.Tier != "pro" || !o.CreatedAt.IsZero() || o.ID != "" {
+	if err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o); err != nil || o.Tier != TierPro || !o.CreatedAt.IsZero() || o.ID != "" {
 		t.Errorf("%+v %v", o, err)
 	}
 	if err := json.Unmarshal([]byte(`{"tier":1}`), &o); err == nil {
@@ -116,5 +116,55 @@ func TestTokenStringHidesSecret(t *testing.T) {
 	}
 	if s := (Token{Token: "opaque"}).String(); strings.Contains(s, "opaque") {
 		t.Errorf("String() = %s", s)
+	}
+}
+
+// Enumerations decode into their named types; known values equal the
+// constants and unknown ones are kept as received.
+func TestEnumerationsPassThrough(t *testing.T) {
+	var a Agent
+	var s Session
+	var ap ApprovalRequest
+	for _, tc := range []struct {
+		body string
+		into any
+	}{
+		{`{"framework":"langchain"}`, &a},
+		{`{"source":"a2a","mode":"elevated"}`, &s},
+		{`{"status":"approved","action_effect":"destructive"}`, &ap},
+	} {
+		if err := json.Unmarshal([]byte(tc.body), tc.into); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Framework != FrameworkLangChain || s.Source != SessionSourceA2A || s.Mode != SessionModeElevated ||
+		ap.Status != ApprovalApproved || ap.ActionEffect != EffectDestructive {
+		t.Fatalf("known values: %v %+v %+v", a.Framework, s, ap)
+	}
+	var a2 Agent
+	var s2 Session
+	var ap2 ApprovalRequest
+	_ = json.Unmarshal([]byte(`{"framework":"my-own"}`), &a2)
+	_ = json.Unmarshal([]byte(`{"source":"grpc","mode":"sudo"}`), &s2)
+	_ = json.Unmarshal([]byte(`{"status":"expired","action_effect":"weird"}`), &ap2)
+	if a2.Framework != Framework("my-own") || s2.Source != SessionSource("grpc") || s2.Mode != SessionMode("sudo") ||
+		ap2.Status != ApprovalStatus("expired") || ap2.ActionEffect != ActionEffect("weird") {
+		t.Fatalf("unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	}
+	// The defaults are the typed constants too.
+	var d Agent
+	var dap ApprovalRequest
+	_ = json.Unmarshal([]byte(`{}`), &d)
+	_ = json.Unmarshal([]byte(`{}`), &dap)
+	if d.Framework != FrameworkCustom || dap.Status != ApprovalPending {
+		t.Fatalf("defaults %q %q", d.Framework, dap.Status)
+	}
+	// Telemetry writes its typed event type as the plain wire string, and an
+	// unknown one as given.
+	for _, et := range []EventType{EventToolEnd, "custom_event"} {
+		b, err := json.Marshal(TelemetryEvent{EventType: et, ToolName: "t", Timestamp: ts0})
+		if err != nil || !strings.HasPrefix(string(b), `{"event_type":"`+string(et)+`","tool_name":"t"`) {
+			t.Fatalf("%s: %s %v", et, b, err)
+		}
 	}
 }

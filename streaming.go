@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -236,18 +235,8 @@ type SIEMDestination struct {
 
 // UnmarshalJSON reads timestamps leniently.
 func (d *SIEMDestination) UnmarshalJSON(b []byte) error {
-	type plain SIEMDestination
-	w := struct {
-		*plain
-		CreatedAt lenientTime `json:"created_at"`
-		UpdatedAt lenientTime `json:"updated_at"`
-	}{plain: (*plain)(d)}
 	*d = SIEMDestination{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	d.CreatedAt, d.UpdatedAt = w.CreatedAt.Time, w.UpdatedAt.Time
-	return nil
+	return unmarshalModel(b, d)
 }
 
 // String describes the destination without its auth token.
@@ -297,17 +286,8 @@ type SIEMDeliveryRecord struct {
 
 // UnmarshalJSON reads timestamps leniently.
 func (r *SIEMDeliveryRecord) UnmarshalJSON(b []byte) error {
-	type plain SIEMDeliveryRecord
-	w := struct {
-		*plain
-		DeliveredAt lenientTime `json:"delivered_at"`
-	}{plain: (*plain)(r)}
 	*r = SIEMDeliveryRecord{}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	r.DeliveredAt = w.DeliveredAt.Time
-	return nil
+	return unmarshalModel(b, r)
 }
 
 func optSecret(p *string) string {

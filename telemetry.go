@@ -13,7 +13,7 @@ type TelemetryService service
 // TelemetryEvent is one event on the wire.
 type TelemetryEvent struct {
 	// EventType is EventToolStart, EventToolEnd or EventToolError.
-	EventType string
+	EventType EventType
 	// ToolName is the tool the event is about.
 	ToolName string
 	// DurationMs is sent when non-nil.
@@ -28,16 +28,16 @@ type TelemetryEvent struct {
 	ErrorType string
 }
 
-// TimestampLayout is how telemetry timestamps are written.
-const TimestampLayout = "2006-01-02T15:04:05.000000+00:00"
+// telemetryTimeLayout is how telemetry timestamps are written.
+const telemetryTimeLayout = "2006-01-02T15:04:05.000000+00:00"
 
 type telemetryEventWire struct {
-	EventType  string `json:"event_type"`
-	ToolName   string `json:"tool_name"`
-	DurationMs *int   `json:"duration_ms,omitempty"`
-	Success    *bool  `json:"success,omitempty"`
-	Timestamp  string `json:"timestamp"`
-	ErrorType  string `json:"error_type,omitempty"`
+	EventType  EventType `json:"event_type"`
+	ToolName   string    `json:"tool_name"`
+	DurationMs *int      `json:"duration_ms,omitempty"`
+	Success    *bool     `json:"success,omitempty"`
+	Timestamp  string    `json:"timestamp"`
+	ErrorType  string    `json:"error_type,omitempty"`
 }
 
 // MarshalJSON writes the event with its keys in the wire order.
@@ -53,7 +53,7 @@ func (e TelemetryEvent) MarshalJSON() ([]byte, error) {
 		ToolName:   e.ToolName,
 		DurationMs: e.DurationMs,
 		Success:    e.Success,
-		Timestamp:  ts.UTC().Format(TimestampLayout),
+		Timestamp:  ts.UTC().Format(telemetryTimeLayout),
 		ErrorType:  e.ErrorType,
 	})
 }

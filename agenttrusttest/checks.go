@@ -113,7 +113,7 @@ func (s *Server) check(c *call) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.st.checks = append(s.st.checks, c.body)
+	s.st.checks = append(s.st.checks, CheckRecord(req))
 	res := checkResult{CheckID: s.st.nextID("chk"), Confidence: 0.99, GuardTier: "fast", LatencyMs: 1}
 	ag, known := s.st.agents.get(req.AgentID)
 	deny, denied := s.st.policy.Deny[req.ActionName]

@@ -55,7 +55,7 @@ func TestCheckPolicy(t *testing.T) {
 	}
 
 	checks := srv.Checks()
-	if len(checks) != len(cases)+2 || checks[1]["action_name"] != "rm" || checks[0]["action_source"] != "api" {
+	if len(checks) != len(cases)+2 || checks[1].ActionName != "rm" || checks[0].ActionSource != "api" {
 		t.Fatalf("checks %v", checks)
 	}
 }

@@ -64,8 +64,8 @@ func Example_testingAgentCode() {
 		panic(err)
 	}
 	checks := srv.Checks()
-	fmt.Println(len(checks), checks[0]["action_input_summary"], checks[0]["action_effect"])
-	fmt.Println(len(srv.TelemetryEvents()), srv.TelemetryEvents()[0]["event_type"])
+	fmt.Println(len(checks), checks[0].ActionInputSummary, checks[0].ActionEffect)
+	fmt.Println(len(srv.TelemetryEvents()), srv.TelemetryEvents()[0].EventType)
 	// Output:
 	// 2 <nil>
 	// 0 stopped: outside maintenance window

@@ -39,7 +39,7 @@ func ExampleNewServer() {
 	_ = json.NewDecoder(res.Body).Decode(&result)
 
 	fmt.Println(res.StatusCode, result.Allowed, result.Reason)
-	fmt.Println(srv.Checks()[0]["action_name"])
+	fmt.Println(srv.Checks()[0].ActionName)
 	// Output:
 	// 200 false destructive tool
 	// delete_file

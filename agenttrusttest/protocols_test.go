@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -280,11 +281,56 @@ func TestTelemetry(t *testing.T) {
 		t.Fatalf("report %s", r.raw)
 	}
 	c.do("POST", srv.AuditURL()+"/api/v1/telemetry/report", `{"agent_id": "a1", "session_id": "s1", "events": []}`).must(t, 200)
-	if b := srv.TelemetryBatches(); len(b) != 2 || b[0]["agent_id"] != "a1" {
+	if b := srv.TelemetryBatches(); len(b) != 2 || b[0].AgentID != "a1" {
 		t.Fatalf("batches %v", b)
 	}
 	ev := srv.TelemetryEvents()
-	if len(ev) != 2 || ev[1]["success"] != false || ev[1]["duration_ms"] != float64(3) {
+	if len(ev) != 2 || (ev[1].Success == nil || *ev[1].Success) || ev[1].DurationMs == nil || *ev[1].DurationMs != 3 {
 		t.Fatalf("events %v", ev)
+	}
+	// The records are typed and complete: absent keys are nil pointers, and
+	// the whole event reads as sent.
+	three, no := int64(3), false
+	want := []TelemetryEventRecord{
+		{EventType: "tool_start", ToolName: "t", Timestamp: "2026-03-01T10:00:00.123456+00:00"},
+		{EventType: "tool_end", ToolName: "t", DurationMs: &three, Success: &no, Timestamp: "2026-03-01T10:00:00.223456+00:00"},
+	}
+	if !reflect.DeepEqual(ev, want) {
+		t.Fatalf("events %+v, want %+v", ev, want)
+	}
+	b := srv.TelemetryBatches()
+	if !reflect.DeepEqual(b[0], TelemetryBatchRecord{AgentID: "a1", SessionID: "s1", Events: want}) ||
+		b[1].Events == nil || len(b[1].Events) != 0 {
+		t.Fatalf("batches %+v", b)
+	}
+	// They are copies: changing one changes nothing in the server.
+	*ev[1].Success, *ev[1].DurationMs, ev[0].ToolName = true, 9, "x"
+	*b[0].Events[1].Success, b[0].Events[0].ToolName, b[0].AgentID = true, "y", "z"
+	if again := srv.TelemetryEvents(); !reflect.DeepEqual(again, want) {
+		t.Fatalf("records alias the server's state: %+v", again)
+	}
+	if again := srv.TelemetryBatches(); again[0].AgentID != "a1" {
+		t.Fatalf("batch records alias the server's state: %+v", again)
+	}
+}
+
+func TestCheckRecords(t *testing.T) {
+	srv := NewTestServer(t)
+	c := newClient(t, srv)
+	agentID := srv.CreateAgent("bot")
+	c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "s1", "rm")).must(t, 200)
+	c.auth("POST", "/api/v1/agenttrust/check", fmt.Sprintf(`{"agent_id": %q, "session_id": "", "action_name": "ls", `+
+		`"action_source": "api", "action_input_summary": "[3 chars]", "action_effect": "read"}`, agentID)).must(t, 200)
+	got := srv.Checks()
+	want := []CheckRecord{
+		{AgentID: agentID, SessionID: "s1", ActionName: "rm", ActionSource: "api"},
+		{AgentID: agentID, ActionName: "ls", ActionSource: "api", ActionInputSummary: "[3 chars]", ActionEffect: "read"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("checks %+v, want %+v", got, want)
+	}
+	got[0].ActionName = "changed"
+	if srv.Checks()[0].ActionName != "rm" {
+		t.Fatal("check records alias the server's state")
 	}
 }

@@ -1,7 +1,6 @@
 package agenttrusttest
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -34,8 +33,8 @@ type state struct {
 
 	requests     []RecordedRequest // oldest first; bounded by Server.logMax and logBytes
 	requestBytes int               // sum of len(Body) over requests
-	checks       [][]byte
-	batches      [][]byte
+	checks       []CheckRecord
+	batches      []TelemetryBatchRecord
 	faults       map[string]*faultState
 }
 
@@ -134,45 +133,81 @@ func (s *Server) ClearRequests() {
 	s.mu.Unlock()
 }
 
-// Checks returns the decoded bodies of the accepted action checks, in order.
-func (s *Server) Checks() []map[string]any {
-	s.mu.Lock()
-	raw := append([][]byte(nil), s.st.checks...)
-	s.mu.Unlock()
-	return decodeAll(raw)
+// CheckRecord is an action check the server accepted: the body of a
+// POST /api/v1/agenttrust/check, key by key.
+type CheckRecord struct {
+	AgentID            string // agent_id
+	SessionID          string // session_id
+	ActionName         string // action_name, the tool
+	ActionSource       string // action_source, always "api"
+	ActionInputSummary string // action_input_summary
+	ActionEffect       string // action_effect; "" when not sent
 }
 
-// TelemetryBatches returns the decoded bodies of the accepted telemetry
-// reports, in order.
-func (s *Server) TelemetryBatches() []map[string]any {
-	s.mu.Lock()
-	raw := append([][]byte(nil), s.st.batches...)
-	s.mu.Unlock()
-	return decodeAll(raw)
+// TelemetryBatchRecord is a telemetry report the server accepted: the body
+// of a POST /api/v1/telemetry/report.
+type TelemetryBatchRecord struct {
+	AgentID   string                 // agent_id
+	SessionID string                 // session_id
+	Events    []TelemetryEventRecord // events, in order
 }
 
-// TelemetryEvents returns the events of every accepted telemetry report,
-// flattened, in order.
-func (s *Server) TelemetryEvents() []map[string]any {
-	var out []map[string]any
-	for _, b := range s.TelemetryBatches() {
-		events, _ := b["events"].([]any)
-		for _, e := range events {
-			if m, ok := e.(map[string]any); ok {
-				out = append(out, m)
-			}
-		}
+// TelemetryEventRecord is one event of an accepted telemetry report. The
+// pointers are nil when the key was not sent.
+type TelemetryEventRecord struct {
+	EventType  string // event_type, e.g. "tool_start"
+	ToolName   string // tool_name
+	DurationMs *int64 // duration_ms
+	Success    *bool  // success
+	Timestamp  string // timestamp, as sent
+	ErrorType  string // error_type; "" when not sent
+}
+
+// Checks returns the accepted action checks, in order.
+func (s *Server) Checks() []CheckRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]CheckRecord{}, s.st.checks...)
+}
+
+// TelemetryBatches returns the accepted telemetry reports, in order.
+func (s *Server) TelemetryBatches() []TelemetryBatchRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]TelemetryBatchRecord, len(s.st.batches))
+	for i, b := range s.st.batches {
+		b.Events = copyEvents(b.Events)
+		out[i] = b
 	}
 	return out
 }
 
-func decodeAll(raw [][]byte) []map[string]any {
-	out := make([]map[string]any, 0, len(raw))
-	for _, b := range raw {
-		var m map[string]any
-		if json.Unmarshal(b, &m) == nil {
-			out = append(out, m)
+// TelemetryEvents returns the events of every accepted telemetry report,
+// flattened, in order.
+func (s *Server) TelemetryEvents() []TelemetryEventRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []TelemetryEventRecord{}
+	for _, b := range s.st.batches {
+		out = append(out, copyEvents(b.Events)...)
+	}
+	return out
+}
+
+// copyEvents copies events deeply, so that a caller cannot reach the
+// server's state through the pointers.
+func copyEvents(events []TelemetryEventRecord) []TelemetryEventRecord {
+	out := make([]TelemetryEventRecord, len(events))
+	for i, e := range events {
+		if e.DurationMs != nil {
+			d := *e.DurationMs
+			e.DurationMs = &d
 		}
+		if e.Success != nil {
+			ok := *e.Success
+			e.Success = &ok
+		}
+		out[i] = e
 	}
 	return out
 }

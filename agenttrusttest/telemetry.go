@@ -34,8 +34,13 @@ func (s *Server) report(c *call) {
 			return
 		}
 	}
+	batch := TelemetryBatchRecord{AgentID: req.AgentID, SessionID: req.SessionID,
+		Events: make([]TelemetryEventRecord, len(req.Events))}
+	for i, e := range req.Events {
+		batch.Events[i] = TelemetryEventRecord(e)
+	}
 	s.mu.Lock()
-	s.st.batches = append(s.st.batches, c.body)
+	s.st.batches = append(s.st.batches, batch)
 	s.mu.Unlock()
 	c.reply(http.StatusOK, map[string]any{"accepted": true, "events_processed": len(req.Events)})
 }

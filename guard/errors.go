@@ -3,6 +3,7 @@ package guard
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
@@ -26,9 +27,14 @@ var (
 // DeniedError is returned by Check when the Guardian denied the tool and the
 // Guard blocks on denials (the default). It matches ErrDenied and
 // agenttrust.ErrAgentTrust.
+//
+// It embeds the *agenttrust.AgentTrustError it is, as the core SDK's kind
+// types do: Code (always agenttrust.CodeActionDenied, "ACTION_DENIED"),
+// Message ("Tool '<tool>' denied[: <reason>]") and Status 0 (a denial is an
+// answer, not an HTTP error) read directly, and errors.As with
+// *agenttrust.AgentTrustError yields that same value.
 type DeniedError struct {
-	// Code is always agenttrust.CodeActionDenied ("ACTION_DENIED").
-	Code string
+	*agenttrust.AgentTrustError
 	// Tool is the tool that was checked.
 	Tool string
 	// Reason is the Guardian's explanation, possibly empty.
@@ -44,25 +50,31 @@ func (e *DeniedError) Error() string {
 	return "agenttrust: " + denialMessage(e.Tool, e.Reason) + " (code " + e.Code + ")"
 }
 
+// Unwrap returns the embedded *agenttrust.AgentTrustError.
+func (e *DeniedError) Unwrap() error { return e.AgentTrustError }
+
 // Is reports whether target is ErrDenied or agenttrust.ErrAgentTrust.
 func (e *DeniedError) Is(target error) bool {
 	return target == ErrDenied || target == agenttrust.ErrAgentTrust
 }
 
-// As makes errors.As with *agenttrust.AgentTrustError work on a denial, as
-// it does on every other SDK error: it yields Code ACTION_DENIED, the
-// message and Status 0 (a denial is an answer, not an HTTP error).
-func (e *DeniedError) As(target any) bool {
-	return asAgentTrustError(target, e.Code, denialMessage(e.Tool, e.Reason), map[string]any{})
-}
+// Format prints Error for every verb, %#v included.
+func (e *DeniedError) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, e.Error()) }
+
+// GoString is Error.
+func (e *DeniedError) GoString() string { return e.Error() }
 
 // ElevationRequiredError is returned by Check when the Guardian asks for a
 // human approval before the tool may run, and the Guard blocks on denials.
 // ApprovalID can be passed to Guard.WaitForApproval. It matches
 // ErrElevationRequired, ErrDenied and agenttrust.ErrAgentTrust.
+//
+// Like DeniedError it embeds the *agenttrust.AgentTrustError it is: Code
+// (always agenttrust.CodeElevationRequired, "ELEVATION_REQUIRED"), Message
+// and Status 0 read directly, the details are in Details(), and errors.As
+// with *agenttrust.AgentTrustError yields that same value.
 type ElevationRequiredError struct {
-	// Code is always agenttrust.CodeElevationRequired ("ELEVATION_REQUIRED").
-	Code string
+	*agenttrust.AgentTrustError
 	// Tool is the tool that was checked.
 	Tool string
 	// Reason is the Guardian's explanation, possibly empty.
@@ -84,31 +96,44 @@ func (e *ElevationRequiredError) Error() string {
 	return s + ")"
 }
 
+// Unwrap returns the embedded *agenttrust.AgentTrustError.
+func (e *ElevationRequiredError) Unwrap() error { return e.AgentTrustError }
+
 // Is reports whether target is ErrElevationRequired, ErrDenied or
 // agenttrust.ErrAgentTrust.
 func (e *ElevationRequiredError) Is(target error) bool {
 	return target == ErrElevationRequired || target == ErrDenied || target == agenttrust.ErrAgentTrust
 }
 
-// Details returns the Python SDK's details for this error:
-// {"elevation_required": true, "approval_id": <id>}.
-func (e *ElevationRequiredError) Details() map[string]any {
-	return map[string]any{"elevation_required": true, "approval_id": e.ApprovalID}
-}
+// Details returns the Python SDK's details for this error,
+// {"elevation_required": true, "approval_id": <id>}: the Details map of the
+// embedded error.
+func (e *ElevationRequiredError) Details() map[string]any { return e.AgentTrustError.Details }
 
-// As makes errors.As with *agenttrust.AgentTrustError work on an
-// elevation: it yields Code ELEVATION_REQUIRED, the message and Details.
-func (e *ElevationRequiredError) As(target any) bool {
-	return asAgentTrustError(target, e.Code, denialMessage(e.Tool, e.Reason), e.Details())
-}
+// Format prints Error for every verb, %#v included.
+func (e *ElevationRequiredError) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, e.Error()) }
 
-func asAgentTrustError(target any, code, msg string, details map[string]any) bool {
-	p, ok := target.(**agenttrust.AgentTrustError)
-	if !ok {
-		return false
+// GoString is Error.
+func (e *ElevationRequiredError) GoString() string { return e.Error() }
+
+// newDeniedError builds the error for a denial of tool.
+func newDeniedError(tool string, d Decision) *DeniedError {
+	return &DeniedError{
+		AgentTrustError: &agenttrust.AgentTrustError{Code: agenttrust.CodeActionDenied,
+			Message: denialMessage(tool, d.Reason), Details: map[string]any{}},
+		Tool: tool, Reason: d.Reason, CheckID: d.CheckID, GuardTier: d.GuardTier,
 	}
-	*p = &agenttrust.AgentTrustError{Code: code, Message: msg, Details: details}
-	return true
+}
+
+// newElevationRequiredError builds the error for a denial of tool that asks
+// for elevation.
+func newElevationRequiredError(tool string, d Decision) *ElevationRequiredError {
+	return &ElevationRequiredError{
+		AgentTrustError: &agenttrust.AgentTrustError{Code: agenttrust.CodeElevationRequired,
+			Message: denialMessage(tool, d.Reason),
+			Details: map[string]any{"elevation_required": true, "approval_id": d.ApprovalID}},
+		Tool: tool, Reason: d.Reason, CheckID: d.CheckID, GuardTier: d.GuardTier, ApprovalID: d.ApprovalID,
+	}
 }
 
 // UnavailableError is returned by Check when the Guardian could not be

@@ -7,17 +7,19 @@ import (
 	"unicode/utf8"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/agenttrustid/agenttrust-go/internal/runes"
 )
 
-// EventType is the kind of a telemetry event. Only the three types the
-// gateway knows are sent; Report drops an event of any other type.
-type EventType string
+// EventType is the kind of a telemetry event, the core SDK's type. Only the
+// three types the gateway knows are sent; Report drops an event of any other
+// type.
+type EventType = agenttrust.EventType
 
-// The telemetry event types.
+// The telemetry event types, the core SDK's constants.
 const (
-	EventToolStart EventType = agenttrust.EventToolStart
-	EventToolEnd   EventType = agenttrust.EventToolEnd
-	EventToolError EventType = agenttrust.EventToolError
+	EventToolStart = agenttrust.EventToolStart
+	EventToolEnd   = agenttrust.EventToolEnd
+	EventToolError = agenttrust.EventToolError
 )
 
 // Event is one telemetry event. Build it with ToolStart, ToolEnd or
@@ -67,7 +69,8 @@ func LengthSummary(input string) string {
 }
 
 // TruncateRunes returns s cut to at most n runes, on a rune boundary.
-func TruncateRunes(s string, n int) string { return agenttrust.TruncateRunes(s, n) }
+// Invalid UTF-8 bytes count as one rune each and are kept as they are.
+func TruncateRunes(s string, n int) string { return runes.Truncate(s, n) }
 
 // valid reports whether the event can be sent.
 func (e Event) valid() bool {
@@ -80,7 +83,7 @@ func (e Event) valid() bool {
 
 // wire converts the event to its wire form.
 func (e Event) wire() agenttrust.TelemetryEvent {
-	w := agenttrust.TelemetryEvent{EventType: string(e.Type), ToolName: e.Tool, Timestamp: e.Time}
+	w := agenttrust.TelemetryEvent{EventType: e.Type, ToolName: e.Tool, Timestamp: e.Time}
 	if e.Type == EventToolStart {
 		return w
 	}

@@ -57,3 +57,10 @@ func Example() {
 	// delete_file denied: destructive tools are not allowed
 	// checks 2, denied 1, events sent 1
 }
+
+// TruncateRunes cuts on rune boundaries, as the guard does with input
+// summaries.
+func ExampleTruncateRunes() {
+	fmt.Println(guard.TruncateRunes("日本語のテキスト", 3))
+	// Output: 日本語
+}

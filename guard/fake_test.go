@@ -66,14 +66,14 @@ func TestFakeGatewayFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := srv.Checks()
-	if len(checks) != 4 || checks[0]["action_input_summary"] != "[10 chars]" || checks[0]["session_id"] != g.SessionID() {
+	if len(checks) != 4 || checks[0].ActionInputSummary != "[10 chars]" || checks[0].SessionID != g.SessionID() {
 		t.Fatalf("checks %v", checks)
 	}
 	evs := srv.TelemetryEvents()
-	if len(evs) != 1 || evs[0]["event_type"] != "tool_end" || evs[0]["success"] != true {
+	if len(evs) != 1 || evs[0].EventType != "tool_end" || (evs[0].Success == nil || !*evs[0].Success) {
 		t.Fatalf("events %v", evs)
 	}
-	if b := srv.TelemetryBatches(); b[0]["agent_id"] != agentID || b[0]["session_id"] != g.SessionID() {
+	if b := srv.TelemetryBatches(); b[0].AgentID != agentID || b[0].SessionID != g.SessionID() {
 		t.Fatalf("batch %v", b[0])
 	}
 }

@@ -341,11 +341,9 @@ func DenialError(tool string, d Decision) error {
 		return nil
 	}
 	if d.ElevationRequired {
-		return &ElevationRequiredError{Code: agenttrust.CodeElevationRequired, Tool: tool, Reason: d.Reason,
-			CheckID: d.CheckID, GuardTier: d.GuardTier, ApprovalID: d.ApprovalID}
+		return newElevationRequiredError(tool, d)
 	}
-	return &DeniedError{Code: agenttrust.CodeActionDenied, Tool: tool, Reason: d.Reason,
-		CheckID: d.CheckID, GuardTier: d.GuardTier}
+	return newDeniedError(tool, d)
 }
 
 func (g *Guard) logWarn(msg, tool string, err error) {

@@ -83,7 +83,7 @@ func runSlowLink(tb testing.TB, rate int, window, latency time.Duration, keep bo
 	res.final = g.Stats()
 	if keep {
 		for _, e := range srv.TelemetryEvents() {
-			name, _ := e["tool_name"].(string)
+			name := e.ToolName
 			res.arrived = append(res.arrived, name)
 		}
 	}

@@ -73,19 +73,19 @@ func TestToolRunnerAllowRunsAndReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 2 || evs[0]["event_type"] != "tool_end" || evs[0]["success"] != true ||
-		evs[1]["event_type"] != "tool_error" || evs[1]["error_type"] != "guard.diskError" {
+	if len(evs) != 2 || evs[0].EventType != "tool_end" || (evs[0].Success == nil || !*evs[0].Success) ||
+		evs[1].EventType != "tool_error" || evs[1].ErrorType != "guard.diskError" {
 		t.Fatalf("events %v", evs)
 	}
-	if ms, _ := evs[0]["duration_ms"].(float64); ms < 2 {
-		t.Fatalf("duration_ms %v does not cover the run", evs[0]["duration_ms"])
+	if ms := evs[0].DurationMs; ms == nil || *ms < 2 {
+		t.Fatalf("duration_ms %v does not cover the run", ms)
 	}
 	for _, req := range e.srv.Requests() {
 		if strings.Contains(string(req.Body), "/etc/hosts") || strings.Contains(string(req.Body), "disk on fire") {
 			t.Fatalf("input or error text sent to %s", req.Path)
 		}
 	}
-	if c := e.srv.Checks()[0]; c["action_input_summary"] != "[10 chars]" || c["action_name"] != "read_file" {
+	if c := e.srv.Checks()[0]; c.ActionInputSummary != "[10 chars]" || c.ActionName != "read_file" {
 		t.Fatalf("check %v", c)
 	}
 }
@@ -140,7 +140,7 @@ func TestToolRunnerSummariesAndEffects(t *testing.T) {
 	e := newRunnerEnv(t)
 	g := e.guard(t)
 	long := strings.Repeat("ü", 300)
-	last := func(opts ...ToolOption) map[string]any {
+	last := func(opts ...ToolOption) agenttrusttest.CheckRecord {
 		t.Helper()
 		if _, _, err := mustRunner(t, g, opts...).Run(context.Background(), "delete_file", long, func(context.Context) error { return nil }); err != nil {
 			t.Fatal(err)
@@ -148,29 +148,29 @@ func TestToolRunnerSummariesAndEffects(t *testing.T) {
 		cs := e.srv.Checks()
 		return cs[len(cs)-1]
 	}
-	if c := last(); c["action_input_summary"] != "[300 chars]" {
-		t.Errorf("default summary %v", c["action_input_summary"])
+	if c := last(); c.ActionInputSummary != "[300 chars]" {
+		t.Errorf("default summary %v", c.ActionInputSummary)
 	}
-	if c := last(WithLogInputs(10)); c["action_input_summary"] != strings.Repeat("ü", 10) {
-		t.Errorf("WithLogInputs(10): %v", c["action_input_summary"])
+	if c := last(WithLogInputs(10)); c.ActionInputSummary != strings.Repeat("ü", 10) {
+		t.Errorf("WithLogInputs(10): %v", c.ActionInputSummary)
 	}
-	if c := last(WithLogInputs(0)); c["action_input_summary"] != strings.Repeat("ü", 200) {
+	if c := last(WithLogInputs(0)); c.ActionInputSummary != strings.Repeat("ü", 200) {
 		t.Errorf("WithLogInputs(0) not 200 runes")
 	}
-	if c := last(WithSummarizer(func(tool, in string) string { return tool + ":" + in })); c["action_input_summary"] != "delete_file:"+strings.Repeat("ü", 188) {
-		t.Errorf("summarizer not cut: %v", c["action_input_summary"])
+	if c := last(WithSummarizer(func(tool, in string) string { return tool + ":" + in })); c.ActionInputSummary != "delete_file:"+strings.Repeat("ü", 188) {
+		t.Errorf("summarizer not cut: %v", c.ActionInputSummary)
 	}
 	effects := map[string]Effect{"delete_file": EffectDestructive}
 	opt := WithActionEffects(effects)
 	effects["delete_file"] = EffectRead // the option holds a copy
-	if c := last(WithActionEffect(EffectMutating), opt); c["action_effect"] != "destructive" {
-		t.Errorf("action_effect %v", c["action_effect"])
+	if c := last(WithActionEffect(EffectMutating), opt); c.ActionEffect != "destructive" {
+		t.Errorf("action_effect %v", c.ActionEffect)
 	}
-	if c := last(WithActionEffect(EffectMutating)); c["action_effect"] != "mutating" {
-		t.Errorf("action_effect %v", c["action_effect"])
+	if c := last(WithActionEffect(EffectMutating)); c.ActionEffect != "mutating" {
+		t.Errorf("action_effect %v", c.ActionEffect)
 	}
-	if c := last(); c["action_effect"] != nil {
-		t.Errorf("action_effect sent without configuration: %v", c["action_effect"])
+	if c := last(); c.ActionEffect != "" {
+		t.Errorf("action_effect sent without configuration: %v", c.ActionEffect)
 	}
 }
 

@@ -185,31 +185,29 @@ func TestAllowedToolRunsAndIsReported(t *testing.T) {
 			if len(checks) != 1 {
 				t.Fatalf("checks %v", checks)
 			}
-			want := map[string]any{
-				"action_name": "delete_file", "action_source": "api", "agent_id": e.agentID, "session_id": g.SessionID(),
-				"action_input_summary": fmt.Sprintf("[%d chars]", len(args)),
+			want := agenttrusttest.CheckRecord{
+				ActionName: "delete_file", ActionSource: "api", AgentID: e.agentID, SessionID: g.SessionID(),
+				ActionInputSummary: fmt.Sprintf("[%d chars]", len(args)),
 			}
-			for k, v := range want {
-				if checks[0][k] != v {
-					t.Errorf("check %s = %v, want %v", k, checks[0][k], v)
-				}
+			if checks[0] != want {
+				t.Errorf("check %+v, want %+v", checks[0], want)
 			}
-			if _, ok := checks[0]["action_effect"]; ok {
+			if checks[0].ActionEffect != "" {
 				t.Error("action_effect sent without configuration")
 			}
 			if err := g.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			evs := e.srv.TelemetryEvents()
-			if len(evs) != 2 || evs[0]["event_type"] != "tool_start" || evs[0]["tool_name"] != "delete_file" ||
-				evs[1]["event_type"] != "tool_end" || evs[1]["success"] != true {
+			if len(evs) != 2 || evs[0].EventType != "tool_start" || evs[0].ToolName != "delete_file" ||
+				evs[1].EventType != "tool_end" || (evs[1].Success == nil || !*evs[1].Success) {
 				t.Fatalf("events %v", evs)
 			}
-			if _, ok := evs[1]["duration_ms"].(float64); !ok {
+			if ok := evs[1].DurationMs != nil; !ok {
 				t.Fatalf("tool_end without duration_ms: %v", evs[1])
 			}
 			for _, b := range e.srv.TelemetryBatches() {
-				if b["agent_id"] != e.agentID || b["session_id"] != g.SessionID() {
+				if b.AgentID != e.agentID || b.SessionID != g.SessionID() {
 					t.Fatalf("batch %v", b)
 				}
 			}
@@ -335,10 +333,10 @@ func TestInnerErrorReported(t *testing.T) {
 				t.Fatal(err)
 			}
 			evs := e.srv.TelemetryEvents()
-			if len(evs) != 2 || evs[1]["event_type"] != "tool_error" || evs[1]["success"] != false {
+			if len(evs) != 2 || evs[1].EventType != "tool_error" || (evs[1].Success == nil || *evs[1].Success) {
 				t.Fatalf("events %v", evs)
 			}
-			if et, _ := evs[1]["error_type"].(string); et == "" {
+			if et := evs[1].ErrorType; et == "" {
 				t.Fatalf("no error_type: %v", evs[1])
 			}
 			for _, r := range e.srv.Requests() {
@@ -547,7 +545,7 @@ func TestSummaries(t *testing.T) {
 	}
 	c := e.srv.Checks()
 	for i := 0; i < len(c); i += 2 {
-		if c[i]["action_input_summary"] != args || c[i+1]["action_input_summary"] != "delete_file "+args || c[i+1]["action_effect"] != "destructive" {
+		if c[i].ActionInputSummary != args || c[i+1].ActionInputSummary != "delete_file "+args || c[i+1].ActionEffect != "destructive" {
 			t.Fatalf("checks %v", c)
 		}
 	}
@@ -572,7 +570,7 @@ func TestHandlerFlushesAtRunEnd(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 			}
-			if evs := e.srv.TelemetryEvents(); evs[0]["event_type"] != "tool_start" || evs[0]["tool_name"] != "read_file" {
+			if evs := e.srv.TelemetryEvents(); evs[0].EventType != "tool_start" || evs[0].ToolName != "read_file" {
 				t.Fatalf("events %v", evs)
 			}
 		})

@@ -155,30 +155,28 @@ func TestAllowedToolRunsAndIsReported(t *testing.T) {
 		t.Fatalf("checks %v", checks)
 	}
 	input, _ := json.Marshal(map[string]any{"path": secretPath})
-	want := map[string]any{
-		"action_name": "delete_file", "action_source": "api", "agent_id": e.agentID, "session_id": g.SessionID(),
-		"action_input_summary": fmt.Sprintf("[%d chars]", len(input)),
+	want := agenttrusttest.CheckRecord{
+		ActionName: "delete_file", ActionSource: "api", AgentID: e.agentID, SessionID: g.SessionID(),
+		ActionInputSummary: fmt.Sprintf("[%d chars]", len(input)),
 	}
-	for k, v := range want {
-		if checks[0][k] != v {
-			t.Errorf("check %s = %v, want %v", k, checks[0][k], v)
-		}
+	if checks[0] != want {
+		t.Errorf("check %+v, want %+v", checks[0], want)
 	}
-	if _, ok := checks[0]["action_effect"]; ok {
+	if checks[0].ActionEffect != "" {
 		t.Error("action_effect sent without configuration")
 	}
 	if err := g.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 1 || evs[0]["event_type"] != "tool_end" || evs[0]["tool_name"] != "delete_file" || evs[0]["success"] != true {
+	if len(evs) != 1 || evs[0].EventType != "tool_end" || evs[0].ToolName != "delete_file" || (evs[0].Success == nil || !*evs[0].Success) {
 		t.Fatalf("events %v", evs)
 	}
-	if _, ok := evs[0]["duration_ms"].(float64); !ok {
+	if ok := evs[0].DurationMs != nil; !ok {
 		t.Fatalf("tool_end without duration_ms: %v", evs[0])
 	}
 	for _, b := range e.srv.TelemetryBatches() {
-		if b["agent_id"] != e.agentID || b["session_id"] != g.SessionID() {
+		if b.AgentID != e.agentID || b.SessionID != g.SessionID() {
 			t.Fatalf("batch %v", b)
 		}
 	}
@@ -285,12 +283,12 @@ func TestInnerErrorReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 1 || evs[0]["event_type"] != "tool_error" || evs[0]["success"] != false {
+	if len(evs) != 1 || evs[0].EventType != "tool_error" || (evs[0].Success == nil || *evs[0].Success) {
 		t.Fatalf("events %v", evs)
 	}
 	// Genkit wraps the tool's error; the type reported is the tool's own.
-	if evs[0]["error_type"] != "*genkit_test.toolFailure" {
-		t.Fatalf("error_type %v", evs[0]["error_type"])
+	if evs[0].ErrorType != "*genkit_test.toolFailure" {
+		t.Fatalf("error_type %v", evs[0].ErrorType)
 	}
 	for _, r := range e.srv.Requests() {
 		if strings.Contains(string(r.Body), "disk on fire") {
@@ -394,7 +392,7 @@ func TestDefineToolIsGuardedThroughTheRegistry(t *testing.T) {
 	if err != nil || resp.Text() != "done: read_file=contents of "+secretPath || read.calls.Load() != 1 {
 		t.Fatalf("read_file: %q, %v", resp.Text(), err)
 	}
-	if c := e.srv.Checks(); len(c) != 1 || c[0]["action_effect"] != "read" {
+	if c := e.srv.Checks(); len(c) != 1 || c[0].ActionEffect != "read" {
 		t.Fatalf("checks %v", c)
 	}
 	_, err = e.generate(context.Background(), []ai.ToolRef{ai.ToolName("delete_file")}, "delete_file")
@@ -485,7 +483,7 @@ func TestSummaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := e.srv.Checks()
-	if c[0]["action_input_summary"] != string(input) || c[1]["action_input_summary"] != "delete_file "+string(input) || c[1]["action_effect"] != "destructive" {
+	if c[0].ActionInputSummary != string(input) || c[1].ActionInputSummary != "delete_file "+string(input) || c[1].ActionEffect != "destructive" {
 		t.Fatalf("checks %v", c)
 	}
 }

@@ -164,16 +164,14 @@ func TestAllowedRunWireAndTelemetry(t *testing.T) {
 		t.Fatalf("checks %v", checks)
 	}
 	c := checks[0]
-	want := map[string]any{
-		"action_name": "delete_file", "action_source": "api", "agent_id": e.agentID,
-		"session_id": g.SessionID(), "action_input_summary": fmt.Sprintf("[%d chars]", len([]rune(secretInput))),
+	want := agenttrusttest.CheckRecord{
+		ActionName: "delete_file", ActionSource: "api", AgentID: e.agentID,
+		SessionID: g.SessionID(), ActionInputSummary: fmt.Sprintf("[%d chars]", len([]rune(secretInput))),
 	}
-	for k, v := range want {
-		if c[k] != v {
-			t.Errorf("check %s = %v, want %v", k, c[k], v)
-		}
+	if c != want {
+		t.Errorf("check %+v, want %+v", c, want)
 	}
-	if _, ok := c["action_effect"]; ok {
+	if c.ActionEffect != "" {
 		t.Error("action_effect sent without configuration")
 	}
 	for _, r := range e.srv.Requests() {
@@ -186,16 +184,16 @@ func TestAllowedRunWireAndTelemetry(t *testing.T) {
 	}
 	batches := e.srv.TelemetryBatches()
 	for _, b := range batches {
-		if b["agent_id"] != e.agentID || b["session_id"] != g.SessionID() {
+		if b.AgentID != e.agentID || b.SessionID != g.SessionID() {
 			t.Fatalf("batch %v", b)
 		}
 	}
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 2 || evs[0]["event_type"] != "tool_start" || evs[0]["tool_name"] != "delete_file" ||
-		evs[1]["event_type"] != "tool_end" || evs[1]["success"] != true {
+	if len(evs) != 2 || evs[0].EventType != "tool_start" || evs[0].ToolName != "delete_file" ||
+		evs[1].EventType != "tool_end" || (evs[1].Success == nil || !*evs[1].Success) {
 		t.Fatalf("events %v", evs)
 	}
-	if _, ok := evs[1]["duration_ms"].(float64); !ok {
+	if ok := evs[1].DurationMs != nil; !ok {
 		t.Fatalf("tool_end without duration_ms: %v", evs[1])
 	}
 	if s := g.Stats(); s.Sent != 2 || s.Dropped != 0 || s.Pending != 0 {
@@ -216,8 +214,8 @@ func TestInnerErrorReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 2 || evs[1]["event_type"] != "tool_error" || evs[1]["success"] != false ||
-		evs[1]["error_type"] != "*langchaingo_test.toolFailure" {
+	if len(evs) != 2 || evs[1].EventType != "tool_error" || (evs[1].Success == nil || *evs[1].Success) ||
+		evs[1].ErrorType != "*langchaingo_test.toolFailure" {
 		t.Fatalf("events %v", evs)
 	}
 	for _, b := range e.srv.Requests() {
@@ -301,7 +299,7 @@ func TestCallerCancellation(t *testing.T) {
 func TestSummariesAndEffects(t *testing.T) {
 	e := newEnv(t)
 	long := strings.Repeat("ü", 300)
-	call := func(opts ...lcg.Option) map[string]any {
+	call := func(opts ...lcg.Option) agenttrusttest.CheckRecord {
 		t.Helper()
 		e.srv.ClearRequests()
 		w := lcg.WrapTool(&stubTool{name: "delete_file"}, e.guard(t), opts...)
@@ -314,24 +312,24 @@ func TestSummariesAndEffects(t *testing.T) {
 		cs := e.srv.Checks()
 		return cs[len(cs)-1]
 	}
-	if c := call(lcg.WithLogInputs(10)); c["action_input_summary"] != strings.Repeat("ü", 10) {
-		t.Errorf("WithLogInputs(10): %v", c["action_input_summary"])
+	if c := call(lcg.WithLogInputs(10)); c.ActionInputSummary != strings.Repeat("ü", 10) {
+		t.Errorf("WithLogInputs(10): %v", c.ActionInputSummary)
 	}
-	if c := call(lcg.WithLogInputs(1000)); c["action_input_summary"] != strings.Repeat("ü", 200) {
+	if c := call(lcg.WithLogInputs(1000)); c.ActionInputSummary != strings.Repeat("ü", 200) {
 		t.Errorf("WithLogInputs(1000) not capped at 200 runes")
 	}
 	sum := lcg.WithSummarizer(func(tool, in string) string { return tool + ":" + in })
-	if c := call(sum); c["action_input_summary"] != "delete_file:"+strings.Repeat("ü", 188) {
-		t.Errorf("summarizer result not cut to 200 runes: %v", c["action_input_summary"])
+	if c := call(sum); c.ActionInputSummary != "delete_file:"+strings.Repeat("ü", 188) {
+		t.Errorf("summarizer result not cut to 200 runes: %v", c.ActionInputSummary)
 	}
 	effects := map[string]guard.Effect{"delete_file": guard.EffectDestructive}
 	opt := lcg.WithActionEffects(effects)
 	effects["delete_file"] = guard.EffectRead // the option holds a copy
-	if c := call(opt, lcg.WithActionEffect(guard.EffectMutating)); c["action_effect"] != "destructive" {
-		t.Errorf("action_effect = %v", c["action_effect"])
+	if c := call(opt, lcg.WithActionEffect(guard.EffectMutating)); c.ActionEffect != "destructive" {
+		t.Errorf("action_effect = %v", c.ActionEffect)
 	}
-	if c := call(lcg.WithActionEffect(guard.EffectMutating)); c["action_effect"] != "mutating" {
-		t.Errorf("action_effect = %v", c["action_effect"])
+	if c := call(lcg.WithActionEffect(guard.EffectMutating)); c.ActionEffect != "mutating" {
+		t.Errorf("action_effect = %v", c.ActionEffect)
 	}
 }
 
@@ -353,7 +351,7 @@ func TestHandlerIgnoresUnknownTools(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if ev := e.srv.TelemetryEvents()[0]; ev["tool_name"] != "delete_file" || ev["event_type"] != "tool_start" {
+	if ev := e.srv.TelemetryEvents()[0]; ev.ToolName != "delete_file" || ev.EventType != "tool_start" {
 		t.Fatalf("event %v", ev)
 	}
 }
