@@ -287,7 +287,7 @@ func TestInnerErrorReported(t *testing.T) {
 		t.Fatalf("events %v", evs)
 	}
 	// Genkit wraps the tool's error; the type reported is the tool's own.
-	if evs[0].ErrorType != "*genkit_test.toolFailure" {
+	if evs[0].ErrorType != "*agenttrustgenkit_test.toolFailure" {
 		t.Fatalf("error_type %v", evs[0].ErrorType)
 	}
 	for _, r := range e.srv.Requests() {

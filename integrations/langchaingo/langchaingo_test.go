@@ -215,7 +215,7 @@ func TestInnerErrorReported(t *testing.T) {
 	}
 	evs := e.srv.TelemetryEvents()
 	if len(evs) != 2 || evs[1].EventType != "tool_error" || (evs[1].Success == nil || *evs[1].Success) ||
-		evs[1].ErrorType != "*langchaingo_test.toolFailure" {
+		evs[1].ErrorType != "*agenttrustlangchaingo_test.toolFailure" {
 		t.Fatalf("events %v", evs)
 	}
 	for _, b := range e.srv.Requests() {

@@ -183,6 +183,13 @@ func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
 			slog.String("method", req.Method), slog.Int("attempt", attempt),
 			slog.Duration("delay", delay), slog.String("reason", retryReason(resp, err)))
 		if serr := t.cfg.Sleep(ctx, delay); serr != nil {
+			if err == nil && errors.Is(serr, context.DeadlineExceeded) {
+				// The deadline ran out during the wait (a loaded machine can
+				// overrun even a wait cut to fit): the answer being retried
+				// says more than the timeout, as above.
+				resp.Attempts = attempt
+				return resp, nil
+			}
 			if err == nil {
 				err = fmt.Errorf("HTTP %d, retry abandoned: %w", resp.Status, serr)
 			} else {

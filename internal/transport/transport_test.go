@@ -398,6 +398,38 @@ func TestDeadlineCutsRetryKeepsAnswer(t *testing.T) {
 	}
 }
 
+// TestDeadlineDuringWaitKeepsAnswer: when the deadline ends the wait before
+// a retry (the machine was slow, say), the answer being retried comes back,
+// not a NETWORK_ERROR that hides the 503; the caller's cancellation still
+// wins.
+func TestDeadlineDuringWaitKeepsAnswer(t *testing.T) {
+	var n atomic.Int32
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("X-Request-Id", "only")
+		w.WriteHeader(503)
+	})
+	for _, tc := range []struct {
+		name  string
+		sleep error
+	}{{"deadline", context.DeadlineExceeded}, {"canceled", context.Canceled}} {
+		n.Store(0)
+		tr := New(Config{HTTPClient: &http.Client{}, Retry: RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+			Sleep: func(context.Context, time.Duration) error { return tc.sleep }})
+		resp, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, Idempotent: true})
+		tr.cfg.HTTPClient.CloseIdleConnections()
+		if tc.sleep == context.DeadlineExceeded {
+			if err != nil || resp == nil || resp.Status != 503 || resp.Header.Get("X-Request-Id") != "only" || resp.Attempts != 1 || n.Load() != 1 {
+				t.Fatalf("%s: %+v %v (%d requests); want the 503 after 1 attempt", tc.name, resp, err, n.Load())
+			}
+			continue
+		}
+		if !errors.Is(err, context.Canceled) || resp != nil {
+			t.Fatalf("%s: %+v %v; want context.Canceled", tc.name, resp, err)
+		}
+	}
+}
+
 // chunky returns data in reads of at most 3 bytes, then err (io.EOF when
 // nil), as a RoundTripper's body might.
 type chunky struct {
