@@ -10,11 +10,11 @@ import (
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 )
 
-// RetryUntilDeadline lets a check ride out a gateway restart: it keeps
-// retrying within ctx's deadline, past the retry policy's MaxRetries. Here
-// the Guardian answers 503 four times; with two retries the check would
-// fail, with RetryUntilDeadline it succeeds on the fifth attempt.
-func ExampleActionCheckParams_retryUntilDeadline() {
+// WithRequestRetryUntilDeadline lets a check ride out a gateway restart: it
+// keeps retrying within ctx's deadline, past the retry policy's MaxRetries.
+// Here the Guardian answers 503 four times; with two retries the check would
+// fail, with WithRequestRetryUntilDeadline it succeeds on the fifth attempt.
+func ExampleWithRequestRetryUntilDeadline() {
 	srv := startFake()
 	defer srv.Close()
 	agentID := srv.CreateAgent("ops-bot")
@@ -29,11 +29,8 @@ func ExampleActionCheckParams_retryUntilDeadline() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	res, err := client.Actions.Check(ctx, agenttrust.ActionCheckParams{
-		AgentID:            agentID,
-		ToolName:           "read_file",
-		RetryUntilDeadline: true,
-	})
+	res, err := client.Actions.Check(ctx, agenttrust.ActionCheckParams{AgentID: agentID, ToolName: "read_file"},
+		agenttrust.WithRequestRetryUntilDeadline())
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -41,9 +41,8 @@ type request struct {
 	// rawBody, when set, is the body already encoded as JSON; body is then
 	// ignored.
 	rawBody []byte
-	// untilDeadline retries an idempotent call until ctx's deadline, not
-	// only the policy's MaxRetries times.
-	untilDeadline bool
+	// opts are the caller's request options, applied by do alone.
+	opts []RequestOption
 }
 
 // response is a 2xx answer.
@@ -88,14 +87,21 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 			header["Authorization"] = []string{ep.authorization}
 		}
 	}
+	co := callOptions{timeout: c.timeout}
+	if len(r.opts) > 0 {
+		var err error
+		if header, err = co.apply(c, r.opts, r.header, header); err != nil {
+			return nil, err
+		}
+	}
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
-	// The client timeout bounds the call; a caller whose deadline is already
+	// The call's timeout bounds it; a caller whose deadline is already
 	// earlier (the guard's check timeout, say) needs no second timer.
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > co.timeout {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		ctx, cancel = context.WithTimeout(ctx, co.timeout)
 		defer cancel()
 	}
 	treq := &transport.Request{
@@ -105,7 +111,8 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		Header:        header,
 		APIKey:        key,
 		Idempotent:    r.idempotent,
-		UntilDeadline: r.untilDeadline,
+		UntilDeadline: co.untilDeadline,
+		Retry:         co.retry,
 	}
 	if r.attempt != nil {
 		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.attempt(ctx, r, u, h) }
@@ -116,6 +123,9 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	secrets := r.secrets
 	if ep.authorization != "" {
 		secrets = append(secrets[:len(secrets):len(secrets)], ep.user, ep.password)
+	}
+	if co.headers > 0 {
+		secrets = co.appendSecrets(secrets, r.opts)
 	}
 	if c.closed.Load() {
 		// The call's connection went back to the pool when its body was
@@ -144,7 +154,129 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	if resp.Status < 200 || resp.Status > 299 {
 		return nil, redact(statusError(resp, rid), key, secrets)
 	}
+	if co.into != nil {
+		*co.into = Response{StatusCode: resp.Status, Header: resp.Header, RequestID: rid, Attempts: resp.Attempts}
+	}
 	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid, key: key, secrets: secrets}, nil
+}
+
+// callOptions is what a call's RequestOptions ask for, validated.
+type callOptions struct {
+	timeout       time.Duration
+	retry         *transport.RetryPolicy // nil: the client's
+	untilDeadline bool
+	into          *Response
+	headers       int // header options applied
+}
+
+// apply validates opts, in order, into co and returns the call's header with
+// the header options added: own is the header the call set itself, header
+// the one about to be sent (own plus the SDK's additions); neither is
+// modified. Nothing has been sent yet, so every error is a validation error.
+func (co *callOptions) apply(c *Client, opts []RequestOption, own, header http.Header) (http.Header, error) {
+	copied := false
+	for i := range opts {
+		o := &opts[i]
+		switch o.kind {
+		case optNone:
+		case optHeader:
+			name, err := checkOptionHeader(o.name, o.value, own)
+			if err != nil {
+				return nil, err
+			}
+			if !copied {
+				h := make(http.Header, len(header)+1)
+				for k, v := range header {
+					h[k] = v
+				}
+				header, copied = h, true
+			}
+			header[name] = []string{o.value}
+			co.headers++
+		case optTimeout:
+			if o.d <= 0 {
+				return nil, validationErr("WithRequestTimeout: timeout must be positive, got " + o.d.String())
+			}
+			co.timeout = o.d
+		case optRetryPolicy:
+			p := o.policy
+			if p.MaxRetries < 0 || p.InitialBackoff < 0 || p.MaxBackoff < 0 || p.MaxRetryAfter < 0 {
+				return nil, validationErr("WithRequestRetryPolicy: negative value")
+			}
+			co.retry = (*transport.RetryPolicy)(&p)
+		case optMaxRetries:
+			if o.policy.MaxRetries < 0 {
+				return nil, validationErr("WithRequestMaxRetries: negative count " + strconv.Itoa(o.policy.MaxRetries))
+			}
+			if co.retry == nil {
+				p := c.tr.RetryPolicy()
+				co.retry = &p
+			}
+			co.retry.MaxRetries = o.policy.MaxRetries
+		case optUntilDeadline:
+			co.untilDeadline = true
+		case optResponseInto:
+			if o.into == nil {
+				return nil, validationErr("WithResponseInto: nil *Response")
+			}
+			co.into = o.into
+		default:
+			return nil, validationErr("invalid RequestOption")
+		}
+	}
+	return header, nil
+}
+
+// appendSecrets adds the values of the header options to secrets, which it
+// never modifies in place: a header may carry a token.
+func (co *callOptions) appendSecrets(secrets []string, opts []RequestOption) []string {
+	secrets = secrets[:len(secrets):len(secrets)]
+	for i := range opts {
+		if opts[i].kind == optHeader {
+			secrets = append(secrets, opts[i].value)
+		}
+	}
+	return secrets
+}
+
+// checkOptionHeader validates a WithRequestHeader and returns its canonical
+// name. The value is never quoted: it may be a secret.
+func checkOptionHeader(name, value string, own http.Header) (string, error) {
+	if !validHeaderName(name) {
+		return "", validationErr("WithRequestHeader: invalid header name " + strconv.Quote(name))
+	}
+	name = http.CanonicalHeaderKey(name)
+	switch name {
+	case "X-Api-Key", "Authorization", "Dpop", "Accept", "Content-Type", "Content-Length",
+		"Content-Encoding", "User-Agent", "Host", "Connection", "Keep-Alive", "Proxy-Authorization",
+		"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return "", validationErr("WithRequestHeader: " + name + " is set by the SDK and cannot be replaced")
+	}
+	if _, ok := own[name]; ok {
+		return "", validationErr("WithRequestHeader: " + name + " is set by this call and cannot be replaced")
+	}
+	if !validHeaderValue(value) {
+		return "", validationErr("WithRequestHeader: invalid " + name + " header value: it contains a control character (such as CR or LF)")
+	}
+	return name, nil
+}
+
+// validHeaderName reports whether name is an HTTP token (RFC 9110), which
+// net/http requires of a header name.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // checkHeaderValues validates the header values of a request before any I/O:

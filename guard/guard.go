@@ -282,9 +282,7 @@ func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOp
 		ToolInputSummary: TruncateRunes(summary, agenttrust.MaxSummaryRunes),
 		SessionID:        g.sessionID,
 		ActionEffect:     effect,
-		// Ride out a gateway restart within the check timeout.
-		RetryUntilDeadline: true,
-	})
+	}, agenttrust.WithRequestRetryUntilDeadline()) // ride out a gateway restart within the check timeout
 	if err == nil && !res.Decided() {
 		err = agenttrust.NewError(agenttrust.CodeDecode, `Decode error: check reply has no boolean "allowed"`, nil)
 	}
