@@ -58,19 +58,7 @@ func (s *A2AService) CancelTask(ctx context.Context, taskID string, opts ...Requ
 }
 
 func (s *A2AService) task(ctx context.Context, method string, opts []RequestOption, params any) (*A2ATask, error) {
-	resp, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, path: "/a2a", body: newRPCRequest(method, params)})
-	if err != nil {
-		return nil, err
-	}
-	result, err := rpcResult(resp)
-	if err != nil {
-		return nil, err
-	}
-	t := new(A2ATask)
-	if err := decodeObject(&response{status: resp.status, header: resp.header, body: result, requestID: resp.requestID}, t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return rpcCall[A2ATask](ctx, s.client, &request{method: http.MethodPost, path: "/a2a", body: newRPCRequest(method, params), opts: opts})
 }
 
 // A2ASendMessageParams are the arguments of A2A.SendMessage.
@@ -116,19 +104,7 @@ func (s *A2AService) SendMessage(ctx context.Context, agentID string, p A2ASendM
 		MessageID: msgID,
 		TaskID:    p.TaskID,
 	}}
-	resp, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, path: path, body: newRPCRequest("message/send", params)})
-	if err != nil {
-		return nil, err
-	}
-	result, err := rpcResult(resp)
-	if err != nil {
-		return nil, err
-	}
-	t := new(A2AMessageTask)
-	if err := decodeObject(&response{status: resp.status, header: resp.header, body: result, requestID: resp.requestID}, t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return rpcCall[A2AMessageTask](ctx, s.client, &request{method: http.MethodPost, path: path, body: newRPCRequest("message/send", params), opts: opts})
 }
 
 // A2ATask is a legacy AgentTrust task, the result of tasks/send, tasks/get

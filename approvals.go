@@ -29,11 +29,7 @@ func (s *ApprovalsService) decide(ctx context.Context, tmpl, approvalID, decided
 	body := struct {
 		DecidedBy string `json:"decided_by"`
 	}{orDefault(decidedBy, "sdk_user")}
-	resp, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, path: path, body: body})
-	if err != nil {
-		return nil, err
-	}
-	return decodeRawObject(resp)
+	return callRaw(ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path, body: body})
 }
 
 // Get reads an approval: GET /mcp/approvals/{approval_id}. The SDK never

@@ -610,9 +610,5 @@ func (c *Client) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Health returns the gateway's health document, uninterpreted.
 func (c *Client) Health(ctx context.Context, opts ...RequestOption) (map[string]any, error) {
-	resp, err := c.do(ctx, &request{opts: opts, method: http.MethodGet, base: baseGateway, path: "/health", idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	return decodeRawObject(resp)
+	return callRaw(ctx, c, &request{opts: opts, method: http.MethodGet, base: baseGateway, path: "/health", idempotent: true})
 }

@@ -48,6 +48,32 @@ func call[T any](ctx context.Context, c *Client, r *request, wrapper string) (*T
 	return decodeModel[T](resp, wrapper)
 }
 
+// callRaw sends r and returns the reply as a generic JSON object.
+func callRaw(ctx context.Context, c *Client, r *request) (map[string]any, error) {
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRawObject(resp)
+}
+
+// callChecked is call for a flat model that must hold a field: a reply
+// where has is false is a DECODE_ERROR saying what is missing.
+func callChecked[T any](ctx context.Context, c *Client, r *request, has func(*T) bool, missing string) (*T, error) {
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	v, err := decodeModel[T](resp, "")
+	if err != nil {
+		return nil, err
+	}
+	if !has(v) {
+		return nil, decodeErr(resp, errors.New(missing))
+	}
+	return v, nil
+}
+
 // list sends r as an idempotent GET and decodes the list under key (see
 // decodeList). Every service returning a list goes through it.
 func list[T any](ctx context.Context, c *Client, r *request, key, elemKey string) ([]T, error) {

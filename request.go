@@ -90,7 +90,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	co := callOptions{timeout: c.timeout}
 	if len(r.opts) > 0 {
 		var err error
-		if header, err = co.apply(c, r.opts, r.header, header); err != nil {
+		if err = co.apply(c, r.opts, r.header); err != nil {
 			return nil, err
 		}
 	}
@@ -113,6 +113,8 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		Idempotent:    r.idempotent,
 		UntilDeadline: co.untilDeadline,
 		Retry:         co.retry,
+		HeaderNames:   co.names,
+		HeaderValues:  co.values,
 	}
 	if r.attempt != nil {
 		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.attempt(ctx, r, u, h) }
@@ -124,8 +126,12 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	if ep.authorization != "" {
 		secrets = append(secrets[:len(secrets):len(secrets)], ep.user, ep.password)
 	}
-	if co.headers > 0 {
-		secrets = co.appendSecrets(secrets, r.opts)
+	if len(co.values) > 0 { // a header option may carry a token
+		if len(secrets) == 0 {
+			secrets = co.values
+		} else {
+			secrets = append(secrets[:len(secrets):len(secrets)], co.values...)
+		}
 	}
 	if c.closed.Load() {
 		// The call's connection went back to the pool when its body was
@@ -166,15 +172,24 @@ type callOptions struct {
 	retry         *transport.RetryPolicy // nil: the client's
 	untilDeadline bool
 	into          *Response
-	headers       int // header options applied
+	names, values []string // the header options, each name once
 }
 
-// apply validates opts, in order, into co and returns the call's header with
-// the header options added: own is the header the call set itself, header
-// the one about to be sent (own plus the SDK's additions); neither is
-// modified. Nothing has been sent yet, so every error is a validation error.
-func (co *callOptions) apply(c *Client, opts []RequestOption, own, header http.Header) (http.Header, error) {
-	copied := false
+// apply validates opts, in order, into co; own is the header the call set
+// itself. Nothing has been sent yet, so every error is a validation error.
+func (co *callOptions) apply(c *Client, opts []RequestOption, own http.Header) error {
+	n := 0
+	for i := range opts {
+		if opts[i].kind == optHeader {
+			n++
+		}
+	}
+	if n > 0 {
+		// One allocation holds every name and value; the values are sent
+		// from it and redacted from errors as secrets.
+		buf := make([]string, 2*n)
+		co.values, co.names = buf[:0:n], buf[n:n]
+	}
 	for i := range opts {
 		o := &opts[i]
 		switch o.kind {
@@ -182,31 +197,28 @@ func (co *callOptions) apply(c *Client, opts []RequestOption, own, header http.H
 		case optHeader:
 			name, err := checkOptionHeader(o.name, o.value, own)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			if !copied {
-				h := make(http.Header, len(header)+1)
-				for k, v := range header {
-					h[k] = v
-				}
-				header, copied = h, true
+			if j := indexOf(co.names, name); j >= 0 {
+				co.values[j] = o.value
+			} else {
+				co.names = append(co.names, name)
+				co.values = append(co.values, o.value)
 			}
-			header[name] = []string{o.value}
-			co.headers++
 		case optTimeout:
 			if o.d <= 0 {
-				return nil, validationErr("WithRequestTimeout: timeout must be positive, got " + o.d.String())
+				return validationErr("WithRequestTimeout: timeout must be positive, got " + o.d.String())
 			}
 			co.timeout = o.d
 		case optRetryPolicy:
 			p := o.policy
 			if p.MaxRetries < 0 || p.InitialBackoff < 0 || p.MaxBackoff < 0 || p.MaxRetryAfter < 0 {
-				return nil, validationErr("WithRequestRetryPolicy: negative value")
+				return validationErr("WithRequestRetryPolicy: negative value")
 			}
 			co.retry = (*transport.RetryPolicy)(&p)
 		case optMaxRetries:
 			if o.policy.MaxRetries < 0 {
-				return nil, validationErr("WithRequestMaxRetries: negative count " + strconv.Itoa(o.policy.MaxRetries))
+				return validationErr("WithRequestMaxRetries: negative count " + strconv.Itoa(o.policy.MaxRetries))
 			}
 			if co.retry == nil {
 				p := c.tr.RetryPolicy()
@@ -217,26 +229,23 @@ func (co *callOptions) apply(c *Client, opts []RequestOption, own, header http.H
 			co.untilDeadline = true
 		case optResponseInto:
 			if o.into == nil {
-				return nil, validationErr("WithResponseInto: nil *Response")
+				return validationErr("WithResponseInto: nil *Response")
 			}
 			co.into = o.into
 		default:
-			return nil, validationErr("invalid RequestOption")
+			return validationErr("invalid RequestOption")
 		}
 	}
-	return header, nil
+	return nil
 }
 
-// appendSecrets adds the values of the header options to secrets, which it
-// never modifies in place: a header may carry a token.
-func (co *callOptions) appendSecrets(secrets []string, opts []RequestOption) []string {
-	secrets = secrets[:len(secrets):len(secrets)]
-	for i := range opts {
-		if opts[i].kind == optHeader {
-			secrets = append(secrets, opts[i].value)
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
 		}
 	}
-	return secrets
+	return -1
 }
 
 // checkOptionHeader validates a WithRequestHeader and returns its canonical

@@ -148,7 +148,7 @@ func TestWithRequestTimeout(t *testing.T) {
 	})
 	defer close(release)
 	// The call's timeout replaces the client's longer one...
-	c := newTestClient(t, srv.URL, WithTimeout(time.Minute))
+	c := newTestClient(t, srv.URL, WithTimeout(20*time.Second))
 	start := time.Now()
 	_, err := c.Agents.Get(context.Background(), "a1", WithRequestTimeout(100*time.Millisecond))
 	wantNetwork(t, err)

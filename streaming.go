@@ -34,14 +34,25 @@ type StreamingCreateParams struct {
 	FilterEventTypes []string
 }
 
-type streamingCreateWire struct {
-	Name                 string    `json:"name"`
-	DestinationType      string    `json:"destination_type"`
-	EndpointURL          string    `json:"endpoint_url"`
+// streamingWire is the body of a create (name, type and URL always set) and
+// of an update (only what is set); nil fields are not sent.
+type streamingWire struct {
+	Name                 *string   `json:"name,omitempty"`
+	DestinationType      *string   `json:"destination_type,omitempty"`
+	EndpointURL          *string   `json:"endpoint_url,omitempty"`
 	AuthToken            *string   `json:"auth_token,omitempty"`
+	IsActive             *bool     `json:"is_active,omitempty"`
 	BatchSize            *int      `json:"batch_size,omitempty"`
 	FlushIntervalSeconds *int      `json:"flush_interval_seconds,omitempty"`
 	FilterEventTypes     *[]string `json:"filter_event_types,omitempty"`
+}
+
+// save sends a create or update body and decodes the destination.
+func (s *StreamingService) save(ctx context.Context, method, path string, w streamingWire, filter []string, opts []RequestOption) (*SIEMDestination, error) {
+	if filter != nil {
+		w.FilterEventTypes = &filter
+	}
+	return call[SIEMDestination](ctx, s.client, &request{method: method, path: path, body: &w, secrets: secretsOf(w.AuthToken), opts: opts}, "")
 }
 
 // String describes the params without the auth token.
@@ -67,18 +78,9 @@ func (p StreamingCreateParams) LogValue() slog.Value { return slog.StringValue(p
 
 // Create adds a SIEM destination: POST /api/v1/siem/destinations.
 func (s *StreamingService) Create(ctx context.Context, p StreamingCreateParams, opts ...RequestOption) (*SIEMDestination, error) {
-	body := &streamingCreateWire{
-		Name:                 p.Name,
-		DestinationType:      p.DestinationType,
-		EndpointURL:          p.EndpointURL,
-		AuthToken:            p.AuthToken,
-		BatchSize:            p.BatchSize,
-		FlushIntervalSeconds: p.FlushIntervalSeconds,
-	}
-	if p.FilterEventTypes != nil {
-		body.FilterEventTypes = &p.FilterEventTypes
-	}
-	return call[SIEMDestination](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/siem/destinations", body: body, secrets: secretsOf(p.AuthToken)}, "")
+	return s.save(ctx, http.MethodPost, "/api/v1/siem/destinations", streamingWire{Name: &p.Name, DestinationType: &p.DestinationType,
+		EndpointURL: &p.EndpointURL, AuthToken: p.AuthToken, BatchSize: p.BatchSize, FlushIntervalSeconds: p.FlushIntervalSeconds},
+		p.FilterEventTypes, opts)
 }
 
 // StreamingListParams are the arguments of Streaming.List; there are none
@@ -115,16 +117,6 @@ type StreamingUpdateParams struct {
 	FilterEventTypes []string
 }
 
-type streamingUpdateWire struct {
-	Name                 *string   `json:"name,omitempty"`
-	EndpointURL          *string   `json:"endpoint_url,omitempty"`
-	AuthToken            *string   `json:"auth_token,omitempty"`
-	IsActive             *bool     `json:"is_active,omitempty"`
-	BatchSize            *int      `json:"batch_size,omitempty"`
-	FlushIntervalSeconds *int      `json:"flush_interval_seconds,omitempty"`
-	FilterEventTypes     *[]string `json:"filter_event_types,omitempty"`
-}
-
 // String describes the params without the auth token.
 func (p StreamingUpdateParams) String() string {
 	active := "nil"
@@ -158,21 +150,12 @@ func (s *StreamingService) Update(ctx context.Context, destinationID string, p S
 	if err != nil {
 		return nil, err
 	}
-	body := &streamingUpdateWire{
-		Name:                 p.Name,
-		EndpointURL:          p.EndpointURL,
-		AuthToken:            p.AuthToken,
-		IsActive:             p.IsActive,
-		BatchSize:            p.BatchSize,
-		FlushIntervalSeconds: p.FlushIntervalSeconds,
-	}
-	if p.FilterEventTypes != nil {
-		body.FilterEventTypes = &p.FilterEventTypes
-	}
-	if *body == (streamingUpdateWire{}) {
+	w := streamingWire{Name: p.Name, EndpointURL: p.EndpointURL, AuthToken: p.AuthToken, IsActive: p.IsActive,
+		BatchSize: p.BatchSize, FlushIntervalSeconds: p.FlushIntervalSeconds}
+	if w == (streamingWire{}) && p.FilterEventTypes == nil {
 		return nil, validationErr("SIEM destination update with no fields: set at least one")
 	}
-	return call[SIEMDestination](ctx, s.client, &request{opts: opts, method: http.MethodPut, path: path, body: body, secrets: secretsOf(p.AuthToken)}, "")
+	return s.save(ctx, http.MethodPut, path, w, p.FilterEventTypes, opts)
 }
 
 // Delete removes a SIEM destination:
@@ -204,11 +187,7 @@ func (s *StreamingService) Test(ctx context.Context, destinationID string, opts 
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, path: path})
-	if err != nil {
-		return nil, err
-	}
-	return decodeRawObject(resp)
+	return callRaw(ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path})
 }
 
 // SIEMDestination is where the gateway streams audit events.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -126,18 +125,7 @@ func (s *WIMSEService) IssueToken(ctx context.Context, p WIMSETokenParams, opts 
 	if p.Proof != nil {
 		r.secrets = []string{p.Proof.Signature}
 	}
-	resp, err := s.client.do(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	t, err := decodeModel[WIMSETokenResponse](resp, "")
-	if err != nil {
-		return nil, err
-	}
-	if t.Token == "" {
-		return nil, decodeErr(resp, errors.New("WIMSE token reply has no token"))
-	}
-	return t, nil
+	return callChecked(ctx, s.client, r, func(t *WIMSETokenResponse) bool { return t.Token != "" }, "WIMSE token reply has no token")
 }
 
 // VerifyToken asks the gateway whether a WIMSE token is valid: POST
@@ -160,18 +148,8 @@ func (s *WIMSEService) Challenge(ctx context.Context, agentID string, opts ...Re
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, path: path})
-	if err != nil {
-		return nil, err
-	}
-	ch, err := decodeModel[ChallengeResponse](resp, "")
-	if err != nil {
-		return nil, err
-	}
-	if ch.Nonce == "" {
-		return nil, decodeErr(resp, errors.New("challenge reply has no nonce"))
-	}
-	return ch, nil
+	return callChecked(ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path},
+		func(ch *ChallengeResponse) bool { return ch.Nonce != "" }, "challenge reply has no nonce")
 }
 
 // WIMSEProofParams are the arguments of WIMSE.IssueTokenWithProof.

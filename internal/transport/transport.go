@@ -75,6 +75,10 @@ type Request struct {
 	UntilDeadline bool
 	// Retry, when set, replaces Config.Retry for this request.
 	Retry *RetryPolicy
+	// HeaderNames and HeaderValues add one header per name, after Header,
+	// with the value at the same index; the value is sent from the slice
+	// itself, not copied.
+	HeaderNames, HeaderValues []string
 }
 
 // HookError is a failure of Request.BeforeAttempt; nothing was sent for the
@@ -349,6 +353,9 @@ func (t *Transport) once(ctx context.Context, req *Request, extra http.Header) (
 	}
 	for k, v := range req.Header {
 		h[k] = v
+	}
+	for i, k := range req.HeaderNames {
+		h[k] = req.HeaderValues[i : i+1 : i+1]
 	}
 	for k, v := range extra {
 		h[k] = v
