@@ -89,8 +89,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 	}
 	co := callOptions{timeout: c.timeout}
 	if len(r.opts) > 0 {
-		var err error
-		if err = co.apply(c, r.opts, r.header); err != nil {
+		if err := co.apply(c, r.opts, r.header); err != nil {
 			return nil, err
 		}
 	}
