@@ -1,7 +1,10 @@
 package agenttrust
 
 import (
+	"fmt"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -27,6 +30,35 @@ type RequestOption struct {
 	policy RetryPolicy
 	into   *Response
 }
+
+// String describes the option; a header's value is never shown, since it
+// may be a token.
+func (o RequestOption) String() string {
+	switch o.kind {
+	case optHeader:
+		return "agenttrust.WithRequestHeader(" + strconv.Quote(o.name) + ", " + redactedSecret(o.value) + ")"
+	case optTimeout:
+		return "agenttrust.WithRequestTimeout(" + o.d.String() + ")"
+	case optRetryPolicy:
+		return fmt.Sprintf("agenttrust.WithRequestRetryPolicy(%+v)", o.policy)
+	case optMaxRetries:
+		return "agenttrust.WithRequestMaxRetries(" + strconv.Itoa(o.policy.MaxRetries) + ")"
+	case optUntilDeadline:
+		return "agenttrust.WithRequestRetryUntilDeadline()"
+	case optResponseInto:
+		return "agenttrust.WithResponseInto(...)"
+	}
+	return "agenttrust.RequestOption{}"
+}
+
+// GoString is String, so that %#v hides a header's value too.
+func (o RequestOption) GoString() string { return o.String() }
+
+// Format prints String for every verb.
+func (o RequestOption) Format(f fmt.State, verb rune) { formatRedacted(f, verb, o, o) }
+
+// LogValue hides a header's value from log/slog.
+func (o RequestOption) LogValue() slog.Value { return slog.StringValue(o.String()) }
 
 type requestOptionKind uint8
 

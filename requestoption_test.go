@@ -335,3 +335,22 @@ func TestIssueWithOptionsBypassesCache(t *testing.T) {
 		t.Errorf("issue with options: %d requests", srv.count())
 	}
 }
+
+func TestRequestOptionString(t *testing.T) {
+	for _, tc := range []struct {
+		o    RequestOption
+		want string
+	}{
+		{WithRequestHeader("X-Tenant", "t1"), `agenttrust.WithRequestHeader("X-Tenant", [redacted])`},
+		{WithRequestTimeout(2 * time.Second), "agenttrust.WithRequestTimeout(2s)"},
+		{WithRequestMaxRetries(3), "agenttrust.WithRequestMaxRetries(3)"},
+		{WithRequestRetryPolicy(RetryPolicy{MaxRetries: 1}), "agenttrust.WithRequestRetryPolicy({MaxRetries:1 InitialBackoff:0s MaxBackoff:0s MaxRetryAfter:0s})"},
+		{WithRequestRetryUntilDeadline(), "agenttrust.WithRequestRetryUntilDeadline()"},
+		{WithResponseInto(new(Response)), "agenttrust.WithResponseInto(...)"},
+		{RequestOption{}, "agenttrust.RequestOption{}"},
+	} {
+		if got := fmt.Sprintf("%v", tc.o); got != tc.want {
+			t.Errorf("got %s, want %s", got, tc.want)
+		}
+	}
+}
