@@ -15,13 +15,17 @@ import (
 // the zero RequestOption does nothing.
 //
 // Precedence: a request option wins over the matching client Option
-// (WithTimeout, WithRetryPolicy) for its call; among request options, a later
-// one wins over an earlier one of the same kind. An invalid value (a negative
-// timeout, a header the SDK sets itself, ...) makes the call return a
-// VALIDATION_ERROR before anything is sent.
+// (WithTimeout, WithRetryPolicy) for its call. Request options apply in
+// order: a later timeout, retry policy or header of the same name replaces
+// an earlier one, and WithRequestMaxRetries changes the retry policy in
+// effect at its place in the list. An invalid value (a negative timeout, a
+// header the SDK sets itself, ...) makes the call return a VALIDATION_ERROR
+// before anything is sent.
 //
 // A RequestOption is a small value: making one allocates nothing, and one
-// may be reused by many calls, concurrently too.
+// may be reused by many calls, concurrently too. Options written in a call
+// cost it one small allocation (the variadic slice); a slice of them kept in
+// a variable and passed as opts... costs none.
 type RequestOption struct {
 	kind   requestOptionKind
 	name   string // header name, canonical
