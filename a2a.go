@@ -37,8 +37,8 @@ type a2aTaskIDWire struct {
 
 // SendTask sends an AgentTrust task from one agent to another: method
 // "tasks/send" on POST /a2a.
-func (s *A2AService) SendTask(ctx context.Context, p A2ASendTaskParams) (*A2ATask, error) {
-	return s.task(ctx, "tasks/send", &a2aSendTaskWire{
+func (s *A2AService) SendTask(ctx context.Context, p A2ASendTaskParams, opts ...RequestOption) (*A2ATask, error) {
+	return s.task(ctx, "tasks/send", opts, &a2aSendTaskWire{
 		SourceAgentID: p.SourceAgentID,
 		TargetAgentID: p.TargetAgentID,
 		Message:       p.Message,
@@ -48,29 +48,17 @@ func (s *A2AService) SendTask(ctx context.Context, p A2ASendTaskParams) (*A2ATas
 
 // GetTask reads a task: method "tasks/get" on POST /a2a, with params
 // {"task_id": taskID}.
-func (s *A2AService) GetTask(ctx context.Context, taskID string) (*A2ATask, error) {
-	return s.task(ctx, "tasks/get", &a2aTaskIDWire{TaskID: taskID})
+func (s *A2AService) GetTask(ctx context.Context, taskID string, opts ...RequestOption) (*A2ATask, error) {
+	return s.task(ctx, "tasks/get", opts, &a2aTaskIDWire{TaskID: taskID})
 }
 
 // CancelTask cancels a task: method "tasks/cancel" on POST /a2a.
-func (s *A2AService) CancelTask(ctx context.Context, taskID string) (*A2ATask, error) {
-	return s.task(ctx, "tasks/cancel", &a2aTaskIDWire{TaskID: taskID})
+func (s *A2AService) CancelTask(ctx context.Context, taskID string, opts ...RequestOption) (*A2ATask, error) {
+	return s.task(ctx, "tasks/cancel", opts, &a2aTaskIDWire{TaskID: taskID})
 }
 
-func (s *A2AService) task(ctx context.Context, method string, params any) (*A2ATask, error) {
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: "/a2a", body: newRPCRequest(method, params)})
-	if err != nil {
-		return nil, err
-	}
-	result, err := rpcResult(resp)
-	if err != nil {
-		return nil, err
-	}
-	t := new(A2ATask)
-	if err := decodeObject(&response{status: resp.status, header: resp.header, body: result, requestID: resp.requestID}, t); err != nil {
-		return nil, err
-	}
-	return t, nil
+func (s *A2AService) task(ctx context.Context, method string, opts []RequestOption, params any) (*A2ATask, error) {
+	return rpcCall[A2ATask](ctx, s.client, &request{method: http.MethodPost, path: "/a2a", body: newRPCRequest(method, params), opts: opts})
 }
 
 // A2ASendMessageParams are the arguments of A2A.SendMessage.
@@ -99,7 +87,7 @@ type a2aTextPartWire struct {
 // "message/send" on POST /a2a/agents/{agent_id}. The agent may answer with a
 // Task or with a Message; a Message reply gives a task with an empty ID and
 // State, and the reply itself in Raw.
-func (s *A2AService) SendMessage(ctx context.Context, agentID string, p A2ASendMessageParams) (*A2AMessageTask, error) {
+func (s *A2AService) SendMessage(ctx context.Context, agentID string, p A2ASendMessageParams, opts ...RequestOption) (*A2AMessageTask, error) {
 	path, err := buildPath("/a2a/agents/{agent_id}", agentID)
 	if err != nil {
 		return nil, err
@@ -116,19 +104,7 @@ func (s *A2AService) SendMessage(ctx context.Context, agentID string, p A2ASendM
 		MessageID: msgID,
 		TaskID:    p.TaskID,
 	}}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: path, body: newRPCRequest("message/send", params)})
-	if err != nil {
-		return nil, err
-	}
-	result, err := rpcResult(resp)
-	if err != nil {
-		return nil, err
-	}
-	t := new(A2AMessageTask)
-	if err := decodeObject(&response{status: resp.status, header: resp.header, body: result, requestID: resp.requestID}, t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return rpcCall[A2AMessageTask](ctx, s.client, &request{method: http.MethodPost, path: path, body: newRPCRequest("message/send", params), opts: opts})
 }
 
 // A2ATask is a legacy AgentTrust task, the result of tasks/send, tasks/get

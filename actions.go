@@ -29,14 +29,6 @@ type ActionCheckParams struct {
 	// ActionEffect is sent when non-empty; otherwise the backend classifies
 	// the action by name.
 	ActionEffect ActionEffect
-	// RetryUntilDeadline keeps retrying a check that got no answer, or a
-	// 502, 503, 504 or 429, with the client's backoff and jitter until ctx's
-	// deadline (or the client timeout) would be passed, instead of stopping
-	// after the retry policy's MaxRetries: the check rides out a gateway
-	// restart shorter than its deadline. A 429 whose Retry-After does not fit
-	// in what is left is returned at once. MaxRetries 0 still disables
-	// retries. The guard package sets it on every check.
-	RetryUntilDeadline bool
 }
 
 // MaxSummaryRunes is how many runes of an input summary are sent.
@@ -54,14 +46,15 @@ type actionCheckBody struct {
 // Check asks whether the action is allowed: POST /api/v1/agenttrust/check.
 // A denial is a result with Allowed false and a nil error; elevation is
 // signalled by ElevationRequired and ApprovalID. Checks are safe to repeat,
-// so they are retried on transport failures and 429/502/503/504.
+// so they are retried on transport failures and 429/502/503/504;
+// WithRequestRetryUntilDeadline lets a check ride out a gateway restart.
 //
 // The decision is "allowed" alone: a reply whose "allowed" is present but
 // not a JSON boolean is a DECODE_ERROR. Every other field is decoded
 // leniently: a value of the wrong type leaves that field at its zero value,
 // is logged at warning level on the client's logger (WithLogger), and never
 // changes the decision.
-func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*ActionCheckResult, error) {
+func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams, opts ...RequestOption) (*ActionCheckResult, error) {
 	name := p.ToolName
 	if name == "" {
 		name = orDefault(p.Action, "tool_call")
@@ -77,7 +70,7 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams) (*Actio
 	raw := body.appendJSON(nil)
 	newReq := func() *request {
 		return &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check",
-			rawBody: raw, idempotent: true, untilDeadline: p.RetryUntilDeadline}
+			rawBody: raw, idempotent: true, opts: opts}
 	}
 	ac := s.client.creds.Load()
 	if ac == nil {

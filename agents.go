@@ -53,7 +53,7 @@ type agentCreateBody struct {
 // set p.KeyStore to have it stored under the new agent's ID. If storing
 // fails, Create returns both the agent (with its private key, so that it is
 // not lost) and the error.
-func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams) (*Agent, error) {
+func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams, opts ...RequestOption) (*Agent, error) {
 	var generated AgentKeyPair
 	if p.PublicKey != "" {
 		if _, err := ParsePublicKeyPEM(p.PublicKey); err != nil {
@@ -79,7 +79,7 @@ func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams) (*Agent
 	if body.Metadata == nil {
 		body.Metadata = map[string]any{}
 	}
-	a, err := call[Agent](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/agents", body: body}, "agent")
+	a, err := call[Agent](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/agents", body: body}, "agent")
 	if err != nil || generated.PrivateKeyPEM == "" {
 		return a, err
 	}
@@ -96,12 +96,12 @@ func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams) (*Agent
 }
 
 // Get reads one agent: GET /api/v1/agents/{agent_id}.
-func (s *AgentsService) Get(ctx context.Context, agentID string) (*Agent, error) {
+func (s *AgentsService) Get(ctx context.Context, agentID string, opts ...RequestOption) (*Agent, error) {
 	path, err := buildPath("/api/v1/agents/{agent_id}", agentID)
 	if err != nil {
 		return nil, err
 	}
-	return call[Agent](ctx, s.client, &request{method: http.MethodGet, path: path, idempotent: true}, "agent")
+	return call[Agent](ctx, s.client, &request{opts: opts, method: http.MethodGet, path: path, idempotent: true}, "agent")
 }
 
 // AgentListParams are the arguments of Agents.List.
@@ -110,23 +110,19 @@ type AgentListParams struct {
 	OrgID string
 }
 
-// List lists agents: GET /api/v1/agents[?org_id=…]. A nil params lists all.
-func (s *AgentsService) List(ctx context.Context, p *AgentListParams) ([]Agent, error) {
-	r := &request{method: http.MethodGet, path: "/api/v1/agents", idempotent: true}
-	if p != nil && p.OrgID != "" {
+// List lists agents: GET /api/v1/agents[?org_id=…]. Empty params list all.
+func (s *AgentsService) List(ctx context.Context, p AgentListParams, opts ...RequestOption) ([]Agent, error) {
+	r := &request{path: "/api/v1/agents", opts: opts}
+	if p.OrgID != "" {
 		r.query = url.Values{"org_id": {p.OrgID}}
 	}
-	resp, err := s.client.do(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return decodeList[Agent](resp, "agents", "")
+	return list[Agent](ctx, s.client, r, "agents", "")
 }
 
 // Revoke revokes an agent: POST /api/v1/agents/{agent_id}/revoke. An empty
 // reason sends "manual_revocation". On success the agent's cached tokens are
 // evicted.
-func (s *AgentsService) Revoke(ctx context.Context, agentID, reason string) error {
+func (s *AgentsService) Revoke(ctx context.Context, agentID, reason string, opts ...RequestOption) error {
 	path, err := buildPath("/api/v1/agents/{agent_id}/revoke", agentID)
 	if err != nil {
 		return err
@@ -134,7 +130,7 @@ func (s *AgentsService) Revoke(ctx context.Context, agentID, reason string) erro
 	body := struct {
 		Reason string `json:"reason"`
 	}{orDefault(reason, "manual_revocation")}
-	if _, err := s.client.do(ctx, &request{method: http.MethodPost, path: path, body: body}); err != nil {
+	if _, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, path: path, body: body}); err != nil {
 		return err
 	}
 	s.client.tokens.evictAgent(agentID)

@@ -65,7 +65,7 @@ func TestAgentListDecoding(t *testing.T) {
 	for body, n := range map[string]int{`[{"id":"a"},{"id":"b","status":"revoked"}]`: 2, `{"agents":[{"id":"a"}],"total":9}`: 1,
 		`{"agents":null}`: 0, ``: 0} {
 		srv.setHandler(reply(200, body))
-		l, err := c.Agents.List(ctxT(t), nil)
+		l, err := c.Agents.List(ctxT(t), AgentListParams{})
 		if err != nil || len(l) != n || l == nil {
 			t.Errorf("%q: %v %v", body, l, err)
 		}
@@ -77,7 +77,7 @@ func TestAgentListDecoding(t *testing.T) {
 	}
 	for _, body := range []string{`{"unexpected":"shape"}`, `{"agents":{}}`, `[1]`, `[{"id":1}]`} {
 		srv.setHandler(reply(200, body))
-		_, err := c.Agents.List(ctxT(t), nil)
+		_, err := c.Agents.List(ctxT(t), AgentListParams{})
 		wantDecode(t, err)
 	}
 }

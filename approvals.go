@@ -11,17 +11,17 @@ type ApprovalsService service
 // Approve approves a pending elevation: POST /mcp/approvals/{approval_id}/approve.
 // An empty decidedBy sends "sdk_user". It returns the gateway's answer,
 // e.g. {"status": "approved"}.
-func (s *ApprovalsService) Approve(ctx context.Context, approvalID, decidedBy string) (map[string]any, error) {
-	return s.decide(ctx, "/mcp/approvals/{approval_id}/approve", approvalID, decidedBy)
+func (s *ApprovalsService) Approve(ctx context.Context, approvalID, decidedBy string, opts ...RequestOption) (map[string]any, error) {
+	return s.decide(ctx, "/mcp/approvals/{approval_id}/approve", approvalID, decidedBy, opts)
 }
 
 // Deny denies a pending elevation: POST /mcp/approvals/{approval_id}/deny.
 // An empty decidedBy sends "sdk_user".
-func (s *ApprovalsService) Deny(ctx context.Context, approvalID, decidedBy string) (map[string]any, error) {
-	return s.decide(ctx, "/mcp/approvals/{approval_id}/deny", approvalID, decidedBy)
+func (s *ApprovalsService) Deny(ctx context.Context, approvalID, decidedBy string, opts ...RequestOption) (map[string]any, error) {
+	return s.decide(ctx, "/mcp/approvals/{approval_id}/deny", approvalID, decidedBy, opts)
 }
 
-func (s *ApprovalsService) decide(ctx context.Context, tmpl, approvalID, decidedBy string) (map[string]any, error) {
+func (s *ApprovalsService) decide(ctx context.Context, tmpl, approvalID, decidedBy string, opts []RequestOption) (map[string]any, error) {
 	path, err := buildPath(tmpl, approvalID)
 	if err != nil {
 		return nil, err
@@ -29,19 +29,15 @@ func (s *ApprovalsService) decide(ctx context.Context, tmpl, approvalID, decided
 	body := struct {
 		DecidedBy string `json:"decided_by"`
 	}{orDefault(decidedBy, "sdk_user")}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: path, body: body})
-	if err != nil {
-		return nil, err
-	}
-	return decodeRawObject(resp)
+	return callRaw(ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path, body: body})
 }
 
 // Get reads an approval: GET /mcp/approvals/{approval_id}. The SDK never
 // links an approval to a later check; re-checking is up to the caller.
-func (s *ApprovalsService) Get(ctx context.Context, approvalID string) (*ApprovalRequest, error) {
+func (s *ApprovalsService) Get(ctx context.Context, approvalID string, opts ...RequestOption) (*ApprovalRequest, error) {
 	path, err := buildPath("/mcp/approvals/{approval_id}", approvalID)
 	if err != nil {
 		return nil, err
 	}
-	return call[ApprovalRequest](ctx, s.client, &request{method: http.MethodGet, path: path, idempotent: true}, "")
+	return call[ApprovalRequest](ctx, s.client, &request{opts: opts, method: http.MethodGet, path: path, idempotent: true}, "")
 }

@@ -612,10 +612,6 @@ func (c *Client) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())
 func (c *Client) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Health returns the gateway's health document, uninterpreted.
-func (c *Client) Health(ctx context.Context) (map[string]any, error) {
-	resp, err := c.do(ctx, &request{method: http.MethodGet, base: baseGateway, path: "/health", idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	return decodeRawObject(resp)
+func (c *Client) Health(ctx context.Context, opts ...RequestOption) (map[string]any, error) {
+	return callRaw(ctx, c, &request{opts: opts, method: http.MethodGet, base: baseGateway, path: "/health", idempotent: true})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"sync"
 	"time"
@@ -47,6 +48,54 @@ func call[T any](ctx context.Context, c *Client, r *request, wrapper string) (*T
 		return nil, err
 	}
 	return decodeModel[T](resp, wrapper)
+}
+
+// callRaw sends r and returns the reply as a generic JSON object.
+func callRaw(ctx context.Context, c *Client, r *request) (map[string]any, error) {
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRawObject(resp)
+}
+
+// callChecked is call for a flat model that must hold a field: a reply
+// where has is false is a DECODE_ERROR saying what is missing.
+func callChecked[T any](ctx context.Context, c *Client, r *request, has func(*T) bool, missing string) (*T, error) {
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	v, err := decodeModel[T](resp, "")
+	if err != nil {
+		return nil, err
+	}
+	if !has(v) {
+		return nil, decodeErr(resp, errors.New(missing))
+	}
+	return v, nil
+}
+
+// list sends r as an idempotent GET and decodes the list under key (see
+// decodeList). Every service returning a list goes through it.
+func list[T any](ctx context.Context, c *Client, r *request, key, elemKey string) ([]T, error) {
+	r.method, r.idempotent = http.MethodGet, true
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeList[T](resp, key, elemKey)
+}
+
+// deleteAt sends DELETE tmpl, its one placeholder filled with id. Any 2xx
+// reply is success; its body is not read.
+func deleteAt(ctx context.Context, c *Client, tmpl, id string, opts []RequestOption) error {
+	path, err := buildPath(tmpl, id)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, &request{method: http.MethodDelete, path: path, idempotent: true, opts: opts})
+	return err
 }
 
 // decodeModel decodes resp into a new T, flat or from under wrapper.

@@ -43,7 +43,7 @@ func TestListReplyMemoryBounded(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		got, err := c.Agents.List(ctxT(t), nil)
+		got, err := c.Agents.List(ctxT(t), AgentListParams{})
 		runtime.ReadMemStats(&after)
 		var de *DecodeError
 		if !errors.As(err, &de) || !strings.Contains(de.Message, "MaxListItems") || got != nil {

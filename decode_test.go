@@ -237,7 +237,8 @@ func TestUnmarshalModel(t *testing.T) {
 		t.Fatal("an array decoded into a model")
 	}
 	// One plan per type, built once.
-	if lenientPlanOf(reflect.TypeOf(p)) != lenientPlanOf(reflect.TypeOf(p)) {
+	first, again := lenientPlanOf(reflect.TypeOf(p)), lenientPlanOf(reflect.TypeOf(p))
+	if first != again {
 		t.Fatal("plan rebuilt")
 	}
 }

@@ -35,7 +35,7 @@ type delegationCreateWire struct {
 }
 
 // Create delegates scopes: POST /api/v1/delegations.
-func (s *DelegationsService) Create(ctx context.Context, p DelegationCreateParams) (*Delegation, error) {
+func (s *DelegationsService) Create(ctx context.Context, p DelegationCreateParams, opts ...RequestOption) (*Delegation, error) {
 	body := &delegationCreateWire{
 		FromAgentID:        p.FromAgentID,
 		ToAgentID:          p.ToAgentID,
@@ -49,37 +49,32 @@ func (s *DelegationsService) Create(ctx context.Context, p DelegationCreateParam
 	if p.Restrictions != nil {
 		body.Restrictions = &p.Restrictions
 	}
-	return call[Delegation](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/delegations", body: body}, "delegation")
+	return call[Delegation](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/delegations", body: body}, "delegation")
 }
 
+// DelegationListParams are the arguments of Delegations.List; there are
+// none yet.
+type DelegationListParams struct{}
+
 // List lists delegations: GET /api/v1/delegations.
-func (s *DelegationsService) List(ctx context.Context) ([]Delegation, error) {
-	resp, err := s.client.do(ctx, &request{method: http.MethodGet, path: "/api/v1/delegations", idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	return decodeList[Delegation](resp, "delegations", "")
+func (s *DelegationsService) List(ctx context.Context, _ DelegationListParams, opts ...RequestOption) ([]Delegation, error) {
+	return list[Delegation](ctx, s.client, &request{path: "/api/v1/delegations", opts: opts}, "delegations", "")
 }
 
 // Revoke revokes a delegation: DELETE /api/v1/delegations/{delegation_id}.
 // Any 2xx reply is success; its body is not read.
-func (s *DelegationsService) Revoke(ctx context.Context, delegationID string) error {
-	path, err := buildPath("/api/v1/delegations/{delegation_id}", delegationID)
-	if err != nil {
-		return err
-	}
-	_, err = s.client.do(ctx, &request{method: http.MethodDelete, path: path, idempotent: true})
-	return err
+func (s *DelegationsService) Revoke(ctx context.Context, delegationID string, opts ...RequestOption) error {
+	return deleteAt(ctx, s.client, "/api/v1/delegations/{delegation_id}", delegationID, opts)
 }
 
 // InitSession opens an A2A session under a delegation: a bodiless
 // POST /api/v1/delegations/{delegation_id}/session.
-func (s *DelegationsService) InitSession(ctx context.Context, delegationID string) (*Session, error) {
+func (s *DelegationsService) InitSession(ctx context.Context, delegationID string, opts ...RequestOption) (*Session, error) {
 	path, err := buildPath("/api/v1/delegations/{delegation_id}/session", delegationID)
 	if err != nil {
 		return nil, err
 	}
-	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: path}, "")
+	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path}, "")
 }
 
 // Delegation is a delegation of scopes between agents.

@@ -77,7 +77,7 @@ func TestDelegationsListRevokeSession(t *testing.T) {
 	c := srv.client(t)
 	for _, body := range []string{`[` + sampleDelegation + `]`, `{"delegations": [` + sampleDelegation + `]}`} {
 		srv.reset(protoReply{body: body})
-		list, err := c.Delegations.List(ctx)
+		list, err := c.Delegations.List(ctx, agenttrust.DelegationListParams{})
 		if err != nil || len(list) != 1 {
 			t.Fatalf("%v, %v", list, err)
 		}
@@ -86,11 +86,11 @@ func TestDelegationsListRevokeSession(t *testing.T) {
 	}
 	// List elements are not unwrapped.
 	srv.reset(protoReply{body: `{"delegations": [{"delegation": {"id": "x"}}]}`})
-	if list, err := c.Delegations.List(ctx); err != nil || list[0].ID != "" {
+	if list, err := c.Delegations.List(ctx, agenttrust.DelegationListParams{}); err != nil || list[0].ID != "" {
 		t.Errorf("wrapped element: %+v, %v", list, err)
 	}
 	srv.reset(protoReply{body: `{"items": []}`})
-	_, err := c.Delegations.List(ctx)
+	_, err := c.Delegations.List(ctx, agenttrust.DelegationListParams{})
 	wantCode(t, err, agenttrust.CodeDecode)
 
 	srv.reset(protoReply{body: `<html>ok</html>`})

@@ -69,9 +69,19 @@
 // shorten it. No wait runs into that deadline: a Retry-After that does not
 // fit in what is left returns the answer at once (a *RateLimitError for a
 // 429, with its RetryAfter), and a backoff is cut to half of what is left.
-// ActionCheckParams.RetryUntilDeadline (set by the guard) retries a check
+// [WithRequestRetryUntilDeadline] (used by the guard) retries a check
 // until its deadline instead of stopping after two retries. Redirects are
 // never followed.
+//
+// # Request options
+//
+// Every method that talks to the gateway takes request options last
+// (opts ...[RequestOption]); they change that call only and win over the
+// client's options: [WithRequestHeader], [WithRequestTimeout],
+// [WithRequestRetryPolicy], [WithRequestMaxRetries],
+// [WithRequestRetryUntilDeadline], and [WithResponseInto] for the status,
+// header, request id and attempt count of a successful call. An invalid
+// value is a VALIDATION_ERROR before anything is sent.
 //
 // # Token cache
 //

@@ -45,7 +45,7 @@ func TestFakeGatewayFlow(t *testing.T) {
 	if err != nil || got.Name != "billing <bot> & co" || got.CreatedAt.IsZero() {
 		t.Fatalf("get: %+v %v", got, err)
 	}
-	list, err := c.Agents.List(ctx, &agenttrust.AgentListParams{OrgID: srv.OrgID()})
+	list, err := c.Agents.List(ctx, agenttrust.AgentListParams{OrgID: srv.OrgID()})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("list: %v %v", list, err)
 	}
@@ -148,7 +148,7 @@ func TestFakeGatewayErrorsAndHostileIDs(t *testing.T) {
 		}
 	}
 	bad := fakeClient(t, srv, agenttrust.WithAPIKey("sk_live_wrong_key"))
-	_, err := bad.Agents.List(ctx, nil)
+	_, err := bad.Agents.List(ctx, agenttrust.AgentListParams{})
 	var authErr *agenttrust.AuthenticationError
 	if !errors.As(err, &authErr) || strings.Contains(err.Error(), "sk_live_wrong_key") {
 		t.Errorf("bad key: %v", err)

@@ -33,31 +33,26 @@ type federationRegisterWire struct {
 
 // RegisterProvider registers an external identity provider:
 // POST /api/v1/federation/providers.
-func (s *FederationService) RegisterProvider(ctx context.Context, p FederationRegisterProviderParams) (*FederationProvider, error) {
+func (s *FederationService) RegisterProvider(ctx context.Context, p FederationRegisterProviderParams, opts ...RequestOption) (*FederationProvider, error) {
 	body := &federationRegisterWire{Issuer: p.Issuer, Name: p.Name, TrustLevel: p.TrustLevel}
-	return call[FederationProvider](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/providers", body: body}, "provider")
+	return call[FederationProvider](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/federation/providers", body: body}, "provider")
 }
+
+// FederationListProvidersParams are the arguments of
+// Federation.ListProviders; there are none yet.
+type FederationListProvidersParams struct{}
 
 // ListProviders lists the registered providers:
 // GET /api/v1/federation/providers.
-func (s *FederationService) ListProviders(ctx context.Context) ([]FederationProvider, error) {
-	resp, err := s.client.do(ctx, &request{method: http.MethodGet, path: "/api/v1/federation/providers", idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	return decodeList[FederationProvider](resp, "providers", "provider")
+func (s *FederationService) ListProviders(ctx context.Context, _ FederationListProvidersParams, opts ...RequestOption) ([]FederationProvider, error) {
+	return list[FederationProvider](ctx, s.client, &request{path: "/api/v1/federation/providers", opts: opts}, "providers", "provider")
 }
 
 // DeleteProvider removes a provider:
 // DELETE /api/v1/federation/providers/{provider_id}. Any 2xx reply is
 // success; its body is not read.
-func (s *FederationService) DeleteProvider(ctx context.Context, providerID string) error {
-	path, err := buildPath("/api/v1/federation/providers/{provider_id}", providerID)
-	if err != nil {
-		return err
-	}
-	_, err = s.client.do(ctx, &request{method: http.MethodDelete, path: path, idempotent: true})
-	return err
+func (s *FederationService) DeleteProvider(ctx context.Context, providerID string, opts ...RequestOption) error {
+	return deleteAt(ctx, s.client, "/api/v1/federation/providers/{provider_id}", providerID, opts)
 }
 
 // FederationTokenParams are the arguments of Federation.IntrospectToken and
@@ -102,9 +97,9 @@ type federationTokenWire struct {
 // 404, the same request is sent once to /api/v1/federation/tokens/verify,
 // whose outcome is final (gateways serve one or the other). An inactive
 // token is a result with Active false, not an error.
-func (s *FederationService) IntrospectToken(ctx context.Context, p FederationIntrospectParams) (*FederationIntrospectionResult, error) {
+func (s *FederationService) IntrospectToken(ctx context.Context, p FederationIntrospectParams, opts ...RequestOption) (*FederationIntrospectionResult, error) {
 	body := &federationTokenWire{Token: p.Token, IssuerHint: p.IssuerHint}
-	r := &request{method: http.MethodPost, path: "/api/v1/federation/tokens/introspect", body: body, idempotent: true, secrets: []string{p.Token}}
+	r := &request{opts: opts, method: http.MethodPost, path: "/api/v1/federation/tokens/introspect", body: body, idempotent: true, secrets: []string{p.Token}}
 	resp, err := s.client.do(ctx, r)
 	var nf *NotFoundError
 	if errors.As(err, &nf) {
@@ -120,15 +115,15 @@ func (s *FederationService) IntrospectToken(ctx context.Context, p FederationInt
 // VerifyToken is IntrospectToken under its old name.
 //
 // Deprecated: use IntrospectToken.
-func (s *FederationService) VerifyToken(ctx context.Context, p FederationIntrospectParams) (*VerifyFederatedTokenResult, error) {
-	return s.IntrospectToken(ctx, p)
+func (s *FederationService) VerifyToken(ctx context.Context, p FederationIntrospectParams, opts ...RequestOption) (*VerifyFederatedTokenResult, error) {
+	return s.IntrospectToken(ctx, p, opts...)
 }
 
 // InitSession opens a federation session from an external token:
 // POST /api/v1/federation/sessions/init.
-func (s *FederationService) InitSession(ctx context.Context, p FederationInitSessionParams) (*Session, error) {
+func (s *FederationService) InitSession(ctx context.Context, p FederationInitSessionParams, opts ...RequestOption) (*Session, error) {
 	body := &federationTokenWire{Token: p.Token, IssuerHint: p.IssuerHint}
-	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/sessions/init", body: body, secrets: []string{p.Token}}, "")
+	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/federation/sessions/init", body: body, secrets: []string{p.Token}}, "")
 }
 
 // FederationIssueIDTokenParams are the arguments of Federation.IssueIDToken.
@@ -152,9 +147,9 @@ type federationIssueWire struct {
 // IssueIDToken asks the gateway for an ID token for an agent:
 // POST /api/v1/federation/tokens/issue. Gateways that issue no ID tokens
 // answer 404, a *NotFoundError.
-func (s *FederationService) IssueIDToken(ctx context.Context, p FederationIssueIDTokenParams) (*IDTokenResponse, error) {
+func (s *FederationService) IssueIDToken(ctx context.Context, p FederationIssueIDTokenParams, opts ...RequestOption) (*IDTokenResponse, error) {
 	body := &federationIssueWire{AgentID: p.AgentID, Audience: p.Audience, Scopes: p.Scopes, TTL: p.TTL}
-	return call[IDTokenResponse](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/tokens/issue", body: body}, "")
+	return call[IDTokenResponse](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/federation/tokens/issue", body: body}, "")
 }
 
 // FederationProvider is a trusted external identity provider.

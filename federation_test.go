@@ -53,7 +53,7 @@ func TestFederationProviders(t *testing.T) {
 		`[` + sampleProvider + `, {"provider": ` + sampleProvider + `}]`,
 	} {
 		srv.reset(protoReply{body: body})
-		list, err := c.Federation.ListProviders(ctx)
+		list, err := c.Federation.ListProviders(ctx, agenttrust.FederationListProvidersParams{})
 		if err != nil || len(list) != 2 {
 			t.Fatalf("%v, %v", list, err)
 		}
@@ -62,7 +62,7 @@ func TestFederationProviders(t *testing.T) {
 		checkProvider(t, &list[1])
 	}
 	srv.reset(protoReply{body: `{"provider": []}`})
-	_, err := c.Federation.ListProviders(ctx)
+	_, err := c.Federation.ListProviders(ctx, agenttrust.FederationListProvidersParams{})
 	wantCode(t, err, agenttrust.CodeDecode)
 
 	srv.reset(protoReply{status: 204})

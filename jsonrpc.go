@@ -2,6 +2,7 @@ package agenttrust
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -132,4 +133,18 @@ func DecodeResult[T any](raw json.RawMessage) (T, error) {
 		return zero, NewError(CodeDecode, "Decode error: "+err.Error(), err)
 	}
 	return v, nil
+}
+
+// rpcCall sends a JSON-RPC request and decodes the reply's result (see
+// rpcResult) into a new T; a decode error keeps the reply's status and
+// request id.
+func rpcCall[T any](ctx context.Context, c *Client, r *request) (*T, error) {
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if resp.body, err = rpcResult(resp); err != nil {
+		return nil, err
+	}
+	return decodeModel[T](resp, "")
 }

@@ -27,32 +27,27 @@ type mcpRegisterWire struct {
 }
 
 // RegisterServer registers an MCP server: POST /mcp/servers.
-func (s *MCPService) RegisterServer(ctx context.Context, p MCPRegisterServerParams) (*MCPServer, error) {
+func (s *MCPService) RegisterServer(ctx context.Context, p MCPRegisterServerParams, opts ...RequestOption) (*MCPServer, error) {
 	body := &mcpRegisterWire{Name: p.Name, URL: p.URL}
 	if p.Capabilities != nil {
 		body.Capabilities = &p.Capabilities
 	}
-	return call[MCPServer](ctx, s.client, &request{method: http.MethodPost, path: "/mcp/servers", body: body}, "")
+	return call[MCPServer](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/mcp/servers", body: body}, "")
 }
 
+// MCPListServersParams are the arguments of MCP.ListServers; there are none
+// yet.
+type MCPListServersParams struct{}
+
 // ListServers lists the registered MCP servers: GET /mcp/servers.
-func (s *MCPService) ListServers(ctx context.Context) ([]MCPServer, error) {
-	resp, err := s.client.do(ctx, &request{method: http.MethodGet, path: "/mcp/servers", idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	return decodeList[MCPServer](resp, "servers", "")
+func (s *MCPService) ListServers(ctx context.Context, _ MCPListServersParams, opts ...RequestOption) ([]MCPServer, error) {
+	return list[MCPServer](ctx, s.client, &request{path: "/mcp/servers", opts: opts}, "servers", "")
 }
 
 // RemoveServer unregisters an MCP server: DELETE /mcp/servers/{server_id}.
 // Any 2xx reply is success; its body is not read.
-func (s *MCPService) RemoveServer(ctx context.Context, serverID string) error {
-	path, err := buildPath("/mcp/servers/{server_id}", serverID)
-	if err != nil {
-		return err
-	}
-	_, err = s.client.do(ctx, &request{method: http.MethodDelete, path: path, idempotent: true})
-	return err
+func (s *MCPService) RemoveServer(ctx context.Context, serverID string, opts ...RequestOption) error {
+	return deleteAt(ctx, s.client, "/mcp/servers/{server_id}", serverID, opts)
 }
 
 // MCPCallToolParams are the arguments of MCP.CallTool.
@@ -85,7 +80,7 @@ const errMCPAgentID = "agent_id is required: the MCP proxy authorizes the call b
 //
 // The call is not safe to repeat: it is re-sent only when the connection
 // failed before anything was written.
-func (s *MCPService) CallTool(ctx context.Context, serverID string, p MCPCallToolParams) (json.RawMessage, error) {
+func (s *MCPService) CallTool(ctx context.Context, serverID string, p MCPCallToolParams, opts ...RequestOption) (json.RawMessage, error) {
 	if p.AgentID == "" {
 		return nil, validationErr(errMCPAgentID)
 	}
@@ -101,7 +96,7 @@ func (s *MCPService) CallTool(ctx context.Context, serverID string, p MCPCallToo
 	if p.SessionID != "" {
 		h["X-Session-Id"] = []string{p.SessionID}
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: path, header: h, body: newRPCRequest(p.Method, params)})
+	resp, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, path: path, header: h, body: newRPCRequest(p.Method, params)})
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func TestMCPListAndRemove(t *testing.T) {
 	c := srv.client(t)
 	for _, body := range []string{`[{"id": "s1"}, {"id": "s2"}]`, `{"servers": [{"id": "s1"}, {"id": "s2"}], "total": 2}`} {
 		srv.reset(protoReply{body: body})
-		list, err := c.MCP.ListServers(ctx)
+		list, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{})
 		if err != nil || len(list) != 2 || list[1].ID != "s2" {
 			t.Errorf("%s: %+v, %v", body, list, err)
 		}
@@ -62,13 +62,13 @@ func TestMCPListAndRemove(t *testing.T) {
 	}
 	for _, body := range []string{`{"servers": null}`, ``, `null`} {
 		srv.reset(protoReply{body: body})
-		if list, err := c.MCP.ListServers(ctx); err != nil || list == nil || len(list) != 0 {
+		if list, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{}); err != nil || list == nil || len(list) != 0 {
 			t.Errorf("%q: %v, %v", body, list, err)
 		}
 	}
 	for _, body := range []string{`{"unexpected": "shape"}`, `{"servers": {}}`, `[1]`, `"x"`} {
 		srv.reset(protoReply{body: body})
-		_, err := c.MCP.ListServers(ctx)
+		_, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{})
 		wantCode(t, err, agenttrust.CodeDecode)
 	}
 
@@ -257,7 +257,7 @@ func TestMCPCallToolNotRepeated(t *testing.T) {
 		t.Errorf("call_tool sent %d times", n)
 	}
 	srv.reset(protoReply{status: 503}, protoReply{body: `[]`})
-	if _, err := c.MCP.ListServers(context.Background()); err != nil {
+	if _, err := c.MCP.ListServers(context.Background(), agenttrust.MCPListServersParams{}); err != nil {
 		t.Errorf("list after one 503: %v", err)
 	}
 	if n := len(srv.requests()); n != 2 {

@@ -198,7 +198,7 @@ func TestE2EMCP(t *testing.T) {
 	if reg.ID == "" || reg.URL != up.URL || len(reg.Capabilities) != 1 || reg.CreatedAt.IsZero() {
 		t.Errorf("registered %+v", reg)
 	}
-	list, err := c.MCP.ListServers(ctx)
+	list, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{})
 	if err != nil || len(list) != 1 || list[0].ID != reg.ID {
 		t.Fatalf("list: %+v, %v", list, err)
 	}
@@ -298,7 +298,7 @@ func TestE2EDelegations(t *testing.T) {
 	_, err = c.Delegations.Create(ctx, agenttrust.DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"read"}, ParentDelegationID: agenttrust.Ptr("")})
 	wantCode(t, err, agenttrust.CodeNotFound) // "" was sent and looked up
 
-	list, err := c.Delegations.List(ctx)
+	list, err := c.Delegations.List(ctx, agenttrust.DelegationListParams{})
 	if err != nil || len(list) != 2 {
 		t.Fatalf("list: %+v, %v", list, err)
 	}
@@ -312,7 +312,7 @@ func TestE2EDelegations(t *testing.T) {
 	if err := c.Delegations.Revoke(ctx, d.ID); err != nil {
 		t.Fatal(err)
 	}
-	list, _ = c.Delegations.List(ctx)
+	list, _ = c.Delegations.List(ctx, agenttrust.DelegationListParams{})
 	for _, x := range list {
 		if x.RevokedAt.IsZero() {
 			t.Errorf("delegation %s not revoked with its parent", x.ID)
@@ -342,7 +342,7 @@ func TestE2EFederation(t *testing.T) {
 	if _, err := c.Federation.RegisterProvider(ctx, agenttrust.FederationRegisterProviderParams{Issuer: issuer, Name: "dup"}); err == nil {
 		t.Error("duplicate issuer accepted")
 	}
-	provs, err := c.Federation.ListProviders(ctx)
+	provs, err := c.Federation.ListProviders(ctx, agenttrust.FederationListProvidersParams{})
 	if err != nil || len(provs) != 1 || provs[0].ID != p.ID {
 		t.Fatalf("list: %+v, %v", provs, err)
 	}
@@ -400,7 +400,7 @@ func TestE2EFederation(t *testing.T) {
 	if err := c.Federation.DeleteProvider(ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	if provs, err := c.Federation.ListProviders(ctx); err != nil || len(provs) != 0 {
+	if provs, err := c.Federation.ListProviders(ctx, agenttrust.FederationListProvidersParams{}); err != nil || len(provs) != 0 {
 		t.Errorf("after delete: %+v, %v", provs, err)
 	}
 }
@@ -458,7 +458,7 @@ func TestE2EStreaming(t *testing.T) {
 	if res, err := c.Streaming.Test(ctx, dest.ID); err != nil || res["ok"] != false {
 		t.Errorf("failing destination: %v, %v", res, err)
 	}
-	logs, err := c.Streaming.DeliveryLog(ctx, dest.ID)
+	logs, err := c.Streaming.DeliveryLog(ctx, dest.ID, agenttrust.StreamingDeliveryLogParams{})
 	if err != nil || len(logs) != 2 {
 		t.Fatalf("delivery log: %+v, %v", logs, err)
 	}
@@ -484,7 +484,7 @@ func TestE2EStreaming(t *testing.T) {
 	if err != nil || got.IsActive || got.BatchSize != 0 {
 		t.Errorf("get after update: %v, %v", got, err)
 	}
-	list, err := c.Streaming.List(ctx)
+	list, err := c.Streaming.List(ctx, agenttrust.StreamingListParams{})
 	if err != nil || len(list) != 1 {
 		t.Errorf("list: %v, %v", list, err)
 	}

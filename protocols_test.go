@@ -71,7 +71,7 @@ func protoIDCalls() []protoIDCall {
 			return c.Streaming.Delete(ctx, id)
 		}},
 		{"Streaming.DeliveryLog", "GET", "/api/v1/siem/destinations/{}/logs", func(ctx context.Context, c *agenttrust.Client, id string) error {
-			_, err := c.Streaming.DeliveryLog(ctx, id)
+			_, err := c.Streaming.DeliveryLog(ctx, id, agenttrust.StreamingDeliveryLogParams{})
 			return err
 		}},
 		{"Streaming.Test", "POST", "/api/v1/siem/destinations/{}/test", func(ctx context.Context, c *agenttrust.Client, id string) error {

@@ -41,11 +41,10 @@ type request struct {
 	// rawBody, when set, is the body already encoded as JSON; body is then
 	// ignored.
 	rawBody []byte
-	// untilDeadline retries an idempotent call until ctx's deadline, not
-	// only the policy's MaxRetries times.
-	untilDeadline bool
 	// observer watches the attempts; set by Client.do when observed.
 	observer transport.AttemptObserver
+	// opts are the caller's request options, applied by do alone.
+	opts []RequestOption
 }
 
 // response is a 2xx answer.
@@ -90,14 +89,20 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 			header["Authorization"] = []string{ep.authorization}
 		}
 	}
+	co := callOptions{timeout: c.timeout}
+	if len(r.opts) > 0 {
+		if err := co.apply(c, r.opts, r.header); err != nil {
+			return nil, err
+		}
+	}
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
-	// The client timeout bounds the call; a caller whose deadline is already
+	// The call's timeout bounds it; a caller whose deadline is already
 	// earlier (the guard's check timeout, say) needs no second timer.
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > co.timeout {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		ctx, cancel = context.WithTimeout(ctx, co.timeout)
 		defer cancel()
 	}
 	treq := &transport.Request{
@@ -107,7 +112,10 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		Header:        header,
 		APIKey:        key,
 		Idempotent:    r.idempotent,
-		UntilDeadline: r.untilDeadline,
+		UntilDeadline: co.untilDeadline,
+		Retry:         co.retry,
+		HeaderNames:   co.names,
+		HeaderValues:  co.values,
 		Observer:      r.observer,
 	}
 	if r.attempt != nil {
@@ -119,6 +127,13 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	secrets := r.secrets
 	if ep.authorization != "" {
 		secrets = append(secrets[:len(secrets):len(secrets)], ep.user, ep.password)
+	}
+	if len(co.values) > 0 { // a header option may carry a token
+		if len(secrets) == 0 {
+			secrets = co.values
+		} else {
+			secrets = append(secrets[:len(secrets):len(secrets)], co.values...)
+		}
 	}
 	if c.closed.Load() {
 		// The call's connection went back to the pool when its body was
@@ -147,7 +162,132 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 	if resp.Status < 200 || resp.Status > 299 {
 		return nil, redact(statusError(resp, rid), key, secrets)
 	}
+	if co.into != nil {
+		*co.into = Response{StatusCode: resp.Status, Header: resp.Header, RequestID: rid, Attempts: resp.Attempts}
+	}
 	return &response{status: resp.Status, header: resp.Header, body: resp.Body, requestID: rid, key: key, secrets: secrets}, nil
+}
+
+// callOptions is what a call's RequestOptions ask for, validated.
+type callOptions struct {
+	timeout       time.Duration
+	retry         *transport.RetryPolicy // nil: the client's
+	untilDeadline bool
+	into          *Response
+	names, values []string // the header options, each name once
+}
+
+// apply validates opts, in order, into co; own is the header the call set
+// itself. Nothing has been sent yet, so every error is a validation error.
+func (co *callOptions) apply(c *Client, opts []RequestOption, own http.Header) error {
+	n := 0
+	for i := range opts {
+		if opts[i].kind == optHeader {
+			n++
+		}
+	}
+	if n > 0 {
+		// One allocation holds every name and value; the values are sent
+		// from it and redacted from errors as secrets.
+		buf := make([]string, 2*n)
+		co.values, co.names = buf[:0:n], buf[n:n]
+	}
+	for i := range opts {
+		o := &opts[i]
+		switch o.kind {
+		case optNone:
+		case optHeader:
+			name, err := checkOptionHeader(o.name, o.value, own)
+			if err != nil {
+				return err
+			}
+			if j := indexOf(co.names, name); j >= 0 {
+				co.values[j] = o.value
+			} else {
+				co.names = append(co.names, name)
+				co.values = append(co.values, o.value)
+			}
+		case optTimeout:
+			if o.d <= 0 {
+				return validationErr("WithRequestTimeout: timeout must be positive, got " + o.d.String())
+			}
+			co.timeout = o.d
+		case optRetryPolicy:
+			p := o.policy
+			if p.MaxRetries < 0 || p.InitialBackoff < 0 || p.MaxBackoff < 0 || p.MaxRetryAfter < 0 {
+				return validationErr("WithRequestRetryPolicy: negative value")
+			}
+			co.retry = (*transport.RetryPolicy)(&p)
+		case optMaxRetries:
+			if o.policy.MaxRetries < 0 {
+				return validationErr("WithRequestMaxRetries: negative count " + strconv.Itoa(o.policy.MaxRetries))
+			}
+			if co.retry == nil {
+				p := c.tr.RetryPolicy()
+				co.retry = &p
+			}
+			co.retry.MaxRetries = o.policy.MaxRetries
+		case optUntilDeadline:
+			co.untilDeadline = true
+		case optResponseInto:
+			if o.into == nil {
+				return validationErr("WithResponseInto: nil *Response")
+			}
+			co.into = o.into
+		default:
+			return validationErr("invalid RequestOption")
+		}
+	}
+	return nil
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkOptionHeader validates a WithRequestHeader and returns its canonical
+// name. The value is never quoted: it may be a secret.
+func checkOptionHeader(name, value string, own http.Header) (string, error) {
+	if !validHeaderName(name) {
+		return "", validationErr("WithRequestHeader: invalid header name " + strconv.Quote(name))
+	}
+	name = http.CanonicalHeaderKey(name)
+	switch name {
+	case "X-Api-Key", "Authorization", "Dpop", "Accept", "Content-Type", "Content-Length",
+		"Content-Encoding", "User-Agent", "Host", "Connection", "Keep-Alive", "Proxy-Authorization",
+		"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return "", validationErr("WithRequestHeader: " + name + " is set by the SDK and cannot be replaced")
+	}
+	if _, ok := own[name]; ok {
+		return "", validationErr("WithRequestHeader: " + name + " is set by this call and cannot be replaced")
+	}
+	if !validHeaderValue(value) {
+		return "", validationErr("WithRequestHeader: invalid " + name + " header value: it contains a control character (such as CR or LF)")
+	}
+	return name, nil
+}
+
+// validHeaderName reports whether name is an HTTP token (RFC 9110), which
+// net/http requires of a header name.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // checkHeaderValues validates the header values of a request before any I/O:

@@ -15,7 +15,7 @@ import (
 func idempotentCalls(c *Client) map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
 		"GET Agents.Get":    func(ctx context.Context) error { _, err := c.Agents.Get(ctx, "a1"); return err },
-		"GET Agents.List":   func(ctx context.Context) error { _, err := c.Agents.List(ctx, nil); return err },
+		"GET Agents.List":   func(ctx context.Context) error { _, err := c.Agents.List(ctx, AgentListParams{}); return err },
 		"GET Health":        func(ctx context.Context) error { _, err := c.Health(ctx); return err },
 		"GET Approvals.Get": func(ctx context.Context) error { _, err := c.Approvals.Get(ctx, "ap"); return err },
 		"GET GetSession":    func(ctx context.Context) error { _, err := c.Sessions.GetSession(ctx, "s"); return err },

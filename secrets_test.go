@@ -212,6 +212,7 @@ func TestSecretsInSlogAndFmt(t *testing.T) {
 		{"StreamingUpdateParams", StreamingUpdateParams{Name: Ptr("dest-2"), AuthToken: Ptr(tok)}, []string{tok}, "dest-2"},
 		{"SIEMDestination", SIEMDestination{ID: "dest-3", AuthToken: tok}, []string{tok}, "dest-3"},
 		{"*SIEMDestination", &SIEMDestination{ID: "dest-3", AuthToken: tok}, []string{tok}, "dest-3"},
+		{"RequestOption", WithRequestHeader("X-Tenant-Token", tok), []string{tok}, "X-Tenant-Token"},
 	}
 	for _, tc := range cases {
 		for handler, out := range slogOutputs(tc.v) {

@@ -9,28 +9,28 @@ import (
 type SessionsService service
 
 // InitSession opens an MCP session: POST /mcp/sessions/init.
-func (s *SessionsService) InitSession(ctx context.Context, agentID, serverID string) (*Session, error) {
+func (s *SessionsService) InitSession(ctx context.Context, agentID, serverID string, opts ...RequestOption) (*Session, error) {
 	body := struct {
 		AgentID  string `json:"agent_id"`
 		ServerID string `json:"server_id"`
 	}{agentID, serverID}
-	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: "/mcp/sessions/init", body: body}, "")
+	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/mcp/sessions/init", body: body}, "")
 }
 
 // GetSession reads a session: GET /mcp/sessions/{session_id}.
-func (s *SessionsService) GetSession(ctx context.Context, sessionID string) (*Session, error) {
+func (s *SessionsService) GetSession(ctx context.Context, sessionID string, opts ...RequestOption) (*Session, error) {
 	path, err := buildPath("/mcp/sessions/{session_id}", sessionID)
 	if err != nil {
 		return nil, err
 	}
-	return call[Session](ctx, s.client, &request{method: http.MethodGet, path: path, idempotent: true}, "")
+	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodGet, path: path, idempotent: true}, "")
 }
 
 // InitAPISession opens an API session from a token:
 // POST /api/v1/agenttrust/api-sessions/init.
-func (s *SessionsService) InitAPISession(ctx context.Context, token string) (*Session, error) {
+func (s *SessionsService) InitAPISession(ctx context.Context, token string, opts ...RequestOption) (*Session, error) {
 	body := struct {
 		Token string `json:"token"`
 	}{token}
-	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/agenttrust/api-sessions/init", body: body, secrets: []string{token}}, "")
+	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/agenttrust/api-sessions/init", body: body, secrets: []string{token}}, "")
 }

@@ -33,14 +33,25 @@ type StreamingCreateParams struct {
 	FilterEventTypes []string
 }
 
-type streamingCreateWire struct {
-	Name                 string    `json:"name"`
-	DestinationType      string    `json:"destination_type"`
-	EndpointURL          string    `json:"endpoint_url"`
+// streamingWire is the body of a create (name, type and URL always set) and
+// of an update (only what is set); nil fields are not sent.
+type streamingWire struct {
+	Name                 *string   `json:"name,omitempty"`
+	DestinationType      *string   `json:"destination_type,omitempty"`
+	EndpointURL          *string   `json:"endpoint_url,omitempty"`
 	AuthToken            *string   `json:"auth_token,omitempty"`
+	IsActive             *bool     `json:"is_active,omitempty"`
 	BatchSize            *int      `json:"batch_size,omitempty"`
 	FlushIntervalSeconds *int      `json:"flush_interval_seconds,omitempty"`
 	FilterEventTypes     *[]string `json:"filter_event_types,omitempty"`
+}
+
+// save sends a create or update body and decodes the destination.
+func (s *StreamingService) save(ctx context.Context, method, path string, w streamingWire, filter []string, opts []RequestOption) (*SIEMDestination, error) {
+	if filter != nil {
+		w.FilterEventTypes = &filter
+	}
+	return call[SIEMDestination](ctx, s.client, &request{method: method, path: path, body: &w, secrets: secretsOf(w.AuthToken), opts: opts}, "")
 }
 
 // String describes the params without the auth token.
@@ -65,37 +76,28 @@ func (p StreamingCreateParams) Format(f fmt.State, verb rune) { formatRedacted(f
 func (p StreamingCreateParams) LogValue() slog.Value { return slog.StringValue(p.String()) }
 
 // Create adds a SIEM destination: POST /api/v1/siem/destinations.
-func (s *StreamingService) Create(ctx context.Context, p StreamingCreateParams) (*SIEMDestination, error) {
-	body := &streamingCreateWire{
-		Name:                 p.Name,
-		DestinationType:      p.DestinationType,
-		EndpointURL:          p.EndpointURL,
-		AuthToken:            p.AuthToken,
-		BatchSize:            p.BatchSize,
-		FlushIntervalSeconds: p.FlushIntervalSeconds,
-	}
-	if p.FilterEventTypes != nil {
-		body.FilterEventTypes = &p.FilterEventTypes
-	}
-	return call[SIEMDestination](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/siem/destinations", body: body, secrets: secretsOf(p.AuthToken)}, "")
+func (s *StreamingService) Create(ctx context.Context, p StreamingCreateParams, opts ...RequestOption) (*SIEMDestination, error) {
+	return s.save(ctx, http.MethodPost, "/api/v1/siem/destinations", streamingWire{Name: &p.Name, DestinationType: &p.DestinationType,
+		EndpointURL: &p.EndpointURL, AuthToken: p.AuthToken, BatchSize: p.BatchSize, FlushIntervalSeconds: p.FlushIntervalSeconds},
+		p.FilterEventTypes, opts)
 }
 
+// StreamingListParams are the arguments of Streaming.List; there are none
+// yet.
+type StreamingListParams struct{}
+
 // List lists the SIEM destinations: GET /api/v1/siem/destinations.
-func (s *StreamingService) List(ctx context.Context) ([]SIEMDestination, error) {
-	resp, err := s.client.do(ctx, &request{method: http.MethodGet, path: "/api/v1/siem/destinations", idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	return decodeList[SIEMDestination](resp, "destinations", "")
+func (s *StreamingService) List(ctx context.Context, _ StreamingListParams, opts ...RequestOption) ([]SIEMDestination, error) {
+	return list[SIEMDestination](ctx, s.client, &request{path: "/api/v1/siem/destinations", opts: opts}, "destinations", "")
 }
 
 // Get reads a SIEM destination: GET /api/v1/siem/destinations/{destination_id}.
-func (s *StreamingService) Get(ctx context.Context, destinationID string) (*SIEMDestination, error) {
+func (s *StreamingService) Get(ctx context.Context, destinationID string, opts ...RequestOption) (*SIEMDestination, error) {
 	path, err := buildPath("/api/v1/siem/destinations/{destination_id}", destinationID)
 	if err != nil {
 		return nil, err
 	}
-	return call[SIEMDestination](ctx, s.client, &request{method: http.MethodGet, path: path, idempotent: true}, "")
+	return call[SIEMDestination](ctx, s.client, &request{opts: opts, method: http.MethodGet, path: path, idempotent: true}, "")
 }
 
 // StreamingUpdateParams are the arguments of Streaming.Update, a partial
@@ -112,16 +114,6 @@ type StreamingUpdateParams struct {
 	FlushIntervalSeconds *int
 	// FilterEventTypes is sent when non-nil; an empty, non-nil slice sends [].
 	FilterEventTypes []string
-}
-
-type streamingUpdateWire struct {
-	Name                 *string   `json:"name,omitempty"`
-	EndpointURL          *string   `json:"endpoint_url,omitempty"`
-	AuthToken            *string   `json:"auth_token,omitempty"`
-	IsActive             *bool     `json:"is_active,omitempty"`
-	BatchSize            *int      `json:"batch_size,omitempty"`
-	FlushIntervalSeconds *int      `json:"flush_interval_seconds,omitempty"`
-	FilterEventTypes     *[]string `json:"filter_event_types,omitempty"`
 }
 
 // String describes the params without the auth token.
@@ -152,67 +144,49 @@ func (p StreamingUpdateParams) LogValue() slog.Value { return slog.StringValue(p
 // Update changes a SIEM destination: PUT
 // /api/v1/siem/destinations/{destination_id} with the fields that are set.
 // Params with no field set are a *ValidationError, returned before any I/O.
-func (s *StreamingService) Update(ctx context.Context, destinationID string, p StreamingUpdateParams) (*SIEMDestination, error) {
+func (s *StreamingService) Update(ctx context.Context, destinationID string, p StreamingUpdateParams, opts ...RequestOption) (*SIEMDestination, error) {
 	path, err := buildPath("/api/v1/siem/destinations/{destination_id}", destinationID)
 	if err != nil {
 		return nil, err
 	}
-	body := &streamingUpdateWire{
-		Name:                 p.Name,
-		EndpointURL:          p.EndpointURL,
-		AuthToken:            p.AuthToken,
-		IsActive:             p.IsActive,
-		BatchSize:            p.BatchSize,
-		FlushIntervalSeconds: p.FlushIntervalSeconds,
-	}
-	if p.FilterEventTypes != nil {
-		body.FilterEventTypes = &p.FilterEventTypes
-	}
-	if *body == (streamingUpdateWire{}) {
+	w := streamingWire{Name: p.Name, EndpointURL: p.EndpointURL, AuthToken: p.AuthToken, IsActive: p.IsActive,
+		BatchSize: p.BatchSize, FlushIntervalSeconds: p.FlushIntervalSeconds}
+	if w == (streamingWire{}) && p.FilterEventTypes == nil {
 		return nil, validationErr("SIEM destination update with no fields: set at least one")
 	}
-	return call[SIEMDestination](ctx, s.client, &request{method: http.MethodPut, path: path, body: body, secrets: secretsOf(p.AuthToken)}, "")
+	return s.save(ctx, http.MethodPut, path, w, p.FilterEventTypes, opts)
 }
 
 // Delete removes a SIEM destination:
 // DELETE /api/v1/siem/destinations/{destination_id}. Any 2xx reply is
 // success; its body is not read.
-func (s *StreamingService) Delete(ctx context.Context, destinationID string) error {
-	path, err := buildPath("/api/v1/siem/destinations/{destination_id}", destinationID)
-	if err != nil {
-		return err
-	}
-	_, err = s.client.do(ctx, &request{method: http.MethodDelete, path: path, idempotent: true})
-	return err
+func (s *StreamingService) Delete(ctx context.Context, destinationID string, opts ...RequestOption) error {
+	return deleteAt(ctx, s.client, "/api/v1/siem/destinations/{destination_id}", destinationID, opts)
 }
+
+// StreamingDeliveryLogParams are the arguments of Streaming.DeliveryLog
+// besides the destination; there are none yet.
+type StreamingDeliveryLogParams struct{}
 
 // DeliveryLog lists the recent deliveries to a destination:
 // GET /api/v1/siem/destinations/{destination_id}/logs.
-func (s *StreamingService) DeliveryLog(ctx context.Context, destinationID string) ([]SIEMDeliveryRecord, error) {
+func (s *StreamingService) DeliveryLog(ctx context.Context, destinationID string, _ StreamingDeliveryLogParams, opts ...RequestOption) ([]SIEMDeliveryRecord, error) {
 	path, err := buildPath("/api/v1/siem/destinations/{destination_id}/logs", destinationID)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodGet, path: path, idempotent: true})
-	if err != nil {
-		return nil, err
-	}
-	return decodeList[SIEMDeliveryRecord](resp, "logs", "")
+	return list[SIEMDeliveryRecord](ctx, s.client, &request{path: path, opts: opts}, "logs", "")
 }
 
 // Test makes the gateway send a test delivery to the destination: a bodiless
 // POST /api/v1/siem/destinations/{destination_id}/test. It returns the
 // gateway's answer, e.g. {"ok": true}, uninterpreted.
-func (s *StreamingService) Test(ctx context.Context, destinationID string) (map[string]any, error) {
+func (s *StreamingService) Test(ctx context.Context, destinationID string, opts ...RequestOption) (map[string]any, error) {
 	path, err := buildPath("/api/v1/siem/destinations/{destination_id}/test", destinationID)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: path})
-	if err != nil {
-		return nil, err
-	}
-	return decodeRawObject(resp)
+	return callRaw(ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path})
 }
 
 // SIEMDestination is where the gateway streams audit events.

@@ -124,7 +124,7 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 
 	for _, body := range []string{`{"destinations": [` + sampleDestination + `], "total": 1}`, `[` + sampleDestination + `]`} {
 		srv.reset(protoReply{body: body})
-		list, err := c.Streaming.List(ctx)
+		list, err := c.Streaming.List(ctx, agenttrust.StreamingListParams{})
 		if err != nil || len(list) != 1 {
 			t.Fatalf("%v, %v", list, err)
 		}
@@ -132,7 +132,7 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 		checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/siem/destinations")
 	}
 	srv.reset(protoReply{body: `{"total": 0}`})
-	_, err := c.Streaming.List(ctx)
+	_, err := c.Streaming.List(ctx, agenttrust.StreamingListParams{})
 	wantCode(t, err, agenttrust.CodeDecode)
 
 	srv.reset(protoReply{body: sampleDestination})
@@ -151,7 +151,7 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 
 	srv.reset(protoReply{body: `{"logs": [{"id": "l1", "destination_id": "dst-1", "batch_size": 1, "status": "success", "status_code": 200,
 		"error_message": "", "delivered_at": "2026-03-01T10:00:00.25+02:00"}], "total": 1}`})
-	logs, err := c.Streaming.DeliveryLog(ctx, "dst-1")
+	logs, err := c.Streaming.DeliveryLog(ctx, "dst-1", agenttrust.StreamingDeliveryLogParams{})
 	if err != nil || len(logs) != 1 {
 		t.Fatalf("%v, %v", logs, err)
 	}
@@ -161,7 +161,7 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 		t.Errorf("record = %+v", l)
 	}
 	srv.reset(protoReply{body: `{"logs": [{"status_code": "200"}]}`})
-	_, err = c.Streaming.DeliveryLog(ctx, "dst-1")
+	_, err = c.Streaming.DeliveryLog(ctx, "dst-1", agenttrust.StreamingDeliveryLogParams{})
 	wantCode(t, err, agenttrust.CodeDecode)
 
 	for _, tc := range []struct {

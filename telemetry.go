@@ -70,15 +70,11 @@ type TelemetryReportParams struct {
 // service. It returns the gateway's answer, uninterpreted. Reports are not
 // retried after the request was written (a retry could duplicate events);
 // the guard's reporter retries whole batches instead.
-func (s *TelemetryService) Report(ctx context.Context, p TelemetryReportParams) (map[string]any, error) {
+func (s *TelemetryService) Report(ctx context.Context, p TelemetryReportParams, opts ...RequestOption) (map[string]any, error) {
 	body := struct {
 		AgentID   string           `json:"agent_id"`
 		SessionID string           `json:"session_id"`
 		Events    []TelemetryEvent `json:"events"`
 	}{p.AgentID, p.SessionID, nonNil(p.Events)}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAudit, path: "/api/v1/telemetry/report", body: body})
-	if err != nil {
-		return nil, err
-	}
-	return decodeRawObject(resp)
+	return callRaw(ctx, s.client, &request{opts: opts, method: http.MethodPost, base: baseAudit, path: "/api/v1/telemetry/report", body: body})
 }

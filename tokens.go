@@ -40,26 +40,34 @@ type tokenIssueBody struct {
 // Unless NoCache is set, a cached token for the same agent, scope set,
 // target and session is returned without a network call while more than 30 s
 // of it remain, and concurrent misses for one key share one request. Every
-// call returns its own copy. Tokens without an expiry are not cached.
-func (s *TokensService) Issue(ctx context.Context, p TokenIssueParams) (*Token, error) {
+// call returns its own copy. Tokens without an expiry are not cached. A call
+// with request options bypasses the cache as NoCache does, since a cached
+// token was not issued under them.
+func (s *TokensService) Issue(ctx context.Context, p TokenIssueParams, opts ...RequestOption) (*Token, error) {
 	if ctx == nil {
 		// Checked here, before the cache takes its lock: a nil ctx must be
 		// a validation error, never a panic under that lock.
 		return nil, errNilContext()
 	}
-	if p.NoCache {
-		return s.issue(ctx, p)
+	if p.NoCache || len(opts) > 0 {
+		return s.send(ctx, p, opts)
 	}
 	return s.client.tokens.get(ctx, p)
 }
 
+// issue is the token cache's fetch: the request a miss sends for every
+// caller waiting on it, with the client's settings.
 func (s *TokensService) issue(ctx context.Context, p TokenIssueParams) (*Token, error) {
+	return s.send(ctx, p, nil)
+}
+
+func (s *TokensService) send(ctx context.Context, p TokenIssueParams, opts []RequestOption) (*Token, error) {
 	ttl := p.TTLSeconds
 	if ttl == 0 {
 		ttl = 300
 	}
 	body := &tokenIssueBody{AgentID: p.AgentID, Scopes: nonNil(p.Scopes), TTL: ttl, SessionID: p.SessionID}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body})
+	resp, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body})
 	if err != nil {
 		return nil, err
 	}
@@ -108,31 +116,31 @@ type tokenIntrospectBody struct {
 // Introspect asks whether a token is active for the target and scopes:
 // POST /api/v1/agent-tokens/introspect. An inactive token is a result with
 // Active false and a Reasoning, not an error.
-func (s *TokensService) Introspect(ctx context.Context, p TokenIntrospectParams) (*IntrospectionResult, error) {
+func (s *TokensService) Introspect(ctx context.Context, p TokenIntrospectParams, opts ...RequestOption) (*IntrospectionResult, error) {
 	body := &tokenIntrospectBody{Token: p.Token, RequiredScopes: nonNil(p.RequiredScopes)}
 	if p.Target != "" {
 		body.Target = &p.Target
 	}
-	return call[IntrospectionResult](ctx, s.client, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/introspect",
+	return call[IntrospectionResult](ctx, s.client, &request{opts: opts, method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/introspect",
 		body: body, idempotent: true, secrets: []string{p.Token}}, "")
 }
 
 // Verify is Introspect under its old name.
 //
 // Deprecated: use Introspect.
-func (s *TokensService) Verify(ctx context.Context, p TokenIntrospectParams) (*VerificationResult, error) {
-	return s.Introspect(ctx, p)
+func (s *TokensService) Verify(ctx context.Context, p TokenIntrospectParams, opts ...RequestOption) (*VerificationResult, error) {
+	return s.Introspect(ctx, p, opts...)
 }
 
 // Revoke revokes a token: POST /api/v1/agent-tokens/revoke. An empty reason
 // sends "manual_revocation". On success, cached copies of the token are
 // evicted; on error the cache is untouched.
-func (s *TokensService) Revoke(ctx context.Context, token, reason string) error {
+func (s *TokensService) Revoke(ctx context.Context, token, reason string, opts ...RequestOption) error {
 	body := struct {
 		Token  string `json:"token"`
 		Reason string `json:"reason"`
 	}{token, orDefault(reason, "manual_revocation")}
-	_, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/revoke",
+	_, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/revoke",
 		body: body, secrets: []string{token}})
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -119,59 +118,38 @@ type wimseTokenBody struct {
 
 // IssueToken issues a WIMSE workload token: POST /api/v1/wimse/token. A
 // reply without a token is a *DecodeError.
-func (s *WIMSEService) IssueToken(ctx context.Context, p WIMSETokenParams) (*WIMSETokenResponse, error) {
+func (s *WIMSEService) IssueToken(ctx context.Context, p WIMSETokenParams, opts ...RequestOption) (*WIMSETokenResponse, error) {
 	body := &wimseTokenBody{AgentID: p.AgentID, ServiceName: p.ServiceName, Environment: p.Environment,
 		TTLSeconds: p.TTLSeconds, Audience: p.Audience, Proof: p.Proof}
-	r := &request{method: http.MethodPost, path: "/api/v1/wimse/token", body: body}
+	r := &request{opts: opts, method: http.MethodPost, path: "/api/v1/wimse/token", body: body}
 	if p.Proof != nil {
 		r.secrets = []string{p.Proof.Signature}
 	}
-	resp, err := s.client.do(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	t, err := decodeModel[WIMSETokenResponse](resp, "")
-	if err != nil {
-		return nil, err
-	}
-	if t.Token == "" {
-		return nil, decodeErr(resp, errors.New("WIMSE token reply has no token"))
-	}
-	return t, nil
+	return callChecked(ctx, s.client, r, func(t *WIMSETokenResponse) bool { return t.Token != "" }, "WIMSE token reply has no token")
 }
 
 // VerifyToken asks the gateway whether a WIMSE token is valid: POST
 // /api/v1/wimse/verify. An empty trustDomainFilter is not sent. An invalid
 // token is a result with Valid false and a nil error.
-func (s *WIMSEService) VerifyToken(ctx context.Context, token, trustDomainFilter string) (*VerifyWIMSETokenResponse, error) {
+func (s *WIMSEService) VerifyToken(ctx context.Context, token, trustDomainFilter string, opts ...RequestOption) (*VerifyWIMSETokenResponse, error) {
 	body := &struct {
 		Token             string `json:"token"`
 		TrustDomainFilter string `json:"trust_domain_filter,omitempty"`
 	}{token, trustDomainFilter}
-	return call[VerifyWIMSETokenResponse](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/wimse/verify",
+	return call[VerifyWIMSETokenResponse](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/wimse/verify",
 		body: body, idempotent: true, secrets: []string{token}}, "")
 }
 
 // Challenge asks for a single-use nonce to prove possession of the agent's
 // key: POST /api/v1/agents/{agent_id}/challenge, with no body. A reply
 // without a nonce is a *DecodeError.
-func (s *WIMSEService) Challenge(ctx context.Context, agentID string) (*ChallengeResponse, error) {
+func (s *WIMSEService) Challenge(ctx context.Context, agentID string, opts ...RequestOption) (*ChallengeResponse, error) {
 	path, err := buildPath("/api/v1/agents/{agent_id}/challenge", agentID)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: path})
-	if err != nil {
-		return nil, err
-	}
-	ch, err := decodeModel[ChallengeResponse](resp, "")
-	if err != nil {
-		return nil, err
-	}
-	if ch.Nonce == "" {
-		return nil, decodeErr(resp, errors.New("challenge reply has no nonce"))
-	}
-	return ch, nil
+	return callChecked(ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path},
+		func(ch *ChallengeResponse) bool { return ch.Nonce != "" }, "challenge reply has no nonce")
 }
 
 // WIMSEProofParams are the arguments of WIMSE.IssueTokenWithProof.
@@ -198,8 +176,11 @@ type WIMSEProofParams struct {
 // A missing agent ID or key store is a *ValidationError before any I/O. A
 // key store failure matches ErrKeyStore (and ErrKeyNotFound when the store
 // has no key); the challenge it was asked to sign is then spent.
-func (s *WIMSEService) IssueTokenWithProof(ctx context.Context, p WIMSEProofParams) (*WIMSETokenResponse, error) {
-	return s.issueWithProof(ctx, p, nil)
+//
+// The request options apply to both requests; WithResponseInto describes
+// the token request's response.
+func (s *WIMSEService) IssueTokenWithProof(ctx context.Context, p WIMSEProofParams, opts ...RequestOption) (*WIMSETokenResponse, error) {
+	return s.issueWithProof(ctx, p, nil, opts...)
 }
 
 // popMessage builds the exact bytes the gateway rebuilds and verifies.
@@ -217,11 +198,11 @@ func popMessage(nonce, agentID string, audience []string, ts int64) []byte {
 
 // issueWithProof runs the proof-of-possession flow; a non-nil pub is
 // checked against the store's signature before anything is sent.
-func (s *WIMSEService) issueWithProof(ctx context.Context, p WIMSEProofParams, pub ed25519.PublicKey) (*WIMSETokenResponse, error) {
+func (s *WIMSEService) issueWithProof(ctx context.Context, p WIMSEProofParams, pub ed25519.PublicKey, opts ...RequestOption) (*WIMSETokenResponse, error) {
 	if p.KeyStore == nil {
 		return nil, validationErr("missing required key store")
 	}
-	ch, err := s.Challenge(ctx, p.AgentID) // validates the agent ID first
+	ch, err := s.Challenge(ctx, p.AgentID, opts...) // validates the agent ID first
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +225,7 @@ func (s *WIMSEService) issueWithProof(ctx context.Context, p WIMSEProofParams, p
 		AgentID: p.AgentID, ServiceName: p.ServiceName, Environment: p.Environment,
 		TTLSeconds: p.TTLSeconds, Audience: p.Audience,
 		Proof: &WIMSEProof{Nonce: ch.Nonce, TS: ts, Signature: base64.RawURLEncoding.EncodeToString(sig)},
-	})
+	}, opts...)
 }
 
 // wimseExpiry parses a token's expires_at: RFC 3339, zone-less values as

@@ -37,15 +37,18 @@ func TestEveryMethodWire(t *testing.T) {
 		{"Agents.Get", "gateway", "GET", "/gw/api/v1/agents/agent-123", "", `{"id":"agent-123"}`, "",
 			func(ctx context.Context, c *Client) error { _, err := c.Agents.Get(ctx, "agent-123"); return err }},
 		{"Agents.List/all", "gateway", "GET", "/gw/api/v1/agents", "", `{"agents":[]}`, "",
-			func(ctx context.Context, c *Client) error { _, err := c.Agents.List(ctx, nil); return err }},
+			func(ctx context.Context, c *Client) error {
+				_, err := c.Agents.List(ctx, AgentListParams{})
+				return err
+			}},
 		{"Agents.List/empty org", "gateway", "GET", "/gw/api/v1/agents", "", `[]`, "",
 			func(ctx context.Context, c *Client) error {
-				_, err := c.Agents.List(ctx, &AgentListParams{})
+				_, err := c.Agents.List(ctx, AgentListParams{})
 				return err
 			}},
 		{"Agents.List/org", "gateway", "GET", "/gw/api/v1/agents", "org_id=org+1%26x%3Dy", `[]`, "",
 			func(ctx context.Context, c *Client) error {
-				_, err := c.Agents.List(ctx, &AgentListParams{OrgID: "org 1&x=y"})
+				_, err := c.Agents.List(ctx, AgentListParams{OrgID: "org 1&x=y"})
 				return err
 			}},
 		{"Agents.Revoke/default", "gateway", "POST", "/gw/api/v1/agents/a1/revoke", "", "", `{"reason":"manual_revocation"}`,

@@ -241,6 +241,10 @@ type checkConfig struct{ effect Effect }
 // with the check; without it the gateway classifies the tool by name.
 func WithEffect(e Effect) CheckOption { return func(c *checkConfig) { c.effect = e } }
 
+// untilDeadline makes a check ride out a gateway restart within the check
+// timeout; a package slice, so that passing it allocates nothing.
+var untilDeadline = []agenttrust.RequestOption{agenttrust.WithRequestRetryUntilDeadline()}
+
 // Check asks the Guardian whether tool may run. summary describes the input
 // and is cut to 200 runes; the Guard sends it as given, so pass
 // LengthSummary(input) unless the input may leave the process.
@@ -286,9 +290,7 @@ func (g *Guard) Check(ctx context.Context, tool, summary string, opts ...CheckOp
 		ToolInputSummary: TruncateRunes(summary, agenttrust.MaxSummaryRunes),
 		SessionID:        g.sessionID,
 		ActionEffect:     effect,
-		// Ride out a gateway restart within the check timeout.
-		RetryUntilDeadline: true,
-	})
+	}, untilDeadline...)
 	if err == nil && !res.Decided() {
 		err = agenttrust.NewError(agenttrust.CodeDecode, `Decode error: check reply has no boolean "allowed"`, nil)
 	}

@@ -75,6 +75,12 @@ type Request struct {
 	UntilDeadline bool
 	// Observer, when set, is told about every attempt (see attempt).
 	Observer AttemptObserver
+	// Retry, when set, replaces Config.Retry for this request.
+	Retry *RetryPolicy
+	// HeaderNames and HeaderValues add one header per name, after Header,
+	// with the value at the same index; the value is sent from the slice
+	// itself, not copied.
+	HeaderNames, HeaderValues []string
 }
 
 // HookError is a failure of Request.BeforeAttempt; nothing was sent for the
@@ -218,7 +224,7 @@ func retryReason(resp *Response, err error) string {
 // policy itself would choose (half of InitialBackoff): with less than one
 // InitialBackoff left, no retry is made.
 func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Response, written bool, err error, attempt int) (bool, time.Duration) {
-	p := t.cfg.Retry
+	p := t.policy(req)
 	if p.MaxRetries <= 0 || ctx.Err() != nil {
 		return false, 0
 	}
@@ -237,7 +243,7 @@ func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Respons
 		if !req.Idempotent && written {
 			return false, 0
 		}
-		delay = t.backoff(attempt)
+		delay = p.backoff(attempt)
 	} else {
 		if !req.Idempotent {
 			return false, 0
@@ -250,7 +256,7 @@ func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Respons
 		if ra, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			delay, serverAsked = min(ra, p.MaxRetryAfter), true
 		} else {
-			delay = t.backoff(attempt)
+			delay = p.backoff(attempt)
 		}
 	}
 	if !hasDeadline {
@@ -266,10 +272,20 @@ func (t *Transport) shouldRetry(ctx context.Context, req *Request, resp *Respons
 	return true, min(delay, left/2)
 }
 
+// RetryPolicy returns the Transport's retry policy.
+func (t *Transport) RetryPolicy() RetryPolicy { return t.cfg.Retry }
+
+// policy is the retry policy of req: its own, or the Transport's.
+func (t *Transport) policy(req *Request) *RetryPolicy {
+	if req.Retry != nil {
+		return req.Retry
+	}
+	return &t.cfg.Retry
+}
+
 // backoff is InitialBackoff doubled per attempt, capped, with jitter in
 // [d/2, d] so that synchronised clients spread out.
-func (t *Transport) backoff(attempt int) time.Duration {
-	p := t.cfg.Retry
+func (p *RetryPolicy) backoff(attempt int) time.Duration {
 	d := p.InitialBackoff
 	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
 		d *= 2
@@ -346,6 +362,9 @@ func (t *Transport) once(ctx context.Context, req *Request, extra http.Header) (
 	}
 	for k, v := range req.Header {
 		h[k] = v
+	}
+	for i, k := range req.HeaderNames {
+		h[k] = req.HeaderValues[i : i+1 : i+1]
 	}
 	for k, v := range extra {
 		h[k] = v

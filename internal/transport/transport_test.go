@@ -259,12 +259,12 @@ func TestBackoffBounds(t *testing.T) {
 	tr := New(Config{Retry: RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}})
 	for i := 0; i < 200; i++ {
 		for attempt, max := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 250 * time.Millisecond, 10: 250 * time.Millisecond} {
-			if d := tr.backoff(attempt); d < max/2 || d > max {
+			if d := tr.cfg.Retry.backoff(attempt); d < max/2 || d > max {
 				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", attempt, d, max/2, max)
 			}
 		}
 	}
-	if d := New(Config{}).backoff(1); d != 0 {
+	if d := New(Config{}).cfg.Retry.backoff(1); d != 0 {
 		t.Errorf("zero policy backoff %v", d)
 	}
 }
@@ -570,5 +570,32 @@ func TestSendMatchesClientDo(t *testing.T) {
 	r, _ = http.NewRequest("GET", slow.URL, nil)
 	if _, err := New(Config{HTTPClient: tc}).send(r); err == nil || !strings.Contains(err.Error(), "Client.Timeout") {
 		t.Errorf("client timeout: %v", err)
+	}
+}
+
+// A request's own retry policy replaces the Transport's, budget and backoff
+// alike; without one the Transport's applies.
+func TestRequestRetryPolicy(t *testing.T) {
+	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	var sl []time.Duration
+	tr := newT(&sl, pol)
+	own := &RetryPolicy{MaxRetries: 4, InitialBackoff: time.Hour, MaxBackoff: time.Hour}
+	resp, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, Idempotent: true, Retry: own})
+	if err != nil || resp.Attempts != 5 || s.n() != 5 || len(sl) != 4 {
+		t.Fatalf("own policy: %v %+v, %d requests, sleeps %v", err, resp, s.n(), sl)
+	}
+	for _, d := range sl {
+		if d < 30*time.Minute || d > time.Hour {
+			t.Errorf("backoff %v is not the request policy's", d)
+		}
+	}
+	sl = nil
+	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, Idempotent: true, Retry: &RetryPolicy{}})
+	if err != nil || resp.Attempts != 1 || len(sl) != 0 {
+		t.Errorf("zero request policy: %v %+v, sleeps %v", err, resp, sl)
+	}
+	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, Idempotent: true})
+	if err != nil || resp.Attempts != pol.MaxRetries+1 {
+		t.Errorf("transport policy: %v %+v", err, resp)
 	}
 }

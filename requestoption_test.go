@@ -1,0 +1,356 @@
+package agenttrust
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var optType = reflect.TypeOf([]RequestOption(nil))
+
+// TestEveryCallTakesRequestOptions calls, by reflection, every method of the
+// Client and its services that takes a ctx, and checks that each takes
+// opts ...RequestOption last and that every request it sends carries a
+// WithRequestHeader. A method added without options, or one that drops
+// them on the way to the request builder, fails here.
+func TestEveryCallTakesRequestOptions(t *testing.T) {
+	srv := newRecServer(t, reply(200, `{"nonce":"n1","token":"t1","allowed":true,"jsonrpc":"2.0","id":1,"result":{}}`))
+	c := newTestClient(t, srv.URL)
+	ks := NewInMemoryKeyStore()
+	if err := ks.Store(ctxT(t), "a1", vecPrivPEM); err != nil {
+		t.Fatal(err)
+	}
+	// Arguments a zero value would make fail before any I/O.
+	args := map[reflect.Type]any{
+		reflect.TypeOf(MCPCallToolParams{}):     MCPCallToolParams{AgentID: "a1", Method: "tools/list"},
+		reflect.TypeOf(WIMSEProofParams{}):      WIMSEProofParams{AgentID: "a1", KeyStore: ks},
+		reflect.TypeOf(StreamingUpdateParams{}): StreamingUpdateParams{Name: fillArg(reflect.TypeOf((*string)(nil))).Interface().(*string)},
+	}
+	methods := ctxMethods(c)
+	if len(methods) < 50 {
+		t.Fatalf("only %d methods found; the reflection walk is broken", len(methods))
+	}
+	for name, m := range methods {
+		ft := m.Type()
+		if !ft.IsVariadic() || ft.In(ft.NumIn()-1) != optType {
+			t.Errorf("%s does not take opts ...RequestOption last", name)
+			continue
+		}
+		in := []reflect.Value{reflect.ValueOf(ctxT(t))}
+		for a := 1; a < ft.NumIn()-1; a++ {
+			at := ft.In(a)
+			switch v, ok := args[at]; {
+			case ok:
+				in = append(in, reflect.ValueOf(v))
+			case at.Kind() == reflect.String:
+				in = append(in, reflect.ValueOf("a1").Convert(at))
+			default:
+				in = append(in, reflect.Zero(at))
+			}
+		}
+		in = append(in, reflect.ValueOf(WithRequestHeader("X-Probe", "probe-1")))
+		srv.clear()
+		m.Call(in)
+		reqs := srv.requests()
+		if len(reqs) == 0 {
+			t.Errorf("%s sent nothing", name)
+		}
+		for _, r := range reqs {
+			if got := r.Header.Get("X-Probe"); got != "probe-1" {
+				t.Errorf("%s: %s %s without the option's header (%q)", name, r.Method, r.Path, got)
+			}
+		}
+	}
+}
+
+func TestWithRequestHeader(t *testing.T) {
+	srv := newRecServer(t, reply(200, `{"allowed":true}`))
+	c := newTestClient(t, srv.URL)
+	ctx := ctxT(t)
+	// Sent, canonicalised; a later option of the same name wins; the SDK's
+	// own headers are untouched.
+	if _, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"},
+		WithRequestHeader("x-tenant", "t1"), WithRequestHeader("X-Tenant", "t2"), WithRequestHeader("X-Trace", "tr")); err != nil {
+		t.Fatal(err)
+	}
+	r := srv.only(t)
+	if got := r.Header.Values("X-Tenant"); len(got) != 1 || got[0] != "t2" || r.Header.Get("X-Trace") != "tr" {
+		t.Errorf("headers %v", r.Header)
+	}
+	checkHeaders(t, r, testKey)
+
+	// Refused before any I/O, without quoting the value.
+	srv.clear()
+	bad := map[string]RequestOption{
+		"api key":          WithRequestHeader("X-API-Key", "sk_other"),
+		"authorization":    WithRequestHeader("authorization", "Bearer secret-tok"),
+		"dpop":             WithRequestHeader("DPoP", "proof"),
+		"content type":     WithRequestHeader("Content-Type", "text/plain"),
+		"accept":           WithRequestHeader("Accept", "text/plain"),
+		"user agent":       WithRequestHeader("User-Agent", "me"),
+		"host":             WithRequestHeader("Host", "evil.example"),
+		"empty name":       WithRequestHeader("", "v"),
+		"name with space":  WithRequestHeader("X Bad", "v"),
+		"name with colon":  WithRequestHeader("X-Bad:", "v"),
+		"CRLF in value":    WithRequestHeader("X-Tenant", "secret-v\r\nX-Evil: 1"),
+		"NUL in value":     WithRequestHeader("X-Tenant", "secret-v\x00"),
+		"DEL in value":     WithRequestHeader("X-Tenant", "secret-v\x7f"),
+		"call's own agent": WithRequestHeader("X-Agent-ID", "other"),
+	}
+	for name, o := range bad {
+		var err error
+		if name == "call's own agent" {
+			_, err = c.MCP.CallTool(ctx, "srv1", MCPCallToolParams{AgentID: "a1", Method: "tools/list"}, o)
+		} else {
+			_, err = c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}, o)
+		}
+		var ve *ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), "WithRequestHeader") {
+			t.Errorf("%s: %v, want a validation error", name, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "sk_other")) {
+			t.Errorf("%s: the error quotes the value: %v", name, err)
+		}
+	}
+	if n := srv.count(); n != 0 {
+		t.Errorf("%d requests sent with invalid header options", n)
+	}
+
+	// A header value is a secret: an error echoing it has it redacted.
+	srv.setHandler(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(400)
+		fmt.Fprintf(w, `{"message":"bad tenant %s","detail":{"got":"%s"}}`, r.Header.Get("X-Tenant"), r.Header.Get("X-Tenant"))
+	})
+	_, err := c.Agents.Get(ctx, "a1", WithRequestHeader("X-Tenant", "tenant-secret-42"))
+	var ae *AgentTrustError
+	if !errors.As(err, &ae) || ae.Status != 400 {
+		t.Fatalf("%v", err)
+	}
+	if s := fmt.Sprintf("%v %+v", err, ae.Details); strings.Contains(s, "tenant-secret-42") || !strings.Contains(s, "[redacted]") {
+		t.Errorf("header value not redacted: %s", s)
+	}
+}
+
+func TestWithRequestTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+			w.WriteHeader(204)
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	// The call's timeout replaces the client's longer one...
+	c := newTestClient(t, srv.URL, WithTimeout(20*time.Second))
+	start := time.Now()
+	_, err := c.Agents.Get(context.Background(), "a1", WithRequestTimeout(100*time.Millisecond))
+	wantNetwork(t, err)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
+		t.Errorf("%v after %v", err, time.Since(start))
+	}
+	// ... and a shorter one.
+	srv.setHandler(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(300 * time.Millisecond):
+			w.WriteHeader(204)
+		case <-r.Context().Done():
+		}
+	})
+	short := newTestClient(t, srv.URL, WithTimeout(50*time.Millisecond))
+	if err := short.Agents.Revoke(context.Background(), "a1", "", WithRequestTimeout(time.Minute)); err != nil {
+		t.Errorf("call timeout longer than the client's: %v", err)
+	}
+	if _, err := short.Agents.Get(context.Background(), "a1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("without the option the client timeout applies: %v", err)
+	}
+	srv.clear()
+	for _, d := range []time.Duration{0, -time.Second} {
+		_, err := c.Agents.Get(context.Background(), "a1", WithRequestTimeout(d))
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			t.Errorf("timeout %v: %v", d, err)
+		}
+	}
+	if srv.count() != 0 {
+		t.Errorf("invalid timeouts sent %d requests", srv.count())
+	}
+}
+
+func TestRequestRetryOptions(t *testing.T) {
+	srv := newRecServer(t, reply(503, `{"error":"down"}`))
+	var sl sleepRecorder
+	c := newTestClient(t, srv.URL, withSleep(sl.sleep)) // DefaultRetryPolicy: two retries
+	ctx := ctxT(t)
+	// The client's backoffs stay under 1 s here, the call policy's above.
+	own := RetryPolicy{MaxRetries: 3, InitialBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second, MaxRetryAfter: time.Second}
+	cases := []struct {
+		name     string
+		opts     []RequestOption
+		requests int
+		minSleep time.Duration // every recorded sleep at least this
+	}{
+		{"client policy", nil, 3, 0},
+		{"no retries", []RequestOption{WithRequestMaxRetries(0)}, 1, 0},
+		{"more retries", []RequestOption{WithRequestMaxRetries(5)}, 6, 0},
+		{"own policy", []RequestOption{WithRequestRetryPolicy(own)}, 4, time.Second},
+		{"policy then count", []RequestOption{WithRequestRetryPolicy(own), WithRequestMaxRetries(1)}, 2, time.Second},
+		{"count then policy", []RequestOption{WithRequestMaxRetries(1), WithRequestRetryPolicy(own)}, 4, time.Second},
+	}
+	for _, tc := range cases {
+		srv.clear()
+		before := len(sl.got())
+		_, err := c.Agents.Get(ctx, "a1", tc.opts...)
+		var ae *AgentTrustError
+		if !errors.As(err, &ae) || ae.Status != 503 {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if n := srv.count(); n != tc.requests {
+			t.Errorf("%s: %d requests, want %d", tc.name, n, tc.requests)
+		}
+		for _, d := range sl.got()[before:] {
+			if d < tc.minSleep {
+				t.Errorf("%s: backoff %v, want at least %v", tc.name, d, tc.minSleep)
+			}
+		}
+	}
+	// The client's own policy is unchanged by the calls above.
+	srv.clear()
+	_, _ = c.Agents.Get(ctx, "a1")
+	if n := srv.count(); n != 3 {
+		t.Errorf("client policy after per-call ones: %d requests", n)
+	}
+	srv.clear()
+	for _, o := range []RequestOption{WithRequestMaxRetries(-1), WithRequestRetryPolicy(RetryPolicy{InitialBackoff: -1})} {
+		_, err := c.Agents.Get(ctx, "a1", o)
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			t.Errorf("%v", err)
+		}
+	}
+	if srv.count() != 0 {
+		t.Errorf("invalid retry options sent %d requests", srv.count())
+	}
+}
+
+// WithRequestRetryUntilDeadline retries past MaxRetries while the deadline
+// allows, and only for calls safe to repeat.
+func TestWithRequestRetryUntilDeadline(t *testing.T) {
+	var n atomic.Int32
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) <= 6 {
+			w.WriteHeader(503)
+			return
+		}
+		_, _ = w.Write([]byte(`{"allowed":true}`))
+	})
+	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}); err == nil || srv.count() != 3 {
+		t.Fatalf("without the option: %v after %d requests", err, srv.count())
+	}
+	res, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}, WithRequestRetryUntilDeadline())
+	if err != nil || !res.Allowed || srv.count() != 7 {
+		t.Fatalf("with the option: %v after %d requests", err, srv.count())
+	}
+	// Not for a call that is not safe to repeat.
+	srv.clear()
+	n.Store(0)
+	if _, err := c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: "a1"}, WithRequestRetryUntilDeadline()); err == nil || srv.count() != 1 {
+		t.Errorf("non-idempotent call: %v after %d requests", err, srv.count())
+	}
+}
+
+func TestWithResponseInto(t *testing.T) {
+	var n atomic.Int32
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.WriteHeader(503)
+			return
+		}
+		w.Header().Set("X-Request-Id", "req-"+testKey)
+		w.Header().Set("X-Extra", "e1")
+		w.WriteHeader(201)
+		_, _ = w.Write([]byte(`{"id":"a1","name":"bot"}`))
+	})
+	c := newTestClient(t, srv.URL)
+	var meta Response
+	a, err := c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta))
+	if err != nil || a.ID != "a1" {
+		t.Fatal(a, err)
+	}
+	if meta.StatusCode != 201 || meta.Header.Get("X-Extra") != "e1" || meta.RequestID != "req-[redacted]" || meta.Attempts != 2 {
+		t.Errorf("meta %+v", meta)
+	}
+	// A 2xx that fails to decode still fills it; a failure leaves it alone.
+	srv.setHandler(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"id":`)) })
+	meta = Response{}
+	if _, err := c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta)); err == nil || meta.StatusCode != 200 {
+		t.Errorf("decode error: %v, meta %+v", err, meta)
+	}
+	srv.setHandler(reply(404, `{}`))
+	meta = Response{StatusCode: -1}
+	if _, err := c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta)); err == nil || meta.StatusCode != -1 {
+		t.Errorf("404: %v, meta %+v", err, meta)
+	}
+	srv.clear()
+	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(nil))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || srv.count() != 0 {
+		t.Errorf("nil dst: %v, %d requests", err, srv.count())
+	}
+	// The zero option does nothing.
+	srv.setHandler(reply(200, `{"id":"a1"}`))
+	if _, err := c.Agents.Get(ctxT(t), "a1", RequestOption{}); err != nil {
+		t.Errorf("zero option: %v", err)
+	}
+}
+
+// Request options make Tokens.Issue bypass the cache: a cached token was not
+// issued under them.
+func TestIssueWithOptionsBypassesCache(t *testing.T) {
+	srv := newRecServer(t, reply(200, `{"token":"at_1","expires_at":"2099-01-01T00:00:00Z","scopes":["s"]}`))
+	c := newTestClient(t, srv.URL)
+	p := TokenIssueParams{AgentID: "a1", Scopes: []string{"s"}}
+	for i := 0; i < 2; i++ {
+		if _, err := c.Tokens.Issue(ctxT(t), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if srv.count() != 1 {
+		t.Fatalf("cached issue sent %d requests", srv.count())
+	}
+	var meta Response
+	if _, err := c.Tokens.Issue(ctxT(t), p, WithResponseInto(&meta)); err != nil || meta.StatusCode != 200 {
+		t.Fatalf("%v %+v", err, meta)
+	}
+	if srv.count() != 2 || srv.requests()[1].Header.Get("X-Api-Key") != testKey {
+		t.Errorf("issue with options: %d requests", srv.count())
+	}
+}
+
+func TestRequestOptionString(t *testing.T) {
+	for _, tc := range []struct {
+		o    RequestOption
+		want string
+	}{
+		{WithRequestHeader("X-Tenant", "t1"), `agenttrust.WithRequestHeader("X-Tenant", [redacted])`},
+		{WithRequestTimeout(2 * time.Second), "agenttrust.WithRequestTimeout(2s)"},
+		{WithRequestMaxRetries(3), "agenttrust.WithRequestMaxRetries(3)"},
+		{WithRequestRetryPolicy(RetryPolicy{MaxRetries: 1}), "agenttrust.WithRequestRetryPolicy({MaxRetries:1 InitialBackoff:0s MaxBackoff:0s MaxRetryAfter:0s})"},
+		{WithRequestRetryUntilDeadline(), "agenttrust.WithRequestRetryUntilDeadline()"},
+		{WithResponseInto(new(Response)), "agenttrust.WithResponseInto(...)"},
+		{RequestOption{}, "agenttrust.RequestOption{}"},
+	} {
+		if got := fmt.Sprintf("%v", tc.o); got != tc.want {
+			t.Errorf("got %s, want %s", got, tc.want)
+		}
+	}
+}
