@@ -55,7 +55,7 @@ func TestContextEndsWhileTheKeychainCallRuns(t *testing.T) {
 	select {
 	case <-running:
 	case <-time.After(2 * time.Second):
-		t.Fatal("call never started")
+		require.FailNow(t, "call never started")
 	}
 	require.Len(t, backend, 1, "call runs without holding the keychain")
 	cancel()
@@ -63,7 +63,7 @@ func TestContextEndsWhileTheKeychainCallRuns(t *testing.T) {
 	case err := <-errc:
 		require.ErrorIs(t, err, context.Canceled)
 	case <-time.After(2 * time.Second):
-		t.Fatal("call did not return when its context ended")
+		require.FailNow(t, "call did not return when its context ended")
 	}
 	// The abandoned call still holds the keychain until it finishes.
 	require.Len(t, backend, 1, "keychain released before the call finished")

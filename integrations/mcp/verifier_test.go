@@ -259,7 +259,7 @@ func TestMisconfiguredVerifierRefuses(t *testing.T) {
 	assert.ErrorIs(t, err, agenttrust.ErrValidation, "misconfigured verifier")
 	// Through the SDK middleware: a 500, not an allow.
 	h := agenttrustmcp.RequireToken(nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.Error("the handler ran")
+		assert.Fail(t, "the handler ran")
 	}))
 	req := httptest.NewRequest(http.MethodPost, "/", nil)
 	req.Header.Set("Authorization", "Bearer at_x")
@@ -276,7 +276,7 @@ func TestHTTPAnswers(t *testing.T) {
 	tok := e.issue(t, "tools:call")
 	require.NoError(t, e.client.Tokens.Revoke(context.Background(), tok, ""))
 	h := agenttrustmcp.RequireToken(e.client, tokenauth.WithRequiredScopes("tools:call"), tokenauth.WithCache(0))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the handler ran")
+		assert.Fail(t, "the handler ran")
 	}))
 	introspections := func() int {
 		n := 0
