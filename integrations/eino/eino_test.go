@@ -22,6 +22,8 @@ import (
 	"github.com/cloudwego/eino/flow/agent"
 	"github.com/cloudwego/eino/flow/agent/react"
 	"github.com/cloudwego/eino/schema"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -45,6 +47,9 @@ type stub struct {
 
 func (s *stub) run(_ context.Context, in fileInput) (string, error) {
 	s.calls.Add(1)
+	// Not a wait: the tool takes a moment, as a real one does, so that the
+	// parallel tool calls of one turn overlap and the reported duration
+	// measures real work.
 	time.Sleep(time.Millisecond)
 	if s.err != nil {
 		return "", s.err
@@ -55,9 +60,7 @@ func (s *stub) run(_ context.Context, in fileInput) (string, error) {
 func (s *stub) tool(t *testing.T, name string) tool.InvokableTool {
 	t.Helper()
 	it, err := utils.InferTool(name, "a tool named "+name, s.run)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return it
 }
 
@@ -114,18 +117,14 @@ func newEnv(t *testing.T) *env {
 		agenttrust.WithAPIKey(srv.APIKey()), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{
 			MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, MaxRetryAfter: 5 * time.Millisecond,
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return &env{srv: srv, client: c, agentID: srv.CreateAgent("eino-agent")}
 }
 
 func (e *env) guard(t *testing.T, opts ...guard.Option) *guard.Guard {
 	t.Helper()
 	g, err := guard.New(e.client, e.agentID, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = g.Close(context.Background()) })
 	return g
 }
@@ -139,16 +138,12 @@ type mode struct {
 var modes = []mode{
 	{"middleware", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...ateino.Option) compose.ToolsNodeConfig {
 		mw, err := ateino.Middleware(g, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return compose.ToolsNodeConfig{Tools: tools, ToolCallMiddlewares: []compose.ToolMiddleware{mw}}
 	}},
 	{"wrapped", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...ateino.Option) compose.ToolsNodeConfig {
 		wrapped, err := ateino.WrapTools(context.Background(), tools, g, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return compose.ToolsNodeConfig{Tools: wrapped}
 	}},
 }
@@ -161,9 +156,7 @@ func run(ctx context.Context, t *testing.T, cfg compose.ToolsNodeConfig, g *guar
 		ToolsConfig:      cfg,
 		MaxStep:          6,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return a.Generate(ctx, []*schema.Message{schema.UserMessage("clean up")},
 		agent.WithComposeOptions(compose.WithCallbacks(ateino.NewHandler(g))))
 }
@@ -175,50 +168,36 @@ func TestAllowedToolRunsAndIsReported(t *testing.T) {
 			g := e.guard(t)
 			inner := &stub{out: "deleted"}
 			msg, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g), g, "delete_file")
-			if err != nil || msg.Content != "done: delete_file=deleted "+secretPath {
-				t.Fatalf("run: %v, %v", msg, err)
-			}
-			if n := inner.calls.Load(); n != 1 {
-				t.Fatalf("inner ran %d times", n)
-			}
+			require.NoError(t, err, "run")
+			require.Equal(t, "done: delete_file=deleted "+secretPath, msg.Content, "run")
+			require.EqualValues(t, 1, inner.calls.Load(), "inner ran")
 			checks := e.srv.Checks()
-			if len(checks) != 1 {
-				t.Fatalf("checks %v", checks)
-			}
+			require.Len(t, checks, 1)
 			want := agenttrusttest.CheckRecord{
 				ActionName: "delete_file", ActionSource: "api", AgentID: e.agentID, SessionID: g.SessionID(),
 				ActionInputSummary: fmt.Sprintf("[%d chars]", len(args)),
 			}
-			if checks[0] != want {
-				t.Errorf("check %+v, want %+v", checks[0], want)
-			}
-			if checks[0].ActionEffect != "" {
-				t.Error("action_effect sent without configuration")
-			}
-			if err := g.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			assert.Equal(t, want, checks[0], "check")
+			assert.Empty(t, checks[0].ActionEffect, "action_effect sent without configuration")
+			require.NoError(t, g.Close(context.Background()))
 			evs := e.srv.TelemetryEvents()
-			if len(evs) != 2 || evs[0].EventType != "tool_start" || evs[0].ToolName != "delete_file" ||
-				evs[1].EventType != "tool_end" || (evs[1].Success == nil || !*evs[1].Success) {
-				t.Fatalf("events %v", evs)
-			}
-			if ok := evs[1].DurationMs != nil; !ok {
-				t.Fatalf("tool_end without duration_ms: %v", evs[1])
-			}
+			require.Len(t, evs, 2, "events %v", evs)
+			require.Equal(t, "tool_start", evs[0].EventType, "events %v", evs)
+			require.Equal(t, "delete_file", evs[0].ToolName, "events %v", evs)
+			require.Equal(t, "tool_end", evs[1].EventType, "events %v", evs)
+			require.NotNil(t, evs[1].Success, "events %v", evs)
+			require.True(t, *evs[1].Success, "events %v", evs)
+			require.NotNil(t, evs[1].DurationMs, "tool_end without duration_ms: %v", evs[1])
 			for _, b := range e.srv.TelemetryBatches() {
-				if b.AgentID != e.agentID || b.SessionID != g.SessionID() {
-					t.Fatalf("batch %v", b)
-				}
+				require.Equal(t, e.agentID, b.AgentID, "batch %v", b)
+				require.Equal(t, g.SessionID(), b.SessionID, "batch %v", b)
 			}
 			for _, r := range e.srv.Requests() {
-				if strings.Contains(string(r.Body), secretPath) {
-					t.Fatalf("tool input sent to %s %s", r.Method, r.Path)
-				}
+				require.NotContains(t, string(r.Body), secretPath, "tool input sent to %s %s", r.Method, r.Path)
 			}
-			if s := g.Stats(); s.Sent != 2 || s.Dropped != 0 {
-				t.Fatalf("stats %+v", s)
-			}
+			s := g.Stats()
+			require.EqualValues(t, 2, s.Sent, "stats %+v", s)
+			require.Zero(t, s.Dropped, "stats %+v", s)
 		})
 	}
 }
@@ -233,15 +212,14 @@ func TestDeniedToolNeverRuns(t *testing.T) {
 				g := e.guard(t, guard.WithBlockOnDeny(block))
 				_, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g), g, "delete_file")
 				var de *guard.DeniedError
-				if !errors.As(err, &de) || de.Reason != "destructive" || de.CheckID == "" || de.GuardTier == "" || de.Tool != "delete_file" {
-					t.Fatalf("block=%v: run error %v", block, err)
-				}
-				if n := inner.calls.Load(); n != 0 {
-					t.Fatalf("block=%v: denied tool ran %d times", block, n)
-				}
-				if s := g.Stats(); s.Denied != 1 {
-					t.Fatalf("stats %+v", s)
-				}
+				require.ErrorAs(t, err, &de, "block=%v", block)
+				require.Equal(t, "destructive", de.Reason, "block=%v", block)
+				require.NotEmpty(t, de.CheckID, "block=%v", block)
+				require.NotEmpty(t, de.GuardTier, "block=%v", block)
+				require.Equal(t, "delete_file", de.Tool, "block=%v", block)
+				require.Zero(t, inner.calls.Load(), "block=%v: denied tool ran", block)
+				s := g.Stats()
+				require.EqualValues(t, 1, s.Denied, "stats %+v", s)
 			}
 		})
 	}
@@ -257,17 +235,14 @@ func TestDenialAsObservation(t *testing.T) {
 			g := e.guard(t)
 			msg, err := run(context.Background(), t, m.guard(t, tools, g, ateino.WithDenialAsObservation(nil)), g, "delete_file", "read_file")
 			want := `done: delete_file=Tool "delete_file" was denied by policy.; read_file=contents of ` + secretPath
-			if err != nil || msg.Content != want {
-				t.Fatalf("run: %v, %v", msg, err)
-			}
-			if del.calls.Load() != 0 || read.calls.Load() != 1 {
-				t.Fatalf("delete ran %d, read ran %d", del.calls.Load(), read.calls.Load())
-			}
+			require.NoError(t, err, "run")
+			require.Equal(t, want, msg.Content, "run")
+			require.Zero(t, del.calls.Load(), "delete ran")
+			require.EqualValues(t, 1, read.calls.Load(), "read ran")
 			custom := ateino.WithDenialAsObservation(func(d *guard.DeniedError) string { return "no: " + d.Reason })
 			msg, err = run(context.Background(), t, m.guard(t, tools[:1], g, custom), g, "delete_file")
-			if err != nil || msg.Content != "done: delete_file=no: destructive" {
-				t.Fatalf("custom observation: %v, %v", msg, err)
-			}
+			require.NoError(t, err, "custom observation")
+			require.Equal(t, "done: delete_file=no: destructive", msg.Content, "custom observation")
 		})
 	}
 }
@@ -282,12 +257,9 @@ func TestElevationIsAnErrorInBothModes(t *testing.T) {
 				g := e.guard(t)
 				_, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g, opts...), g, "delete_file")
 				var ee *guard.ElevationRequiredError
-				if !errors.As(err, &ee) || ee.ApprovalID == "" {
-					t.Fatalf("run error %v", err)
-				}
-				if inner.calls.Load() != 0 {
-					t.Fatal("tool ran without approval")
-				}
+				require.ErrorAs(t, err, &ee, "run error")
+				require.NotEmpty(t, ee.ApprovalID, "run error %v", err)
+				require.Zero(t, inner.calls.Load(), "tool ran without approval")
 			}
 		})
 	}
@@ -303,16 +275,18 @@ func TestUnavailableGuardian(t *testing.T) {
 				g := e.guard(t, guard.WithFailOpen(open), guard.WithCheckTimeout(300*time.Millisecond))
 				msg, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g, ateino.WithDenialAsObservation(nil)), g, "delete_file")
 				if open {
-					if err != nil || inner.calls.Load() != 1 || g.Stats().FailedOpen != 1 || !strings.HasPrefix(msg.Content, `done: delete_file=deleted`) {
-						t.Fatalf("fail-open: %v, %v, ran %d, %+v", msg, err, inner.calls.Load(), g.Stats())
-					}
+					require.NoError(t, err, "fail-open")
+					require.EqualValues(t, 1, inner.calls.Load(), "fail-open: tool runs")
+					require.EqualValues(t, 1, g.Stats().FailedOpen, "fail-open: %+v", g.Stats())
+					require.True(t, strings.HasPrefix(msg.Content, `done: delete_file=deleted`), "fail-open: answer %v", msg)
 					continue
 				}
 				var ue *guard.UnavailableError
 				var ae *agenttrust.AgentTrustError
-				if !errors.As(err, &ue) || !errors.As(ue.Cause, &ae) || ae.Status != 503 || inner.calls.Load() != 0 {
-					t.Fatalf("fail-closed: %v, ran %d", err, inner.calls.Load())
-				}
+				require.ErrorAs(t, err, &ue, "fail-closed")
+				require.ErrorAs(t, ue.Cause, &ae, "fail-closed")
+				require.Equal(t, 503, ae.Status, "fail-closed: %v", err)
+				require.Zero(t, inner.calls.Load(), "fail-closed: tool ran")
 			}
 		})
 	}
@@ -326,23 +300,16 @@ func TestInnerErrorReported(t *testing.T) {
 			g := e.guard(t)
 			inner := &stub{err: innerErr}
 			_, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g), g, "delete_file")
-			if !errors.Is(err, innerErr) {
-				t.Fatalf("run error %v, want the inner error reachable", err)
-			}
-			if err := g.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			require.ErrorIs(t, err, innerErr, "want the inner error reachable")
+			require.NoError(t, g.Close(context.Background()))
 			evs := e.srv.TelemetryEvents()
-			if len(evs) != 2 || evs[1].EventType != "tool_error" || (evs[1].Success == nil || *evs[1].Success) {
-				t.Fatalf("events %v", evs)
-			}
-			if et := evs[1].ErrorType; et == "" {
-				t.Fatalf("no error_type: %v", evs[1])
-			}
+			require.Len(t, evs, 2, "events %v", evs)
+			require.Equal(t, "tool_error", evs[1].EventType, "events %v", evs)
+			require.NotNil(t, evs[1].Success, "events %v", evs)
+			require.False(t, *evs[1].Success, "events %v", evs)
+			require.NotEmpty(t, evs[1].ErrorType, "no error_type: %v", evs[1])
 			for _, r := range e.srv.Requests() {
-				if strings.Contains(string(r.Body), "disk on fire") {
-					t.Fatal("error text sent")
-				}
+				require.NotContains(t, string(r.Body), "disk on fire", "error text sent")
 			}
 		})
 	}
@@ -357,9 +324,9 @@ func TestCallerCancellation(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(50*time.Millisecond, cancel)
 		_, err := run(ctx, t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g, ateino.WithDenialAsObservation(nil)), g, "delete_file")
-		if !errors.Is(err, context.Canceled) || errors.Is(err, guard.ErrGuardianUnavailable) || inner.calls.Load() != 0 {
-			t.Fatalf("%s: err %v, ran %d", m.name, err, inner.calls.Load())
-		}
+		require.ErrorIs(t, err, context.Canceled, m.name)
+		require.NotErrorIs(t, err, guard.ErrGuardianUnavailable, m.name)
+		require.Zero(t, inner.calls.Load(), "%s: tool ran", m.name)
 	}
 }
 
@@ -402,21 +369,17 @@ func TestConcurrentToolCallsShareOneGuard(t *testing.T) {
 			wg.Wait()
 			close(errs)
 			for err := range errs {
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 			}
 			for i, s := range stubs {
-				if n := s.calls.Load(); n != runs {
-					t.Fatalf("%s ran %d times", names[i], n)
-				}
+				require.EqualValues(t, runs, s.calls.Load(), "%s ran", names[i])
 			}
-			if err := g.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if s := g.Stats(); s.Checks != runs*4 || s.Sent != runs*4 || s.Dropped != 0 || s.Pending != 0 {
-				t.Fatalf("stats %+v", s)
-			}
+			require.NoError(t, g.Close(context.Background()))
+			s := g.Stats()
+			require.EqualValues(t, runs*4, s.Checks, "stats %+v", s)
+			require.EqualValues(t, runs*4, s.Sent, "stats %+v", s)
+			require.Zero(t, s.Dropped, "stats %+v", s)
+			require.Zero(t, s.Pending, "stats %+v", s)
 		})
 	}
 }
@@ -431,21 +394,18 @@ func TestMiddlewareGuardsStreamableTools(t *testing.T) {
 			ran.Add(1)
 			return schema.StreamReaderFromArray([]string{"chunk of ", in.Path}), nil
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return st
 	}
 	g := e.guard(t)
 	cfg := modes[0].guard(t, []tool.BaseTool{stream("delete_file"), stream("read_file")}, g, ateino.WithDenialAsObservation(nil))
 	msg, err := run(context.Background(), t, cfg, g, "delete_file", "read_file")
 	want := `done: delete_file=Tool "delete_file" was denied by policy.; read_file=chunk of ` + secretPath
-	if err != nil || msg.Content != want || ran.Load() != 1 {
-		t.Fatalf("run: %v, %v, ran %d", msg, err, ran.Load())
-	}
-	if _, err := ateino.WrapTools(context.Background(), []tool.BaseTool{stream("x")}, g); !errors.Is(err, agenttrust.ErrValidation) {
-		t.Fatalf("WrapTools of a streamable tool: %v", err)
-	}
+	require.NoError(t, err, "run")
+	require.Equal(t, want, msg.Content, "run")
+	require.EqualValues(t, 1, ran.Load(), "ran")
+	_, err = ateino.WrapTools(context.Background(), []tool.BaseTool{stream("x")}, g)
+	require.ErrorIs(t, err, agenttrust.ErrValidation, "WrapTools of a streamable tool")
 }
 
 func TestRewrapUsesTheNewGuardOnly(t *testing.T) {
@@ -454,25 +414,23 @@ func TestRewrapUsesTheNewGuardOnly(t *testing.T) {
 	inner := &stub{out: "deleted"}
 	ctx := context.Background()
 	w1, err := ateino.WrapTool(ctx, inner.tool(t, "delete_file"), g1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	w2, err := ateino.WrapTool(ctx, w1, g2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info, err := w2.Info(ctx); err != nil || info.Name != "delete_file" || info.Desc != "a tool named delete_file" {
-		t.Fatalf("info %+v, %v", info, err)
-	}
-	if out, err := w2.InvokableRun(ctx, args); err != nil || out != "deleted "+secretPath {
-		t.Fatalf("InvokableRun = %q, %v", out, err)
-	}
-	if inner.calls.Load() != 1 || len(e.srv.Checks()) != 1 {
-		t.Fatalf("ran %d, %d checks", inner.calls.Load(), len(e.srv.Checks()))
-	}
-	if s1, s2 := g1.Stats(), g2.Stats(); s1.Checks != 0 || s1.Reported != 0 || s2.Checks != 1 || s2.Reported != 1 {
-		t.Fatalf("first guard %+v, second %+v", s1, s2)
-	}
+	require.NoError(t, err)
+	info, err := w2.Info(ctx)
+	require.NoError(t, err, "info")
+	require.Equal(t, "delete_file", info.Name, "info %+v", info)
+	require.Equal(t, "a tool named delete_file", info.Desc, "info %+v", info)
+	out, err := w2.InvokableRun(ctx, args)
+	require.NoError(t, err, "InvokableRun")
+	require.Equal(t, "deleted "+secretPath, out, "InvokableRun")
+	require.EqualValues(t, 1, inner.calls.Load(), "ran")
+	require.Len(t, e.srv.Checks(), 1, "checks")
+	s1, s2 := g1.Stats(), g2.Stats()
+	require.Zero(t, s1.Checks, "first guard %+v", s1)
+	require.Zero(t, s1.Reported, "first guard %+v", s1)
+	require.EqualValues(t, 1, s2.Checks, "second guard %+v", s2)
+	require.EqualValues(t, 1, s2.Reported, "second guard %+v", s2)
 }
 
 // failingInfo is a tool whose Info fails.
@@ -500,32 +458,24 @@ func TestInvalidArgumentsAreErrors(t *testing.T) {
 		},
 	}
 	for name, call := range cases {
-		if err := call(); !errors.Is(err, agenttrust.ErrValidation) {
-			t.Errorf("%s: %v, want a validation error", name, err)
-		}
+		assert.ErrorIs(t, call(), agenttrust.ErrValidation, "%s: want a validation error", name)
 	}
-	if _, err := ateino.WrapTool(ctx, failingInfo{good}, g); err == nil || err.Error() != "no info" {
-		t.Errorf("Info failure: %v", err)
-	}
+	_, err := ateino.WrapTool(ctx, failingInfo{good}, g)
+	assert.EqualError(t, err, "no info", "Info failure")
 	mw, err := ateino.Middleware(g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var ran bool
 	next := func(context.Context, *compose.ToolInput) (*compose.ToolOutput, error) {
 		ran = true
 		return &compose.ToolOutput{}, nil
 	}
-	if _, err := mw.Invokable(next)(ctx, nil); !errors.Is(err, agenttrust.ErrValidation) || ran {
-		t.Errorf("nil tool input: %v, ran %v", err, ran)
-	}
-	if len(e.srv.Checks()) != 0 {
-		t.Fatal("an invalid call reached the gateway")
-	}
+	_, err = mw.Invokable(next)(ctx, nil)
+	assert.ErrorIs(t, err, agenttrust.ErrValidation, "nil tool input")
+	assert.False(t, ran, "nil tool input: the tool ran")
+	require.Empty(t, e.srv.Checks(), "an invalid call reached the gateway")
 	// A handler without a guard does nothing (run attaches NewHandler(nil)).
-	if _, err := run(ctx, t, compose.ToolsNodeConfig{Tools: []tool.BaseTool{good}}, nil, "delete_file"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = run(ctx, t, compose.ToolsNodeConfig{Tools: []tool.BaseTool{good}}, nil, "delete_file")
+	require.NoError(t, err)
 }
 
 func TestSummaries(t *testing.T) {
@@ -534,20 +484,19 @@ func TestSummaries(t *testing.T) {
 	for _, m := range modes {
 		sum := ateino.WithSummarizer(func(tool, in string) string { return tool + " " + in })
 		cfg := m.guard(t, []tool.BaseTool{(&stub{}).tool(t, "delete_file")}, g, ateino.WithLogInputs(0))
-		if _, err := run(context.Background(), t, cfg, g, "delete_file"); err != nil {
-			t.Fatal(err)
-		}
+		_, err := run(context.Background(), t, cfg, g, "delete_file")
+		require.NoError(t, err, m.name)
 		cfg = m.guard(t, []tool.BaseTool{(&stub{}).tool(t, "delete_file")}, g, sum,
 			ateino.WithActionEffects(map[string]guard.Effect{"delete_file": guard.EffectDestructive}))
-		if _, err := run(context.Background(), t, cfg, g, "delete_file"); err != nil {
-			t.Fatal(err)
-		}
+		_, err = run(context.Background(), t, cfg, g, "delete_file")
+		require.NoError(t, err, m.name)
 	}
 	c := e.srv.Checks()
+	require.Len(t, c, 2*len(modes), "checks %v", c)
 	for i := 0; i < len(c); i += 2 {
-		if c[i].ActionInputSummary != args || c[i+1].ActionInputSummary != "delete_file "+args || c[i+1].ActionEffect != "destructive" {
-			t.Fatalf("checks %v", c)
-		}
+		require.Equal(t, args, c[i].ActionInputSummary, "checks %v", c)
+		require.Equal(t, "delete_file "+args, c[i+1].ActionInputSummary, "checks %v", c)
+		require.Equal(t, "destructive", c[i+1].ActionEffect, "checks %v", c)
 	}
 }
 
@@ -560,19 +509,14 @@ func TestHandlerFlushesAtRunEnd(t *testing.T) {
 			e := newEnv(t)
 			g := e.guard(t, guard.WithFlushInterval(time.Hour))
 			inner := &stub{out: "ok"}
-			if _, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "read_file")}, g), g, "read_file"); err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(5 * time.Second)
-			for len(e.srv.TelemetryEvents()) != 2 {
-				if time.Now().After(deadline) {
-					t.Fatalf("no flush at the end of the run: %+v", g.Stats())
-				}
-				time.Sleep(time.Millisecond)
-			}
-			if evs := e.srv.TelemetryEvents(); evs[0].EventType != "tool_start" || evs[0].ToolName != "read_file" {
-				t.Fatalf("events %v", evs)
-			}
+			_, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "read_file")}, g), g, "read_file")
+			require.NoError(t, err)
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
+				assert.Len(c, e.srv.TelemetryEvents(), 2, "no flush at the end of the run: %+v", g.Stats())
+			}, 5*time.Second, time.Millisecond)
+			evs := e.srv.TelemetryEvents()
+			require.Equal(t, "tool_start", evs[0].EventType, "events %v", evs)
+			require.Equal(t, "read_file", evs[0].ToolName, "events %v", evs)
 		})
 	}
 }

@@ -18,6 +18,8 @@ import (
 	atgenkit "github.com/agenttrustid/agenttrust-go/integrations/genkit"
 	"github.com/firebase/genkit/go/ai"
 	"github.com/firebase/genkit/go/genkit"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -38,6 +40,9 @@ type stub struct {
 
 func (s *stub) run(_ *ai.ToolContext, in fileInput) (string, error) {
 	s.calls.Add(1)
+	// Not a wait: the tool takes a moment, as a real one does, so that the
+	// parallel tool calls of one turn overlap and the reported duration
+	// measures real work.
 	time.Sleep(time.Millisecond)
 	if s.err != nil {
 		return "", s.err
@@ -73,18 +78,14 @@ func clientFor(t *testing.T, base, auth, audit, key string) *agenttrust.Client {
 		agenttrust.WithAPIKey(key), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{
 			MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, MaxRetryAfter: 5 * time.Millisecond,
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
 func (e *env) guard(t *testing.T, opts ...guard.Option) *guard.Guard {
 	t.Helper()
 	g, err := guard.New(e.client, e.agentID, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = g.Close(context.Background()) })
 	return g
 }
@@ -131,9 +132,7 @@ func (e *env) generate(ctx context.Context, tools []ai.ToolRef, calls ...string)
 func mustWrap(t *testing.T, g *guard.Guard, tools []ai.Tool, opts ...atgenkit.Option) []ai.ToolRef {
 	t.Helper()
 	refs, err := atgenkit.WrapTools(tools, g, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return refs
 }
 
@@ -144,50 +143,36 @@ func TestAllowedToolRunsAndIsReported(t *testing.T) {
 	g := e.guard(t)
 	inner := &stub{out: "deleted"}
 	resp, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(inner)}), "delete_file")
-	if err != nil || resp.Text() != "done: delete_file=deleted "+secretPath {
-		t.Fatalf("generate: %v, %v", resp.Text(), err)
-	}
-	if n := inner.calls.Load(); n != 1 {
-		t.Fatalf("inner ran %d times", n)
-	}
+	require.NoError(t, err, "generate")
+	require.Equal(t, "done: delete_file=deleted "+secretPath, resp.Text(), "generate")
+	require.EqualValues(t, 1, inner.calls.Load(), "inner ran")
 	checks := e.srv.Checks()
-	if len(checks) != 1 {
-		t.Fatalf("checks %v", checks)
-	}
+	require.Len(t, checks, 1)
 	input, _ := json.Marshal(map[string]any{"path": secretPath})
 	want := agenttrusttest.CheckRecord{
 		ActionName: "delete_file", ActionSource: "api", AgentID: e.agentID, SessionID: g.SessionID(),
 		ActionInputSummary: fmt.Sprintf("[%d chars]", len(input)),
 	}
-	if checks[0] != want {
-		t.Errorf("check %+v, want %+v", checks[0], want)
-	}
-	if checks[0].ActionEffect != "" {
-		t.Error("action_effect sent without configuration")
-	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	assert.Equal(t, want, checks[0], "check")
+	assert.Empty(t, checks[0].ActionEffect, "action_effect sent without configuration")
+	require.NoError(t, g.Close(context.Background()))
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 1 || evs[0].EventType != "tool_end" || evs[0].ToolName != "delete_file" || (evs[0].Success == nil || !*evs[0].Success) {
-		t.Fatalf("events %v", evs)
-	}
-	if ok := evs[0].DurationMs != nil; !ok {
-		t.Fatalf("tool_end without duration_ms: %v", evs[0])
-	}
+	require.Len(t, evs, 1, "events %v", evs)
+	require.Equal(t, "tool_end", evs[0].EventType, "events %v", evs)
+	require.Equal(t, "delete_file", evs[0].ToolName, "events %v", evs)
+	require.NotNil(t, evs[0].Success, "events %v", evs)
+	require.True(t, *evs[0].Success, "events %v", evs)
+	require.NotNil(t, evs[0].DurationMs, "tool_end without duration_ms: %v", evs[0])
 	for _, b := range e.srv.TelemetryBatches() {
-		if b.AgentID != e.agentID || b.SessionID != g.SessionID() {
-			t.Fatalf("batch %v", b)
-		}
+		require.Equal(t, e.agentID, b.AgentID, "batch %v", b)
+		require.Equal(t, g.SessionID(), b.SessionID, "batch %v", b)
 	}
 	for _, r := range e.srv.Requests() {
-		if strings.Contains(string(r.Body), secretPath) {
-			t.Fatalf("tool input sent to %s %s", r.Method, r.Path)
-		}
+		require.NotContains(t, string(r.Body), secretPath, "tool input sent to %s %s", r.Method, r.Path)
 	}
-	if s := g.Stats(); s.Sent != 1 || s.Dropped != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	s := g.Stats()
+	require.EqualValues(t, 1, s.Sent, "stats %+v", s)
+	require.Zero(t, s.Dropped, "stats %+v", s)
 }
 
 func TestDeniedToolNeverRuns(t *testing.T) {
@@ -198,18 +183,16 @@ func TestDeniedToolNeverRuns(t *testing.T) {
 		g := e.guard(t, guard.WithBlockOnDeny(block))
 		_, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(inner)}), "delete_file")
 		var de *guard.DeniedError
-		if !errors.As(err, &de) || de.Reason != "destructive" || de.CheckID == "" || de.GuardTier == "" || de.Tool != "delete_file" {
-			t.Fatalf("block=%v: generate error %v", block, err)
-		}
-		if !strings.Contains(err.Error(), "delete_file") {
-			t.Fatalf("message %q", err)
-		}
-		if n := inner.calls.Load(); n != 0 {
-			t.Fatalf("block=%v: denied tool ran %d times", block, n)
-		}
-		if s := g.Stats(); s.Reported != 0 || s.Denied != 1 {
-			t.Fatalf("stats %+v", s)
-		}
+		require.ErrorAs(t, err, &de, "block=%v", block)
+		require.Equal(t, "destructive", de.Reason, "block=%v", block)
+		require.NotEmpty(t, de.CheckID, "block=%v", block)
+		require.NotEmpty(t, de.GuardTier, "block=%v", block)
+		require.Equal(t, "delete_file", de.Tool, "block=%v", block)
+		require.Contains(t, err.Error(), "delete_file", "message")
+		require.Zero(t, inner.calls.Load(), "block=%v: denied tool ran", block)
+		s := g.Stats()
+		require.Zero(t, s.Reported, "stats %+v", s)
+		require.EqualValues(t, 1, s.Denied, "stats %+v", s)
 	}
 }
 
@@ -221,17 +204,14 @@ func TestDenialAsObservation(t *testing.T) {
 	tools := []ai.Tool{deleteTool(inner), ai.NewTool("read_file", "reads a file", read.run)}
 	resp, err := e.generate(context.Background(), mustWrap(t, e.guard(t), tools, atgenkit.WithDenialAsObservation(nil)), "delete_file", "read_file")
 	want := `done: delete_file=Tool "delete_file" was denied by policy.; read_file=contents of ` + secretPath
-	if err != nil || resp.Text() != want {
-		t.Fatalf("generate: %q, %v", resp.Text(), err)
-	}
-	if inner.calls.Load() != 0 || read.calls.Load() != 1 {
-		t.Fatalf("delete ran %d, read ran %d", inner.calls.Load(), read.calls.Load())
-	}
+	require.NoError(t, err, "generate")
+	require.Equal(t, want, resp.Text(), "generate")
+	require.Zero(t, inner.calls.Load(), "delete ran")
+	require.EqualValues(t, 1, read.calls.Load(), "read ran")
 	custom := atgenkit.WithDenialAsObservation(func(d *guard.DeniedError) string { return "no: " + d.Reason })
 	resp, err = e.generate(context.Background(), mustWrap(t, e.guard(t), tools[:1], custom), "delete_file")
-	if err != nil || resp.Text() != "done: delete_file=no: destructive" {
-		t.Fatalf("custom observation: %q, %v", resp.Text(), err)
-	}
+	require.NoError(t, err, "custom observation")
+	require.Equal(t, "done: delete_file=no: destructive", resp.Text(), "custom observation")
 }
 
 func TestElevationIsAnErrorInBothModes(t *testing.T) {
@@ -241,12 +221,10 @@ func TestElevationIsAnErrorInBothModes(t *testing.T) {
 		inner := &stub{}
 		_, err := e.generate(context.Background(), mustWrap(t, e.guard(t), []ai.Tool{deleteTool(inner)}, opts...), "delete_file")
 		var ee *guard.ElevationRequiredError
-		if !errors.As(err, &ee) || ee.ApprovalID == "" || !errors.Is(err, guard.ErrElevationRequired) {
-			t.Fatalf("generate error %v", err)
-		}
-		if inner.calls.Load() != 0 {
-			t.Fatal("tool ran without approval")
-		}
+		require.ErrorAs(t, err, &ee, "generate error")
+		require.NotEmpty(t, ee.ApprovalID, "generate error %v", err)
+		require.ErrorIs(t, err, guard.ErrElevationRequired, "generate error")
+		require.Zero(t, inner.calls.Load(), "tool ran without approval")
 	}
 }
 
@@ -258,16 +236,18 @@ func TestUnavailableGuardian(t *testing.T) {
 		g := e.guard(t, guard.WithFailOpen(open), guard.WithCheckTimeout(300*time.Millisecond))
 		resp, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(inner)}, atgenkit.WithDenialAsObservation(nil)), "delete_file")
 		if open {
-			if err != nil || inner.calls.Load() != 1 || g.Stats().FailedOpen != 1 || !strings.HasPrefix(resp.Text(), "done: delete_file=deleted") {
-				t.Fatalf("fail-open: %v, ran %d, %+v", err, inner.calls.Load(), g.Stats())
-			}
+			require.NoError(t, err, "fail-open")
+			require.EqualValues(t, 1, inner.calls.Load(), "fail-open: tool runs")
+			require.EqualValues(t, 1, g.Stats().FailedOpen, "fail-open: %+v", g.Stats())
+			require.True(t, strings.HasPrefix(resp.Text(), "done: delete_file=deleted"), "fail-open: answer %q", resp.Text())
 			continue
 		}
 		var ue *guard.UnavailableError
 		var ae *agenttrust.AgentTrustError
-		if !errors.As(err, &ue) || !errors.As(ue.Cause, &ae) || ae.Status != 503 || inner.calls.Load() != 0 {
-			t.Fatalf("fail-closed: %v, ran %d", err, inner.calls.Load())
-		}
+		require.ErrorAs(t, err, &ue, "fail-closed")
+		require.ErrorAs(t, ue.Cause, &ae, "fail-closed")
+		require.Equal(t, 503, ae.Status, "fail-closed: %v", err)
+		require.Zero(t, inner.calls.Load(), "fail-closed: tool ran")
 	}
 }
 
@@ -276,24 +256,17 @@ func TestInnerErrorReported(t *testing.T) {
 	innerErr := &toolFailure{msg: "disk on fire at /secret/location"}
 	g := e.guard(t)
 	_, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(&stub{err: innerErr})}), "delete_file")
-	if !errors.Is(err, innerErr) {
-		t.Fatalf("generate error %v, want the inner error reachable", err)
-	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.ErrorIs(t, err, innerErr, "want the inner error reachable")
+	require.NoError(t, g.Close(context.Background()))
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 1 || evs[0].EventType != "tool_error" || (evs[0].Success == nil || *evs[0].Success) {
-		t.Fatalf("events %v", evs)
-	}
+	require.Len(t, evs, 1, "events %v", evs)
+	require.Equal(t, "tool_error", evs[0].EventType, "events %v", evs)
+	require.NotNil(t, evs[0].Success, "events %v", evs)
+	require.False(t, *evs[0].Success, "events %v", evs)
 	// Genkit wraps the tool's error; the type reported is the tool's own.
-	if evs[0].ErrorType != "*agenttrustgenkit_test.toolFailure" {
-		t.Fatalf("error_type %v", evs[0].ErrorType)
-	}
+	require.Equal(t, "*agenttrustgenkit_test.toolFailure", evs[0].ErrorType, "error_type")
 	for _, r := range e.srv.Requests() {
-		if strings.Contains(string(r.Body), "disk on fire") {
-			t.Fatal("error text sent")
-		}
+		require.NotContains(t, string(r.Body), "disk on fire", "error text sent")
 	}
 }
 
@@ -305,9 +278,9 @@ func TestCallerCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	_, err := e.generate(ctx, mustWrap(t, g, []ai.Tool{deleteTool(inner)}, atgenkit.WithDenialAsObservation(nil)), "delete_file")
-	if !errors.Is(err, context.Canceled) || errors.Is(err, guard.ErrGuardianUnavailable) || inner.calls.Load() != 0 {
-		t.Fatalf("err %v, ran %d", err, inner.calls.Load())
-	}
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, guard.ErrGuardianUnavailable)
+	require.Zero(t, inner.calls.Load(), "tool ran")
 }
 
 // Genkit registers a dynamic tool (ai.NewTool, WrapTool) into each
@@ -323,9 +296,8 @@ func TestConcurrentToolCallsShareOneGuard(t *testing.T) {
 	registered := make([]ai.ToolRef, len(names))
 	for i, n := range names {
 		stubs[i] = &stub{out: "ok"}
-		if _, err := atgenkit.DefineTool(e.gk, g, n, "a tool", stubs[i].run); err != nil {
-			t.Fatal(err)
-		}
+		_, err := atgenkit.DefineTool(e.gk, g, n, "a tool", stubs[i].run)
+		require.NoError(t, err)
 		registered[i] = ai.ToolName(n)
 	}
 	dynamic := func() []ai.ToolRef {
@@ -356,24 +328,18 @@ func TestConcurrentToolCallsShareOneGuard(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 	}
 	for i, s := range stubs {
-		if n := s.calls.Load(); n != runs {
-			t.Fatalf("%s ran %d times", names[i], n)
-		}
+		require.EqualValues(t, runs, s.calls.Load(), "%s ran", names[i])
 	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if s := g.Stats(); s.Checks != runs*4 || s.Sent != runs*4 || s.Dropped != 0 || s.Pending != 0 {
-		t.Fatalf("stats %+v", s)
-	}
-	if n := len(e.srv.Checks()); n != runs*4 {
-		t.Fatalf("%d checks", n)
-	}
+	require.NoError(t, g.Close(context.Background()))
+	s := g.Stats()
+	require.EqualValues(t, runs*4, s.Checks, "stats %+v", s)
+	require.EqualValues(t, runs*4, s.Sent, "stats %+v", s)
+	require.Zero(t, s.Dropped, "stats %+v", s)
+	require.Zero(t, s.Pending, "stats %+v", s)
+	require.Len(t, e.srv.Checks(), runs*4, "checks")
 }
 
 func TestDefineToolIsGuardedThroughTheRegistry(t *testing.T) {
@@ -381,28 +347,25 @@ func TestDefineToolIsGuardedThroughTheRegistry(t *testing.T) {
 	e.srv.DenyTool("delete_file", "destructive")
 	g := e.guard(t)
 	del, read := &stub{}, &stub{out: "contents of"}
-	if _, err := atgenkit.DefineTool(e.gk, g, "delete_file", "deletes a file", del.run); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := atgenkit.DefineTool(e.gk, g, "read_file", "reads a file", read.run, atgenkit.WithActionEffect(guard.EffectRead)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := atgenkit.DefineTool(e.gk, g, "delete_file", "deletes a file", del.run)
+	require.NoError(t, err)
+	_, err = atgenkit.DefineTool(e.gk, g, "read_file", "reads a file", read.run, atgenkit.WithActionEffect(guard.EffectRead))
+	require.NoError(t, err)
 	// The tools are named only: Generate finds the registered, guarded ones.
 	resp, err := e.generate(context.Background(), []ai.ToolRef{ai.ToolName("read_file")}, "read_file")
-	if err != nil || resp.Text() != "done: read_file=contents of "+secretPath || read.calls.Load() != 1 {
-		t.Fatalf("read_file: %q, %v", resp.Text(), err)
-	}
-	if c := e.srv.Checks(); len(c) != 1 || c[0].ActionEffect != "read" {
-		t.Fatalf("checks %v", c)
-	}
+	require.NoError(t, err, "read_file")
+	require.Equal(t, "done: read_file=contents of "+secretPath, resp.Text(), "read_file")
+	require.EqualValues(t, 1, read.calls.Load(), "read_file ran")
+	c := e.srv.Checks()
+	require.Len(t, c, 1, "checks %v", c)
+	require.Equal(t, "read", c[0].ActionEffect, "checks %v", c)
 	_, err = e.generate(context.Background(), []ai.ToolRef{ai.ToolName("delete_file")}, "delete_file")
 	var de *guard.DeniedError
-	if !errors.As(err, &de) || del.calls.Load() != 0 {
-		t.Fatalf("delete_file: %v, ran %d", err, del.calls.Load())
-	}
-	if tl := genkit.LookupTool(e.gk, "delete_file"); tl == nil || tl.Definition().Description != "deletes a file" {
-		t.Fatal("tool not registered under its name")
-	}
+	require.ErrorAs(t, err, &de, "delete_file")
+	require.Zero(t, del.calls.Load(), "delete_file ran")
+	tl := genkit.LookupTool(e.gk, "delete_file")
+	require.NotNil(t, tl, "tool not registered under its name")
+	require.Equal(t, "deletes a file", tl.Definition().Description, "tool not registered under its name")
 }
 
 func TestRewrapUsesTheNewGuardOnly(t *testing.T) {
@@ -410,32 +373,25 @@ func TestRewrapUsesTheNewGuardOnly(t *testing.T) {
 	g1, g2 := e.guard(t), e.guard(t)
 	inner := &stub{out: "deleted"}
 	w1, err := atgenkit.WrapTool(deleteTool(inner), g1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	w2, err := atgenkit.WrapTool(w1, g2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w2.Name() != "delete_file" || w2.Definition().Description != "deletes a file" || w2.Definition().InputSchema == nil {
-		t.Fatalf("definition %+v", w2.Definition())
-	}
-	if _, err := e.generate(context.Background(), []ai.ToolRef{w2}, "delete_file"); err != nil {
-		t.Fatal(err)
-	}
-	if inner.calls.Load() != 1 || len(e.srv.Checks()) != 1 {
-		t.Fatalf("ran %d, %d checks", inner.calls.Load(), len(e.srv.Checks()))
-	}
-	if s1, s2 := g1.Stats(), g2.Stats(); s1.Checks != 0 || s1.Reported != 0 || s2.Checks != 1 || s2.Reported != 1 {
-		t.Fatalf("first guard %+v, second %+v", s1, s2)
-	}
+	require.NoError(t, err)
+	require.Equal(t, "delete_file", w2.Name(), "definition %+v", w2.Definition())
+	require.Equal(t, "deletes a file", w2.Definition().Description, "definition %+v", w2.Definition())
+	require.NotNil(t, w2.Definition().InputSchema, "definition %+v", w2.Definition())
+	_, err = e.generate(context.Background(), []ai.ToolRef{w2}, "delete_file")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, inner.calls.Load(), "ran")
+	require.Len(t, e.srv.Checks(), 1, "checks")
+	s1, s2 := g1.Stats(), g2.Stats()
+	require.Zero(t, s1.Checks, "first guard %+v", s1)
+	require.Zero(t, s1.Reported, "first guard %+v", s1)
+	require.EqualValues(t, 1, s2.Checks, "second guard %+v", s2)
+	require.EqualValues(t, 1, s2.Reported, "second guard %+v", s2)
 	defined, err := atgenkit.DefineTool(e.gk, g1, "read_file", "reads a file", (&stub{}).run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := atgenkit.WrapTool(defined, g2); !errors.Is(err, agenttrust.ErrValidation) {
-		t.Fatalf("wrapping a registered guarded tool: %v", err)
-	}
+	require.NoError(t, err)
+	_, err = atgenkit.WrapTool(defined, g2)
+	require.ErrorIs(t, err, agenttrust.ErrValidation, "wrapping a registered guarded tool")
 }
 
 func TestInvalidArgumentsAreErrors(t *testing.T) {
@@ -462,30 +418,25 @@ func TestInvalidArgumentsAreErrors(t *testing.T) {
 		"Generate nil genkit":   func() error { _, err := atgenkit.Generate(context.Background(), nil); return err },
 	}
 	for name, call := range cases {
-		if err := call(); !errors.Is(err, agenttrust.ErrValidation) {
-			t.Errorf("%s: %v, want a validation error", name, err)
-		}
+		assert.ErrorIs(t, call(), agenttrust.ErrValidation, "%s: want a validation error", name)
 	}
-	if genkit.LookupTool(e.gk, "x") != nil {
-		t.Fatal("an invalid DefineTool registered a tool")
-	}
+	require.Nil(t, genkit.LookupTool(e.gk, "x"), "an invalid DefineTool registered a tool")
 }
 
 func TestSummaries(t *testing.T) {
 	e := newEnv(t)
 	g := e.guard(t)
 	input, _ := json.Marshal(map[string]any{"path": secretPath})
-	if _, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(&stub{})}, atgenkit.WithLogInputs(0)), "delete_file"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(&stub{})}, atgenkit.WithLogInputs(0)), "delete_file")
+	require.NoError(t, err)
 	sum := atgenkit.WithSummarizer(func(tool, in string) string { return tool + " " + in })
-	if _, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(&stub{})}, sum, atgenkit.WithActionEffects(map[string]guard.Effect{"delete_file": guard.EffectDestructive})), "delete_file"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(&stub{})}, sum, atgenkit.WithActionEffects(map[string]guard.Effect{"delete_file": guard.EffectDestructive})), "delete_file")
+	require.NoError(t, err)
 	c := e.srv.Checks()
-	if c[0].ActionInputSummary != string(input) || c[1].ActionInputSummary != "delete_file "+string(input) || c[1].ActionEffect != "destructive" {
-		t.Fatalf("checks %v", c)
-	}
+	require.Len(t, c, 2, "checks %v", c)
+	require.Equal(t, string(input), c[0].ActionInputSummary, "checks %v", c)
+	require.Equal(t, "delete_file "+string(input), c[1].ActionInputSummary, "checks %v", c)
+	require.Equal(t, "destructive", c[1].ActionEffect, "checks %v", c)
 }
 
 // TrackErrors restores the guard's typed error for any Genkit call; here the
@@ -494,32 +445,25 @@ func TestTrackErrors(t *testing.T) {
 	e := newEnv(t)
 	e.srv.DenyTool("delete_file", "destructive")
 	w, err := atgenkit.WrapTool(deleteTool(&stub{}), e.guard(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, restore := atgenkit.TrackErrors(context.Background())
-	if restore(nil) != nil {
-		t.Fatal("nil error not kept nil")
-	}
+	require.NoError(t, restore(nil), "nil error not kept nil")
 	plain := errors.New("model failed")
-	if restore(plain) != plain {
-		t.Fatal("error changed although no tool failed")
-	}
+	require.Same(t, plain, restore(plain), "error changed although no tool failed")
 	_, runErr := w.RunRaw(ctx, map[string]any{"path": secretPath})
+	require.Error(t, runErr, "denied tool returned no error")
 	flat := errors.New("tool failed: " + runErr.Error()) // what Genkit's loop returns
 	err = restore(flat)
 	var de *guard.DeniedError
-	if !errors.As(err, &de) || de.Reason != "destructive" || !errors.Is(err, flat) || err.Error() != flat.Error() {
-		t.Fatalf("restored %v", err)
-	}
+	require.ErrorAs(t, err, &de, "restored")
+	require.Equal(t, "destructive", de.Reason, "restored %v", err)
+	require.ErrorIs(t, err, flat, "restored")
+	require.EqualError(t, err, flat.Error(), "restored")
 	// Without TrackErrors nothing is recorded.
 	_, restore2 := atgenkit.TrackErrors(context.Background())
-	if _, err := w.RunRaw(context.Background(), map[string]any{"path": secretPath}); err == nil {
-		t.Fatal("denied tool returned no error")
-	}
-	if restore2(flat) != flat {
-		t.Fatal("an error was recorded outside the tracked context")
-	}
+	_, err = w.RunRaw(context.Background(), map[string]any{"path": secretPath})
+	require.Error(t, err, "denied tool returned no error")
+	require.Same(t, flat, restore2(flat), "an error was recorded outside the tracked context")
 }
 
 func TestMultipartToolsStayMultipart(t *testing.T) {
@@ -531,20 +475,15 @@ func TestMultipartToolsStayMultipart(t *testing.T) {
 		return &ai.MultipartToolResponse{Output: "saved", Content: []*ai.Part{ai.NewTextPart("extra " + in.Path)}}, nil
 	})
 	w, err := atgenkit.WrapTool(snap, g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	plain, err := atgenkit.WrapTool(deleteTool(&stub{}), g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.Definition().Metadata["multipart"] != true || plain.Definition().Metadata["multipart"] != false {
-		t.Fatalf("multipart flags %v, %v", w.Definition().Metadata, plain.Definition().Metadata)
-	}
+	require.NoError(t, err)
+	require.Equal(t, true, w.Definition().Metadata["multipart"], "multipart flag %v", w.Definition().Metadata)
+	require.Equal(t, false, plain.Definition().Metadata["multipart"], "multipart flag %v", plain.Definition().Metadata)
 	resp, err := e.generate(context.Background(), []ai.ToolRef{w}, "snapshot")
-	if err != nil || resp.Text() != "done: snapshot=saved" || calls.Load() != 1 {
-		t.Fatalf("generate: %q, %v, ran %d", resp.Text(), err, calls.Load())
-	}
+	require.NoError(t, err, "generate")
+	require.Equal(t, "done: snapshot=saved", resp.Text(), "generate")
+	require.EqualValues(t, 1, calls.Load(), "ran")
 	var content []*ai.Part
 	for _, m := range resp.History() {
 		for _, p := range m.Content {
@@ -553,7 +492,6 @@ func TestMultipartToolsStayMultipart(t *testing.T) {
 			}
 		}
 	}
-	if len(content) != 1 || content[0].Text != "extra "+secretPath {
-		t.Fatalf("tool response content %v", content)
-	}
+	require.Len(t, content, 1, "tool response content %v", content)
+	require.Equal(t, "extra "+secretPath, content[0].Text, "tool response content %v", content)
 }

@@ -2,12 +2,12 @@ package agenttrustkeyring
 
 import (
 	"context"
-	"errors"
 	"os"
 	"testing"
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/require"
 	"github.com/zalando/go-keyring"
 	"go.uber.org/goleak"
 )
@@ -31,48 +31,44 @@ func TestContextEndsWhileWaitingForTheKeychain(t *testing.T) {
 	start := time.Now()
 	_, err := s.Sign(ctx, "agent-1", []byte("x"))
 	<-backend
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, agenttrust.ErrKeyStore) || !errors.Is(err, agenttrust.ErrAgentTrust) {
-		t.Fatalf("err %v", err)
-	}
-	if errors.Is(err, ErrKeychain) || errors.Is(err, agenttrust.ErrKeyNotFound) {
-		t.Fatalf("a deadline is not a keychain failure: %v", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Sign waited %v", d)
-	}
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, agenttrust.ErrKeyStore)
+	require.ErrorIs(t, err, agenttrust.ErrAgentTrust)
+	require.NotErrorIs(t, err, ErrKeychain, "a deadline is not a keychain failure")
+	require.NotErrorIs(t, err, agenttrust.ErrKeyNotFound, "a deadline is not a keychain failure")
+	require.LessOrEqual(t, time.Since(start), 2*time.Second, "Sign waited too long")
 }
 
 func TestContextEndsWhileTheKeychainCallRuns(t *testing.T) {
 	s := New()
 	release := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
+	running := make(chan struct{})
 	errc := make(chan error, 1)
-	go func() { errc <- s.call(ctx, func() { <-release }) }()
-	// Wait until the call holds the keychain, then cancel.
-	for len(backend) == 0 {
-		time.Sleep(time.Millisecond)
+	go func() {
+		errc <- s.call(ctx, func() {
+			close(running)
+			<-release
+		})
+	}()
+	// fn runs only once the call holds the keychain: cancel then.
+	select {
+	case <-running:
+	case <-time.After(2 * time.Second):
+		require.FailNow(t, "call never started")
 	}
+	require.Len(t, backend, 1, "call runs without holding the keychain")
 	cancel()
 	select {
 	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("err %v", err)
-		}
+		require.ErrorIs(t, err, context.Canceled)
 	case <-time.After(2 * time.Second):
-		t.Fatal("call did not return when its context ended")
+		require.FailNow(t, "call did not return when its context ended")
 	}
 	// The abandoned call still holds the keychain until it finishes.
-	if len(backend) != 1 {
-		t.Fatal("keychain released before the call finished")
-	}
+	require.Len(t, backend, 1, "keychain released before the call finished")
 	close(release)
-	deadline := time.Now().Add(2 * time.Second)
-	for len(backend) != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if len(backend) != 0 {
-		t.Fatal("keychain never released")
-	}
+	require.Eventually(t, func() bool { return len(backend) == 0 }, 2*time.Second, time.Millisecond, "keychain never released")
 }
 
 func TestCancelledContextTouchesNothing(t *testing.T) {
@@ -81,13 +77,8 @@ func TestCancelledContextTouchesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	pair, err := agenttrust.GenerateAgentKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Store(ctx, "agent-1", pair.PrivateKeyPEM); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Store: %v", err)
-	}
-	if _, err := keyring.Get(DefaultService, "agent-1"); !errors.Is(err, keyring.ErrNotFound) {
-		t.Fatalf("entry written despite a cancelled context: %v", err)
-	}
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Store(ctx, "agent-1", pair.PrivateKeyPEM), context.Canceled, "Store")
+	_, err = keyring.Get(DefaultService, "agent-1")
+	require.ErrorIs(t, err, keyring.ErrNotFound, "entry written despite a cancelled context")
 }

@@ -18,19 +18,17 @@ import (
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	agenttrustkeyring "github.com/agenttrustid/agenttrust-go/integrations/keyring"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/zalando/go-keyring"
 )
 
 func newPair(t *testing.T) (agenttrust.AgentKeyPair, ed25519.PublicKey) {
 	t.Helper()
 	pair, err := agenttrust.GenerateAgentKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	pub, err := agenttrust.ParsePublicKeyPEM(pair.PublicKeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return pair, pub
 }
 
@@ -49,32 +47,23 @@ func TestStoreSignDelete(t *testing.T) {
 	s := agenttrustkeyring.New()
 	pair, pub := newPair(t)
 
-	if err := s.Store(ctx, "agent-1", pair.PrivateKeyPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Store(ctx, "agent-1", pair.PrivateKeyPEM))
 	// The entry uses the Python SDK's naming: service, account, PEM secret.
 	got, err := keyring.Get("agenttrust-id", "agent-1")
-	if err != nil || got != pair.PrivateKeyPEM {
-		t.Fatalf("keychain entry %q, %v", got, err)
-	}
+	require.NoError(t, err, "keychain entry")
+	require.Equal(t, pair.PrivateKeyPEM, got, "keychain entry")
 	sig, err := s.Sign(ctx, "agent-1", []byte("pop-v1:n:agent-1::1"))
-	if err != nil || !ed25519.Verify(pub, []byte("pop-v1:n:agent-1::1"), sig) {
-		t.Fatalf("signature does not verify: %v", err)
-	}
+	require.NoError(t, err)
+	require.True(t, ed25519.Verify(pub, []byte("pop-v1:n:agent-1::1"), sig), "signature does not verify")
 
-	if err := s.Delete(ctx, "agent-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := keyring.Get("agenttrust-id", "agent-1"); !errors.Is(err, keyring.ErrNotFound) {
-		t.Fatalf("entry still there: %v", err)
-	}
+	require.NoError(t, s.Delete(ctx, "agent-1"))
+	_, err = keyring.Get("agenttrust-id", "agent-1")
+	require.ErrorIs(t, err, keyring.ErrNotFound, "entry still there")
 	_, err = s.Sign(ctx, "agent-1", []byte("x"))
-	if !errors.Is(err, agenttrust.ErrKeyNotFound) || !errors.Is(err, agenttrust.ErrAgentTrust) || errors.Is(err, agenttrustkeyring.ErrKeychain) {
-		t.Fatalf("Sign after Delete: %v", err)
-	}
-	if err := s.Delete(ctx, "agent-1"); err != nil {
-		t.Fatalf("Delete of an unknown agent: %v", err)
-	}
+	require.ErrorIs(t, err, agenttrust.ErrKeyNotFound, "Sign after Delete")
+	require.ErrorIs(t, err, agenttrust.ErrAgentTrust, "Sign after Delete")
+	require.NotErrorIs(t, err, agenttrustkeyring.ErrKeychain, "Sign after Delete")
+	require.NoError(t, s.Delete(ctx, "agent-1"), "Delete of an unknown agent")
 }
 
 func TestStoreReplaces(t *testing.T) {
@@ -83,16 +72,11 @@ func TestStoreReplaces(t *testing.T) {
 	s := agenttrustkeyring.New()
 	first, _ := newPair(t)
 	second, pub := newPair(t)
-	if err := s.Store(ctx, "a", first.PrivateKeyPEM); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Store(ctx, "a", second.PrivateKeyPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Store(ctx, "a", first.PrivateKeyPEM))
+	require.NoError(t, s.Store(ctx, "a", second.PrivateKeyPEM))
 	sig, err := s.Sign(ctx, "a", []byte("m"))
-	if err != nil || !ed25519.Verify(pub, []byte("m"), sig) {
-		t.Fatalf("Sign did not use the replacing key: %v", err)
-	}
+	require.NoError(t, err)
+	require.True(t, ed25519.Verify(pub, []byte("m"), sig), "Sign did not use the replacing key")
 }
 
 func TestStoreValidatesBeforeTouchingTheKeychain(t *testing.T) {
@@ -101,9 +85,7 @@ func TestStoreValidatesBeforeTouchingTheKeychain(t *testing.T) {
 	s := agenttrustkeyring.New()
 	pair, _ := newPair(t)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rsaDER, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
 	rsaPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: rsaDER}))
 	for name, bad := range map[string]string{
@@ -115,14 +97,12 @@ func TestStoreValidatesBeforeTouchingTheKeychain(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			err := s.Store(ctx, "agent-1", bad)
 			var ve *agenttrust.ValidationError
-			if !errors.As(err, &ve) || !errors.Is(err, agenttrust.ErrValidation) {
-				t.Fatalf("err %v, want a validation error", err)
-			}
-			if _, err := keyring.Get("agenttrust-id", "agent-1"); !errors.Is(err, keyring.ErrNotFound) {
-				t.Fatal("an invalid key reached the keychain")
-			}
-			if body := pemBody(bad); len(body) >= 20 && strings.Contains(fmt.Sprintf("%v %+v %#v", err, err, err), body[:20]) {
-				t.Fatal("error contains the key")
+			require.ErrorAs(t, err, &ve, "want a validation error")
+			require.ErrorIs(t, err, agenttrust.ErrValidation, "want a validation error")
+			_, getErr := keyring.Get("agenttrust-id", "agent-1")
+			require.ErrorIs(t, getErr, keyring.ErrNotFound, "an invalid key reached the keychain")
+			if body := pemBody(bad); len(body) >= 20 {
+				require.NotContains(t, fmt.Sprintf("%v %+v %#v", err, err, err), body[:20], "error contains the key")
 			}
 		})
 	}
@@ -131,9 +111,7 @@ func TestStoreValidatesBeforeTouchingTheKeychain(t *testing.T) {
 		"Delete": s.Delete(ctx, ""),
 		"Sign":   func() error { _, err := s.Sign(ctx, "", []byte("x")); return err }(),
 	} {
-		if !errors.Is(err, agenttrust.ErrValidation) {
-			t.Errorf("%s with an empty agent id: %v", name, err)
-		}
+		assert.ErrorIs(t, err, agenttrust.ErrValidation, "%s with an empty agent id", name)
 	}
 }
 
@@ -144,18 +122,13 @@ func TestReadsEntriesWrittenByOtherSDKs(t *testing.T) {
 	pair, pub := newPair(t)
 
 	// The Python SDK's KeychainKeyStore writes the PEM as the secret.
-	if err := keyring.Set("agenttrust-id", "py-agent", pair.PrivateKeyPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, keyring.Set("agenttrust-id", "py-agent", pair.PrivateKeyPEM))
 	// macOS's security tool prints such a multi-line secret hex-encoded.
-	if err := keyring.Set("agenttrust-id", "mac-agent", hex.EncodeToString([]byte(pair.PrivateKeyPEM))); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, keyring.Set("agenttrust-id", "mac-agent", hex.EncodeToString([]byte(pair.PrivateKeyPEM))))
 	for _, id := range []string{"py-agent", "mac-agent"} {
 		sig, err := s.Sign(ctx, id, []byte("m"))
-		if err != nil || !ed25519.Verify(pub, []byte("m"), sig) {
-			t.Fatalf("%s: %v", id, err)
-		}
+		require.NoError(t, err, id)
+		require.True(t, ed25519.Verify(pub, []byte("m"), sig), "%s: signature does not verify", id)
 	}
 }
 
@@ -164,18 +137,13 @@ func TestServiceName(t *testing.T) {
 	ctx := context.Background()
 	pair, _ := newPair(t)
 	custom := agenttrustkeyring.New(agenttrustkeyring.WithService("my-app"))
-	if custom.Service() != "my-app" || agenttrustkeyring.New(agenttrustkeyring.WithService("")).Service() != "agenttrust-id" {
-		t.Fatal("service names")
-	}
-	if err := custom.Store(ctx, "a", pair.PrivateKeyPEM); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := keyring.Get("my-app", "a"); err != nil {
-		t.Fatalf("entry not under the custom service: %v", err)
-	}
-	if _, err := agenttrustkeyring.New().Sign(ctx, "a", []byte("m")); !errors.Is(err, agenttrust.ErrKeyNotFound) {
-		t.Fatalf("default service sees the custom one's key: %v", err)
-	}
+	require.Equal(t, "my-app", custom.Service(), "service names")
+	require.Equal(t, "agenttrust-id", agenttrustkeyring.New(agenttrustkeyring.WithService("")).Service(), "service names")
+	require.NoError(t, custom.Store(ctx, "a", pair.PrivateKeyPEM))
+	_, err := keyring.Get("my-app", "a")
+	require.NoError(t, err, "entry not under the custom service")
+	_, err = agenttrustkeyring.New().Sign(ctx, "a", []byte("m"))
+	require.ErrorIs(t, err, agenttrust.ErrKeyNotFound, "default service sees the custom one's key")
 }
 
 func TestCorruptEntry(t *testing.T) {
@@ -185,21 +153,17 @@ func TestCorruptEntry(t *testing.T) {
 	rsaDER, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
 	rsaPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: rsaDER}))
 	for name, secret := range map[string]string{"garbage": "s3cr3t-not-a-pem", "RSA": rsaPEM, "public": pair.PublicKeyPEM} {
-		if err := keyring.Set("agenttrust-id", "a", secret); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, keyring.Set("agenttrust-id", "a", secret))
 		_, err := agenttrustkeyring.New().Sign(context.Background(), "a", []byte("m"))
-		if !errors.Is(err, agenttrust.ErrKeyStore) || !errors.Is(err, agenttrust.ErrAgentTrust) ||
-			errors.Is(err, agenttrust.ErrKeyNotFound) || errors.Is(err, agenttrustkeyring.ErrKeychain) {
-			t.Fatalf("%s entry: %v", name, err)
-		}
+		require.ErrorIs(t, err, agenttrust.ErrKeyStore, "%s entry", name)
+		require.ErrorIs(t, err, agenttrust.ErrAgentTrust, "%s entry", name)
+		require.NotErrorIs(t, err, agenttrust.ErrKeyNotFound, "%s entry", name)
+		require.NotErrorIs(t, err, agenttrustkeyring.ErrKeychain, "%s entry", name)
 		leak := secret
 		if strings.HasPrefix(secret, "-----") {
 			leak = pemBody(secret)[:20]
 		}
-		if strings.Contains(fmt.Sprintf("%v %+v %#v %s %q", err, err, err, err, err), leak) {
-			t.Fatalf("%s: error shows the secret: %v", name, err)
-		}
+		require.NotContains(t, fmt.Sprintf("%v %+v %#v %s %q", err, err, err, err, err), leak, "%s: error shows the secret", name)
 	}
 }
 
@@ -216,19 +180,23 @@ func TestKeychainFailures(t *testing.T) {
 		"Sign":   signErr,
 		"Delete": s.Delete(ctx, "a"),
 	} {
-		if !errors.Is(err, agenttrustkeyring.ErrKeychain) || !errors.Is(err, agenttrust.ErrKeyStore) ||
-			!errors.Is(err, agenttrust.ErrAgentTrust) || !errors.Is(err, cause) || errors.Is(err, agenttrust.ErrKeyNotFound) {
-			t.Errorf("%s: %v is not a typed keychain failure", name, err)
+		typed := assert.ErrorIs(t, err, agenttrustkeyring.ErrKeychain, "%s: not a typed keychain failure", name)
+		typed = assert.ErrorIs(t, err, agenttrust.ErrKeyStore, "%s: not a typed keychain failure", name) && typed
+		typed = assert.ErrorIs(t, err, agenttrust.ErrAgentTrust, "%s: not a typed keychain failure", name) && typed
+		typed = assert.ErrorIs(t, err, cause, "%s: not a typed keychain failure", name) && typed
+		typed = assert.NotErrorIs(t, err, agenttrust.ErrKeyNotFound, "%s: not a typed keychain failure", name) && typed
+		if !typed {
 			continue
 		}
 		var ae *agenttrust.AgentTrustError
-		if !errors.As(err, &ae) || ae.Code != agenttrust.CodeKeyStore || ae.Status != 0 {
-			t.Errorf("%s: %#v", name, err)
+		if assert.ErrorAs(t, err, &ae, name) {
+			assert.Equal(t, agenttrust.CodeKeyStore, ae.Code, name)
+			assert.Zero(t, ae.Status, name)
 		}
-		if msg := err.Error(); !strings.Contains(msg, "OS keychain unavailable or failed") || !strings.Contains(msg, `"a"`) ||
-			strings.Contains(msg, pemBody(pair.PrivateKeyPEM)[:20]) {
-			t.Errorf("%s: message %q", name, msg)
-		}
+		msg := err.Error()
+		assert.Contains(t, msg, "OS keychain unavailable or failed", name)
+		assert.Contains(t, msg, `"a"`, name)
+		assert.NotContains(t, msg, pemBody(pair.PrivateKeyPEM)[:20], name)
 	}
 }
 
@@ -236,15 +204,12 @@ func TestStoreNeverPrintsKeys(t *testing.T) {
 	keyring.MockInit()
 	s := agenttrustkeyring.New()
 	pair, _ := newPair(t)
-	if err := s.Store(context.Background(), "a", pair.PrivateKeyPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Store(context.Background(), "a", pair.PrivateKeyPEM))
 	var logs bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("store", "ks", s)
 	out := fmt.Sprintf("%v %+v %#v %s %q", s, s, s, s, s) + logs.String()
-	if strings.Contains(out, pemBody(pair.PrivateKeyPEM)[:20]) || !strings.Contains(logs.String(), "agenttrust-id") {
-		t.Fatalf("output %s", out)
-	}
+	require.NotContains(t, out, pemBody(pair.PrivateKeyPEM)[:20], "output shows the key")
+	require.Contains(t, logs.String(), "agenttrust-id", "log does not name the service")
 }
 
 func TestConcurrentUse(t *testing.T) {
@@ -277,6 +242,6 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/require"
 )
 
 const osProbeEnv = "AGENTTRUSTKEYRING_OS_PROBE"
@@ -88,29 +89,26 @@ func TestOSKeychain(t *testing.T) {
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), osProbeEnv+"=1")
 	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("probe process: %v\n%s", err, out)
-	}
+	require.NoError(t, err, "probe process: %s", out)
 	var res osProbeResult
 	line := strings.TrimSpace(string(out))
 	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
 		line = line[i+1:]
 	}
-	if err := json.Unmarshal([]byte(line), &res); err != nil {
-		t.Fatalf("probe output %q: %v", out, err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(line), &res), "probe output %q", out)
 	if res.Available {
 		t.Logf("OS keychain present: stored, signed with, and deleted a key")
-		if !res.SignVerified || !res.NotFoundAfterDelete || !res.DeleteAgainOK {
-			t.Fatalf("round trip against the OS keychain failed: %+v", res)
-		}
+		require.True(t, res.SignVerified, "round trip against the OS keychain failed: %+v", res)
+		require.True(t, res.NotFoundAfterDelete, "round trip against the OS keychain failed: %+v", res)
+		require.True(t, res.DeleteAgainOK, "round trip against the OS keychain failed: %+v", res)
 		return
 	}
 	t.Logf("no usable OS keychain on this system, so the round trip did not run; Store reported: %s", res.StoreErr)
-	if !res.IsKeychain || !res.IsKeyStore || !res.IsAgentTrust || res.IsValidation || res.IsNotFound {
-		t.Fatalf("keychain unavailable but the error is not typed as a keychain failure: %+v", res)
-	}
-	if !strings.Contains(res.StoreErr, "OS keychain unavailable or failed") {
-		t.Fatalf("error does not say the keychain is unavailable: %s", res.StoreErr)
-	}
+	const untyped = "keychain unavailable but the error is not typed as a keychain failure: %+v"
+	require.True(t, res.IsKeychain, untyped, res)
+	require.True(t, res.IsKeyStore, untyped, res)
+	require.True(t, res.IsAgentTrust, untyped, res)
+	require.False(t, res.IsValidation, untyped, res)
+	require.False(t, res.IsNotFound, untyped, res)
+	require.Contains(t, res.StoreErr, "OS keychain unavailable or failed", "error does not say the keychain is unavailable")
 }

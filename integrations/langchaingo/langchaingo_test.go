@@ -13,6 +13,8 @@ import (
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"github.com/agenttrustid/agenttrust-go/guard"
 	lcg "github.com/agenttrustid/agenttrust-go/integrations/langchaingo"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/tmc/langchaingo/agents"
 	"github.com/tmc/langchaingo/chains"
 	"github.com/tmc/langchaingo/llms/fake"
@@ -63,18 +65,14 @@ func clientFor(t *testing.T, base, auth, audit, key string) *agenttrust.Client {
 		agenttrust.WithAPIKey(key), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{
 			MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, MaxRetryAfter: 5 * time.Millisecond,
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
 func (e *env) guard(t *testing.T, opts ...guard.Option) *guard.Guard {
 	t.Helper()
 	g, err := guard.New(e.client, e.agentID, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = g.Close(context.Background()) })
 	return g
 }
@@ -101,12 +99,12 @@ func TestDenial(t *testing.T) {
 		g := e.guard(t, guard.WithBlockOnDeny(block))
 		_, err := runAgent(context.Background(), g, inner, "delete_file")
 		var de *guard.DeniedError
-		if !errors.As(err, &de) || de.Reason != "destructive" || de.CheckID == "" || de.GuardTier == "" || de.Tool != "delete_file" {
-			t.Fatalf("block=%v: run error %v", block, err)
-		}
-		if n := inner.calls.Load(); n != 0 {
-			t.Fatalf("block=%v: denied tool ran %d times", block, n)
-		}
+		require.ErrorAs(t, err, &de, "block=%v", block)
+		require.Equal(t, "destructive", de.Reason, "block=%v", block)
+		require.NotEmpty(t, de.CheckID, "block=%v", block)
+		require.NotEmpty(t, de.GuardTier, "block=%v", block)
+		require.Equal(t, "delete_file", de.Tool, "block=%v", block)
+		require.Zero(t, inner.calls.Load(), "block=%v: denied tool ran", block)
 	}
 }
 
@@ -117,12 +115,9 @@ func TestElevationInBothModes(t *testing.T) {
 		inner := &stubTool{name: "delete_file"}
 		_, err := runAgent(context.Background(), e.guard(t), inner, "delete_file", opts...)
 		var ee *guard.ElevationRequiredError
-		if !errors.As(err, &ee) || ee.ApprovalID == "" {
-			t.Fatalf("run error %v", err)
-		}
-		if inner.calls.Load() != 0 {
-			t.Fatal("tool ran without approval")
-		}
+		require.ErrorAs(t, err, &ee)
+		require.NotEmpty(t, ee.ApprovalID)
+		require.Zero(t, inner.calls.Load(), "tool ran without approval")
 	}
 }
 
@@ -131,21 +126,18 @@ func TestDenialAsObservation(t *testing.T) {
 	e.srv.DenyTool("delete_file", "destructive")
 	inner := &stubTool{name: "delete_file"}
 	out, err := runAgent(context.Background(), e.guard(t), inner, "delete_file", lcg.WithDenialAsObservation(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	steps, _ := out["intermediateSteps"].([]schema.AgentStep)
-	if out["output"] != "done" || len(steps) != 1 || steps[0].Observation != `Tool "delete_file" was denied by policy.` {
-		t.Fatalf("output %v", out)
-	}
-	if inner.calls.Load() != 0 {
-		t.Fatal("denied tool ran")
-	}
+	require.Equal(t, "done", out["output"], "output %v", out)
+	require.Len(t, steps, 1, "output %v", out)
+	require.Equal(t, `Tool "delete_file" was denied by policy.`, steps[0].Observation, "output %v", out)
+	require.Zero(t, inner.calls.Load(), "denied tool ran")
 	custom := lcg.WithDenialAsObservation(func(d *guard.DeniedError) string { return "no: " + d.Reason })
 	out, err = runAgent(context.Background(), e.guard(t), inner, "delete_file", custom)
-	if steps, _ := out["intermediateSteps"].([]schema.AgentStep); err != nil || steps[0].Observation != "no: destructive" {
-		t.Fatalf("custom observation: %v, %v", out, err)
-	}
+	require.NoError(t, err, "custom observation")
+	steps, _ = out["intermediateSteps"].([]schema.AgentStep)
+	require.NotEmpty(t, steps, "custom observation: %v", out)
+	require.Equal(t, "no: destructive", steps[0].Observation, "custom observation: %v", out)
 }
 
 func TestAllowedRunWireAndTelemetry(t *testing.T) {
@@ -153,52 +145,40 @@ func TestAllowedRunWireAndTelemetry(t *testing.T) {
 	inner := &stubTool{name: "delete_file", out: "deleted"}
 	g := e.guard(t)
 	out, err := runAgent(context.Background(), g, inner, "DELETE_FILE") // the LLM's case differs
-	if err != nil || out["output"] != "done" {
-		t.Fatalf("run: %v, %v", out, err)
-	}
-	if n := inner.calls.Load(); n != 1 {
-		t.Fatalf("inner ran %d times", n)
-	}
+	require.NoError(t, err, "run")
+	require.Equal(t, "done", out["output"], "run: %v", out)
+	require.EqualValues(t, 1, inner.calls.Load(), "inner ran")
 	checks := e.srv.Checks()
-	if len(checks) != 1 {
-		t.Fatalf("checks %v", checks)
-	}
+	require.Len(t, checks, 1)
 	c := checks[0]
 	want := agenttrusttest.CheckRecord{
 		ActionName: "delete_file", ActionSource: "api", AgentID: e.agentID,
 		SessionID: g.SessionID(), ActionInputSummary: fmt.Sprintf("[%d chars]", len([]rune(secretInput))),
 	}
-	if c != want {
-		t.Errorf("check %+v, want %+v", c, want)
-	}
-	if c.ActionEffect != "" {
-		t.Error("action_effect sent without configuration")
-	}
+	assert.Equal(t, want, c, "check")
+	assert.Empty(t, c.ActionEffect, "action_effect sent without configuration")
 	for _, r := range e.srv.Requests() {
-		if strings.Contains(string(r.Body), secretInput) || strings.Contains(r.RawQuery, secretInput) {
-			t.Fatalf("tool input sent to %s %s", r.Method, r.Path)
-		}
+		require.NotContains(t, string(r.Body), secretInput, "tool input sent to %s %s", r.Method, r.Path)
+		require.NotContains(t, r.RawQuery, secretInput, "tool input sent to %s %s", r.Method, r.Path)
 	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Close(context.Background()))
 	batches := e.srv.TelemetryBatches()
 	for _, b := range batches {
-		if b.AgentID != e.agentID || b.SessionID != g.SessionID() {
-			t.Fatalf("batch %v", b)
-		}
+		require.Equal(t, e.agentID, b.AgentID, "batch %v", b)
+		require.Equal(t, g.SessionID(), b.SessionID, "batch %v", b)
 	}
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 2 || evs[0].EventType != "tool_start" || evs[0].ToolName != "delete_file" ||
-		evs[1].EventType != "tool_end" || (evs[1].Success == nil || !*evs[1].Success) {
-		t.Fatalf("events %v", evs)
-	}
-	if ok := evs[1].DurationMs != nil; !ok {
-		t.Fatalf("tool_end without duration_ms: %v", evs[1])
-	}
-	if s := g.Stats(); s.Sent != 2 || s.Dropped != 0 || s.Pending != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.Len(t, evs, 2, "events %v", evs)
+	require.Equal(t, "tool_start", evs[0].EventType, "events %v", evs)
+	require.Equal(t, "delete_file", evs[0].ToolName, "events %v", evs)
+	require.Equal(t, "tool_end", evs[1].EventType, "events %v", evs)
+	require.NotNil(t, evs[1].Success, "events %v", evs)
+	require.True(t, *evs[1].Success, "events %v", evs)
+	require.NotNil(t, evs[1].DurationMs, "tool_end without duration_ms: %v", evs[1])
+	s := g.Stats()
+	require.EqualValues(t, 2, s.Sent, "stats %+v", s)
+	require.Zero(t, s.Dropped, "stats %+v", s)
+	require.Zero(t, s.Pending, "stats %+v", s)
 }
 
 func TestInnerErrorReported(t *testing.T) {
@@ -207,21 +187,16 @@ func TestInnerErrorReported(t *testing.T) {
 	inner := &stubTool{name: "delete_file", err: innerErr}
 	g := e.guard(t)
 	_, err := runAgent(context.Background(), g, inner, "delete_file")
-	if !errors.Is(err, innerErr) {
-		t.Fatalf("run error %v, want the inner error unchanged", err)
-	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.ErrorIs(t, err, innerErr, "want the inner error unchanged")
+	require.NoError(t, g.Close(context.Background()))
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 2 || evs[1].EventType != "tool_error" || (evs[1].Success == nil || *evs[1].Success) ||
-		evs[1].ErrorType != "*agenttrustlangchaingo_test.toolFailure" {
-		t.Fatalf("events %v", evs)
-	}
+	require.Len(t, evs, 2, "events %v", evs)
+	require.Equal(t, "tool_error", evs[1].EventType, "events %v", evs)
+	require.NotNil(t, evs[1].Success, "events %v", evs)
+	require.False(t, *evs[1].Success, "events %v", evs)
+	require.Equal(t, "*agenttrustlangchaingo_test.toolFailure", evs[1].ErrorType, "events %v", evs)
 	for _, b := range e.srv.Requests() {
-		if strings.Contains(string(b.Body), "disk on fire") {
-			t.Fatal("error text sent")
-		}
+		require.NotContains(t, string(b.Body), "disk on fire", "error text sent")
 	}
 }
 
@@ -249,9 +224,7 @@ func TestFailOpenOnlyWhenUnavailable(t *testing.T) {
 			e := newEnv(t)
 			if tc.fault == nil {
 				dead, err := agenttrusttest.NewServer()
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				dead.Close()
 				e.client = clientFor(t, e.srv.URL(), dead.URL(), e.srv.AuditURL(), e.srv.APIKey())
 			} else {
@@ -264,19 +237,19 @@ func TestFailOpenOnlyWhenUnavailable(t *testing.T) {
 				ran := inner.calls.Load()
 				switch {
 				case tc.unavailable && open:
-					if err != nil || ran != 1 || g.Stats().FailedOpen != 1 {
-						t.Fatalf("fail-open: err %v, ran %d", err, ran)
-					}
+					require.NoError(t, err, "fail-open")
+					require.EqualValues(t, 1, ran, "fail-open: tool runs")
+					require.EqualValues(t, 1, g.Stats().FailedOpen, "fail-open: FailedOpen")
 				case tc.unavailable:
 					var ue *guard.UnavailableError
-					if !errors.As(err, &ue) || ran != 0 {
-						t.Fatalf("fail-closed: err %v, ran %d", err, ran)
-					}
+					require.ErrorAs(t, err, &ue, "fail-closed")
+					require.Zero(t, ran, "fail-closed: tool ran")
 				default:
 					var ae *agenttrust.AgentTrustError
-					if !errors.As(err, &ae) || ae.Status != tc.status || ran != 0 || errors.Is(err, guard.ErrGuardianUnavailable) {
-						t.Fatalf("open=%v: err %v, ran %d", open, err, ran)
-					}
+					require.ErrorAs(t, err, &ae, "open=%v", open)
+					require.Equal(t, tc.status, ae.Status, "open=%v: %v", open, err)
+					require.Zero(t, ran, "open=%v: tool ran", open)
+					require.NotErrorIs(t, err, guard.ErrGuardianUnavailable, "open=%v", open)
 				}
 			}
 		})
@@ -291,9 +264,9 @@ func TestCallerCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	_, err := runAgent(ctx, g, inner, "delete_file", lcg.WithDenialAsObservation(nil))
-	if !errors.Is(err, context.Canceled) || errors.Is(err, guard.ErrGuardianUnavailable) || inner.calls.Load() != 0 {
-		t.Fatalf("err %v, ran %d", err, inner.calls.Load())
-	}
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, guard.ErrGuardianUnavailable)
+	require.Zero(t, inner.calls.Load(), "tool ran")
 }
 
 func TestSummariesAndEffects(t *testing.T) {
@@ -303,34 +276,22 @@ func TestSummariesAndEffects(t *testing.T) {
 		t.Helper()
 		e.srv.ClearRequests()
 		w := lcg.WrapTool(&stubTool{name: "delete_file"}, e.guard(t), opts...)
-		if w.Name() != "delete_file" || w.Description() != "deletes a file" {
-			t.Fatal("name or description changed")
-		}
-		if _, err := w.Call(context.Background(), long); err != nil {
-			t.Fatal(err)
-		}
+		require.Equal(t, "delete_file", w.Name(), "name changed")
+		require.Equal(t, "deletes a file", w.Description(), "description changed")
+		_, err := w.Call(context.Background(), long)
+		require.NoError(t, err)
 		cs := e.srv.Checks()
 		return cs[len(cs)-1]
 	}
-	if c := call(lcg.WithLogInputs(10)); c.ActionInputSummary != strings.Repeat("ü", 10) {
-		t.Errorf("WithLogInputs(10): %v", c.ActionInputSummary)
-	}
-	if c := call(lcg.WithLogInputs(1000)); c.ActionInputSummary != strings.Repeat("ü", 200) {
-		t.Errorf("WithLogInputs(1000) not capped at 200 runes")
-	}
+	assert.Equal(t, strings.Repeat("ü", 10), call(lcg.WithLogInputs(10)).ActionInputSummary, "WithLogInputs(10)")
+	assert.Equal(t, strings.Repeat("ü", 200), call(lcg.WithLogInputs(1000)).ActionInputSummary, "WithLogInputs(1000) not capped at 200 runes")
 	sum := lcg.WithSummarizer(func(tool, in string) string { return tool + ":" + in })
-	if c := call(sum); c.ActionInputSummary != "delete_file:"+strings.Repeat("ü", 188) {
-		t.Errorf("summarizer result not cut to 200 runes: %v", c.ActionInputSummary)
-	}
+	assert.Equal(t, "delete_file:"+strings.Repeat("ü", 188), call(sum).ActionInputSummary, "summarizer result not cut to 200 runes")
 	effects := map[string]guard.Effect{"delete_file": guard.EffectDestructive}
 	opt := lcg.WithActionEffects(effects)
 	effects["delete_file"] = guard.EffectRead // the option holds a copy
-	if c := call(opt, lcg.WithActionEffect(guard.EffectMutating)); c.ActionEffect != "destructive" {
-		t.Errorf("action_effect = %v", c.ActionEffect)
-	}
-	if c := call(lcg.WithActionEffect(guard.EffectMutating)); c.ActionEffect != "mutating" {
-		t.Errorf("action_effect = %v", c.ActionEffect)
-	}
+	assert.Equal(t, "destructive", call(opt, lcg.WithActionEffect(guard.EffectMutating)).ActionEffect, "action_effect")
+	assert.Equal(t, "mutating", call(lcg.WithActionEffect(guard.EffectMutating)).ActionEffect, "action_effect")
 }
 
 func TestHandlerIgnoresUnknownTools(t *testing.T) {
@@ -340,20 +301,14 @@ func TestHandlerIgnoresUnknownTools(t *testing.T) {
 	h.HandleAgentAction(context.Background(), schema.AgentAction{Tool: "rm -rf /", ToolInput: secretInput})
 	h.HandleAgentAction(context.Background(), schema.AgentAction{Tool: "Delete_File", ToolInput: secretInput})
 	h.HandleToolStart(context.Background(), "ignored")
-	if s := g.Stats(); s.Reported != 1 {
-		t.Fatalf("stats %+v", s)
-	}
+	s := g.Stats()
+	require.EqualValues(t, 1, s.Reported, "stats %+v", s)
 	h.HandleChainError(context.Background(), errors.New("x"))
-	deadline := time.Now().Add(5 * time.Second)
-	for len(e.srv.TelemetryEvents()) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("HandleChainError did not flush")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if ev := e.srv.TelemetryEvents()[0]; ev.ToolName != "delete_file" || ev.EventType != "tool_start" {
-		t.Fatalf("event %v", ev)
-	}
+	require.Eventually(t, func() bool { return len(e.srv.TelemetryEvents()) == 1 }, 5*time.Second, time.Millisecond,
+		"HandleChainError did not flush")
+	ev := e.srv.TelemetryEvents()[0]
+	require.Equal(t, "delete_file", ev.ToolName, "event %v", ev)
+	require.Equal(t, "tool_start", ev.EventType, "event %v", ev)
 }
 
 func TestRewrapUsesTheNewGuardOnly(t *testing.T) {
@@ -361,22 +316,22 @@ func TestRewrapUsesTheNewGuardOnly(t *testing.T) {
 	g1, g2 := e.guard(t), e.guard(t)
 	inner := &stubTool{name: "delete_file", out: "deleted"}
 	w := lcg.WrapTool(lcg.WrapTool(inner, g1), g2)
-	if out, err := w.Call(context.Background(), "x"); err != nil || out != "deleted" {
-		t.Fatalf("Call = %q, %v", out, err)
-	}
-	if w.Name() != "delete_file" || inner.calls.Load() != 1 {
-		t.Fatalf("name %q, inner ran %d times", w.Name(), inner.calls.Load())
-	}
-	if n := len(e.srv.Checks()); n != 1 {
-		t.Fatalf("%d checks for one call", n)
-	}
-	if s1, s2 := g1.Stats(), g2.Stats(); s1.Checks != 0 || s1.Reported != 0 || s2.Checks != 1 || s2.Reported != 1 {
-		t.Fatalf("first guard %+v, second guard %+v", s1, s2)
-	}
+	out, err := w.Call(context.Background(), "x")
+	require.NoError(t, err, "Call")
+	require.Equal(t, "deleted", out, "Call")
+	require.Equal(t, "delete_file", w.Name())
+	require.EqualValues(t, 1, inner.calls.Load(), "inner ran")
+	require.Len(t, e.srv.Checks(), 1, "checks for one call")
+	s1, s2 := g1.Stats(), g2.Stats()
+	require.Zero(t, s1.Checks, "first guard %+v", s1)
+	require.Zero(t, s1.Reported, "first guard %+v", s1)
+	require.EqualValues(t, 1, s2.Checks, "second guard %+v", s2)
+	require.EqualValues(t, 1, s2.Reported, "second guard %+v", s2)
 	ws := lcg.WrapTools(lcg.WrapTools([]tools.Tool{inner}, g1), g2)
-	if _, err := ws[0].Call(context.Background(), "x"); err != nil || g2.Stats().Checks != 2 || g1.Stats().Checks != 0 {
-		t.Fatalf("WrapTools rewrap: %v, %+v", err, g2.Stats())
-	}
+	_, err = ws[0].Call(context.Background(), "x")
+	require.NoError(t, err, "WrapTools rewrap")
+	require.EqualValues(t, 2, g2.Stats().Checks, "WrapTools rewrap: second guard")
+	require.Zero(t, g1.Stats().Checks, "WrapTools rewrap: first guard")
 }
 
 func TestInvalidWrapsAreInert(t *testing.T) {
@@ -392,13 +347,11 @@ func TestInvalidWrapsAreInert(t *testing.T) {
 		_ = w.Name()
 		_ = w.Description()
 		out, err := w.Call(context.Background(), "x")
-		if out != "" || !errors.Is(err, agenttrust.ErrValidation) {
-			t.Errorf("%s: Call = %q, %v; want a validation error", name, out, err)
-		}
+		assert.Empty(t, out, name)
+		assert.ErrorIs(t, err, agenttrust.ErrValidation, "%s: want a validation error", name)
 	}
-	if inner.calls.Load() != 0 || len(e.srv.Checks()) != 0 {
-		t.Fatal("an invalid wrap ran the tool or checked")
-	}
+	require.Zero(t, inner.calls.Load(), "an invalid wrap ran the tool")
+	require.Empty(t, e.srv.Checks(), "an invalid wrap checked")
 	// The zero Handler and NewHandler(nil, ...) are inert; nil elements and
 	// tools without a name are skipped.
 	for _, h := range []*lcg.Handler{{}, lcg.NewHandler(nil, []tools.Tool{inner}), lcg.NewHandler(g, []tools.Tool{nil, cases["nil tool"]})} {
@@ -407,7 +360,6 @@ func TestInvalidWrapsAreInert(t *testing.T) {
 		h.HandleAgentFinish(ctx, schema.AgentFinish{})
 		h.HandleChainError(ctx, errors.New("x"))
 	}
-	if s := g.Stats(); s.Reported != 0 {
-		t.Fatalf("inert handlers reported: %+v", s)
-	}
+	s := g.Stats()
+	require.Zero(t, s.Reported, "inert handlers reported: %+v", s)
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/agenttrustid/agenttrust-go/tokenauth"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -34,18 +36,14 @@ func newEnv(t *testing.T) *env {
 	gw := agenttrusttest.NewTestServer(t)
 	c, err := agenttrust.New(agenttrust.WithBaseURL(gw.URL()), agenttrust.WithAuthURL(gw.AuthURL()),
 		agenttrust.WithAPIKey(gw.APIKey()), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return &env{gw: gw, client: c, agentID: gw.CreateAgent("mcp-agent", "tools:call", "files:read")}
 }
 
 func (e *env) issue(t *testing.T, scopes ...string) string {
 	t.Helper()
 	tok, err := e.client.Tokens.Issue(context.Background(), agenttrust.TokenIssueParams{AgentID: e.agentID, Scopes: scopes, NoCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return tok.Token
 }
 
@@ -129,39 +127,31 @@ func TestAllowedListsAndCalls(t *testing.T) {
 	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, tokenauth.WithRequiredScopes("tools:call"), tokenauth.WithTarget("files")))
 	b := &bearer{token: e.issue(t, "tools:call", "files:read")}
 	cs, err := connect(t, url, b)
-	if err != nil {
-		t.Fatalf("connect: %v (last status %d)", err, b.last())
-	}
+	require.NoError(t, err, "connect (last status %d)", b.last())
 	ctx := context.Background()
 	tools, err := cs.ListTools(ctx, nil)
-	if err != nil || len(tools.Tools) != 1 || tools.Tools[0].Name != "whoami" {
-		t.Fatalf("ListTools: %v %v", tools, err)
-	}
+	require.NoError(t, err, "ListTools")
+	require.Len(t, tools.Tools, 1, "ListTools")
+	require.Equal(t, "whoami", tools.Tools[0].Name, "ListTools")
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"})
-	if err != nil || res.IsError {
-		t.Fatalf("CallTool: %v %+v", err, res)
-	}
+	require.NoError(t, err, "CallTool")
+	require.False(t, res.IsError, "CallTool: %+v", res)
 	out, _ := res.StructuredContent.(map[string]any)
-	if out["agent_id"] != e.agentID || out["org_id"] != e.gw.OrgID() {
-		t.Errorf("tool saw %v, want agent %s org %s", out, e.agentID, e.gw.OrgID())
-	}
-	if sc, _ := out["scopes"].([]any); len(sc) != 2 {
-		t.Errorf("tool saw scopes %v", out["scopes"])
-	}
+	assert.Equal(t, e.agentID, out["agent_id"], "tool saw %v", out)
+	assert.Equal(t, e.gw.OrgID(), out["org_id"], "tool saw %v", out)
+	sc, _ := out["scopes"].([]any)
+	assert.Len(t, sc, 2, "tool saw scopes %v", out["scopes"])
 	// Every MCP request was introspected with the target and no required
 	// scopes (the SDK checks those against the reported scopes).
 	n := 0
 	for _, r := range e.gw.Requests() {
 		if strings.HasSuffix(r.Path, "/agent-tokens/introspect") {
 			n++
-			if !strings.Contains(string(r.Body), `"target":"files"`) || !strings.Contains(string(r.Body), `"required_scopes":[]`) {
-				t.Errorf("introspection body %s", r.Body)
-			}
+			assert.Contains(t, string(r.Body), `"target":"files"`, "introspection body")
+			assert.Contains(t, string(r.Body), `"required_scopes":[]`, "introspection body")
 		}
 	}
-	if n == 0 {
-		t.Error("no introspection reached the gateway")
-	}
+	assert.NotZero(t, n, "no introspection reached the gateway")
 }
 
 func TestRevokedTokenIs401(t *testing.T) {
@@ -170,24 +160,16 @@ func TestRevokedTokenIs401(t *testing.T) {
 	tok := e.issue(t, "tools:call")
 	b := &bearer{token: tok}
 	cs, err := connect(t, url, b)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	if err := e.client.Tokens.Revoke(context.Background(), tok, ""); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "connect")
+	require.NoError(t, e.client.Tokens.Revoke(context.Background(), tok, ""))
 	_, err = cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
-	if err == nil {
-		t.Fatal("a revoked token called the tool")
-	}
-	if b.last() != http.StatusUnauthorized {
-		t.Errorf("status %d, want 401 (%v)", b.last(), err)
-	}
+	require.Error(t, err, "a revoked token called the tool")
+	assert.Equal(t, http.StatusUnauthorized, b.last(), "status (%v)", err)
 	// A new connection with the revoked token is refused at once.
 	b2 := &bearer{token: tok}
-	if _, err := connect(t, url, b2); err == nil || b2.last() != http.StatusUnauthorized {
-		t.Errorf("connect with a revoked token: %v, status %d", err, b2.last())
-	}
+	_, err = connect(t, url, b2)
+	assert.Error(t, err, "connect with a revoked token")
+	assert.Equal(t, http.StatusUnauthorized, b2.last(), "connect with a revoked token")
 }
 
 func TestInsufficientScopeIs403(t *testing.T) {
@@ -195,9 +177,8 @@ func TestInsufficientScopeIs403(t *testing.T) {
 	url := mcpServer(t, agenttrustmcp.RequireToken(e.client, tokenauth.WithRequiredScopes("tools:call")))
 	b := &bearer{token: e.issue(t, "files:read")}
 	_, err := connect(t, url, b)
-	if err == nil || b.last() != http.StatusForbidden {
-		t.Fatalf("connect without tools:call: %v, status %d; want 403", err, b.last())
-	}
+	require.Error(t, err, "connect without tools:call")
+	require.Equal(t, http.StatusForbidden, b.last(), "connect without tools:call")
 }
 
 func TestGatewayFailureIsNotAnAllow(t *testing.T) {
@@ -206,59 +187,54 @@ func TestGatewayFailureIsNotAnAllow(t *testing.T) {
 	b := &bearer{token: e.issue(t, "tools:call")}
 	e.gw.InjectFault("POST /api/v1/agent-tokens/introspect", agenttrusttest.Fault{Status: 503})
 	_, err := connect(t, url, b)
-	if err == nil || b.last() != http.StatusInternalServerError {
-		t.Fatalf("connect with the gateway failing: %v, status %d; want 500", err, b.last())
-	}
+	require.Error(t, err, "connect with the gateway failing")
+	require.Equal(t, http.StatusInternalServerError, b.last(), "connect with the gateway failing")
 	e.gw.ClearFaults()
-	if _, err := connect(t, url, b); err != nil {
-		t.Errorf("after recovery: %v", err)
-	}
+	_, err = connect(t, url, b)
+	assert.NoError(t, err, "after recovery")
 }
 
 // The verifier's errors, directly.
 func TestVerifierMapping(t *testing.T) {
 	e := newEnv(t)
 	v, err := agenttrustmcp.NewVerifier(e.client, tokenauth.WithCache(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tok := e.issue(t, "tools:call")
 	ti, err := v(context.Background(), tok, nil)
-	if err != nil {
-		t.Fatal(err)
+	require.NoError(t, err)
+	assert.Equal(t, e.agentID, ti.UserID, "TokenInfo %+v", ti)
+	assert.Equal(t, e.gw.OrgID(), ti.Extra[agenttrustmcp.ExtraOrgID], "TokenInfo %+v", ti)
+	assert.Equal(t, e.agentID, ti.Extra[agenttrustmcp.ExtraAgentID], "TokenInfo %+v", ti)
+	assert.Equal(t, []string{"tools:call"}, ti.Scopes, "TokenInfo %+v", ti)
+	assert.False(t, ti.Expiration.IsZero(), "TokenInfo %+v", ti)
+	r, ok := agenttrustmcp.Introspection(ti)
+	if assert.True(t, ok, "Introspection") {
+		assert.True(t, r.Active, "Introspection: %+v", r)
+		assert.Equal(t, e.agentID, r.AgentID, "Introspection: %+v", r)
 	}
-	if ti.UserID != e.agentID || ti.Extra[agenttrustmcp.ExtraOrgID] != e.gw.OrgID() || ti.Extra[agenttrustmcp.ExtraAgentID] != e.agentID ||
-		len(ti.Scopes) != 1 || ti.Scopes[0] != "tools:call" || ti.Expiration.IsZero() {
-		t.Errorf("TokenInfo %+v", ti)
-	}
-	if r, ok := agenttrustmcp.Introspection(ti); !ok || !r.Active || r.AgentID != e.agentID {
-		t.Errorf("Introspection: %+v %v", r, ok)
-	}
-	if _, ok := agenttrustmcp.Introspection(nil); ok {
-		t.Error("Introspection(nil) reported a result")
-	}
+	_, ok = agenttrustmcp.Introspection(nil)
+	assert.False(t, ok, "Introspection(nil) reported a result")
 
 	_, err = v(context.Background(), "at_unknown", nil)
-	if !errors.Is(err, auth.ErrInvalidToken) || !errors.Is(err, tokenauth.ErrInvalidToken) || errors.Is(err, agenttrustmcp.ErrGatewayUnavailable) {
-		t.Errorf("unknown token: %v", err)
-	}
+	assert.ErrorIs(t, err, auth.ErrInvalidToken, "unknown token")
+	assert.ErrorIs(t, err, tokenauth.ErrInvalidToken, "unknown token")
+	assert.NotErrorIs(t, err, agenttrustmcp.ErrGatewayUnavailable, "unknown token")
 	// The SDK sends the error text to the caller: it is fixed, and the
 	// reasoning stays in the wrapped rejection for the server's logs.
-	if err.Error() != auth.ErrInvalidToken.Error() {
-		t.Errorf("message %q, want the fixed %q", err, auth.ErrInvalidToken)
-	}
+	assert.EqualError(t, err, auth.ErrInvalidToken.Error(), "want the fixed message")
 	var rej *tokenauth.RejectedError
-	if !errors.As(err, &rej) || rej.Reasoning != "unknown token" {
-		t.Errorf("the rejection does not carry the reasoning: %v", rej)
+	if assert.ErrorAs(t, err, &rej, "the rejection does not carry the reasoning") {
+		assert.Equal(t, "unknown token", rej.Reasoning, "the rejection does not carry the reasoning")
 	}
 
 	e.gw.InjectFault("POST /api/v1/agent-tokens/introspect", agenttrusttest.Fault{Status: 500})
 	_, err = v(context.Background(), tok, nil)
-	if err == nil || errors.Is(err, auth.ErrInvalidToken) || !errors.Is(err, agenttrustmcp.ErrGatewayUnavailable) || !errors.Is(err, agenttrust.ErrAgentTrust) {
-		t.Errorf("gateway failure: %v", err)
-	}
-	if strings.Contains(err.Error(), "127.0.0.1") || strings.Contains(err.Error(), tok) {
-		t.Errorf("the error text exposes details: %q", err)
+	if assert.Error(t, err, "gateway failure") {
+		assert.NotErrorIs(t, err, auth.ErrInvalidToken, "gateway failure")
+		assert.ErrorIs(t, err, agenttrustmcp.ErrGatewayUnavailable, "gateway failure")
+		assert.ErrorIs(t, err, agenttrust.ErrAgentTrust, "gateway failure")
+		assert.NotContains(t, err.Error(), "127.0.0.1", "the error text exposes details")
+		assert.NotContains(t, err.Error(), tok, "the error text exposes details")
 	}
 	e.gw.ClearFaults()
 
@@ -266,34 +242,30 @@ func TestVerifierMapping(t *testing.T) {
 	// which answers inactive for a token lacking one: an invalid token,
 	// decided from the active field and not from the reasoning.
 	vs, err := agenttrustmcp.NewVerifier(e.client, tokenauth.WithRequiredScopes("files:read"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := vs(context.Background(), tok, nil); !errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, tokenauth.ErrInsufficientScope) {
-		t.Errorf("missing verifier scope: %v", err)
-	}
+	require.NoError(t, err)
+	_, err = vs(context.Background(), tok, nil)
+	assert.ErrorIs(t, err, auth.ErrInvalidToken, "missing verifier scope")
+	assert.NotErrorIs(t, err, tokenauth.ErrInsufficientScope, "missing verifier scope")
 }
 
 func TestMisconfiguredVerifierRefuses(t *testing.T) {
-	if _, err := agenttrustmcp.NewVerifier(nil); !errors.Is(err, agenttrust.ErrValidation) {
-		t.Errorf("NewVerifier(nil): %v", err)
-	}
+	_, err := agenttrustmcp.NewVerifier(nil)
+	assert.ErrorIs(t, err, agenttrust.ErrValidation, "NewVerifier(nil)")
 	v := agenttrustmcp.Verifier(nil)
 	ti, err := v(context.Background(), "at_x", nil)
-	if ti != nil || err == nil || errors.Is(err, auth.ErrInvalidToken) || !errors.Is(err, agenttrust.ErrValidation) {
-		t.Errorf("misconfigured verifier: %v %v", ti, err)
-	}
+	assert.Nil(t, ti, "misconfigured verifier")
+	assert.Error(t, err, "misconfigured verifier")
+	assert.NotErrorIs(t, err, auth.ErrInvalidToken, "misconfigured verifier")
+	assert.ErrorIs(t, err, agenttrust.ErrValidation, "misconfigured verifier")
 	// Through the SDK middleware: a 500, not an allow.
 	h := agenttrustmcp.RequireToken(nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.Error("the handler ran")
+		assert.Fail(t, "the handler ran")
 	}))
 	req := httptest.NewRequest(http.MethodPost, "/", nil)
 	req.Header.Set("Authorization", "Bearer at_x")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusInternalServerError {
-		t.Errorf("status %d, want 500", rec.Code)
-	}
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "status")
 }
 
 // Through the SDK's middleware: a malformed request is 400 (RFC 6750
@@ -302,11 +274,9 @@ func TestMisconfiguredVerifierRefuses(t *testing.T) {
 func TestHTTPAnswers(t *testing.T) {
 	e := newEnv(t)
 	tok := e.issue(t, "tools:call")
-	if err := e.client.Tokens.Revoke(context.Background(), tok, ""); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.client.Tokens.Revoke(context.Background(), tok, ""))
 	h := agenttrustmcp.RequireToken(e.client, tokenauth.WithRequiredScopes("tools:call"), tokenauth.WithCache(0))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		t.Error("the handler ran")
+		assert.Fail(t, "the handler ran")
 	}))
 	introspections := func() int {
 		n := 0
@@ -338,18 +308,12 @@ func TestHTTPAnswers(t *testing.T) {
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
-			if rec.Code != tc.status {
-				t.Errorf("status %d, want %d (%s)", rec.Code, tc.status, rec.Body)
-			}
+			assert.Equal(t, tc.status, rec.Code, "status (%s)", rec.Body)
 			body := rec.Body.String()
 			for _, secret := range []string{"revoked", "unknown token", tok} {
-				if strings.Contains(body, secret) {
-					t.Errorf("the answer %q echoes %q", body, secret)
-				}
+				assert.NotContains(t, body, secret, "the answer echoes a secret")
 			}
-			if n := introspections() - before; n != tc.calls {
-				t.Errorf("%d introspections, want %d", n, tc.calls)
-			}
+			assert.Equal(t, tc.calls, introspections()-before, "introspections")
 		})
 	}
 }

@@ -13,6 +13,8 @@ import (
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	agenttrustotel "github.com/agenttrustid/agenttrust-go/integrations/otel"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -47,9 +49,7 @@ func newHarness(t *testing.T, opts ...agenttrustotel.Option) *harness {
 	})
 	obs, err := agenttrustotel.New(append([]agenttrustotel.Option{
 		agenttrustotel.WithTracerProvider(h.tp), agenttrustotel.WithMeterProvider(mp)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h.obs = obs
 	h.client = h.newClient(t, agenttrust.WithObserver(obs))
 	return h
@@ -63,9 +63,7 @@ func (h *harness) newClient(t *testing.T, opts ...agenttrust.Option) *agenttrust
 		agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond,
 			MaxBackoff: 2 * time.Millisecond, MaxRetryAfter: 5 * time.Millisecond}),
 	}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
@@ -79,13 +77,6 @@ func attrs(kvs []attribute.KeyValue) map[string]string {
 		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
-}
-
-func sameMap(t *testing.T, what string, got, want map[string]string) {
-	t.Helper()
-	if render(got) != render(want) {
-		t.Errorf("%s:\n got %s\nwant %s", what, render(got), render(want))
-	}
 }
 
 func render(m map[string]string) string {
@@ -106,9 +97,7 @@ func render(m map[string]string) string {
 func (h *harness) points(t *testing.T) map[string]string {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
-	if err := h.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, h.reader.Collect(context.Background(), &rm))
 	out := map[string]string{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
@@ -119,13 +108,13 @@ func (h *harness) points(t *testing.T) map[string]string {
 				}
 			case metricdata.Histogram[float64]:
 				for _, p := range d.DataPoints {
-					if p.Count > 0 && p.Sum <= 0 {
-						t.Errorf("%s%s: %d durations adding up to %v", m.Name, setString(p.Attributes), p.Count, p.Sum)
+					if p.Count > 0 {
+						assert.Positive(t, p.Sum, "%s%s: %d durations adding up to %v", m.Name, setString(p.Attributes), p.Count, p.Sum)
 					}
 					out[m.Name+setString(p.Attributes)] = "count=" + strconv.FormatUint(p.Count, 10)
 				}
 			default:
-				t.Fatalf("unexpected metric data %T for %s", m.Data, m.Name)
+				require.Failf(t, "unexpected metric data", "%T for %s", m.Data, m.Name)
 			}
 		}
 	}
@@ -144,9 +133,7 @@ func setString(s attribute.Set) string {
 func (h *harness) units(t *testing.T) map[string]string {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
-	if err := h.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, h.reader.Collect(context.Background(), &rm))
 	out := map[string]string{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
@@ -160,9 +147,7 @@ func (h *harness) units(t *testing.T) map[string]string {
 func hostPort(t *testing.T, raw string) (string, string) {
 	t.Helper()
 	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return u.Hostname(), u.Port()
 }
 

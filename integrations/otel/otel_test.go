@@ -2,11 +2,9 @@ package agenttrustotel_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +13,8 @@ import (
 	"github.com/agenttrustid/agenttrust-go/guard"
 	agenttrustotel "github.com/agenttrustid/agenttrust-go/integrations/otel"
 	"github.com/agenttrustid/agenttrust-go/tokenauth"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -27,23 +27,18 @@ const checkTmpl = "/api/v1/agenttrust/check"
 func checkSpans(t *testing.T, h *harness) (check, call sdktrace.ReadOnlySpan) {
 	t.Helper()
 	spans := h.ended()
-	if len(spans) != 2 {
-		var names []string
-		for _, s := range spans {
-			names = append(names, s.Name())
-		}
-		t.Fatalf("spans %q, want the call and the check", names)
+	var names []string
+	for _, s := range spans {
+		names = append(names, s.Name())
 	}
+	require.Len(t, spans, 2, "spans %q, want the call and the check", names)
 	call, check = spans[0], spans[1]
-	if check.Name() != agenttrustotel.SpanCheck || check.SpanKind() != trace.SpanKindInternal {
-		t.Errorf("check span %q kind %v", check.Name(), check.SpanKind())
-	}
-	if call.Name() != "agenttrust.actions.check" || call.SpanKind() != trace.SpanKindClient {
-		t.Errorf("call span %q kind %v", call.Name(), call.SpanKind())
-	}
-	if call.Parent().SpanID() != check.SpanContext().SpanID() || call.SpanContext().TraceID() != check.SpanContext().TraceID() {
-		t.Errorf("the call is not a child of the check")
-	}
+	assert.Equal(t, agenttrustotel.SpanCheck, check.Name(), "check span")
+	assert.Equal(t, trace.SpanKindInternal, check.SpanKind(), "check span kind")
+	assert.Equal(t, "agenttrust.actions.check", call.Name(), "call span")
+	assert.Equal(t, trace.SpanKindClient, call.SpanKind(), "call span kind")
+	assert.Equal(t, check.SpanContext().SpanID(), call.Parent().SpanID(), "the call is not a child of the check")
+	assert.Equal(t, check.SpanContext().TraceID(), call.SpanContext().TraceID(), "the call is not in the check's trace")
 	return check, call
 }
 
@@ -54,13 +49,6 @@ func events(s sdktrace.ReadOnlySpan) []string {
 		out = append(out, e.Name+render(attrs(e.Attributes)))
 	}
 	return out
-}
-
-func sameStrings(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
-	}
 }
 
 func attempt(n, status int, errType string) string {
@@ -92,36 +80,32 @@ func TestDecisions(t *testing.T) {
 			tc.setup(h.srv)
 			agentID := h.srv.CreateAgent("bot")
 			g, err := guard.New(h.client, agentID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer g.Close(context.Background())
 			d, err := g.Check(ctxT(t), tc.tool, "private input")
-			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !errors.As(err, tc.wantErr) {
-				t.Fatalf("Check = %+v, %v", d, err)
+			if tc.wantErr == nil {
+				require.NoError(t, err, "Check = %+v", d)
+			} else {
+				require.ErrorAs(t, err, tc.wantErr, "Check = %+v", d)
 			}
-			if d.CheckID == "" || d.GuardTier == "" {
-				t.Fatalf("decision without id or tier: %+v", d)
-			}
+			require.NotEmpty(t, d.CheckID, "decision without id: %+v", d)
+			require.NotEmpty(t, d.GuardTier, "decision without tier: %+v", d)
 			check, call := checkSpans(t, h)
-			sameMap(t, "check span", attrs(check.Attributes()), map[string]string{
+			assert.Equal(t, map[string]string{
 				"agenttrust.tool.name":     tc.tool,
 				"agenttrust.agent.id":      agentID,
 				"agenttrust.check.outcome": tc.outcome,
 				"agenttrust.guard.tier":    d.GuardTier,
 				"agenttrust.check.id":      d.CheckID,
-			})
-			if check.Status().Code != codes.Unset {
-				t.Errorf("check span status %v", check.Status())
-			}
-			sameMap(t, "call span", attrs(call.Attributes()),
-				with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl), "http.response.status_code", "200"))
-			sameStrings(t, "call events", events(call), nil)
-			sameMap(t, "metrics", h.points(t), map[string]string{
+			}, attrs(check.Attributes()), "check span")
+			assert.Equal(t, codes.Unset, check.Status().Code, "check span status %v", check.Status())
+			assert.Equal(t, with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl), "http.response.status_code", "200"), attrs(call.Attributes()), "call span")
+			assert.Empty(t, events(call), "call events")
+			assert.Equal(t, map[string]string{
 				"agenttrust.guard.check.duration{agenttrust.check.outcome=" + tc.outcome + "}": "count=1",
 				"agenttrust.guard.decisions{agenttrust.check.outcome=" + tc.outcome + "}":      "1",
 				requestMetric(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl, 200, ""): "count=1",
-			})
+			}, h.points(t), "metrics")
 		})
 	}
 }
@@ -135,35 +119,30 @@ func TestFailOpen(t *testing.T) {
 	agentID := h.srv.CreateAgent("bot")
 	c := h.newClient(t, agenttrust.WithObserver(h.obs), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 2}))
 	g, err := guard.New(c, agentID, guard.WithFailOpen(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer g.Close(context.Background())
-	if d, err := g.Check(ctxT(t), "read_file", ""); err != nil || !d.FailedOpen {
-		t.Fatalf("Check = %+v, %v", d, err)
-	}
+	d, err := g.Check(ctxT(t), "read_file", "")
+	require.NoError(t, err, "Check = %+v", d)
+	require.True(t, d.FailedOpen, "Check = %+v", d)
 	check, call := checkSpans(t, h)
-	sameMap(t, "check span", attrs(check.Attributes()), map[string]string{
+	assert.Equal(t, map[string]string{
 		"agenttrust.tool.name":     "read_file",
 		"agenttrust.agent.id":      agentID,
 		"agenttrust.check.outcome": "failed_open",
 		"error.type":               "503",
-	})
-	if check.Status().Code != codes.Unset {
-		t.Errorf("check span status %v: failing open is the configured behaviour", check.Status())
-	}
-	sameMap(t, "call span", attrs(call.Attributes()), with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl),
-		"http.response.status_code", "503", "error.type", "503", "http.request.resend_count", "2"))
-	if call.Status().Code != codes.Error || call.Status().Description != "503" {
-		t.Errorf("call span status %+v", call.Status())
-	}
-	sameStrings(t, "call events", events(call), []string{attempt(1, 503, "503"), attempt(2, 503, "503"), attempt(3, 503, "503")})
-	sameMap(t, "metrics", h.points(t), map[string]string{
+	}, attrs(check.Attributes()), "check span")
+	assert.Equal(t, codes.Unset, check.Status().Code, "check span status %v: failing open is the configured behaviour", check.Status())
+	assert.Equal(t, with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl),
+		"http.response.status_code", "503", "error.type", "503", "http.request.resend_count", "2"), attrs(call.Attributes()), "call span")
+	assert.Equal(t, codes.Error, call.Status().Code, "call span status %+v", call.Status())
+	assert.Equal(t, "503", call.Status().Description, "call span status %+v", call.Status())
+	assert.Equal(t, []string{attempt(1, 503, "503"), attempt(2, 503, "503"), attempt(3, 503, "503")}, events(call), "call events")
+	assert.Equal(t, map[string]string{
 		"agenttrust.guard.check.duration{agenttrust.check.outcome=failed_open}":           "count=1",
 		"agenttrust.guard.decisions{agenttrust.check.outcome=failed_open}":                "1",
 		"agenttrust.guard.failed_open{error.type=503}":                                    "1",
 		requestMetric(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl, 503, "503"): "count=1",
-	})
+	}, h.points(t), "metrics")
 }
 
 // TestFailClosed: the Guardian does not answer within the check timeout;
@@ -173,32 +152,28 @@ func TestFailClosed(t *testing.T) {
 	h.srv.InjectFault("POST "+checkTmpl, agenttrusttest.Fault{Latency: time.Minute})
 	agentID := h.srv.CreateAgent("bot")
 	g, err := guard.New(h.client, agentID, guard.WithCheckTimeout(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer g.Close(context.Background())
 	var ue *guard.UnavailableError
-	if _, err := g.Check(ctxT(t), "read_file", ""); !errors.As(err, &ue) {
-		t.Fatalf("Check error %v", err)
-	}
+	_, err = g.Check(ctxT(t), "read_file", "")
+	require.ErrorAs(t, err, &ue, "Check error")
 	check, call := checkSpans(t, h)
-	sameMap(t, "check span", attrs(check.Attributes()), map[string]string{
+	assert.Equal(t, map[string]string{
 		"agenttrust.tool.name":     "read_file",
 		"agenttrust.agent.id":      agentID,
 		"agenttrust.check.outcome": "unavailable",
 		"error.type":               "timeout",
-	})
-	if check.Status().Code != codes.Error || check.Status().Description != "unavailable" {
-		t.Errorf("check span status %+v", check.Status())
-	}
-	sameMap(t, "call span", attrs(call.Attributes()), with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl),
-		"error.type", "timeout"))
-	sameStrings(t, "call events", events(call), []string{attempt(1, 0, "timeout")})
-	sameMap(t, "metrics", h.points(t), map[string]string{
+	}, attrs(check.Attributes()), "check span")
+	assert.Equal(t, codes.Error, check.Status().Code, "check span status %+v", check.Status())
+	assert.Equal(t, "unavailable", check.Status().Description, "check span status %+v", check.Status())
+	assert.Equal(t, with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl),
+		"error.type", "timeout"), attrs(call.Attributes()), "call span")
+	assert.Equal(t, []string{attempt(1, 0, "timeout")}, events(call), "call events")
+	assert.Equal(t, map[string]string{
 		"agenttrust.guard.check.duration{agenttrust.check.outcome=unavailable}":             "count=1",
 		"agenttrust.guard.decisions{agenttrust.check.outcome=unavailable}":                  "1",
 		requestMetric(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl, 0, "timeout"): "count=1",
-	})
+	}, h.points(t), "metrics")
 }
 
 // TestTraceContextPropagated: the fake gateway receives a traceparent naming
@@ -208,30 +183,21 @@ func TestTraceContextPropagated(t *testing.T) {
 	h.srv.InjectFault("POST "+checkTmpl, agenttrusttest.Fault{Status: 503, Times: 1})
 	agentID := h.srv.CreateAgent("bot")
 	g, err := guard.New(h.client, agentID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer g.Close(context.Background())
 	ctx, step := h.tp.Tracer("agent").Start(ctxT(t), "agent.step")
-	if _, err := g.Check(ctx, "read_file", ""); err != nil {
-		t.Fatal(err)
-	}
+	_, err = g.Check(ctx, "read_file", "")
+	require.NoError(t, err)
 	step.End()
 	spans := h.ended()
-	if len(spans) != 3 {
-		t.Fatalf("%d spans, want call, check and step", len(spans))
-	}
+	require.Len(t, spans, 3, "want call, check and step")
 	call, check := spans[0], spans[1]
-	if check.Parent().SpanID() != step.SpanContext().SpanID() {
-		t.Error("the check span is not a child of the caller's span")
-	}
+	assert.Equal(t, step.SpanContext().SpanID(), check.Parent().SpanID(), "the check span is not a child of the caller's span")
 	// The retried call: one failed attempt, then success.
-	sameMap(t, "call span", attrs(call.Attributes()), with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl),
-		"http.response.status_code", "200", "http.request.resend_count", "1"))
-	sameStrings(t, "call events", events(call), []string{attempt(1, 503, "503")})
-	if call.Status().Code != codes.Unset {
-		t.Errorf("call span status %+v after a successful retry", call.Status())
-	}
+	assert.Equal(t, with(requestAttrs(t, h.srv.AuthURL(), "POST", "actions.check", checkTmpl),
+		"http.response.status_code", "200", "http.request.resend_count", "1"), attrs(call.Attributes()), "call span")
+	assert.Equal(t, []string{attempt(1, 503, "503")}, events(call), "call events")
+	assert.Equal(t, codes.Unset, call.Status().Code, "call span status %+v after a successful retry", call.Status())
 	want := fmt.Sprintf("00-%s-%s-01", step.SpanContext().TraceID(), call.SpanContext().SpanID())
 	var got []string
 	for _, r := range h.srv.Requests() {
@@ -239,51 +205,41 @@ func TestTraceContextPropagated(t *testing.T) {
 			got = append(got, r.Header.Get("Traceparent"))
 		}
 	}
-	sameStrings(t, "traceparent of each attempt", got, []string{want, want})
+	assert.Equal(t, []string{want, want}, got, "traceparent of each attempt")
 }
 
 func TestTelemetryDeliveredAndDropped(t *testing.T) {
 	h := newHarness(t)
 	agentID := h.srv.CreateAgent("bot")
 	g, err := guard.New(h.client, agentID, guard.WithBatchSize(2), guard.WithFlushInterval(time.Hour), guard.WithSendAttempts(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := ctxT(t)
 	g.Report(guard.ToolEnd("read_file", time.Millisecond))
-	if got := h.points(t)[agenttrustotel.MetricTelemetryQueue+"{}"]; got != "1" {
-		t.Errorf("queue size %q with one queued event, want 1", got)
-	}
+	assert.Equal(t, "1", h.points(t)[agenttrustotel.MetricTelemetryQueue+"{}"], "queue size with one queued event")
 	g.Report(guard.ToolEnd("read_file", time.Millisecond))
-	if err := g.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Flush(ctx))
 	g.Report(guard.Event{Type: "bogus", Tool: "x"})
 	h.srv.InjectFault("POST /api/v1/telemetry/report", agenttrusttest.Fault{Status: 503})
 	g.Report(guard.ToolEnd("write_file", time.Millisecond))
 	g.Report(guard.ToolEnd("write_file", time.Millisecond))
 	var de *guard.DeliveryError
-	if err := g.Flush(ctx); !errors.As(err, &de) || de.Undelivered != 2 {
-		t.Fatalf("Flush = %v", err)
-	}
-	if err := g.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	err = g.Flush(ctx)
+	require.ErrorAs(t, err, &de, "Flush")
+	require.Equal(t, 2, de.Undelivered, "Flush = %v", err)
+	require.NoError(t, g.Close(ctx))
 	g.Report(guard.ToolEnd("late", time.Millisecond))
 
 	spans := h.ended()
-	if len(spans) != 2 {
-		t.Fatalf("%d spans, want two telemetry calls", len(spans))
-	}
+	require.Len(t, spans, 2, "want two telemetry calls")
 	base := requestAttrs(t, h.srv.AuditURL(), "POST", "telemetry.report", "/api/v1/telemetry/report")
-	sameMap(t, "delivered batch", attrs(spans[0].Attributes()), with(base, "http.response.status_code", "200"))
-	sameMap(t, "failed batch", attrs(spans[1].Attributes()), with(base, "http.response.status_code", "503", "error.type", "503"))
-	for _, s := range spans {
-		if s.Name() != "agenttrust.telemetry.report" || s.SpanKind() != trace.SpanKindClient || s.Parent().IsValid() {
-			t.Errorf("span %q kind %v parent %v", s.Name(), s.SpanKind(), s.Parent())
-		}
+	assert.Equal(t, with(base, "http.response.status_code", "200"), attrs(spans[0].Attributes()), "delivered batch")
+	assert.Equal(t, with(base, "http.response.status_code", "503", "error.type", "503"), attrs(spans[1].Attributes()), "failed batch")
+	for i, s := range spans {
+		assert.Equal(t, "agenttrust.telemetry.report", s.Name(), "span %d", i)
+		assert.Equal(t, trace.SpanKindClient, s.SpanKind(), "span %d kind", i)
+		assert.False(t, s.Parent().IsValid(), "span %d parent %v", i, s.Parent())
 	}
-	sameMap(t, "metrics", h.points(t), map[string]string{
+	assert.Equal(t, map[string]string{
 		"agenttrust.telemetry.events.sent{}":                                                                   "2",
 		"agenttrust.telemetry.events.dropped{agenttrust.telemetry.drop_reason=invalid}":                        "1",
 		"agenttrust.telemetry.events.dropped{agenttrust.telemetry.drop_reason=undeliverable}":                  "2",
@@ -292,16 +248,14 @@ func TestTelemetryDeliveredAndDropped(t *testing.T) {
 		"agenttrust.telemetry.queue.size{}":                                                                    "0",
 		requestMetric(t, h.srv.AuditURL(), "POST", "telemetry.report", "/api/v1/telemetry/report", 200, ""):    "count=1",
 		requestMetric(t, h.srv.AuditURL(), "POST", "telemetry.report", "/api/v1/telemetry/report", 503, "503"): "count=1",
-	})
+	}, h.points(t), "metrics")
 }
 
 func TestTelemetryQueueFull(t *testing.T) {
 	h := newHarness(t)
 	agentID := h.srv.CreateAgent("bot")
 	g, err := guard.New(h.client, agentID, guard.WithBatchSize(2), guard.WithQueueCapacity(2), guard.WithFlushInterval(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer g.Close(context.Background())
 	// A slow gateway keeps the first batch in flight while the third event
 	// arrives: in-flight events count against the capacity.
@@ -309,21 +263,15 @@ func TestTelemetryQueueFull(t *testing.T) {
 	g.Report(guard.ToolEnd("a", time.Millisecond))
 	g.Report(guard.ToolEnd("b", time.Millisecond))
 	g.Report(guard.ToolEnd("c", time.Millisecond))
-	if got := h.points(t)[agenttrustotel.MetricTelemetryQueue+"{}"]; got != "2" {
-		t.Errorf("queue size %q, want 2", got)
-	}
-	if err := g.Flush(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	assert.Equal(t, "2", h.points(t)[agenttrustotel.MetricTelemetryQueue+"{}"], "queue size")
+	require.NoError(t, g.Flush(ctxT(t)))
 	p := h.points(t)
 	for k, want := range map[string]string{
 		"agenttrust.telemetry.events.dropped{agenttrust.telemetry.drop_reason=queue_full}": "1",
 		"agenttrust.telemetry.events.sent{}":                                               "2",
 		"agenttrust.telemetry.queue.size{}":                                                "0",
 	} {
-		if p[k] != want {
-			t.Errorf("%s = %q, want %q", k, p[k], want)
-		}
+		assert.Equal(t, want, p[k], k)
 	}
 }
 
@@ -335,12 +283,9 @@ func TestMiddlewareCache(t *testing.T) {
 	ctx := ctxT(t)
 	p := agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"files:read"}, Target: "files"}
 	tok, err := h.client.Tokens.Issue(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.client.Tokens.Issue(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = h.client.Tokens.Issue(ctx, p)
+	require.NoError(t, err)
 	mw := tokenauth.RequireToken(h.client, tokenauth.WithRequiredScopes("files:read"), tokenauth.WithTarget("files"))
 	srv := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	for i := 0; i < 2; i++ {
@@ -348,26 +293,24 @@ func TestMiddlewareCache(t *testing.T) {
 		r.Header.Set("Authorization", "Bearer "+tok.Token)
 		w := httptest.NewRecorder()
 		srv.ServeHTTP(w, r)
-		if w.Code != http.StatusNoContent {
-			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
-		}
+		require.Equal(t, http.StatusNoContent, w.Code, "request %d: %s", i, w.Body)
 	}
 	spans := h.ended()
 	var names []string
 	for _, s := range spans {
 		names = append(names, s.Name())
 	}
-	sameStrings(t, "spans", names, []string{"agenttrust.tokens.issue", "agenttrust.tokens.introspect"})
-	sameMap(t, "introspect span", attrs(spans[1].Attributes()), with(requestAttrs(t, h.srv.AuthURL(), "POST", "tokens.introspect",
-		"/api/v1/agent-tokens/introspect"), "http.response.status_code", "200"))
-	sameMap(t, "metrics", h.points(t), map[string]string{
+	assert.Equal(t, []string{"agenttrust.tokens.issue", "agenttrust.tokens.introspect"}, names, "spans")
+	assert.Equal(t, with(requestAttrs(t, h.srv.AuthURL(), "POST", "tokens.introspect",
+		"/api/v1/agent-tokens/introspect"), "http.response.status_code", "200"), attrs(spans[1].Attributes()), "introspect span")
+	assert.Equal(t, map[string]string{
 		"agenttrust.cache.lookups{agenttrust.cache.name=token,agenttrust.cache.result=miss}":                       "1",
 		"agenttrust.cache.lookups{agenttrust.cache.name=token,agenttrust.cache.result=hit}":                        "1",
 		"agenttrust.cache.lookups{agenttrust.cache.name=introspection,agenttrust.cache.result=miss}":               "1",
 		"agenttrust.cache.lookups{agenttrust.cache.name=introspection,agenttrust.cache.result=hit}":                "1",
 		requestMetric(t, h.srv.AuthURL(), "POST", "tokens.issue", "/api/v1/agent-tokens/issue", 200, ""):           "count=1",
 		requestMetric(t, h.srv.AuthURL(), "POST", "tokens.introspect", "/api/v1/agent-tokens/introspect", 200, ""): "count=1",
-	})
+	}, h.points(t), "metrics")
 }
 
 // TestUnits checks the metric units against the README table.
@@ -375,24 +318,18 @@ func TestUnits(t *testing.T) {
 	h := newHarness(t)
 	agentID := h.srv.CreateAgent("bot", "read")
 	g, err := guard.New(h.client, agentID, guard.WithFailOpen(true), guard.WithBatchSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := ctxT(t)
 	h.srv.InjectFault("POST "+checkTmpl, agenttrusttest.Fault{Status: 503})
-	if _, err := g.Check(ctx, "read_file", ""); err != nil {
-		t.Fatal(err)
-	}
+	_, err = g.Check(ctx, "read_file", "")
+	require.NoError(t, err)
 	h.srv.InjectFault("POST /api/v1/telemetry/report", agenttrusttest.Fault{Status: 503, Times: 1})
 	g.Report(guard.ToolEnd("read_file", time.Millisecond))
 	g.Report(guard.Event{})
-	if err := g.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.client.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}}); err != nil {
-		t.Fatal(err)
-	}
-	sameMap(t, "units", h.units(t), map[string]string{
+	require.NoError(t, g.Close(ctx))
+	_, err = h.client.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{
 		agenttrustotel.MetricRequestDuration:  "s",
 		agenttrustotel.MetricCheckDuration:    "s",
 		agenttrustotel.MetricDecisions:        "{decision}",
@@ -402,5 +339,5 @@ func TestUnits(t *testing.T) {
 		agenttrustotel.MetricTelemetryFailed:  "{batch}",
 		agenttrustotel.MetricTelemetryQueue:   "{event}",
 		agenttrustotel.MetricCacheLookups:     "{lookup}",
-	})
+	}, h.units(t), "units")
 }

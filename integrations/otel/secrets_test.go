@@ -14,6 +14,8 @@ import (
 	"github.com/agenttrustid/agenttrust-go/guard"
 	agenttrustotel "github.com/agenttrustid/agenttrust-go/integrations/otel"
 	"github.com/agenttrustid/agenttrust-go/tokenauth"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
@@ -31,9 +33,7 @@ func exported(t *testing.T, h *harness) string {
 		fmt.Fprintf(&b, "span %s %v %v %+v %+v %+v\n", s.Name(), s.SpanKind(), s.Attributes(), s.Events(), s.Status(), s.Links())
 	}
 	var rm metricdata.ResourceMetrics
-	if err := h.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, h.reader.Collect(context.Background(), &rm))
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			fmt.Fprintf(&b, "metric %s %s %+v\n", m.Name, m.Unit, m.Data)
@@ -64,41 +64,32 @@ func secretRun(t *testing.T, h *harness) (secrets []string, summary string) {
 		agenttrust.WithAuditURL(withPassword(h.srv.AuditURL())))
 	agentID := h.srv.CreateAgent("bot", "files:read")
 	tok, err := c.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"files:read"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Tokens.Introspect(ctx, agenttrust.TokenIntrospectParams{Token: tok.Token}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = c.Tokens.Introspect(ctx, agenttrust.TokenIntrospectParams{Token: tok.Token})
+	require.NoError(t, err)
 	mw := tokenauth.RequireToken(c)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	for i := 0; i < 2; i++ {
 		r := httptest.NewRequest("GET", "/x", nil).WithContext(ctx)
 		r.Header.Set("Authorization", "Bearer "+tok.Token)
 		mw.ServeHTTP(httptest.NewRecorder(), r)
 	}
-	if _, err := c.Approvals.Get(ctx, "approval-id-in-path"); err == nil {
-		t.Fatal("unknown approval found")
-	}
+	_, err = c.Approvals.Get(ctx, "approval-id-in-path")
+	require.Error(t, err, "unknown approval found")
 	summary = "customer card 4111-1111-1111-1111"
 	g, err := guard.New(c, agentID, guard.WithFailOpen(true), guard.WithSendAttempts(1), guard.WithBatchSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.Check(ctx, "read_file", summary); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	_, err = g.Check(ctx, "read_file", summary)
+	require.NoError(t, err)
 	h.srv.InjectFault("POST /api/v1/agenttrust/check", agenttrusttest.Fault{Status: 503})
-	if _, err := g.Check(ctx, "read_file", summary); err != nil {
-		t.Fatal(err)
-	}
+	_, err = g.Check(ctx, "read_file", summary)
+	require.NoError(t, err)
 	h.srv.ClearFaults()
 	h.srv.InjectFault("POST /api/v1/telemetry/report", agenttrusttest.Fault{Status: 503})
 	g.Report(guard.ToolEnd("read_file", time.Millisecond))
 	_ = g.Close(ctx)
 	bad := h.newClient(t, agenttrust.WithObserver(h.obs), agenttrust.WithAPIKey("sk_wrong_key_0123456789"))
-	if _, err := bad.Agents.Get(ctx, agentID); err == nil {
-		t.Fatal("wrong key accepted")
-	}
+	_, err = bad.Agents.Get(ctx, agentID)
+	require.Error(t, err, "wrong key accepted")
 	return []string{h.srv.APIKey(), "sk_wrong_key_0123456789", "url-pass-0xdeadbeef", "svc-user", tok.Token,
 		"approval-id-in-path", summary, "1111-1111"}, summary
 }
@@ -108,16 +99,12 @@ func TestNoSecretExported(t *testing.T) {
 	secrets, _ := secretRun(t, h)
 	out := exported(t, h)
 	for _, s := range secrets {
-		if strings.Contains(out, s) {
-			t.Errorf("exported data contains %q:\n%s", s, out)
-		}
+		assert.NotContains(t, out, s, "exported data contains a secret")
 	}
 	// The scan looked at real data.
 	for _, want := range []string{"agenttrust.tokens.introspect", "agenttrust.guard.check", "failed_open",
 		"agenttrust.telemetry.events.dropped", "introspection", "401"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("exported data lacks %q:\n%s", want, out)
-		}
+		assert.Contains(t, out, want, "exported data lacks it")
 	}
 }
 
@@ -130,11 +117,7 @@ func TestInputSummariesOptIn(t *testing.T) {
 			continue
 		}
 		n++
-		if got := attrs(s.Attributes())[string(agenttrustotel.AttrInputSummary)]; got != summary {
-			t.Errorf("input summary %q, want %q", got, summary)
-		}
+		assert.Equal(t, summary, attrs(s.Attributes())[string(agenttrustotel.AttrInputSummary)], "input summary")
 	}
-	if n != 2 {
-		t.Errorf("%d check spans, want 2", n)
-	}
+	assert.Equal(t, 2, n, "check spans")
 }

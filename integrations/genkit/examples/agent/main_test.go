@@ -3,9 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -13,17 +14,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestRun(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	err := run(context.Background(), &out)
+	require.NoError(t, err, "run: %s", out.String())
 	for _, want := range []string{
 		`delete_file -> Tool "delete_file" was denied by policy.`,
 		"read_file   -> contents of /tmp/report.txt: quarterly numbers",
 		"answer: the report holds quarterly numbers",
 		"checks 2, denied 1; telemetry: 1 events sent, 0 dropped",
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
+		assert.Contains(t, out.String(), want, "output lacks it")
 	}
 }

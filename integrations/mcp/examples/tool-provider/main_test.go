@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -18,15 +20,10 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	err := run(ctx, &out)
+	require.NoError(t, err, "run: %s", out.String())
 	for _, want := range []string{"tool word_count", "word_count: 4 words", "refused", "ok"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
+		assert.Contains(t, out.String(), want, "output lacks it")
 	}
-	if strings.Count(out.String(), "at_") != strings.Count(out.String(), "at_[redacted]") {
-		t.Errorf("the output shows a token:\n%s", out.String())
-	}
+	assert.Equal(t, strings.Count(out.String(), "at_[redacted]"), strings.Count(out.String(), "at_"), "the output shows a token:\n%s", out.String())
 }

@@ -3,10 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -19,24 +20,18 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var telemetry, log bytes.Buffer
-	if err := run(ctx, &telemetry, &log, ""); err != nil {
-		t.Fatalf("run: %v\n%s", err, log.String())
-	}
+	err := run(ctx, &telemetry, &log, "")
+	require.NoError(t, err, "run: %s", log.String())
 	for _, want := range []string{"delete_file  denied", "send_email   waiting for approval", "failed open",
 		"checks 5, denied 2, failed open 1, telemetry sent 3, dropped 0"} {
-		if !strings.Contains(log.String(), want) {
-			t.Errorf("transcript lacks %q:\n%s", want, log.String())
-		}
+		assert.Contains(t, log.String(), want, "transcript lacks it")
 	}
 	out := telemetry.String()
 	for _, want := range []string{`"Name":"agenttrust.guard.check"`, `"Name":"agenttrust.actions.check"`,
 		`"Name":"agenttrust.telemetry.report"`, `"agenttrust.guard.decisions"`, `"agenttrust.guard.failed_open"`,
 		`"agenttrust.telemetry.events.sent"`, `"Value":"elevation"`, `"Value":"failed_open"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("exported telemetry lacks %s", want)
-		}
+		assert.Contains(t, out, want, "exported telemetry lacks it")
 	}
-	if strings.Contains(out, "q3.csv") || strings.Contains(out, "cfo@example.com") {
-		t.Error("a tool input reached the exporters")
-	}
+	assert.NotContains(t, out, "q3.csv", "a tool input reached the exporters")
+	assert.NotContains(t, out, "cfo@example.com", "a tool input reached the exporters")
 }
