@@ -103,7 +103,9 @@ func BenchmarkGuardCheck(b *testing.B) {
 // BenchmarkObserverHooks measures the observer's own cost without I/O: the
 // hooks a loopback Actions.Check calls ("call") and, for a guard check, the
 // check hooks around them ("check"), with the SDK's tracer provider
-// ("tp=sdk") or a no-op one ("tp=noop": metrics only). Compared with
+// ("tp=sdk") or a no-op one ("tp=noop": metrics only), and with the SDK's
+// provider the same spans without any hook ("hooks=none", see
+// benchSpansAlone). Compared with
 // BenchmarkActionsCheck and BenchmarkGuardCheck (obs=none) in the same run,
 // it gives the observer's share of a check on a loaded machine, where
 // end-to-end timings vary too much to show a few percent.
