@@ -328,6 +328,13 @@ func (c *cowMap[K, V]) load(k K) (V, bool) {
 // (then it returns f's result without storing it). f runs with the writers'
 // lock held.
 func (c *cowMap[K, V]) update(k K, f func(old V, ok bool) V) V {
+	if p := c.m.Load(); p != nil && len(*p) >= maxCached {
+		if _, ok := (*p)[k]; !ok {
+			// Full: no lock, so that uncached keys do not queue up.
+			var zero V
+			return f(zero, false)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var cur map[K]V
