@@ -12,6 +12,7 @@ import (
 	"github.com/agenttrustid/agenttrust-go/guard"
 	agenttrustotel "github.com/agenttrustid/agenttrust-go/integrations/otel"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -100,7 +101,9 @@ func BenchmarkGuardCheck(b *testing.B) {
 // BenchmarkObserverHooks measures the observer's own cost without I/O: the
 // hooks a loopback Actions.Check calls ("call") and, for a guard check, the
 // check hooks around them ("check"), with the SDK's tracer provider
-// ("tp=sdk") or a no-op one ("tp=noop": metrics only). Compared with
+// ("tp=sdk") or a no-op one ("tp=noop": metrics only), and with the SDK's
+// provider the same spans without any hook ("hooks=none", see
+// benchSpansAlone). Compared with
 // BenchmarkActionsCheck and BenchmarkGuardCheck (obs=none) in the same run,
 // it gives the observer's share of a check on a loaded machine, where
 // end-to-end timings vary too much to show a few percent.
@@ -120,6 +123,10 @@ func BenchmarkObserverHooks(b *testing.B) {
 			defer mp.Shutdown(context.Background())
 			obs, err := agenttrustotel.New(agenttrustotel.WithTracerProvider(tp), agenttrustotel.WithMeterProvider(mp))
 			require.NoError(b, err)
+			if tpName == "sdk" {
+				b.Run("hooks=none/spans=call", func(b *testing.B) { benchSpansAlone(b, tp, false) })
+				b.Run("hooks=none/spans=check", func(b *testing.B) { benchSpansAlone(b, tp, true) })
+			}
 			for _, withCheck := range []bool{false, true} {
 				name := "hooks=call"
 				if withCheck {
@@ -148,5 +155,39 @@ func BenchmarkObserverHooks(b *testing.B) {
 				})
 			}
 		})
+	}
+}
+
+// benchSpansAlone is the floor under BenchmarkObserverHooks with the SDK's
+// tracer provider: the spans the observer records, with the same kinds and
+// attributes, started and ended directly, with no hook, metric or
+// propagation. What the hooks cost above it is the observer's own.
+func benchSpansAlone(b *testing.B, tp trace.TracerProvider, withCheck bool) {
+	tracer := tp.Tracer("floor")
+	start := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("http.request.method", "POST"), attribute.String("server.address", "127.0.0.1"),
+		attribute.Int("server.port", 8082), attribute.String("agenttrust.operation", "actions.check"),
+		attribute.String("url.template", "/api/v1/agenttrust/check"), attribute.String("url.scheme", "http"))}
+	end := []attribute.KeyValue{attribute.Int("http.response.status_code", 200)}
+	checkStart := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(
+		attribute.String("agenttrust.tool.name", "read_file"), attribute.String("agenttrust.agent.id", "agent-123"))}
+	ctx := context.Background()
+	b.ReportAllocs()
+	cpu := cpuTime()
+	defer func() { reportCPU(b, cpu) }()
+	for i := 0; i < b.N; i++ {
+		cctx := ctx
+		var check trace.Span
+		if withCheck {
+			cctx, check = tracer.Start(ctx, "agenttrust.guard.check", checkStart...)
+		}
+		_, call := tracer.Start(cctx, "agenttrust.actions.check", start...)
+		call.SetAttributes(end...)
+		call.End()
+		if withCheck {
+			check.SetAttributes(attribute.String("agenttrust.check.outcome", "allowed"),
+				attribute.String("agenttrust.guard.tier", "fast"), attribute.String("agenttrust.check.id", "chk-1"))
+			check.End()
+		}
 	}
 }

@@ -38,6 +38,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"go.opentelemetry.io/otel"
@@ -145,8 +146,9 @@ func WithInputSummaries() Option {
 	return func(c *config) { c.summaries = true }
 }
 
-// instruments are the metric instruments, with attribute sets prepared for
-// the values known in advance so that recording allocates nothing.
+// instruments are the metric instruments, with attribute sets and option
+// slices prepared for the values known in advance, so that recording
+// allocates nothing.
 type instruments struct {
 	reqDuration   metric.Float64Histogram
 	checkDuration metric.Float64Histogram
@@ -158,16 +160,31 @@ type instruments struct {
 	queue         metric.Int64UpDownCounter
 	cache         metric.Int64Counter
 
-	byOutcome map[agenttrust.CheckOutcome]metric.MeasurementOption
-	byReason  map[agenttrust.DropReason]metric.MeasurementOption
-	byCache   map[agenttrust.CacheKind][2]metric.MeasurementOption // miss, hit
+	byOutcome map[agenttrust.CheckOutcome]*outcomeOpts
+	byReason  map[agenttrust.DropReason][]metric.AddOption
+	byCache   map[agenttrust.CacheKind][2][]metric.AddOption // miss, hit
+}
+
+// outcomeOpts are the span attribute and the metric options of a check
+// outcome.
+type outcomeOpts struct {
+	attr   attribute.KeyValue
+	record []metric.RecordOption
+	add    []metric.AddOption
+}
+
+func newOutcomeOpts(oc agenttrust.CheckOutcome) *outcomeOpts {
+	kv := AttrCheckOutcome.String(string(oc))
+	opt := metric.WithAttributeSet(attribute.NewSet(kv))
+	return &outcomeOpts{attr: kv, record: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
 }
 
 type observer struct {
 	cfg    config
 	tracer trace.Tracer
 	m      instruments
-	cache  attrCache
+	calls  callCache
+	checks cowMap[checkKey, []trace.SpanStartOption]
 }
 
 // New returns an Observer that records spans and metrics for a Client and
@@ -189,10 +206,7 @@ func New(opts ...Option) (*agenttrust.Observer, error) {
 	if cfg.prop == nil {
 		cfg.prop = propagation.TraceContext{}
 	}
-	o := &observer{cfg: cfg, cache: attrCache{
-		start:  map[agenttrust.RequestInfo]spanStart{},
-		result: map[resultKey]metric.MeasurementOption{},
-	}}
+	o := &observer{cfg: cfg}
 	o.tracer = cfg.tp.Tracer(ScopeName, trace.WithInstrumentationVersion(agenttrust.Version),
 		trace.WithSchemaURL(semconv.SchemaURL))
 	meter := cfg.mp.Meter(ScopeName, metric.WithInstrumentationVersion(agenttrust.Version),
@@ -249,21 +263,21 @@ func (m *instruments) init(meter metric.Meter) error {
 	if err != nil {
 		return err
 	}
-	m.byOutcome = map[agenttrust.CheckOutcome]metric.MeasurementOption{}
+	m.byOutcome = map[agenttrust.CheckOutcome]*outcomeOpts{}
 	for _, oc := range []agenttrust.CheckOutcome{agenttrust.CheckAllowed, agenttrust.CheckDenied, agenttrust.CheckElevation,
 		agenttrust.CheckUnavailable, agenttrust.CheckFailedOpen, agenttrust.CheckError} {
-		m.byOutcome[oc] = metric.WithAttributeSet(attribute.NewSet(AttrCheckOutcome.String(string(oc))))
+		m.byOutcome[oc] = newOutcomeOpts(oc)
 	}
-	m.byReason = map[agenttrust.DropReason]metric.MeasurementOption{}
+	m.byReason = map[agenttrust.DropReason][]metric.AddOption{}
 	for _, r := range []agenttrust.DropReason{agenttrust.DropQueueFull, agenttrust.DropClosed, agenttrust.DropInvalid,
 		agenttrust.DropUndeliverable, agenttrust.DropAborted} {
-		m.byReason[r] = metric.WithAttributeSet(attribute.NewSet(AttrDropReason.String(string(r))))
+		m.byReason[r] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(AttrDropReason.String(string(r))))}
 	}
-	m.byCache = map[agenttrust.CacheKind][2]metric.MeasurementOption{}
+	m.byCache = map[agenttrust.CacheKind][2][]metric.AddOption{}
 	for _, k := range []agenttrust.CacheKind{agenttrust.CacheToken, agenttrust.CacheIntrospection} {
-		m.byCache[k] = [2]metric.MeasurementOption{
-			metric.WithAttributeSet(attribute.NewSet(AttrCacheName.String(string(k)), AttrCacheResult.String("miss"))),
-			metric.WithAttributeSet(attribute.NewSet(AttrCacheName.String(string(k)), AttrCacheResult.String("hit"))),
+		m.byCache[k] = [2][]metric.AddOption{
+			{metric.WithAttributeSet(attribute.NewSet(AttrCacheName.String(string(k)), AttrCacheResult.String("miss")))},
+			{metric.WithAttributeSet(attribute.NewSet(AttrCacheName.String(string(k)), AttrCacheResult.String("hit")))},
 		}
 	}
 	return nil
@@ -284,82 +298,199 @@ func serverAttrs(req agenttrust.RequestInfo, extra int) []attribute.KeyValue {
 	return attrs
 }
 
-// maxCached bounds each attribute cache; RequestInfo values come from the
-// SDK's route table and the client's few service URLs, so the bound is only
-// a safety net.
+// maxCached bounds each cache of prepared attributes; RequestInfo values
+// come from the SDK's route table and the client's few service URLs, and
+// a guard checks a few tools, so the bound is only a safety net. Past it,
+// attributes are built for each call, as they would be without a cache.
 const maxCached = 1024
 
-// resultKey identifies the metric attributes of a finished call.
-type resultKey struct {
-	req    agenttrust.RequestInfo
+// maxResults bounds the (status, error class) pairs cached per call kind.
+const maxResults = 64
+
+// cowMap is a map for values computed once and read on every call: readers
+// load an immutable map without locking; a writer copies it. It holds at
+// most maxCached entries.
+type cowMap[K comparable, V any] struct {
+	mu sync.Mutex // serialises writers
+	m  atomic.Pointer[map[K]V]
+}
+
+func (c *cowMap[K, V]) load(k K) (V, bool) {
+	if m := c.m.Load(); m != nil {
+		v, ok := (*m)[k]
+		return v, ok
+	}
+	var zero V
+	return zero, false
+}
+
+// update stores f(old value) under k and returns it, unless the map is full
+// (then it returns f's result without storing it). f runs with the writers'
+// lock held.
+func (c *cowMap[K, V]) update(k K, f func(old V, ok bool) V) V {
+	if p := c.m.Load(); p != nil && len(*p) >= maxCached {
+		if _, ok := (*p)[k]; !ok {
+			// Full: no lock, so that uncached keys do not queue up.
+			var zero V
+			return f(zero, false)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var cur map[K]V
+	if p := c.m.Load(); p != nil {
+		cur = *p
+	}
+	old, ok := cur[k]
+	v := f(old, ok)
+	if !ok && len(cur) >= maxCached {
+		return v
+	}
+	next := make(map[K]V, len(cur)+1)
+	for key, val := range cur {
+		next[key] = val
+	}
+	next[k] = v
+	c.m.Store(&next)
+	return v
+}
+
+// callCache keeps what each kind of call needs, prepared once: its span
+// name, its span start options and, per status and error class, its end
+// attributes and metric options. It is indexed by operation name, which
+// hashes faster than a whole RequestInfo; the few calls of one operation
+// (one per service URL) are told apart by comparing their RequestInfo.
+type callCache struct {
+	byOp cowMap[string, []*callEntry]
+	n    atomic.Int64 // entries stored, bounded by maxCached
+}
+
+// callEntry is the prepared attributes of one kind of call.
+type callEntry struct {
+	req   agenttrust.RequestInfo
+	name  string
+	start []trace.SpanStartOption
+
+	mu      sync.Mutex // serialises writers of results
+	results atomic.Pointer[[]*callResult]
+}
+
+// callResult is the prepared attributes of a call's outcome.
+type callResult struct {
 	status int
 	class  string
-}
-
-// attrCache keeps the attributes of the calls seen so far, so that a call
-// allocates no attribute set of its own.
-type attrCache struct {
-	mu     sync.RWMutex
-	start  map[agenttrust.RequestInfo]spanStart
-	result map[resultKey]metric.MeasurementOption
-}
-
-// spanStart is the name and start attributes of a call's span.
-type spanStart struct {
-	name  string
-	attrs trace.SpanStartOption
-}
-
-func (c *attrCache) startOf(req agenttrust.RequestInfo) spanStart {
-	c.mu.RLock()
-	opt, ok := c.start[req]
-	c.mu.RUnlock()
-	if ok {
-		return opt
-	}
-	attrs := append(serverAttrs(req, 1), semconv.URLScheme(req.Scheme))
-	opt = spanStart{name: spanPrefix + req.Operation, attrs: trace.WithAttributes(attrs...)}
-	c.mu.Lock()
-	if len(c.start) < maxCached {
-		c.start[req] = opt
-	}
-	c.mu.Unlock()
-	return opt
-}
-
-func (c *attrCache) resultOption(k resultKey) metric.MeasurementOption {
-	c.mu.RLock()
-	opt, ok := c.result[k]
-	c.mu.RUnlock()
-	if ok {
-		return opt
-	}
-	attrs := serverAttrs(k.req, 2)
-	if k.status != 0 {
-		attrs = append(attrs, semconv.HTTPResponseStatusCode(k.status))
-	}
-	if k.class != "" {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(k.class))
-	}
-	opt = metric.WithAttributeSet(attribute.NewSet(attrs...))
-	c.mu.Lock()
-	if len(c.result) < maxCached {
-		c.result[k] = opt
-	}
-	c.mu.Unlock()
-	return opt
+	// end are the span attributes set when the call ends.
+	end []attribute.KeyValue
+	// record are the options of the duration histogram.
+	record []metric.RecordOption
 }
 
 var clientKind = trace.WithSpanKind(trace.SpanKindClient)
 
+func newCallEntry(req agenttrust.RequestInfo) *callEntry {
+	attrs := append(serverAttrs(req, 1), semconv.URLScheme(req.Scheme))
+	return &callEntry{req: req, name: spanPrefix + req.Operation,
+		start: []trace.SpanStartOption{clientKind, trace.WithAttributes(attrs...)}}
+}
+
+func (c *callCache) entry(req agenttrust.RequestInfo) *callEntry {
+	list, _ := c.byOp.load(req.Operation)
+	for _, e := range list {
+		if e.req == req {
+			return e
+		}
+	}
+	fresh := newCallEntry(req)
+	if c.n.Load() >= maxCached {
+		return fresh
+	}
+	var found *callEntry
+	c.byOp.update(req.Operation, func(old []*callEntry, _ bool) []*callEntry {
+		for _, e := range old {
+			if e.req == req {
+				found = e
+				return old
+			}
+		}
+		c.n.Add(1)
+		return append(old[:len(old):len(old)], fresh)
+	})
+	if found != nil {
+		return found
+	}
+	return fresh
+}
+
+func (e *callEntry) result(status int, class string) *callResult {
+	if rs := e.results.Load(); rs != nil {
+		for _, r := range *rs {
+			if r.status == status && r.class == class {
+				return r
+			}
+		}
+	}
+	var end []attribute.KeyValue
+	if status != 0 {
+		end = append(end, semconv.HTTPResponseStatusCode(status))
+	}
+	if class != "" {
+		end = append(end, semconv.ErrorTypeKey.String(class))
+	}
+	attrs := append(serverAttrs(e.req, len(end)), end...)
+	fresh := &callResult{status: status, class: class, end: end,
+		record: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var cur []*callResult
+	if rs := e.results.Load(); rs != nil {
+		cur = *rs
+	}
+	for _, r := range cur {
+		if r.status == status && r.class == class {
+			return r
+		}
+	}
+	if len(cur) < maxResults {
+		next := append(cur[:len(cur):len(cur)], fresh)
+		e.results.Store(&next)
+	}
+	return fresh
+}
+
 func (o *observer) requestStart(ctx context.Context, req agenttrust.RequestInfo) context.Context {
-	st := o.cache.startOf(req)
-	ctx, _ = o.tracer.Start(ctx, st.name, clientKind, st.attrs)
+	e := o.calls.entry(req)
+	ctx, _ = o.tracer.Start(ctx, e.name, e.start...)
 	return ctx
 }
 
+// canonical maps the header names the usual propagators write to their
+// canonical form, so injecting them does not allocate a new key each time.
+var canonical = map[string]string{
+	"traceparent": "Traceparent",
+	"tracestate":  "Tracestate",
+	"baggage":     "Baggage",
+}
+
+// headerCarrier is propagation.HeaderCarrier without the allocation of a
+// canonical header name for each header set.
+type headerCarrier http.Header
+
+func (h headerCarrier) Get(key string) string { return http.Header(h).Get(key) }
+
+func (h headerCarrier) Set(key, value string) {
+	ck, ok := canonical[key]
+	if !ok {
+		ck = http.CanonicalHeaderKey(key)
+	}
+	h[ck] = []string{value}
+}
+
+func (h headerCarrier) Keys() []string {
+	return propagation.HeaderCarrier(h).Keys()
+}
+
 func (o *observer) attemptStart(ctx context.Context, _ agenttrust.RequestInfo, _ int, header http.Header) {
-	o.cfg.prop.Inject(ctx, propagation.HeaderCarrier(header))
+	o.cfg.prop.Inject(ctx, headerCarrier(header))
 }
 
 // attemptDone records a failed attempt as an event of the call's span; the
@@ -382,44 +513,59 @@ func (o *observer) attemptDone(ctx context.Context, _ agenttrust.RequestInfo, a 
 }
 
 func (o *observer) requestDone(ctx context.Context, req agenttrust.RequestInfo, res agenttrust.RequestResult) {
+	r := o.calls.entry(req).result(res.Status, res.ErrorClass)
 	span := trace.SpanFromContext(ctx)
 	if span.IsRecording() {
-		var buf [3]attribute.KeyValue
-		ra := buf[:0]
-		if res.Status != 0 {
-			ra = append(ra, semconv.HTTPResponseStatusCode(res.Status))
-		}
-		if res.ErrorClass != "" {
-			ra = append(ra, semconv.ErrorTypeKey.String(res.ErrorClass))
-		}
+		end := r.end
 		if res.Attempts > 1 {
-			ra = append(ra, semconv.HTTPRequestResendCount(res.Attempts-1))
+			end = append(end[:len(end):len(end)], semconv.HTTPRequestResendCount(res.Attempts-1))
 		}
-		span.SetAttributes(ra...)
+		if len(end) > 0 {
+			span.SetAttributes(end...)
+		}
 		if res.ErrorClass != "" {
 			span.SetStatus(codes.Error, res.ErrorClass)
 		}
 		span.End()
 	}
-	o.m.reqDuration.Record(ctx, res.Duration.Seconds(),
-		o.cache.resultOption(resultKey{req: req, status: res.Status, class: res.ErrorClass}))
+	o.m.reqDuration.Record(ctx, res.Duration.Seconds(), r.record...)
 }
 
+// checkKey identifies the start options of a check span.
+type checkKey struct{ agent, tool string }
+
+var internalKind = trace.WithSpanKind(trace.SpanKindInternal)
+
 func (o *observer) checkStart(ctx context.Context, c agenttrust.CheckInfo) context.Context {
-	attrs := make([]attribute.KeyValue, 0, 3)
-	attrs = append(attrs, AttrToolName.String(c.Tool), AttrAgentID.String(c.AgentID))
 	if o.cfg.summaries {
-		attrs = append(attrs, AttrInputSummary.String(c.Summary))
+		ctx, _ = o.tracer.Start(ctx, SpanCheck, internalKind, trace.WithAttributes(
+			AttrToolName.String(c.Tool), AttrAgentID.String(c.AgentID), AttrInputSummary.String(c.Summary)))
+		return ctx
 	}
-	ctx, _ = o.tracer.Start(ctx, SpanCheck, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	k := checkKey{agent: c.AgentID, tool: c.Tool}
+	opts, ok := o.checks.load(k)
+	if !ok {
+		opts = o.checks.update(k, func(old []trace.SpanStartOption, ok bool) []trace.SpanStartOption {
+			if ok {
+				return old
+			}
+			return []trace.SpanStartOption{internalKind,
+				trace.WithAttributes(AttrToolName.String(c.Tool), AttrAgentID.String(c.AgentID))}
+		})
+	}
+	ctx, _ = o.tracer.Start(ctx, SpanCheck, opts...)
 	return ctx
 }
 
 func (o *observer) checkDone(ctx context.Context, _ agenttrust.CheckInfo, res agenttrust.CheckResult) {
+	oc, ok := o.m.byOutcome[res.Outcome]
+	if !ok {
+		oc = newOutcomeOpts(res.Outcome)
+	}
 	span := trace.SpanFromContext(ctx)
 	if span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 4)
-		attrs = append(attrs, AttrCheckOutcome.String(string(res.Outcome)))
+		attrs = append(attrs, oc.attr)
 		if res.Tier != "" {
 			attrs = append(attrs, AttrGuardTier.String(res.Tier))
 		}
@@ -436,12 +582,8 @@ func (o *observer) checkDone(ctx context.Context, _ agenttrust.CheckInfo, res ag
 		}
 		span.End()
 	}
-	byOutcome, ok := o.m.byOutcome[res.Outcome]
-	if !ok {
-		byOutcome = metric.WithAttributes(AttrCheckOutcome.String(string(res.Outcome)))
-	}
-	o.m.checkDuration.Record(ctx, res.Duration.Seconds(), byOutcome)
-	o.m.decisions.Add(ctx, 1, byOutcome)
+	o.m.checkDuration.Record(ctx, res.Duration.Seconds(), oc.record...)
+	o.m.decisions.Add(ctx, 1, oc.add...)
 	if res.Outcome == agenttrust.CheckFailedOpen {
 		o.m.failedOpen.Add(ctx, 1, metric.WithAttributes(semconv.ErrorTypeKey.String(orOther(res.ErrorClass))))
 	}
@@ -462,9 +604,9 @@ func (o *observer) telemetry(t agenttrust.TelemetryInfo) {
 	case agenttrust.TelemetryDropped:
 		byReason, ok := o.m.byReason[t.Reason]
 		if !ok {
-			byReason = metric.WithAttributes(AttrDropReason.String(string(t.Reason)))
+			byReason = []metric.AddOption{metric.WithAttributes(AttrDropReason.String(string(t.Reason)))}
 		}
-		o.m.dropped.Add(ctx, int64(t.Events), byReason)
+		o.m.dropped.Add(ctx, int64(t.Events), byReason...)
 	case agenttrust.TelemetryBatchFailed:
 		o.m.batchFailed.Add(ctx, 1, metric.WithAttributes(semconv.ErrorTypeKey.String(orOther(t.ErrorClass))))
 	}
@@ -484,5 +626,5 @@ func (o *observer) cacheLookup(ctx context.Context, kind agenttrust.CacheKind, h
 			AttrCacheResult.String([2]string{"miss", "hit"}[i])))
 		return
 	}
-	o.m.cache.Add(ctx, 1, opts[i])
+	o.m.cache.Add(ctx, 1, opts[i]...)
 }
