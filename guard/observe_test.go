@@ -301,7 +301,7 @@ func TestObserveQueueFull(t *testing.T) {
 	})
 	g.Report(ToolEnd("a", time.Millisecond))
 	g.Report(ToolEnd("b", time.Millisecond)) // a batch: in flight, stalled
-	eventually(t, "the batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, tick, "the batch in flight")
 	// The capacity bounds the events waiting, not the batch in flight.
 	g.Report(ToolEnd("c", time.Millisecond))
 	g.Report(ToolEnd("d", time.Millisecond))
@@ -356,7 +356,7 @@ func TestObserveRequeueOverflow(t *testing.T) {
 	})
 	g.Report(ToolEnd("a", time.Millisecond))
 	g.Report(ToolEnd("b", time.Millisecond)) // a batch: in flight, stalled
-	eventually(t, "the batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, tick, "the batch in flight")
 	g.Report(ToolEnd("c", time.Millisecond))
 	g.Report(ToolEnd("d", time.Millisecond)) // the queue is full
 	close(release)

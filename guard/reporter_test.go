@@ -89,20 +89,20 @@ func TestReporterTriggers(t *testing.T) {
 		t.Fatalf("%d batches before the size or time trigger", n)
 	}
 	fc.tick <- time.Now() // interval tick: everything pending, below batch size
-	eventually(t, "tick batch", func() bool { return len(gw.batchBodies()) == 1 })
+	require.Eventually(t, func() bool { return len(gw.batchBodies()) == 1 }, waitFor, tick, "tick batch")
 	for i := 0; i < 25; i++ {
 		g.Report(ToolStart(fmt.Sprint("s", i)))
 	}
 	// The size trigger sends whole batches of 10: two requests of 10, or one
 	// of 20 when both were waiting by the time the goroutine looked.
-	eventually(t, "size batches", func() bool { return g.Stats().Sent == 23 })
+	require.Eventually(t, func() bool { return g.Stats().Sent == 23 }, waitFor, tick, "size batches")
 	time.Sleep(30 * time.Millisecond)
 	if s := g.Stats(); s.Sent != 23 || s.Pending != 5 {
 		t.Fatalf("stats %+v; the 5 left over must wait for the tick", s)
 	}
 	sizeReqs := gw.reportCalls() - 1
 	fc.tick <- time.Now()
-	eventually(t, "second tick batch", func() bool { return len(gw.batchBodies()) == sizeReqs+2 })
+	require.Eventually(t, func() bool { return len(gw.batchBodies()) == sizeReqs+2 }, waitFor, tick, "second tick batch")
 	sizes := []int{}
 	for _, b := range gw.batchBodies() {
 		sizes = append(sizes, len(b["events"].([]any)))
@@ -116,7 +116,7 @@ func TestReporterTriggers(t *testing.T) {
 			t.Fatalf("event %d is %v", i, e["tool_name"])
 		}
 	}
-	eventually(t, "all sent", func() bool { return g.Stats().Sent == 28 })
+	require.Eventually(t, func() bool { return g.Stats().Sent == 28 }, waitFor, tick, "all sent")
 	if s := g.Stats(); s.Pending != 0 || s.Dropped != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -131,7 +131,7 @@ func TestReporterRealTicker(t *testing.T) {
 	gw := newGateway(t)
 	g := mustNew(t, newClient(t, gw.srv.URL), WithFlushInterval(20*time.Millisecond))
 	g.Report(ToolStart("a"))
-	eventually(t, "interval flush", func() bool { return len(gw.events()) == 1 })
+	require.Eventually(t, func() bool { return len(gw.events()) == 1 }, waitFor, tick, "interval flush")
 }
 
 // blockFirst makes the gateway hold its first telemetry request until the
@@ -164,7 +164,7 @@ func TestReporterOverflow(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		g.Report(ToolStart("a"))
 	}
-	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, tick, "first batch in flight")
 	for i := 0; i < 9; i++ { // 8 wait beside the 5 in flight, 1 is dropped
 		g.Report(ToolStart("b"))
 	}
@@ -198,16 +198,16 @@ func TestReporterRequeueWithinCapacity(t *testing.T) {
 	for i := 0; i < 13; i++ { // 5 in flight, 8 waiting
 		g.Report(ToolStart(fmt.Sprint("e", i)))
 		if i == 4 {
-			eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+			require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, tick, "first batch in flight")
 		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Flush(context.Background()) }()
-	eventually(t, "Flush waiting", func() bool {
+	require.Eventually(t, func() bool {
 		g.rep.mu.Lock()
 		defer g.rep.mu.Unlock()
 		return len(g.rep.waiters) == 1
-	})
+	}, waitFor, tick, "Flush waiting")
 	release()
 	err := <-done
 	var de *DeliveryError
@@ -371,7 +371,7 @@ func TestFlushAsync(t *testing.T) {
 	g := mustNew(t, newClient(t, gw.srv.URL), withClock(newFakeClock().clock()))
 	g.Report(ToolStart("a"))
 	g.FlushAsync()
-	eventually(t, "async flush", func() bool { return len(gw.events()) == 1 })
+	require.Eventually(t, func() bool { return len(gw.events()) == 1 }, waitFor, tick, "async flush")
 }
 
 func TestCloseExpiredContext(t *testing.T) {
@@ -387,7 +387,7 @@ func TestCloseExpiredContext(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		g.Report(ToolStart("a"))
 	}
-	eventually(t, "a batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, tick, "a batch in flight")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -558,12 +558,12 @@ func TestReporterBacklogBatches(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		g.Report(ToolStart(fmt.Sprint("e", i)))
 	}
-	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, tick, "first batch in flight")
 	for i := 10; i < 1000; i++ {
 		g.Report(ToolStart(fmt.Sprint("e", i)))
 	}
 	close(release)
-	eventually(t, "backlog sent", func() bool { return g.Stats().Sent == 1000 })
+	require.Eventually(t, func() bool { return g.Stats().Sent == 1000 }, waitFor, tick, "backlog sent")
 	sizes := []int{}
 	for _, b := range gw.batchBodies() {
 		sizes = append(sizes, len(b["events"].([]any)))
@@ -597,7 +597,7 @@ func TestReporterDrainBatches(t *testing.T) {
 	for i := 0; i < 7; i++ {
 		g.Report(ToolStart("a"))
 	}
-	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, tick, "first batch in flight")
 	for i := 0; i < 1100; i++ {
 		g.Report(ToolStart("b"))
 	}
@@ -605,11 +605,11 @@ func TestReporterDrainBatches(t *testing.T) {
 	// whole batches of 7 that fit in 500).
 	done := make(chan error, 1)
 	go func() { done <- g.Flush(context.Background()) }()
-	eventually(t, "flush requested", func() bool {
+	require.Eventually(t, func() bool {
 		g.rep.mu.Lock()
 		defer g.rep.mu.Unlock()
 		return g.rep.flushTo > 0
-	})
+	}, waitFor, tick, "flush requested")
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -831,10 +831,10 @@ func TestCloseCountsOnlyItsDrain(t *testing.T) {
 	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(2), WithQueueCapacity(4), withClock(newFakeClock().clock()))
 	g.Report(ToolStart("a"))
 	g.Report(ToolStart("b"))
-	eventually(t, "first batch refused", func() bool { return g.Stats().Dropped == 2 })
+	require.Eventually(t, func() bool { return g.Stats().Dropped == 2 }, waitFor, tick, "first batch refused")
 	g.Report(ToolStart("c"))
 	g.Report(ToolStart("d"))
-	eventually(t, "second batch in flight", func() bool { return gw.reportCalls() == 2 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 2 }, waitFor, tick, "second batch in flight")
 	for _, name := range []string{"e", "f", "g", "h", "i"} { // i finds the queue full
 		g.Report(ToolStart(name))
 	}

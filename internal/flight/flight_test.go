@@ -20,7 +20,7 @@ type ctxKey struct{}
 func waitWaiters(t *testing.T, g *Group[string, int], key string, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool { return g.Waiters(key) == n }, 10*time.Second, time.Millisecond,
-		"%d waiters, want %d", g.Waiters(key), n)
+		"waiting for %d waiters on %q", n, key)
 }
 
 // Concurrent callers of one key share one call and its value; other keys
