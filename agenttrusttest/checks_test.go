@@ -41,9 +41,8 @@ func TestCheckPolicy(t *testing.T) {
 		assert.Equal(t, float64(1), r.json["latency_ms"], "fixed fields: %s", r.raw)
 		assert.Equal(t, false, r.json["elevation_required"], "fixed fields: %s", r.raw)
 		id := r.str("check_id")
-		if id == "" || ids[id] {
-			t.Errorf("check_id %q not unique", id)
-		}
+		assert.NotEqual(t, "", id, "check_id %q not unique", id)
+		assert.False(t, ids[id], "check_id %q not unique", id)
 		ids[id] = true
 	}
 

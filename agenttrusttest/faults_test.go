@@ -98,9 +98,8 @@ func TestFaultLatencyAbortedByClose(t *testing.T) {
 		}
 		done <- err
 	}()
-	for len(srv.Requests()) == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return len(srv.Requests()) > 0 }, 5*time.Second, 5*time.Millisecond,
+		"the request reached the server")
 	start := time.Now()
 	srv.Close()
 	srv.Close() // idempotent

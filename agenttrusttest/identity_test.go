@@ -194,8 +194,8 @@ func jwtClaims(t *testing.T, token string, key ed25519.PublicKey) (map[string]an
 	var hdr, claims map[string]any
 	h, _ := b64.DecodeString(parts[0])
 	p, _ := b64.DecodeString(parts[1])
-	require.Nil(t, json.Unmarshal(h, &hdr), "token parts are not JSON")
-	require.Nil(t, json.Unmarshal(p, &claims), "token parts are not JSON")
+	require.NoError(t, json.Unmarshal(h, &hdr), "token parts are not JSON")
+	require.NoError(t, json.Unmarshal(p, &claims), "token parts are not JSON")
 	return hdr, claims
 }
 
@@ -444,9 +444,10 @@ func TestWIMSEVerify(t *testing.T) {
 	claims, _ := b64.DecodeString(parts[1])
 	altered := parts[0] + "." + b64.EncodeToString([]byte(strings.Replace(string(claims), id, "agent-x", 1))) + "." + parts[2]
 	for name, bad := range map[string]string{"forged": forged, "altered": altered, "garbage": "not.a.jwt", "empty": ""} {
-		if r := verify(bad, ""); r.json["valid"] != false || r.str("reason") == "" || r.json["agent_id"] != nil {
-			t.Errorf("%s: %s", name, r.raw)
-		}
+		r := verify(bad, "")
+		assert.Equal(t, false, r.json["valid"], "%s: %s", name, r.raw)
+		assert.NotEqual(t, "", r.str("reason"), "%s: %s", name, r.raw)
+		assert.Nil(t, r.json["agent_id"], "%s: %s", name, r.raw)
 	}
 
 	srv.Advance(DefaultWIMSETTL)

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"reflect"
 	"testing"
 	"time"
 
@@ -266,9 +265,11 @@ func TestTelemetry(t *testing.T) {
 	require.Len(t, b, 2, "batches %v", b)
 	require.Equal(t, "a1", b[0].AgentID, "batches %v", b)
 	ev := srv.TelemetryEvents()
-	if len(ev) != 2 || (ev[1].Success == nil || *ev[1].Success) || ev[1].DurationMs == nil || *ev[1].DurationMs != 3 {
-		t.Fatalf("events %v", ev)
-	}
+	require.Len(t, ev, 2, "events %v", ev)
+	require.NotNil(t, ev[1].Success, "events %v", ev)
+	require.False(t, *ev[1].Success, "events %v", ev)
+	require.NotNil(t, ev[1].DurationMs, "events %v", ev)
+	require.EqualValues(t, 3, *ev[1].DurationMs, "events %v", ev)
 	// The records are typed and complete: absent keys are nil pointers, and
 	// the whole event reads as sent.
 	three, no := int64(3), false
@@ -276,16 +277,16 @@ func TestTelemetry(t *testing.T) {
 		{EventType: "tool_start", ToolName: "t", Timestamp: "2026-03-01T10:00:00.123456+00:00"},
 		{EventType: "tool_end", ToolName: "t", DurationMs: &three, Success: &no, Timestamp: "2026-03-01T10:00:00.223456+00:00"},
 	}
-	require.True(t, reflect.DeepEqual(ev, want), "events %+v, want %+v", ev, want)
+	require.Equal(t, want, ev, "events %+v, want %+v", ev, want)
 	b = srv.TelemetryBatches()
-	require.True(t, reflect.DeepEqual(b[0], TelemetryBatchRecord{AgentID: "a1", SessionID: "s1", Events: want}), "batches %+v", b)
+	require.Equal(t, TelemetryBatchRecord{AgentID: "a1", SessionID: "s1", Events: want}, b[0], "batches %+v", b)
 	require.NotNil(t, b[1].Events, "batches %+v", b)
 	require.Len(t, b[1].Events, 0, "batches %+v", b)
 	// They are copies: changing one changes nothing in the server.
 	*ev[1].Success, *ev[1].DurationMs, ev[0].ToolName = true, 9, "x"
 	*b[0].Events[1].Success, b[0].Events[0].ToolName, b[0].AgentID = true, "y", "z"
 	again := srv.TelemetryEvents()
-	require.True(t, reflect.DeepEqual(again, want), "records alias the server's state: %+v", again)
+	require.Equal(t, want, again, "records alias the server's state: %+v", again)
 	batches := srv.TelemetryBatches()
 	require.Equal(t, "a1", batches[0].AgentID, "batch records alias the server's state: %+v", batches)
 }
@@ -302,7 +303,7 @@ func TestCheckRecords(t *testing.T) {
 		{AgentID: agentID, SessionID: "s1", ActionName: "rm", ActionSource: "api"},
 		{AgentID: agentID, ActionName: "ls", ActionSource: "api", ActionInputSummary: "[3 chars]", ActionEffect: "read"},
 	}
-	require.True(t, reflect.DeepEqual(got, want), "checks %+v, want %+v", got, want)
+	require.Equal(t, want, got, "checks %+v, want %+v", got, want)
 	got[0].ActionName = "changed"
 	require.Equal(t, "rm", srv.Checks()[0].ActionName, "check records alias the server's state")
 }

@@ -54,10 +54,8 @@ func TestUnauthenticatedBodiesAreNotRead(t *testing.T) {
 	}
 	// The handler records the request before it answers; wait for any
 	// handler still finishing after a cut connection.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(srv.Requests()) < 24 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return len(srv.Requests()) >= 24 }, 5*time.Second, 10*time.Millisecond,
+		"requests still being logged")
 	reqs := srv.Requests()
 	require.Len(t, reqs, 24, "%d requests logged, want 24", len(reqs))
 	for i, r := range reqs {
@@ -138,10 +136,7 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 func waitRSTAvoidance(t *testing.T) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "closeWriteAndWait") {
-			return
-		}
-	}
-	t.Error("connections still closing after 3 s")
+	assert.Eventually(t, func() bool {
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "closeWriteAndWait")
+	}, 3*time.Second, 20*time.Millisecond, "connections still closing after 3 s")
 }

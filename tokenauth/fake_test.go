@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -78,12 +77,12 @@ func TestFakeGatewayValidToken(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, "status %d: %s", rec.Code, rec.Body)
 	assert.Equal(t, p.agentID, s.res.AgentID, "handler saw %+v", s.res)
 	assert.Equal(t, p.srv.OrgID(), s.res.OrgID, "handler saw %+v", s.res)
-	assert.True(t, reflect.DeepEqual(s.res.Scopes, []string{"files:read"}), "handler saw %+v", s.res)
+	assert.Equal(t, []string{"files:read"}, s.res.Scopes, "handler saw %+v", s.res)
 	assert.True(t, s.res.ExpiresAt.Equal(p.srv.Now().Add(300*time.Second).Truncate(time.Second)), "expires_at %v", s.res.ExpiresAt)
 	in := p.introspections()
 	require.Len(t, in, 1, "%d introspections", len(in))
 	want := map[string]any{"token": tok, "target": "files-service", "required_scopes": []any{"files:read"}}
-	assert.True(t, reflect.DeepEqual(in[0], want), "wire body %v, want %v", in[0], want)
+	assert.Equal(t, want, in[0], "wire body %v, want %v", in[0], want)
 	// The introspection went to the auth listener.
 	for _, r := range p.srv.Requests() {
 		assert.False(t, strings.HasSuffix(r.Path, "/introspect") && r.Listener != "auth", "introspection served by %q, want auth", r.Listener)

@@ -56,15 +56,8 @@ func newInternalVerifier(t *testing.T, url string, opts ...Option) *Verifier {
 func waitWaiters(t *testing.T, v *Verifier, token string, n int) {
 	t.Helper()
 	key := v.cacheKey(token)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := v.flights.Waiters(key)
-		if got == n {
-			return
-		}
-		require.False(t, time.Now().After(deadline), "%d waiters, want %d", got, n)
-		time.Sleep(time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return v.flights.Waiters(key) == n }, 10*time.Second, time.Millisecond,
+		"waiting for %d waiters", n)
 }
 
 // 100 concurrent first requests with one token make one introspection, and
@@ -111,9 +104,8 @@ func TestConcurrentFirstRequestsShareOneIntrospection(t *testing.T) {
 
 func waitCalls(t *testing.T, g *blockingGateway, n int64) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); g.calls.Load() != n; time.Sleep(time.Millisecond) {
-		require.False(t, time.Now().After(deadline), "%d calls reached the gateway, want %d", g.calls.Load(), n)
-	}
+	require.Eventually(t, func() bool { return g.calls.Load() == n }, 10*time.Second, time.Millisecond,
+		"waiting for %d calls to reach the gateway", n)
 }
 
 // The shared call does not depend on the request that started it: when that

@@ -171,13 +171,13 @@ func TestRequireTokenAdmitsActiveToken(t *testing.T) {
 	require.Equal(t, "tool ran", rec.Body.String(), "status %d body %q, want 200 from the handler", rec.Code, rec.Body.String())
 	require.True(t, s.ok, "the handler found no introspection result in its context")
 	require.NotNil(t, s.res, "the handler found no introspection result in its context")
-	if s.res.AgentID != "agent-1" || s.res.OrgID != "org-1" || !s.res.Active ||
-		!reflect.DeepEqual(s.res.Scopes, []string{"files:read", "files:write"}) {
-		t.Errorf("handler saw %+v", s.res)
-	}
+	assert.Equal(t, "agent-1", s.res.AgentID, "handler saw %+v", s.res)
+	assert.Equal(t, "org-1", s.res.OrgID, "handler saw %+v", s.res)
+	assert.True(t, s.res.Active, "handler saw %+v", s.res)
+	assert.Equal(t, []string{"files:read", "files:write"}, s.res.Scopes, "handler saw %+v", s.res)
 	body := g.lastBody(t)
 	want := map[string]any{"token": secretToken, "target": "files-service", "required_scopes": []any{"files:read"}}
-	assert.True(t, reflect.DeepEqual(body, want), "introspection body = %v, want %v", body, want)
+	assert.Equal(t, want, body, "introspection body = %v, want %v", body, want)
 }
 
 func TestRequireTokenSendsNullTargetAndEmptyScopes(t *testing.T) {
@@ -300,10 +300,8 @@ func TestRequireTokenInsufficientScope(t *testing.T) {
 			rec := serve(h, "Bearer "+secretToken)
 			require.Equal(t, http.StatusForbidden, rec.Code, "status %d, want 403", rec.Code)
 			ch := rec.Header().Get("WWW-Authenticate")
-			if !strings.HasPrefix(ch, `Bearer realm="agenttrust", error="insufficient_scope"`) ||
-				!strings.HasSuffix(ch, `, scope="files:read files:write"`) {
-				t.Errorf("challenge %q", ch)
-			}
+			assert.True(t, strings.HasPrefix(ch, `Bearer realm="agenttrust", error="insufficient_scope"`), "challenge %q", ch)
+			assert.True(t, strings.HasSuffix(ch, `, scope="files:read files:write"`), "challenge %q", ch)
 			m := errorBody(t, rec)
 			assert.Equal(t, "insufficient_scope", m["error"], "error = %v", m["error"])
 			assert.Equal(t, "the token lacks a required scope", m["error_description"], "description %v", m["error_description"])
@@ -723,7 +721,7 @@ func TestRequiredScopesIsACopy(t *testing.T) {
 	v, err := tokenauth.NewVerifier(c, tokenauth.WithRequiredScopes("b", "a", "b"))
 	require.NoError(t, err)
 	got := v.RequiredScopes()
-	require.True(t, reflect.DeepEqual(got, []string{"b", "a"}), "RequiredScopes() = %v, want [b a]", got)
+	require.Equal(t, []string{"b", "a"}, got, "RequiredScopes() = %v, want [b a]", got)
 	got[0] = "changed"
 	assert.Equal(t, "b", v.RequiredScopes()[0], "RequiredScopes shares its slice with the verifier")
 	// A later WithRequiredScopes replaces the earlier one.

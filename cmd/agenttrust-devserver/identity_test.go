@@ -45,10 +45,9 @@ func TestDevServerSecurityFlagsEnforced(t *testing.T) {
 	require.NoError(t, err)
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 || !strings.Contains(string(b), `"require_proof_of_possession":true`) ||
-		!strings.Contains(string(b), `"require_sender_constrained_tokens":true`) {
-		t.Fatalf("settings: %d %s", res.StatusCode, b)
-	}
+	require.EqualValues(t, 200, res.StatusCode, "settings: %d %s", res.StatusCode, b)
+	require.Contains(t, string(b), `"require_proof_of_possession":true`, "settings: %d %s", res.StatusCode, b)
+	require.Contains(t, string(b), `"require_sender_constrained_tokens":true`, "settings: %d %s", res.StatusCode, b)
 
 	status, body := post(t, hc, url+"/api/v1/agents", key, `{"name": "bot", "framework": "custom", "capabilities": [], "metadata": {}}`)
 	require.EqualValues(t, 201, status, "create agent: %d %s", status, body)

@@ -176,10 +176,7 @@ wait:
 func waitRSTAvoidance(t *testing.T) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "closeWriteAndWait") {
-			return
-		}
-	}
-	t.Error("connections still closing after 3 s")
+	assert.Eventually(t, func() bool {
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "closeWriteAndWait")
+	}, 3*time.Second, 20*time.Millisecond, "connections still closing after 3 s")
 }
