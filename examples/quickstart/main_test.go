@@ -50,7 +50,7 @@ func devServer(t *testing.T, args ...string) {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
-	require.Nil(t, cmd.Start())
+	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGINT)
