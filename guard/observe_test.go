@@ -64,11 +64,6 @@ func (r *guardRecorder) lines() []string {
 	return append([]string(nil), r.checks...)
 }
 
-func sameLines(t *testing.T, got, want []string) {
-	t.Helper()
-	require.Equal(t, strings.Join(want, "\n"), strings.Join(got, "\n"), "got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-}
-
 func TestObserveCheckOutcomes(t *testing.T) {
 	srv := agenttrusttest.NewTestServer(t, agenttrusttest.WithSplitListeners())
 	srv.DenyTool("delete_file", "no deletes")
@@ -117,7 +112,7 @@ func TestObserveCheckOutcomes(t *testing.T) {
 	_, err = g.Check(ctx, "", "")
 	require.Error(t, err, "empty tool accepted") // invalid: not a check
 
-	sameLines(t, rec.lines(), []string{
+	require.Equal(t, []string{
 		`read_file allowed ""`,
 		`delete_file denied ""`,
 		`send_email elevation ""`,
@@ -126,7 +121,7 @@ func TestObserveCheckOutcomes(t *testing.T) {
 		`read_file unavailable "503"`,
 		`read_file failed_open "503"`,
 		`read_file error "401"`,
-	})
+	}, rec.lines())
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	r := rec.results[1]
@@ -236,7 +231,7 @@ func TestObserveTelemetry(t *testing.T) {
 		"queued 1 +1  ", "queued 1 +1  ",
 		"batch_failed 2 +0  503", "batch_failed 2 +0  503", "dropped 2 -2 undeliverable ",
 	}
-	sameLines(t, got[:len(want)], want)
+	require.Equal(t, want, got[:len(want)])
 	rest := got[len(want):]
 	// g2: three queued, then whatever Close's abort left (a failed batch,
 	// then an aborted drop of the three), then the late event.
@@ -282,10 +277,10 @@ func TestObserveQueueFull(t *testing.T) {
 	g.Report(ToolEnd("e", time.Millisecond)) // two waiting: full
 	close(release)
 	require.NoError(t, g.Flush(context.Background()))
-	sameLines(t, rec.telemetryLines(), []string{
+	require.Equal(t, []string{
 		"queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ", "dropped 1 +0 queue_full ",
 		"sent 2 -2  ", "sent 2 -2  ",
-	})
+	}, rec.telemetryLines())
 }
 
 func TestObserveNoHooks(t *testing.T) {
@@ -328,10 +323,10 @@ func TestObserveRequeueOverflow(t *testing.T) {
 	g.Report(ToolEnd("d", time.Millisecond)) // the queue is full
 	close(release)
 	_ = g.Flush(context.Background()) // c and d are lost: an error
-	sameLines(t, rec.telemetryLines(), []string{
+	require.Equal(t, []string{
 		"queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ",
 		"batch_failed 2 +0  503", "dropped 2 -2 queue_full ", "sent 2 -2  ",
-	})
+	}, rec.telemetryLines())
 	n := rec.pendingSum()
 	assert.EqualValues(t, 0, n, "pending sum %d, want 0", n)
 	s := g.Stats()

@@ -148,9 +148,9 @@ func errorBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 	assert.Equal(t, "application/json", ct, "Content-Type = %q, want application/json", ct)
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), "error body %q is not JSON", rec.Body.String())
-	if len(m) != 2 || m["error"] == nil || m["error_description"] == nil {
-		t.Errorf("error body keys = %v, want error and error_description", m)
-	}
+	assert.Len(t, m, 2, "error body keys = %v, want error and error_description", m)
+	assert.NotNil(t, m["error"], "error body keys = %v, want error and error_description", m)
+	assert.NotNil(t, m["error_description"], "error body keys = %v, want error and error_description", m)
 	return m
 }
 
