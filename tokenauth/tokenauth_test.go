@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -453,8 +451,9 @@ func TestVerifyErrors(t *testing.T) {
 	_, err = v.Verify(context.Background(), secretToken)
 	assert.ErrorIs(t, err, tokenauth.ErrInsufficientScope, "err = %v, want insufficient scope", err)
 	assert.NotErrorIs(t, err, tokenauth.ErrInvalidToken, "err = %v, want insufficient scope", err)
-	if !errors.As(err, &rej) || rej.MissingScope != "a" || !reflect.DeepEqual(rej.RequiredScopes, []string{"a"}) {
-		t.Errorf("rejection %+v", rej)
+	if assert.ErrorAs(t, err, &rej, "rejection %+v", rej) {
+		assert.Equal(t, "a", rej.MissingScope, "rejection %+v", rej)
+		assert.Equal(t, []string{"a"}, rej.RequiredScopes, "rejection %+v", rej)
 	}
 
 	before := g.calls.Load()
@@ -476,9 +475,9 @@ func TestVerifyErrors(t *testing.T) {
 	g.answer = func(map[string]any) (int, string) { return 502, "" }
 	g.mu.Unlock()
 	_, err = v.Verify(context.Background(), secretToken)
-	if err == nil || errors.As(err, &rej) || errors.Is(err, tokenauth.ErrInvalidToken) {
-		t.Errorf("err = %v, want a gateway error", err)
-	}
+	assert.Error(t, err, "want a gateway error")
+	assert.NotErrorAs(t, err, &rej, "err = %v, want a gateway error", err)
+	assert.NotErrorIs(t, err, tokenauth.ErrInvalidToken, "err = %v, want a gateway error", err)
 }
 
 func TestNewVerifierValidation(t *testing.T) {

@@ -57,19 +57,19 @@ func TestClone(t *testing.T) {
 	require.Len(t, rest, 1, "out %v (cap %d), rest %d: want the front of buf", out, cap(out), len(rest))
 	src[0] = "changed"
 	assert.Equal(t, "a", out[0], "the copy shares the source")
-	if grown := append(out, "x"); buf[3] != "" || &grown[0] == &buf[0] {
-		t.Error("appending to the copy wrote into buf")
-	}
+	grown := append(out, "x")
+	assert.Equal(t, "", buf[3], "appending to the copy wrote into buf")
+	assert.NotSame(t, &buf[0], &grown[0], "appending to the copy wrote into buf")
 	// Too long for what is left: a new slice, and rest is untouched.
 	long, rest2 := Clone(rest, []string{"1", "2"})
-	if len(long) != 2 || &rest2[0] != &rest[0] || &long[0] == &rest[0] {
-		t.Error("a slice that does not fit was not cloned apart")
-	}
+	require.Len(t, long, 2, "a slice that does not fit was not cloned apart")
+	assert.Same(t, &rest[0], &rest2[0], "a slice that does not fit was not cloned apart")
+	assert.NotSame(t, &rest[0], &long[0], "a slice that does not fit was not cloned apart")
 	n, _ := Clone(buf[:], nil)
 	assert.Nil(t, n, "nil became non-nil")
-	if e, _ := Clone(buf[:], []string{}); e == nil || len(e) != 0 {
-		t.Error("empty became nil")
-	}
-	e, _ := Clone(nil, []string{})
+	e, _ := Clone(buf[:], []string{})
+	assert.NotNil(t, e, "empty became nil")
+	assert.Empty(t, e, "empty became nil")
+	e, _ = Clone(nil, []string{})
 	assert.NotNil(t, e, "empty became nil with no buffer")
 }

@@ -107,9 +107,7 @@ func TestHeaders(t *testing.T) {
 		assert.Equal(t, "ua/1", r.Header.Get("User-Agent"), "%d: UA %q Accept %q", i, r.Header.Get("User-Agent"), r.Header.Get("Accept"))
 		assert.Equal(t, "application/json", r.Header.Get("Accept"), "%d: UA %q Accept %q", i, r.Header.Get("User-Agent"), r.Header.Get("Accept"))
 		ct := r.Header.Get("Content-Type")
-		if (r.Method == "POST" || r.Method == "PUT") != (ct == "application/json") {
-			t.Errorf("%s: Content-Type %q", r.Method, ct)
-		}
+		assert.Equal(t, r.Method == "POST" || r.Method == "PUT", ct == "application/json", "%s: Content-Type %q", r.Method, ct)
 		assert.Empty(t, r.TransferEncoding, "%s: length %d, TE %v", r.Method, r.ContentLength, r.TransferEncoding)
 		assert.Equal(t, int64(len(s.body[i])), r.ContentLength, "%s: length %d, TE %v", r.Method, r.ContentLength, r.TransferEncoding)
 		if (r.Method == "POST" || r.Method == "PUT") && len(s.body[i]) == 0 {
@@ -141,8 +139,11 @@ func TestBodyLimits(t *testing.T) {
 	var sl []time.Duration
 	tr := newT(&sl, pol)
 	resp, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/big", Idempotent: true})
-	if !errors.Is(err, ErrBodyTooLarge) || resp == nil || resp.Status != 200 || resp.Header.Get("X-Request-Id") != "r1" || resp.Body != nil {
-		t.Errorf("big success: %v %+v", err, resp)
+	assert.ErrorIs(t, err, ErrBodyTooLarge, "big success: %v %+v", err, resp)
+	if assert.NotNil(t, resp, "big success: %v %+v", err, resp) {
+		assert.Equal(t, 200, resp.Status, "big success: %v %+v", err, resp)
+		assert.Equal(t, "r1", resp.Header.Get("X-Request-Id"), "big success: %v %+v", err, resp)
+		assert.Nil(t, resp.Body, "big success: %v %+v", err, resp)
 	}
 	assert.Len(t, sl, 0, "too-large body retried")
 	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/exact"})
@@ -211,13 +212,11 @@ func TestNotWrittenIsResent(t *testing.T) {
 	})
 	tr2 := newT(&sl, pol)
 	_, err = tr2.Do(context.Background(), &Request{Method: "POST", URL: srv2.URL, Body: []byte(`{"x":1}`)})
-	if err == nil || s2.n() != 1 {
-		t.Errorf("dropped non-idempotent: %v, %d requests", err, s2.n())
-	}
+	assert.Error(t, err, "dropped non-idempotent")
+	assert.EqualValues(t, 1, s2.n(), "dropped non-idempotent: %v, %d requests", err, s2.n())
 	_, err = tr2.Do(context.Background(), &Request{Method: "POST", URL: srv2.URL, Body: []byte(`{"x":1}`), Idempotent: true})
-	if err == nil || s2.n() != 4 {
-		t.Errorf("dropped idempotent: %v, %d requests", err, s2.n())
-	}
+	assert.Error(t, err, "dropped idempotent")
+	assert.EqualValues(t, 4, s2.n(), "dropped idempotent: %v, %d requests", err, s2.n())
 }
 
 type rtFunc func(*http.Request) (*http.Response, error)
@@ -278,14 +277,13 @@ func TestUnknownFailureIsNotResent(t *testing.T) {
 		return nil, errors.New("proxy hung up")
 	})}
 	_, err := tr.Do(context.Background(), &Request{Method: "POST", URL: "http://127.0.0.1:1/x", Body: []byte(`{}`)})
-	if err == nil || calls.Load() != 1 || len(sl) != 0 {
-		t.Errorf("err %v, %d calls, sleeps %v; want one call and no retry", err, calls.Load(), sl)
-	}
+	assert.Error(t, err, "want one call and no retry")
+	assert.EqualValues(t, 1, calls.Load(), "err %v, %d calls, sleeps %v; want one call and no retry", err, calls.Load(), sl)
+	assert.Empty(t, sl, "err %v, %d calls, sleeps %v; want one call and no retry", err, calls.Load(), sl)
 	calls.Store(0)
 	_, err = tr.Do(context.Background(), &Request{Method: "POST", URL: "http://127.0.0.1:1/x", Body: []byte(`{}`), Idempotent: true})
-	if err == nil || calls.Load() != 3 {
-		t.Errorf("idempotent: err %v, %d calls; want 3", err, calls.Load())
-	}
+	assert.Error(t, err, "idempotent")
+	assert.EqualValues(t, 3, calls.Load(), "idempotent: err %v, %d calls; want 3", err, calls.Load())
 }
 
 // TestUntilDeadline: a request marked UntilDeadline keeps retrying past
@@ -535,8 +533,9 @@ func TestSendMatchesClientDo(t *testing.T) {
 			_, want := hc.Do(r1)
 			_, got := tr.send(r2)
 			var ue *url.Error
-			if want == nil || got == nil || got.Error() != want.Error() || !errors.As(got, &ue) {
-				t.Errorf("%s %s:\n got  %v\n want %v", m, u, got, want)
+			if assert.Error(t, want, "%s %s: net/http accepted it", m, u) && assert.Error(t, got, "%s %s: send accepted it", m, u) {
+				assert.Equal(t, want.Error(), got.Error(), "%s %s", m, u)
+				assert.ErrorAs(t, got, &ue, "%s %s: %v", m, u, got)
 			}
 		}
 	}
@@ -555,9 +554,8 @@ func TestSendMatchesClientDo(t *testing.T) {
 	tc := &http.Client{Timeout: 50 * time.Millisecond}
 	defer tc.CloseIdleConnections()
 	r, _ = http.NewRequest("GET", slow.URL, nil)
-	if _, err := New(Config{HTTPClient: tc}).send(r); err == nil || !strings.Contains(err.Error(), "Client.Timeout") {
-		t.Errorf("client timeout: %v", err)
-	}
+	_, err = New(Config{HTTPClient: tc}).send(r)
+	assert.ErrorContains(t, err, "Client.Timeout", "client timeout")
 }
 
 // A request's own retry policy replaces the Transport's, budget and backoff
@@ -573,9 +571,8 @@ func TestRequestRetryPolicy(t *testing.T) {
 	require.EqualValues(t, 5, s.n(), "own policy: %v %+v, %d requests, sleeps %v", err, resp, s.n(), sl)
 	require.Len(t, sl, 4, "own policy: %v %+v, %d requests, sleeps %v", err, resp, s.n(), sl)
 	for _, d := range sl {
-		if d < 30*time.Minute || d > time.Hour {
-			t.Errorf("backoff %v is not the request policy's", d)
-		}
+		assert.GreaterOrEqual(t, d, 30*time.Minute, "backoff %v is not the request policy's", d)
+		assert.LessOrEqual(t, d, time.Hour, "backoff %v is not the request policy's", d)
 	}
 	sl = nil
 	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, Idempotent: true, Retry: &RetryPolicy{}})
