@@ -236,8 +236,11 @@ func TestRequireTokenRejectsBadHeaders(t *testing.T) {
 			rec := serve(h, tc.authz...)
 			require.Equal(t, tc.status, rec.Code, "status %d, want %d", rec.Code, tc.status)
 			ch := rec.Header().Get("WWW-Authenticate")
-			assert.False(t, tc.challenge == bare && ch != bare, "challenge %q, want exactly %q", ch, bare)
-			assert.False(t, tc.challenge != bare && !strings.HasPrefix(ch, tc.challenge), "challenge %q, want prefix %q", ch, tc.challenge)
+			if tc.challenge == bare {
+				assert.Equal(t, bare, ch, "challenge %q, want exactly %q", ch, bare)
+			} else {
+				assert.True(t, strings.HasPrefix(ch, tc.challenge), "challenge %q, want prefix %q", ch, tc.challenge)
+			}
 			m := errorBody(t, rec)
 			assert.Equal(t, tc.code, m["error"], "error = %v, want %s", m["error"], tc.code)
 			assertNoLeak(t, "the response", rec.Body.String()+ch)
