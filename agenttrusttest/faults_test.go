@@ -45,7 +45,7 @@ func TestFaultMalformedAndDrop(t *testing.T) {
 	srv.InjectFault("GET /health", Fault{Malformed: true, Times: 1})
 	r := c.gw("GET", "/health", "").must(t, 200)
 	require.Nil(t, r.json, "malformed body decoded: %s", r.raw)
-	require.NotEqualValues(t, 0, len(r.raw), "malformed body decoded: %s", r.raw)
+	require.NotEmpty(t, r.raw, "malformed body decoded: %s", r.raw)
 
 	// A fresh connection: Go's transport would transparently retry an
 	// idempotent request on a reused one.

@@ -49,8 +49,8 @@ func TestDenialsCarryTheirBaseError(t *testing.T) {
 		var a1, a2 *agenttrust.AgentTrustError
 		require.ErrorAs(t, tc.err, &a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
 		require.ErrorAs(t, tc.err, &a2, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
-		require.Equal(t, a2, a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
-		require.Equal(t, tc.base, a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
+		require.Same(t, a2, a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
+		require.Same(t, tc.base, a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
 		require.NotNil(t, a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
 		assert.Equal(t, tc.code, a1.Code, "%T: base %+v", tc.err, a1)
 		assert.EqualValues(t, 0, a1.Status, "%T: base %+v", tc.err, a1)

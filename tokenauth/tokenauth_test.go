@@ -66,7 +66,7 @@ func (g *stubGateway) lastBody(t *testing.T) map[string]any {
 	t.Helper()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	require.NotEqualValues(t, 0, len(g.bodies), "the gateway received no introspection")
+	require.NotEmpty(t, g.bodies, "the gateway received no introspection")
 	return g.bodies[len(g.bodies)-1]
 }
 
