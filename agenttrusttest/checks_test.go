@@ -3,6 +3,9 @@ package agenttrusttest
 import (
 	"fmt"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func checkBody(agentID, session, tool string) string {
@@ -31,33 +34,30 @@ func TestCheckPolicy(t *testing.T) {
 	ids := map[string]bool{}
 	for _, tc := range cases {
 		r := c.auth("POST", "/api/v1/agenttrust/check", checkBody(tc.agent, "", tc.tool)).must(t, 200)
-		if r.json["allowed"] != tc.allowed || r.str("reason") != tc.reason {
-			t.Errorf("%s/%s: %s", tc.agent, tc.tool, r.raw)
-		}
-		if r.str("guard_tier") != "fast" || r.json["confidence"] != 0.99 || r.json["latency_ms"] != float64(1) || r.json["elevation_required"] != false {
-			t.Errorf("fixed fields: %s", r.raw)
-		}
+		assert.Equal(t, tc.allowed, r.json["allowed"], "%s/%s: %s", tc.agent, tc.tool, r.raw)
+		assert.Equal(t, tc.reason, r.str("reason"), "%s/%s: %s", tc.agent, tc.tool, r.raw)
+		assert.Equal(t, "fast", r.str("guard_tier"), "fixed fields: %s", r.raw)
+		assert.Equal(t, 0.99, r.json["confidence"], "fixed fields: %s", r.raw)
+		assert.Equal(t, float64(1), r.json["latency_ms"], "fixed fields: %s", r.raw)
+		assert.Equal(t, false, r.json["elevation_required"], "fixed fields: %s", r.raw)
 		id := r.str("check_id")
-		if id == "" || ids[id] {
-			t.Errorf("check_id %q not unique", id)
-		}
+		assert.NotEqual(t, "", id, "check_id %q not unique", id)
+		assert.False(t, ids[id], "check_id %q not unique", id)
 		ids[id] = true
 	}
 
 	// AllowTool lifts a denial; SetPolicy replaces everything.
 	srv.AllowTool("rm")
-	if r := c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "", "rm")); r.json["allowed"] != true {
-		t.Fatalf("after AllowTool: %s", r.raw)
-	}
+	r := c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "", "rm"))
+	require.Equal(t, true, r.json["allowed"], "after AllowTool: %s", r.raw)
 	srv.SetPolicy(Policy{})
-	if r := c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "", "drop_table")); r.json["allowed"] != true {
-		t.Fatalf("after SetPolicy: %s", r.raw)
-	}
+	r = c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "", "drop_table"))
+	require.Equal(t, true, r.json["allowed"], "after SetPolicy: %s", r.raw)
 
 	checks := srv.Checks()
-	if len(checks) != len(cases)+2 || checks[1].ActionName != "rm" || checks[0].ActionSource != "api" {
-		t.Fatalf("checks %v", checks)
-	}
+	require.Len(t, checks, len(cases)+2, "checks %v", checks)
+	require.Equal(t, "rm", checks[1].ActionName, "checks %v", checks)
+	require.Equal(t, "api", checks[0].ActionSource, "checks %v", checks)
 }
 
 func TestCheckElevation(t *testing.T) {
@@ -68,41 +68,37 @@ func TestCheckElevation(t *testing.T) {
 
 	first := c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "s1", "deploy")).must(t, 200)
 	apID := first.str("approval_id")
-	if first.json["allowed"] != false || first.json["elevation_required"] != true || apID == "" {
-		t.Fatalf("first check %s", first.raw)
-	}
+	require.Equal(t, false, first.json["allowed"], "first check %s", first.raw)
+	require.Equal(t, true, first.json["elevation_required"], "first check %s", first.raw)
+	require.NotEqual(t, "", apID, "first check %s", first.raw)
 	ap := c.gw("GET", "/mcp/approvals/"+apID, "").must(t, 200)
-	if ap.str("status") != "pending" || ap.str("session_id") != "s1" || ap.str("agent_id") != agentID || ap.str("action_name") != "deploy" || ap.str("id") != apID {
-		t.Fatalf("approval %s", ap.raw)
-	}
+	require.Equal(t, "pending", ap.str("status"), "approval %s", ap.raw)
+	require.Equal(t, "s1", ap.str("session_id"), "approval %s", ap.raw)
+	require.Equal(t, agentID, ap.str("agent_id"), "approval %s", ap.raw)
+	require.Equal(t, "deploy", ap.str("action_name"), "approval %s", ap.raw)
+	require.Equal(t, apID, ap.str("id"), "approval %s", ap.raw)
 	// While pending, the same approval is returned.
 	again := c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "s1", "deploy"))
-	if again.str("approval_id") != apID {
-		t.Fatalf("second check %s", again.raw)
-	}
+	require.Equal(t, apID, again.str("approval_id"), "second check %s", again.raw)
 	r := c.gw("POST", "/mcp/approvals/"+apID+"/approve", `{"decided_by": "alice"}`).must(t, 200)
-	if r.str("status") != "approved" {
-		t.Fatalf("approve %s", r.raw)
-	}
+	require.Equal(t, "approved", r.str("status"), "approve %s", r.raw)
 	c.gw("POST", "/mcp/approvals/"+apID+"/deny", `{"decided_by": "bob"}`).must(t, 409)
-	if ap := c.gw("GET", "/mcp/approvals/"+apID, ""); ap.str("status") != "approved" || ap.str("decided_by") != "alice" {
-		t.Fatalf("approval after approve %s", ap.raw)
-	}
-	if r := c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "s1", "deploy")); r.json["allowed"] != true {
-		t.Fatalf("check after approve %s", r.raw)
-	}
+	ap = c.gw("GET", "/mcp/approvals/"+apID, "")
+	require.Equal(t, "approved", ap.str("status"), "approval after approve %s", ap.raw)
+	require.Equal(t, "alice", ap.str("decided_by"), "approval after approve %s", ap.raw)
+	r = c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "s1", "deploy"))
+	require.Equal(t, true, r.json["allowed"], "check after approve %s", r.raw)
 
 	// Another session needs its own approval; denying it denies the tool.
 	other := c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "s2", "deploy"))
 	otherID := other.str("approval_id")
-	if other.json["elevation_required"] != true || otherID == apID {
-		t.Fatalf("other session %s", other.raw)
-	}
+	require.Equal(t, true, other.json["elevation_required"], "other session %s", other.raw)
+	require.NotEqual(t, apID, otherID, "other session %s", other.raw)
 	c.gw("POST", "/mcp/approvals/"+otherID+"/deny", `{"decided_by": "bob"}`).must(t, 200)
 	r = c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "s2", "deploy"))
-	if r.json["allowed"] != false || r.str("reason") != "approval denied" || r.json["elevation_required"] != false {
-		t.Fatalf("check after deny %s", r.raw)
-	}
+	require.Equal(t, false, r.json["allowed"], "check after deny %s", r.raw)
+	require.Equal(t, "approval denied", r.str("reason"), "check after deny %s", r.raw)
+	require.Equal(t, false, r.json["elevation_required"], "check after deny %s", r.raw)
 	c.gw("GET", "/mcp/approvals/apr-999", "").must(t, 404)
 	c.gw("POST", "/mcp/approvals/apr-999/approve", `{"decided_by": "x"}`).must(t, 404)
 }
@@ -114,9 +110,10 @@ func TestCheckSessionCounters(t *testing.T) {
 	srv.DenyTool("rm", "no")
 	se := c.gw("POST", "/mcp/sessions/init", fmt.Sprintf(`{"agent_id": %q, "server_id": "srv-1"}`, agentID)).must(t, 200)
 	sid := se.str("session_id")
-	if se.str("source") != "mcp" || se.str("mode") != "read_only" || se.str("server_id") != "srv-1" || sid == "" {
-		t.Fatalf("session %s", se.raw)
-	}
+	require.Equal(t, "mcp", se.str("source"), "session %s", se.raw)
+	require.Equal(t, "read_only", se.str("mode"), "session %s", se.raw)
+	require.Equal(t, "srv-1", se.str("server_id"), "session %s", se.raw)
+	require.NotEqual(t, "", sid, "session %s", se.raw)
 	body := func(tool, effect string) string {
 		return fmt.Sprintf(`{"agent_id": %q, "session_id": %q, "action_name": %q, "action_source": "api", "action_input_summary": "", "action_effect": %q}`, agentID, sid, tool, effect)
 	}
@@ -125,9 +122,7 @@ func TestCheckSessionCounters(t *testing.T) {
 	c.auth("POST", "/api/v1/agenttrust/check", body("rm", "destructive")).must(t, 200)
 	got := c.gw("GET", "/mcp/sessions/"+sid, "").must(t, 200)
 	for k, want := range map[string]float64{"total_calls": 3, "read_calls": 1, "write_calls": 1, "denied_calls": 1} {
-		if got.json[k] != want {
-			t.Errorf("%s = %v, want %v", k, got.json[k], want)
-		}
+		assert.Equal(t, want, got.json[k], "%s = %v, want %v", k, got.json[k], want)
 	}
 	c.gw("GET", "/mcp/sessions/sess-404", "").must(t, 404)
 	c.gw("POST", "/mcp/sessions/init", `{"agent_id": "nobody", "server_id": "srv-1"}`).must(t, 404)

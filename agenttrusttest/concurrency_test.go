@@ -5,6 +5,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestConcurrentUse drives every kind of state change from many goroutines
@@ -57,7 +60,7 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err)
 	}
 	created := 0
 	dupWins.Range(func(_, v any) bool {
@@ -66,22 +69,16 @@ func TestConcurrentUse(t *testing.T) {
 		}
 		return true
 	})
-	if created != 1 {
-		t.Fatalf("%d concurrent creates of one name succeeded", created)
-	}
-	if n := len(srv.Checks()); n != workers*rounds {
-		t.Fatalf("%d checks", n)
-	}
-	if n := len(srv.TelemetryEvents()); n != workers*rounds {
-		t.Fatalf("%d events", n)
-	}
+	require.EqualValues(t, 1, created, "%d concurrent creates of one name succeeded", created)
+	n := len(srv.Checks())
+	require.Equal(t, workers*rounds, n, "%d checks", n)
+	n = len(srv.TelemetryEvents())
+	require.Equal(t, workers*rounds, n, "%d events", n)
 	// One pending approval per session, reused by every later check.
 	ids := map[string]bool{}
 	for w := 0; w < workers; w++ {
 		r := c.auth("POST", "/api/v1/agenttrust/check", checkBody(shared, fmt.Sprint(w), "deploy"))
 		ids[r.str("approval_id")] = true
 	}
-	if len(ids) != workers {
-		t.Fatalf("%d approvals for %d sessions", len(ids), workers)
-	}
+	require.Len(t, ids, workers, "%d approvals for %d sessions", len(ids), workers)
 }

@@ -2,12 +2,12 @@ package agenttrusttest
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestFaultStatusAndTimes(t *testing.T) {
@@ -18,27 +18,25 @@ func TestFaultStatusAndTimes(t *testing.T) {
 
 	for i := 0; i < 2; i++ {
 		r := c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "", "t")).must(t, 429)
-		if r.header.Get("Retry-After") != "2" || r.errMsg() != "injected fault" || r.header.Get("X-Request-ID") == "" {
-			t.Fatalf("fault %d: %v %s", i, r.header, r.raw)
-		}
+		require.Equal(t, "2", r.header.Get("Retry-After"), "fault %d: %v %s", i, r.header, r.raw)
+		require.Equal(t, "injected fault", r.errMsg(), "fault %d: %v %s", i, r.header, r.raw)
+		require.NotEqual(t, "", r.header.Get("X-Request-ID"), "fault %d: %v %s", i, r.header, r.raw)
 	}
 	c.auth("POST", "/api/v1/agenttrust/check", checkBody(agentID, "", "t")).must(t, 200)
 	// Faults are per endpoint and apply before authentication.
 	srv.InjectFault("GET /api/v1/agents/{agent_id}", Fault{Status: 503, Body: `{"message": "down"}`})
 	c.key = ""
 	for i := 0; i < 3; i++ {
-		if r := c.gw("GET", "/api/v1/agents/"+agentID, "").must(t, 503); r.str("message") != "down" {
-			t.Fatalf("custom body %s", r.raw)
-		}
+		r := c.gw("GET", "/api/v1/agents/"+agentID, "").must(t, 503)
+		require.Equal(t, "down", r.str("message"), "custom body %s", r.raw)
 	}
 	c.gw("GET", "/api/v1/agents", "").must(t, 401)
 	srv.ClearFaults()
 	c.key = srv.APIKey()
 	c.gw("GET", "/api/v1/agents/"+agentID, "").must(t, 200)
 	// Only the first two checks were recorded as accepted checks.
-	if n := len(srv.Checks()); n != 1 {
-		t.Fatalf("%d checks recorded", n)
-	}
+	n := len(srv.Checks())
+	require.EqualValues(t, 1, n, "%d checks recorded", n)
 }
 
 func TestFaultMalformedAndDrop(t *testing.T) {
@@ -46,9 +44,8 @@ func TestFaultMalformedAndDrop(t *testing.T) {
 	c := newClient(t, srv)
 	srv.InjectFault("GET /health", Fault{Malformed: true, Times: 1})
 	r := c.gw("GET", "/health", "").must(t, 200)
-	if r.json != nil || len(r.raw) == 0 {
-		t.Fatalf("malformed body decoded: %s", r.raw)
-	}
+	require.Nil(t, r.json, "malformed body decoded: %s", r.raw)
+	require.NotEmpty(t, r.raw, "malformed body decoded: %s", r.raw)
 
 	// A fresh connection: Go's transport would transparently retry an
 	// idempotent request on a reused one.
@@ -62,9 +59,8 @@ func TestFaultMalformedAndDrop(t *testing.T) {
 	}
 	c.gw("GET", "/health", "").must(t, 200)
 	// The dropped request was recorded.
-	if n := len(srv.Requests()); n != 3 {
-		t.Fatalf("%d requests recorded", n)
-	}
+	n := len(srv.Requests())
+	require.EqualValues(t, 3, n, "%d requests recorded", n)
 }
 
 func TestFaultLatency(t *testing.T) {
@@ -73,28 +69,23 @@ func TestFaultLatency(t *testing.T) {
 	srv.InjectFault("GET /health", Fault{Latency: 150 * time.Millisecond, RetryAfter: "7"})
 	start := time.Now()
 	r := c.gw("GET", "/health", "").must(t, 200)
-	if el := time.Since(start); el < 150*time.Millisecond {
-		t.Fatalf("answered after %v", el)
-	}
-	if r.str("status") != "ok" || r.header.Get("Retry-After") != "7" {
-		t.Fatalf("latency-only fault changed the answer: %v %s", r.header, r.raw)
-	}
+	el := time.Since(start)
+	require.GreaterOrEqual(t, el, 150*time.Millisecond, "answered after %v", el)
+	require.Equal(t, "ok", r.str("status"), "latency-only fault changed the answer: %v %s", r.header, r.raw)
+	require.Equal(t, "7", r.header.Get("Retry-After"), "latency-only fault changed the answer: %v %s", r.header, r.raw)
 
 	// A client that gives up is not waited for.
 	srv.InjectFault("GET /health", Fault{Latency: time.Hour})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL()+"/health", nil)
-	if _, err := c.hc.Do(req); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err %v", err)
-	}
+	_, err := c.hc.Do(req)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "err %v", err)
 }
 
 func TestFaultLatencyAbortedByClose(t *testing.T) {
 	srv, err := NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv.InjectFault("GET /health", Fault{Latency: time.Hour})
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -107,26 +98,22 @@ func TestFaultLatencyAbortedByClose(t *testing.T) {
 		}
 		done <- err
 	}()
-	for len(srv.Requests()) == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return len(srv.Requests()) > 0 }, 5*time.Second, 5*time.Millisecond,
+		"the request reached the server")
 	start := time.Now()
 	srv.Close()
 	srv.Close() // idempotent
-	if el := time.Since(start); el > 5*time.Second {
-		t.Fatalf("Close took %v", el)
-	}
-	if err := <-done; err == nil {
-		t.Fatal("request in injected latency was answered after Close")
-	}
+	el := time.Since(start)
+	require.LessOrEqual(t, el, 5*time.Second, "Close took %v", el)
+	require.Error(t, <-done, "request in injected latency was answered after Close")
 }
 
 func TestInjectFaultUnknownEndpointPanics(t *testing.T) {
 	srv := NewTestServer(t)
 	defer func() {
-		if r := recover(); r == nil || !strings.Contains(r.(string), "unknown endpoint") {
-			t.Fatalf("recover %v", r)
-		}
+		r := recover()
+		require.NotNil(t, r, "recover %v", r)
+		require.Contains(t, r.(string), "unknown endpoint", "recover %v", r)
 	}()
 	srv.InjectFault("POST /api/v1/actions/check", Fault{Status: 500})
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -55,9 +56,7 @@ func (c *tclient) doHeaders(method, url, body string, hdr map[string]string) res
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, err)
 	if c.key != "" {
 		req.Header.Set("X-API-Key", c.key)
 	}
@@ -72,14 +71,10 @@ func (c *tclient) doHeaders(method, url, body string, hdr map[string]string) res
 		req.Header.Set(k, v)
 	}
 	res, err := c.hc.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, url, err)
-	}
+	require.NoError(c.t, err, "%s %s", method, url)
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, err)
 	out := resp{status: res.StatusCode, header: res.Header, raw: raw}
 	if len(raw) > 0 {
 		_ = json.Unmarshal(raw, &out.json)
@@ -100,9 +95,7 @@ func (c *tclient) auth(method, path, body string) resp {
 // must fails the test unless the reply has the status.
 func (r resp) must(t *testing.T, status int) resp {
 	t.Helper()
-	if r.status != status {
-		t.Fatalf("status %d, want %d; body %s", r.status, status, r.raw)
-	}
+	require.Equal(t, status, r.status, "status %d, want %d; body %s", r.status, status, r.raw)
 	return r
 }
 
@@ -110,9 +103,7 @@ func (r resp) must(t *testing.T, status int) resp {
 func jsonBody(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return string(b)
 }
 

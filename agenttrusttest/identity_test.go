@@ -16,6 +16,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // testKey is an Ed25519 key pair from a fixed seed with its PKIX PEM.
@@ -34,9 +37,7 @@ func newTestKey(t *testing.T, seedByte byte) testKey {
 	priv := ed25519.NewKeyFromSeed(seed)
 	pub := priv.Public().(ed25519.PublicKey)
 	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return testKey{priv: priv, pub: pub, pem: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}
 }
 
@@ -56,25 +57,19 @@ func TestCreateAgentPublicKey(t *testing.T) {
 
 	r := c.gw("POST", "/api/v1/agents", createAgentBody(t, "keyed", k.pem)).must(t, 201)
 	ag, _ := r.json["agent"].(map[string]any)
-	if ag["public_key"] != k.pem {
-		t.Fatalf("create reply public_key %q, want the PEM sent", ag["public_key"])
-	}
+	require.Equal(t, k.pem, ag["public_key"], "create reply public_key %q, want the PEM sent", ag["public_key"])
 	id, _ := ag["id"].(string)
 	got := c.gw("GET", "/api/v1/agents/"+id, "").must(t, 200)
-	if g, _ := got.json["agent"].(map[string]any); g["public_key"] != k.pem {
-		t.Fatalf("get public_key %q", g["public_key"])
-	}
+	g, _ := got.json["agent"].(map[string]any)
+	require.Equal(t, k.pem, g["public_key"], "get public_key %q", g["public_key"])
 
 	// Older clients send no public_key: the agent is still created.
 	r = c.gw("POST", "/api/v1/agents", createAgentBody(t, "legacy", "")).must(t, 201)
-	if ag, _ := r.json["agent"].(map[string]any); ag["public_key"] != nil {
-		t.Fatalf("legacy agent public_key %v, want absent", ag["public_key"])
-	}
+	ag, _ = r.json["agent"].(map[string]any)
+	require.Nil(t, ag["public_key"], "legacy agent public_key %v, want absent", ag["public_key"])
 
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ecDER, _ := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
 	ecPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ecDER}))
 	privDER, _ := x509.MarshalPKCS8PrivateKey(k.priv)
@@ -87,18 +82,13 @@ func TestCreateAgentPublicKey(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := c.gw("POST", "/api/v1/agents", createAgentBody(t, "bad-"+strings.ReplaceAll(name, " ", "-"), bad)).must(t, 400)
-			if !strings.HasPrefix(r.errMsg(), `key "public_key" must be an Ed25519 public key`) {
-				t.Fatalf("error %q", r.errMsg())
-			}
-			if strings.Contains(r.errMsg(), "MC4C") || strings.Contains(r.errMsg(), "MCow") {
-				t.Fatalf("error echoes the key: %q", r.errMsg())
-			}
+			require.True(t, strings.HasPrefix(r.errMsg(), `key "public_key" must be an Ed25519 public key`), "error %q", r.errMsg())
+			require.NotContains(t, r.errMsg(), "MC4C", "error echoes the key: %q", r.errMsg())
+			require.NotContains(t, r.errMsg(), "MCow", "error echoes the key: %q", r.errMsg())
 		})
 	}
 	r = c.gw("POST", "/api/v1/agents", `{"name": "e", "framework": "custom", "capabilities": [], "metadata": {}, "public_key": ""}`).must(t, 400)
-	if r.errMsg() != `key "public_key" must not be empty` {
-		t.Fatalf("empty public_key: %q", r.errMsg())
-	}
+	require.Equal(t, `key "public_key" must not be empty`, r.errMsg(), "empty public_key: %q", r.errMsg())
 }
 
 // --- helpers that build proofs with crypto/ed25519 directly ---
@@ -114,9 +104,8 @@ func (c *tclient) challenge(agentID string) string {
 	c.t.Helper()
 	r := c.gw("POST", "/api/v1/agents/"+agentID+"/challenge", "").must(c.t, 200)
 	n := r.str("nonce")
-	if n == "" || r.str("expires_at") == "" {
-		c.t.Fatalf("challenge reply %s", r.raw)
-	}
+	require.NotEqual(c.t, "", n, "challenge reply %s", r.raw)
+	require.NotEqual(c.t, "", r.str("expires_at"), "challenge reply %s", r.raw)
 	return n
 }
 
@@ -190,9 +179,7 @@ func (c *tclient) checkWith(url, agentID, token, proof string) resp {
 func lastRejection(t *testing.T, srv *Server) IdentityRejection {
 	t.Helper()
 	rs := srv.IdentityRejections()
-	if len(rs) == 0 {
-		t.Fatal("no identity rejection recorded")
-	}
+	require.NotEmpty(t, rs, "no identity rejection recorded")
 	return rs[len(rs)-1]
 }
 
@@ -200,19 +187,15 @@ func lastRejection(t *testing.T, srv *Server) IdentityRejection {
 func jwtClaims(t *testing.T, token string, key ed25519.PublicKey) (map[string]any, map[string]any) {
 	t.Helper()
 	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("token %q is not a JWS", token)
-	}
+	require.Len(t, parts, 3, "token %q is not a JWS", token)
 	sig, err := b64.DecodeString(parts[2])
-	if err != nil || !ed25519.Verify(key, []byte(parts[0]+"."+parts[1]), sig) {
-		t.Fatalf("token signature does not verify under the fake's key")
-	}
+	require.NoError(t, err, "token signature does not verify under the fake's key")
+	require.True(t, ed25519.Verify(key, []byte(parts[0]+"."+parts[1]), sig), "token signature does not verify under the fake's key")
 	var hdr, claims map[string]any
 	h, _ := b64.DecodeString(parts[0])
 	p, _ := b64.DecodeString(parts[1])
-	if json.Unmarshal(h, &hdr) != nil || json.Unmarshal(p, &claims) != nil {
-		t.Fatalf("token parts are not JSON")
-	}
+	require.NoError(t, json.Unmarshal(h, &hdr), "token parts are not JSON")
+	require.NoError(t, json.Unmarshal(p, &claims), "token parts are not JSON")
 	return hdr, claims
 }
 
@@ -221,42 +204,33 @@ func jwtClaims(t *testing.T, token string, key ed25519.PublicKey) (map[string]an
 func TestJWKThumbprintRFC8037Vector(t *testing.T) {
 	// RFC 8037 appendix A.3.
 	x, err := b64.DecodeString("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := JWKThumbprint(x); got != "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k" {
-		t.Fatalf("thumbprint %s", got)
-	}
+	require.NoError(t, err)
+	got := JWKThumbprint(x)
+	require.Equal(t, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", got, "thumbprint %s", got)
 }
 
 func TestSecuritySettingsEndpoints(t *testing.T) {
 	srv := NewTestServer(t)
 	c := newClient(t, srv)
 	r := c.gw("GET", "/api/v1/orgs/security-settings", "").must(t, 200)
-	if r.json["require_proof_of_possession"] != false || r.json["require_sender_constrained_tokens"] != false {
-		t.Fatalf("defaults %s", r.raw)
-	}
+	require.Equal(t, false, r.json["require_proof_of_possession"], "defaults %s", r.raw)
+	require.Equal(t, false, r.json["require_sender_constrained_tokens"], "defaults %s", r.raw)
 	c.gw("PUT", "/api/v1/orgs/security-settings", `{"require_proof_of_possession": true, "require_sender_constrained_tokens": false}`).must(t, 200)
-	if got := srv.SecuritySettings(); got != (SecuritySettings{RequireProofOfPossession: true}) {
-		t.Fatalf("after PUT %+v", got)
-	}
+	got := srv.SecuritySettings()
+	require.Equal(t, SecuritySettings{RequireProofOfPossession: true}, got, "after PUT %+v", got)
 	srv.SetSecuritySettings(SecuritySettings{RequireSenderConstrainedTokens: true})
 	r = c.gw("GET", "/api/v1/orgs/security-settings", "").must(t, 200)
-	if r.json["require_proof_of_possession"] != false || r.json["require_sender_constrained_tokens"] != true {
-		t.Fatalf("after SetSecuritySettings %s", r.raw)
-	}
+	require.Equal(t, false, r.json["require_proof_of_possession"], "after SetSecuritySettings %s", r.raw)
+	require.Equal(t, true, r.json["require_sender_constrained_tokens"], "after SetSecuritySettings %s", r.raw)
 	for body, msg := range map[string]string{
 		`{"require_proof_of_possession": true}`:                                                     `missing required key "require_sender_constrained_tokens"`,
 		`{"require_proof_of_possession": 1, "require_sender_constrained_tokens": false}`:            `key "require_proof_of_possession" must be a boolean`,
 		`{"require_proof_of_possession": true, "require_sender_constrained_tokens": false, "x": 1}`: `unknown key "x"`,
 	} {
-		if got := c.gw("PUT", "/api/v1/orgs/security-settings", body).must(t, 400).errMsg(); got != msg {
-			t.Errorf("PUT %s: %q, want %q", body, got, msg)
-		}
+		got := c.gw("PUT", "/api/v1/orgs/security-settings", body).must(t, 400).errMsg()
+		assert.Equal(t, msg, got, "PUT %s: %q, want %q", body, got, msg)
 	}
-	if srv.SecuritySettings() != (SecuritySettings{RequireSenderConstrainedTokens: true}) {
-		t.Fatal("a refused PUT changed the settings")
-	}
+	require.Equal(t, SecuritySettings{RequireSenderConstrainedTokens: true}, srv.SecuritySettings(), "a refused PUT changed the settings")
 }
 
 func TestChallenge(t *testing.T) {
@@ -265,12 +239,11 @@ func TestChallenge(t *testing.T) {
 	id := srv.CreateAgent("bot")
 	r := c.gw("POST", "/api/v1/agents/"+id+"/challenge", "").must(t, 200)
 	exp, err := time.Parse(time.RFC3339, r.str("expires_at"))
-	if err != nil || !exp.Equal(srv.Now().Add(ChallengeTTL).Truncate(time.Second)) {
-		t.Fatalf("expires_at %q (%v)", r.str("expires_at"), err)
-	}
-	if n1, n2 := r.str("nonce"), c.challenge(id); n1 == n2 || len(n1) < 16 {
-		t.Fatalf("nonces %q %q", n1, n2)
-	}
+	require.NoError(t, err, "expires_at %q (%v)", r.str("expires_at"), err)
+	require.True(t, exp.Equal(srv.Now().Add(ChallengeTTL).Truncate(time.Second)), "expires_at %q (%v)", r.str("expires_at"), err)
+	n1, n2 := r.str("nonce"), c.challenge(id)
+	require.NotEqual(t, n2, n1, "nonces %q %q", n1, n2)
+	require.GreaterOrEqual(t, len(n1), 16, "nonces %q %q", n1, n2)
 	c.gw("POST", "/api/v1/agents/"+id+"/challenge", `{}`).must(t, 400) // bodiless
 	c.gw("POST", "/api/v1/agents/nobody/challenge", "").must(t, 404)
 	c.gw("POST", "/api/v1/agents/"+id+"/revoke", `{"reason": "x"}`).must(t, 200)
@@ -279,6 +252,9 @@ func TestChallenge(t *testing.T) {
 
 func TestWIMSETokenWithProof(t *testing.T) {
 	srv := NewTestServer(t)
+	// A still clock: expires_at is compared with now+ttl to the second.
+	start := time.Now()
+	srv.SetClock(func() time.Time { return start })
 	srv.SetSecuritySettings(SecuritySettings{RequireProofOfPossession: true})
 	c := newClient(t, srv)
 	k := newTestKey(t, 7)
@@ -287,44 +263,38 @@ func TestWIMSETokenWithProof(t *testing.T) {
 	nonce := c.challenge(id)
 	now := srv.Now().Unix()
 	sig := popSignature(k.priv, nonce, id, "svc-a,svc-b", now)
-	if len(sig) != 86 {
-		t.Fatalf("signature length %d", len(sig))
-	}
+	require.Len(t, sig, 86, "signature length %d", len(sig))
 	body := jsonBody(t, map[string]any{"agent_id": id, "ttl_seconds": 120, "audience": []string{"svc-a", "svc-b"}, "proof": proofOf(nonce, now, sig)})
 	r := c.gw("POST", "/api/v1/wimse/token", body).must(t, 200)
 	token := r.str("token")
-	if r.str("workload_id") != "spiffe://agenttrust.id/agent/"+id || r.str("trust_domain") != "agenttrust.id" {
-		t.Fatalf("reply %s", r.raw)
-	}
-	if exp, _ := time.Parse(time.RFC3339, r.str("expires_at")); exp.Unix() != now+120 {
-		t.Fatalf("expires_at %s, want now+120s", r.str("expires_at"))
-	}
+	require.Equal(t, "spiffe://agenttrust.id/agent/"+id, r.str("workload_id"), "reply %s", r.raw)
+	require.Equal(t, "agenttrust.id", r.str("trust_domain"), "reply %s", r.raw)
+	exp, _ := time.Parse(time.RFC3339, r.str("expires_at"))
+	require.Equal(t, now+120, exp.Unix(), "expires_at %s, want now+120s", r.str("expires_at"))
 	hdr, claims := jwtClaims(t, token, srv.WIMSESigningKey())
 	sum := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + b64.EncodeToString(k.pub) + `"}`))
 	cnf, _ := claims["cnf"].(map[string]any)
-	if hdr["alg"] != "EdDSA" || cnf["jkt"] != b64.EncodeToString(sum[:]) || claims["agent_id"] != id {
-		t.Fatalf("header %v claims %v", hdr, claims)
-	}
-	if claims["exp"] != float64(now+120) || fmt.Sprint(claims["aud"]) != "[svc-a svc-b]" {
-		t.Fatalf("claims %v", claims)
-	}
+	require.Equal(t, "EdDSA", hdr["alg"], "header %v claims %v", hdr, claims)
+	require.Equal(t, b64.EncodeToString(sum[:]), cnf["jkt"], "header %v claims %v", hdr, claims)
+	require.Equal(t, id, claims["agent_id"], "header %v claims %v", hdr, claims)
+	require.Equal(t, float64(now+120), claims["exp"], "claims %v", claims)
+	require.Equal(t, "[svc-a svc-b]", fmt.Sprint(claims["aud"]), "claims %v", claims)
 
 	v := c.gw("POST", "/api/v1/wimse/verify", jsonBody(t, map[string]any{"token": token})).must(t, 200)
-	if v.json["valid"] != true || v.str("agent_id") != id || v.str("workload_id") != r.str("workload_id") ||
-		strings.Join(strs(v.json["capabilities"]), ",") != "read,write" {
-		t.Fatalf("verify %s", v.raw)
-	}
+	require.Equal(t, true, v.json["valid"], "verify %s", v.raw)
+	require.Equal(t, id, v.str("agent_id"), "verify %s", v.raw)
+	require.Equal(t, r.str("workload_id"), v.str("workload_id"), "verify %s", v.raw)
+	require.Equal(t, "read,write", strings.Join(strs(v.json["capabilities"]), ","), "verify %s", v.raw)
 	pops := srv.PoPProofs()
-	if len(pops) != 1 || !pops[0].Accepted || pops[0].Message != fmt.Sprintf("pop-v1:%s:%s:svc-a,svc-b:%d", nonce, id, now) {
-		t.Fatalf("PoP records %+v", pops)
-	}
+	require.Len(t, pops, 1, "PoP records %+v", pops)
+	require.True(t, pops[0].Accepted, "PoP records %+v", pops)
+	require.Equal(t, fmt.Sprintf("pop-v1:%s:%s:svc-a,svc-b:%d", nonce, id, now), pops[0].Message, "PoP records %+v", pops)
 	toks := srv.WIMSETokens()
-	if len(toks) != 1 || toks[0].Token != token || !toks[0].WithProof || toks[0].JKT != cnf["jkt"] {
-		t.Fatalf("token records %+v", toks)
-	}
-	if len(srv.IdentityRejections()) != 0 {
-		t.Fatalf("rejections %+v", srv.IdentityRejections())
-	}
+	require.Len(t, toks, 1, "token records %+v", toks)
+	require.Equal(t, token, toks[0].Token, "token records %+v", toks)
+	require.True(t, toks[0].WithProof, "token records %+v", toks)
+	require.Equal(t, cnf["jkt"], toks[0].JKT, "token records %+v", toks)
+	require.Len(t, srv.IdentityRejections(), 0, "rejections %+v", srv.IdentityRejections())
 }
 
 func TestWIMSETokenRefusals(t *testing.T) {
@@ -400,12 +370,11 @@ func TestWIMSETokenRefusals(t *testing.T) {
 			before := len(srv.WIMSETokens())
 			r := c.gw("POST", "/api/v1/wimse/token", body).must(t, 401)
 			rej := lastRejection(t, srv)
-			if rej.Reason != tc.reason || rej.AgentID != tc.agent || rej.Endpoint != "POST /api/v1/wimse/token" || rej.Message != r.errMsg() {
-				t.Fatalf("rejection %+v, want reason %s; reply %s", rej, tc.reason, r.raw)
-			}
-			if len(srv.WIMSETokens()) != before {
-				t.Fatal("a token was issued for a refused request")
-			}
+			require.Equal(t, tc.reason, rej.Reason, "rejection %+v, want reason %s; reply %s", rej, tc.reason, r.raw)
+			require.Equal(t, tc.agent, rej.AgentID, "rejection %+v, want reason %s; reply %s", rej, tc.reason, r.raw)
+			require.Equal(t, "POST /api/v1/wimse/token", rej.Endpoint, "rejection %+v, want reason %s; reply %s", rej, tc.reason, r.raw)
+			require.Equal(t, r.errMsg(), rej.Message, "rejection %+v, want reason %s; reply %s", rej, tc.reason, r.raw)
+			require.Len(t, srv.WIMSETokens(), before, "a token was issued for a refused request")
 		})
 	}
 
@@ -413,9 +382,8 @@ func TestWIMSETokenRefusals(t *testing.T) {
 	n, now := c.challenge(id), srv.Now().Unix()
 	c.gw("POST", "/api/v1/wimse/token", tokenBody(t, id, nil, proofOf(n, now, popSignature(other.priv, n, id, "", now)))).must(t, 401)
 	c.gw("POST", "/api/v1/wimse/token", tokenBody(t, id, nil, proofOf(n, now, popSignature(k.priv, n, id, "", now)))).must(t, 401)
-	if r := lastRejection(t, srv); r.Reason != ReasonNonceReused {
-		t.Fatalf("reason %s", r.Reason)
-	}
+	r := lastRejection(t, srv)
+	require.Equal(t, ReasonNonceReused, r.Reason, "reason %s", r.Reason)
 
 	// Malformed bodies are 400s, not proof failures.
 	for body, msg := range map[string]string{
@@ -426,9 +394,8 @@ func TestWIMSETokenRefusals(t *testing.T) {
 		`{"agent_id": "` + id + `", "ttl": 60}`:                                                  `unknown key "ttl"`,
 		`{"agent_id": "` + id + `", "proof": {"nonce": "n", "ts": 1, "signature": "s", "x": 1}}`: `unknown key "proof.x"`,
 	} {
-		if got := c.gw("POST", "/api/v1/wimse/token", body).must(t, 400).errMsg(); got != msg {
-			t.Errorf("%s: %q, want %q", body, got, msg)
-		}
+		got := c.gw("POST", "/api/v1/wimse/token", body).must(t, 400).errMsg()
+		assert.Equal(t, msg, got, "%s: %q, want %q", body, got, msg)
 	}
 	c.gw("POST", "/api/v1/wimse/token", tokenBody(t, "nobody", nil, nil)).must(t, 404)
 }
@@ -442,19 +409,16 @@ func TestWIMSETokenWithoutProofWhenNotRequired(t *testing.T) {
 
 	r := c.gw("POST", "/api/v1/wimse/token", `{"agent_id": "`+keyed+`", "service_name": "", "environment": "", "ttl_seconds": 0}`).must(t, 200)
 	_, claims := jwtClaims(t, r.str("token"), srv.WIMSESigningKey())
-	if cnf, _ := claims["cnf"].(map[string]any); cnf["jkt"] != JWKThumbprint(k.pub) {
-		t.Fatalf("keyed agent's token not bound to its key: %v", claims)
-	}
-	if claims["exp"].(float64)-claims["iat"].(float64) != DefaultWIMSETTL.Seconds() {
-		t.Fatalf("ttl_seconds 0 should use the default lifetime: %v", claims)
-	}
+	cnf, _ := claims["cnf"].(map[string]any)
+	require.Equal(t, JWKThumbprint(k.pub), cnf["jkt"], "keyed agent's token not bound to its key: %v", claims)
+	require.Equal(t, DefaultWIMSETTL.Seconds(), claims["exp"].(float64)-claims["iat"].(float64), "ttl_seconds 0 should use the default lifetime: %v", claims)
 	r = c.gw("POST", "/api/v1/wimse/token", tokenBody(t, legacy, nil, nil)).must(t, 200)
-	if _, claims := jwtClaims(t, r.str("token"), srv.WIMSESigningKey()); claims["cnf"] != nil {
-		t.Fatalf("legacy agent's token has cnf: %v", claims)
-	}
-	if toks := srv.WIMSETokens(); len(toks) != 2 || toks[0].WithProof || toks[1].JKT != "" {
-		t.Fatalf("records %+v", toks)
-	}
+	_, claims = jwtClaims(t, r.str("token"), srv.WIMSESigningKey())
+	require.Nil(t, claims["cnf"], "legacy agent's token has cnf: %v", claims)
+	toks := srv.WIMSETokens()
+	require.Len(t, toks, 2, "records %+v", toks)
+	require.False(t, toks[0].WithProof, "records %+v", toks)
+	require.Equal(t, "", toks[1].JKT, "records %+v", toks)
 }
 
 func TestWIMSEVerify(t *testing.T) {
@@ -470,12 +434,11 @@ func TestWIMSEVerify(t *testing.T) {
 		}
 		return c.gw("POST", "/api/v1/wimse/verify", jsonBody(t, body)).must(t, 200)
 	}
-	if r := verify(tok, "agenttrust.id"); r.json["valid"] != true {
-		t.Fatalf("valid token: %s", r.raw)
-	}
-	if r := verify(tok, "other.example"); r.json["valid"] != false || r.str("reason") != "trust domain mismatch" {
-		t.Fatalf("filter: %s", r.raw)
-	}
+	r := verify(tok, "agenttrust.id")
+	require.Equal(t, true, r.json["valid"], "valid token: %s", r.raw)
+	r = verify(tok, "other.example")
+	require.Equal(t, false, r.json["valid"], "filter: %s", r.raw)
+	require.Equal(t, "trust domain mismatch", r.str("reason"), "filter: %s", r.raw)
 
 	// A token signed by another key with the same claims is a forgery.
 	parts := strings.Split(tok, ".")
@@ -484,28 +447,28 @@ func TestWIMSEVerify(t *testing.T) {
 	claims, _ := b64.DecodeString(parts[1])
 	altered := parts[0] + "." + b64.EncodeToString([]byte(strings.Replace(string(claims), id, "agent-x", 1))) + "." + parts[2]
 	for name, bad := range map[string]string{"forged": forged, "altered": altered, "garbage": "not.a.jwt", "empty": ""} {
-		if r := verify(bad, ""); r.json["valid"] != false || r.str("reason") == "" || r.json["agent_id"] != nil {
-			t.Errorf("%s: %s", name, r.raw)
-		}
+		r := verify(bad, "")
+		assert.Equal(t, false, r.json["valid"], "%s: %s", name, r.raw)
+		assert.NotEqual(t, "", r.str("reason"), "%s: %s", name, r.raw)
+		assert.Nil(t, r.json["agent_id"], "%s: %s", name, r.raw)
 	}
 
 	srv.Advance(DefaultWIMSETTL)
-	if r := verify(tok, ""); r.json["valid"] != false || r.str("reason") != "token expired" {
-		t.Fatalf("expired: %s", r.raw)
-	}
+	r = verify(tok, "")
+	require.Equal(t, false, r.json["valid"], "expired: %s", r.raw)
+	require.Equal(t, "token expired", r.str("reason"), "expired: %s", r.raw)
 	srv.SetClock(nil)
 	tok2 := c.popToken(k, id)
-	if !srv.RevokeWIMSEToken(tok2) || srv.RevokeWIMSEToken("nope") {
-		t.Fatal("RevokeWIMSEToken result")
-	}
-	if r := verify(tok2, ""); r.json["valid"] != false || r.str("reason") != "token revoked" {
-		t.Fatalf("revoked: %s", r.raw)
-	}
+	require.True(t, srv.RevokeWIMSEToken(tok2), "RevokeWIMSEToken result")
+	require.False(t, srv.RevokeWIMSEToken("nope"), "RevokeWIMSEToken result")
+	r = verify(tok2, "")
+	require.Equal(t, false, r.json["valid"], "revoked: %s", r.raw)
+	require.Equal(t, "token revoked", r.str("reason"), "revoked: %s", r.raw)
 	tok3 := c.popToken(k, id)
 	c.gw("POST", "/api/v1/agents/"+id+"/revoke", `{"reason": "x"}`).must(t, 200)
-	if r := verify(tok3, ""); r.json["valid"] != false || r.str("reason") != "agent revoked" {
-		t.Fatalf("agent revoked: %s", r.raw)
-	}
+	r = verify(tok3, "")
+	require.Equal(t, false, r.json["valid"], "agent revoked: %s", r.raw)
+	require.Equal(t, "agent revoked", r.str("reason"), "agent revoked: %s", r.raw)
 	c.gw("POST", "/api/v1/wimse/verify", `{"token": "x", "trust_domain_filter": ""}`).must(t, 400)
 }
 
@@ -524,14 +487,16 @@ func TestSenderConstrainedCheck(t *testing.T) {
 
 	// Happy path.
 	good := newDPoP(k, "POST", checkURL, tok, now()).mint()
-	if r := c.checkWith(checkURL, id, tok, good).must(t, 200); r.json["allowed"] != true {
-		t.Fatalf("check %s", r.raw)
-	}
+	r := c.checkWith(checkURL, id, tok, good).must(t, 200)
+	require.Equal(t, true, r.json["allowed"], "check %s", r.raw)
 	proofs := srv.DPoPProofs()
-	if len(proofs) != 1 || !proofs[0].Accepted || proofs[0].Proof != good || proofs[0].URL != checkURL ||
-		proofs[0].JKT != JWKThumbprint(k.pub) || proofs[0].AgentID != id || len(proofs[0].JTI) != 32 {
-		t.Fatalf("proof records %+v", proofs)
-	}
+	require.Len(t, proofs, 1, "proof records %+v", proofs)
+	require.True(t, proofs[0].Accepted, "proof records %+v", proofs)
+	require.Equal(t, good, proofs[0].Proof, "proof records %+v", proofs)
+	require.Equal(t, checkURL, proofs[0].URL, "proof records %+v", proofs)
+	require.Equal(t, JWKThumbprint(k.pub), proofs[0].JKT, "proof records %+v", proofs)
+	require.Equal(t, id, proofs[0].AgentID, "proof records %+v", proofs)
+	require.Len(t, proofs[0].JTI, 32, "proof records %+v", proofs)
 
 	revoked := c.popToken(k, id)
 	srv.RevokeWIMSEToken(revoked)
@@ -592,24 +557,22 @@ func TestSenderConstrainedCheck(t *testing.T) {
 			proof := tc.proof()
 			r := c.checkWith(checkURL, tc.agent, tc.token, proof).must(t, 401)
 			rej := lastRejection(t, srv)
-			if rej.Reason != tc.reason || rej.Endpoint != "POST /api/v1/agenttrust/check" || rej.AgentID != tc.agent || rej.Message != r.errMsg() {
-				t.Fatalf("rejection %+v, want %s; reply %s", rej, tc.reason, r.raw)
-			}
-			if len(srv.Checks()) != nChecks {
-				t.Fatal("a refused check was recorded as accepted")
-			}
+			require.Equal(t, tc.reason, rej.Reason, "rejection %+v, want %s; reply %s", rej, tc.reason, r.raw)
+			require.Equal(t, "POST /api/v1/agenttrust/check", rej.Endpoint, "rejection %+v, want %s; reply %s", rej, tc.reason, r.raw)
+			require.Equal(t, tc.agent, rej.AgentID, "rejection %+v, want %s; reply %s", rej, tc.reason, r.raw)
+			require.Equal(t, r.errMsg(), rej.Message, "rejection %+v, want %s; reply %s", rej, tc.reason, r.raw)
+			require.Len(t, srv.Checks(), nChecks, "a refused check was recorded as accepted")
 			ps := srv.DPoPProofs()
 			if !tc.recordedProof {
-				if len(ps) != nProofs {
-					t.Fatalf("proof recorded without a DPoP header")
-				}
+				require.Len(t, ps, nProofs, "proof recorded without a DPoP header")
 				return
 			}
-			if len(ps) != nProofs+1 || ps[len(ps)-1].Accepted || ps[len(ps)-1].Reason != tc.reason || ps[len(ps)-1].Proof != proof {
-				t.Fatalf("proof records %+v", ps[nProofs:])
-			}
-			if strings.Contains(r.errMsg(), tc.token[:min(len(tc.token), 20)]) && tc.token != "" {
-				t.Fatal("error echoes the token")
+			require.Len(t, ps, nProofs+1, "proof records %+v", ps[nProofs:])
+			require.False(t, ps[len(ps)-1].Accepted, "proof records %+v", ps[nProofs:])
+			require.Equal(t, tc.reason, ps[len(ps)-1].Reason, "proof records %+v", ps[nProofs:])
+			require.Equal(t, proof, ps[len(ps)-1].Proof, "proof records %+v", ps[nProofs:])
+			if tc.token != "" {
+				require.NotContains(t, r.errMsg(), tc.token[:min(len(tc.token), 20)], "error echoes the token")
 			}
 		})
 	}
@@ -624,26 +587,21 @@ func TestSenderConstrainedCheck(t *testing.T) {
 	req.Header.Set("X-API-Key", srv.APIKey())
 	req.Header.Set("Authorization", "Bearer "+tok)
 	res, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res.Body.Close()
-	if res.StatusCode != 401 || lastRejection(t, srv).Reason != ReasonMissingDPoP {
-		t.Fatalf("two DPoP headers: %d %+v", res.StatusCode, lastRejection(t, srv))
-	}
+	require.EqualValues(t, 401, res.StatusCode, "two DPoP headers: %d %+v", res.StatusCode, lastRejection(t, srv))
+	require.Equal(t, ReasonMissingDPoP, lastRejection(t, srv).Reason, "two DPoP headers: %d %+v", res.StatusCode, lastRejection(t, srv))
 
 	// An expired token is refused once the fake's clock passes exp; a
 	// proof minted on the moved clock is fine otherwise.
 	srv.Advance(DefaultWIMSETTL)
 	c.checkWith(checkURL, id, tok, newDPoP(k, "POST", checkURL, tok, now()).mint()).must(t, 401)
-	if r := lastRejection(t, srv); r.Reason != ReasonTokenExpired {
-		t.Fatalf("expired token: %+v", r)
-	}
+	rej := lastRejection(t, srv)
+	require.Equal(t, ReasonTokenExpired, rej.Reason, "expired token: %+v", rej)
 	fresh := c.popToken(k, id)
 	c.checkWith(checkURL, id, fresh, newDPoP(k, "POST", checkURL, fresh, now()).mint()).must(t, 200)
-	if n := len(srv.Checks()); n != 2 {
-		t.Fatalf("%d accepted checks, want 2", n)
-	}
+	n := len(srv.Checks())
+	require.EqualValues(t, 2, n, "%d accepted checks, want 2", n)
 }
 
 func TestCredentialsCheckedWhenSentButNotRequired(t *testing.T) {
@@ -658,13 +616,11 @@ func TestCredentialsCheckedWhenSentButNotRequired(t *testing.T) {
 	proof := newDPoP(k, "POST", checkURL, tok, srv.Now().Unix()).mint()
 	c.checkWith(checkURL, id, tok, proof).must(t, 200)
 	c.checkWith(checkURL, id, tok, proof).must(t, 401)
-	if r := lastRejection(t, srv); r.Reason != ReasonJTIReplayed {
-		t.Fatalf("replay: %+v", r)
-	}
+	r := lastRejection(t, srv)
+	require.Equal(t, ReasonJTIReplayed, r.Reason, "replay: %+v", r)
 	c.checkWith(checkURL, id, "", proof).must(t, 401)
-	if r := lastRejection(t, srv); r.Reason != ReasonMissingToken {
-		t.Fatalf("DPoP without token: %+v", r)
-	}
+	r = lastRejection(t, srv)
+	require.Equal(t, ReasonMissingToken, r.Reason, "DPoP without token: %+v", r)
 }
 
 func TestSenderConstrainedCheckSplitListeners(t *testing.T) {
@@ -679,9 +635,8 @@ func TestSenderConstrainedCheckSplitListeners(t *testing.T) {
 	// Signing the gateway URL (as the Python SDK does) fails with split services.
 	gwProof := newDPoP(k, "POST", srv.URL()+"/api/v1/agenttrust/check", tok, srv.Now().Unix()).mint()
 	c.checkWith(checkURL, id, tok, gwProof).must(t, 401)
-	if r := lastRejection(t, srv); r.Reason != ReasonHTUMismatch {
-		t.Fatalf("gateway htu: %+v", r)
-	}
+	r := lastRejection(t, srv)
+	require.Equal(t, ReasonHTUMismatch, r.Reason, "gateway htu: %+v", r)
 	c.checkWith(checkURL, id, tok, newDPoP(k, "POST", checkURL, tok, srv.Now().Unix()).mint()).must(t, 200)
 }
 
@@ -716,9 +671,8 @@ func TestIdentityConcurrentChecks(t *testing.T) {
 		count[s]++
 	}
 	// Every fresh proof passes; the shared proof passes exactly once.
-	if count[200] != n+1 || count[401] != n-1 {
-		t.Fatalf("statuses %v", count)
-	}
+	require.Equal(t, n+1, count[200], "statuses %v", count)
+	require.Equal(t, n-1, count[401], "statuses %v", count)
 }
 
 func TestCredentialsOnlyOnTheCheck(t *testing.T) {
@@ -730,13 +684,9 @@ func TestCredentialsOnlyOnTheCheck(t *testing.T) {
 	proof := newDPoP(k, "GET", srv.URL()+"/api/v1/agents/"+id, tok, srv.Now().Unix()).mint()
 
 	r := c.doHeaders("GET", srv.URL()+"/api/v1/agents/"+id, "", map[string]string{"DPoP": proof})
-	if r.must(t, 400).errMsg() != "a DPoP header is only accepted on POST /api/v1/agenttrust/check" {
-		t.Fatalf("DPoP on get agent: %s", r.raw)
-	}
+	require.Equal(t, "a DPoP header is only accepted on POST /api/v1/agenttrust/check", r.must(t, 400).errMsg(), "DPoP on get agent: %s", r.raw)
 	r = c.doHeaders("GET", srv.URL()+"/api/v1/agents/"+id, "", map[string]string{"Authorization": "Bearer " + tok})
-	if r.must(t, 400).errMsg() != "a WIMSE bearer token is only accepted on POST /api/v1/agenttrust/check" {
-		t.Fatalf("WIMSE token on get agent: %s", r.raw)
-	}
+	require.Equal(t, "a WIMSE bearer token is only accepted on POST /api/v1/agenttrust/check", r.must(t, 400).errMsg(), "WIMSE token on get agent: %s", r.raw)
 	// Other bearer values are none of the fake's business.
 	c.doHeaders("GET", srv.URL()+"/api/v1/agents/"+id, "", map[string]string{"Authorization": "Bearer something-else"}).must(t, 200)
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -52,51 +53,42 @@ func TestMCPProxy(t *testing.T) {
 
 	reg := c.gw("POST", "/mcp/servers", fmt.Sprintf(`{"name": "tools", "url": %q, "capabilities": []}`, upstream.URL)).must(t, 201)
 	serverID := reg.str("id")
-	if serverID == "" || reg.str("url") != upstream.URL || reg.str("org_id") != DefaultOrgID {
-		t.Fatalf("register %s", reg.raw)
-	}
-	if l := c.gw("GET", "/mcp/servers", "").must(t, 200); len(l.json["servers"].([]any)) != 1 {
-		t.Fatalf("list %s", l.raw)
-	}
+	require.NotEqual(t, "", serverID, "register %s", reg.raw)
+	require.Equal(t, upstream.URL, reg.str("url"), "register %s", reg.raw)
+	require.Equal(t, DefaultOrgID, reg.str("org_id"), "register %s", reg.raw)
+	l := c.gw("GET", "/mcp/servers", "").must(t, 200)
+	require.Len(t, l.json["servers"].([]any), 1, "list %s", l.raw)
 
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"q":"<&>"}}}`
 	call := func(body string, hdr map[string]string) resp {
 		return c.doHeaders("POST", srv.URL()+"/mcp/"+serverID, body, hdr)
 	}
 	r := call(body, map[string]string{"X-Agent-ID": agentID, "x-session-id": "sess-9"}).must(t, 200)
-	if r.json["result"].(map[string]any)["method"] != "tools/call" {
-		t.Fatalf("reply %s", r.raw)
-	}
+	require.Equal(t, "tools/call", r.json["result"].(map[string]any)["method"], "reply %s", r.raw)
 	rec.mu.Lock()
 	gotBody, gotHdr := rec.bodies[0], rec.headers[0]
 	rec.mu.Unlock()
-	if gotBody != body {
-		t.Fatalf("forwarded body %q, want %q", gotBody, body)
-	}
-	if gotHdr.Get("X-Agent-ID") != agentID || gotHdr.Get("X-Session-ID") != "sess-9" || gotHdr.Get("X-API-Key") != "" {
-		t.Fatalf("forwarded headers %v", gotHdr)
-	}
+	require.Equal(t, body, gotBody, "forwarded body %q, want %q", gotBody, body)
+	require.Equal(t, agentID, gotHdr.Get("X-Agent-ID"), "forwarded headers %v", gotHdr)
+	require.Equal(t, "sess-9", gotHdr.Get("X-Session-ID"), "forwarded headers %v", gotHdr)
+	require.Equal(t, "", gotHdr.Get("X-API-Key"), "forwarded headers %v", gotHdr)
 
 	// The upstream status and body come back as they are.
 	r = call(`{"jsonrpc":"2.0","id":1,"method":"boom"}`, map[string]string{"X-Agent-ID": agentID}).must(t, 500)
-	if r.errMsg() != "upstream broke" {
-		t.Fatalf("passthrough %s", r.raw)
-	}
+	require.Equal(t, "upstream broke", r.errMsg(), "passthrough %s", r.raw)
 	// Agent identity is required.
 	call(body, nil).must(t, 403)
 	call(body, map[string]string{"X-Agent-ID": "nobody"}).must(t, 403)
 	// Envelope strictness.
-	if r := call(`{"jsonrpc":"2.0","id":1,"method":"x","params":null}`, map[string]string{"X-Agent-ID": agentID}); r.status != 400 || r.errMsg() != `key "params" must be a JSON value` {
-		t.Fatalf("null params: %d %s", r.status, r.raw)
-	}
+	r = call(`{"jsonrpc":"2.0","id":1,"method":"x","params":null}`, map[string]string{"X-Agent-ID": agentID})
+	require.EqualValues(t, 400, r.status, "null params: %d %s", r.status, r.raw)
+	require.Equal(t, `key "params" must be a JSON value`, r.errMsg(), "null params: %d %s", r.status, r.raw)
 	call(`{"jsonrpc":"1.0","id":1,"method":"x"}`, map[string]string{"X-Agent-ID": agentID}).must(t, 400)
 	c.doHeaders("POST", srv.URL()+"/mcp/mcp-404", body, map[string]string{"X-Agent-ID": agentID}).must(t, 404)
 
 	// An unreachable server is a 502.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
 	deadID := c.gw("POST", "/mcp/servers", fmt.Sprintf(`{"name": "dead", "url": %q}`, dead)).must(t, 201).str("id")
@@ -115,9 +107,7 @@ func TestCloseReleasesOutboundConnections(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 
 	srv, err := NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	agentID := srv.CreateAgent("bot")
 	tr := &http.Transport{}
 	hc := &http.Client{Transport: tr}
@@ -126,9 +116,7 @@ func TestCloseReleasesOutboundConnections(t *testing.T) {
 	req.Header.Set("X-API-Key", srv.APIKey())
 	req.Header.Set("Content-Type", "application/json")
 	res, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var server struct{ ID string }
 	_ = json.NewDecoder(res.Body).Decode(&server)
 	res.Body.Close()
@@ -138,14 +126,10 @@ func TestCloseReleasesOutboundConnections(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Agent-ID", agentID)
 	res, err = hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("status %d", res.StatusCode)
-	}
+	require.EqualValues(t, 200, res.StatusCode, "status %d", res.StatusCode)
 
 	srv.Close()
 	tr.CloseIdleConnections()

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Unauthenticated requests are refused before their body is read: 24 POSTs
@@ -47,31 +50,21 @@ func TestUnauthenticatedBodiesAreNotRead(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
-		if res.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("request %d: status %d, want 401", i, res.StatusCode)
-		}
+		require.Equal(t, http.StatusUnauthorized, res.StatusCode, "request %d: status %d, want 401", i, res.StatusCode)
 	}
 	// The handler records the request before it answers; wait for any
 	// handler still finishing after a cut connection.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(srv.Requests()) < 24 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return len(srv.Requests()) >= 24 }, 5*time.Second, 10*time.Millisecond,
+		"requests still being logged")
 	reqs := srv.Requests()
-	if len(reqs) != 24 {
-		t.Fatalf("%d requests logged, want 24", len(reqs))
-	}
+	require.Len(t, reqs, 24, "%d requests logged, want 24", len(reqs))
 	for i, r := range reqs {
-		if len(r.Body) != 0 {
-			t.Fatalf("request %d: %d body bytes logged for an unauthenticated request", i, len(r.Body))
-		}
+		require.Len(t, r.Body, 0, "request %d: %d body bytes logged for an unauthenticated request", i, len(r.Body))
 	}
 	big = nil
 	waitRSTAvoidance(t)
 	after := heap()
-	if after > before && after-before > 16<<20 {
-		t.Errorf("heap grew by %d MiB after 24 refused 8 MiB POSTs", (after-before)>>20)
-	}
+	assert.False(t, after > before && after-before > 16<<20, "heap grew by %d MiB after 24 refused 8 MiB POSTs", (after-before)>>20)
 }
 
 // The log keeps the most recent requests within its count and byte bounds.
@@ -82,22 +75,17 @@ func TestRequestLogIsBounded(t *testing.T) {
 		c.gw("GET", "/api/v1/agents", "").must(t, 200)
 	}
 	reqs := srv.Requests()
-	if len(reqs) != 5 {
-		t.Fatalf("%d requests kept, want 5", len(reqs))
-	}
+	require.Len(t, reqs, 5, "%d requests kept, want 5", len(reqs))
 	for i, r := range reqs {
-		if want := fmt.Sprintf("req-%d", 8+i); r.RequestID != want {
-			t.Errorf("entry %d is %s, want %s (the most recent, oldest first)", i, r.RequestID, want)
-		}
+		want := fmt.Sprintf("req-%d", 8+i)
+		assert.Equal(t, want, r.RequestID, "entry %d is %s, want %s (the most recent, oldest first)", i, r.RequestID, want)
 	}
 
 	// 300-byte bodies (recorded before validation, so their content does
 	// not matter): at most three fit in 1000 bytes.
 	srv.ClearRequests()
 	body := `{"name": "` + strings.Repeat("n", 288) + `"}`
-	if len(body) != 300 {
-		t.Fatalf("body of %d bytes", len(body))
-	}
+	require.Len(t, body, 300, "body of %d bytes", len(body))
 	for i := 0; i < 4; i++ {
 		c.gw("POST", "/api/v1/agents", body)
 	}
@@ -106,18 +94,15 @@ func TestRequestLogIsBounded(t *testing.T) {
 	for _, r := range reqs {
 		total += len(r.Body)
 	}
-	if len(reqs) != 3 || total != 900 {
-		t.Errorf("%d requests with %d body bytes kept, want 3 with 900", len(reqs), total)
-	}
+	assert.Len(t, reqs, 3, "%d requests with %d body bytes kept, want 3 with 900", len(reqs), total)
+	assert.EqualValues(t, 900, total, "%d requests with %d body bytes kept, want 3 with 900", len(reqs), total)
 }
 
 // A client that sends its body slowly is cut off after the read timeout.
 func TestSlowBodyIsCutOff(t *testing.T) {
 	srv := NewTestServer(t, WithTimeouts(Timeouts{Read: 300 * time.Millisecond}))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL(), "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close()
 	fmt.Fprintf(conn, "POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", srv.APIKey())
 	start := time.Now()
@@ -135,16 +120,13 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 	for {
 		select {
 		case <-done:
-			if d := time.Since(start); d > 3*time.Second {
-				t.Errorf("the connection lasted %v, want about the 300 ms read timeout", d)
-			}
+			d := time.Since(start)
+			assert.LessOrEqual(t, d, 3*time.Second, "the connection lasted %v, want about the 300 ms read timeout", d)
 			return
 		case <-time.After(50 * time.Millisecond):
 			_, _ = conn.Write([]byte("x"))
 		}
-		if time.Since(start) > 10*time.Second {
-			t.Fatal("a 1-byte-per-50ms body held the connection for 10 s")
-		}
+		require.LessOrEqual(t, time.Since(start), 10*time.Second, "a 1-byte-per-50ms body held the connection for 10 s")
 	}
 }
 
@@ -154,10 +136,7 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 func waitRSTAvoidance(t *testing.T) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "closeWriteAndWait") {
-			return
-		}
-	}
-	t.Error("connections still closing after 3 s")
+	assert.Eventually(t, func() bool {
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "closeWriteAndWait")
+	}, 3*time.Second, 20*time.Millisecond, "connections still closing after 3 s")
 }

@@ -3,15 +3,15 @@ package agenttrusttest
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestSplitListeners(t *testing.T) {
 	srv := NewTestServer(t, WithSplitListeners())
 	c := newClient(t, srv)
 	urls := map[string]bool{srv.URL(): true, srv.AuthURL(): true, srv.AuditURL(): true}
-	if len(urls) != 3 {
-		t.Fatalf("URLs not distinct: %s %s %s", srv.URL(), srv.AuthURL(), srv.AuditURL())
-	}
+	require.Len(t, urls, 3, "URLs not distinct: %s %s %s", srv.URL(), srv.AuthURL(), srv.AuditURL())
 	agentID := srv.CreateAgent("bot")
 	check := checkBody(agentID, "", "t")
 	report := `{"agent_id": "a", "session_id": "s", "events": []}`
@@ -35,14 +35,12 @@ func TestSplitListeners(t *testing.T) {
 			got = append(got, r.Listener)
 		}
 	}
-	if strings.Join(got, ",") != "auth,gateway,audit" {
-		t.Fatalf("check listeners %v", got)
-	}
+	require.Equal(t, "auth,gateway,audit", strings.Join(got, ","), "check listeners %v", got)
 }
 
 func TestSingleListenerByDefault(t *testing.T) {
 	srv := NewTestServer(t)
-	if srv.AuthURL() != srv.URL() || srv.AuditURL() != srv.URL() || !strings.HasPrefix(srv.URL(), "http://127.0.0.1:") {
-		t.Fatalf("URLs %s %s %s", srv.URL(), srv.AuthURL(), srv.AuditURL())
-	}
+	require.Equal(t, srv.URL(), srv.AuthURL(), "URLs %s %s %s", srv.URL(), srv.AuthURL(), srv.AuditURL())
+	require.Equal(t, srv.URL(), srv.AuditURL(), "URLs %s %s %s", srv.URL(), srv.AuthURL(), srv.AuditURL())
+	require.True(t, strings.HasPrefix(srv.URL(), "http://127.0.0.1:"), "URLs %s %s %s", srv.URL(), srv.AuthURL(), srv.AuditURL())
 }

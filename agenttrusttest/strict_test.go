@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestStrictBodies(t *testing.T) {
@@ -48,11 +50,9 @@ func TestStrictBodies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := c.do("POST", srv.URL()+tc.path, tc.body)
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d (body %s)", r.status, tc.status, r.raw)
-			}
-			if tc.msg != "" && !strings.HasPrefix(r.errMsg(), tc.msg) {
-				t.Fatalf("error %q, want prefix %q", r.errMsg(), tc.msg)
+			require.Equal(t, tc.status, r.status, "status %d, want %d (body %s)", r.status, tc.status, r.raw)
+			if tc.msg != "" {
+				require.True(t, strings.HasPrefix(r.errMsg(), tc.msg), "error %q, want prefix %q", r.errMsg(), tc.msg)
 			}
 		})
 	}
@@ -67,9 +67,7 @@ func TestStrictBodilessAndContentType(t *testing.T) {
 	c.gw("POST", "/api/v1/agents/"+id+"/card", "").must(t, 200)
 	// ... but not with a body, not even {}.
 	r := c.gw("POST", "/api/v1/agents/"+id+"/card", "{}").must(t, 400)
-	if r.errMsg() != "this endpoint takes no request body" {
-		t.Fatalf("error %q", r.errMsg())
-	}
+	require.Equal(t, "this endpoint takes no request body", r.errMsg(), "error %q", r.errMsg())
 	// GET needs no Content-Type and rejects a body.
 	c.doHeaders("GET", srv.URL()+"/api/v1/agents/"+id, "", map[string]string{"Content-Type": ""}).must(t, 200)
 	c.gw("GET", "/api/v1/agents/"+id, `{"x": 1}`).must(t, 400)
@@ -85,39 +83,31 @@ func TestAuthentication(t *testing.T) {
 
 	c.key = ""
 	r := c.gw("GET", "/api/v1/agents", "").must(t, 401)
-	if r.errMsg() == "" || r.header.Get("X-Request-ID") == "" {
-		t.Fatalf("401 without error body or request id: %s %v", r.raw, r.header)
-	}
+	require.NotEqual(t, "", r.errMsg(), "401 without error body or request id: %s %v", r.raw, r.header)
+	require.NotEqual(t, "", r.header.Get("X-Request-ID"), "401 without error body or request id: %s %v", r.raw, r.header)
 	c.key = "sk_test_wrong"
 	c.gw("GET", "/api/v1/agents", "").must(t, 401)
 
 	// Public endpoints need no key.
 	c.key = ""
-	if r := c.gw("GET", "/health", "").must(t, 200); r.str("status") != "ok" {
-		t.Fatalf("health %s", r.raw)
-	}
+	r = c.gw("GET", "/health", "").must(t, 200)
+	require.Equal(t, "ok", r.str("status"), "health %s", r.raw)
 
 	// Header names match case-insensitively, even when sent lowercase.
 	req, _ := http.NewRequest("GET", srv.URL()+"/api/v1/agents", nil)
 	req.Header["x-api-key"] = []string{srv.APIKey()}
 	res, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("lowercase header: status %d", res.StatusCode)
-	}
+	require.EqualValues(t, 200, res.StatusCode, "lowercase header: status %d", res.StatusCode)
 
 	// An added key works and belongs to its org.
 	c.key = srv.AddAPIKey("org-2")
 	a := c.gw("POST", "/api/v1/agents", `{"name": "b", "framework": "custom", "capabilities": [], "metadata": {}}`).must(t, 201)
-	if org := a.json["agent"].(map[string]any)["org_id"]; org != "org-2" {
-		t.Fatalf("org %v", org)
-	}
-	if srv.OrgID() != DefaultOrgID || !strings.HasPrefix(srv.APIKey(), "sk_test_") {
-		t.Fatalf("org %q key %q", srv.OrgID(), srv.APIKey())
-	}
+	org := a.json["agent"].(map[string]any)["org_id"]
+	require.Equal(t, "org-2", org, "org %v", org)
+	require.Equal(t, DefaultOrgID, srv.OrgID(), "org %q key %q", srv.OrgID(), srv.APIKey())
+	require.True(t, strings.HasPrefix(srv.APIKey(), "sk_test_"), "org %q key %q", srv.OrgID(), srv.APIKey())
 }
 
 func TestRouting(t *testing.T) {
@@ -126,18 +116,14 @@ func TestRouting(t *testing.T) {
 	srv.SeedAgent(AgentSeed{ID: "a/b", Name: "slash"})
 
 	r := c.gw("GET", "/api/v1/nope", "").must(t, 404)
-	if r.header.Get("X-Request-ID") == "" {
-		t.Fatal("no X-Request-ID on 404")
-	}
+	require.NotEqual(t, "", r.header.Get("X-Request-ID"), "no X-Request-ID on 404")
 	r = c.gw("DELETE", "/api/v1/agents", "").must(t, 405)
-	if got := r.header.Get("Allow"); got != "GET, POST" {
-		t.Fatalf("Allow %q", got)
-	}
+	got := r.header.Get("Allow")
+	require.Equal(t, "GET, POST", got, "Allow %q", got)
 	// A percent-escaped slash stays inside one segment.
 	r = c.gw("GET", "/api/v1/agents/a%2Fb", "").must(t, 200)
-	if id := r.json["agent"].(map[string]any)["id"]; id != "a/b" {
-		t.Fatalf("id %v", id)
-	}
+	id := r.json["agent"].(map[string]any)["id"]
+	require.Equal(t, "a/b", id, "id %v", id)
 	c.gw("GET", "/api/v1/agents/a/b", "").must(t, 404)
 	// An empty parameter is not a match.
 	c.gw("GET", "/api/v1/agents/", "").must(t, 404)
@@ -152,9 +138,7 @@ func TestRouting(t *testing.T) {
 	for _, rr := range srv.Requests() {
 		paths = append(paths, rr.Path)
 	}
-	if !strings.Contains(strings.Join(paths, " "), "/api/v1/agents/a%2Fb") {
-		t.Fatalf("recorded paths %v lack the escaped id", paths)
-	}
+	require.Contains(t, strings.Join(paths, " "), "/api/v1/agents/a%2Fb", "recorded paths %v lack the escaped id", paths)
 }
 
 func TestRecordedRequests(t *testing.T) {
@@ -165,26 +149,22 @@ func TestRecordedRequests(t *testing.T) {
 	c.gw("GET", "/api/v1/agents?org_id=org-x", "").must(t, 200)
 
 	reqs := srv.Requests()
-	if len(reqs) != 2 {
-		t.Fatalf("%d requests", len(reqs))
-	}
-	if string(reqs[0].Body) != body || reqs[0].Method != "POST" || reqs[0].Path != "/api/v1/agents" {
-		t.Fatalf("first request %+v", reqs[0])
-	}
-	if reqs[0].Header.Get("x-api-key") != srv.APIKey() || reqs[0].RequestID == "" || reqs[0].Listener != "gateway" {
-		t.Fatalf("first request header %v", reqs[0].Header)
-	}
-	if reqs[1].RawQuery != "org_id=org-x" || len(reqs[1].Body) != 0 {
-		t.Fatalf("second request %+v", reqs[1])
-	}
+	require.Len(t, reqs, 2, "%d requests", len(reqs))
+	require.Equal(t, body, string(reqs[0].Body), "first request %+v", reqs[0])
+	require.Equal(t, "POST", reqs[0].Method, "first request %+v", reqs[0])
+	require.Equal(t, "/api/v1/agents", reqs[0].Path, "first request %+v", reqs[0])
+	require.Equal(t, srv.APIKey(), reqs[0].Header.Get("x-api-key"), "first request header %v", reqs[0].Header)
+	require.NotEqual(t, "", reqs[0].RequestID, "first request header %v", reqs[0].Header)
+	require.Equal(t, "gateway", reqs[0].Listener, "first request header %v", reqs[0].Header)
+	require.Equal(t, "org_id=org-x", reqs[1].RawQuery, "second request %+v", reqs[1])
+	require.Len(t, reqs[1].Body, 0, "second request %+v", reqs[1])
 	// Copies: mutating them changes nothing.
 	reqs[0].Body[0] = 'X'
 	reqs[0].Header.Set("X-API-Key", "changed")
-	if again := srv.Requests(); again[0].Body[0] != '{' || again[0].Header.Get("X-API-Key") != srv.APIKey() {
-		t.Fatal("Requests returned shared memory")
-	}
+	again := srv.Requests()
+	require.Equal(t, byte('{'), again[0].Body[0], "Requests returned shared memory")
+	require.Equal(t, srv.APIKey(), again[0].Header.Get("X-API-Key"), "Requests returned shared memory")
 	srv.ClearRequests()
-	if n := len(srv.Requests()); n != 0 {
-		t.Fatalf("%d requests after clear", n)
-	}
+	n := len(srv.Requests())
+	require.EqualValues(t, 0, n, "%d requests after clear", n)
 }

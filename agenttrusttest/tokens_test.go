@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 var tokenFormat = regexp.MustCompile(`^at_[A-Za-z0-9_-]{43,}$`)
@@ -46,44 +48,39 @@ func TestTokenIssueAndExpiry(t *testing.T) {
 
 	tok := c.auth("POST", "/api/v1/agent-tokens/issue", issueBody(agentID, 300, "read")).must(t, 200)
 	value := tok.str("token")
-	if !tokenFormat.MatchString(value) {
-		t.Fatalf("token %q", value)
-	}
-	if tok.str("expires_at") != "2026-03-01T10:05:00Z" || tok.str("issued_at") != "2026-03-01T10:00:00Z" || tok.str("agent_id") != agentID || tok.str("token_id") == "" {
-		t.Fatalf("token reply %s", tok.raw)
-	}
-	if got := strs(tok.json["scope"]); len(got) != 1 || got[0] != "read" {
-		t.Fatalf("scope %v", got)
-	}
+	require.True(t, tokenFormat.MatchString(value), "token %q", value)
+	require.Equal(t, "2026-03-01T10:05:00Z", tok.str("expires_at"), "token reply %s", tok.raw)
+	require.Equal(t, "2026-03-01T10:00:00Z", tok.str("issued_at"), "token reply %s", tok.raw)
+	require.Equal(t, agentID, tok.str("agent_id"), "token reply %s", tok.raw)
+	require.NotEqual(t, "", tok.str("token_id"), "token reply %s", tok.raw)
+	got := strs(tok.json["scope"])
+	require.Len(t, got, 1, "scope %v", got)
+	require.Equal(t, "read", got[0], "scope %v", got)
 	other := c.auth("POST", "/api/v1/agent-tokens/issue", issueBody(agentID, 300, "read")).must(t, 200)
-	if other.str("token") == value {
-		t.Fatal("two issues gave the same token")
-	}
+	require.NotEqual(t, value, other.str("token"), "two issues gave the same token")
 
 	introspect := func() resp {
 		return c.auth("POST", "/api/v1/agent-tokens/introspect", introspectBody(value, nil)).must(t, 200)
 	}
 	r := introspect()
-	if r.json["active"] != true || r.str("agent_id") != agentID || r.str("org_id") != DefaultOrgID || r.str("expires_at") != "2026-03-01T10:05:00Z" {
-		t.Fatalf("introspect %s", r.raw)
-	}
+	require.Equal(t, true, r.json["active"], "introspect %s", r.raw)
+	require.Equal(t, agentID, r.str("agent_id"), "introspect %s", r.raw)
+	require.Equal(t, DefaultOrgID, r.str("org_id"), "introspect %s", r.raw)
+	require.Equal(t, "2026-03-01T10:05:00Z", r.str("expires_at"), "introspect %s", r.raw)
 	// Exactly at expires_at the token is still valid; one second later not.
 	srv.Advance(300 * time.Second)
-	if r := introspect(); r.json["active"] != true {
-		t.Fatalf("at expiry: %s", r.raw)
-	}
+	r = introspect()
+	require.Equal(t, true, r.json["active"], "at expiry: %s", r.raw)
 	srv.Advance(time.Second)
-	if r := introspect(); r.json["active"] != false || r.str("reasoning") != "token expired" {
-		t.Fatalf("after expiry: %s", r.raw)
-	}
-	if got := srv.Now(); !got.Equal(start.Add(301 * time.Second)) {
-		t.Fatalf("Now %v", got)
-	}
+	r = introspect()
+	require.Equal(t, false, r.json["active"], "after expiry: %s", r.raw)
+	require.Equal(t, "token expired", r.str("reasoning"), "after expiry: %s", r.raw)
+	now := srv.Now()
+	require.True(t, now.Equal(start.Add(301*time.Second)), "Now %v", now)
 	// SetClock resets the offset.
 	srv.SetClock(func() time.Time { return start })
-	if r := introspect(); r.json["active"] != true {
-		t.Fatalf("after SetClock: %s", r.raw)
-	}
+	r = introspect()
+	require.Equal(t, true, r.json["active"], "after SetClock: %s", r.raw)
 }
 
 func TestTokenRules(t *testing.T) {
@@ -93,9 +90,7 @@ func TestTokenRules(t *testing.T) {
 	bound := srv.SeedAgent(AgentSeed{Name: "bound", Capabilities: []string{"read"}, Metadata: map[string]any{"allowed_targets": []any{"svc-a"}}})
 
 	r := c.auth("POST", "/api/v1/agent-tokens/issue", issueBody(agentID, 60, "read", "admin")).must(t, 403)
-	if r.errMsg() != `scope "admin" is not within the agent's capabilities` {
-		t.Fatalf("error %q", r.errMsg())
-	}
+	require.Equal(t, `scope "admin" is not within the agent's capabilities`, r.errMsg(), "error %q", r.errMsg())
 	c.auth("POST", "/api/v1/agent-tokens/issue", issueBody("nobody", 60)).must(t, 404)
 	c.auth("POST", "/api/v1/agent-tokens/issue", issueBody(agentID, 0)).must(t, 400)
 	c.auth("POST", "/api/v1/agent-tokens/issue", fmt.Sprintf(`{"agent_id": %q, "scopes": [], "ttl": 60, "session_id": ""}`, agentID)).must(t, 400)
@@ -103,9 +98,8 @@ func TestTokenRules(t *testing.T) {
 	inactive := func(token string, target *string, want string, scopes ...string) {
 		t.Helper()
 		r := c.auth("POST", "/api/v1/agent-tokens/introspect", introspectBody(token, target, scopes...)).must(t, 200)
-		if r.json["active"] != false || r.str("reasoning") != want {
-			t.Fatalf("introspect: %s, want reasoning %q", r.raw, want)
-		}
+		require.Equal(t, false, r.json["active"], "introspect: %s, want reasoning %q", r.raw, want)
+		require.Equal(t, want, r.str("reasoning"), "introspect: %s, want reasoning %q", r.raw, want)
 	}
 	inactive("at_unknown", nil, "unknown token")
 
@@ -113,14 +107,12 @@ func TestTokenRules(t *testing.T) {
 	inactive(tok, nil, "scope missing: write", "read", "write")
 	svcB, svcA := "svc-b", "svc-a"
 	// An agent without allowed_targets accepts any target.
-	if r := c.auth("POST", "/api/v1/agent-tokens/introspect", introspectBody(tok, &svcB, "read")); r.json["active"] != true {
-		t.Fatalf("unrestricted target: %s", r.raw)
-	}
+	r = c.auth("POST", "/api/v1/agent-tokens/introspect", introspectBody(tok, &svcB, "read"))
+	require.Equal(t, true, r.json["active"], "unrestricted target: %s", r.raw)
 	btok := c.auth("POST", "/api/v1/agent-tokens/issue", issueBody(bound, 60)).must(t, 200).str("token")
 	inactive(btok, &svcB, "target mismatch")
-	if r := c.auth("POST", "/api/v1/agent-tokens/introspect", introspectBody(btok, &svcA)); r.json["active"] != true {
-		t.Fatalf("allowed target: %s", r.raw)
-	}
+	r = c.auth("POST", "/api/v1/agent-tokens/introspect", introspectBody(btok, &svcA))
+	require.Equal(t, true, r.json["active"], "allowed target: %s", r.raw)
 
 	// Revoking the token, then revoking the agent.
 	c.auth("POST", "/api/v1/agent-tokens/revoke", fmt.Sprintf(`{"token": %q, "reason": "manual_revocation"}`, tok)).must(t, 200)
@@ -130,16 +122,14 @@ func TestTokenRules(t *testing.T) {
 	c.gw("POST", "/api/v1/agents/"+bound+"/revoke", `{"reason": "compromised"}`).must(t, 200)
 	inactive(btok, nil, "agent revoked")
 	c.auth("POST", "/api/v1/agent-tokens/issue", issueBody(bound, 60)).must(t, 403)
-	if a := c.gw("GET", "/api/v1/agents/"+bound, "").must(t, 200); a.json["agent"].(map[string]any)["status"] != "revoked" {
-		t.Fatalf("agent %s", a.raw)
-	}
+	a := c.gw("GET", "/api/v1/agents/"+bound, "").must(t, 200)
+	require.Equal(t, "revoked", a.json["agent"].(map[string]any)["status"], "agent %s", a.raw)
 
 	// API sessions need an active at_ token.
 	tok2 := c.auth("POST", "/api/v1/agent-tokens/issue", issueBody(agentID, 60, "read")).must(t, 200).str("token")
 	se := c.gw("POST", "/api/v1/agenttrust/api-sessions/init", fmt.Sprintf(`{"token": %q}`, tok2)).must(t, 200)
-	if se.str("source") != "api" || se.str("agent_id") != agentID {
-		t.Fatalf("api session %s", se.raw)
-	}
+	require.Equal(t, "api", se.str("source"), "api session %s", se.raw)
+	require.Equal(t, agentID, se.str("agent_id"), "api session %s", se.raw)
 	c.gw("POST", "/api/v1/agenttrust/api-sessions/init", fmt.Sprintf(`{"token": %q}`, tok)).must(t, 401)
 	c.gw("POST", "/api/v1/agenttrust/api-sessions/init", `{"token": "eyJhbGciOi.x.y"}`).must(t, 401)
 }
@@ -152,23 +142,23 @@ func TestAgents(t *testing.T) {
 	r := create(`{"name": "billing-bot", "framework": "langchain", "capabilities": ["read_invoices"], "metadata": {"team": "a"}}`).must(t, 201)
 	ag := r.json["agent"].(map[string]any)
 	id, _ := ag["id"].(string)
-	if id == "" || ag["status"] != "active" || ag["framework"] != "langchain" || ag["org_id"] != DefaultOrgID || ag["created_at"] == nil {
-		t.Fatalf("agent %s", r.raw)
-	}
-	if r := create(`{"name": "billing-bot", "framework": "custom", "capabilities": [], "metadata": {}}`); r.status != 409 {
-		t.Fatalf("duplicate: %d %s", r.status, r.raw)
-	}
+	require.NotEqual(t, "", id, "agent %s", r.raw)
+	require.Equal(t, "active", ag["status"], "agent %s", r.raw)
+	require.Equal(t, "langchain", ag["framework"], "agent %s", r.raw)
+	require.Equal(t, DefaultOrgID, ag["org_id"], "agent %s", r.raw)
+	require.NotNil(t, ag["created_at"], "agent %s", r.raw)
+	r = create(`{"name": "billing-bot", "framework": "custom", "capabilities": [], "metadata": {}}`)
+	require.EqualValues(t, 409, r.status, "duplicate: %d %s", r.status, r.raw)
 	// The same name in another org is fine; it is listed under that org.
 	create(`{"name": "billing-bot", "framework": "custom", "capabilities": [], "metadata": {}, "org_id": "org-1"}`).must(t, 201)
 
 	list := c.gw("GET", "/api/v1/agents", "").must(t, 200)
-	if n := len(list.json["agents"].([]any)); n != 1 {
-		t.Fatalf("default org lists %d agents", n)
-	}
+	n := len(list.json["agents"].([]any))
+	require.EqualValues(t, 1, n, "default org lists %d agents", n)
 	list = c.gw("GET", "/api/v1/agents?org_id=org-1", "").must(t, 200)
-	if got := list.json["agents"].([]any); len(got) != 1 || got[0].(map[string]any)["org_id"] != "org-1" {
-		t.Fatalf("org-1 list %s", list.raw)
-	}
+	got := list.json["agents"].([]any)
+	require.Len(t, got, 1, "org-1 list %s", list.raw)
+	require.Equal(t, "org-1", got[0].(map[string]any)["org_id"], "org-1 list %s", list.raw)
 	c.gw("GET", "/api/v1/agents/nope", "").must(t, 404)
 	c.gw("POST", "/api/v1/agents/nope/revoke", `{"reason": "x"}`).must(t, 404)
 }

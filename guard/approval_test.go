@@ -2,7 +2,6 @@ package guard
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/require"
 )
 
 func TestWaitForApproval(t *testing.T) {
@@ -31,15 +31,13 @@ func TestWaitForApproval(t *testing.T) {
 	defer srv.Close()
 	g := mustNew(t, newClient(t, srv.URL))
 	a, err := g.WaitForApproval(context.Background(), "apr/1", WithPollInterval(time.Millisecond))
-	if err != nil || a.Status != "approved" || a.DecidedBy != "alice" {
-		t.Fatalf("WaitForApproval = %+v, %v", a, err)
-	}
-	if p := path.Load(); p != "/mcp/approvals/apr%2F1" {
-		t.Fatalf("path %v", p)
-	}
-	if n := polls.Load(); n < 4 {
-		t.Fatalf("%d polls", n)
-	}
+	require.NoError(t, err, "WaitForApproval = %+v, %v", a, err)
+	require.EqualValues(t, "approved", a.Status, "WaitForApproval = %+v, %v", a, err)
+	require.Equal(t, "alice", a.DecidedBy, "WaitForApproval = %+v, %v", a, err)
+	p := path.Load()
+	require.Equal(t, "/mcp/approvals/apr%2F1", p, "path %v", p)
+	n := polls.Load()
+	require.GreaterOrEqual(t, n, int32(4), "%d polls", n)
 }
 
 func TestWaitForApprovalEnds(t *testing.T) {
@@ -50,9 +48,8 @@ func TestWaitForApprovalEnds(t *testing.T) {
 		g := mustNew(t, newClient(t, srv.URL))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()
-		if _, err := g.WaitForApproval(ctx, "a", WithPollInterval(5*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("err = %v", err)
-		}
+		_, err := g.WaitForApproval(ctx, "a", WithPollInterval(5*time.Millisecond))
+		require.ErrorIs(t, err, context.DeadlineExceeded, "err = %v", err)
 	})
 	t.Run("denied", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -60,9 +57,9 @@ func TestWaitForApprovalEnds(t *testing.T) {
 		}))
 		defer srv.Close()
 		g := mustNew(t, newClient(t, srv.URL))
-		if a, err := g.WaitForApproval(context.Background(), "a"); err != nil || a.Status != "denied" {
-			t.Fatalf("= %+v, %v", a, err)
-		}
+		a, err := g.WaitForApproval(context.Background(), "a")
+		require.NoError(t, err, "= %+v, %v", a, err)
+		require.EqualValues(t, "denied", a.Status, "= %+v, %v", a, err)
 	})
 	t.Run("404 ends the wait", func(t *testing.T) {
 		var n atomic.Int32
@@ -72,18 +69,16 @@ func TestWaitForApprovalEnds(t *testing.T) {
 		}))
 		defer srv.Close()
 		g := mustNew(t, newClient(t, srv.URL))
-		if _, err := g.WaitForApproval(context.Background(), "a", WithPollInterval(time.Millisecond)); !errors.Is(err, agenttrust.ErrNotFound) || n.Load() != 1 {
-			t.Fatalf("err = %v after %d polls", err, n.Load())
-		}
+		_, err := g.WaitForApproval(context.Background(), "a", WithPollInterval(time.Millisecond))
+		require.ErrorIs(t, err, agenttrust.ErrNotFound, "err = %v after %d polls", err, n.Load())
+		require.EqualValues(t, 1, n.Load(), "err = %v after %d polls", err, n.Load())
 	})
 	t.Run("validation", func(t *testing.T) {
 		g := mustNew(t, newClient(t, closedURL(t)))
-		if _, err := g.WaitForApproval(context.Background(), ""); !errors.Is(err, agenttrust.ErrValidation) {
-			t.Fatalf("empty id: %v", err)
-		}
-		if _, err := g.WaitForApproval(context.Background(), "a", WithPollInterval(0)); !errors.Is(err, agenttrust.ErrValidation) {
-			t.Fatalf("zero interval: %v", err)
-		}
+		_, err := g.WaitForApproval(context.Background(), "")
+		require.ErrorIs(t, err, agenttrust.ErrValidation, "empty id: %v", err)
+		_, err = g.WaitForApproval(context.Background(), "a", WithPollInterval(0))
+		require.ErrorIs(t, err, agenttrust.ErrValidation, "zero interval: %v", err)
 	})
 }
 
@@ -94,9 +89,7 @@ func BenchmarkGuardReport(b *testing.B) {
 	gw := newGateway(b)
 	g, err := New(newClient(b, gw.srv.URL), "agent-1",
 		WithQueueCapacity(1000), WithBatchSize(1000), WithFlushInterval(time.Hour))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	ev := ToolEnd("read_file", time.Millisecond)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -112,9 +105,9 @@ func BenchmarkGuardReport(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if s := g.Stats(); s.Reported != uint64(b.N) || gw.reportCalls() != 0 {
-		b.Fatalf("stats %+v, %d sends", s, gw.reportCalls())
-	}
+	s := g.Stats()
+	require.Equal(b, uint64(b.N), s.Reported, "stats %+v, %d sends", s, gw.reportCalls())
+	require.EqualValues(b, 0, gw.reportCalls(), "stats %+v, %d sends", s, gw.reportCalls())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = g.Close(ctx) // drop, do not send, the benchmark's events
@@ -123,16 +116,13 @@ func BenchmarkGuardReport(b *testing.B) {
 func BenchmarkGuardCheck(b *testing.B) {
 	gw := newGateway(b)
 	g, err := New(newClient(b, gw.srv.URL), "agent-1")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer g.Close(context.Background())
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := g.Check(ctx, "read_file", "[5 chars]"); err != nil {
-			b.Fatal(err)
-		}
+		_, err := g.Check(ctx, "read_file", "[5 chars]")
+		require.NoError(b, err)
 	}
 }

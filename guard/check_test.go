@@ -15,6 +15,8 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestNewValidatesBeforeIO(t *testing.T) {
@@ -40,29 +42,23 @@ func TestNewValidatesBeforeIO(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g, err := New(tc.client, tc.agent, tc.opts...)
-			if err == nil || g != nil {
-				t.Fatalf("New = %v, %v; want an error", g, err)
-			}
-			if !errors.Is(err, agenttrust.ErrValidation) {
-				t.Fatalf("error %v is not a validation error", err)
-			}
+			require.Error(t, err, "New = %v, %v; want an error", g, err)
+			require.Nil(t, g, "New = %v, %v; want an error", g, err)
+			require.ErrorIs(t, err, agenttrust.ErrValidation, "error %v is not a validation error", err)
 		})
 	}
-	if n := len(gw.checkBodies()) + gw.reportCalls(); n != 0 {
-		t.Fatalf("%d requests sent", n)
-	}
+	n := len(gw.checkBodies()) + gw.reportCalls()
+	require.EqualValues(t, 0, n, "%d requests sent", n)
 }
 
 func TestSessionID(t *testing.T) {
 	c := newClient(t, closedURL(t))
 	uuidRE := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	g1, g2 := mustNew(t, c), mustNew(t, c)
-	if !uuidRE.MatchString(g1.SessionID()) || g1.SessionID() == g2.SessionID() {
-		t.Fatalf("session ids %q, %q: want distinct UUIDv4s", g1.SessionID(), g2.SessionID())
-	}
-	if g := mustNew(t, c, WithSessionID("sess-9")); g.SessionID() != "sess-9" {
-		t.Fatalf("SessionID = %q", g.SessionID())
-	}
+	require.True(t, uuidRE.MatchString(g1.SessionID()), "session ids %q, %q: want distinct UUIDv4s", g1.SessionID(), g2.SessionID())
+	require.NotEqual(t, g2.SessionID(), g1.SessionID(), "session ids %q, %q: want distinct UUIDv4s", g1.SessionID(), g2.SessionID())
+	g := mustNew(t, c, WithSessionID("sess-9"))
+	require.Equal(t, "sess-9", g.SessionID(), "SessionID = %q", g.SessionID())
 }
 
 func TestClassify(t *testing.T) {
@@ -114,9 +110,8 @@ func TestClassify(t *testing.T) {
 		{"foreign error", nil, nil, errors.New("boom"), outcomeFail},
 	}
 	for _, tc := range cases {
-		if got := classify(tc.caller, tc.own, tc.err); got != tc.want {
-			t.Errorf("%s: classify = %d, want %d", tc.name, got, tc.want)
-		}
+		got := classify(tc.caller, tc.own, tc.err)
+		assert.Equal(t, tc.want, got, "%s: classify = %d, want %d", tc.name, got, tc.want)
 	}
 }
 
@@ -179,36 +174,33 @@ func TestCheckFailures(t *testing.T) {
 				s := g.Stats()
 				switch {
 				case f.unavailable && open:
-					if err != nil || !d.Allowed || !d.FailedOpen {
-						t.Fatalf("Check = %+v, %v; want a fail-open allow", d, err)
-					}
-					if s.Unavailable != 1 || s.FailedOpen != 1 {
-						t.Fatalf("stats %+v", s)
-					}
+					require.NoError(t, err, "Check = %+v, %v; want a fail-open allow", d, err)
+					require.True(t, d.Allowed, "Check = %+v, %v; want a fail-open allow", d, err)
+					require.True(t, d.FailedOpen, "Check = %+v, %v; want a fail-open allow", d, err)
+					require.EqualValues(t, 1, s.Unavailable, "stats %+v", s)
+					require.EqualValues(t, 1, s.FailedOpen, "stats %+v", s)
 				case f.unavailable:
 					var ue *UnavailableError
-					if !errors.As(err, &ue) || d.Allowed {
-						t.Fatalf("Check = %+v, %v; want *UnavailableError", d, err)
-					}
-					if ue.Code != "GUARDIAN_UNAVAILABLE" || ue.Tool != "read_file" || ue.Cause == nil ||
-						!errors.Is(err, ErrGuardianUnavailable) || !errors.Is(err, agenttrust.ErrAgentTrust) ||
-						errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "read_file") {
-						t.Fatalf("bad unavailable error %#v: %v", ue, err)
-					}
-					if strings.Contains(err.Error(), testKey) {
-						t.Fatal("error text holds the API key")
-					}
-					if s.Unavailable != 1 || s.FailedOpen != 0 {
-						t.Fatalf("stats %+v", s)
-					}
+					require.ErrorAs(t, err, &ue, "Check = %+v, %v; want *UnavailableError", d, err)
+					require.False(t, d.Allowed, "Check = %+v, %v; want *UnavailableError", d, err)
+					require.Equal(t, "GUARDIAN_UNAVAILABLE", ue.Code, "bad unavailable error %#v: %v", ue, err)
+					require.Equal(t, "read_file", ue.Tool, "bad unavailable error %#v: %v", ue, err)
+					require.NotNil(t, ue.Cause, "bad unavailable error %#v: %v", ue, err)
+					require.ErrorIs(t, err, ErrGuardianUnavailable, "bad unavailable error %#v: %v", ue, err)
+					require.ErrorIs(t, err, agenttrust.ErrAgentTrust, "bad unavailable error %#v: %v", ue, err)
+					require.NotErrorIs(t, err, ErrDenied, "bad unavailable error %#v: %v", ue, err)
+					require.Contains(t, err.Error(), "read_file", "bad unavailable error %#v: %v", ue, err)
+					require.NotContains(t, err.Error(), testKey, "error text holds the API key")
+					require.EqualValues(t, 1, s.Unavailable, "stats %+v", s)
+					require.EqualValues(t, 0, s.FailedOpen, "stats %+v", s)
 				default:
 					var ae *agenttrust.AgentTrustError
-					if !errors.As(err, &ae) || ae.Status != f.status || d.Allowed || d.FailedOpen {
-						t.Fatalf("Check = %+v, %v; want the API error with status %d", d, err, f.status)
-					}
-					if errors.Is(err, ErrGuardianUnavailable) || s.Unavailable != 0 {
-						t.Fatalf("API error %v counted as unavailable", err)
-					}
+					require.ErrorAs(t, err, &ae, "Check = %+v, %v; want the API error with status %d", d, err, f.status)
+					require.Equal(t, f.status, ae.Status, "Check = %+v, %v; want the API error with status %d", d, err, f.status)
+					require.False(t, d.Allowed, "Check = %+v, %v; want the API error with status %d", d, err, f.status)
+					require.False(t, d.FailedOpen, "Check = %+v, %v; want the API error with status %d", d, err, f.status)
+					require.NotErrorIs(t, err, ErrGuardianUnavailable, "API error %v counted as unavailable", err)
+					require.EqualValues(t, 0, s.Unavailable, "API error %v counted as unavailable", err)
 				}
 			})
 		}
@@ -220,21 +212,18 @@ func TestCheckUnavailableCauseReachable(t *testing.T) {
 		g := mustNew(t, newClient(t, answer(503, `{"error":"down"}`)(t)), WithCheckTimeout(300*time.Millisecond))
 		_, err := g.Check(context.Background(), "t", "")
 		var ae *agenttrust.AgentTrustError
-		if !errors.As(err, &ae) || ae.Status != 503 {
-			t.Fatalf("errors.As gives %+v from %v", ae, err)
-		}
+		require.ErrorAs(t, err, &ae, "errors.As gives %+v from %v", ae, err)
+		require.EqualValues(t, 503, ae.Status, "errors.As gives %+v from %v", ae, err)
 	})
 	t.Run("own timeout", func(t *testing.T) {
 		url := serveCheck(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 		g := mustNew(t, newClient(t, url), WithCheckTimeout(50*time.Millisecond))
 		start := time.Now()
 		_, err := g.Check(context.Background(), "t", "")
-		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrGuardianUnavailable) {
-			t.Fatalf("err = %v", err)
-		}
-		if el := time.Since(start); el > 2*time.Second {
-			t.Fatalf("check took %v despite a 50ms check timeout", el)
-		}
+		require.ErrorIs(t, err, context.DeadlineExceeded, "err = %v", err)
+		require.ErrorIs(t, err, ErrGuardianUnavailable, "err = %v", err)
+		el := time.Since(start)
+		require.LessOrEqual(t, el, 2*time.Second, "check took %v despite a 50ms check timeout", el)
 	})
 }
 
@@ -247,33 +236,31 @@ func TestCheckCallerCancellation(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(30*time.Millisecond, cancel)
 		d, err := g.Check(ctx, "t", "")
-		if !errors.Is(err, context.Canceled) || d.Allowed || errors.Is(err, ErrGuardianUnavailable) {
-			t.Fatalf("Check = %+v, %v; want context.Canceled", d, err)
-		}
-		if s := g.Stats(); s.FailedOpen != 0 || s.Unavailable != 0 {
-			t.Fatalf("stats %+v", s)
-		}
+		require.ErrorIs(t, err, context.Canceled, "Check = %+v, %v; want context.Canceled", d, err)
+		require.False(t, d.Allowed, "Check = %+v, %v; want context.Canceled", d, err)
+		require.NotErrorIs(t, err, ErrGuardianUnavailable, "Check = %+v, %v; want context.Canceled", d, err)
+		s := g.Stats()
+		require.EqualValues(t, 0, s.FailedOpen, "stats %+v", s)
+		require.EqualValues(t, 0, s.Unavailable, "stats %+v", s)
 	})
 	t.Run("caller deadline shorter than check timeout", func(t *testing.T) {
 		g := mustNew(t, newClient(t, hang(t)), WithFailOpen(true), WithCheckTimeout(10*time.Second))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()
 		d, err := g.Check(ctx, "t", "")
-		if !errors.Is(err, context.DeadlineExceeded) || d.Allowed || errors.Is(err, ErrGuardianUnavailable) {
-			t.Fatalf("Check = %+v, %v; want the caller's deadline", d, err)
-		}
+		require.ErrorIs(t, err, context.DeadlineExceeded, "Check = %+v, %v; want the caller's deadline", d, err)
+		require.False(t, d.Allowed, "Check = %+v, %v; want the caller's deadline", d, err)
+		require.NotErrorIs(t, err, ErrGuardianUnavailable, "Check = %+v, %v; want the caller's deadline", d, err)
 	})
 	t.Run("already cancelled: no I/O", func(t *testing.T) {
 		gw := newGateway(t)
 		g := mustNew(t, newClient(t, gw.srv.URL), WithFailOpen(true))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := g.Check(ctx, "t", ""); !errors.Is(err, context.Canceled) {
-			t.Fatalf("err = %v", err)
-		}
-		if n := len(gw.checkBodies()); n != 0 {
-			t.Fatalf("%d checks sent", n)
-		}
+		_, err := g.Check(ctx, "t", "")
+		require.ErrorIs(t, err, context.Canceled, "err = %v", err)
+		n := len(gw.checkBodies())
+		require.EqualValues(t, 0, n, "%d checks sent", n)
 	})
 }
 
@@ -281,33 +268,23 @@ func TestCheckWire(t *testing.T) {
 	gw := newGateway(t)
 	g := mustNew(t, newClient(t, gw.srv.URL), WithSessionID("sess-1"))
 	long := strings.Repeat("é", 150) + strings.Repeat("日本", 100) // 350 runes, multi-byte
-	if _, err := g.Check(context.Background(), "read_file", long); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.Check(context.Background(), "rm", "", WithEffect(EffectDestructive)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := g.Check(context.Background(), "read_file", long)
+	require.NoError(t, err)
+	_, err = g.Check(context.Background(), "rm", "", WithEffect(EffectDestructive))
+	require.NoError(t, err)
 	bodies := gw.checkBodies()
-	if len(bodies) != 2 {
-		t.Fatalf("%d checks", len(bodies))
-	}
+	require.Len(t, bodies, 2, "%d checks", len(bodies))
 	b := bodies[0]
 	want := map[string]any{"agent_id": "agent-1", "session_id": "sess-1", "action_name": "read_file", "action_source": "api"}
 	for k, v := range want {
-		if b[k] != v {
-			t.Errorf("%s = %v, want %v", k, b[k], v)
-		}
+		assert.Equal(t, v, b[k], "%s = %v, want %v", k, b[k], v)
 	}
 	sum, _ := b["action_input_summary"].(string)
-	if wantSum := strings.Repeat("é", 150) + strings.Repeat("日本", 25); sum != wantSum {
-		t.Errorf("action_input_summary has %d runes: %q", len([]rune(sum)), sum)
-	}
-	if _, ok := b["action_effect"]; ok {
-		t.Error("action_effect sent without WithEffect")
-	}
-	if bodies[1]["action_effect"] != "destructive" || bodies[1]["action_input_summary"] != "" {
-		t.Errorf("second check body %v", bodies[1])
-	}
+	assert.Equal(t, strings.Repeat("é", 150)+strings.Repeat("日本", 25), sum, "action_input_summary has %d runes: %q", len([]rune(sum)), sum)
+	_, ok := b["action_effect"]
+	assert.False(t, ok, "action_effect sent without WithEffect")
+	assert.Equal(t, "destructive", bodies[1]["action_effect"], "second check body %v", bodies[1])
+	assert.Equal(t, "", bodies[1]["action_input_summary"], "second check body %v", bodies[1])
 }
 
 func TestCheckOutcomes(t *testing.T) {
@@ -327,98 +304,96 @@ func TestCheckOutcomes(t *testing.T) {
 
 	g := mustNew(t, c)
 	d, err := g.Check(ctx, "read_file", "")
-	if err != nil || !d.Allowed || d.CheckID != "chk-1" || d.ElevationRequired || d.ApprovalID != "" {
-		t.Fatalf("allowed: %+v, %v", d, err)
-	}
+	require.NoError(t, err, "allowed: %+v, %v", d, err)
+	require.True(t, d.Allowed, "allowed: %+v, %v", d, err)
+	require.Equal(t, "chk-1", d.CheckID, "allowed: %+v, %v", d, err)
+	require.False(t, d.ElevationRequired, "allowed: %+v, %v", d, err)
+	require.Equal(t, "", d.ApprovalID, "allowed: %+v, %v", d, err)
 
 	d, err = g.Check(ctx, "delete_file", "")
 	var de *DeniedError
-	if !errors.As(err, &de) || d.Allowed {
-		t.Fatalf("denied: %+v, %v", d, err)
-	}
-	if de.Code != "ACTION_DENIED" || de.Tool != "delete_file" || de.Reason != "destructive" || de.CheckID != "chk-7" || de.GuardTier != "llm" {
-		t.Fatalf("DeniedError %+v", de)
-	}
-	if !errors.Is(err, ErrDenied) || !errors.Is(err, agenttrust.ErrActionDenied) || !errors.Is(err, agenttrust.ErrAgentTrust) || errors.Is(err, ErrElevationRequired) {
-		t.Fatalf("denial sentinels wrong for %v", err)
-	}
-	if msg := err.Error(); !strings.HasPrefix(msg, "agenttrust: ") || !strings.Contains(msg, "delete_file") || !strings.Contains(msg, "destructive") {
-		t.Fatalf("message %q", msg)
-	}
-	if d.Confidence == nil || *d.Confidence != 0.9 || d.LatencyMs == nil || *d.LatencyMs != 4 {
-		t.Fatalf("decision fields %+v", d)
-	}
+	require.ErrorAs(t, err, &de, "denied: %+v, %v", d, err)
+	require.False(t, d.Allowed, "denied: %+v, %v", d, err)
+	require.Equal(t, "ACTION_DENIED", de.Code, "DeniedError %+v", de)
+	require.Equal(t, "delete_file", de.Tool, "DeniedError %+v", de)
+	require.Equal(t, "destructive", de.Reason, "DeniedError %+v", de)
+	require.Equal(t, "chk-7", de.CheckID, "DeniedError %+v", de)
+	require.Equal(t, "llm", de.GuardTier, "DeniedError %+v", de)
+	require.ErrorIs(t, err, ErrDenied, "denial sentinels wrong for %v", err)
+	require.ErrorIs(t, err, agenttrust.ErrActionDenied, "denial sentinels wrong for %v", err)
+	require.ErrorIs(t, err, agenttrust.ErrAgentTrust, "denial sentinels wrong for %v", err)
+	require.NotErrorIs(t, err, ErrElevationRequired, "denial sentinels wrong for %v", err)
+	msg := err.Error()
+	require.True(t, strings.HasPrefix(msg, "agenttrust: "), "message %q", msg)
+	require.Contains(t, msg, "delete_file", "message %q", msg)
+	require.Contains(t, msg, "destructive", "message %q", msg)
+	require.NotNil(t, d.Confidence, "decision fields %+v", d)
+	require.EqualValues(t, 0.9, *d.Confidence, "decision fields %+v", d)
+	require.NotNil(t, d.LatencyMs, "decision fields %+v", d)
+	require.EqualValues(t, 4, *d.LatencyMs, "decision fields %+v", d)
 
 	d, err = g.Check(ctx, "wire_money", "")
 	var ee *ElevationRequiredError
-	if !errors.As(err, &ee) || d.Allowed || !d.ElevationRequired || d.ApprovalID != "apr-1" {
-		t.Fatalf("elevation: %+v, %v", d, err)
-	}
-	if ee.Code != "ELEVATION_REQUIRED" || ee.ApprovalID != "apr-1" || ee.Reason != "needs a human" || ee.Details()["approval_id"] != "apr-1" {
-		t.Fatalf("ElevationRequiredError %+v", ee)
-	}
-	if !errors.Is(err, ErrElevationRequired) || !errors.Is(err, ErrDenied) || !errors.Is(err, agenttrust.ErrAgentTrust) {
-		t.Fatalf("elevation sentinels wrong for %v", err)
-	}
-	if s := g.Stats(); s.Checks != 3 || s.Denied != 2 || s.Unavailable != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.ErrorAs(t, err, &ee, "elevation: %+v, %v", d, err)
+	require.False(t, d.Allowed, "elevation: %+v, %v", d, err)
+	require.True(t, d.ElevationRequired, "elevation: %+v, %v", d, err)
+	require.Equal(t, "apr-1", d.ApprovalID, "elevation: %+v, %v", d, err)
+	require.Equal(t, "ELEVATION_REQUIRED", ee.Code, "ElevationRequiredError %+v", ee)
+	require.Equal(t, "apr-1", ee.ApprovalID, "ElevationRequiredError %+v", ee)
+	require.Equal(t, "needs a human", ee.Reason, "ElevationRequiredError %+v", ee)
+	require.Equal(t, "apr-1", ee.Details()["approval_id"], "ElevationRequiredError %+v", ee)
+	require.ErrorIs(t, err, ErrElevationRequired, "elevation sentinels wrong for %v", err)
+	require.ErrorIs(t, err, ErrDenied, "elevation sentinels wrong for %v", err)
+	require.ErrorIs(t, err, agenttrust.ErrAgentTrust, "elevation sentinels wrong for %v", err)
+	s := g.Stats()
+	require.EqualValues(t, 3, s.Checks, "stats %+v", s)
+	require.EqualValues(t, 2, s.Denied, "stats %+v", s)
+	require.EqualValues(t, 0, s.Unavailable, "stats %+v", s)
 
 	nb := mustNew(t, c, WithBlockOnDeny(false))
 	d, err = nb.Check(ctx, "delete_file", "")
-	if err != nil || d.Allowed || d.Reason != "destructive" || d.CheckID != "chk-7" {
-		t.Fatalf("non-blocking denial: %+v, %v", d, err)
-	}
-	if DenialError("delete_file", d) == nil || !errors.Is(DenialError("delete_file", d), ErrDenied) {
-		t.Fatal("DenialError of a denial")
-	}
+	require.NoError(t, err, "non-blocking denial: %+v, %v", d, err)
+	require.False(t, d.Allowed, "non-blocking denial: %+v, %v", d, err)
+	require.Equal(t, "destructive", d.Reason, "non-blocking denial: %+v, %v", d, err)
+	require.Equal(t, "chk-7", d.CheckID, "non-blocking denial: %+v, %v", d, err)
+	require.Error(t, DenialError("delete_file", d), "DenialError of a denial")
+	require.ErrorIs(t, DenialError("delete_file", d), ErrDenied, "DenialError of a denial")
 	d, err = nb.Check(ctx, "wire_money", "")
-	if err != nil || d.Allowed || !d.ElevationRequired || d.ApprovalID != "apr-1" {
-		t.Fatalf("non-blocking elevation: %+v, %v", d, err)
-	}
-	if !errors.Is(DenialError("wire_money", d), ErrElevationRequired) {
-		t.Fatal("DenialError of an elevation")
-	}
+	require.NoError(t, err, "non-blocking elevation: %+v, %v", d, err)
+	require.False(t, d.Allowed, "non-blocking elevation: %+v, %v", d, err)
+	require.True(t, d.ElevationRequired, "non-blocking elevation: %+v, %v", d, err)
+	require.Equal(t, "apr-1", d.ApprovalID, "non-blocking elevation: %+v, %v", d, err)
+	require.ErrorIs(t, DenialError("wire_money", d), ErrElevationRequired, "DenialError of an elevation")
 }
 
 func TestCheckBeforeIO(t *testing.T) {
 	gw := newGateway(t)
 	g := mustNew(t, newClient(t, gw.srv.URL), WithFailOpen(true))
-	if d, err := g.Check(context.Background(), "", "x"); !errors.Is(err, agenttrust.ErrValidation) || d.Allowed {
-		t.Fatalf("empty tool: %+v, %v", d, err)
-	}
+	d, err := g.Check(context.Background(), "", "x")
+	require.ErrorIs(t, err, agenttrust.ErrValidation, "empty tool: %+v, %v", d, err)
+	require.False(t, d.Allowed, "empty tool: %+v, %v", d, err)
 	//lint:ignore SA1012 testing the nil check
-	if _, err := g.Check(nil, "t", "x"); !errors.Is(err, agenttrust.ErrValidation) { //nolint:staticcheck
-		t.Fatalf("nil ctx: %v", err)
-	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if d, err := g.Check(context.Background(), "t", "x"); !errors.Is(err, ErrClosed) || d.Allowed {
-		t.Fatalf("after Close: %+v, %v", d, err)
-	}
-	if n := len(gw.checkBodies()); n != 0 {
-		t.Fatalf("%d checks sent", n)
-	}
+	_, err = g.Check(nil, "t", "x") //nolint:staticcheck
+	require.ErrorIs(t, err, agenttrust.ErrValidation, "nil ctx: %v", err)
+	require.NoError(t, g.Close(context.Background()))
+	d, err = g.Check(context.Background(), "t", "x")
+	require.ErrorIs(t, err, ErrClosed, "after Close: %+v, %v", d, err)
+	require.False(t, d.Allowed, "after Close: %+v, %v", d, err)
+	n := len(gw.checkBodies())
+	require.EqualValues(t, 0, n, "%d checks sent", n)
 }
 
 func TestSummaries(t *testing.T) {
-	if got := LengthSummary("héllo 日本"); got != "[8 chars]" {
-		t.Errorf("LengthSummary = %q", got)
-	}
-	if got := LengthSummary(""); got != "[0 chars]" {
-		t.Errorf("LengthSummary empty = %q", got)
-	}
-	if got := TruncateRunes("日本語テキスト", 3); got != "日本語" {
-		t.Errorf("TruncateRunes = %q", got)
-	}
+	got := LengthSummary("héllo 日本")
+	assert.Equal(t, "[8 chars]", got, "LengthSummary = %q", got)
+	got = LengthSummary("")
+	assert.Equal(t, "[0 chars]", got, "LengthSummary empty = %q", got)
+	got = TruncateRunes("日本語テキスト", 3)
+	assert.Equal(t, "日本語", got, "TruncateRunes = %q", got)
 	type myErr struct{ error }
-	if got := ErrorTypeOf(&myErr{errors.New("secret text")}); got != "*guard.myErr" {
-		t.Errorf("ErrorTypeOf = %q", got)
-	}
-	if ErrorTypeOf(nil) != "" {
-		t.Error("ErrorTypeOf(nil)")
-	}
+	got = ErrorTypeOf(&myErr{errors.New("secret text")})
+	assert.Equal(t, "*guard.myErr", got, "ErrorTypeOf = %q", got)
+	assert.Equal(t, "", ErrorTypeOf(nil), "ErrorTypeOf(nil)")
 }
 
 // TestCheckDecisionIsAllowedAlone: a field of the wrong type
@@ -444,27 +419,23 @@ func TestCheckDecisionIsAllowedAlone(t *testing.T) {
 			g := mustNew(t, newClient(t, url), WithFailOpen(open))
 			d, err := g.Check(context.Background(), "delete_file", "")
 			s := g.Stats()
-			if s.Unavailable != 0 || s.FailedOpen != 0 || d.FailedOpen {
-				t.Fatalf("%s (failOpen=%v): counted as unavailable: %+v, %v, stats %+v", tc.body, open, d, err, s)
-			}
-			if d.Allowed != tc.allowed || d.CheckID != "chk-1" {
-				t.Fatalf("%s (failOpen=%v): Decision %+v, %v", tc.body, open, d, err)
-			}
+			require.EqualValues(t, 0, s.Unavailable, "%s (failOpen=%v): counted as unavailable: %+v, %v, stats %+v", tc.body, open, d, err, s)
+			require.EqualValues(t, 0, s.FailedOpen, "%s (failOpen=%v): counted as unavailable: %+v, %v, stats %+v", tc.body, open, d, err, s)
+			require.False(t, d.FailedOpen, "%s (failOpen=%v): counted as unavailable: %+v, %v, stats %+v", tc.body, open, d, err, s)
+			require.Equal(t, tc.allowed, d.Allowed, "%s (failOpen=%v): Decision %+v, %v", tc.body, open, d, err)
+			require.Equal(t, "chk-1", d.CheckID, "%s (failOpen=%v): Decision %+v, %v", tc.body, open, d, err)
 			var de *DeniedError
 			var ee *ElevationRequiredError
 			switch {
 			case tc.allowed:
-				if err != nil {
-					t.Fatalf("%s: allowed with error %v", tc.body, err)
-				}
+				require.NoError(t, err, "%s: allowed with error", tc.body)
 			case tc.elevation:
-				if !errors.As(err, &ee) || ee.ApprovalID != "ap-1" {
-					t.Fatalf("%s (failOpen=%v): want *ElevationRequiredError, got %v", tc.body, open, err)
-				}
+				require.ErrorAs(t, err, &ee, "%s (failOpen=%v): want *ElevationRequiredError, got %v", tc.body, open, err)
+				require.Equal(t, "ap-1", ee.ApprovalID, "%s (failOpen=%v): want *ElevationRequiredError, got %v", tc.body, open, err)
 			default:
-				if !errors.As(err, &de) || errors.Is(err, ErrElevationRequired) || de.Reason != "no" {
-					t.Fatalf("%s (failOpen=%v): want a plain *DeniedError, got %v", tc.body, open, err)
-				}
+				require.ErrorAs(t, err, &de, "%s (failOpen=%v): want a plain *DeniedError, got %v", tc.body, open, err)
+				require.NotErrorIs(t, err, ErrElevationRequired, "%s (failOpen=%v): want a plain *DeniedError, got %v", tc.body, open, err)
+				require.Equal(t, "no", de.Reason, "%s (failOpen=%v): want a plain *DeniedError, got %v", tc.body, open, err)
 			}
 		}
 	}
@@ -482,28 +453,24 @@ func TestCheckRetryAfterBeyondTimeout(t *testing.T) {
 		})
 		// The default retry policy: Retry-After honoured up to 10 s.
 		c, err := agenttrust.New(agenttrust.WithBaseURL(gw.srv.URL), agenttrust.WithAPIKey(testKey))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		g := mustNew(t, c, WithFailOpen(open))
 		start := time.Now()
 		d, err := g.Check(context.Background(), "read_file", "")
-		if el := time.Since(start); el > time.Second {
-			t.Errorf("failOpen=%v: check took %v", open, el)
-		}
-		if n := len(gw.checkBodies()); n != 1 {
-			t.Errorf("failOpen=%v: %d check requests, want 1", open, n)
-		}
+		el := time.Since(start)
+		assert.LessOrEqual(t, el, time.Second, "failOpen=%v: check took %v", open, el)
+		n := len(gw.checkBodies())
+		assert.EqualValues(t, 1, n, "failOpen=%v: %d check requests, want 1", open, n)
 		if open {
-			if err != nil || !d.Allowed || !d.FailedOpen {
-				t.Fatalf("fail-open: %+v, %v", d, err)
-			}
+			require.NoError(t, err, "fail-open: %+v, %v", d, err)
+			require.True(t, d.Allowed, "fail-open: %+v, %v", d, err)
+			require.True(t, d.FailedOpen, "fail-open: %+v, %v", d, err)
 			continue
 		}
 		var rl *agenttrust.RateLimitError
-		if !errors.Is(err, ErrGuardianUnavailable) || !errors.As(err, &rl) || rl.RetryAfter != 30*time.Second {
-			t.Fatalf("fail-closed: %v; want *UnavailableError caused by a *RateLimitError", err)
-		}
+		require.ErrorIs(t, err, ErrGuardianUnavailable, "fail-closed: %v; want *UnavailableError caused by a *RateLimitError", err)
+		require.ErrorAs(t, err, &rl, "fail-closed: %v; want *UnavailableError caused by a *RateLimitError", err)
+		require.Equal(t, 30*time.Second, rl.RetryAfter, "fail-closed: %v; want *UnavailableError caused by a *RateLimitError", err)
 	}
 }
 
@@ -527,16 +494,12 @@ func newRestartable(t *testing.T, h http.Handler) *restartable {
 
 func (r *restartable) start() {
 	var ln net.Listener
-	var err error
-	for i := 0; i < 50; i++ { // the port may take a moment to free up
-		if ln, err = net.Listen("tcp", r.addr); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err != nil {
-		r.t.Fatalf("listening again on %s: %v", r.addr, err)
-	}
+	// The port may take a moment to free up.
+	require.Eventually(r.t, func() bool {
+		var err error
+		ln, err = net.Listen("tcp", r.addr)
+		return err == nil
+	}, waitFor, 10*time.Millisecond, "listening again on %s", r.addr)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.addr = ln.Addr().String()
@@ -576,18 +539,21 @@ func TestCheckRidesOutRestart(t *testing.T) {
 	}))
 	// The default retry policy and check timeout: what a user gets.
 	c, err := agenttrust.New(agenttrust.WithBaseURL("http://"+srv.addr), agenttrust.WithAPIKey(testKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	g := mustNew(t, c)
 	var checks, failed, slow atomic.Int64
 	var firstErr atomic.Value
+	// restartedAt is when the gateway came back (UnixNano, 0 before);
+	// caughtUp counts the workers that have since completed a check begun
+	// after it, so every check begun in the outage has ended.
+	var restartedAt, caughtUp atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			caught := false
 			for {
 				select {
 				case <-stop:
@@ -597,6 +563,10 @@ func TestCheckRidesOutRestart(t *testing.T) {
 				start := time.Now()
 				d, err := g.Check(context.Background(), "read_file", "")
 				checks.Add(1)
+				if at := restartedAt.Load(); !caught && at != 0 && start.UnixNano() > at {
+					caught = true
+					caughtUp.Add(1)
+				}
 				if time.Since(start) > outage/4 {
 					slow.Add(1) // this check waited through (part of) the outage
 				}
@@ -604,24 +574,27 @@ func TestCheckRidesOutRestart(t *testing.T) {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, fmt.Sprintf("%+v, %v", d, err))
 				}
+				// Pacing, not synchronisation: a steady load rather than a
+				// busy loop on two shared cores.
 				time.Sleep(2 * time.Millisecond)
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The workers are checking before the gateway goes away.
+	require.Eventually(t, func() bool { return checks.Load() >= 2*workers }, waitFor, pollEvery, "checks under way")
 	srv.stop()
+	// The outage itself is what is under test: the gateway stays away for
+	// this long while the checks retry.
 	time.Sleep(outage)
 	srv.start()
-	time.Sleep(DefaultCheckTimeout - outage + 500*time.Millisecond) // every check begun in the outage ends
+	restartedAt.Store(time.Now().UnixNano())
+	require.Eventually(t, func() bool { return caughtUp.Load() == workers }, DefaultCheckTimeout+waitFor, pollEvery,
+		"every worker completes a check begun after the restart")
 	close(stop)
 	wg.Wait()
 	t.Logf("%d checks, %d of them through the %v outage, %d failed", checks.Load(), slow.Load(), outage, failed.Load())
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d checks failed across a %v restart; first: %v", failed.Load(), checks.Load(), outage, firstErr.Load())
-	}
-	if slow.Load() < workers {
-		t.Fatalf("only %d checks spanned the outage; the test did not exercise it", slow.Load())
-	}
+	require.EqualValues(t, 0, failed.Load(), "%d of %d checks failed across a %v restart; first: %v", failed.Load(), checks.Load(), outage, firstErr.Load())
+	require.GreaterOrEqual(t, slow.Load(), int64(workers), "only %d checks spanned the outage; the test did not exercise it", slow.Load())
 }
 
 // TestCheckRetryLoopYieldsToCaller: while a check retries a gateway that is
@@ -629,9 +602,7 @@ func TestCheckRidesOutRestart(t *testing.T) {
 // and no fail-open.
 func TestCheckRetryLoopYieldsToCaller(t *testing.T) {
 	c, err := agenttrust.New(agenttrust.WithBaseURL(closedURL(t)), agenttrust.WithAPIKey(testKey)) // the default backoff
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	g := mustNew(t, c, WithFailOpen(true))
 	ctx, cancel := context.WithCancel(context.Background())
 	// Past the 2 retries the policy alone allows (about 0.75 s at most), so
@@ -640,13 +611,12 @@ func TestCheckRetryLoopYieldsToCaller(t *testing.T) {
 	start := time.Now()
 	d, err := g.Check(ctx, "read_file", "")
 	el := time.Since(start)
-	if !errors.Is(err, context.Canceled) || d.Allowed || d.FailedOpen {
-		t.Fatalf("Check = %+v, %v; want context.Canceled", d, err)
-	}
-	if el < 1150*time.Millisecond || el > 1800*time.Millisecond {
-		t.Fatalf("returned after %v; want soon after the 1.2s cancellation", el)
-	}
-	if s := g.Stats(); s.FailedOpen != 0 || s.Unavailable != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.ErrorIs(t, err, context.Canceled, "Check = %+v, %v; want context.Canceled", d, err)
+	require.False(t, d.Allowed, "Check = %+v, %v; want context.Canceled", d, err)
+	require.False(t, d.FailedOpen, "Check = %+v, %v; want context.Canceled", d, err)
+	require.GreaterOrEqual(t, el, 1150*time.Millisecond, "returned after %v; want soon after the 1.2s cancellation", el)
+	require.LessOrEqual(t, el, 1800*time.Millisecond, "returned after %v; want soon after the 1.2s cancellation", el)
+	s := g.Stats()
+	require.EqualValues(t, 0, s.FailedOpen, "stats %+v", s)
+	require.EqualValues(t, 0, s.Unavailable, "stats %+v", s)
 }

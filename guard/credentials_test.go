@@ -2,12 +2,13 @@ package guard
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // A Guard on a client with agent credentials, against a fake gateway that
@@ -31,25 +32,17 @@ func newCredEnv(t *testing.T) *credEnv {
 	ks := agenttrust.NewInMemoryKeyStore()
 	ctx := context.Background()
 	agent, err := c.Agents.Create(ctx, agenttrust.AgentCreateParams{Name: "guarded", KeyStore: ks})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	creds, err := c.NewAgentCredentials(agenttrust.AgentCredentialsParams{AgentID: agent.ID, KeyStore: ks, PublicKeyPEM: agent.PublicKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UseAgentCredentials(creds); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, c.UseAgentCredentials(creds))
 	return &credEnv{srv: srv, c: c, ks: ks, agent: agent, creds: creds}
 }
 
 func (e *credEnv) guard(t *testing.T) *Guard {
 	t.Helper()
 	g, err := New(e.c, e.agent.ID, WithFailOpen(true), WithCheckTimeout(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = g.Close(context.Background()) })
 	return g
 }
@@ -59,21 +52,18 @@ func TestGuardOnCredentialedClient(t *testing.T) {
 	e.srv.DenyTool("delete_file", "no deletes")
 	g := e.guard(t)
 	ctx := context.Background()
-	if d, err := g.Check(ctx, "read_file", ""); err != nil || !d.Allowed || d.FailedOpen {
-		t.Fatalf("read_file: %+v %v", d, err)
-	}
+	d, err := g.Check(ctx, "read_file", "")
+	require.NoError(t, err, "read_file: %+v %v", d, err)
+	require.True(t, d.Allowed, "read_file: %+v %v", d, err)
+	require.False(t, d.FailedOpen, "read_file: %+v %v", d, err)
 	var de *DeniedError
-	if _, err := g.Check(ctx, "delete_file", ""); !errors.As(err, &de) {
-		t.Fatalf("delete_file: %v", err)
-	}
+	_, err = g.Check(ctx, "delete_file", "")
+	require.ErrorAs(t, err, &de, "delete_file: %v", err)
 	for _, p := range e.srv.DPoPProofs() {
-		if !p.Accepted {
-			t.Errorf("refused proof %+v", p)
-		}
+		assert.True(t, p.Accepted, "refused proof %+v", p)
 	}
-	if n := len(e.srv.DPoPProofs()); n != 2 {
-		t.Errorf("%d proofs, want 2", n)
-	}
+	n := len(e.srv.DPoPProofs())
+	assert.EqualValues(t, 2, n, "%d proofs, want 2", n)
 }
 
 func TestGuardCredentialFailuresNeverFailOpen(t *testing.T) {
@@ -82,31 +72,26 @@ func TestGuardCredentialFailuresNeverFailOpen(t *testing.T) {
 	ctx := context.Background()
 
 	// The key store has lost the key.
-	if err := e.ks.Delete(ctx, e.agent.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.ks.Delete(ctx, e.agent.ID))
 	d, err := g.Check(ctx, "read_file", "")
 	var ue *UnavailableError
-	if d.Allowed || d.FailedOpen || errors.As(err, &ue) || !errors.Is(err, agenttrust.ErrKeyNotFound) {
-		t.Fatalf("missing key: %+v %v", d, err)
-	}
-	if err := e.ks.Store(ctx, e.agent.ID, e.agent.PrivateKey); err != nil {
-		t.Fatal(err)
-	}
+	require.False(t, d.Allowed, "missing key: %+v %v", d, err)
+	require.False(t, d.FailedOpen, "missing key: %+v %v", d, err)
+	require.NotErrorAs(t, err, &ue, "missing key: %+v %v", d, err)
+	require.ErrorIs(t, err, agenttrust.ErrKeyNotFound, "missing key: %+v %v", d, err)
+	require.NoError(t, e.ks.Store(ctx, e.agent.ID, e.agent.PrivateKey))
 
 	// The gateway refuses the token.
 	e.srv.InjectFault("POST /api/v1/wimse/token", agenttrusttest.Fault{Status: 403, Times: 1})
 	d, err = g.Check(ctx, "read_file", "")
 	var az *agenttrust.AuthorizationError
-	if d.Allowed || d.FailedOpen || !errors.As(err, &az) {
-		t.Fatalf("403 on the token: %+v %v", d, err)
-	}
-	if s := g.Stats(); s.FailedOpen != 0 || s.Unavailable != 0 {
-		t.Errorf("stats %+v", s)
-	}
-	if len(e.srv.Checks()) != 0 {
-		t.Errorf("a check was sent without credentials")
-	}
+	require.False(t, d.Allowed, "403 on the token: %+v %v", d, err)
+	require.False(t, d.FailedOpen, "403 on the token: %+v %v", d, err)
+	require.ErrorAs(t, err, &az, "403 on the token: %+v %v", d, err)
+	s := g.Stats()
+	assert.EqualValues(t, 0, s.FailedOpen, "stats %+v", s)
+	assert.EqualValues(t, 0, s.Unavailable, "stats %+v", s)
+	assert.Len(t, e.srv.Checks(), 0, "a check was sent without credentials")
 }
 
 func TestGuardUnreachableGatewayMayFailOpen(t *testing.T) {
@@ -125,21 +110,17 @@ func TestGuardUnreachableGatewayMayFailOpen(t *testing.T) {
 		}
 		e.srv.InjectFault(route, f)
 		d, err := g.Check(ctx, "read_file", "")
-		if err != nil || !d.Allowed || !d.FailedOpen {
-			t.Errorf("%s: %+v %v", name, d, err)
-		}
+		assert.NoError(t, err, "%s: %+v %v", name, d, err)
+		assert.True(t, d.Allowed, "%s: %+v %v", name, d, err)
+		assert.True(t, d.FailedOpen, "%s: %+v %v", name, d, err)
 	}
-	if s := g.Stats(); s.FailedOpen != 2 {
-		t.Errorf("stats %+v", s)
-	}
+	s := g.Stats()
+	assert.EqualValues(t, 2, s.FailedOpen, "stats %+v", s)
 	// Without fail-open the same cause is an *UnavailableError.
 	strict, err := New(e.c, e.agent.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer strict.Close(ctx)
 	var ue *UnavailableError
-	if _, err := strict.Check(ctx, "read_file", ""); !errors.As(err, &ue) {
-		t.Errorf("strict guard: %v", err)
-	}
+	_, err = strict.Check(ctx, "read_file", "")
+	assert.ErrorAs(t, err, &ue, "strict guard: %v", err)
 }

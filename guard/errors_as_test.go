@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestDenialsAreAgentTrustErrors(t *testing.T) {
@@ -14,21 +16,16 @@ func TestDenialsAreAgentTrustErrors(t *testing.T) {
 		DenialError("rm", Decision{Reason: "ask", ElevationRequired: true, ApprovalID: "ap-1"}),
 	} {
 		var ae *agenttrust.AgentTrustError
-		if !errors.As(err, &ae) {
-			t.Fatalf("errors.As(%T, *AgentTrustError) = false", err)
-		}
-		if ae.Message != "Tool 'rm' denied: "+map[bool]string{true: "ask", false: "nope"}[ae.Code == agenttrust.CodeElevationRequired] {
-			t.Errorf("message %q", ae.Message)
-		}
-		if !errors.Is(err, agenttrust.ErrAgentTrust) || !errors.Is(err, ErrDenied) {
-			t.Errorf("%T does not match ErrAgentTrust and ErrDenied", err)
-		}
+		require.ErrorAs(t, err, &ae, "errors.As(%T, *AgentTrustError) = false", err)
+		assert.Equal(t, "Tool 'rm' denied: "+map[bool]string{true: "ask", false: "nope"}[ae.Code == agenttrust.CodeElevationRequired], ae.Message, "message %q", ae.Message)
+		assert.ErrorIs(t, err, agenttrust.ErrAgentTrust, "%T does not match ErrAgentTrust and ErrDenied", err)
+		assert.ErrorIs(t, err, ErrDenied, "%T does not match ErrAgentTrust and ErrDenied", err)
 	}
 	var ae *agenttrust.AgentTrustError
 	errors.As(DenialError("rm", Decision{ElevationRequired: true, ApprovalID: "ap-1"}), &ae)
-	if ae.Code != agenttrust.CodeElevationRequired || ae.Details["approval_id"] != "ap-1" || ae.Details["elevation_required"] != true {
-		t.Errorf("elevation as AgentTrustError: %+v", ae)
-	}
+	assert.Equal(t, agenttrust.CodeElevationRequired, ae.Code, "elevation as AgentTrustError: %+v", ae)
+	assert.Equal(t, "ap-1", ae.Details["approval_id"], "elevation as AgentTrustError: %+v", ae)
+	assert.Equal(t, true, ae.Details["elevation_required"], "elevation as AgentTrustError: %+v", ae)
 }
 
 // The base error is carried, not rebuilt: every errors.As yields the value
@@ -38,9 +35,8 @@ func TestDenialsCarryTheirBaseError(t *testing.T) {
 	elev := DenialError("rm", Decision{Reason: "ask", ElevationRequired: true, ApprovalID: "ap-1"})
 	var de *DeniedError
 	var ee *ElevationRequiredError
-	if !errors.As(deny, &de) || !errors.As(elev, &ee) {
-		t.Fatal("kinds")
-	}
+	require.ErrorAs(t, deny, &de, "kinds")
+	require.ErrorAs(t, elev, &ee, "kinds")
 	for _, tc := range []struct {
 		err  error
 		base *agenttrust.AgentTrustError
@@ -51,21 +47,22 @@ func TestDenialsCarryTheirBaseError(t *testing.T) {
 		{elev, ee.AgentTrustError, agenttrust.CodeElevationRequired, "agenttrust: Tool 'rm' denied: ask (code ELEVATION_REQUIRED, approval ap-1)"},
 	} {
 		var a1, a2 *agenttrust.AgentTrustError
-		if !errors.As(tc.err, &a1) || !errors.As(tc.err, &a2) || a1 != a2 || a1 != tc.base || a1 == nil {
-			t.Fatalf("%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
-		}
-		if a1.Code != tc.code || a1.Status != 0 || !errors.Is(tc.err, sentinelOf(tc.code)) {
-			t.Errorf("%T: base %+v", tc.err, a1)
-		}
+		require.ErrorAs(t, tc.err, &a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
+		require.ErrorAs(t, tc.err, &a2, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
+		require.Same(t, a2, a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
+		require.Same(t, tc.base, a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
+		require.NotNil(t, a1, "%T: As gave %p and %p, embedded %p", tc.err, a1, a2, tc.base)
+		assert.Equal(t, tc.code, a1.Code, "%T: base %+v", tc.err, a1)
+		assert.EqualValues(t, 0, a1.Status, "%T: base %+v", tc.err, a1)
+		assert.ErrorIs(t, tc.err, sentinelOf(tc.code), "%T: base %+v", tc.err, a1)
 		for _, verb := range []string{"%v", "%+v", "%s", "%#v", "%d"} {
-			if got := fmt.Sprintf(verb, tc.err); got != tc.text {
-				t.Errorf("%T %s: %q, want %q", tc.err, verb, got, tc.text)
-			}
+			got := fmt.Sprintf(verb, tc.err)
+			assert.Equal(t, tc.text, got, "%T %s: %q, want %q", tc.err, verb, got, tc.text)
 		}
 	}
-	if ee.Details()["approval_id"] != "ap-1" || ee.AgentTrustError.Details["elevation_required"] != true || de.Details == nil {
-		t.Errorf("details: %v / %v", ee.Details(), de.Details)
-	}
+	assert.Equal(t, "ap-1", ee.Details()["approval_id"], "details: %v / %v", ee.Details(), de.Details)
+	assert.Equal(t, true, ee.AgentTrustError.Details["elevation_required"], "details: %v / %v", ee.Details(), de.Details)
+	assert.NotNil(t, de.Details, "details: %v / %v", ee.Details(), de.Details)
 }
 
 func sentinelOf(code string) error {

@@ -2,12 +2,12 @@ package guard
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/stretchr/testify/require"
 )
 
 // End-to-end tests against the fake gateway, with split listeners so that
@@ -17,9 +17,7 @@ func fakeClient(t *testing.T, srv *agenttrusttest.Server) *agenttrust.Client {
 	t.Helper()
 	c, err := agenttrust.New(agenttrust.WithBaseURL(srv.URL()), agenttrust.WithAuthURL(srv.AuthURL()),
 		agenttrust.WithAuditURL(srv.AuditURL()), agenttrust.WithAPIKey(srv.APIKey()), fastRetry)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
@@ -30,52 +28,46 @@ func TestFakeGatewayFlow(t *testing.T) {
 	agentID := srv.CreateAgent("e2e")
 	c := fakeClient(t, srv)
 	g, err := New(c, agentID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := context.Background()
 
-	if d, err := g.Check(ctx, "read_file", LengthSummary("/etc/hosts")); err != nil || !d.Allowed {
-		t.Fatalf("read_file: %+v, %v", d, err)
-	}
+	d, err := g.Check(ctx, "read_file", LengthSummary("/etc/hosts"))
+	require.NoError(t, err, "read_file: %+v, %v", d, err)
+	require.True(t, d.Allowed, "read_file: %+v, %v", d, err)
 	g.Report(ToolEnd("read_file", 3*time.Millisecond))
 
 	_, err = g.Check(ctx, "delete_file", "")
 	var de *DeniedError
-	if !errors.As(err, &de) || de.Reason != "no deletes" || de.CheckID == "" {
-		t.Fatalf("delete_file: %v", err)
-	}
+	require.ErrorAs(t, err, &de, "delete_file: %v", err)
+	require.Equal(t, "no deletes", de.Reason, "delete_file: %v", err)
+	require.NotEqual(t, "", de.CheckID, "delete_file: %v", err)
 
 	_, err = g.Check(ctx, "send_email", "")
 	var ee *ElevationRequiredError
-	if !errors.As(err, &ee) || ee.ApprovalID == "" {
-		t.Fatalf("send_email: %v", err)
-	}
-	if _, err := c.Approvals.Approve(ctx, ee.ApprovalID, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	require.ErrorAs(t, err, &ee, "send_email: %v", err)
+	require.NotEqual(t, "", ee.ApprovalID, "send_email: %v", err)
+	_, err = c.Approvals.Approve(ctx, ee.ApprovalID, "alice")
+	require.NoError(t, err)
 	a, err := g.WaitForApproval(ctx, ee.ApprovalID, WithPollInterval(time.Millisecond))
-	if err != nil || a.Status != "approved" {
-		t.Fatalf("WaitForApproval = %+v, %v", a, err)
-	}
-	if d, err := g.Check(ctx, "send_email", ""); err != nil || !d.Allowed {
-		t.Fatalf("send_email after approval: %+v, %v", d, err)
-	}
+	require.NoError(t, err, "WaitForApproval = %+v, %v", a, err)
+	require.EqualValues(t, "approved", a.Status, "WaitForApproval = %+v, %v", a, err)
+	d, err = g.Check(ctx, "send_email", "")
+	require.NoError(t, err, "send_email after approval: %+v, %v", d, err)
+	require.True(t, d.Allowed, "send_email after approval: %+v, %v", d, err)
 
-	if err := g.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Close(ctx))
 	checks := srv.Checks()
-	if len(checks) != 4 || checks[0].ActionInputSummary != "[10 chars]" || checks[0].SessionID != g.SessionID() {
-		t.Fatalf("checks %v", checks)
-	}
+	require.Len(t, checks, 4, "checks %v", checks)
+	require.Equal(t, "[10 chars]", checks[0].ActionInputSummary, "checks %v", checks)
+	require.Equal(t, g.SessionID(), checks[0].SessionID, "checks %v", checks)
 	evs := srv.TelemetryEvents()
-	if len(evs) != 1 || evs[0].EventType != "tool_end" || (evs[0].Success == nil || !*evs[0].Success) {
-		t.Fatalf("events %v", evs)
-	}
-	if b := srv.TelemetryBatches(); b[0].AgentID != agentID || b[0].SessionID != g.SessionID() {
-		t.Fatalf("batch %v", b[0])
-	}
+	require.Len(t, evs, 1, "events %v", evs)
+	require.Equal(t, "tool_end", evs[0].EventType, "events %v", evs)
+	require.NotNil(t, evs[0].Success, "events %v", evs)
+	require.True(t, *evs[0].Success, "events %v", evs)
+	b := srv.TelemetryBatches()
+	require.Equal(t, agentID, b[0].AgentID, "batch %v", b[0])
+	require.Equal(t, g.SessionID(), b[0].SessionID, "batch %v", b[0])
 }
 
 func TestFakeGatewayFaults(t *testing.T) {
@@ -99,23 +91,20 @@ func TestFakeGatewayFaults(t *testing.T) {
 			srv.InjectFault("POST /api/v1/agenttrust/check", tc.fault)
 			for _, open := range []bool{true, false} {
 				g, err := New(fakeClient(t, srv), agentID, WithFailOpen(open), WithCheckTimeout(100*time.Millisecond))
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				d, err := g.Check(context.Background(), "read_file", "")
 				switch {
 				case !tc.unavailable:
-					if err == nil || d.Allowed || errors.Is(err, ErrGuardianUnavailable) {
-						t.Fatalf("open=%v: %+v, %v", open, d, err)
-					}
+					require.Error(t, err, "open=%v: %+v, %v", open, d, err)
+					require.False(t, d.Allowed, "open=%v: %+v, %v", open, d, err)
+					require.NotErrorIs(t, err, ErrGuardianUnavailable, "open=%v: %+v, %v", open, d, err)
 				case open:
-					if err != nil || !d.Allowed || !d.FailedOpen {
-						t.Fatalf("open: %+v, %v", d, err)
-					}
+					require.NoError(t, err, "open: %+v, %v", d, err)
+					require.True(t, d.Allowed, "open: %+v, %v", d, err)
+					require.True(t, d.FailedOpen, "open: %+v, %v", d, err)
 				default:
-					if !errors.Is(err, ErrGuardianUnavailable) || d.Allowed {
-						t.Fatalf("closed: %+v, %v", d, err)
-					}
+					require.ErrorIs(t, err, ErrGuardianUnavailable, "closed: %+v, %v", d, err)
+					require.False(t, d.Allowed, "closed: %+v, %v", d, err)
 				}
 			}
 		})
@@ -127,19 +116,14 @@ func TestFakeGatewayTelemetryRetry(t *testing.T) {
 	agentID := srv.CreateAgent("telemetry")
 	srv.InjectFault("POST /api/v1/telemetry/report", agenttrusttest.Fault{Status: 503, Times: 2})
 	g, err := New(fakeClient(t, srv), agentID, withClock(newFakeClock().clock()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i := 0; i < 15; i++ {
 		g.Report(ToolStart("t"))
 	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(srv.TelemetryEvents()); n != 15 {
-		t.Fatalf("%d events arrived", n)
-	}
-	if s := g.Stats(); s.FailedBatches != 2 || s.Sent != 15 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.NoError(t, g.Close(context.Background()))
+	n := len(srv.TelemetryEvents())
+	require.EqualValues(t, 15, n, "%d events arrived", n)
+	s := g.Stats()
+	require.EqualValues(t, 2, s.FailedBatches, "stats %+v", s)
+	require.EqualValues(t, 15, s.Sent, "stats %+v", s)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -27,9 +28,7 @@ var fastRetry = agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{
 func newClient(t testing.TB, url string) *agenttrust.Client {
 	t.Helper()
 	c, err := agenttrust.New(agenttrust.WithBaseURL(url), agenttrust.WithAPIKey(testKey), fastRetry)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
@@ -143,9 +142,7 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 // closedURL returns the URL of a loopback port nobody listens on.
 func closedURL(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	u := "http://" + l.Addr().String()
 	l.Close()
 	return u
@@ -182,31 +179,39 @@ func (f *fakeClock) delays() []time.Duration {
 	return append([]time.Duration(nil), f.wait...)
 }
 
-// eventually polls cond until it holds or a second passes.
-func eventually(t testing.TB, what string, cond func() bool) {
+// settle returns once the reporter goroutine has handled everything queued
+// before the call: it wakes the goroutine three times through its wake
+// channel (capacity 1). The third send can only complete after the goroutine
+// took the second, that is after it finished the pass the first one started,
+// with any send that pass made. A wake-up only makes it look at the queue.
+func settle(t testing.TB, g *Guard) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	timeout := time.NewTimer(waitFor)
+	defer timeout.Stop()
+	for i := 0; i < 3; i++ {
+		select {
+		case g.rep.wake <- struct{}{}:
+		case <-timeout.C:
+			require.FailNow(t, "the reporter goroutine stopped taking wake-ups")
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
 func mustNew(t testing.TB, c *agenttrust.Client, opts ...Option) *Guard {
 	t.Helper()
 	g, err := New(c, "agent-1", opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = g.Close(context.Background()) })
 	return g
 }
 
 func checkInvariant(t testing.TB, s Stats) {
 	t.Helper()
-	if s.Reported != s.Sent+s.Dropped+s.Pending {
-		t.Fatalf("invariant broken: %+v", s)
-	}
+	require.Equal(t, s.Sent+s.Dropped+s.Pending, s.Reported, "invariant broken: %+v", s)
 }
+
+// waitFor and pollEvery bound every require.Eventually in the package.
+const (
+	waitFor   = 5 * time.Second
+	pollEvery = time.Millisecond
+)

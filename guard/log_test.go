@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // logRecorder is a slog.Handler that keeps every record.
@@ -61,32 +64,25 @@ func TestCheckLogsDenialsAndFailOpens(t *testing.T) {
 	})
 	rec := &logRecorder{}
 	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithLogger(slog.New(rec)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer g.Close(context.Background())
 	const summary = "secret-input-summary"
-	if _, err := g.Check(context.Background(), "rm", summary); err == nil {
-		t.Fatal("denial returned no error")
-	}
-	if n := rec.count(slog.LevelInfo, "tool denied"); n != 1 {
-		t.Errorf("%d info records for a denial, want 1", n)
-	}
+	_, err = g.Check(context.Background(), "rm", summary)
+	require.Error(t, err, "denial returned no error")
+	n := rec.count(slog.LevelInfo, "tool denied")
+	assert.EqualValues(t, 1, n, "%d info records for a denial, want 1", n)
 
 	down, err := New(newClient(t, closedURL(t)), "agent-1", WithLogger(slog.New(rec)), WithFailOpen(true), WithCheckTimeout(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer down.Close(context.Background())
-	if d, err := down.Check(context.Background(), "ls", summary); err != nil || !d.FailedOpen {
-		t.Fatalf("fail-open check: %+v %v", d, err)
-	}
-	if n := rec.count(slog.LevelWarn, "failing open"); n != 1 {
-		t.Errorf("%d warning records for a fail-open, want 1", n)
-	}
-	if out := rec.text(); strings.Contains(out, summary) || strings.Contains(out, testKey) {
-		t.Errorf("logs carry the summary or the key:\n%s", out)
-	}
+	d, err := down.Check(context.Background(), "ls", summary)
+	require.NoError(t, err, "fail-open check: %+v %v", d, err)
+	require.True(t, d.FailedOpen, "fail-open check: %+v %v", d, err)
+	n = rec.count(slog.LevelWarn, "failing open")
+	assert.EqualValues(t, 1, n, "%d warning records for a fail-open, want 1", n)
+	out := rec.text()
+	assert.NotContains(t, out, summary, "logs carry the summary or the key:\n%s", out)
+	assert.NotContains(t, out, testKey, "logs carry the summary or the key:\n%s", out)
 }
 
 // R4 and R8: one log line per overflow episode, and one for Reports after
@@ -104,31 +100,26 @@ func TestReporterLogsDropsOncePerEpisode(t *testing.T) {
 	rec := &logRecorder{}
 	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithLogger(slog.New(rec)),
 		WithBatchSize(10), WithQueueCapacity(10), WithFlushInterval(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i := 0; i < 25; i++ {
 		g.Report(ToolEnd("t", time.Millisecond))
 	}
-	if s := g.Stats(); s.Dropped != 15 {
-		t.Errorf("dropped %d, want 15", s.Dropped)
-	}
-	if n := rec.count(slog.LevelWarn, "queue full"); n != 1 {
-		t.Errorf("%d overflow records for one episode, want 1", n)
-	}
+	s := g.Stats()
+	assert.EqualValues(t, 15, s.Dropped, "dropped %d, want 15", s.Dropped)
+	n := rec.count(slog.LevelWarn, "queue full")
+	assert.EqualValues(t, 1, n, "%d overflow records for one episode, want 1", n)
 	close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := g.Close(ctx); err != nil {
-		t.Fatalf("close: %v", err)
-	}
+	require.NoError(t, g.Close(ctx), "close")
 	for i := 0; i < 3; i++ {
 		g.Report(ToolEnd("t", time.Millisecond))
 	}
-	if n := rec.count(slog.LevelWarn, "after Close"); n != 1 {
-		t.Errorf("%d records for Reports after Close, want 1", n)
-	}
-	if s := g.Stats(); s.Sent != 10 || s.Dropped != 18 || s.Reported != 28 || s.Pending != 0 {
-		t.Errorf("stats %+v", s)
-	}
+	n = rec.count(slog.LevelWarn, "after Close")
+	assert.EqualValues(t, 1, n, "%d records for Reports after Close, want 1", n)
+	s = g.Stats()
+	assert.EqualValues(t, 10, s.Sent, "stats %+v", s)
+	assert.EqualValues(t, 18, s.Dropped, "stats %+v", s)
+	assert.EqualValues(t, 28, s.Reported, "stats %+v", s)
+	assert.EqualValues(t, 0, s.Pending, "stats %+v", s)
 }

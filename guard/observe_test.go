@@ -2,7 +2,6 @@ package guard
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,6 +11,8 @@ import (
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // guardRecorder records the guard's hooks.
@@ -63,13 +64,6 @@ func (r *guardRecorder) lines() []string {
 	return append([]string(nil), r.checks...)
 }
 
-func sameLines(t *testing.T, got, want []string) {
-	t.Helper()
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
 func TestObserveCheckOutcomes(t *testing.T) {
 	srv := agenttrusttest.NewTestServer(t, agenttrusttest.WithSplitListeners())
 	srv.DenyTool("delete_file", "no deletes")
@@ -78,60 +72,47 @@ func TestObserveCheckOutcomes(t *testing.T) {
 	rec := &guardRecorder{}
 	c, err := agenttrust.New(agenttrust.WithBaseURL(srv.URL()), agenttrust.WithAuthURL(srv.AuthURL()),
 		agenttrust.WithAuditURL(srv.AuditURL()), agenttrust.WithAPIKey(srv.APIKey()), fastRetry, rec.observer())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := context.Background()
 
 	g, err := New(c, agentID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer g.Close(ctx)
 	open, err := New(c, agentID, WithFailOpen(true), WithBlockOnDeny(false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer open.Close(ctx)
 
-	if _, err := g.Check(ctx, "read_file", "[5 chars]"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.Check(ctx, "delete_file", ""); !errors.As(err, new(*DeniedError)) {
-		t.Fatal(err)
-	}
-	if _, err := g.Check(ctx, "send_email", ""); !errors.As(err, new(*ElevationRequiredError)) {
-		t.Fatal(err)
-	}
+	_, err = g.Check(ctx, "read_file", "[5 chars]")
+	require.NoError(t, err)
+	_, err = g.Check(ctx, "delete_file", "")
+	require.ErrorAs(t, err, new(*DeniedError), err)
+	_, err = g.Check(ctx, "send_email", "")
+	require.ErrorAs(t, err, new(*ElevationRequiredError), err)
 	// Without BlockOnDeny a denial is a Decision, still a denial.
-	if d, err := open.Check(ctx, "delete_file", ""); err != nil || d.Allowed {
-		t.Fatal(d, err)
-	}
-	if d, err := open.Check(ctx, "send_email", ""); err != nil || !d.ElevationRequired {
-		t.Fatal(d, err)
-	}
+	d, err := open.Check(ctx, "delete_file", "")
+	require.NoError(t, err, fmt.Sprint(d, err))
+	require.False(t, d.Allowed, fmt.Sprint(d, err))
+	d, err = open.Check(ctx, "send_email", "")
+	require.NoError(t, err, fmt.Sprint(d, err))
+	require.True(t, d.ElevationRequired, fmt.Sprint(d, err))
 	srv.InjectFault("POST /api/v1/agenttrust/check", agenttrusttest.Fault{Status: 503})
-	if _, err := g.Check(ctx, "read_file", ""); !errors.As(err, new(*UnavailableError)) {
-		t.Fatal(err)
-	}
-	if d, err := open.Check(ctx, "read_file", ""); err != nil || !d.FailedOpen {
-		t.Fatal(d, err)
-	}
+	_, err = g.Check(ctx, "read_file", "")
+	require.ErrorAs(t, err, new(*UnavailableError), err)
+	d, err = open.Check(ctx, "read_file", "")
+	require.NoError(t, err, fmt.Sprint(d, err))
+	require.True(t, d.FailedOpen, fmt.Sprint(d, err))
 	srv.ClearFaults()
 	c.SetAPIKey("wrong-key-123")
-	if _, err := g.Check(ctx, "read_file", ""); !errors.Is(err, agenttrust.ErrAuthentication) {
-		t.Fatal(err)
-	}
+	_, err = g.Check(ctx, "read_file", "")
+	require.ErrorIs(t, err, agenttrust.ErrAuthentication, err)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := g.Check(cctx, "read_file", ""); !errors.Is(err, context.Canceled) {
-		t.Fatal(err) // canceled before any I/O: not a check
-	}
-	if _, err := g.Check(ctx, "", ""); err == nil {
-		t.Fatal("empty tool accepted") // invalid: not a check
-	}
+	_, err = g.Check(cctx, "read_file", "")
+	require.ErrorIs(t, err, context.Canceled) // canceled before any I/O: not a check
+	_, err = g.Check(ctx, "", "")
+	require.Error(t, err, "empty tool accepted") // invalid: not a check
 
-	sameLines(t, rec.lines(), []string{
+	require.Equal(t, []string{
 		`read_file allowed ""`,
 		`delete_file denied ""`,
 		`send_email elevation ""`,
@@ -140,43 +121,40 @@ func TestObserveCheckOutcomes(t *testing.T) {
 		`read_file unavailable "503"`,
 		`read_file failed_open "503"`,
 		`read_file error "401"`,
-	})
+	}, rec.lines())
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if r := rec.results[1]; r.CheckID == "" || r.Tier == "" || r.Duration <= 0 {
-		t.Errorf("denial result lacks id, tier or duration: %+v", r)
-	}
-	if r := rec.results[0]; r.CheckID == "" || r.Tier == "" {
-		t.Errorf("allowed result lacks id or tier: %+v", r)
-	}
-	if i := rec.infos[0]; i.AgentID != agentID || i.Tool != "read_file" || i.Summary != "[5 chars]" {
-		t.Errorf("CheckInfo = %+v", i)
-	}
+	r := rec.results[1]
+	assert.NotEqual(t, "", r.CheckID, "denial result lacks id, tier or duration: %+v", r)
+	assert.NotEqual(t, "", r.Tier, "denial result lacks id, tier or duration: %+v", r)
+	assert.Greater(t, r.Duration, time.Duration(0), "denial result lacks id, tier or duration: %+v", r)
+	r = rec.results[0]
+	assert.NotEqual(t, "", r.CheckID, "allowed result lacks id or tier: %+v", r)
+	assert.NotEqual(t, "", r.Tier, "allowed result lacks id or tier: %+v", r)
+	i := rec.infos[0]
+	assert.Equal(t, agentID, i.AgentID, "CheckInfo = %+v", i)
+	assert.Equal(t, "read_file", i.Tool, "CheckInfo = %+v", i)
+	assert.Equal(t, "[5 chars]", i.Summary, "CheckInfo = %+v", i)
 	// Every check's API call ran under the check's context (three attempts
 	// each for the two 503 checks).
-	if got := strings.Join(rec.nested, ","); got != "read_file>actions.check,delete_file>actions.check,send_email>actions.check,"+
-		"delete_file>actions.check,send_email>actions.check,read_file>actions.check,read_file>actions.check,read_file>actions.check" {
-		t.Errorf("nested operations: %s", got)
-	}
+	assert.Equal(t, "read_file>actions.check,delete_file>actions.check,send_email>actions.check,"+
+		"delete_file>actions.check,send_email>actions.check,read_file>actions.check,read_file>actions.check,read_file>actions.check",
+		strings.Join(rec.nested, ","), "nested operations")
 }
 
 func TestObserveCheckSummaryTruncated(t *testing.T) {
 	gw := newGateway(t)
 	rec := &guardRecorder{}
 	c, err := agenttrust.New(agenttrust.WithBaseURL(gw.srv.URL), agenttrust.WithAPIKey(testKey), rec.observer())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	g := mustNew(t, c)
 	long := strings.Repeat("é", 300)
-	if _, err := g.Check(context.Background(), "read_file", long); err != nil {
-		t.Fatal(err)
-	}
+	_, err = g.Check(context.Background(), "read_file", long)
+	require.NoError(t, err)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if got := rec.infos[0].Summary; got != strings.Repeat("é", 200) {
-		t.Errorf("summary of %d runes, want the 200 sent", len([]rune(got)))
-	}
+	got := rec.infos[0].Summary
+	assert.Equal(t, strings.Repeat("é", 200), got, "summary of %d runes, want the 200 sent", len([]rune(got)))
 }
 
 // pendingSum adds up the PendingDelta of every telemetry change.
@@ -205,9 +183,7 @@ func TestObserveTelemetry(t *testing.T) {
 	rec := &guardRecorder{}
 	c, err := agenttrust.New(agenttrust.WithBaseURL(gw.srv.URL), agenttrust.WithAPIKey(testKey), rec.observer(),
 		agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	clk := newFakeClock()
 	g := mustNew(t, c, withClock(clk.clock()), WithBatchSize(2), WithQueueCapacity(3), WithSendAttempts(2))
 	ctx := context.Background()
@@ -215,9 +191,7 @@ func TestObserveTelemetry(t *testing.T) {
 	// Two events go out as one batch.
 	g.Report(ToolEnd("a", time.Millisecond))
 	g.Report(ToolEnd("b", time.Millisecond))
-	if err := g.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Flush(ctx))
 	// An invalid event is dropped at once.
 	g.Report(Event{Type: "bogus", Tool: "x"})
 	// The gateway fails every send: the batch is tried twice, then dropped.
@@ -228,12 +202,12 @@ func TestObserveTelemetry(t *testing.T) {
 	g.Report(ToolEnd("c", time.Millisecond))
 	g.Report(ToolEnd("d", time.Millisecond))
 	var de *DeliveryError
-	if err := g.Flush(ctx); !errors.As(err, &de) || de.Undelivered != 2 {
-		t.Fatalf("Flush = %v", err)
-	}
-	if n := rec.pendingSum(); n != 0 || g.Stats().Pending != 0 {
-		t.Fatalf("pending sum %d, stats %+v", n, g.Stats())
-	}
+	err = g.Flush(ctx)
+	require.ErrorAs(t, err, &de, "Flush = %v", err)
+	require.EqualValues(t, 2, de.Undelivered, "Flush = %v", err)
+	n := rec.pendingSum()
+	require.EqualValues(t, 0, n, "pending sum %d, stats %+v", n, g.Stats())
+	require.EqualValues(t, 0, g.Stats().Pending, "pending sum %d, stats %+v", n, g.Stats())
 	// A full queue drops the overflow; then Close drops a late event.
 	gw.setReport(func(w http.ResponseWriter, _ *http.Request, _ int) bool {
 		writeJSON(w, 503, `{"error":"down"}`)
@@ -243,9 +217,7 @@ func TestObserveTelemetry(t *testing.T) {
 	for _, tool := range []string{"e", "f"} {
 		g2.Report(ToolEnd(tool, time.Millisecond))
 	}
-	if got := rec.pendingSum(); got != 2 {
-		t.Fatalf("pending sum %d with two queued events, want 2", got)
-	}
+	require.EqualValues(t, 2, rec.pendingSum(), "pending sum with two queued events")
 	g2.Report(ToolEnd("g", time.Millisecond)) // the third fills a batch: it is sent (and fails)
 	abort, cancel := context.WithCancel(ctx)
 	cancel()
@@ -259,17 +231,17 @@ func TestObserveTelemetry(t *testing.T) {
 		"queued 1 +1  ", "queued 1 +1  ",
 		"batch_failed 2 +0  503", "batch_failed 2 +0  503", "dropped 2 -2 undeliverable ",
 	}
-	sameLines(t, got[:len(want)], want)
+	require.Equal(t, want, got[:len(want)])
 	rest := got[len(want):]
 	// g2: three queued, then whatever Close's abort left (a failed batch,
 	// then an aborted drop of the three), then the late event.
-	if len(rest) < 5 || rest[0] != "queued 1 +1  " || rest[1] != "queued 1 +1  " || rest[2] != "queued 1 +1  " ||
-		rest[len(rest)-1] != "dropped 1 +0 closed " {
-		t.Fatalf("g2 telemetry: %q", rest)
-	}
-	if n := rec.pendingSum(); n != 0 {
-		t.Errorf("pending sum %d after Close, want 0: %q", n, rest)
-	}
+	require.GreaterOrEqual(t, len(rest), 5, "g2 telemetry: %q", rest)
+	require.Equal(t, "queued 1 +1  ", rest[0], "g2 telemetry: %q", rest)
+	require.Equal(t, "queued 1 +1  ", rest[1], "g2 telemetry: %q", rest)
+	require.Equal(t, "queued 1 +1  ", rest[2], "g2 telemetry: %q", rest)
+	require.Equal(t, "dropped 1 +0 closed ", rest[len(rest)-1], "g2 telemetry: %q", rest)
+	n = rec.pendingSum()
+	assert.EqualValues(t, 0, n, "pending sum %d after Close, want 0: %q", n, rest)
 	s := g2.Stats()
 	dropped := 0
 	rec.mu.Lock()
@@ -279,18 +251,15 @@ func TestObserveTelemetry(t *testing.T) {
 		}
 	}
 	rec.mu.Unlock()
-	if total := g.Stats().Dropped + s.Dropped; uint64(dropped) != total {
-		t.Errorf("dropped events reported %d, stats say %d", dropped, total)
-	}
+	total := g.Stats().Dropped + s.Dropped
+	assert.Equal(t, total, uint64(dropped), "dropped events reported %d, stats say %d", dropped, total)
 }
 
 func TestObserveQueueFull(t *testing.T) {
 	gw := newGateway(t)
 	rec := &guardRecorder{}
 	c, err := agenttrust.New(agenttrust.WithBaseURL(gw.srv.URL), agenttrust.WithAPIKey(testKey), rec.observer())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	clk := newFakeClock()
 	g := mustNew(t, c, withClock(clk.clock()), WithBatchSize(2), WithQueueCapacity(2), WithFlushInterval(time.Hour))
 	// A stalled gateway keeps a full batch in flight.
@@ -301,19 +270,17 @@ func TestObserveQueueFull(t *testing.T) {
 	})
 	g.Report(ToolEnd("a", time.Millisecond))
 	g.Report(ToolEnd("b", time.Millisecond)) // a batch: in flight, stalled
-	eventually(t, "the batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, pollEvery, "the batch in flight")
 	// The capacity bounds the events waiting, not the batch in flight.
 	g.Report(ToolEnd("c", time.Millisecond))
 	g.Report(ToolEnd("d", time.Millisecond))
 	g.Report(ToolEnd("e", time.Millisecond)) // two waiting: full
 	close(release)
-	if err := g.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	sameLines(t, rec.telemetryLines(), []string{
+	require.NoError(t, g.Flush(context.Background()))
+	require.Equal(t, []string{
 		"queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ", "dropped 1 +0 queue_full ",
 		"sent 2 -2  ", "sent 2 -2  ",
-	})
+	}, rec.telemetryLines())
 }
 
 func TestObserveNoHooks(t *testing.T) {
@@ -322,13 +289,10 @@ func TestObserveNoHooks(t *testing.T) {
 	c, err := agenttrust.New(agenttrust.WithBaseURL(gw.srv.URL), agenttrust.WithObserver(&agenttrust.Observer{
 		CacheLookup: func(context.Context, agenttrust.CacheKind, bool) {},
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	g := mustNew(t, c)
-	if g.obs != nil || g.rep.obs != nil {
-		t.Error("the guard keeps an observer without check or telemetry hooks")
-	}
+	assert.Nil(t, g.obs, "the guard keeps an observer without check or telemetry hooks")
+	assert.Nil(t, g.rep.obs, "the guard keeps an observer without check or telemetry hooks")
 }
 
 // A failed batch goes back to the head of a queue that filled up while it
@@ -339,9 +303,7 @@ func TestObserveRequeueOverflow(t *testing.T) {
 	rec := &guardRecorder{}
 	c, err := agenttrust.New(agenttrust.WithBaseURL(gw.srv.URL), agenttrust.WithAPIKey(testKey), rec.observer(),
 		agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	clk := newFakeClock()
 	g := mustNew(t, c, withClock(clk.clock()), WithBatchSize(2), WithQueueCapacity(2), WithSendAttempts(2),
 		WithFlushInterval(time.Hour))
@@ -356,19 +318,18 @@ func TestObserveRequeueOverflow(t *testing.T) {
 	})
 	g.Report(ToolEnd("a", time.Millisecond))
 	g.Report(ToolEnd("b", time.Millisecond)) // a batch: in flight, stalled
-	eventually(t, "the batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, pollEvery, "the batch in flight")
 	g.Report(ToolEnd("c", time.Millisecond))
 	g.Report(ToolEnd("d", time.Millisecond)) // the queue is full
 	close(release)
 	_ = g.Flush(context.Background()) // c and d are lost: an error
-	sameLines(t, rec.telemetryLines(), []string{
+	require.Equal(t, []string{
 		"queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ", "queued 1 +1  ",
 		"batch_failed 2 +0  503", "dropped 2 -2 queue_full ", "sent 2 -2  ",
-	})
-	if n := rec.pendingSum(); n != 0 {
-		t.Errorf("pending sum %d, want 0", n)
-	}
-	if s := g.Stats(); s.Dropped != 2 || s.Sent != 2 {
-		t.Errorf("stats %+v", s)
-	}
+	}, rec.telemetryLines())
+	n := rec.pendingSum()
+	assert.EqualValues(t, 0, n, "pending sum %d, want 0", n)
+	s := g.Stats()
+	assert.EqualValues(t, 2, s.Dropped, "stats %+v", s)
+	assert.EqualValues(t, 2, s.Sent, "stats %+v", s)
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var tsRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$`)
@@ -29,37 +31,32 @@ func TestReportWire(t *testing.T) {
 	ev := ToolError("read_file", -time.Second, pathErr)
 	ev.Time = at
 	g.Report(ev)
-	if err := g.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Flush(context.Background()))
 	batches := gw.batchBodies()
-	if len(batches) != 1 || batches[0]["agent_id"] != "agent-1" || batches[0]["session_id"] != "sess-1" {
-		t.Fatalf("batches %v", batches)
-	}
+	require.Len(t, batches, 1, "batches %v", batches)
+	require.Equal(t, "agent-1", batches[0]["agent_id"], "batches %v", batches)
+	require.Equal(t, "sess-1", batches[0]["session_id"], "batches %v", batches)
 	evs := gw.events()
-	if len(evs) != 3 {
-		t.Fatalf("events %v", evs)
-	}
+	require.Len(t, evs, 3, "events %v", evs)
 	start, end, fail := evs[0], evs[1], evs[2]
-	if start["event_type"] != "tool_start" || start["tool_name"] != "read_file" || len(start) != 3 {
-		t.Errorf("tool_start %v", start)
-	}
-	if end["event_type"] != "tool_end" || end["duration_ms"] != 1.0 || end["success"] != true || len(end) != 5 {
-		t.Errorf("tool_end %v", end)
-	}
-	if fail["event_type"] != "tool_error" || fail["success"] != false || fail["duration_ms"] != 0.0 ||
-		fail["error_type"] != "*fs.PathError" || fail["timestamp"] != "2026-03-01T09:00:00.000000+00:00" {
-		t.Errorf("tool_error %v", fail)
-	}
+	assert.Equal(t, "tool_start", start["event_type"], "tool_start %v", start)
+	assert.Equal(t, "read_file", start["tool_name"], "tool_start %v", start)
+	assert.Len(t, start, 3, "tool_start %v", start)
+	assert.Equal(t, "tool_end", end["event_type"], "tool_end %v", end)
+	assert.Equal(t, 1.0, end["duration_ms"], "tool_end %v", end)
+	assert.Equal(t, true, end["success"], "tool_end %v", end)
+	assert.Len(t, end, 5, "tool_end %v", end)
+	assert.Equal(t, "tool_error", fail["event_type"], "tool_error %v", fail)
+	assert.Equal(t, false, fail["success"], "tool_error %v", fail)
+	assert.Equal(t, 0.0, fail["duration_ms"], "tool_error %v", fail)
+	assert.Equal(t, "*fs.PathError", fail["error_type"], "tool_error %v", fail)
+	assert.Equal(t, "2026-03-01T09:00:00.000000+00:00", fail["timestamp"], "tool_error %v", fail)
 	for _, e := range evs {
-		if ts, _ := e["timestamp"].(string); !tsRE.MatchString(ts) {
-			t.Errorf("timestamp %q", ts)
-		}
+		ts, _ := e["timestamp"].(string)
+		assert.True(t, tsRE.MatchString(ts), "timestamp %q", ts)
 	}
 	for _, raw := range gw.raw {
-		if regexp.MustCompile(`secret/path|file does not exist`).MatchString(raw) {
-			t.Fatalf("error text on the wire: %s", raw)
-		}
+		require.False(t, regexp.MustCompile(`secret/path|file does not exist`).MatchString(raw), "error text on the wire: %s", raw)
 	}
 }
 
@@ -69,12 +66,12 @@ func TestReportInvalidEventsDropped(t *testing.T) {
 	g.Report(Event{Type: "tool_progress", Tool: "x"})
 	g.Report(ToolStart(""))
 	s := g.Stats()
-	if s.Reported != 2 || s.Dropped != 2 || s.Pending != 0 {
-		t.Fatalf("stats %+v", s)
-	}
-	if err := g.Close(context.Background()); err != nil || gw.reportCalls() != 0 {
-		t.Fatalf("Close = %v, %d requests", err, gw.reportCalls())
-	}
+	require.EqualValues(t, 2, s.Reported, "stats %+v", s)
+	require.EqualValues(t, 2, s.Dropped, "stats %+v", s)
+	require.EqualValues(t, 0, s.Pending, "stats %+v", s)
+	err := g.Close(context.Background())
+	require.NoError(t, err, "Close = %v, %d requests", err, gw.reportCalls())
+	require.EqualValues(t, 0, gw.reportCalls(), "Close = %v, %d requests", err, gw.reportCalls())
 }
 
 func TestReporterTriggers(t *testing.T) {
@@ -84,54 +81,49 @@ func TestReporterTriggers(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		g.Report(ToolStart(fmt.Sprint("t", i)))
 	}
-	time.Sleep(30 * time.Millisecond)
-	if n := gw.reportCalls(); n != 0 {
-		t.Fatalf("%d batches before the size or time trigger", n)
-	}
+	settle(t, g)
+	n := gw.reportCalls()
+	require.EqualValues(t, 0, n, "%d batches before the size or time trigger", n)
 	fc.tick <- time.Now() // interval tick: everything pending, below batch size
-	eventually(t, "tick batch", func() bool { return len(gw.batchBodies()) == 1 })
+	require.Eventually(t, func() bool { return len(gw.batchBodies()) == 1 }, waitFor, pollEvery, "tick batch")
 	for i := 0; i < 25; i++ {
 		g.Report(ToolStart(fmt.Sprint("s", i)))
 	}
 	// The size trigger sends whole batches of 10: two requests of 10, or one
 	// of 20 when both were waiting by the time the goroutine looked.
-	eventually(t, "size batches", func() bool { return g.Stats().Sent == 23 })
-	time.Sleep(30 * time.Millisecond)
-	if s := g.Stats(); s.Sent != 23 || s.Pending != 5 {
-		t.Fatalf("stats %+v; the 5 left over must wait for the tick", s)
-	}
+	require.Eventually(t, func() bool { return g.Stats().Sent == 23 }, waitFor, pollEvery, "size batches")
+	settle(t, g)
+	s := g.Stats()
+	require.EqualValues(t, 23, s.Sent, "stats %+v; the 5 left over must wait for the tick", s)
+	require.EqualValues(t, 5, s.Pending, "stats %+v; the 5 left over must wait for the tick", s)
 	sizeReqs := gw.reportCalls() - 1
 	fc.tick <- time.Now()
-	eventually(t, "second tick batch", func() bool { return len(gw.batchBodies()) == sizeReqs+2 })
+	require.Eventually(t, func() bool { return len(gw.batchBodies()) == sizeReqs+2 }, waitFor, pollEvery, "second tick batch")
 	sizes := []int{}
 	for _, b := range gw.batchBodies() {
 		sizes = append(sizes, len(b["events"].([]any)))
 	}
-	if got := fmt.Sprint(sizes); got != "[3 10 10 5]" && got != "[3 20 5]" {
-		t.Fatalf("batch sizes %v", sizes)
-	}
+	got := fmt.Sprint(sizes)
+	require.Contains(t, []string{"[3 10 10 5]", "[3 20 5]"}, got, "batch sizes %v", sizes)
 	// Order is kept across batches.
 	for i, e := range gw.events()[3:] {
-		if e["tool_name"] != fmt.Sprint("s", i) {
-			t.Fatalf("event %d is %v", i, e["tool_name"])
-		}
+		require.Equal(t, fmt.Sprint("s", i), e["tool_name"], "event %d is %v", i, e["tool_name"])
 	}
-	eventually(t, "all sent", func() bool { return g.Stats().Sent == 28 })
-	if s := g.Stats(); s.Pending != 0 || s.Dropped != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.Eventually(t, func() bool { return g.Stats().Sent == 28 }, waitFor, pollEvery, "all sent")
+	s = g.Stats()
+	require.EqualValues(t, 0, s.Pending, "stats %+v", s)
+	require.EqualValues(t, 0, s.Dropped, "stats %+v", s)
 	fc.tick <- time.Now() // nothing pending: nothing is posted
-	time.Sleep(30 * time.Millisecond)
-	if n := gw.reportCalls(); n != len(sizes) {
-		t.Fatalf("%d requests after an idle tick", n)
-	}
+	settle(t, g)
+	n = gw.reportCalls()
+	require.Equal(t, len(sizes), n, "%d requests after an idle tick", n)
 }
 
 func TestReporterRealTicker(t *testing.T) {
 	gw := newGateway(t)
 	g := mustNew(t, newClient(t, gw.srv.URL), WithFlushInterval(20*time.Millisecond))
 	g.Report(ToolStart("a"))
-	eventually(t, "interval flush", func() bool { return len(gw.events()) == 1 })
+	require.Eventually(t, func() bool { return len(gw.events()) == 1 }, waitFor, pollEvery, "interval flush")
 }
 
 // blockFirst makes the gateway hold its first telemetry request until the
@@ -164,24 +156,23 @@ func TestReporterOverflow(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		g.Report(ToolStart("a"))
 	}
-	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, pollEvery, "first batch in flight")
 	for i := 0; i < 9; i++ { // 8 wait beside the 5 in flight, 1 is dropped
 		g.Report(ToolStart("b"))
 	}
 	s := g.Stats()
 	checkInvariant(t, s)
-	if s.Reported != 14 || s.Dropped != 1 || s.Pending != 13 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.EqualValues(t, 14, s.Reported, "stats %+v", s)
+	require.EqualValues(t, 1, s.Dropped, "stats %+v", s)
+	require.EqualValues(t, 13, s.Pending, "stats %+v", s)
 	release()
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Close(context.Background()))
 	s = g.Stats()
 	checkInvariant(t, s)
-	if s.Sent != 13 || s.Dropped != 1 || s.Pending != 0 || len(gw.events()) != 13 {
-		t.Fatalf("stats %+v, %d events", s, len(gw.events()))
-	}
+	require.EqualValues(t, 13, s.Sent, "stats %+v, %d events", s, len(gw.events()))
+	require.EqualValues(t, 1, s.Dropped, "stats %+v, %d events", s, len(gw.events()))
+	require.EqualValues(t, 0, s.Pending, "stats %+v, %d events", s, len(gw.events()))
+	require.Len(t, gw.events(), 13, "stats %+v, %d events", s, len(gw.events()))
 }
 
 // TestReporterRequeueWithinCapacity: a failed batch goes back at the head of
@@ -198,35 +189,35 @@ func TestReporterRequeueWithinCapacity(t *testing.T) {
 	for i := 0; i < 13; i++ { // 5 in flight, 8 waiting
 		g.Report(ToolStart(fmt.Sprint("e", i)))
 		if i == 4 {
-			eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+			require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, pollEvery, "first batch in flight")
 		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Flush(context.Background()) }()
-	eventually(t, "Flush waiting", func() bool {
+	require.Eventually(t, func() bool {
 		g.rep.mu.Lock()
 		defer g.rep.mu.Unlock()
 		return len(g.rep.waiters) == 1
-	})
+	}, waitFor, pollEvery, "Flush waiting")
 	release()
 	err := <-done
 	var de *DeliveryError
 	var ae *agenttrust.AgentTrustError
-	if !errors.As(err, &de) || de.Undelivered != 5 || !errors.As(err, &ae) || ae.Status != 503 {
-		t.Fatalf("Flush = %v, want the 5 newest dropped for the 503", err)
-	}
+	require.ErrorAs(t, err, &de, "Flush = %v, want the 5 newest dropped for the 503", err)
+	require.EqualValues(t, 5, de.Undelivered, "Flush = %v, want the 5 newest dropped for the 503", err)
+	require.ErrorAs(t, err, &ae, "Flush = %v, want the 5 newest dropped for the 503", err)
+	require.EqualValues(t, 503, ae.Status, "Flush = %v, want the 5 newest dropped for the 503", err)
 	var names []any
 	for _, e := range gw.events() {
 		names = append(names, e["tool_name"])
 	}
-	if fmt.Sprint(names) != "[e0 e1 e2 e3 e4 e5 e6 e7]" {
-		t.Fatalf("delivered %v", names)
-	}
+	require.Equal(t, "[e0 e1 e2 e3 e4 e5 e6 e7]", fmt.Sprint(names), "delivered %v", names)
 	s := g.Stats()
 	checkInvariant(t, s)
-	if s.Sent != 8 || s.Dropped != 5 || s.FailedBatches != 1 || s.Pending != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.EqualValues(t, 8, s.Sent, "stats %+v", s)
+	require.EqualValues(t, 5, s.Dropped, "stats %+v", s)
+	require.EqualValues(t, 1, s.FailedBatches, "stats %+v", s)
+	require.EqualValues(t, 0, s.Pending, "stats %+v", s)
 }
 
 func TestReporterRetryAndRequeue(t *testing.T) {
@@ -248,23 +239,19 @@ func TestReporterRetryAndRequeue(t *testing.T) {
 	g.Report(ToolStart("a"))
 	g.Report(ToolStart("b"))
 	g.Report(ToolStart("c"))
-	if err := g.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Flush(context.Background()))
 	var names []any
 	for _, e := range gw.events() {
 		names = append(names, e["tool_name"])
 	}
-	if fmt.Sprint(names) != "[a b c]" {
-		t.Fatalf("delivered %v; want each event once, in order", names)
-	}
+	require.Equal(t, "[a b c]", fmt.Sprint(names), "delivered %v; want each event once, in order", names)
 	// 1 s backoff after the 503; Retry-After 3 s capped at the 2 s interval.
-	if d := fc.delays(); fmt.Sprint(d) != "[1s 2s]" {
-		t.Fatalf("backoff delays %v", d)
-	}
-	if s := g.Stats(); s.FailedBatches != 2 || s.Sent != 3 || s.Dropped != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	d := fc.delays()
+	require.Equal(t, "[1s 2s]", fmt.Sprint(d), "backoff delays %v", d)
+	s := g.Stats()
+	require.EqualValues(t, 2, s.FailedBatches, "stats %+v", s)
+	require.EqualValues(t, 3, s.Sent, "stats %+v", s)
+	require.EqualValues(t, 0, s.Dropped, "stats %+v", s)
 }
 
 func TestReporterBackoffDoubling(t *testing.T) {
@@ -273,9 +260,7 @@ func TestReporterBackoffDoubling(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		got = append(got, r.backoff(i, errors.New("x")))
 	}
-	if fmt.Sprint(got) != "[1s 2s 4s 5s 5s]" {
-		t.Fatalf("backoff %v", got)
-	}
+	require.Equal(t, "[1s 2s 4s 5s 5s]", fmt.Sprint(got), "backoff %v", got)
 }
 
 func TestReporterGivesUp(t *testing.T) {
@@ -291,23 +276,20 @@ func TestReporterGivesUp(t *testing.T) {
 		g.Report(ToolStart("b"))
 		err := g.Flush(context.Background())
 		var de *DeliveryError
-		if !errors.As(err, &de) || de.Undelivered != 2 {
-			t.Fatalf("Flush = %v", err)
-		}
+		require.ErrorAs(t, err, &de, "Flush = %v", err)
+		require.EqualValues(t, 2, de.Undelivered, "Flush = %v", err)
 		var ae *agenttrust.AgentTrustError
-		if !errors.As(err, &ae) || ae.Status != 500 {
-			t.Fatalf("cause not reachable: %v", err)
-		}
-		if n := gw.reportCalls(); n != 3 {
-			t.Fatalf("%d attempts, want 3", n)
-		}
+		require.ErrorAs(t, err, &ae, "cause not reachable: %v", err)
+		require.EqualValues(t, 500, ae.Status, "cause not reachable: %v", err)
+		n := gw.reportCalls()
+		require.EqualValues(t, 3, n, "%d attempts, want 3", n)
 		// A backoff before each retry, none after the last attempt.
-		if d := fc.delays(); fmt.Sprint(d) != "[1s 2s]" {
-			t.Fatalf("backoff delays %v", d)
-		}
-		if s := g.Stats(); s.Dropped != 2 || s.FailedBatches != 3 || s.Pending != 0 {
-			t.Fatalf("stats %+v", s)
-		}
+		d := fc.delays()
+		require.Equal(t, "[1s 2s]", fmt.Sprint(d), "backoff delays %v", d)
+		s := g.Stats()
+		require.EqualValues(t, 2, s.Dropped, "stats %+v", s)
+		require.EqualValues(t, 3, s.FailedBatches, "stats %+v", s)
+		require.EqualValues(t, 0, s.Pending, "stats %+v", s)
 	})
 	t.Run("non-retryable", func(t *testing.T) {
 		gw := newGateway(t)
@@ -318,12 +300,12 @@ func TestReporterGivesUp(t *testing.T) {
 		g := mustNew(t, newClient(t, gw.srv.URL), withClock(newFakeClock().clock()))
 		g.Report(ToolStart("a"))
 		err := g.Flush(context.Background())
-		if de := (*DeliveryError)(nil); !errors.As(err, &de) || de.Undelivered != 1 || !errors.Is(err, agenttrust.ErrAuthentication) {
-			t.Fatalf("Flush = %v", err)
-		}
-		if n := gw.reportCalls(); n != 1 {
-			t.Fatalf("%d attempts for a 401", n)
-		}
+		de := (*DeliveryError)(nil)
+		require.ErrorAs(t, err, &de, "Flush = %v", err)
+		require.EqualValues(t, 1, de.Undelivered, "Flush = %v", err)
+		require.ErrorIs(t, err, agenttrust.ErrAuthentication, "Flush = %v", err)
+		n := gw.reportCalls()
+		require.EqualValues(t, 1, n, "%d attempts for a 401", n)
 	})
 }
 
@@ -341,29 +323,16 @@ func TestFlushContext(t *testing.T) {
 	g.Report(ToolStart("a"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	if err := g.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Flush = %v", err)
-	}
-	if s := g.Stats(); s.Pending != 1 {
-		t.Fatalf("event not kept: %+v", s)
-	}
+	require.ErrorIs(t, g.Flush(ctx), context.DeadlineExceeded, "Flush =")
+	s := g.Stats()
+	require.EqualValues(t, 1, s.Pending, "event not kept: %+v", s)
 	close(release)
-	if err := g.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if len(gw.events()) != 1 {
-		t.Fatal("event not delivered")
-	}
-	if err := g.Flush(context.Background()); err != nil {
-		t.Fatalf("empty Flush = %v", err)
-	}
+	require.NoError(t, g.Flush(context.Background()))
+	require.Len(t, gw.events(), 1, "event not delivered")
+	require.NoError(t, g.Flush(context.Background()), "empty Flush")
 	g.FlushAsync() // nothing pending: harmless
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Flush(context.Background()); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Flush after Close = %v", err)
-	}
+	require.NoError(t, g.Close(context.Background()))
+	require.ErrorIs(t, g.Flush(context.Background()), ErrClosed, "Flush after Close =")
 }
 
 func TestFlushAsync(t *testing.T) {
@@ -371,7 +340,7 @@ func TestFlushAsync(t *testing.T) {
 	g := mustNew(t, newClient(t, gw.srv.URL), withClock(newFakeClock().clock()))
 	g.Report(ToolStart("a"))
 	g.FlushAsync()
-	eventually(t, "async flush", func() bool { return len(gw.events()) == 1 })
+	require.Eventually(t, func() bool { return len(gw.events()) == 1 }, waitFor, pollEvery, "async flush")
 }
 
 func TestCloseExpiredContext(t *testing.T) {
@@ -381,78 +350,63 @@ func TestCloseExpiredContext(t *testing.T) {
 		return true
 	})
 	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithBatchSize(2), withClock(newFakeClock().clock()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i := 0; i < 5; i++ {
 		g.Report(ToolStart("a"))
 	}
-	eventually(t, "a batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, pollEvery, "a batch in flight")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	err = g.Close(ctx)
 	var de *DeliveryError
-	if !errors.As(err, &de) || de.Undelivered != 5 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v", err)
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Fatalf("Close took %v", el)
-	}
+	require.ErrorAs(t, err, &de, "Close = %v", err)
+	require.EqualValues(t, 5, de.Undelivered, "Close = %v", err)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "Close = %v", err)
+	el := time.Since(start)
+	require.LessOrEqual(t, el, 2*time.Second, "Close took %v", el)
 	s := g.Stats()
 	checkInvariant(t, s)
-	if s.Pending != 0 || s.Dropped != 5 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.EqualValues(t, 0, s.Pending, "stats %+v", s)
+	require.EqualValues(t, 5, s.Dropped, "stats %+v", s)
 	select {
 	case <-g.rep.exited:
 	default:
 		t.Fatal("reporter goroutine still running after Close")
 	}
-	if err2 := g.Close(context.Background()); err2 != err {
-		t.Fatalf("second Close = %v, want the first result %v", err2, err)
-	}
+	err2 := g.Close(context.Background())
+	require.Same(t, err, err2, "second Close = %v, want the first result %v", err2, err)
 }
 
 func TestReportAfterClose(t *testing.T) {
 	gw := newGateway(t)
 	g := mustNew(t, newClient(t, gw.srv.URL))
 	g.Report(ToolStart("a"))
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Close(context.Background()))
 	g.Report(ToolStart("late"))
 	g.Report(ToolStart("late"))
 	s := g.Stats()
 	checkInvariant(t, s)
-	if s.Reported != 3 || s.Sent != 1 || s.Dropped != 2 || s.Pending != 0 {
-		t.Fatalf("stats %+v", s)
-	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatalf("second Close = %v", err)
-	}
+	require.EqualValues(t, 3, s.Reported, "stats %+v", s)
+	require.EqualValues(t, 1, s.Sent, "stats %+v", s)
+	require.EqualValues(t, 2, s.Dropped, "stats %+v", s)
+	require.EqualValues(t, 0, s.Pending, "stats %+v", s)
+	require.NoError(t, g.Close(context.Background()), "second Close")
 }
 
 func TestCloseWithoutReports(t *testing.T) {
 	gw := newGateway(t)
 	g := mustNew(t, newClient(t, gw.srv.URL))
-	if _, err := g.Check(context.Background(), "t", ""); err != nil {
-		t.Fatal(err)
-	}
-	if g.rep.started {
-		t.Fatal("a check-only Guard started the reporter goroutine")
-	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	_, err := g.Check(context.Background(), "t", "")
+	require.NoError(t, err)
+	require.False(t, g.rep.started, "a check-only Guard started the reporter goroutine")
+	require.NoError(t, g.Close(context.Background()))
 }
 
 func TestReportWhileClosing(t *testing.T) {
 	gw := newGateway(t)
 	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithBatchSize(50), WithQueueCapacity(2000))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var wg sync.WaitGroup
 	var stop atomic.Bool
 	for i := 0; i < 20; i++ {
@@ -463,23 +417,26 @@ func TestReportWhileClosing(t *testing.T) {
 				g.Report(ToolStart(fmt.Sprintf("w%d-%d", i, j)))
 				if j%64 == 0 {
 					checkInvariant(t, g.Stats())
+					// Pacing, not synchronisation: the producers leave the
+					// reporter and Close room to run between bursts.
 					time.Sleep(100 * time.Microsecond)
 				}
 			}
 		}(i)
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Close once the producers have filled more than a queue's worth, so that
+	// it races reports still coming in.
+	require.Eventually(t, func() bool { return g.Stats().Reported > 2000 }, waitFor, pollEvery, "producers running")
 	cerr := g.Close(context.Background())
 	stop.Store(true)
 	wg.Wait()
-	if cerr != nil {
-		t.Fatalf("Close = %v", cerr)
-	}
+	require.NoError(t, cerr, "Close")
 	s := g.Stats()
 	checkInvariant(t, s)
-	if s.Pending != 0 || s.Sent != uint64(len(gw.events())) || s.Sent == 0 || s.Reported <= s.Sent {
-		t.Fatalf("stats %+v, %d arrived", s, len(gw.events()))
-	}
+	require.EqualValues(t, 0, s.Pending, "stats %+v, %d arrived", s, len(gw.events()))
+	require.Equal(t, uint64(len(gw.events())), s.Sent, "stats %+v, %d arrived", s, len(gw.events()))
+	require.NotEqualValues(t, 0, s.Sent, "stats %+v, %d arrived", s, len(gw.events()))
+	require.Greater(t, s.Reported, s.Sent, "stats %+v, %d arrived", s, len(gw.events()))
 }
 
 // TestTelemetryExactlyOnce: 10 000 reports from 50 goroutines while the
@@ -497,9 +454,7 @@ func TestTelemetryExactlyOnce(t *testing.T) {
 	})
 	fc := newFakeClock()
 	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithQueueCapacity(4000), withClock(fc.clock()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	const workers, each = 50, 200
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
@@ -514,30 +469,22 @@ func TestTelemetryExactlyOnce(t *testing.T) {
 	wg.Wait()
 	if err := g.Close(context.Background()); err != nil {
 		var de *DeliveryError
-		if !errors.As(err, &de) {
-			t.Fatalf("Close = %v", err)
-		}
+		require.ErrorAs(t, err, &de, "Close = %v", err)
 	}
 	s := g.Stats()
 	checkInvariant(t, s)
-	if s.Reported != workers*each || s.Pending != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.EqualValues(t, workers*each, s.Reported, "stats %+v", s)
+	require.EqualValues(t, 0, s.Pending, "stats %+v", s)
 	seen := map[string]int{}
 	for _, e := range gw.events() {
 		seen[e["tool_name"].(string)]++
 	}
 	for name, n := range seen {
-		if n != 1 {
-			t.Fatalf("%s arrived %d times", name, n)
-		}
+		require.EqualValues(t, 1, n, "%s arrived %d times", name, n)
 	}
-	if uint64(len(seen)) != s.Sent {
-		t.Fatalf("%d distinct events arrived, Sent = %d", len(seen), s.Sent)
-	}
-	if s.FailedBatches == 0 || s.Sent == 0 {
-		t.Fatalf("test did not exercise failures: %+v", s)
-	}
+	require.Equal(t, s.Sent, uint64(len(seen)), "%d distinct events arrived, Sent = %d", len(seen), s.Sent)
+	require.NotEqualValues(t, 0, s.FailedBatches, "test did not exercise failures: %+v", s)
+	require.NotEqualValues(t, 0, s.Sent, "test did not exercise failures: %+v", s)
 	t.Logf("stats %+v", s)
 }
 
@@ -558,27 +505,24 @@ func TestReporterBacklogBatches(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		g.Report(ToolStart(fmt.Sprint("e", i)))
 	}
-	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, pollEvery, "first batch in flight")
 	for i := 10; i < 1000; i++ {
 		g.Report(ToolStart(fmt.Sprint("e", i)))
 	}
 	close(release)
-	eventually(t, "backlog sent", func() bool { return g.Stats().Sent == 1000 })
+	require.Eventually(t, func() bool { return g.Stats().Sent == 1000 }, waitFor, pollEvery, "backlog sent")
 	sizes := []int{}
 	for _, b := range gw.batchBodies() {
 		sizes = append(sizes, len(b["events"].([]any)))
 	}
-	if fmt.Sprint(sizes) != "[10 500 490]" {
-		t.Fatalf("batch sizes %v, want [10 500 490]", sizes)
-	}
+	require.Equal(t, "[10 500 490]", fmt.Sprint(sizes), "batch sizes %v, want [10 500 490]", sizes)
 	for i, e := range gw.events() {
-		if e["tool_name"] != fmt.Sprint("e", i) {
-			t.Fatalf("event %d is %v", i, e["tool_name"])
-		}
+		require.Equal(t, fmt.Sprint("e", i), e["tool_name"], "event %d is %v", i, e["tool_name"])
 	}
-	if s := g.Stats(); s.Dropped != 0 || s.Pending != 0 || s.FailedBatches != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	s := g.Stats()
+	require.EqualValues(t, 0, s.Dropped, "stats %+v", s)
+	require.EqualValues(t, 0, s.Pending, "stats %+v", s)
+	require.EqualValues(t, 0, s.FailedBatches, "stats %+v", s)
 }
 
 // TestReporterDrainBatches: a tick, Flush or Close sends everything pending,
@@ -597,7 +541,7 @@ func TestReporterDrainBatches(t *testing.T) {
 	for i := 0; i < 7; i++ {
 		g.Report(ToolStart("a"))
 	}
-	eventually(t, "first batch in flight", func() bool { return gw.reportCalls() == 1 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 1 }, waitFor, pollEvery, "first batch in flight")
 	for i := 0; i < 1100; i++ {
 		g.Report(ToolStart("b"))
 	}
@@ -605,22 +549,18 @@ func TestReporterDrainBatches(t *testing.T) {
 	// whole batches of 7 that fit in 500).
 	done := make(chan error, 1)
 	go func() { done <- g.Flush(context.Background()) }()
-	eventually(t, "flush requested", func() bool {
+	require.Eventually(t, func() bool {
 		g.rep.mu.Lock()
 		defer g.rep.mu.Unlock()
 		return g.rep.flushTo > 0
-	})
+	}, waitFor, pollEvery, "flush requested")
 	close(release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, <-done)
 	sizes := []int{}
 	for _, b := range gw.batchBodies() {
 		sizes = append(sizes, len(b["events"].([]any)))
 	}
-	if fmt.Sprint(sizes) != "[7 497 497 106]" {
-		t.Fatalf("batch sizes %v", sizes)
-	}
+	require.Equal(t, "[7 497 497 106]", fmt.Sprint(sizes), "batch sizes %v", sizes)
 }
 
 func TestReporterMaxBatch(t *testing.T) {
@@ -629,12 +569,8 @@ func TestReporterMaxBatch(t *testing.T) {
 		{1, 500}, {7, 497}, {10, 500}, {250, 500}, {300, 300}, {500, 500}, {600, 600},
 	} {
 		g, err := New(c, "agent-1", WithBatchSize(tc.batch), WithQueueCapacity(1000))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if g.rep.maxBatch != tc.want {
-			t.Errorf("batch size %d: at most %d events a request, want %d", tc.batch, g.rep.maxBatch, tc.want)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, g.rep.maxBatch, "batch size %d: at most %d events a request, want %d", tc.batch, g.rep.maxBatch, tc.want)
 	}
 }
 
@@ -672,18 +608,15 @@ func TestCloseReportsSendError(t *testing.T) {
 	err := g.Close(ctx)
 	var de *DeliveryError
 	var ae *agenttrust.AgentTrustError
-	if !errors.As(err, &de) || de.Undelivered != 1 || !errors.As(err, &ae) || ae.Status != 503 {
-		t.Fatalf("Close = %v, want 1 undelivered for the 503", err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v: the send failed, not the context", err)
-	}
-	if el := time.Since(start); el > time.Second {
-		t.Fatalf("Close took %v: it waited after the last attempt", el)
-	}
-	if n := gw.reportCalls(); n != 2 {
-		t.Fatalf("%d attempts, want 2", n)
-	}
+	require.ErrorAs(t, err, &de, "Close = %v, want 1 undelivered for the 503", err)
+	require.EqualValues(t, 1, de.Undelivered, "Close = %v, want 1 undelivered for the 503", err)
+	require.ErrorAs(t, err, &ae, "Close = %v, want 1 undelivered for the 503", err)
+	require.EqualValues(t, 503, ae.Status, "Close = %v, want 1 undelivered for the 503", err)
+	require.NotErrorIs(t, err, context.DeadlineExceeded, "Close = %v: the send failed, not the context", err)
+	el := time.Since(start)
+	require.LessOrEqual(t, el, time.Second, "Close took %v: it waited after the last attempt", el)
+	n := gw.reportCalls()
+	require.EqualValues(t, 2, n, "%d attempts, want 2", n)
 }
 
 // TestCloseRealBackoff: with the real clock and two attempts, Close spends
@@ -702,12 +635,11 @@ func TestCloseRealBackoff(t *testing.T) {
 	err := g.Close(ctx)
 	el := time.Since(start)
 	var ae *agenttrust.AgentTrustError
-	if !errors.As(err, &ae) || ae.Status != 503 || errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v after %v, want the 503", err, el)
-	}
-	if el < 900*time.Millisecond || el > 2*time.Second {
-		t.Fatalf("Close took %v, want about one 1 s backoff", el)
-	}
+	require.ErrorAs(t, err, &ae, "Close = %v after %v, want the 503", err, el)
+	require.EqualValues(t, 503, ae.Status, "Close = %v after %v, want the 503", err, el)
+	require.NotErrorIs(t, err, context.DeadlineExceeded, "Close = %v after %v, want the 503", err, el)
+	require.GreaterOrEqual(t, el, 900*time.Millisecond, "Close took %v, want about one 1 s backoff", el)
+	require.LessOrEqual(t, el, 2*time.Second, "Close took %v, want about one 1 s backoff", el)
 }
 
 // TestCloseDeadlineDuringRetry: when Close's context ends while a failed
@@ -726,12 +658,13 @@ func TestCloseDeadlineDuringRetry(t *testing.T) {
 	defer cancel()
 	err := g.Close(ctx)
 	var de *DeliveryError
-	if !errors.As(err, &de) || de.Undelivered != 2 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v", err)
-	}
-	if s := g.Stats(); s.Dropped != 2 || s.Pending != 0 || s.FailedBatches > 1 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.ErrorAs(t, err, &de, "Close = %v", err)
+	require.EqualValues(t, 2, de.Undelivered, "Close = %v", err)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "Close = %v", err)
+	s := g.Stats()
+	require.EqualValues(t, 2, s.Dropped, "stats %+v", s)
+	require.EqualValues(t, 0, s.Pending, "stats %+v", s)
+	require.LessOrEqual(t, s.FailedBatches, uint64(1), "stats %+v", s)
 }
 
 // stallingHandler is a slog.Handler that holds the log record of a dropped
@@ -780,10 +713,11 @@ func TestCloseKeepsSendErrorAfterDeadline(t *testing.T) {
 	err := <-res
 	var de *DeliveryError
 	var ae *agenttrust.AgentTrustError
-	if !errors.As(err, &de) || de.Undelivered != 1 || !errors.As(err, &ae) || ae.Status != 503 ||
-		errors.Is(err, context.Canceled) {
-		t.Fatalf("Close = %v, want 1 undelivered for the 503", err)
-	}
+	require.ErrorAs(t, err, &de, "Close = %v, want 1 undelivered for the 503", err)
+	require.EqualValues(t, 1, de.Undelivered, "Close = %v, want 1 undelivered for the 503", err)
+	require.ErrorAs(t, err, &ae, "Close = %v, want 1 undelivered for the 503", err)
+	require.EqualValues(t, 503, ae.Status, "Close = %v, want 1 undelivered for the 503", err)
+	require.NotErrorIs(t, err, context.Canceled, "Close = %v, want 1 undelivered for the 503", err)
 }
 
 // TestReportAllocFree: once the queue's backing array has grown, Report
@@ -805,14 +739,11 @@ func TestReportAllocFree(t *testing.T) {
 	timed := stamped
 	timed.Time = time.Now()
 	for _, ev := range []Event{stamped, timed} {
-		if n := testing.AllocsPerRun(400, func() { g.Report(ev) }); n != 0 {
-			t.Errorf("Report allocates %v times per call", n)
-		}
+		n := testing.AllocsPerRun(400, func() { g.Report(ev) })
+		assert.EqualValues(t, 0, n, "Report allocates %v times per call", n)
 		warm()
 	}
-	if gw.reportCalls() != 0 {
-		t.Fatalf("%d sends during the test", gw.reportCalls())
-	}
+	require.EqualValues(t, 0, gw.reportCalls(), "%d sends during the test", gw.reportCalls())
 }
 
 // TestCloseCountsOnlyItsDrain: Close's error counts the events its drain
@@ -831,26 +762,27 @@ func TestCloseCountsOnlyItsDrain(t *testing.T) {
 	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(2), WithQueueCapacity(4), withClock(newFakeClock().clock()))
 	g.Report(ToolStart("a"))
 	g.Report(ToolStart("b"))
-	eventually(t, "first batch refused", func() bool { return g.Stats().Dropped == 2 })
+	require.Eventually(t, func() bool { return g.Stats().Dropped == 2 }, waitFor, pollEvery, "first batch refused")
 	g.Report(ToolStart("c"))
 	g.Report(ToolStart("d"))
-	eventually(t, "second batch in flight", func() bool { return gw.reportCalls() == 2 })
+	require.Eventually(t, func() bool { return gw.reportCalls() == 2 }, waitFor, pollEvery, "second batch in flight")
 	for _, name := range []string{"e", "f", "g", "h", "i"} { // i finds the queue full
 		g.Report(ToolStart(name))
 	}
-	if s := g.Stats(); s.Dropped != 3 || s.Pending != 6 {
-		t.Fatalf("before Close: %+v", s)
-	}
+	s := g.Stats()
+	require.EqualValues(t, 3, s.Dropped, "before Close: %+v", s)
+	require.EqualValues(t, 6, s.Pending, "before Close: %+v", s)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := g.Close(ctx)
 	var de *DeliveryError
-	if !errors.As(err, &de) || de.Undelivered != 6 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v, want the 6 events its drain lost", err)
-	}
-	s := g.Stats()
+	require.ErrorAs(t, err, &de, "Close = %v, want the 6 events its drain lost", err)
+	require.EqualValues(t, 6, de.Undelivered, "Close = %v, want the 6 events its drain lost", err)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "Close = %v, want the 6 events its drain lost", err)
+	s = g.Stats()
 	checkInvariant(t, s)
-	if s.Reported != 9 || s.Dropped != 9 || s.Sent != 0 || s.Pending != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	require.EqualValues(t, 9, s.Reported, "stats %+v", s)
+	require.EqualValues(t, 9, s.Dropped, "stats %+v", s)
+	require.EqualValues(t, 0, s.Sent, "stats %+v", s)
+	require.EqualValues(t, 0, s.Pending, "stats %+v", s)
 }

@@ -2,7 +2,6 @@ package guard
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,6 +9,8 @@ import (
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 type runnerEnv struct {
@@ -27,9 +28,7 @@ func newRunnerEnv(t *testing.T) *runnerEnv {
 func (e *runnerEnv) guard(t *testing.T, opts ...Option) *Guard {
 	t.Helper()
 	g, err := New(e.client, e.agentID, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = g.Close(context.Background()) })
 	return g
 }
@@ -37,9 +36,7 @@ func (e *runnerEnv) guard(t *testing.T, opts ...Option) *Guard {
 func mustRunner(t *testing.T, g *Guard, opts ...ToolOption) *ToolRunner {
 	t.Helper()
 	r, err := NewToolRunner(g, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return r
 }
 
@@ -47,6 +44,8 @@ func mustRunner(t *testing.T, g *Guard, opts ...ToolOption) *ToolRunner {
 func counting(n *atomic.Int32, err error) func(context.Context) error {
 	return func(context.Context) error {
 		n.Add(1)
+		// The tool's own work: a run that takes time, whose duration the
+		// reported event must cover.
 		time.Sleep(2 * time.Millisecond)
 		return err
 	}
@@ -62,32 +61,31 @@ func TestToolRunnerAllowRunsAndReports(t *testing.T) {
 	r := mustRunner(t, g)
 	var n atomic.Int32
 	obs, ran, err := r.Run(context.Background(), "read_file", "/etc/hosts", counting(&n, nil))
-	if obs != "" || !ran || err != nil || n.Load() != 1 {
-		t.Fatalf("Run = %q, %v, %v (ran %d)", obs, ran, err, n.Load())
-	}
+	require.Equal(t, "", obs, "Run = %q, %v, %v (ran %d)", obs, ran, err, n.Load())
+	require.True(t, ran, "Run = %q, %v, %v (ran %d)", obs, ran, err, n.Load())
+	require.NoError(t, err, "Run = %q, %v, %v (ran %d)", obs, ran, err, n.Load())
+	require.EqualValues(t, 1, n.Load(), "Run = %q, %v, %v (ran %d)", obs, ran, err, n.Load())
 	_, ran, err = r.Run(context.Background(), "read_file", "x", counting(&n, diskError{}))
-	if !ran || !errors.Is(err, diskError{}) {
-		t.Fatalf("inner error not returned unchanged: %v", err)
-	}
-	if err := g.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.True(t, ran, "inner error not returned unchanged: %v", err)
+	require.ErrorIs(t, err, diskError{}, "inner error not returned unchanged: %v", err)
+	require.NoError(t, g.Close(context.Background()))
 	evs := e.srv.TelemetryEvents()
-	if len(evs) != 2 || evs[0].EventType != "tool_end" || (evs[0].Success == nil || !*evs[0].Success) ||
-		evs[1].EventType != "tool_error" || evs[1].ErrorType != "guard.diskError" {
-		t.Fatalf("events %v", evs)
-	}
-	if ms := evs[0].DurationMs; ms == nil || *ms < 2 {
-		t.Fatalf("duration_ms %v does not cover the run", ms)
-	}
+	require.Len(t, evs, 2, "events %v", evs)
+	require.Equal(t, "tool_end", evs[0].EventType, "events %v", evs)
+	require.NotNil(t, evs[0].Success, "events %v", evs)
+	require.True(t, *evs[0].Success, "events %v", evs)
+	require.Equal(t, "tool_error", evs[1].EventType, "events %v", evs)
+	require.Equal(t, "guard.diskError", evs[1].ErrorType, "events %v", evs)
+	ms := evs[0].DurationMs
+	require.NotNil(t, ms, "duration_ms %v does not cover the run", ms)
+	require.GreaterOrEqual(t, *ms, int64(2), "duration_ms %v does not cover the run", ms)
 	for _, req := range e.srv.Requests() {
-		if strings.Contains(string(req.Body), "/etc/hosts") || strings.Contains(string(req.Body), "disk on fire") {
-			t.Fatalf("input or error text sent to %s", req.Path)
-		}
+		require.NotContains(t, string(req.Body), "/etc/hosts", "input or error text sent to %s", req.Path)
+		require.NotContains(t, string(req.Body), "disk on fire", "input or error text sent to %s", req.Path)
 	}
-	if c := e.srv.Checks()[0]; c.ActionInputSummary != "[10 chars]" || c.ActionName != "read_file" {
-		t.Fatalf("check %v", c)
-	}
+	c := e.srv.Checks()[0]
+	require.Equal(t, "[10 chars]", c.ActionInputSummary, "check %v", c)
+	require.Equal(t, "read_file", c.ActionName, "check %v", c)
 }
 
 func TestToolRunnerDenials(t *testing.T) {
@@ -99,27 +97,29 @@ func TestToolRunnerDenials(t *testing.T) {
 		var n atomic.Int32
 		_, ran, err := mustRunner(t, g).Run(context.Background(), "delete_file", "x", counting(&n, nil))
 		var de *DeniedError
-		if ran || n.Load() != 0 || !errors.As(err, &de) || de.Reason != "destructive" || de.CheckID == "" {
-			t.Fatalf("block=%v: ran %v/%d, err %v", block, ran, n.Load(), err)
-		}
+		require.False(t, ran, "block=%v: ran %v/%d, err %v", block, ran, n.Load(), err)
+		require.EqualValues(t, 0, n.Load(), "block=%v: ran %v/%d, err %v", block, ran, n.Load(), err)
+		require.ErrorAs(t, err, &de, "block=%v: ran %v/%d, err %v", block, ran, n.Load(), err)
+		require.Equal(t, "destructive", de.Reason, "block=%v: ran %v/%d, err %v", block, ran, n.Load(), err)
+		require.NotEqual(t, "", de.CheckID, "block=%v: ran %v/%d, err %v", block, ran, n.Load(), err)
 		obsRunner := mustRunner(t, g, WithDenialAsObservation(nil))
 		obs, ran, err := obsRunner.Run(context.Background(), "delete_file", "x", counting(&n, nil))
-		if obs != `Tool "delete_file" was denied by policy.` || ran || err != nil || n.Load() != 0 {
-			t.Fatalf("block=%v: observation %q, %v, %v", block, obs, ran, err)
-		}
+		require.Equal(t, `Tool "delete_file" was denied by policy.`, obs, "block=%v: observation %q, %v, %v", block, obs, ran, err)
+		require.False(t, ran, "block=%v: observation %q, %v, %v", block, obs, ran, err)
+		require.NoError(t, err, "block=%v: observation %q, %v, %v", block, obs, ran, err)
+		require.EqualValues(t, 0, n.Load(), "block=%v: observation %q, %v, %v", block, obs, ran, err)
 		_, ran, err = obsRunner.Run(context.Background(), "send_email", "x", counting(&n, nil))
 		var ee *ElevationRequiredError
-		if ran || n.Load() != 0 || !errors.As(err, &ee) || ee.ApprovalID == "" {
-			t.Fatalf("block=%v: elevation became %v (ran %v)", block, err, ran)
-		}
-		if s := g.Stats(); s.Reported != 0 {
-			t.Fatalf("a denial reported events: %+v", s)
-		}
+		require.False(t, ran, "block=%v: elevation became %v (ran %v)", block, err, ran)
+		require.EqualValues(t, 0, n.Load(), "block=%v: elevation became %v (ran %v)", block, err, ran)
+		require.ErrorAs(t, err, &ee, "block=%v: elevation became %v (ran %v)", block, err, ran)
+		require.NotEqual(t, "", ee.ApprovalID, "block=%v: elevation became %v (ran %v)", block, err, ran)
+		s := g.Stats()
+		require.EqualValues(t, 0, s.Reported, "a denial reported events: %+v", s)
 	}
 	custom := mustRunner(t, e.guard(t), WithDenialAsObservation(func(d *DeniedError) string { return "no: " + d.Reason }))
-	if obs, _, _ := custom.Run(context.Background(), "delete_file", "", func(context.Context) error { return nil }); obs != "no: destructive" {
-		t.Fatalf("custom observation %q", obs)
-	}
+	obs, _, _ := custom.Run(context.Background(), "delete_file", "", func(context.Context) error { return nil })
+	require.Equal(t, "no: destructive", obs, "custom observation %q", obs)
 }
 
 func TestToolRunnerUnavailable(t *testing.T) {
@@ -127,13 +127,15 @@ func TestToolRunnerUnavailable(t *testing.T) {
 	e.srv.InjectFault("POST /api/v1/agenttrust/check", agenttrusttest.Fault{Status: 503})
 	var n atomic.Int32
 	closed := mustRunner(t, e.guard(t, WithCheckTimeout(200*time.Millisecond)), WithDenialAsObservation(nil))
-	if _, ran, err := closed.Run(context.Background(), "read_file", "", counting(&n, nil)); ran || n.Load() != 0 || !errors.Is(err, ErrGuardianUnavailable) {
-		t.Fatalf("fail-closed: ran %v, err %v", ran, err)
-	}
+	_, ran, err := closed.Run(context.Background(), "read_file", "", counting(&n, nil))
+	require.False(t, ran, "fail-closed: ran %v, err %v", ran, err)
+	require.EqualValues(t, 0, n.Load(), "fail-closed: ran %v, err %v", ran, err)
+	require.ErrorIs(t, err, ErrGuardianUnavailable, "fail-closed: ran %v, err %v", ran, err)
 	open := mustRunner(t, e.guard(t, WithFailOpen(true), WithCheckTimeout(200*time.Millisecond)))
-	if _, ran, err := open.Run(context.Background(), "read_file", "", counting(&n, nil)); !ran || err != nil || n.Load() != 1 {
-		t.Fatalf("fail-open: ran %v, err %v", ran, err)
-	}
+	_, ran, err = open.Run(context.Background(), "read_file", "", counting(&n, nil))
+	require.True(t, ran, "fail-open: ran %v, err %v", ran, err)
+	require.NoError(t, err, "fail-open: ran %v, err %v", ran, err)
+	require.EqualValues(t, 1, n.Load(), "fail-open: ran %v, err %v", ran, err)
 }
 
 func TestToolRunnerSummariesAndEffects(t *testing.T) {
@@ -142,61 +144,51 @@ func TestToolRunnerSummariesAndEffects(t *testing.T) {
 	long := strings.Repeat("ü", 300)
 	last := func(opts ...ToolOption) agenttrusttest.CheckRecord {
 		t.Helper()
-		if _, _, err := mustRunner(t, g, opts...).Run(context.Background(), "delete_file", long, func(context.Context) error { return nil }); err != nil {
-			t.Fatal(err)
-		}
+		_, _, err := mustRunner(t, g, opts...).Run(context.Background(), "delete_file", long, func(context.Context) error { return nil })
+		require.NoError(t, err)
 		cs := e.srv.Checks()
 		return cs[len(cs)-1]
 	}
-	if c := last(); c.ActionInputSummary != "[300 chars]" {
-		t.Errorf("default summary %v", c.ActionInputSummary)
-	}
-	if c := last(WithLogInputs(10)); c.ActionInputSummary != strings.Repeat("ü", 10) {
-		t.Errorf("WithLogInputs(10): %v", c.ActionInputSummary)
-	}
-	if c := last(WithLogInputs(0)); c.ActionInputSummary != strings.Repeat("ü", 200) {
-		t.Errorf("WithLogInputs(0) not 200 runes")
-	}
-	if c := last(WithSummarizer(func(tool, in string) string { return tool + ":" + in })); c.ActionInputSummary != "delete_file:"+strings.Repeat("ü", 188) {
-		t.Errorf("summarizer not cut: %v", c.ActionInputSummary)
-	}
+	c := last()
+	assert.Equal(t, "[300 chars]", c.ActionInputSummary, "default summary %v", c.ActionInputSummary)
+	c = last(WithLogInputs(10))
+	assert.Equal(t, strings.Repeat("ü", 10), c.ActionInputSummary, "WithLogInputs(10): %v", c.ActionInputSummary)
+	assert.Equal(t, strings.Repeat("ü", 200), last(WithLogInputs(0)).ActionInputSummary, "WithLogInputs(0) not 200 runes")
+	c = last(WithSummarizer(func(tool, in string) string { return tool + ":" + in }))
+	assert.Equal(t, "delete_file:"+strings.Repeat("ü", 188), c.ActionInputSummary, "summarizer not cut: %v", c.ActionInputSummary)
 	effects := map[string]Effect{"delete_file": EffectDestructive}
 	opt := WithActionEffects(effects)
 	effects["delete_file"] = EffectRead // the option holds a copy
-	if c := last(WithActionEffect(EffectMutating), opt); c.ActionEffect != "destructive" {
-		t.Errorf("action_effect %v", c.ActionEffect)
-	}
-	if c := last(WithActionEffect(EffectMutating)); c.ActionEffect != "mutating" {
-		t.Errorf("action_effect %v", c.ActionEffect)
-	}
-	if c := last(); c.ActionEffect != "" {
-		t.Errorf("action_effect sent without configuration: %v", c.ActionEffect)
-	}
+	c = last(WithActionEffect(EffectMutating), opt)
+	assert.Equal(t, "destructive", c.ActionEffect, "action_effect %v", c.ActionEffect)
+	c = last(WithActionEffect(EffectMutating))
+	assert.Equal(t, "mutating", c.ActionEffect, "action_effect %v", c.ActionEffect)
+	c = last()
+	assert.Equal(t, "", c.ActionEffect, "action_effect sent without configuration: %v", c.ActionEffect)
 }
 
 func TestToolRunnerInvalidUse(t *testing.T) {
-	if r, err := NewToolRunner(nil); r != nil || !errors.Is(err, agenttrust.ErrValidation) {
-		t.Fatalf("NewToolRunner(nil) = %v, %v", r, err)
-	}
+	r, err := NewToolRunner(nil)
+	require.Nil(t, r, "NewToolRunner(nil) = %v, %v", r, err)
+	require.ErrorIs(t, err, agenttrust.ErrValidation, "NewToolRunner(nil) = %v, %v", r, err)
 	var n atomic.Int32
 	var nilRunner *ToolRunner
-	if _, ran, err := nilRunner.Run(context.Background(), "t", "", counting(&n, nil)); ran || n.Load() != 0 || !errors.Is(err, agenttrust.ErrValidation) {
-		t.Fatalf("nil runner: ran %v, err %v", ran, err)
-	}
+	_, ran, err := nilRunner.Run(context.Background(), "t", "", counting(&n, nil))
+	require.False(t, ran, "nil runner: ran %v, err %v", ran, err)
+	require.EqualValues(t, 0, n.Load(), "nil runner: ran %v, err %v", ran, err)
+	require.ErrorIs(t, err, agenttrust.ErrValidation, "nil runner: ran %v, err %v", ran, err)
 	gw := newGateway(t)
 	g := mustNew(t, newClient(t, gw.srv.URL))
-	r := mustRunner(t, g, nil)
-	if _, _, err := r.Run(context.Background(), "t", "", nil); !errors.Is(err, agenttrust.ErrValidation) {
-		t.Fatalf("nil run: %v", err)
-	}
+	r = mustRunner(t, g, nil)
+	_, _, err = r.Run(context.Background(), "t", "", nil)
+	require.ErrorIs(t, err, agenttrust.ErrValidation, "nil run: %v", err)
 	//lint:ignore SA1012 a nil ctx is what is tested
-	if _, ran, err := r.Run(nil, "t", "", counting(&n, nil)); ran || !errors.Is(err, agenttrust.ErrValidation) {
-		t.Fatalf("nil ctx: ran %v, err %v", ran, err)
-	}
-	if _, ran, err := r.Run(context.Background(), "", "", counting(&n, nil)); ran || !errors.Is(err, agenttrust.ErrValidation) {
-		t.Fatalf("empty tool: ran %v, err %v", ran, err)
-	}
-	if len(gw.checkBodies()) != 0 || n.Load() != 0 {
-		t.Fatal("invalid use reached the gateway or ran the tool")
-	}
+	_, ran, err = r.Run(nil, "t", "", counting(&n, nil))
+	require.False(t, ran, "nil ctx: ran %v, err %v", ran, err)
+	require.ErrorIs(t, err, agenttrust.ErrValidation, "nil ctx: ran %v, err %v", ran, err)
+	_, ran, err = r.Run(context.Background(), "", "", counting(&n, nil))
+	require.False(t, ran, "empty tool: ran %v, err %v", ran, err)
+	require.ErrorIs(t, err, agenttrust.ErrValidation, "empty tool: ran %v, err %v", ran, err)
+	require.Len(t, gw.checkBodies(), 0, "invalid use reached the gateway or ran the tool")
+	require.EqualValues(t, 0, n.Load(), "invalid use reached the gateway or ran the tool")
 }

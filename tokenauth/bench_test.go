@@ -2,12 +2,14 @@ package tokenauth_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/tokenauth"
+	"github.com/stretchr/testify/require"
 )
 
 // okHandler is the protected handler of every benchmark: it reads the
@@ -32,9 +34,7 @@ func runHandler(b *testing.B, h http.Handler) {
 	for i := 0; i < b.N; i++ {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			b.Fatalf("status %d", rec.Code)
-		}
+		require.Equal(b, http.StatusOK, rec.Code, "status %d", rec.Code)
 	}
 }
 
@@ -50,9 +50,8 @@ func BenchmarkMiddlewareCached(b *testing.B) {
 	c := newTestClient(b, g.URL)
 	h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("tools:call"))(okHandler)
 	runHandler(b, h) // the first request fills the cache
-	if n := g.calls.Load(); n != 1 {
-		b.Fatalf("%d introspections, want 1", n)
-	}
+	n := g.calls.Load()
+	require.EqualValues(b, 1, n, "%d introspections, want 1", n)
 }
 
 // BenchmarkMiddlewareUncached makes one introspection per request over
@@ -62,9 +61,8 @@ func BenchmarkMiddlewareUncached(b *testing.B) {
 	c := newTestClient(b, g.URL)
 	h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("tools:call"), tokenauth.WithCache(0))(okHandler)
 	runHandler(b, h)
-	if n := g.calls.Load(); n < int64(b.N) {
-		b.Fatalf("%d introspections for %d requests", n, b.N)
-	}
+	n := g.calls.Load()
+	require.GreaterOrEqual(b, n, int64(b.N), "%d introspections for %d requests", n, b.N)
 }
 
 // BenchmarkIntrospectRoundTrip is the raw Tokens.Introspect call against the
@@ -78,8 +76,7 @@ func BenchmarkIntrospectRoundTrip(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		res, err := c.Tokens.Introspect(ctx, p)
-		if err != nil || !res.Active {
-			b.Fatal(res, err)
-		}
+		require.NoError(b, err, fmt.Sprint(res, err))
+		require.True(b, res.Active, fmt.Sprint(res, err))
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,8 @@ import (
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"github.com/agenttrustid/agenttrust-go/tokenauth"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const introspectEndpoint = "POST /api/v1/agent-tokens/introspect"
@@ -36,9 +37,7 @@ func newProvider(t *testing.T, opts ...agenttrust.Option) *provider {
 		agenttrust.WithTimeout(5 * time.Second),
 	}
 	c, err := agenttrust.New(append(base, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p := &provider{srv: srv, client: c}
 	p.agentID = srv.SeedAgent(agenttrusttest.AgentSeed{
 		Name: "files-bot", Capabilities: []string{"files:read", "files:write"},
@@ -52,9 +51,7 @@ func (p *provider) issue(t *testing.T, ttl int, scopes ...string) string {
 	tok, err := p.client.Tokens.Issue(context.Background(), agenttrust.TokenIssueParams{
 		AgentID: p.agentID, Scopes: scopes, TTLSeconds: ttl, NoCache: true,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return tok.Token
 }
 
@@ -76,27 +73,20 @@ func TestFakeGatewayValidToken(t *testing.T) {
 	var s seen
 	h := tokenauth.RequireToken(p.client, tokenauth.WithTarget("files-service"),
 		tokenauth.WithRequiredScopes("files:read"))(s.handler())
-	if rec := serve(h, "Bearer "+tok); rec.Code != http.StatusOK {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body)
-	}
-	if s.res.AgentID != p.agentID || s.res.OrgID != p.srv.OrgID() || !reflect.DeepEqual(s.res.Scopes, []string{"files:read"}) {
-		t.Errorf("handler saw %+v", s.res)
-	}
-	if !s.res.ExpiresAt.Equal(p.srv.Now().Add(300 * time.Second).Truncate(time.Second)) {
-		t.Errorf("expires_at %v", s.res.ExpiresAt)
-	}
+	rec := serve(h, "Bearer "+tok)
+	require.Equal(t, http.StatusOK, rec.Code, "status %d: %s", rec.Code, rec.Body)
+	assert.Equal(t, p.agentID, s.res.AgentID, "handler saw %+v", s.res)
+	assert.Equal(t, p.srv.OrgID(), s.res.OrgID, "handler saw %+v", s.res)
+	assert.Equal(t, []string{"files:read"}, s.res.Scopes, "handler saw %+v", s.res)
+	assert.True(t, s.res.ExpiresAt.Equal(p.srv.Now().Add(300*time.Second).Truncate(time.Second)), "expires_at %v", s.res.ExpiresAt)
 	in := p.introspections()
-	if len(in) != 1 {
-		t.Fatalf("%d introspections", len(in))
-	}
+	require.Len(t, in, 1, "%d introspections", len(in))
 	want := map[string]any{"token": tok, "target": "files-service", "required_scopes": []any{"files:read"}}
-	if !reflect.DeepEqual(in[0], want) {
-		t.Errorf("wire body %v, want %v", in[0], want)
-	}
+	assert.Equal(t, want, in[0], "wire body %v, want %v", in[0], want)
 	// The introspection went to the auth listener.
 	for _, r := range p.srv.Requests() {
-		if strings.HasSuffix(r.Path, "/introspect") && r.Listener != "auth" {
-			t.Errorf("introspection served by %q, want auth", r.Listener)
+		if strings.HasSuffix(r.Path, "/introspect") {
+			assert.Equal(t, "auth", r.Listener, "introspection served by %q, want auth", r.Listener)
 		}
 	}
 }
@@ -120,9 +110,7 @@ func TestFakeGatewayRejections(t *testing.T) {
 		}, 401, "invalid_token", "token expired"},
 		{"revoked", nil, func(t *testing.T) string {
 			tok := p.issue(t, 300, "files:read")
-			if err := p.client.Tokens.Revoke(context.Background(), tok, ""); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, p.client.Tokens.Revoke(context.Background(), tok, ""))
 			return tok
 		}, 401, "invalid_token", "token revoked"},
 		{"wrong target", []tokenauth.Option{tokenauth.WithTarget("billing-service")},
@@ -141,31 +129,18 @@ func TestFakeGatewayRejections(t *testing.T) {
 			h := tokenauth.RequireToken(p.client, opts...)(s.handler())
 			tok := tc.token(t)
 			rec := serve(h, "Bearer "+tok)
-			if rec.Code != tc.status {
-				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
-			}
+			require.Equal(t, tc.status, rec.Code, "status %d, want %d: %s", rec.Code, tc.status, rec.Body)
 			m := errorBody(t, rec)
-			if m["error"] != tc.code || m["error_description"] != "the token is not valid" {
-				t.Errorf("body %v, want %s and a generic description", m, tc.code)
-			}
-			if strings.Contains(rec.Body.String(), tc.reason) {
-				t.Errorf("the body echoes the reasoning %q: %s", tc.reason, rec.Body)
-			}
+			assert.Equal(t, tc.code, m["error"], "body %v, want %s and a generic description", m, tc.code)
+			assert.Equal(t, "the token is not valid", m["error_description"], "body %v, want %s and a generic description", m, tc.code)
+			assert.NotContains(t, rec.Body.String(), tc.reason, "the body echoes the reasoning %q: %s", tc.reason, rec.Body)
 			ch := rec.Header().Get("WWW-Authenticate")
-			if !strings.Contains(ch, `error="`+tc.code+`"`) {
-				t.Errorf("challenge %q", ch)
-			}
-			if s.count() != 0 {
-				t.Error("the handler ran")
-			}
+			assert.Contains(t, ch, `error="`+tc.code+`"`, "challenge %q", ch)
+			assert.EqualValues(t, 0, s.count(), "the handler ran")
 			for _, where := range []string{rec.Body.String(), ch, logs.String()} {
-				if strings.Contains(where, tok) {
-					t.Errorf("the token leaked: %s", where)
-				}
+				assert.NotContains(t, where, tok, "the token leaked: %s", where)
 			}
-			if !strings.Contains(logs.String(), tc.reason) {
-				t.Errorf("the rejection was not logged: %s", logs.String())
-			}
+			assert.Contains(t, logs.String(), tc.reason, "the rejection was not logged: %s", logs.String())
 		})
 	}
 }
@@ -179,30 +154,22 @@ func TestFakeGatewayCachedRevocationLatency(t *testing.T) {
 	var s seen
 	h := tokenauth.RequireToken(p.client, tokenauth.WithCache(5*time.Second),
 		tokenauth.WithClock(p.srv.Now))(s.handler())
-	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
-		t.Fatalf("status %d", rec.Code)
-	}
-	if err := p.client.Tokens.Revoke(context.Background(), tok, "compromised"); err != nil {
-		t.Fatal(err)
-	}
+	rec := serve(h, "Bearer "+tok)
+	require.EqualValues(t, 200, rec.Code, "status %d", rec.Code)
+	require.NoError(t, p.client.Tokens.Revoke(context.Background(), tok, "compromised"))
 	p.srv.Advance(4 * time.Second)
-	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
-		t.Fatalf("within max age: status %d, want 200 from the cache", rec.Code)
-	}
-	if n := len(p.introspections()); n != 1 {
-		t.Fatalf("%d introspections, want 1", n)
-	}
+	rec = serve(h, "Bearer "+tok)
+	require.EqualValues(t, 200, rec.Code, "within max age: status %d, want 200 from the cache", rec.Code)
+	n := len(p.introspections())
+	require.EqualValues(t, 1, n, "%d introspections, want 1", n)
 	p.srv.Advance(time.Second)
-	if rec := serve(h, "Bearer "+tok); rec.Code != 401 {
-		t.Fatalf("after max age: status %d, want 401", rec.Code)
-	}
+	rec = serve(h, "Bearer "+tok)
+	require.EqualValues(t, 401, rec.Code, "after max age: status %d, want 401", rec.Code)
 	// Negative answers are not cached, and nothing re-admits the token.
-	if rec := serve(h, "Bearer "+tok); rec.Code != 401 {
-		t.Fatalf("status %d, want 401", rec.Code)
-	}
-	if n := len(p.introspections()); n != 3 {
-		t.Errorf("%d introspections, want 3", n)
-	}
+	rec = serve(h, "Bearer "+tok)
+	require.EqualValues(t, 401, rec.Code, "status %d, want 401", rec.Code)
+	n = len(p.introspections())
+	assert.EqualValues(t, 3, n, "%d introspections, want 3", n)
 }
 
 // A cached entry ends at the token's expiry even when max age is longer.
@@ -211,21 +178,17 @@ func TestFakeGatewayCacheStopsAtExpiry(t *testing.T) {
 	tok := p.issue(t, 3, "files:read")
 	h := tokenauth.RequireToken(p.client, tokenauth.WithCache(time.Hour),
 		tokenauth.WithClock(p.srv.Now))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
-		t.Fatalf("status %d", rec.Code)
-	}
-	p.srv.Advance(2 * time.Second)
-	if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
-		t.Fatalf("status %d", rec.Code)
-	}
-	p.srv.Advance(2 * time.Second)
 	rec := serve(h, "Bearer "+tok)
-	if rec.Code != 401 || !strings.Contains(rec.Body.String(), "invalid_token") {
-		t.Fatalf("past expiry: %d %s, want 401 invalid_token", rec.Code, rec.Body)
-	}
-	if n := len(p.introspections()); n != 2 {
-		t.Errorf("%d introspections, want 2", n)
-	}
+	require.EqualValues(t, 200, rec.Code, "status %d", rec.Code)
+	p.srv.Advance(2 * time.Second)
+	rec = serve(h, "Bearer "+tok)
+	require.EqualValues(t, 200, rec.Code, "status %d", rec.Code)
+	p.srv.Advance(2 * time.Second)
+	rec = serve(h, "Bearer "+tok)
+	require.EqualValues(t, 401, rec.Code, "past expiry: %d %s, want 401 invalid_token", rec.Code, rec.Body)
+	require.Contains(t, rec.Body.String(), "invalid_token", "past expiry: %d %s, want 401 invalid_token", rec.Code, rec.Body)
+	n := len(p.introspections())
+	assert.EqualValues(t, 2, n, "%d introspections, want 2", n)
 }
 
 func TestFakeGatewayFaultsGive503(t *testing.T) {
@@ -249,18 +212,14 @@ func TestFakeGatewayFaultsGive503(t *testing.T) {
 			req, cancel := requestWithTimeout(tok, 200*time.Millisecond)
 			defer cancel()
 			rec := serveRequest(h, req)
-			if rec.Code != http.StatusServiceUnavailable || s.count() != 0 {
-				t.Fatalf("status %d, handler calls %d; want 503 and none", rec.Code, s.count())
-			}
-			if strings.Contains(rec.Body.String(), tok) {
-				t.Error("the token leaked")
-			}
+			require.Equal(t, http.StatusServiceUnavailable, rec.Code, "status %d, handler calls %d; want 503 and none", rec.Code, s.count())
+			require.EqualValues(t, 0, s.count(), "status %d, handler calls %d; want 503 and none", rec.Code, s.count())
+			assert.NotContains(t, rec.Body.String(), tok, "the token leaked")
 			// Once the gateway recovers, the same token is admitted: the
 			// failure was not cached.
 			p.srv.ClearFaults()
-			if rec := serve(h, "Bearer "+tok); rec.Code != 200 {
-				t.Errorf("after recovery: %d", rec.Code)
-			}
+			rec = serve(h, "Bearer "+tok)
+			assert.EqualValues(t, 200, rec.Code, "after recovery: %d", rec.Code)
 		})
 	}
 	t.Run("gateway closed", func(t *testing.T) {
@@ -268,9 +227,7 @@ func TestFakeGatewayFaultsGive503(t *testing.T) {
 		tok := p.issue(t, 300, "files:read")
 		p.srv.Close()
 		rec := serve(tokenauth.RequireToken(p.client)(http.NotFoundHandler()), "Bearer "+tok)
-		if rec.Code != http.StatusServiceUnavailable {
-			t.Errorf("status %d, want 503", rec.Code)
-		}
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "status %d, want 503", rec.Code)
 	})
 }
 

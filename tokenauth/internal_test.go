@@ -2,7 +2,6 @@ package tokenauth
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // blockingGateway answers introspections only when released, and counts
@@ -45,13 +46,9 @@ func (g *blockingGateway) open() { g.once.Do(func() { close(g.release) }) }
 func newInternalVerifier(t *testing.T, url string, opts ...Option) *Verifier {
 	t.Helper()
 	c, err := agenttrust.New(agenttrust.WithBaseURL(url), agenttrust.WithAuthURL(url), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	v, err := NewVerifier(c, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return v
 }
 
@@ -59,17 +56,8 @@ func newInternalVerifier(t *testing.T, url string, opts ...Option) *Verifier {
 func waitWaiters(t *testing.T, v *Verifier, token string, n int) {
 	t.Helper()
 	key := v.cacheKey(token)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := v.flights.Waiters(key)
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiters, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return v.flights.Waiters(key) == n }, 10*time.Second, time.Millisecond,
+		"waiting for %d waiters", n)
 }
 
 // 100 concurrent first requests with one token make one introspection, and
@@ -100,32 +88,24 @@ func TestConcurrentFirstRequestsShareOneIntrospection(t *testing.T) {
 	waitWaiters(t, v, "at_shared", n)
 	g.open()
 	wg.Wait()
-	if c := g.calls.Load(); c != 1 {
-		t.Errorf("%d introspections for %d concurrent requests, want 1", c, n)
-	}
+	c := g.calls.Load()
+	assert.EqualValues(t, 1, c, "%d introspections for %d concurrent requests, want 1", c, n)
 	for i, c := range codes {
-		if c != http.StatusOK {
-			t.Fatalf("request %d: status %d", i, c)
-		}
+		require.Equal(t, http.StatusOK, c, "request %d: status %d", i, c)
 	}
-	if a := admitted.Load(); a != n {
-		t.Errorf("%d handlers saw the result, want %d", a, n)
-	}
+	a := admitted.Load()
+	assert.EqualValues(t, n, a, "%d handlers saw the result, want %d", a, n)
 	inflight := v.flights.Len()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if inflight != 0 || len(v.entries) != 1 {
-		t.Errorf("inflight %d entries %d, want 0 and 1", inflight, len(v.entries))
-	}
+	assert.EqualValues(t, 0, inflight, "inflight %d entries %d, want 0 and 1", inflight, len(v.entries))
+	assert.Len(t, v.entries, 1, "inflight %d entries %d, want 0 and 1", inflight, len(v.entries))
 }
 
 func waitCalls(t *testing.T, g *blockingGateway, n int64) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); g.calls.Load() != n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d calls reached the gateway, want %d", g.calls.Load(), n)
-		}
-	}
+	require.Eventually(t, func() bool { return g.calls.Load() == n }, 10*time.Second, time.Millisecond,
+		"waiting for %d calls to reach the gateway", n)
 }
 
 // The shared call does not depend on the request that started it: when that
@@ -153,64 +133,50 @@ func TestSharedCallOutlivesItsStarter(t *testing.T) {
 	waitWaiters(t, v, "at_tok", 3)
 
 	cancelQuitter()
-	if err := <-quitter; !errors.Is(err, context.Canceled) || !errors.Is(err, agenttrust.ErrNetwork) {
-		t.Fatalf("quitter: %v", err)
-	}
+	err := <-quitter
+	require.ErrorIs(t, err, context.Canceled, "quitter: %v", err)
+	require.ErrorIs(t, err, agenttrust.ErrNetwork, "quitter: %v", err)
 	cancelStarter()
-	if o := <-starter; !errors.Is(o.err, context.Canceled) || !errors.Is(o.err, agenttrust.ErrNetwork) {
-		t.Fatalf("starter: %v", o.err)
-	}
+	o := <-starter
+	require.ErrorIs(t, o.err, context.Canceled, "starter: %v", o.err)
+	require.ErrorIs(t, o.err, agenttrust.ErrNetwork, "starter: %v", o.err)
 	waitWaiters(t, v, "at_tok", 1) // the follower still waits on the same call
 	g.open()
-	o := <-follower
-	if o.err != nil || o.res == nil || o.res.AgentID != "a1" {
-		t.Fatalf("follower: %v %v", o.res, o.err)
-	}
-	if c, x := g.calls.Load(), g.cancelled.Load(); c != 1 || x != 0 {
-		t.Errorf("%d gateway calls, %d cancelled; want 1 and 0", c, x)
-	}
+	o = <-follower
+	require.NoError(t, o.err, "follower: %v %v", o.res, o.err)
+	require.NotNil(t, o.res, "follower: %v %v", o.res, o.err)
+	require.Equal(t, "a1", o.res.AgentID, "follower: %v %v", o.res, o.err)
+	c, x := g.calls.Load(), g.cancelled.Load()
+	assert.EqualValues(t, 1, c, "%d gateway calls, %d cancelled; want 1 and 0", c, x)
+	assert.EqualValues(t, 0, x, "%d gateway calls, %d cancelled; want 1 and 0", c, x)
 	inflight := v.flights.Len()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if inflight != 0 || len(v.entries) != 1 {
-		t.Errorf("inflight %d entries %d, want 0 and 1", inflight, len(v.entries))
-	}
+	assert.EqualValues(t, 0, inflight, "inflight %d entries %d, want 0 and 1", inflight, len(v.entries))
+	assert.Len(t, v.entries, 1, "inflight %d entries %d, want 0 and 1", inflight, len(v.entries))
 }
 
 func TestCacheKeySeparatesTargetsAndScopes(t *testing.T) {
 	c, err := agenttrust.New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	mk := func(opts ...Option) [32]byte {
 		v, err := NewVerifier(c, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return v.cacheKey("at_tok")
 	}
 	base := mk()
-	if mk(WithTarget("x")) == base || mk(WithRequiredScopes("x")) == base {
-		t.Error("target or scopes do not change the key")
-	}
-	if mk(WithRequiredScopes("a", "b")) != mk(WithRequiredScopes("b", "a")) {
-		t.Error("the scope order changes the key")
-	}
-	if mk(WithRequiredScopes("a:b")) == mk(WithRequiredScopes("a", "b")) {
-		t.Error("scope boundaries are ambiguous")
-	}
-	if mk(WithTarget("ab")) == mk(WithTarget("a"), WithRequiredScopes("b")) {
-		t.Error("target and scope boundaries are ambiguous")
-	}
+	assert.NotEqual(t, base, mk(WithTarget("x")), "target or scopes do not change the key")
+	assert.NotEqual(t, base, mk(WithRequiredScopes("x")), "target or scopes do not change the key")
+	assert.Equal(t, mk(WithRequiredScopes("b", "a")), mk(WithRequiredScopes("a", "b")), "the scope order changes the key")
+	assert.NotEqual(t, mk(WithRequiredScopes("a", "b")), mk(WithRequiredScopes("a:b")), "scope boundaries are ambiguous")
+	assert.NotEqual(t, mk(WithTarget("a"), WithRequiredScopes("b")), mk(WithTarget("ab")), "target and scope boundaries are ambiguous")
 }
 
 func TestEvictionPrefersExpiredEntries(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c, _ := agenttrust.New()
 	v, err := NewVerifier(c, WithCacheSize(3), WithCache(time.Minute), WithClock(func() time.Time { return now }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res := func(exp time.Time) *agenttrust.IntrospectionResult {
 		return &agenttrust.IntrospectionResult{Active: true, ExpiresAt: exp}
 	}
@@ -220,26 +186,20 @@ func TestEvictionPrefersExpiredEntries(t *testing.T) {
 	v.storeLocked(v.cacheKey("at_b"), res(now.Add(time.Second))) // soonest
 	v.storeLocked(v.cacheKey("at_c"), res(now.Add(time.Hour)))
 	v.storeLocked(v.cacheKey("at_d"), res(now.Add(time.Hour)))
-	if _, ok := v.entries[v.cacheKey("at_b")]; ok || len(v.entries) != 3 {
-		t.Errorf("the soonest-expiring entry was not the victim (size %d)", len(v.entries))
-	}
+	_, ok := v.entries[v.cacheKey("at_b")]
+	assert.False(t, ok, "the soonest-expiring entry was not the victim (size %d)", len(v.entries))
+	assert.Len(t, v.entries, 3, "the soonest-expiring entry was not the victim (size %d)", len(v.entries))
 	now = now.Add(2 * time.Minute) // everything expired
 	v.storeLocked(v.cacheKey("at_e"), res(now.Add(time.Hour)))
-	if len(v.entries) != 1 {
-		t.Errorf("expired entries kept: size %d, want 1", len(v.entries))
-	}
+	assert.Len(t, v.entries, 1, "expired entries kept: size %d, want 1", len(v.entries))
 	v.storeLocked(v.cacheKey("at_f"), res(now)) // already expired: not stored
-	if _, ok := v.entries[v.cacheKey("at_f")]; ok {
-		t.Error("an expired answer was cached")
-	}
+	_, ok = v.entries[v.cacheKey("at_f")]
+	assert.False(t, ok, "an expired answer was cached")
 	v.storeLocked(v.cacheKey("at_g"), &agenttrust.IntrospectionResult{Active: true}) // no expiry: not stored
-	if _, ok := v.entries[v.cacheKey("at_g")]; ok {
-		t.Error("an answer without expiry was cached")
-	}
+	_, ok = v.entries[v.cacheKey("at_g")]
+	assert.False(t, ok, "an answer without expiry was cached")
 	for i := 0; i < 100; i++ {
 		v.storeLocked(v.cacheKey(string(rune('a'+i%26))+"_"+string(rune('a'+i/26))), res(now.Add(time.Duration(i+1)*time.Minute)))
-		if len(v.entries) > 3 {
-			t.Fatalf("size %d after %d inserts, bound 3", len(v.entries), i+1)
-		}
+		require.LessOrEqual(t, len(v.entries), 3, "size %d after %d inserts, bound 3", len(v.entries), i+1)
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/tokenauth"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // cacheLog records the CacheLookup hooks of a Client's Observer.
@@ -42,31 +44,22 @@ func TestVerifierReportsCacheLookups(t *testing.T) {
 	p := newProvider(t, agenttrust.WithObserver(log.observer()))
 	tok := p.issue(t, 300, "files:read")
 	cached, err := tokenauth.NewVerifier(p.client, tokenauth.WithRequiredScopes("files:read"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	off, err := tokenauth.NewVerifier(p.client, tokenauth.WithCache(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, v := range []*tokenauth.Verifier{cached, cached, off} {
-		if _, err := v.Verify(context.Background(), tok); err != nil {
-			t.Fatal(err)
-		}
+		_, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err)
 	}
-	if got, want := log.String(), "introspection miss,introspection hit"; got != want {
-		t.Errorf("cache lookups %q, want %q (none with the cache off)", got, want)
-	}
+	got, want := log.String(), "introspection miss,introspection hit"
+	assert.Equal(t, want, got, "cache lookups %q, want %q (none with the cache off)", got, want)
 
 	// The middleware goes through the same cache.
 	h := cached.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	if rec := serve(h, "Bearer "+tok); rec.Code != http.StatusOK {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body)
-	}
-	if got, want := log.String(), "introspection miss,introspection hit,introspection hit"; got != want {
-		t.Errorf("cache lookups %q, want %q", got, want)
-	}
-	if n := len(p.introspections()); n != 2 {
-		t.Errorf("%d introspections, want 2 (one per verifier)", n)
-	}
+	rec := serve(h, "Bearer "+tok)
+	require.Equal(t, http.StatusOK, rec.Code, "status %d: %s", rec.Code, rec.Body)
+	got, want = log.String(), "introspection miss,introspection hit,introspection hit"
+	assert.Equal(t, want, got, "cache lookups %q, want %q", got, want)
+	n := len(p.introspections())
+	assert.EqualValues(t, 2, n, "%d introspections, want 2 (one per verifier)", n)
 }

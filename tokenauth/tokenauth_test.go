@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +17,8 @@ import (
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/tokenauth"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // secretToken is distinctive enough that finding it anywhere is a leak.
@@ -66,9 +66,7 @@ func (g *stubGateway) lastBody(t *testing.T) map[string]any {
 	t.Helper()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.bodies) == 0 {
-		t.Fatal("the gateway received no introspection")
-	}
+	require.NotEmpty(t, g.bodies, "the gateway received no introspection")
 	return g.bodies[len(g.bodies)-1]
 }
 
@@ -101,9 +99,7 @@ func newTestClient(t testing.TB, authURL string, opts ...agenttrust.Option) *age
 		agenttrust.WithTimeout(5 * time.Second),
 	}
 	c, err := agenttrust.New(append(base, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
@@ -146,24 +142,20 @@ func serve(h http.Handler, authz ...string) *httptest.ResponseRecorder {
 // RFC 6750 keys.
 func errorBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 	t.Helper()
-	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type = %q, want application/json", ct)
-	}
+	ct := rec.Header().Get("Content-Type")
+	assert.Equal(t, "application/json", ct, "Content-Type = %q, want application/json", ct)
 	var m map[string]any
-	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
-		t.Fatalf("error body %q is not JSON: %v", rec.Body.String(), err)
-	}
-	if len(m) != 2 || m["error"] == nil || m["error_description"] == nil {
-		t.Errorf("error body keys = %v, want error and error_description", m)
-	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), "error body %q is not JSON", rec.Body.String())
+	assert.Len(t, m, 2, "error body keys = %v, want error and error_description", m)
+	assert.NotNil(t, m["error"], "error body keys = %v, want error and error_description", m)
+	assert.NotNil(t, m["error_description"], "error body keys = %v, want error and error_description", m)
 	return m
 }
 
 func assertNoLeak(t *testing.T, where, s string) {
 	t.Helper()
-	if strings.Contains(s, secretToken) || strings.Contains(s, "SECRETtoken") {
-		t.Errorf("the token leaked into %s: %s", where, s)
-	}
+	assert.NotContains(t, s, secretToken, "the token leaked into %s: %s", where, s)
+	assert.NotContains(t, s, "SECRETtoken", "the token leaked into %s: %s", where, s)
 }
 
 func TestRequireTokenAdmitsActiveToken(t *testing.T) {
@@ -173,21 +165,17 @@ func TestRequireTokenAdmitsActiveToken(t *testing.T) {
 	h := tokenauth.RequireToken(c, tokenauth.WithTarget("files-service"), tokenauth.WithRequiredScopes("files:read"))(s.handler())
 
 	rec := serve(h, "Bearer "+secretToken)
-	if rec.Code != http.StatusOK || rec.Body.String() != "tool ran" {
-		t.Fatalf("status %d body %q, want 200 from the handler", rec.Code, rec.Body.String())
-	}
-	if !s.ok || s.res == nil {
-		t.Fatal("the handler found no introspection result in its context")
-	}
-	if s.res.AgentID != "agent-1" || s.res.OrgID != "org-1" || !s.res.Active ||
-		!reflect.DeepEqual(s.res.Scopes, []string{"files:read", "files:write"}) {
-		t.Errorf("handler saw %+v", s.res)
-	}
+	require.Equal(t, http.StatusOK, rec.Code, "status %d body %q, want 200 from the handler", rec.Code, rec.Body.String())
+	require.Equal(t, "tool ran", rec.Body.String(), "status %d body %q, want 200 from the handler", rec.Code, rec.Body.String())
+	require.True(t, s.ok, "the handler found no introspection result in its context")
+	require.NotNil(t, s.res, "the handler found no introspection result in its context")
+	assert.Equal(t, "agent-1", s.res.AgentID, "handler saw %+v", s.res)
+	assert.Equal(t, "org-1", s.res.OrgID, "handler saw %+v", s.res)
+	assert.True(t, s.res.Active, "handler saw %+v", s.res)
+	assert.Equal(t, []string{"files:read", "files:write"}, s.res.Scopes, "handler saw %+v", s.res)
 	body := g.lastBody(t)
 	want := map[string]any{"token": secretToken, "target": "files-service", "required_scopes": []any{"files:read"}}
-	if !reflect.DeepEqual(body, want) {
-		t.Errorf("introspection body = %v, want %v", body, want)
-	}
+	assert.Equal(t, want, body, "introspection body = %v, want %v", body, want)
 }
 
 func TestRequireTokenSendsNullTargetAndEmptyScopes(t *testing.T) {
@@ -195,27 +183,26 @@ func TestRequireTokenSendsNullTargetAndEmptyScopes(t *testing.T) {
 	c := newTestClient(t, g.URL)
 	var s seen
 	h := tokenauth.RequireToken(c)(s.handler())
-	if rec := serve(h, "bearer "+secretToken); rec.Code != http.StatusOK {
-		t.Fatalf("status %d, want 200 (the scheme is case-insensitive)", rec.Code)
-	}
+	rec := serve(h, "bearer "+secretToken)
+	require.Equal(t, http.StatusOK, rec.Code, "status %d, want 200 (the scheme is case-insensitive)", rec.Code)
 	body := g.lastBody(t)
-	if v, ok := body["target"]; !ok || v != nil {
-		t.Errorf("target = %v (present %v), want null", v, ok)
-	}
-	if v, ok := body["required_scopes"].([]any); !ok || len(v) != 0 {
-		t.Errorf("required_scopes = %#v, want []", body["required_scopes"])
-	}
+	v, ok := body["target"]
+	assert.True(t, ok, "target = %v (present %v), want null", v, ok)
+	assert.Nil(t, v, "target = %v (present %v), want null", v, ok)
+	v, ok = body["required_scopes"].([]any)
+	assert.True(t, ok, "required_scopes = %#v, want []", body["required_scopes"])
+	assert.Len(t, v, 0, "required_scopes = %#v, want []", body["required_scopes"])
 }
 
 func TestFromContextWithoutMiddleware(t *testing.T) {
-	if r, ok := tokenauth.FromContext(context.Background()); ok || r != nil {
-		t.Errorf("got %v %v from an empty context", r, ok)
-	}
+	r, ok := tokenauth.FromContext(context.Background())
+	assert.False(t, ok, "got %v %v from an empty context", r, ok)
+	assert.Nil(t, r, "got %v %v from an empty context", r, ok)
 	want := &agenttrust.IntrospectionResult{Active: true, AgentID: "a"}
 	ctx := tokenauth.NewContext(context.Background(), want)
-	if r, ok := tokenauth.FromContext(ctx); !ok || r != want {
-		t.Errorf("got %v %v, want the stored result", r, ok)
-	}
+	r, ok = tokenauth.FromContext(ctx)
+	assert.True(t, ok, "got %v %v, want the stored result", r, ok)
+	assert.Equal(t, want, r, "got %v %v, want the stored result", r, ok)
 }
 
 func TestRequireTokenRejectsBadHeaders(t *testing.T) {
@@ -247,28 +234,21 @@ func TestRequireTokenRejectsBadHeaders(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := serve(h, tc.authz...)
-			if rec.Code != tc.status {
-				t.Fatalf("status %d, want %d", rec.Code, tc.status)
-			}
+			require.Equal(t, tc.status, rec.Code, "status %d, want %d", rec.Code, tc.status)
 			ch := rec.Header().Get("WWW-Authenticate")
-			if tc.challenge == bare && ch != bare {
-				t.Errorf("challenge %q, want exactly %q", ch, bare)
+			if tc.challenge == bare {
+				assert.Equal(t, bare, ch, "challenge %q, want exactly %q", ch, bare)
+			} else {
+				assert.True(t, strings.HasPrefix(ch, tc.challenge), "challenge %q, want prefix %q", ch, tc.challenge)
 			}
-			if tc.challenge != bare && !strings.HasPrefix(ch, tc.challenge) {
-				t.Errorf("challenge %q, want prefix %q", ch, tc.challenge)
-			}
-			if m := errorBody(t, rec); m["error"] != tc.code {
-				t.Errorf("error = %v, want %s", m["error"], tc.code)
-			}
+			m := errorBody(t, rec)
+			assert.Equal(t, tc.code, m["error"], "error = %v, want %s", m["error"], tc.code)
 			assertNoLeak(t, "the response", rec.Body.String()+ch)
 		})
 	}
-	if n := g.calls.Load(); n != 0 {
-		t.Errorf("the gateway got %d calls for unusable headers, want 0", n)
-	}
-	if s.count() != 0 {
-		t.Errorf("the handler ran %d times", s.count())
-	}
+	n := g.calls.Load()
+	assert.EqualValues(t, 0, n, "the gateway got %d calls for unusable headers, want 0", n)
+	assert.EqualValues(t, 0, s.count(), "the handler ran %d times", s.count())
 }
 
 // An inactive token is 401 invalid_token whatever its reasoning says, and
@@ -285,30 +265,20 @@ func TestRequireTokenRejectsInactiveTokens(t *testing.T) {
 			var s seen
 			h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("files:read"), tokenauth.WithLogger(logger))(s.handler())
 			rec := serve(h, "Bearer "+secretToken)
-			if rec.Code != http.StatusUnauthorized {
-				t.Fatalf("status %d, want 401", rec.Code)
-			}
+			require.Equal(t, http.StatusUnauthorized, rec.Code, "status %d, want 401", rec.Code)
 			want := `Bearer realm="agenttrust", error="invalid_token", error_description="the token is not valid"`
-			if ch := rec.Header().Get("WWW-Authenticate"); ch != want {
-				t.Errorf("challenge %q, want %q", ch, want)
-			}
+			ch := rec.Header().Get("WWW-Authenticate")
+			assert.Equal(t, want, ch, "challenge %q, want %q", ch, want)
 			m := errorBody(t, rec)
-			if m["error"] != "invalid_token" || m["error_description"] != "the token is not valid" {
-				t.Errorf("body %v", m)
-			}
+			assert.Equal(t, "invalid_token", m["error"], "body %v", m)
+			assert.Equal(t, "the token is not valid", m["error_description"], "body %v", m)
 			if reason != "" {
 				for where, text := range map[string]string{"body": rec.Body.String(), "challenge": rec.Header().Get("WWW-Authenticate")} {
-					if strings.Contains(text, reason) {
-						t.Errorf("the %s echoes the gateway's reasoning: %s", where, text)
-					}
+					assert.NotContains(t, text, reason, "the %s echoes the gateway's reasoning: %s", where, text)
 				}
-				if !strings.Contains(logs.String(), reason) {
-					t.Errorf("the reasoning was not logged: %s", logs.String())
-				}
+				assert.Contains(t, logs.String(), reason, "the reasoning was not logged: %s", logs.String())
 			}
-			if s.count() != 0 {
-				t.Error("the handler ran for an inactive token")
-			}
+			assert.EqualValues(t, 0, s.count(), "the handler ran for an inactive token")
 		})
 	}
 }
@@ -329,24 +299,14 @@ func TestRequireTokenInsufficientScope(t *testing.T) {
 			var s seen
 			h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("files:read", "files:write"))(s.handler())
 			rec := serve(h, "Bearer "+secretToken)
-			if rec.Code != http.StatusForbidden {
-				t.Fatalf("status %d, want 403", rec.Code)
-			}
+			require.Equal(t, http.StatusForbidden, rec.Code, "status %d, want 403", rec.Code)
 			ch := rec.Header().Get("WWW-Authenticate")
-			if !strings.HasPrefix(ch, `Bearer realm="agenttrust", error="insufficient_scope"`) ||
-				!strings.HasSuffix(ch, `, scope="files:read files:write"`) {
-				t.Errorf("challenge %q", ch)
-			}
+			assert.True(t, strings.HasPrefix(ch, `Bearer realm="agenttrust", error="insufficient_scope"`), "challenge %q", ch)
+			assert.True(t, strings.HasSuffix(ch, `, scope="files:read files:write"`), "challenge %q", ch)
 			m := errorBody(t, rec)
-			if m["error"] != "insufficient_scope" {
-				t.Errorf("error = %v", m["error"])
-			}
-			if m["error_description"] != "the token lacks a required scope" {
-				t.Errorf("description %v", m["error_description"])
-			}
-			if s.count() != 0 {
-				t.Error("the handler ran without the scope")
-			}
+			assert.Equal(t, "insufficient_scope", m["error"], "error = %v", m["error"])
+			assert.Equal(t, "the token lacks a required scope", m["error_description"], "description %v", m["error_description"])
+			assert.EqualValues(t, 0, s.count(), "the handler ran without the scope")
 		})
 	}
 }
@@ -357,9 +317,7 @@ func TestScopeReasoningWithoutRequiredScopesIsInvalidToken(t *testing.T) {
 	g := newStubGateway(t, inactive("scope missing: x"))
 	c := newTestClient(t, g.URL)
 	rec := serve(tokenauth.RequireToken(c)(http.NotFoundHandler()), "Bearer "+secretToken)
-	if rec.Code != http.StatusUnauthorized {
-		t.Errorf("status %d, want 401", rec.Code)
-	}
+	assert.Equal(t, http.StatusUnauthorized, rec.Code, "status %d, want 401", rec.Code)
 }
 
 func TestRequireTokenGatewayFailuresGive503(t *testing.T) {
@@ -426,21 +384,13 @@ func TestRequireTokenGatewayFailuresGive503(t *testing.T) {
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
-			if rec.Code != http.StatusServiceUnavailable {
-				t.Fatalf("status %d, want 503", rec.Code)
-			}
-			if s.count() != 0 {
-				t.Fatal("a gateway failure let the request through")
-			}
-			if m := errorBody(t, rec); m["error"] != "temporarily_unavailable" {
-				t.Errorf("error = %v", m["error"])
-			}
-			if ch := rec.Header().Get("WWW-Authenticate"); ch != "" {
-				t.Errorf("a 503 carries a challenge %q", ch)
-			}
-			if !strings.Contains(logs.String(), "token introspection") {
-				t.Errorf("no log record of the failure: %s", logs.String())
-			}
+			require.Equal(t, http.StatusServiceUnavailable, rec.Code, "status %d, want 503", rec.Code)
+			require.EqualValues(t, 0, s.count(), "a gateway failure let the request through")
+			m := errorBody(t, rec)
+			assert.Equal(t, "temporarily_unavailable", m["error"], "error = %v", m["error"])
+			ch := rec.Header().Get("WWW-Authenticate")
+			assert.Equal(t, "", ch, "a 503 carries a challenge %q", ch)
+			assert.Contains(t, logs.String(), "token introspection", "no log record of the failure: %s", logs.String())
 			assertNoLeak(t, "the logs", logs.String())
 			assertNoLeak(t, "the response", rec.Body.String())
 		})
@@ -467,17 +417,14 @@ func TestTokenNeverLeaks(t *testing.T) {
 			h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("files:read"))(http.NotFoundHandler())
 			for _, authz := range []string{"Bearer " + secretToken, "Bearer " + secretToken + " junk", "Bearer " + secretToken + `"`} {
 				rec := serve(h, authz)
-				if rec.Code == http.StatusOK || rec.Code == http.StatusNotFound {
-					t.Fatalf("status %d: the request was admitted", rec.Code)
-				}
+				require.NotEqual(t, http.StatusOK, rec.Code, "status %d: the request was admitted", rec.Code)
+				require.NotEqual(t, http.StatusNotFound, rec.Code, "status %d: the request was admitted", rec.Code)
 				assertNoLeak(t, "the response body", rec.Body.String())
 				for k, v := range rec.Header() {
 					assertNoLeak(t, "the header "+k, strings.Join(v, ","))
 				}
 			}
-			if logs.Len() == 0 {
-				t.Error("nothing was logged at debug level")
-			}
+			assert.NotEqualValues(t, 0, logs.Len(), "nothing was logged at debug level")
 			assertNoLeak(t, "the logs", logs.String())
 		})
 	}
@@ -487,57 +434,53 @@ func TestVerifyErrors(t *testing.T) {
 	g := newStubGateway(t, inactive("token revoked"))
 	c := newTestClient(t, g.URL)
 	v, err := tokenauth.NewVerifier(c, tokenauth.WithRequiredScopes("a"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = v.Verify(context.Background(), secretToken)
 	var rej *tokenauth.RejectedError
-	if !errors.As(err, &rej) || rej.Reasoning != "token revoked" || rej.Code != tokenauth.CodeInvalidToken || rej.Malformed {
-		t.Fatalf("err = %v, want a RejectedError for a revoked token", err)
-	}
-	if !errors.Is(err, tokenauth.ErrInvalidToken) || errors.Is(err, tokenauth.ErrInsufficientScope) || !errors.Is(err, agenttrust.ErrAgentTrust) {
-		t.Errorf("errors.Is mismatch for %v", err)
-	}
+	require.ErrorAs(t, err, &rej, "err = %v, want a RejectedError for a revoked token", err)
+	require.Equal(t, "token revoked", rej.Reasoning, "err = %v, want a RejectedError for a revoked token", err)
+	require.Equal(t, tokenauth.CodeInvalidToken, rej.Code, "err = %v, want a RejectedError for a revoked token", err)
+	require.False(t, rej.Malformed, "err = %v, want a RejectedError for a revoked token", err)
+	assert.ErrorIs(t, err, tokenauth.ErrInvalidToken, "errors.Is mismatch for %v", err)
+	assert.NotErrorIs(t, err, tokenauth.ErrInsufficientScope, "errors.Is mismatch for %v", err)
+	assert.ErrorIs(t, err, agenttrust.ErrAgentTrust, "errors.Is mismatch for %v", err)
 	var base *agenttrust.AgentTrustError
-	if !errors.As(err, &base) || base.Code != tokenauth.CodeInvalidToken {
-		t.Errorf("errors.As(*AgentTrustError) failed for %v", err)
-	}
+	assert.ErrorAs(t, err, &base, "errors.As(*AgentTrustError) failed for %v", err)
+	assert.Equal(t, tokenauth.CodeInvalidToken, base.Code, "errors.As(*AgentTrustError) failed for %v", err)
 
 	g.mu.Lock()
 	g.answer = activeFor("b")
 	g.mu.Unlock()
 	_, err = v.Verify(context.Background(), secretToken)
-	if !errors.Is(err, tokenauth.ErrInsufficientScope) || errors.Is(err, tokenauth.ErrInvalidToken) {
-		t.Errorf("err = %v, want insufficient scope", err)
-	}
-	if !errors.As(err, &rej) || rej.MissingScope != "a" || !reflect.DeepEqual(rej.RequiredScopes, []string{"a"}) {
-		t.Errorf("rejection %+v", rej)
+	assert.ErrorIs(t, err, tokenauth.ErrInsufficientScope, "err = %v, want insufficient scope", err)
+	assert.NotErrorIs(t, err, tokenauth.ErrInvalidToken, "err = %v, want insufficient scope", err)
+	if assert.ErrorAs(t, err, &rej, "rejection %+v", rej) {
+		assert.Equal(t, "a", rej.MissingScope, "rejection %+v", rej)
+		assert.Equal(t, []string{"a"}, rej.RequiredScopes, "rejection %+v", rej)
 	}
 
 	before := g.calls.Load()
 	for _, tok := range []string{"", "has space", "at_\x00", strings.Repeat("a", 5000)} {
 		_, err := v.Verify(context.Background(), tok)
 		var rej *tokenauth.RejectedError
-		if !errors.Is(err, tokenauth.ErrInvalidToken) || !errors.As(err, &rej) || !rej.Malformed {
-			t.Errorf("Verify(%.20q) = %v, want a malformed ErrInvalidToken", tok, err)
-		}
+		assert.ErrorIs(t, err, tokenauth.ErrInvalidToken, "Verify(%.20q) = %v, want a malformed ErrInvalidToken", tok, err)
+		assert.ErrorAs(t, err, &rej, "Verify(%.20q) = %v, want a malformed ErrInvalidToken", tok, err)
+		assert.True(t, rej.Malformed, "Verify(%.20q) = %v, want a malformed ErrInvalidToken", tok, err)
 	}
 	//lint:ignore SA1012 a nil context is the point
-	if _, err := v.Verify(nil, secretToken); !errors.Is(err, agenttrust.ErrValidation) {
-		t.Errorf("nil ctx: %v", err)
-	}
-	if n := g.calls.Load() - before; n != 0 {
-		t.Errorf("%d gateway calls for unusable tokens", n)
-	}
+	_, err = v.Verify(nil, secretToken)
+	assert.ErrorIs(t, err, agenttrust.ErrValidation, "nil ctx: %v", err)
+	n := g.calls.Load() - before
+	assert.EqualValues(t, 0, n, "%d gateway calls for unusable tokens", n)
 
 	// Gateway failures keep their own kind and are not rejections.
 	g.mu.Lock()
 	g.answer = func(map[string]any) (int, string) { return 502, "" }
 	g.mu.Unlock()
 	_, err = v.Verify(context.Background(), secretToken)
-	if err == nil || errors.As(err, &rej) || errors.Is(err, tokenauth.ErrInvalidToken) {
-		t.Errorf("err = %v, want a gateway error", err)
-	}
+	assert.Error(t, err, "want a gateway error")
+	assert.NotErrorAs(t, err, &rej, "err = %v, want a gateway error", err)
+	assert.NotErrorIs(t, err, tokenauth.ErrInvalidToken, "err = %v, want a gateway error", err)
 }
 
 func TestNewVerifierValidation(t *testing.T) {
@@ -559,22 +502,18 @@ func TestNewVerifierValidation(t *testing.T) {
 			client = nil
 		}
 		v, err := tokenauth.NewVerifier(client, opts...)
-		if v != nil || !errors.Is(err, agenttrust.ErrValidation) {
-			t.Errorf("%s: got %v, %v; want a validation error", name, v, err)
-		}
+		assert.Nil(t, v, "%s: got %v, %v; want a validation error", name, v, err)
+		assert.ErrorIs(t, err, agenttrust.ErrValidation, "%s: got %v, %v; want a validation error", name, v, err)
 		// The middleware built from the same configuration fails closed.
 		var s seen
 		rec := serve(tokenauth.RequireToken(client, opts...)(s.handler()), "Bearer "+secretToken)
-		if rec.Code != http.StatusInternalServerError || s.count() != 0 {
-			t.Errorf("%s: middleware status %d, handler calls %d; want 500 and none", name, rec.Code, s.count())
-		}
-		if m := errorBody(t, rec); m["error"] != "server_error" {
-			t.Errorf("%s: body %v", name, m)
-		}
+		assert.Equal(t, http.StatusInternalServerError, rec.Code, "%s: middleware status %d, handler calls %d; want 500 and none", name, rec.Code, s.count())
+		assert.EqualValues(t, 0, s.count(), "%s: middleware status %d, handler calls %d; want 500 and none", name, rec.Code, s.count())
+		m := errorBody(t, rec)
+		assert.Equal(t, "server_error", m["error"], "%s: body %v", name, m)
 	}
-	if _, err := tokenauth.NewVerifier(c, nil, tokenauth.WithCache(0), tokenauth.WithRequiredScopes("a", "a", "b")); err != nil {
-		t.Errorf("valid options: %v", err)
-	}
+	_, err := tokenauth.NewVerifier(c, nil, tokenauth.WithCache(0), tokenauth.WithRequiredScopes("a", "a", "b"))
+	assert.NoError(t, err, "valid options")
 }
 
 // Two routes with their own scopes share one client.
@@ -591,21 +530,16 @@ func TestRequireTokenPerRoute(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
 		req.Header.Set("Authorization", "Bearer "+secretToken)
 		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if st := do("/read"); st != http.StatusOK {
-		t.Errorf("/read: %d", st)
-	}
-	if st := do("/write"); st != http.StatusForbidden {
-		t.Errorf("/write: %d", st)
-	}
-	if read.count() != 1 || write.count() != 0 {
-		t.Errorf("handler calls read %d write %d", read.count(), write.count())
-	}
+	st := do("/read")
+	assert.Equal(t, http.StatusOK, st, "/read: %d", st)
+	st = do("/write")
+	assert.Equal(t, http.StatusForbidden, st, "/write: %d", st)
+	assert.EqualValues(t, 1, read.count(), "handler calls read %d write %d", read.count(), write.count())
+	assert.EqualValues(t, 0, write.count(), "handler calls read %d write %d", read.count(), write.count())
 }
 
 // fakeClock is a settable clock for cache tests.
@@ -629,37 +563,30 @@ func TestCacheServesHitsAndExpires(t *testing.T) {
 	h := tokenauth.RequireToken(c, tokenauth.WithCache(10*time.Second), tokenauth.WithClock(clk.Now))(s.handler())
 
 	for i := 0; i < 3; i++ {
-		if rec := serve(h, "Bearer "+secretToken); rec.Code != http.StatusOK {
-			t.Fatalf("request %d: %d", i, rec.Code)
-		}
+		rec := serve(h, "Bearer "+secretToken)
+		require.Equal(t, http.StatusOK, rec.Code, "request %d: %d", i, rec.Code)
 	}
-	if n := g.calls.Load(); n != 1 {
-		t.Fatalf("%d introspections for three requests within max age, want 1", n)
-	}
+	n := g.calls.Load()
+	require.EqualValues(t, 1, n, "%d introspections for three requests within max age, want 1", n)
 	// Each request gets its own copy.
 	s.mu.Lock()
 	s.res.Scopes[0] = "tampered"
 	s.mu.Unlock()
 	serve(h, "Bearer "+secretToken)
-	if s.res.Scopes[0] != "files:read" {
-		t.Error("a handler's change to its result reached the cache")
-	}
+	assert.Equal(t, "files:read", s.res.Scopes[0], "a handler's change to its result reached the cache")
 
 	clk.Advance(10*time.Second - time.Nanosecond)
 	serve(h, "Bearer "+secretToken)
-	if n := g.calls.Load(); n != 1 {
-		t.Fatalf("the entry expired early: %d calls", n)
-	}
+	n = g.calls.Load()
+	require.EqualValues(t, 1, n, "the entry expired early: %d calls", n)
 	clk.Advance(time.Nanosecond)
 	serve(h, "Bearer "+secretToken)
-	if n := g.calls.Load(); n != 2 {
-		t.Fatalf("the entry outlived its max age: %d calls, want 2", n)
-	}
+	n = g.calls.Load()
+	require.EqualValues(t, 2, n, "the entry outlived its max age: %d calls, want 2", n)
 	// A different token is a different entry.
 	serve(h, "Bearer at_other")
-	if n := g.calls.Load(); n != 3 {
-		t.Fatalf("another token was served from the cache: %d calls", n)
-	}
+	n = g.calls.Load()
+	require.EqualValues(t, 3, n, "another token was served from the cache: %d calls", n)
 }
 
 func TestCacheNeverOutlivesToken(t *testing.T) {
@@ -670,19 +597,16 @@ func TestCacheNeverOutlivesToken(t *testing.T) {
 	serve(h, "Bearer "+secretToken)
 	clk.Advance(time.Second)
 	serve(h, "Bearer "+secretToken)
-	if n := g.calls.Load(); n != 1 {
-		t.Fatalf("%d calls before expiry, want 1", n)
-	}
+	n := g.calls.Load()
+	require.EqualValues(t, 1, n, "%d calls before expiry, want 1", n)
 	g.mu.Lock()
 	g.answer = inactive("token expired")
 	g.mu.Unlock()
 	clk.Advance(time.Second) // now == expires_at
-	if rec := serve(h, "Bearer "+secretToken); rec.Code != http.StatusUnauthorized {
-		t.Fatalf("status %d at the token's expiry, want 401 from a fresh introspection", rec.Code)
-	}
-	if n := g.calls.Load(); n != 2 {
-		t.Errorf("%d calls, want 2", n)
-	}
+	rec := serve(h, "Bearer "+secretToken)
+	require.Equal(t, http.StatusUnauthorized, rec.Code, "status %d at the token's expiry, want 401 from a fresh introspection", rec.Code)
+	n = g.calls.Load()
+	assert.EqualValues(t, 2, n, "%d calls, want 2", n)
 }
 
 func TestCacheSkipsNegativesErrorsAndUnknownExpiry(t *testing.T) {
@@ -699,9 +623,8 @@ func TestCacheSkipsNegativesErrorsAndUnknownExpiry(t *testing.T) {
 			h := tokenauth.RequireToken(c, tokenauth.WithRequiredScopes("s"))(http.NotFoundHandler())
 			serve(h, "Bearer "+secretToken)
 			serve(h, "Bearer "+secretToken)
-			if n := g.calls.Load(); n != 2 {
-				t.Errorf("%d introspections for two requests, want 2 (nothing cached)", n)
-			}
+			n := g.calls.Load()
+			assert.EqualValues(t, 2, n, "%d introspections for two requests, want 2 (nothing cached)", n)
 		})
 	}
 }
@@ -713,9 +636,8 @@ func TestCacheDisabled(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		serve(h, "Bearer "+secretToken)
 	}
-	if n := g.calls.Load(); n != 3 {
-		t.Errorf("%d introspections with the cache off, want 3", n)
-	}
+	n := g.calls.Load()
+	assert.EqualValues(t, 3, n, "%d introspections with the cache off, want 3", n)
 }
 
 func TestCacheIsBounded(t *testing.T) {
@@ -730,9 +652,9 @@ func TestCacheIsBounded(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		serve(h, fmt.Sprintf("Bearer at_tok%d", i))
 	}
-	if n := g.calls.Load() - before; n < 1 || n > 3 {
-		t.Errorf("%d calls re-reading three tokens from a cache of two, want 1..3", n)
-	}
+	n := g.calls.Load() - before
+	assert.GreaterOrEqual(t, n, int64(1), "%d calls re-reading three tokens from a cache of two, want 1..3", n)
+	assert.LessOrEqual(t, n, int64(3), "%d calls re-reading three tokens from a cache of two, want 1..3", n)
 	// The two most recently inserted tokens stay cached while nothing else
 	// is inserted.
 	serve(h, "Bearer at_x")
@@ -740,9 +662,8 @@ func TestCacheIsBounded(t *testing.T) {
 	before = g.calls.Load()
 	serve(h, "Bearer at_x")
 	serve(h, "Bearer at_y")
-	if n := g.calls.Load() - before; n != 0 {
-		t.Errorf("%d calls for the two cached tokens, want 0", n)
-	}
+	n = g.calls.Load() - before
+	assert.EqualValues(t, 0, n, "%d calls for the two cached tokens, want 0", n)
 }
 
 // A waiter whose own request ends stops waiting at once, whatever the
@@ -761,24 +682,19 @@ func TestWaiterHonoursItsOwnContext(t *testing.T) {
 	defer once.Do(func() { close(release) })
 	c := newTestClient(t, srv.URL)
 	v, err := tokenauth.NewVerifier(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err = v.Verify(ctx, secretToken)
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, agenttrust.ErrNetwork) {
-		t.Errorf("err = %v, want a network error wrapping the deadline", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Verify waited %v past its deadline", d)
-	}
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "err = %v, want a network error wrapping the deadline", err)
+	assert.ErrorIs(t, err, agenttrust.ErrNetwork, "err = %v, want a network error wrapping the deadline", err)
+	d := time.Since(start)
+	assert.LessOrEqual(t, d, 2*time.Second, "Verify waited %v past its deadline", d)
 	once.Do(func() { close(release) })
 	// The next caller starts afresh and succeeds.
-	if _, err := v.Verify(context.Background(), secretToken); err != nil {
-		t.Errorf("second Verify: %v", err)
-	}
+	_, err = v.Verify(context.Background(), secretToken)
+	assert.NoError(t, err, "second Verify")
 }
 
 func TestMiddlewareOverRealHTTP(t *testing.T) {
@@ -790,41 +706,28 @@ func TestMiddlewareOverRealHTTP(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	req.Header.Set("Authorization", "Bearer "+secretToken)
 	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || string(b) != "tool ran" {
-		t.Errorf("%d %q", resp.StatusCode, b)
-	}
+	assert.EqualValues(t, 200, resp.StatusCode, "%d %q", resp.StatusCode, b)
+	assert.Equal(t, "tool ran", string(b), "%d %q", resp.StatusCode, b)
 	resp, err = srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp.Body.Close()
-	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="agenttrust"` {
-		t.Errorf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
-	}
+	assert.EqualValues(t, 401, resp.StatusCode, "no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	assert.Equal(t, `Bearer realm="agenttrust"`, resp.Header.Get("WWW-Authenticate"), "no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 }
 
 func TestRequiredScopesIsACopy(t *testing.T) {
 	c := newTestClient(t, "http://127.0.0.1:1")
 	v, err := tokenauth.NewVerifier(c, tokenauth.WithRequiredScopes("b", "a", "b"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	got := v.RequiredScopes()
-	if !reflect.DeepEqual(got, []string{"b", "a"}) {
-		t.Fatalf("RequiredScopes() = %v, want [b a]", got)
-	}
+	require.Equal(t, []string{"b", "a"}, got, "RequiredScopes() = %v, want [b a]", got)
 	got[0] = "changed"
-	if v.RequiredScopes()[0] != "b" {
-		t.Error("RequiredScopes shares its slice with the verifier")
-	}
+	assert.Equal(t, "b", v.RequiredScopes()[0], "RequiredScopes shares its slice with the verifier")
 	// A later WithRequiredScopes replaces the earlier one.
 	v, err = tokenauth.NewVerifier(c, tokenauth.WithRequiredScopes("a"), tokenauth.WithRequiredScopes())
-	if err != nil || len(v.RequiredScopes()) != 0 {
-		t.Errorf("later empty WithRequiredScopes: %v %v", v.RequiredScopes(), err)
-	}
+	assert.NoError(t, err, "later empty WithRequiredScopes: %v %v", v.RequiredScopes(), err)
+	assert.Len(t, v.RequiredScopes(), 0, "later empty WithRequiredScopes: %v %v", v.RequiredScopes(), err)
 }

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestDevServerSecurityFlagsInBanner(t *testing.T) {
@@ -22,12 +25,8 @@ func TestDevServerSecurityFlagsInBanner(t *testing.T) {
 		{[]string{"-require-pop", "-require-sender-constrained"}, "require_proof_of_possession=true require_sender_constrained_tokens=true"},
 	} {
 		var out bytes.Buffer
-		if err := run(ctx, append([]string{"-addr", "127.0.0.1:0"}, tc.args...), &out, io.Discard); err != nil {
-			t.Fatalf("run %q: %v", tc.args, err)
-		}
-		if !strings.Contains(out.String(), "security settings: "+tc.want+"\n") {
-			t.Errorf("run %q banner:\n%s", tc.args, out.String())
-		}
+		require.NoError(t, run(ctx, append([]string{"-addr", "127.0.0.1:0"}, tc.args...), &out, io.Discard), "run %q", tc.args)
+		assert.Contains(t, out.String(), "security settings: "+tc.want+"\n", "run %q banner:\n%s", tc.args, out.String())
 	}
 }
 
@@ -43,26 +42,19 @@ func TestDevServerSecurityFlagsEnforced(t *testing.T) {
 	req, _ := http.NewRequest("GET", url+"/api/v1/orgs/security-settings", nil)
 	req.Header.Set("X-API-Key", key)
 	res, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 || !strings.Contains(string(b), `"require_proof_of_possession":true`) ||
-		!strings.Contains(string(b), `"require_sender_constrained_tokens":true`) {
-		t.Fatalf("settings: %d %s", res.StatusCode, b)
-	}
+	require.EqualValues(t, 200, res.StatusCode, "settings: %d %s", res.StatusCode, b)
+	require.Contains(t, string(b), `"require_proof_of_possession":true`, "settings: %d %s", res.StatusCode, b)
+	require.Contains(t, string(b), `"require_sender_constrained_tokens":true`, "settings: %d %s", res.StatusCode, b)
 
 	status, body := post(t, hc, url+"/api/v1/agents", key, `{"name": "bot", "framework": "custom", "capabilities": [], "metadata": {}}`)
-	if status != 201 {
-		t.Fatalf("create agent: %d %s", status, body)
-	}
+	require.EqualValues(t, 201, status, "create agent: %d %s", status, body)
 	id := body[strings.Index(body, `"id":"`)+6:]
 	id = id[:strings.Index(id, `"`)]
-	if status, body := post(t, hc, url+"/api/v1/wimse/token", key, `{"agent_id": "`+id+`"}`); status != 401 {
-		t.Fatalf("token without proof: %d %s", status, body)
-	}
-	if status, body := post(t, hc, url+"/api/v1/agenttrust/check", key, `{"agent_id": "`+id+`", "session_id": "", "action_name": "ls", "action_source": "api", "action_input_summary": ""}`); status != 401 {
-		t.Fatalf("check without credentials: %d %s", status, body)
-	}
+	status, body = post(t, hc, url+"/api/v1/wimse/token", key, `{"agent_id": "`+id+`"}`)
+	require.EqualValues(t, 401, status, "token without proof: %d %s", status, body)
+	status, body = post(t, hc, url+"/api/v1/agenttrust/check", key, `{"agent_id": "`+id+`", "session_id": "", "action_name": "ls", "action_source": "api", "action_input_summary": ""}`)
+	require.EqualValues(t, 401, status, "check without credentials: %d %s", status, body)
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -59,9 +61,13 @@ func startedEnv(t *testing.T, ctx context.Context, args ...string) (env map[stri
 		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	if url == "" || key == "" || env["AGENTTRUST_URL"] != url || env["AGENTTRUST_API_KEY"] != key {
-		t.Fatalf("banner: url %q, key %q, exports %v: %v", url, key, env, <-done)
+	if url == "" || key == "" {
+		// No banner: the server ended; say why (read only on this path, as
+		// it blocks while the server runs).
+		require.FailNow(t, "no banner", "url %q, key %q, exports %v: %v", url, key, env, <-done)
 	}
+	require.Equal(t, url, env["AGENTTRUST_URL"], "banner: url %q, key %q, exports %v", url, key, env)
+	require.Equal(t, key, env["AGENTTRUST_API_KEY"], "banner: url %q, key %q, exports %v", url, key, env)
 	return env, done
 }
 
@@ -71,9 +77,7 @@ func post(t *testing.T, hc *http.Client, url, key, body string) (int, string) {
 	req.Header.Set("X-API-Key", key)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
@@ -82,87 +86,67 @@ func post(t *testing.T, hc *http.Client, url, key, body string) (int, string) {
 func TestDevServerPolicyAndShutdown(t *testing.T) {
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.json")
-	if err := os.WriteFile(policy, []byte(`{"deny": {"rm": "destructive tool"}, "elevation": ["deploy"]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(policy, []byte(`{"deny": {"rm": "destructive tool"}, "elevation": ["deploy"]}`), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	url, key, done := started(t, ctx, "-addr", "127.0.0.1:0", "-policy", policy, "-api-key", "sk_test_fixed")
-	if key != "sk_test_fixed" {
-		t.Fatalf("key %q", key)
-	}
+	require.Equal(t, "sk_test_fixed", key, "key %q", key)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
 
 	// The check goes to an unknown agent first, so seed one over HTTP.
 	status, body := post(t, hc, url+"/api/v1/agents", key, `{"name": "bot", "framework": "custom", "capabilities": [], "metadata": {}}`)
-	if status != 201 {
-		t.Fatalf("create agent: %d %s", status, body)
-	}
+	require.EqualValues(t, 201, status, "create agent: %d %s", status, body)
 	id := body[strings.Index(body, `"id":"`)+6:]
 	id = id[:strings.Index(id, `"`)]
 	check := func(tool string) string {
 		_, b := post(t, hc, url+"/api/v1/agenttrust/check", key, `{"agent_id": "`+id+`", "session_id": "", "action_name": "`+tool+`", "action_source": "api", "action_input_summary": ""}`)
 		return b
 	}
-	if b := check("rm"); !strings.Contains(b, `"reason":"destructive tool"`) || !strings.Contains(b, `"allowed":false`) {
-		t.Fatalf("deny: %s", b)
-	}
-	if b := check("deploy"); !strings.Contains(b, `"elevation_required":true`) {
-		t.Fatalf("elevation: %s", b)
-	}
-	if b := check("ls"); !strings.Contains(b, `"allowed":true`) {
-		t.Fatalf("allow: %s", b)
-	}
+	b := check("rm")
+	require.Contains(t, b, `"reason":"destructive tool"`, "deny: %s", b)
+	require.Contains(t, b, `"allowed":false`, "deny: %s", b)
+	b = check("deploy")
+	require.Contains(t, b, `"elevation_required":true`, "elevation: %s", b)
+	b = check("ls")
+	require.Contains(t, b, `"allowed":true`, "allow: %s", b)
 
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
+		require.NoError(t, err, "run")
 	case <-time.After(5 * time.Second):
 		t.Fatal("dev server did not stop")
 	}
-	if _, err := hc.Get(url + "/health"); err == nil {
-		t.Fatal("server still answering after shutdown")
-	}
+	_, err := hc.Get(url + "/health")
+	require.Error(t, err, "server still answering after shutdown")
 }
 
 func TestDevServerStopsOnSIGINT(t *testing.T) {
 	url, _, done := started(t, context.Background(), "-addr", "127.0.0.1:0", "-split")
-	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGINT))
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
+		require.NoError(t, err, "run")
 	case <-time.After(5 * time.Second):
 		t.Fatal("dev server ignored SIGINT")
 	}
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	if _, err := (&http.Client{Transport: tr}).Get(url + "/health"); err == nil {
-		t.Fatal("server still answering after SIGINT")
-	}
+	_, err := (&http.Client{Transport: tr}).Get(url + "/health")
+	require.Error(t, err, "server still answering after SIGINT")
 }
 
 func TestDevServerBadPolicy(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
-	if err := os.WriteFile(bad, []byte(`{"deny": {}, "elevate": ["x"]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(bad, []byte(`{"deny": {}, "elevate": ["x"]}`), 0o600))
 	// An already cancelled context makes a valid configuration return nil
 	// at once instead of serving, so a check that went missing fails fast.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := run(ctx, []string{"-addr", "127.0.0.1:0"}, io.Discard, io.Discard); err != nil {
-		t.Fatalf("valid configuration: %v", err)
-	}
+	require.NoError(t, run(ctx, []string{"-addr", "127.0.0.1:0"}, io.Discard, io.Discard), "valid configuration")
 	for _, args := range [][]string{
 		{"-addr", "127.0.0.1:0", "-policy", bad},
 		{"-addr", "127.0.0.1:0", "-policy", filepath.Join(dir, "missing.json")},
@@ -170,8 +154,6 @@ func TestDevServerBadPolicy(t *testing.T) {
 		{"-nope"},
 		{"-addr", "127.0.0.1:0", "extra"},
 	} {
-		if err := run(ctx, args, io.Discard, io.Discard); err == nil {
-			t.Errorf("run %q succeeded", args)
-		}
+		assert.Error(t, run(ctx, args, io.Discard, io.Discard), "run %q succeeded", args)
 	}
 }

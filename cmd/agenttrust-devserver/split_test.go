@@ -12,6 +12,8 @@ import (
 	"time"
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestSplitAddrs(t *testing.T) {
@@ -33,9 +35,8 @@ func TestSplitAddrs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		a, b := splitAddrs(tc.gateway, tc.auth, tc.audit)
-		if a != tc.wantAuth || b != tc.wantAudit {
-			t.Errorf("splitAddrs(%q, %q, %q) = %q, %q; want %q, %q", tc.gateway, tc.auth, tc.audit, a, b, tc.wantAuth, tc.wantAudit)
-		}
+		assert.Equal(t, tc.wantAuth, a, "splitAddrs(%q, %q, %q) = %q, %q; want %q, %q", tc.gateway, tc.auth, tc.audit, a, b, tc.wantAuth, tc.wantAudit)
+		assert.Equal(t, tc.wantAudit, b, "splitAddrs(%q, %q, %q) = %q, %q; want %q, %q", tc.gateway, tc.auth, tc.audit, a, b, tc.wantAuth, tc.wantAudit)
 	}
 }
 
@@ -43,9 +44,7 @@ func TestSplitAddrs(t *testing.T) {
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
@@ -55,9 +54,7 @@ func stop(t *testing.T, cancel context.CancelFunc, done chan error) {
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
+		assert.NoError(t, err, "run")
 	case <-time.After(5 * time.Second):
 		t.Error("dev server did not stop")
 	}
@@ -73,44 +70,34 @@ func TestDevServerSplitPinnedPortsAndExports(t *testing.T) {
 		"-auth-addr", fmt.Sprintf("127.0.0.1:%d", authPort), "-audit-addr", fmt.Sprintf("127.0.0.1:%d", auditPort))
 	defer stop(t, cancel, done)
 
-	if want := fmt.Sprintf("http://127.0.0.1:%d", authPort); env["AGENTTRUST_AUTH_URL"] != want {
-		t.Errorf("AGENTTRUST_AUTH_URL=%s, want %s", env["AGENTTRUST_AUTH_URL"], want)
-	}
-	if want := fmt.Sprintf("http://127.0.0.1:%d", auditPort); env["AGENTTRUST_AUDIT_URL"] != want {
-		t.Errorf("AGENTTRUST_AUDIT_URL=%s, want %s", env["AGENTTRUST_AUDIT_URL"], want)
-	}
+	want := fmt.Sprintf("http://127.0.0.1:%d", authPort)
+	assert.Equal(t, want, env["AGENTTRUST_AUTH_URL"], "AGENTTRUST_AUTH_URL=%s, want %s", env["AGENTTRUST_AUTH_URL"], want)
+	want = fmt.Sprintf("http://127.0.0.1:%d", auditPort)
+	assert.Equal(t, want, env["AGENTTRUST_AUDIT_URL"], "AGENTTRUST_AUDIT_URL=%s, want %s", env["AGENTTRUST_AUDIT_URL"], want)
 	for name, v := range env {
 		t.Setenv(name, v)
 	}
 	ctr := &http.Transport{}
 	defer ctr.CloseIdleConnections()
 	c, err := agenttrust.FromEnv(agenttrust.WithHTTPClient(&http.Client{Transport: ctr}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel2()
 	agent, err := c.Agents.Create(ctx2, agenttrust.AgentCreateParams{Name: "split-bot", Capabilities: []string{"read"}})
-	if err != nil {
-		t.Fatalf("register on the gateway: %v", err)
-	}
-	if _, err := c.Tokens.Issue(ctx2, agenttrust.TokenIssueParams{AgentID: agent.ID, Scopes: []string{"read"}}); err != nil {
-		t.Fatalf("issue on the auth listener: %v", err)
-	}
-	if _, err := c.Actions.Check(ctx2, agenttrust.ActionCheckParams{AgentID: agent.ID, Action: "ls"}); err != nil {
-		t.Fatalf("check on the auth listener: %v", err)
-	}
-	if _, err := c.Telemetry.Report(ctx2, agenttrust.TelemetryReportParams{AgentID: agent.ID, SessionID: "s-1"}); err != nil {
-		t.Fatalf("report on the audit listener: %v", err)
-	}
+	require.NoError(t, err, "register on the gateway")
+	_, err = c.Tokens.Issue(ctx2, agenttrust.TokenIssueParams{AgentID: agent.ID, Scopes: []string{"read"}})
+	require.NoError(t, err, "issue on the auth listener")
+	_, err = c.Actions.Check(ctx2, agenttrust.ActionCheckParams{AgentID: agent.ID, Action: "ls"})
+	require.NoError(t, err, "check on the auth listener")
+	_, err = c.Telemetry.Report(ctx2, agenttrust.TelemetryReportParams{AgentID: agent.ID, SessionID: "s-1"})
+	require.NoError(t, err, "report on the audit listener")
 
 	// The listeners really are split: the auth API is not on the gateway.
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
-	if status, _ := post(t, hc, env["AGENTTRUST_URL"]+"/api/v1/agent-tokens/issue", env["AGENTTRUST_API_KEY"], `{}`); status != http.StatusNotFound {
-		t.Errorf("token issue on the gateway listener: %d, want 404", status)
-	}
+	status, _ := post(t, hc, env["AGENTTRUST_URL"]+"/api/v1/agent-tokens/issue", env["AGENTTRUST_API_KEY"], `{}`)
+	assert.Equal(t, http.StatusNotFound, status, "token issue on the gateway listener: %d, want 404", status)
 }
 
 // Without -split every export is printed too, all with the one URL, so a
@@ -120,9 +107,9 @@ func TestDevServerExportsWithoutSplit(t *testing.T) {
 	env, done := startedEnv(t, ctx, "-addr", "127.0.0.1:0")
 	defer stop(t, cancel, done)
 	u := env["AGENTTRUST_URL"]
-	if !strings.HasPrefix(u, "http://127.0.0.1:") || env["AGENTTRUST_AUTH_URL"] != u || env["AGENTTRUST_AUDIT_URL"] != u {
-		t.Errorf("exports %v", env)
-	}
+	assert.True(t, strings.HasPrefix(u, "http://127.0.0.1:"), "exports %v", env)
+	assert.Equal(t, u, env["AGENTTRUST_AUTH_URL"], "exports %v", env)
+	assert.Equal(t, u, env["AGENTTRUST_AUDIT_URL"], "exports %v", env)
 }
 
 func TestDevServerFlagErrors(t *testing.T) {
@@ -134,9 +121,7 @@ func TestDevServerFlagErrors(t *testing.T) {
 		{"-addr", "127.0.0.1:0", "-idle-timeout", "-1s"},
 		{"-addr", "127.0.0.1:0", "-split", "-auth-addr", "not an address"},
 	} {
-		if err := run(ctx, args, io.Discard, io.Discard); err == nil {
-			t.Errorf("run %q succeeded", args)
-		}
+		assert.Error(t, run(ctx, args, io.Discard, io.Discard), "run %q succeeded", args)
 	}
 }
 
@@ -149,9 +134,7 @@ func TestDevServerTimeoutsAndUnauthenticatedBodies(t *testing.T) {
 	defer stop(t, cancel, done)
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close()
 	fmt.Fprintf(conn, "POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", key)
 	start := time.Now()
@@ -169,14 +152,11 @@ wait:
 			break wait
 		case <-tick.C:
 			_, _ = conn.Write([]byte("x"))
-			if time.Since(start) > 10*time.Second {
-				t.Fatal("a slow body held the connection for 10 s")
-			}
+			require.LessOrEqual(t, time.Since(start), 10*time.Second, "a slow body held the connection for 10 s")
 		}
 	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("the connection lasted %v, want about the 300 ms read timeout", d)
-	}
+	d := time.Since(start)
+	assert.LessOrEqual(t, d, 3*time.Second, "the connection lasted %v, want about the 300 ms read timeout", d)
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -185,9 +165,7 @@ wait:
 	res, err := (&http.Client{Transport: tr}).Do(req)
 	if err == nil {
 		res.Body.Close()
-		if res.StatusCode != http.StatusUnauthorized {
-			t.Errorf("status %d, want 401", res.StatusCode)
-		}
+		assert.Equal(t, http.StatusUnauthorized, res.StatusCode, "status %d, want 401", res.StatusCode)
 	}
 	waitRSTAvoidance(t)
 }
@@ -198,10 +176,7 @@ wait:
 func waitRSTAvoidance(t *testing.T) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "closeWriteAndWait") {
-			return
-		}
-	}
-	t.Error("connections still closing after 3 s")
+	assert.Eventually(t, func() bool {
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "closeWriteAndWait")
+	}, 3*time.Second, 20*time.Millisecond, "connections still closing after 3 s")
 }

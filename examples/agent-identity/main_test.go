@@ -3,18 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	require.NoError(t, run(ctx, &out), "run output:\n%s", out.String())
 	for _, want := range []string{
 		"private key never sent",
 		"WIMSE token for spiffe://agenttrust.id/agent/",
@@ -25,8 +25,6 @@ func TestRun(t *testing.T) {
 		"sender-constrained checks accepted: 3; WIMSE tokens issued: 2",
 		"replayed DPoP proof: first 200, replay 401 (jti_replayed)",
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
+		assert.Contains(t, out.String(), want, "output lacks %q:\n%s", want, out.String())
 	}
 }

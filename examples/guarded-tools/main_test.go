@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRun(t *testing.T) {
@@ -13,9 +15,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	require.NoError(t, run(ctx, &out), "run output:\n%s", out.String())
 	for _, want := range []string{
 		"read_file   ran",
 		"delete_file denied: destructive tools are not allowed",
@@ -25,8 +25,6 @@ func TestRun(t *testing.T) {
 		"fetch_url   failed (*fs.PathError)",
 		"3 events sent, 0 dropped",
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
+		assert.Contains(t, out.String(), want, "output lacks %q:\n%s", want, out.String())
 	}
 }

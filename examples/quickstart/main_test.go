@@ -12,15 +12,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestQuickstartOnFakeGateway(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out, false, "delete_database"); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	require.NoError(t, run(ctx, &out, false, "delete_database"), "run output:\n%s", out.String())
 	for _, want := range []string{
 		"read_file: allowed",
 		"delete_database: denied: destructive operations need a human",
@@ -28,13 +29,9 @@ func TestQuickstartOnFakeGateway(t *testing.T) {
 		"inactive now:",
 		"done.",
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("transcript lacks %q:\n%s", want, out.String())
-		}
+		assert.Contains(t, out.String(), want, "transcript lacks %q:\n%s", want, out.String())
 	}
-	if strings.Count(out.String(), "at_") != strings.Count(out.String(), "at_[redacted]") {
-		t.Errorf("transcript shows a token:\n%s", out.String())
-	}
+	assert.Equal(t, strings.Count(out.String(), "at_[redacted]"), strings.Count(out.String(), "at_"), "transcript shows a token:\n%s", out.String())
 }
 
 // devServer builds cmd/agenttrust-devserver, runs it with args and sets the
@@ -44,31 +41,22 @@ func TestQuickstartOnFakeGateway(t *testing.T) {
 func devServer(t *testing.T, args ...string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed to build the dev server: %v", err)
-	}
+	require.NoError(t, err, "the go command is needed to build the dev server")
 	bin := filepath.Join(t.TempDir(), "agenttrust-devserver")
 	build := exec.Command(goBin, "build", "-o", bin, "github.com/agenttrustid/agenttrust-go/cmd/agenttrust-devserver")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %v\n%s", err, out)
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case err := <-exited:
-			if err != nil {
-				t.Errorf("dev server: %v", err)
-			}
+			assert.NoError(t, err, "dev server")
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
 			t.Error("the dev server ignored SIGINT")
@@ -91,9 +79,7 @@ func devServer(t *testing.T, args ...string) {
 		exited <- cmd.Wait()
 	}()
 	for _, k := range []string{"AGENTTRUST_URL", "AGENTTRUST_AUTH_URL", "AGENTTRUST_AUDIT_URL", "AGENTTRUST_API_KEY"} {
-		if env[k] == "" {
-			t.Fatalf("the dev server did not export %s: %v", k, env)
-		}
+		require.NotEqual(t, "", env[k], "the dev server did not export %s: %v", k, env)
 		t.Setenv(k, env[k])
 	}
 }
@@ -113,13 +99,9 @@ func runWithEnv(t *testing.T) (string, error) {
 func TestQuickstartOnDevServerDefaults(t *testing.T) {
 	devServer(t, "-addr", "127.0.0.1:0")
 	out, err := runWithEnv(t)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out)
-	}
+	require.NoError(t, err, "run: %v\n%s", err, out)
 	for _, want := range []string{"gateway: http://127.0.0.1:", "read_file: allowed", "delete_database: allowed", "2 event(s) delivered", "done."} {
-		if !strings.Contains(out, want) {
-			t.Errorf("transcript lacks %q:\n%s", want, out)
-		}
+		assert.Contains(t, out, want, "transcript lacks %q:\n%s", want, out)
 	}
 }
 
@@ -127,34 +109,25 @@ func TestQuickstartOnDevServerDefaults(t *testing.T) {
 // decisions: an approval request and a denial.
 func TestQuickstartOnDevServerWithPolicy(t *testing.T) {
 	policy := filepath.Join(t.TempDir(), "policy.json")
-	if err := os.WriteFile(policy, []byte(`{"deny": {"delete_database": "not on prod"}, "elevation": ["read_file"]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(policy, []byte(`{"deny": {"delete_database": "not on prod"}, "elevation": ["read_file"]}`), 0o600))
 	devServer(t, "-addr", "127.0.0.1:0", "-split", "-policy", policy)
 	out, err := runWithEnv(t)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out)
-	}
+	require.NoError(t, err, "run: %v\n%s", err, out)
 	for _, want := range []string{"read_file: needs a human approval (request ", "delete_database: denied: not on prod", "0 event(s) delivered", "done."} {
-		if !strings.Contains(out, want) {
-			t.Errorf("transcript lacks %q:\n%s", want, out)
-		}
+		assert.Contains(t, out, want, "transcript lacks %q:\n%s", want, out)
 	}
 }
 
 // No decision at all is a failure, not a denial.
 func TestQuickstartFailsWithoutGateway(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	url := "http://" + ln.Addr().String()
 	ln.Close()
 	for _, k := range []string{"AGENTTRUST_URL", "AGENTTRUST_AUTH_URL", "AGENTTRUST_AUDIT_URL"} {
 		t.Setenv(k, url)
 	}
 	t.Setenv("AGENTTRUST_API_KEY", "sk_test_none")
-	if out, err := runWithEnv(t); err == nil {
-		t.Fatalf("run succeeded without a gateway:\n%s", out)
-	}
+	out, err := runWithEnv(t)
+	require.Error(t, err, "run succeeded without a gateway:\n%s", out)
 }

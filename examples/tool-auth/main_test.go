@@ -3,18 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	require.NoError(t, run(ctx, &out), "run output:\n%s", out.String())
 	for _, want := range []string{
 		"agent: 200 contents of /files/q1.txt, read by agent-1",
 		"agent: 200 contents of /files/q2.txt, read by agent-1",
@@ -23,8 +23,6 @@ func TestRun(t *testing.T) {
 		"token without files:read: 401",
 		"scope the agent lacks: not sent (",
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
+		assert.Contains(t, out.String(), want, "output lacks %q:\n%s", want, out.String())
 	}
 }

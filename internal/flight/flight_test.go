@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -17,11 +19,8 @@ type ctxKey struct{}
 
 func waitWaiters(t *testing.T, g *Group[string, int], key string, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); g.Waiters(key) != n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiters, want %d", g.Waiters(key), n)
-		}
-	}
+	require.Eventually(t, func() bool { return g.Waiters(key) == n }, 10*time.Second, time.Millisecond,
+		"waiting for %d waiters on %q", n, key)
 }
 
 // Concurrent callers of one key share one call and its value; other keys
@@ -41,22 +40,17 @@ func TestConcurrentCallersShareOneCall(t *testing.T) {
 	}
 	waitWaiters(t, &g, "k", n)
 	other, err := g.Do(context.Background(), "other", nil, func(context.Context) (int, error) { return 7, nil })
-	if other != 7 || err != nil {
-		t.Fatalf("other key: %v %v", other, err)
-	}
+	require.EqualValues(t, 7, other, "other key: %v %v", other, err)
+	require.NoError(t, err, "other key: %v %v", other, err)
 	close(release)
 	wg.Wait()
-	if c := calls.Load(); c != 1 {
-		t.Fatalf("%d calls for %d concurrent callers", c, n)
-	}
+	c := calls.Load()
+	require.EqualValues(t, 1, c, "%d calls for %d concurrent callers", c, n)
 	for i := range vals {
-		if vals[i] != 42 || errs[i] != nil {
-			t.Fatalf("caller %d: %v %v", i, vals[i], errs[i])
-		}
+		require.EqualValues(t, 42, vals[i], "caller %d: %v %v", i, vals[i], errs[i])
+		require.NoError(t, errs[i], "caller %d: %v %v", i, vals[i], errs[i])
 	}
-	if g.Len() != 0 {
-		t.Errorf("%d calls left in progress", g.Len())
-	}
+	assert.EqualValues(t, 0, g.Len(), "%d calls left in progress", g.Len())
 }
 
 // The call keeps the starter's values but not its cancellation: the starter
@@ -76,9 +70,7 @@ func TestCallIsDetachedAndEachCallerWaitsOnItsOwnContext(t *testing.T) {
 	starter := make(chan error, 1)
 	go func() { _, err := g.Do(starterCtx, "k", nil, fn); starter <- err }()
 	callCtx := <-started
-	if callCtx.Value(ctxKey{}) != "v" {
-		t.Error("the call lost the starter's values")
-	}
+	assert.Equal(t, "v", callCtx.Value(ctxKey{}), "the call lost the starter's values")
 	follower := make(chan error, 1)
 	go func() {
 		v, err := g.Do(context.Background(), "k", nil, fn)
@@ -89,17 +81,13 @@ func TestCallIsDetachedAndEachCallerWaitsOnItsOwnContext(t *testing.T) {
 	}()
 	waitWaiters(t, &g, "k", 2)
 	cancel()
-	if err := <-starter; !errors.Is(err, context.Canceled) || !errors.Is(err, wrapped) {
-		t.Fatalf("starter: %v", err)
-	}
+	err := <-starter
+	require.ErrorIs(t, err, context.Canceled, "starter: %v", err)
+	require.ErrorIs(t, err, wrapped, "starter: %v", err)
 	waitWaiters(t, &g, "k", 1)
-	if callCtx.Err() != nil {
-		t.Fatal("the starter's cancellation reached the call")
-	}
+	require.NoError(t, callCtx.Err(), "the starter's cancellation reached the call")
 	close(release)
-	if err := <-follower; err != nil {
-		t.Fatalf("follower: %v", err)
-	}
+	require.NoError(t, <-follower, "follower")
 }
 
 // Timeout bounds the call even though no caller's context does.
@@ -109,9 +97,7 @@ func TestTimeoutBoundsTheCall(t *testing.T) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want the call's deadline", err)
-	}
+	require.ErrorIs(t, err, context.DeadlineExceeded, "got %v, want the call's deadline", err)
 }
 
 // A caller whose context has ended starts nothing; a failure is not
@@ -121,22 +107,16 @@ func TestDoneContextAndFailures(t *testing.T) {
 	var calls atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := g.Do(ctx, "k", nil, func(context.Context) (int, error) { calls.Add(1); return 1, nil }); !errors.Is(err, context.Canceled) {
-		t.Fatalf("done ctx: %v", err)
-	}
-	if calls.Load() != 0 {
-		t.Fatal("a done context started a call")
-	}
+	_, err := g.Do(ctx, "k", nil, func(context.Context) (int, error) { calls.Add(1); return 1, nil })
+	require.ErrorIs(t, err, context.Canceled, "done ctx: %v", err)
+	require.EqualValues(t, 0, calls.Load(), "a done context started a call")
 	boom := errors.New("boom")
-	if _, err := g.Do(context.Background(), "k", nil, func(context.Context) (int, error) { calls.Add(1); return 0, boom }); err != boom {
-		t.Fatalf("failure: %v", err)
-	}
-	if v, err := g.Do(context.Background(), "k", nil, func(context.Context) (int, error) { calls.Add(1); return 2, nil }); v != 2 || err != nil {
-		t.Fatalf("after a failure: %v %v", v, err)
-	}
-	if calls.Load() != 2 {
-		t.Errorf("%d calls, want 2", calls.Load())
-	}
+	_, err = g.Do(context.Background(), "k", nil, func(context.Context) (int, error) { calls.Add(1); return 0, boom })
+	require.Same(t, boom, err, "failure: %v", err)
+	v, err := g.Do(context.Background(), "k", nil, func(context.Context) (int, error) { calls.Add(1); return 2, nil })
+	require.EqualValues(t, 2, v, "after a failure: %v %v", v, err)
+	require.NoError(t, err, "after a failure: %v %v", v, err)
+	assert.EqualValues(t, 2, calls.Load(), "%d calls, want 2", calls.Load())
 }
 
 // recheck is asked before a call starts, and not when one is in progress
@@ -146,9 +126,9 @@ func TestRecheck(t *testing.T) {
 	var rechecks, calls atomic.Int32
 	found := func() (int, bool) { rechecks.Add(1); return 9, true }
 	v, err := g.Do(context.Background(), "k", found, func(context.Context) (int, error) { calls.Add(1); return 1, nil })
-	if v != 9 || err != nil || calls.Load() != 0 {
-		t.Fatalf("got %v %v after %d calls, want the rechecked value and no call", v, err, calls.Load())
-	}
+	require.EqualValues(t, 9, v, "got %v %v after %d calls, want the rechecked value and no call", v, err, calls.Load())
+	require.NoError(t, err, "got %v %v after %d calls, want the rechecked value and no call", v, err, calls.Load())
+	require.EqualValues(t, 0, calls.Load(), "got %v %v after %d calls, want the rechecked value and no call", v, err, calls.Load())
 	release := make(chan struct{})
 	first := make(chan int, 1)
 	go func() {
@@ -164,10 +144,9 @@ func TestRecheck(t *testing.T) {
 	go func() { v, _ := g.Do(context.Background(), "k", found, nil); second <- v }()
 	waitWaiters(t, &g, "k", 2)
 	close(release)
-	if a, b := <-first, <-second; a != 1 || b != 1 {
-		t.Fatalf("got %d and %d, want both from the call", a, b)
-	}
-	if rechecks.Load() != 1 || calls.Load() != 1 {
-		t.Errorf("%d rechecks and %d calls, want 1 and 1", rechecks.Load(), calls.Load())
-	}
+	a, b := <-first, <-second
+	require.EqualValues(t, 1, a, "got %d and %d, want both from the call", a, b)
+	require.EqualValues(t, 1, b, "got %d and %d, want both from the call", a, b)
+	assert.EqualValues(t, 1, rechecks.Load(), "%d rechecks and %d calls, want 1 and 1", rechecks.Load(), calls.Load())
+	assert.EqualValues(t, 1, calls.Load(), "%d rechecks and %d calls, want 1 and 1", rechecks.Load(), calls.Load())
 }

@@ -1,6 +1,10 @@
 package runes
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
 
 func TestTruncate(t *testing.T) {
 	cases := []struct {
@@ -25,8 +29,7 @@ func TestTruncate(t *testing.T) {
 		{"ab\xff", 2, "ab"},
 	}
 	for _, tc := range cases {
-		if got := Truncate(tc.in, tc.n); got != tc.want {
-			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-		}
+		got := Truncate(tc.in, tc.n)
+		assert.Equal(t, tc.want, got, "Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 	}
 }

@@ -3,6 +3,9 @@ package strpack
 import (
 	"bytes"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func key(parts ...[]string) []byte {
@@ -28,57 +31,45 @@ func TestKeysAreUnambiguous(t *testing.T) {
 	}
 	for i := range distinct {
 		for j := i + 1; j < len(distinct); j++ {
-			if bytes.Equal(distinct[i], distinct[j]) {
-				t.Errorf("keys %d and %d collide: %q", i, j, distinct[i])
-			}
+			assert.False(t, bytes.Equal(distinct[i], distinct[j]), "keys %d and %d collide: %q", i, j, distinct[i])
 		}
 	}
-	if !bytes.Equal(key([]string{"b", "a", "c"}), key([]string{"c", "b", "a"})) {
-		t.Error("the order of a set changes its key")
-	}
+	assert.True(t, bytes.Equal(key([]string{"b", "a", "c"}), key([]string{"c", "b", "a"})), "the order of a set changes its key")
 	many := []string{"j", "i", "h", "g", "f", "e", "d", "c", "b", "a"}
-	if !bytes.Equal(key(many), key([]string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"})) {
-		t.Error("a set of more than eight is not sorted")
-	}
-	if many[0] != "j" {
-		t.Error("AppendSet reordered the caller's slice")
-	}
+	assert.True(t, bytes.Equal(key(many), key([]string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"})), "a set of more than eight is not sorted")
+	assert.Equal(t, "j", many[0], "AppendSet reordered the caller's slice")
 }
 
 func TestAppendSetAllocatesNothingForSmallSets(t *testing.T) {
 	set := []string{"write", "read", "admin"}
 	var buf [64]byte
-	if n := testing.AllocsPerRun(100, func() { _ = AppendSet(buf[:0], set) }); n != 0 {
-		t.Errorf("%v allocations", n)
-	}
+	n := testing.AllocsPerRun(100, func() { _ = AppendSet(buf[:0], set) })
+	assert.EqualValues(t, 0, n, "%v allocations", n)
 }
 
 func TestClone(t *testing.T) {
 	var buf [4]string
 	src := []string{"a", "b", "c"}
 	out, rest := Clone(buf[:], src)
-	if len(out) != 3 || cap(out) != 3 || &out[0] != &buf[0] || len(rest) != 1 {
-		t.Fatalf("out %v (cap %d), rest %d: want the front of buf", out, cap(out), len(rest))
-	}
+	require.Len(t, out, 3, "out %v (cap %d), rest %d: want the front of buf", out, cap(out), len(rest))
+	require.EqualValues(t, 3, cap(out), "out %v (cap %d), rest %d: want the front of buf", out, cap(out), len(rest))
+	require.Same(t, &buf[0], &out[0], "out %v (cap %d), rest %d: want the front of buf", out, cap(out), len(rest))
+	require.Len(t, rest, 1, "out %v (cap %d), rest %d: want the front of buf", out, cap(out), len(rest))
 	src[0] = "changed"
-	if out[0] != "a" {
-		t.Error("the copy shares the source")
-	}
-	if grown := append(out, "x"); buf[3] != "" || &grown[0] == &buf[0] {
-		t.Error("appending to the copy wrote into buf")
-	}
+	assert.Equal(t, "a", out[0], "the copy shares the source")
+	grown := append(out, "x")
+	assert.Equal(t, "", buf[3], "appending to the copy wrote into buf")
+	assert.NotSame(t, &buf[0], &grown[0], "appending to the copy wrote into buf")
 	// Too long for what is left: a new slice, and rest is untouched.
 	long, rest2 := Clone(rest, []string{"1", "2"})
-	if len(long) != 2 || &rest2[0] != &rest[0] || &long[0] == &rest[0] {
-		t.Error("a slice that does not fit was not cloned apart")
-	}
-	if n, _ := Clone(buf[:], nil); n != nil {
-		t.Error("nil became non-nil")
-	}
-	if e, _ := Clone(buf[:], []string{}); e == nil || len(e) != 0 {
-		t.Error("empty became nil")
-	}
-	if e, _ := Clone(nil, []string{}); e == nil {
-		t.Error("empty became nil with no buffer")
-	}
+	require.Len(t, long, 2, "a slice that does not fit was not cloned apart")
+	assert.Same(t, &rest[0], &rest2[0], "a slice that does not fit was not cloned apart")
+	assert.NotSame(t, &rest[0], &long[0], "a slice that does not fit was not cloned apart")
+	n, _ := Clone(buf[:], nil)
+	assert.Nil(t, n, "nil became non-nil")
+	e, _ := Clone(buf[:], []string{})
+	assert.NotNil(t, e, "empty became nil")
+	assert.Empty(t, e, "empty became nil")
+	e, _ = Clone(nil, []string{})
+	assert.NotNil(t, e, "empty became nil with no buffer")
 }

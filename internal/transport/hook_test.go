@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestBeforeAttemptRunsForEveryAttempt(t *testing.T) {
@@ -24,19 +27,17 @@ func TestBeforeAttemptRunsForEveryAttempt(t *testing.T) {
 		Header: http.Header{"X-Fixed": {"f"}},
 		BeforeAttempt: func(_ context.Context, h http.Header) error {
 			n++
-			if len(h) != 0 {
-				t.Errorf("attempt %d starts with headers %v", n, h)
-			}
+			assert.Len(t, h, 0, "attempt %d starts with headers %v", n, h)
 			h["X-Attempt"] = []string{strconv.Itoa(n)}
 			return nil
 		}})
-	if err != nil || resp.Status != 200 || n != 3 || s.n() != 3 {
-		t.Fatalf("status %v err %v, hook ran %d times, %d requests", resp, err, n, s.n())
-	}
+	require.NoError(t, err, "status %v err %v, hook ran %d times, %d requests", resp, err, n, s.n())
+	require.EqualValues(t, 200, resp.Status, "status %v err %v, hook ran %d times, %d requests", resp, err, n, s.n())
+	require.EqualValues(t, 3, n, "status %v err %v, hook ran %d times, %d requests", resp, err, n, s.n())
+	require.EqualValues(t, 3, s.n(), "status %v err %v, hook ran %d times, %d requests", resp, err, n, s.n())
 	for i, r := range s.reqs {
-		if r.Header.Get("X-Attempt") != strconv.Itoa(i+1) || r.Header.Get("X-Fixed") != "f" {
-			t.Errorf("request %d headers %v", i, r.Header)
-		}
+		assert.Equal(t, strconv.Itoa(i+1), r.Header.Get("X-Attempt"), "request %d headers %v", i, r.Header)
+		assert.Equal(t, "f", r.Header.Get("X-Fixed"), "request %d headers %v", i, r.Header)
 	}
 }
 
@@ -55,12 +56,10 @@ func TestBeforeAttemptErrorStopsUnsent(t *testing.T) {
 			return nil
 		}})
 	var he *HookError
-	if !errors.As(err, &he) || !errors.Is(err, boom) {
-		t.Fatalf("err = %v", err)
-	}
-	if s.n() != 1 || n != 2 {
-		t.Errorf("%d requests, hook ran %d times; want 1 and 2", s.n(), n)
-	}
+	require.ErrorAs(t, err, &he, "err = %v", err)
+	require.ErrorIs(t, err, boom, "err = %v", err)
+	assert.EqualValues(t, 1, s.n(), "%d requests, hook ran %d times; want 1 and 2", s.n(), n)
+	assert.EqualValues(t, 2, n, "%d requests, hook ran %d times; want 1 and 2", s.n(), n)
 }
 
 // attemptObs is an AttemptObserver that tries to set headers on every
@@ -111,12 +110,14 @@ func TestObserverAndBeforeAttemptOnEveryAttempt(t *testing.T) {
 			h["X-Hook"] = []string{strconv.Itoa(n)}
 			return nil
 		}})
-	if err != nil || resp.Status != 200 || s.n() != 2 {
-		t.Fatalf("status %v err %v, %d requests", resp, err, s.n())
+	require.NoError(t, err, "status %v err %v, %d requests", resp, err, s.n())
+	require.EqualValues(t, 200, resp.Status, "status %v err %v, %d requests", resp, err, s.n())
+	require.EqualValues(t, 2, s.n(), "status %v err %v, %d requests", resp, err, s.n())
+	if assert.Len(t, obs.starts, 2, "observer saw starts %v", obs.starts) {
+		assert.Equal(t, 2, obs.starts[1], "observer saw starts %v", obs.starts)
 	}
-	if len(obs.starts) != 2 || obs.starts[1] != 2 || len(obs.dones) != 2 || obs.statuses[0] != 503 || obs.statuses[1] != 200 {
-		t.Errorf("observer saw starts %v, dones %v, statuses %v", obs.starts, obs.dones, obs.statuses)
-	}
+	assert.Len(t, obs.dones, 2, "observer saw dones %v", obs.dones)
+	assert.Equal(t, []int{503, 200}, obs.statuses, "observer saw statuses %v", obs.statuses)
 	for i, r := range s.reqs {
 		a := strconv.Itoa(i + 1)
 		want := map[string]string{
@@ -124,9 +125,8 @@ func TestObserverAndBeforeAttemptOnEveryAttempt(t *testing.T) {
 			"X-Hook": a, "X-Api-Key": "the-key", "X-Agent-Id": "agent-1",
 		}
 		for k, v := range want {
-			if got := r.Header.Values(k); len(got) != 1 || got[0] != v {
-				t.Errorf("attempt %s: %s = %q, want [%q]", a, k, got, v)
-			}
+			got := r.Header.Values(k)
+			assert.Equal(t, []string{v}, got, "attempt %s: %s = %q, want [%q]", a, k, got, v)
 		}
 	}
 }

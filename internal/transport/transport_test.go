@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -39,9 +41,8 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 	for _, tc := range cases {
 		got, ok := ParseRetryAfter(tc.in, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("ParseRetryAfter(%q) = %v %v, want %v %v", tc.in, got, ok, tc.want, tc.ok)
-		}
+		assert.Equal(t, tc.want, got, "ParseRetryAfter(%q) = %v %v, want %v %v", tc.in, got, ok, tc.want, tc.ok)
+		assert.Equal(t, tc.ok, ok, "ParseRetryAfter(%q) = %v %v, want %v %v", tc.in, got, ok, tc.want, tc.ok)
 	}
 }
 
@@ -98,31 +99,26 @@ func TestHeaders(t *testing.T) {
 	}
 	for _, r := range reqs {
 		resp, err := tr.Do(ctx, r)
-		if err != nil || resp.Status != 204 || resp.Attempts != 1 {
-			t.Fatalf("%s %s: %v %v", r.Method, r.URL, resp, err)
-		}
+		require.NoError(t, err, "%s %s: %v %v", r.Method, r.URL, resp, err)
+		require.EqualValues(t, 204, resp.Status, "%s %s: %v %v", r.Method, r.URL, resp, err)
+		require.EqualValues(t, 1, resp.Attempts, "%s %s: %v %v", r.Method, r.URL, resp, err)
 	}
 	for i, r := range s.reqs {
-		if r.Header.Get("User-Agent") != "ua/1" || r.Header.Get("Accept") != "application/json" {
-			t.Errorf("%d: UA %q Accept %q", i, r.Header.Get("User-Agent"), r.Header.Get("Accept"))
-		}
+		assert.Equal(t, "ua/1", r.Header.Get("User-Agent"), "%d: UA %q Accept %q", i, r.Header.Get("User-Agent"), r.Header.Get("Accept"))
+		assert.Equal(t, "application/json", r.Header.Get("Accept"), "%d: UA %q Accept %q", i, r.Header.Get("User-Agent"), r.Header.Get("Accept"))
 		ct := r.Header.Get("Content-Type")
-		if (r.Method == "POST" || r.Method == "PUT") != (ct == "application/json") {
-			t.Errorf("%s: Content-Type %q", r.Method, ct)
-		}
-		if len(r.TransferEncoding) != 0 || r.ContentLength != int64(len(s.body[i])) {
-			t.Errorf("%s: length %d, TE %v", r.Method, r.ContentLength, r.TransferEncoding)
-		}
-		if (r.Method == "POST" || r.Method == "PUT") && len(s.body[i]) == 0 && r.Header.Get("Content-Length") != "0" {
-			t.Errorf("bodiless %s without Content-Length: 0", r.Method)
+		assert.Equal(t, r.Method == "POST" || r.Method == "PUT", ct == "application/json", "%s: Content-Type %q", r.Method, ct)
+		assert.Empty(t, r.TransferEncoding, "%s: length %d, TE %v", r.Method, r.ContentLength, r.TransferEncoding)
+		assert.Equal(t, int64(len(s.body[i])), r.ContentLength, "%s: length %d, TE %v", r.Method, r.ContentLength, r.TransferEncoding)
+		if (r.Method == "POST" || r.Method == "PUT") && len(s.body[i]) == 0 {
+			assert.Equal(t, "0", r.Header.Get("Content-Length"), "bodiless %s without Content-Length: 0", r.Method)
 		}
 	}
-	if s.reqs[0].Header.Get("X-Api-Key") != "k1" || s.reqs[1].Header.Get("X-Api-Key") != "" || s.reqs[4].Header.Get("X-Api-Key") != "k2" {
-		t.Errorf("X-API-Key")
-	}
-	if s.reqs[1].Header.Get("X-Agent-ID") != "ag" || string(s.body[1]) != `{"a":1}` {
-		t.Errorf("per-request header or body")
-	}
+	assert.Equal(t, "k1", s.reqs[0].Header.Get("X-Api-Key"), "X-API-Key")
+	assert.Equal(t, "", s.reqs[1].Header.Get("X-Api-Key"), "X-API-Key")
+	assert.Equal(t, "k2", s.reqs[4].Header.Get("X-Api-Key"), "X-API-Key")
+	assert.Equal(t, "ag", s.reqs[1].Header.Get("X-Agent-ID"), "per-request header or body")
+	assert.Equal(t, `{"a":1}`, string(s.body[1]), "per-request header or body")
 }
 
 func TestBodyLimits(t *testing.T) {
@@ -143,20 +139,21 @@ func TestBodyLimits(t *testing.T) {
 	var sl []time.Duration
 	tr := newT(&sl, pol)
 	resp, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/big", Idempotent: true})
-	if !errors.Is(err, ErrBodyTooLarge) || resp == nil || resp.Status != 200 || resp.Header.Get("X-Request-Id") != "r1" || resp.Body != nil {
-		t.Errorf("big success: %v %+v", err, resp)
+	assert.ErrorIs(t, err, ErrBodyTooLarge, "big success: %v %+v", err, resp)
+	if assert.NotNil(t, resp, "big success: %v %+v", err, resp) {
+		assert.Equal(t, 200, resp.Status, "big success: %v %+v", err, resp)
+		assert.Equal(t, "r1", resp.Header.Get("X-Request-Id"), "big success: %v %+v", err, resp)
+		assert.Nil(t, resp.Body, "big success: %v %+v", err, resp)
 	}
-	if len(sl) != 0 {
-		t.Errorf("too-large body retried")
-	}
+	assert.Len(t, sl, 0, "too-large body retried")
 	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/exact"})
-	if err != nil || len(resp.Body) != MaxSuccessBody {
-		t.Errorf("exactly the limit: %v", err)
-	}
+	assert.NoError(t, err, "exactly the limit: %v", err)
+	assert.Len(t, resp.Body, MaxSuccessBody, "exactly the limit: %v", err)
 	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL + "/err"})
-	if err != nil || !resp.Truncated || len(resp.Body) != MaxErrorBody || resp.Status != 500 {
-		t.Errorf("error body: %v truncated %v len %d", err, resp.Truncated, len(resp.Body))
-	}
+	assert.NoError(t, err, "error body: %v truncated %v len %d", err, resp.Truncated, len(resp.Body))
+	assert.True(t, resp.Truncated, "error body: %v truncated %v len %d", err, resp.Truncated, len(resp.Body))
+	assert.Len(t, resp.Body, MaxErrorBody, "error body: %v truncated %v len %d", err, resp.Truncated, len(resp.Body))
+	assert.EqualValues(t, 500, resp.Status, "error body: %v truncated %v len %d", err, resp.Truncated, len(resp.Body))
 }
 
 func TestRetryDecisions(t *testing.T) {
@@ -181,9 +178,11 @@ func TestRetryDecisions(t *testing.T) {
 		var sl []time.Duration
 		tr := newT(&sl, pol)
 		resp, err := tr.Do(context.Background(), &Request{Method: "POST", URL: srv.URL, Body: []byte(`{}`), Idempotent: tc.idempotent})
-		if err != nil || resp.Status != tc.status || s.n() != tc.want || resp.Attempts != tc.want || len(sl) != tc.want-1 {
-			t.Errorf("%s: %v, %d requests, attempts %v, sleeps %v", tc.name, err, s.n(), resp, sl)
-		}
+		assert.NoError(t, err, "%s: %v, %d requests, attempts %v, sleeps %v", tc.name, err, s.n(), resp, sl)
+		assert.Equal(t, tc.status, resp.Status, "%s: %v, %d requests, attempts %v, sleeps %v", tc.name, err, s.n(), resp, sl)
+		assert.Equal(t, tc.want, s.n(), "%s: %v, %d requests, attempts %v, sleeps %v", tc.name, err, s.n(), resp, sl)
+		assert.Equal(t, tc.want, resp.Attempts, "%s: %v, %d requests, attempts %v, sleeps %v", tc.name, err, s.n(), resp, sl)
+		assert.Len(t, sl, tc.want-1, "%s: %v, %d requests, attempts %v, sleeps %v", tc.name, err, s.n(), resp, sl)
 	}
 }
 
@@ -201,9 +200,11 @@ func TestNotWrittenIsResent(t *testing.T) {
 		return base.RoundTrip(r)
 	})}
 	resp, err := tr.Do(context.Background(), &Request{Method: "POST", URL: srv.URL, Body: []byte(`{"x":1}`)})
-	if err != nil || resp.Status != 201 || calls.Load() != 2 || s.n() != 1 || resp.Attempts != 2 {
-		t.Errorf("%v %v calls %d server %d", resp, err, calls.Load(), s.n())
-	}
+	assert.NoError(t, err, "%v %v calls %d server %d", resp, err, calls.Load(), s.n())
+	assert.EqualValues(t, 201, resp.Status, "%v %v calls %d server %d", resp, err, calls.Load(), s.n())
+	assert.EqualValues(t, 2, calls.Load(), "%v %v calls %d server %d", resp, err, calls.Load(), s.n())
+	assert.EqualValues(t, 1, s.n(), "%v %v calls %d server %d", resp, err, calls.Load(), s.n())
+	assert.EqualValues(t, 2, resp.Attempts, "%v %v calls %d server %d", resp, err, calls.Load(), s.n())
 	// Written, then dropped: not resent.
 	srv2, s2 := server(t, func(w http.ResponseWriter, r *http.Request) {
 		c, _, _ := w.(http.Hijacker).Hijack()
@@ -211,13 +212,11 @@ func TestNotWrittenIsResent(t *testing.T) {
 	})
 	tr2 := newT(&sl, pol)
 	_, err = tr2.Do(context.Background(), &Request{Method: "POST", URL: srv2.URL, Body: []byte(`{"x":1}`)})
-	if err == nil || s2.n() != 1 {
-		t.Errorf("dropped non-idempotent: %v, %d requests", err, s2.n())
-	}
+	assert.Error(t, err, "dropped non-idempotent")
+	assert.EqualValues(t, 1, s2.n(), "dropped non-idempotent: %v, %d requests", err, s2.n())
 	_, err = tr2.Do(context.Background(), &Request{Method: "POST", URL: srv2.URL, Body: []byte(`{"x":1}`), Idempotent: true})
-	if err == nil || s2.n() != 4 {
-		t.Errorf("dropped idempotent: %v, %d requests", err, s2.n())
-	}
+	assert.Error(t, err, "dropped idempotent")
+	assert.EqualValues(t, 4, s2.n(), "dropped idempotent: %v, %d requests", err, s2.n())
 }
 
 type rtFunc func(*http.Request) (*http.Response, error)
@@ -225,21 +224,18 @@ type rtFunc func(*http.Request) (*http.Response, error)
 func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestSleepContext(t *testing.T) {
-	if err := SleepContext(context.Background(), 0); err != nil {
-		t.Error(err)
-	}
-	if err := SleepContext(context.Background(), time.Millisecond); err != nil {
-		t.Error(err)
-	}
+	assert.NoError(t, SleepContext(context.Background(), 0))
+	assert.NoError(t, SleepContext(context.Background(), time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	// The stimulus: a cancellation that arrives while SleepContext waits.
+	stop := time.AfterFunc(10*time.Millisecond, cancel)
+	defer stop.Stop()
 	start := time.Now()
-	if err := SleepContext(ctx, time.Minute); !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
-		t.Errorf("%v after %v", err, time.Since(start))
-	}
-	if err := SleepContext(ctx, 0); !errors.Is(err, context.Canceled) {
-		t.Errorf("done ctx, zero sleep: %v", err)
-	}
+	err := SleepContext(ctx, time.Minute)
+	el := time.Since(start)
+	assert.ErrorIs(t, err, context.Canceled, "%v after %v", err, el)
+	assert.LessOrEqual(t, el, 5*time.Second, "%v after %v", err, el)
+	assert.ErrorIs(t, SleepContext(ctx, 0), context.Canceled, "done ctx, zero sleep")
 }
 
 func TestAbandonedRetryWrapsCtx(t *testing.T) {
@@ -250,23 +246,23 @@ func TestAbandonedRetryWrapsCtx(t *testing.T) {
 		return c.Err()
 	}})
 	resp, err := tr.Do(ctx, &Request{Method: "GET", URL: srv.URL, Idempotent: true})
-	if resp != nil || !errors.Is(err, context.Canceled) || s.n() != 1 || !strings.Contains(err.Error(), "503") {
-		t.Errorf("%v %v %d", resp, err, s.n())
-	}
+	assert.Nil(t, resp, "%v %v %d", resp, err, s.n())
+	assert.ErrorIs(t, err, context.Canceled, "%v %v %d", resp, err, s.n())
+	assert.EqualValues(t, 1, s.n(), "%v %v %d", resp, err, s.n())
+	assert.Contains(t, err.Error(), "503", "%v %v %d", resp, err, s.n())
 }
 
 func TestBackoffBounds(t *testing.T) {
 	tr := New(Config{Retry: RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 250 * time.Millisecond}})
 	for i := 0; i < 200; i++ {
 		for attempt, max := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 250 * time.Millisecond, 10: 250 * time.Millisecond} {
-			if d := tr.cfg.Retry.backoff(attempt); d < max/2 || d > max {
-				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", attempt, d, max/2, max)
-			}
+			d := tr.cfg.Retry.backoff(attempt)
+			require.GreaterOrEqual(t, d, max/2, "backoff(%d) = %v, want in [%v, %v]", attempt, d, max/2, max)
+			require.LessOrEqual(t, d, max, "backoff(%d) = %v, want in [%v, %v]", attempt, d, max/2, max)
 		}
 	}
-	if d := New(Config{}).cfg.Retry.backoff(1); d != 0 {
-		t.Errorf("zero policy backoff %v", d)
-	}
+	d := New(Config{}).cfg.Retry.backoff(1)
+	assert.EqualValues(t, 0, d, "zero policy backoff %v", d)
 }
 
 // A RoundTripper that fails without saying how far the request got (no
@@ -281,14 +277,13 @@ func TestUnknownFailureIsNotResent(t *testing.T) {
 		return nil, errors.New("proxy hung up")
 	})}
 	_, err := tr.Do(context.Background(), &Request{Method: "POST", URL: "http://127.0.0.1:1/x", Body: []byte(`{}`)})
-	if err == nil || calls.Load() != 1 || len(sl) != 0 {
-		t.Errorf("err %v, %d calls, sleeps %v; want one call and no retry", err, calls.Load(), sl)
-	}
+	assert.Error(t, err, "want one call and no retry")
+	assert.EqualValues(t, 1, calls.Load(), "err %v, %d calls, sleeps %v; want one call and no retry", err, calls.Load(), sl)
+	assert.Empty(t, sl, "err %v, %d calls, sleeps %v; want one call and no retry", err, calls.Load(), sl)
 	calls.Store(0)
 	_, err = tr.Do(context.Background(), &Request{Method: "POST", URL: "http://127.0.0.1:1/x", Body: []byte(`{}`), Idempotent: true})
-	if err == nil || calls.Load() != 3 {
-		t.Errorf("idempotent: err %v, %d calls; want 3", err, calls.Load())
-	}
+	assert.Error(t, err, "idempotent")
+	assert.EqualValues(t, 3, calls.Load(), "idempotent: err %v, %d calls; want 3", err, calls.Load())
 }
 
 // TestUntilDeadline: a request marked UntilDeadline keeps retrying past
@@ -313,21 +308,19 @@ func TestUntilDeadline(t *testing.T) {
 	defer cancel()
 	resp, n, el, err := run(ctx, true)
 	// 10-20 ms apart for 400 ms: well over the budget of 3 attempts.
-	if err != nil || resp == nil || resp.Status != 503 || n < 8 || resp.Attempts != n {
-		t.Fatalf("until deadline: %v %+v after %d requests", err, resp, n)
-	}
-	if el > 400*time.Millisecond {
-		t.Errorf("returned after %v, past the 400ms deadline", el)
-	}
+	require.NoError(t, err, "until deadline: %v %+v after %d requests", err, resp, n)
+	require.NotNil(t, resp, "until deadline: %v %+v after %d requests", err, resp, n)
+	require.EqualValues(t, 503, resp.Status, "until deadline: %v %+v after %d requests", err, resp, n)
+	require.GreaterOrEqual(t, n, 8, "until deadline: %v %+v after %d requests", err, resp, n)
+	require.Equal(t, n, resp.Attempts, "until deadline: %v %+v after %d requests", err, resp, n)
+	assert.LessOrEqual(t, el, 400*time.Millisecond, "returned after %v, past the 400ms deadline", el)
 
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel2()
-	if _, n, _, _ := run(ctx2, false); n != 3 {
-		t.Errorf("without UntilDeadline: %d requests, want 3", n)
-	}
-	if _, n, _, _ := run(context.Background(), true); n != 3 {
-		t.Errorf("no deadline: %d requests, want 3", n)
-	}
+	_, n, _, _ = run(ctx2, false)
+	assert.EqualValues(t, 3, n, "without UntilDeadline: %d requests, want 3", n)
+	_, n, _, _ = run(context.Background(), true)
+	assert.EqualValues(t, 3, n, "no deadline: %d requests, want 3", n)
 	for name, q := range map[string]RetryPolicy{
 		"zero backoff": {MaxRetries: 2, MaxRetryAfter: time.Second},
 		"no retries":   {MaxRetries: 0, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
@@ -338,9 +331,8 @@ func TestUntilDeadline(t *testing.T) {
 		tr2.Do(ctx3, &Request{Method: "GET", URL: srv.URL, Idempotent: true, UntilDeadline: true})
 		cancel3()
 		tr2.cfg.HTTPClient.CloseIdleConnections()
-		if n, want := s.n()-before, q.MaxRetries+1; n != want {
-			t.Errorf("%s: %d requests, want %d", name, n, want)
-		}
+		n, want := s.n()-before, q.MaxRetries+1
+		assert.Equal(t, want, n, "%s: %d requests, want %d", name, n, want)
 	}
 }
 
@@ -349,9 +341,7 @@ func TestUntilDeadline(t *testing.T) {
 // in 300 ms; the budget alone allows 3).
 func TestUntilDeadlineRidesOutRefusedPort(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := ln.Addr().String()
 	ln.Close()
 	var calls atomic.Int32
@@ -363,9 +353,8 @@ func TestUntilDeadlineRidesOutRefusedPort(t *testing.T) {
 	defer cancel()
 	_, err = tr.Do(ctx, &Request{Method: "GET", URL: "http://" + addr + "/", Idempotent: true, UntilDeadline: true})
 	// The last attempt may itself be cut by the deadline on a loaded machine.
-	if !(isDialError(err) || errors.Is(err, context.DeadlineExceeded)) || calls.Load() < 6 {
-		t.Fatalf("err %v after %d attempts; want a dial error after many", err, calls.Load())
-	}
+	require.True(t, isDialError(err) || errors.Is(err, context.DeadlineExceeded), "err %v after %d attempts; want a dial error after many", err, calls.Load())
+	require.GreaterOrEqual(t, calls.Load(), int32(6), "err %v after %d attempts; want a dial error after many", err, calls.Load())
 }
 
 // TestDeadlineCutsRetryKeepsAnswer: a retry that the deadline cuts short
@@ -385,17 +374,18 @@ func TestDeadlineCutsRetryKeepsAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	resp, err := tr.Do(ctx, &Request{Method: "GET", URL: srv.URL, Idempotent: true})
-	if err != nil || resp == nil || resp.Status != 503 || resp.Header.Get("X-Request-Id") != "first" || resp.Attempts != 2 {
-		t.Fatalf("%+v %v; want the first 503 after 2 attempts", resp, err)
-	}
+	require.NoError(t, err, "%+v %v; want the first 503 after 2 attempts", resp, err)
+	require.NotNil(t, resp, "%+v %v; want the first 503 after 2 attempts", resp, err)
+	require.EqualValues(t, 503, resp.Status, "%+v %v; want the first 503 after 2 attempts", resp, err)
+	require.Equal(t, "first", resp.Header.Get("X-Request-Id"), "%+v %v; want the first 503 after 2 attempts", resp, err)
+	require.EqualValues(t, 2, resp.Attempts, "%+v %v; want the first 503 after 2 attempts", resp, err)
 	// The caller's cancellation still wins.
 	n.Store(0)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel2)
 	resp, err = tr.Do(ctx2, &Request{Method: "GET", URL: srv.URL, Idempotent: true})
-	if !errors.Is(err, context.Canceled) || resp != nil {
-		t.Fatalf("%+v %v; want context.Canceled", resp, err)
-	}
+	require.ErrorIs(t, err, context.Canceled, "%+v %v; want context.Canceled", resp, err)
+	require.Nil(t, resp, "%+v %v; want context.Canceled", resp, err)
 }
 
 // TestDeadlineDuringWaitKeepsAnswer: when the deadline ends the wait before
@@ -419,14 +409,16 @@ func TestDeadlineDuringWaitKeepsAnswer(t *testing.T) {
 		resp, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, Idempotent: true})
 		tr.cfg.HTTPClient.CloseIdleConnections()
 		if tc.sleep == context.DeadlineExceeded {
-			if err != nil || resp == nil || resp.Status != 503 || resp.Header.Get("X-Request-Id") != "only" || resp.Attempts != 1 || n.Load() != 1 {
-				t.Fatalf("%s: %+v %v (%d requests); want the 503 after 1 attempt", tc.name, resp, err, n.Load())
-			}
+			require.NoError(t, err, "%s: %+v %v (%d requests); want the 503 after 1 attempt", tc.name, resp, err, n.Load())
+			require.NotNil(t, resp, "%s: %+v %v (%d requests); want the 503 after 1 attempt", tc.name, resp, err, n.Load())
+			require.EqualValues(t, 503, resp.Status, "%s: %+v %v (%d requests); want the 503 after 1 attempt", tc.name, resp, err, n.Load())
+			require.Equal(t, "only", resp.Header.Get("X-Request-Id"), "%s: %+v %v (%d requests); want the 503 after 1 attempt", tc.name, resp, err, n.Load())
+			require.EqualValues(t, 1, resp.Attempts, "%s: %+v %v (%d requests); want the 503 after 1 attempt", tc.name, resp, err, n.Load())
+			require.EqualValues(t, 1, n.Load(), "%s: %+v %v (%d requests); want the 503 after 1 attempt", tc.name, resp, err, n.Load())
 			continue
 		}
-		if !errors.Is(err, context.Canceled) || resp != nil {
-			t.Fatalf("%s: %+v %v; want context.Canceled", tc.name, resp, err)
-		}
+		require.ErrorIs(t, err, context.Canceled, "%s: %+v %v; want context.Canceled", tc.name, resp, err)
+		require.Nil(t, resp, "%s: %+v %v; want context.Canceled", tc.name, resp, err)
 	}
 }
 
@@ -474,14 +466,11 @@ func TestReadBody(t *testing.T) {
 	for _, tc := range cases {
 		b, err := readBody(&chunky{data: []byte(tc.data), err: tc.err}, tc.declared, limit)
 		if tc.wantErr != nil {
-			if !errors.Is(err, tc.wantErr) {
-				t.Errorf("%s: err %v, want %v", tc.name, err, tc.wantErr)
-			}
+			assert.ErrorIs(t, err, tc.wantErr, "%s: err %v, want %v", tc.name, err, tc.wantErr)
 			continue
 		}
-		if err != nil || string(b) != tc.want {
-			t.Errorf("%s: %q, %v; want %q", tc.name, b, err, tc.want)
-		}
+		assert.NoError(t, err, "%s: %q, %v; want %q", tc.name, b, err, tc.want)
+		assert.Equal(t, tc.want, string(b), "%s: %q, %v; want %q", tc.name, b, err, tc.want)
 	}
 }
 
@@ -493,19 +482,19 @@ func TestAPIKeyHeaderSwaps(t *testing.T) {
 	tr := newT(&sl, pol)
 	keys := []string{"k1", "k1", "k2", "k1", ""}
 	for _, k := range keys {
-		if _, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, APIKey: k}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, APIKey: k})
+		require.NoError(t, err)
 	}
 	for i, r := range s.reqs {
-		if got := r.Header.Values("X-Api-Key"); (keys[i] == "" && len(got) != 0) || (keys[i] != "" && (len(got) != 1 || got[0] != keys[i])) {
-			t.Errorf("request %d: X-API-Key %q, want %q", i, got, keys[i])
+		got := r.Header.Values("X-Api-Key")
+		if keys[i] == "" {
+			assert.Empty(t, got, "request %d: X-API-Key %q, want none", i, got)
+		} else {
+			assert.Equal(t, []string{keys[i]}, got, "request %d: X-API-Key %q, want %q", i, got, keys[i])
 		}
 	}
 	v := tr.apiKeyValue("k3")
-	if w := tr.apiKeyValue("k3"); &w[0] != &v[0] {
-		t.Error("the header value of an unchanged key was rebuilt")
-	}
+	assert.Same(t, &v[0], &tr.apiKeyValue("k3")[0], "the header value of an unchanged key was rebuilt")
 	// Concurrent requests under alternating keys: each carries its own.
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
@@ -517,9 +506,8 @@ func TestAPIKeyHeaderSwaps(t *testing.T) {
 	}
 	wg.Wait()
 	for _, r := range s.reqs[len(keys):] {
-		if got := r.Header.Get("X-Api-Key"); "/"+got != r.URL.Path {
-			t.Errorf("%s carried key %q", r.URL.Path, got)
-		}
+		got := r.Header.Get("X-Api-Key")
+		assert.Equal(t, r.URL.Path, "/"+got, "%s carried key %q", r.URL.Path, got)
 	}
 }
 
@@ -532,9 +520,7 @@ func TestSendMatchesClientDo(t *testing.T) {
 		http.Redirect(w, r, "/elsewhere", http.StatusFound)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	refused := "http://" + ln.Addr().String() + "/x"
 	ln.Close()
 	hc := &http.Client{}
@@ -547,16 +533,16 @@ func TestSendMatchesClientDo(t *testing.T) {
 			_, want := hc.Do(r1)
 			_, got := tr.send(r2)
 			var ue *url.Error
-			if want == nil || got == nil || got.Error() != want.Error() || !errors.As(got, &ue) {
-				t.Errorf("%s %s:\n got  %v\n want %v", m, u, got, want)
+			if assert.Error(t, want, "%s %s: net/http accepted it", m, u) && assert.Error(t, got, "%s %s: send accepted it", m, u) {
+				assert.Equal(t, want.Error(), got.Error(), "%s %s", m, u)
+				assert.ErrorAs(t, got, &ue, "%s %s: %v", m, u, got)
 			}
 		}
 	}
 	r, _ := http.NewRequest("GET", plain.URL+"/a", nil)
 	resp, err := tr.send(r)
-	if err != nil || resp.StatusCode != http.StatusFound {
-		t.Fatalf("redirect: %v %v", resp, err)
-	}
+	require.NoError(t, err, "redirect: %v %v", resp, err)
+	require.Equal(t, http.StatusFound, resp.StatusCode, "redirect: %v %v", resp, err)
 	resp.Body.Close()
 	// A client timeout is honoured: it is the Client's job.
 	slow, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
@@ -568,9 +554,8 @@ func TestSendMatchesClientDo(t *testing.T) {
 	tc := &http.Client{Timeout: 50 * time.Millisecond}
 	defer tc.CloseIdleConnections()
 	r, _ = http.NewRequest("GET", slow.URL, nil)
-	if _, err := New(Config{HTTPClient: tc}).send(r); err == nil || !strings.Contains(err.Error(), "Client.Timeout") {
-		t.Errorf("client timeout: %v", err)
-	}
+	_, err = New(Config{HTTPClient: tc}).send(r)
+	assert.ErrorContains(t, err, "Client.Timeout", "client timeout")
 }
 
 // A request's own retry policy replaces the Transport's, budget and backoff
@@ -581,21 +566,20 @@ func TestRequestRetryPolicy(t *testing.T) {
 	tr := newT(&sl, pol)
 	own := &RetryPolicy{MaxRetries: 4, InitialBackoff: time.Hour, MaxBackoff: time.Hour}
 	resp, err := tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, Idempotent: true, Retry: own})
-	if err != nil || resp.Attempts != 5 || s.n() != 5 || len(sl) != 4 {
-		t.Fatalf("own policy: %v %+v, %d requests, sleeps %v", err, resp, s.n(), sl)
-	}
+	require.NoError(t, err, "own policy: %v %+v, %d requests, sleeps %v", err, resp, s.n(), sl)
+	require.EqualValues(t, 5, resp.Attempts, "own policy: %v %+v, %d requests, sleeps %v", err, resp, s.n(), sl)
+	require.EqualValues(t, 5, s.n(), "own policy: %v %+v, %d requests, sleeps %v", err, resp, s.n(), sl)
+	require.Len(t, sl, 4, "own policy: %v %+v, %d requests, sleeps %v", err, resp, s.n(), sl)
 	for _, d := range sl {
-		if d < 30*time.Minute || d > time.Hour {
-			t.Errorf("backoff %v is not the request policy's", d)
-		}
+		assert.GreaterOrEqual(t, d, 30*time.Minute, "backoff %v is not the request policy's", d)
+		assert.LessOrEqual(t, d, time.Hour, "backoff %v is not the request policy's", d)
 	}
 	sl = nil
 	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, Idempotent: true, Retry: &RetryPolicy{}})
-	if err != nil || resp.Attempts != 1 || len(sl) != 0 {
-		t.Errorf("zero request policy: %v %+v, sleeps %v", err, resp, sl)
-	}
+	assert.NoError(t, err, "zero request policy: %v %+v, sleeps %v", err, resp, sl)
+	assert.EqualValues(t, 1, resp.Attempts, "zero request policy: %v %+v, sleeps %v", err, resp, sl)
+	assert.Len(t, sl, 0, "zero request policy: %v %+v, sleeps %v", err, resp, sl)
 	resp, err = tr.Do(context.Background(), &Request{Method: "GET", URL: srv.URL, Idempotent: true})
-	if err != nil || resp.Attempts != pol.MaxRetries+1 {
-		t.Errorf("transport policy: %v %+v", err, resp)
-	}
+	assert.NoError(t, err, "transport policy: %v %+v", err, resp)
+	assert.Equal(t, pol.MaxRetries+1, resp.Attempts, "transport policy: %v %+v", err, resp)
 }
