@@ -1,4 +1,4 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"context"
@@ -8,37 +8,37 @@ import (
 	"testing"
 	"time"
 
-	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/assert"
 )
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 func TestA2ATaskWire(t *testing.T) {
 	ctx := context.Background()
-	reply := protoReply{body: `{"jsonrpc": "2.0", "id": 1, "result": {"id": "t1", "source_agent_id": "a1", "target_agent_id": "a2",
+	reply := scriptReply{body: `{"jsonrpc": "2.0", "id": 1, "result": {"id": "t1", "source_agent_id": "a1", "target_agent_id": "a2",
 		"status": "completed", "message": "hi", "artifacts": [{"k": 1}], "metadata": {"m": true},
 		"created_at": "2026-03-01T10:00:00.123456789123Z", "updated_at": "bogus"}}`}
-	srv := newProtoServer(t, reply)
+	srv := newScriptServer(t, reply)
 	c := srv.client(t)
 
 	tests := []struct {
 		name       string
-		call       func() (*agenttrust.A2ATask, error)
+		call       func() (*A2ATask, error)
 		wantMethod string
 		wantParams map[string]any
 	}{
-		{"send", func() (*agenttrust.A2ATask, error) {
-			return c.A2A.SendTask(ctx, agenttrust.A2ASendTaskParams{SourceAgentID: "a1", TargetAgentID: "a2", Message: "<b>&</b>"})
+		{"send", func() (*A2ATask, error) {
+			return c.A2A.SendTask(ctx, A2ASendTaskParams{SourceAgentID: "a1", TargetAgentID: "a2", Message: "<b>&</b>"})
 		}, "tasks/send", map[string]any{"source_agent_id": "a1", "target_agent_id": "a2", "message": "<b>&</b>"}},
-		{"send empty metadata omitted", func() (*agenttrust.A2ATask, error) {
-			return c.A2A.SendTask(ctx, agenttrust.A2ASendTaskParams{SourceAgentID: "a1", TargetAgentID: "a2", Message: "m", Metadata: map[string]any{}})
+		{"send empty metadata omitted", func() (*A2ATask, error) {
+			return c.A2A.SendTask(ctx, A2ASendTaskParams{SourceAgentID: "a1", TargetAgentID: "a2", Message: "m", Metadata: map[string]any{}})
 		}, "tasks/send", map[string]any{"source_agent_id": "a1", "target_agent_id": "a2", "message": "m"}},
-		{"send metadata", func() (*agenttrust.A2ATask, error) {
-			return c.A2A.SendTask(ctx, agenttrust.A2ASendTaskParams{SourceAgentID: "a1", TargetAgentID: "a2", Message: "m", Metadata: map[string]any{"p": 1}})
+		{"send metadata", func() (*A2ATask, error) {
+			return c.A2A.SendTask(ctx, A2ASendTaskParams{SourceAgentID: "a1", TargetAgentID: "a2", Message: "m", Metadata: map[string]any{"p": 1}})
 		}, "tasks/send", map[string]any{"source_agent_id": "a1", "target_agent_id": "a2", "message": "m", "metadata": map[string]any{"p": 1}}},
-		{"get", func() (*agenttrust.A2ATask, error) { return c.A2A.GetTask(ctx, "t1") },
+		{"get", func() (*A2ATask, error) { return c.A2A.GetTask(ctx, "t1") },
 			"tasks/get", map[string]any{"task_id": "t1"}},
-		{"cancel", func() (*agenttrust.A2ATask, error) { return c.A2A.CancelTask(ctx, "t1") },
+		{"cancel", func() (*A2ATask, error) { return c.A2A.CancelTask(ctx, "t1") },
 			"tasks/cancel", map[string]any{"task_id": "t1"}},
 	}
 	for _, tc := range tests {
@@ -51,7 +51,7 @@ func TestA2ATaskWire(t *testing.T) {
 			r := srv.only(t)
 			checkRequest(t, r, http.MethodPost, "/a2a")
 			checkBody(t, r, map[string]any{"jsonrpc": "2.0", "id": 1, "method": tc.wantMethod, "params": tc.wantParams})
-			checkKeyOrder(t, r.Body, "jsonrpc", "id", "method", "params")
+			assert.Equal(t, []string{"jsonrpc", "id", "method", "params"}, keyOrder(t, r.Body))
 			if tc.wantMethod == "tasks/send" {
 				if got := string(r.Body); !regexp.MustCompile(`"id":1,`).MatchString(got) {
 					t.Errorf("id is not the integer 1: %s", got)
@@ -85,7 +85,7 @@ func TestA2ATaskReplies(t *testing.T) {
 		{"other reply id", `{"jsonrpc": "2.0", "id": "zz", "result": {"id": "t1"}}`, "t1", "pending"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newProtoServer(t, protoReply{body: tc.body})
+			srv := newScriptServer(t, scriptReply{body: tc.body})
 			task, err := srv.client(t).A2A.GetTask(ctx, "t1")
 			if err != nil {
 				t.Fatal(err)
@@ -96,9 +96,9 @@ func TestA2ATaskReplies(t *testing.T) {
 		})
 	}
 	for _, body := range []string{`not json`, `{"result": [1]}`, `{"result": "done"}`, `[1]`, `{"result": {"id": 5}}`} {
-		srv := newProtoServer(t, protoReply{body: body})
+		srv := newScriptServer(t, scriptReply{body: body})
 		_, err := srv.client(t).A2A.GetTask(ctx, "t1")
-		wantCode(t, err, agenttrust.CodeDecode)
+		wantCode(t, err, CodeDecode)
 	}
 }
 
@@ -123,20 +123,20 @@ func TestJSONRPCErrors(t *testing.T) {
 		{"scalar error", `{"error": 42}`, 0, "", "JSON-RPC error 0", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newProtoServer(t, protoReply{body: tc.body, header: map[string]string{"X-Request-Id": "req-7"}})
+			srv := newScriptServer(t, scriptReply{body: tc.body, header: map[string]string{"X-Request-Id": "req-7"}})
 			c := srv.client(t)
 			_, errA2A := c.A2A.GetTask(ctx, "t1")
-			_, errMsg := c.A2A.SendMessage(ctx, "a1", agenttrust.A2ASendMessageParams{Text: "hi"})
-			_, errMCP := c.MCP.CallTool(ctx, "s1", agenttrust.MCPCallToolParams{AgentID: "a1", Method: "tools/list"})
+			_, errMsg := c.A2A.SendMessage(ctx, "a1", A2ASendMessageParams{Text: "hi"})
+			_, errMCP := c.MCP.CallTool(ctx, "s1", MCPCallToolParams{AgentID: "a1", Method: "tools/list"})
 			for _, err := range []error{errA2A, errMsg, errMCP} {
-				var rpc *agenttrust.JSONRPCError
+				var rpc *JSONRPCError
 				if !errors.As(err, &rpc) {
 					t.Fatalf("error %v (%T) is not a *JSONRPCError", err, err)
 				}
-				if !errors.Is(err, agenttrust.ErrJSONRPC) || !errors.Is(err, agenttrust.ErrAgentTrust) || errors.Is(err, agenttrust.ErrDecode) {
+				if !errors.Is(err, ErrJSONRPC) || !errors.Is(err, ErrAgentTrust) || errors.Is(err, ErrDecode) {
 					t.Errorf("sentinels wrong for %v", err)
 				}
-				e := wantCode(t, err, agenttrust.CodeJSONRPC)
+				e := wantCode(t, err, CodeJSONRPC)
 				if rpc.RPCCode != tc.code || rpc.RPCMessage != tc.rpcMessage || e.Message != tc.message || string(rpc.RPCData) != tc.data {
 					t.Errorf("got code %d message %q/%q data %q", rpc.RPCCode, rpc.RPCMessage, e.Message, rpc.RPCData)
 				}
@@ -147,12 +147,12 @@ func TestJSONRPCErrors(t *testing.T) {
 		})
 	}
 	// A JSON-RPC error in a non-2xx body is an HTTP error with its message.
-	srv := newProtoServer(t, protoReply{status: 500, body: `{"jsonrpc": "2.0", "id": 1, "error": {"code": -32603, "message": "internal"}}`})
+	srv := newScriptServer(t, scriptReply{status: 500, body: `{"jsonrpc": "2.0", "id": 1, "error": {"code": -32603, "message": "internal"}}`})
 	_, err := srv.client(t).A2A.GetTask(ctx, "t1")
 	if e := wantCode(t, err, "HTTP_500"); e.Message != "internal" {
 		t.Errorf("message %q", e.Message)
 	}
-	if errors.Is(err, agenttrust.ErrJSONRPC) {
+	if errors.Is(err, ErrJSONRPC) {
 		t.Error("an HTTP 500 matches ErrJSONRPC")
 	}
 }
@@ -162,10 +162,10 @@ func TestA2ASendMessage(t *testing.T) {
 	task := `{"jsonrpc": "2.0", "id": 1, "result": {"kind": "task", "id": "task-1", "contextId": "ctx-1",
 		"status": {"state": "completed", "timestamp": "2026-03-01T10:00:00.5"},
 		"history": [{"role": "user"}, {"role": "agent"}], "artifacts": [{"artifactId": "a", "parts": []}]}}`
-	srv := newProtoServer(t, protoReply{body: task})
+	srv := newScriptServer(t, scriptReply{body: task})
 	c := srv.client(t)
 
-	got, err := c.A2A.SendMessage(ctx, "agent 1/x", agenttrust.A2ASendMessageParams{Text: "hi"})
+	got, err := c.A2A.SendMessage(ctx, "agent 1/x", A2ASendMessageParams{Text: "hi"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +186,8 @@ func TestA2ASendMessage(t *testing.T) {
 	}
 
 	// A second call gets a fresh id; given ids are sent verbatim, in order.
-	srv.reset(protoReply{body: task})
-	if _, err := c.A2A.SendMessage(ctx, "a1", agenttrust.A2ASendMessageParams{Text: "more", MessageID: "m-1", TaskID: "task-1"}); err != nil {
+	srv.reset(scriptReply{body: task})
+	if _, err := c.A2A.SendMessage(ctx, "a1", A2ASendMessageParams{Text: "more", MessageID: "m-1", TaskID: "task-1"}); err != nil {
 		t.Fatal(err)
 	}
 	r = srv.only(t)
@@ -202,12 +202,12 @@ func TestA2ASendMessage(t *testing.T) {
 	if raw == nil {
 		t.Fatalf("no message object in %s", r.Body)
 	}
-	checkKeyOrder(t, raw[1], "role", "parts", "messageId", "taskId")
+	assert.Equal(t, []string{"role", "parts", "messageId", "taskId"}, keyOrder(t, raw[1]))
 
 	ids := map[string]bool{}
 	for i := 0; i < 3; i++ {
-		srv.reset(protoReply{body: task})
-		if _, err := c.A2A.SendMessage(ctx, "a1", agenttrust.A2ASendMessageParams{Text: "x"}); err != nil {
+		srv.reset(scriptReply{body: task})
+		if _, err := c.A2A.SendMessage(ctx, "a1", A2ASendMessageParams{Text: "x"}); err != nil {
 			t.Fatal(err)
 		}
 		m := srv.only(t).bodyMap(t)["params"].(map[string]any)["message"].(map[string]any)
@@ -230,8 +230,8 @@ func TestA2ASendMessageReplies(t *testing.T) {
 		{"state not a string", `{"result": {"id": "t1", "status": {"state": 3, "timestamp": 5}}}`, "t1", "", `{"id": "t1", "status": {"state": 3, "timestamp": 5}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newProtoServer(t, protoReply{body: tc.body})
-			got, err := srv.client(t).A2A.SendMessage(ctx, "a1", agenttrust.A2ASendMessageParams{Text: "hi"})
+			srv := newScriptServer(t, scriptReply{body: tc.body})
+			got, err := srv.client(t).A2A.SendMessage(ctx, "a1", A2ASendMessageParams{Text: "hi"})
 			if err != nil {
 				t.Fatal(err)
 			}

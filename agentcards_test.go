@@ -1,4 +1,4 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"context"
@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	agenttrust "github.com/agenttrustid/agenttrust-go"
 )
 
 // sampleCard is the A2A v1.0 card shape.
@@ -33,20 +31,20 @@ const sampleCard = `{
 
 func TestAgentCardsWire(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t, protoReply{body: sampleCard})
+	srv := newScriptServer(t, scriptReply{body: sampleCard})
 	c := srv.client(t)
 	calls := []struct {
 		name, method, uri string
-		call              func(string) (*agenttrust.AgentCard, error)
+		call              func(string) (*AgentCard, error)
 	}{
-		{"Generate", http.MethodPost, "/api/v1/agents/a1/card", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.Generate(ctx, id) }},
-		{"Get", http.MethodGet, "/api/v1/agents/a1/card", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.Get(ctx, id) }},
-		{"Publish", http.MethodPut, "/api/v1/agents/a1/card/publish", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.Publish(ctx, id) }},
-		{"GetPublic", http.MethodGet, "/a2a/agents/a1/agent.json", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.GetPublic(ctx, id) }},
+		{"Generate", http.MethodPost, "/api/v1/agents/a1/card", func(id string) (*AgentCard, error) { return c.AgentCards.Generate(ctx, id) }},
+		{"Get", http.MethodGet, "/api/v1/agents/a1/card", func(id string) (*AgentCard, error) { return c.AgentCards.Get(ctx, id) }},
+		{"Publish", http.MethodPut, "/api/v1/agents/a1/card/publish", func(id string) (*AgentCard, error) { return c.AgentCards.Publish(ctx, id) }},
+		{"GetPublic", http.MethodGet, "/a2a/agents/a1/agent.json", func(id string) (*AgentCard, error) { return c.AgentCards.GetPublic(ctx, id) }},
 	}
 	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {
-			srv.reset(protoReply{body: sampleCard})
+			srv.reset(scriptReply{body: sampleCard})
 			card, err := tc.call("a1")
 			if err != nil {
 				t.Fatal(err)
@@ -79,7 +77,7 @@ func TestAgentCardsWire(t *testing.T) {
 func TestAgentCardDecoding(t *testing.T) {
 	ctx := context.Background()
 	for _, body := range []string{"", "null", "{}", `{"provider": null, "capabilities": null, "securitySchemes": null}`} {
-		srv := newProtoServer(t, protoReply{body: body})
+		srv := newScriptServer(t, scriptReply{body: body})
 		card, err := srv.client(t).AgentCards.Get(ctx, "a1")
 		if err != nil {
 			t.Fatalf("%q: %v", body, err)
@@ -89,15 +87,15 @@ func TestAgentCardDecoding(t *testing.T) {
 		}
 	}
 	for _, body := range []string{"[]", `"card"`, "{", `{"name": 5}`, `{"skills": {}}`} {
-		srv := newProtoServer(t, protoReply{body: body})
+		srv := newScriptServer(t, scriptReply{body: body})
 		_, err := srv.client(t).AgentCards.Get(ctx, "a1")
-		wantCode(t, err, agenttrust.CodeDecode)
+		wantCode(t, err, CodeDecode)
 	}
 }
 
-func cardWith(t *testing.T, js string) *agenttrust.AgentCard {
+func cardWith(t *testing.T, js string) *AgentCard {
 	t.Helper()
-	var c agenttrust.AgentCard
+	var c AgentCard
 	if err := json.Unmarshal([]byte(js), &c); err != nil {
 		t.Fatalf("%s: %v", js, err)
 	}
@@ -121,7 +119,7 @@ func TestAgentCardPrimaryURL(t *testing.T) {
 }
 
 func trustCard(score string) string {
-	return `{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_trust_score": ` + score + `}}]}}`
+	return `{"capabilities": {"extensions": [{"uri": "` + ATITrustExtensionURI + `", "params": {"ati_trust_score": ` + score + `}}]}}`
 }
 
 func TestAgentCardTrustScore(t *testing.T) {
@@ -150,11 +148,11 @@ func TestAgentCardTrustScore(t *testing.T) {
 		{trustCard("1e400"), 0},
 		{trustCard(`[0.5]`), 0},
 		{trustCard(`{"v": 0.5}`), 0},
-		{`{"capabilities": {"extensions": ["x", 5, null, {"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0.9},
-		{`{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `"}, {"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0},
+		{`{"capabilities": {"extensions": ["x", 5, null, {"uri": "` + ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0.9},
+		{`{"capabilities": {"extensions": [{"uri": "` + ATITrustExtensionURI + `"}, {"uri": "` + ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0},
 		{`{"capabilities": {"extensions": [{"uri": "https://other", "params": {"ati_trust_score": 0.9}}]}}`, 0},
 		{`{"capabilities": {"extensions": null}}`, 0},
-		{`{"capabilities": {"extensions": {"uri": "` + agenttrust.ATITrustExtensionURI + `"}}}`, 0},
+		{`{"capabilities": {"extensions": {"uri": "` + ATITrustExtensionURI + `"}}}`, 0},
 		{`{"capabilities": "yes"}`, 0},
 		{`{"capabilities": [1]}`, 0},
 	} {
@@ -165,7 +163,7 @@ func TestAgentCardTrustScore(t *testing.T) {
 }
 
 func keyCard(key string) string {
-	return `{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + key + `}}]}}`
+	return `{"capabilities": {"extensions": [{"uri": "` + ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + key + `}}]}}`
 }
 
 func TestAgentCardPublicKey(t *testing.T) {
@@ -228,8 +226,8 @@ func TestAgentCardPublicKey(t *testing.T) {
 		}
 	}
 	// Only the first trust extension counts, even when a later one has a key.
-	twoExt := `{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {}},
-		{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + jwk("OKP", "Ed25519", x) + `}}]}}`
+	twoExt := `{"capabilities": {"extensions": [{"uri": "` + ATITrustExtensionURI + `", "params": {}},
+		{"uri": "` + ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + jwk("OKP", "Ed25519", x) + `}}]}}`
 	if _, ok := cardWith(t, twoExt).AgentPublicKeyPEM(); ok {
 		t.Error("a later trust extension was used")
 	}

@@ -1,4 +1,4 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"bytes"
@@ -9,15 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	agenttrust "github.com/agenttrustid/agenttrust-go"
 )
 
 const sampleProvider = `{"id": "fp-1", "org_id": "org-1", "issuer": "https://idp.example", "name": "IdP",
 	"jwks_uri": "https://idp.example/jwks", "authorization_endpoint": "https://idp.example/auth", "token_endpoint": "https://idp.example/token",
 	"trust_level": "high", "status": "active", "created_at": "2026-03-01T10:00:00Z", "updated_at": 12}`
 
-func checkProvider(t *testing.T, p *agenttrust.FederationProvider) {
+func checkProvider(t *testing.T, p *FederationProvider) {
 	t.Helper()
 	if p.ID != "fp-1" || p.Issuer != "https://idp.example" || p.JWKSURI != "https://idp.example/jwks" || p.AuthorizationEndpoint == "" ||
 		p.TokenEndpoint == "" || p.TrustLevel != "high" || p.Status != "active" || p.CreatedAt.IsZero() || !p.UpdatedAt.IsZero() {
@@ -27,18 +25,18 @@ func checkProvider(t *testing.T, p *agenttrust.FederationProvider) {
 
 func TestFederationProviders(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t)
+	srv := newScriptServer(t)
 	c := srv.client(t)
 	for _, tc := range []struct {
 		level *string
 		want  map[string]any
 	}{
 		{nil, map[string]any{"issuer": "https://idp.example", "name": "IdP"}},
-		{agenttrust.Ptr(""), map[string]any{"issuer": "https://idp.example", "name": "IdP", "trust_level": ""}},
-		{agenttrust.Ptr("high"), map[string]any{"issuer": "https://idp.example", "name": "IdP", "trust_level": "high"}},
+		{Ptr(""), map[string]any{"issuer": "https://idp.example", "name": "IdP", "trust_level": ""}},
+		{Ptr("high"), map[string]any{"issuer": "https://idp.example", "name": "IdP", "trust_level": "high"}},
 	} {
-		srv.reset(protoReply{status: 201, body: `{"provider": ` + sampleProvider + `}`})
-		p, err := c.Federation.RegisterProvider(ctx, agenttrust.FederationRegisterProviderParams{Issuer: "https://idp.example", Name: "IdP", TrustLevel: tc.level})
+		srv.reset(scriptReply{status: 201, body: `{"provider": ` + sampleProvider + `}`})
+		p, err := c.Federation.RegisterProvider(ctx, FederationRegisterProviderParams{Issuer: "https://idp.example", Name: "IdP", TrustLevel: tc.level})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,8 +50,8 @@ func TestFederationProviders(t *testing.T) {
 		`{"providers": [{"provider": ` + sampleProvider + `}, ` + sampleProvider + `]}`,
 		`[` + sampleProvider + `, {"provider": ` + sampleProvider + `}]`,
 	} {
-		srv.reset(protoReply{body: body})
-		list, err := c.Federation.ListProviders(ctx, agenttrust.FederationListProvidersParams{})
+		srv.reset(scriptReply{body: body})
+		list, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{})
 		if err != nil || len(list) != 2 {
 			t.Fatalf("%v, %v", list, err)
 		}
@@ -61,11 +59,11 @@ func TestFederationProviders(t *testing.T) {
 		checkProvider(t, &list[0])
 		checkProvider(t, &list[1])
 	}
-	srv.reset(protoReply{body: `{"provider": []}`})
-	_, err := c.Federation.ListProviders(ctx, agenttrust.FederationListProvidersParams{})
-	wantCode(t, err, agenttrust.CodeDecode)
+	srv.reset(scriptReply{body: `{"provider": []}`})
+	_, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{})
+	wantCode(t, err, CodeDecode)
 
-	srv.reset(protoReply{status: 204})
+	srv.reset(scriptReply{status: 204})
 	if err := c.Federation.DeleteProvider(ctx, "fp-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +72,7 @@ func TestFederationProviders(t *testing.T) {
 
 func TestFederationIntrospect(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t)
+	srv := newScriptServer(t)
 	c := srv.client(t)
 	const token = "eyJhbGciOiJSUzI1NiJ9.payload.signature"
 
@@ -85,8 +83,8 @@ func TestFederationIntrospect(t *testing.T) {
 		{"", map[string]any{"token": token}},
 		{"https://idp.example", map[string]any{"token": token, "issuer_hint": "https://idp.example"}},
 	} {
-		srv.reset(protoReply{body: `{"active": true, "agent_id": "a1", "issuer": "https://idp.example", "expires_at": "2026-03-01T10:00:00Z"}`})
-		res, err := c.Federation.IntrospectToken(ctx, agenttrust.FederationIntrospectParams{Token: token, IssuerHint: tc.hint})
+		srv.reset(scriptReply{body: `{"active": true, "agent_id": "a1", "issuer": "https://idp.example", "expires_at": "2026-03-01T10:00:00Z"}`})
+		res, err := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token, IssuerHint: tc.hint})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,8 +107,8 @@ func TestFederationIntrospect(t *testing.T) {
 		{`{"valid": false, "error": "expired"}`, false, "expired"},
 		{`{}`, false, ""},
 	} {
-		srv.reset(protoReply{body: tc.body})
-		res, err := c.Federation.VerifyToken(ctx, agenttrust.FederationIntrospectParams{Token: token})
+		srv.reset(scriptReply{body: tc.body})
+		res, err := c.Federation.VerifyToken(ctx, FederationIntrospectParams{Token: token})
 		if err != nil || res.Active != tc.active || res.Valid() != tc.active || res.Error != tc.errMsg {
 			t.Errorf("%s: %+v, %v", tc.body, res, err)
 		}
@@ -119,12 +117,12 @@ func TestFederationIntrospect(t *testing.T) {
 
 func TestFederationIntrospectFallback(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t)
-	c := srv.client(t, agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
-	p := agenttrust.FederationIntrospectParams{Token: "fed_abc123", IssuerHint: "iss"}
+	srv := newScriptServer(t)
+	c := srv.client(t, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
+	p := FederationIntrospectParams{Token: "fed_abc123", IssuerHint: "iss"}
 
 	// 404 at introspect: the same request once more at verify.
-	srv.reset(protoReply{status: 404, body: `{"error": "no such route"}`}, protoReply{body: `{"valid": true, "agent_id": "a1"}`})
+	srv.reset(scriptReply{status: 404, body: `{"error": "no such route"}`}, scriptReply{body: `{"valid": true, "agent_id": "a1"}`})
 	res, err := c.Federation.IntrospectToken(ctx, p)
 	if err != nil || !res.Active || res.AgentID != "a1" {
 		t.Fatalf("%+v, %v", res, err)
@@ -135,36 +133,36 @@ func TestFederationIntrospectFallback(t *testing.T) {
 	}
 	checkRequest(t, reqs[0], http.MethodPost, "/api/v1/federation/tokens/introspect")
 	checkRequest(t, reqs[1], http.MethodPost, "/api/v1/federation/tokens/verify")
-	if !bytes.Equal(reqs[0].Body, reqs[1].Body) || reqs[1].Header.Get("X-Api-Key") != protoAPIKey {
+	if !bytes.Equal(reqs[0].Body, reqs[1].Body) || reqs[1].Header.Get("X-Api-Key") != testKey {
 		t.Errorf("fallback changed the request: %s vs %s", reqs[0].Body, reqs[1].Body)
 	}
 
 	// The fallback's outcome is final, even another 404.
-	srv.reset(protoReply{status: 404})
+	srv.reset(scriptReply{status: 404})
 	_, err = c.Federation.IntrospectToken(ctx, p)
-	wantCode(t, err, agenttrust.CodeNotFound)
+	wantCode(t, err, CodeNotFound)
 	if n := len(srv.requests()); n != 2 {
 		t.Errorf("%d requests, want 2", n)
 	}
-	srv.reset(protoReply{status: 404}, protoReply{status: 401, body: `{"message": "bad key"}`})
+	srv.reset(scriptReply{status: 404}, scriptReply{status: 401, body: `{"message": "bad key"}`})
 	_, err = c.Federation.IntrospectToken(ctx, p)
-	if !errors.Is(err, agenttrust.ErrAuthentication) {
+	if !errors.Is(err, ErrAuthentication) {
 		t.Errorf("verify's 401 not returned: %v", err)
 	}
 
 	// Any other error: no fallback (a 500 is not retried, a 503 is retried at
 	// the same path, introspection being safe to repeat).
 	for _, status := range []int{400, 401, 403, 500} {
-		srv.reset(protoReply{status: status})
+		srv.reset(scriptReply{status: status})
 		_, err := c.Federation.IntrospectToken(ctx, p)
-		wantCode(t, err, map[int]string{400: agenttrust.CodeValidation, 401: agenttrust.CodeAuthFailed, 403: agenttrust.CodeAuthDenied, 500: "HTTP_500"}[status])
+		wantCode(t, err, map[int]string{400: CodeValidation, 401: CodeAuthFailed, 403: CodeAuthDenied, 500: "HTTP_500"}[status])
 		for _, r := range srv.requests() {
 			if r.RequestURI != "/api/v1/federation/tokens/introspect" {
 				t.Errorf("status %d fell back to %s", status, r.RequestURI)
 			}
 		}
 	}
-	srv.reset(protoReply{status: 503}, protoReply{body: `{"active": true}`})
+	srv.reset(scriptReply{status: 503}, scriptReply{body: `{"active": true}`})
 	if res, err := c.Federation.IntrospectToken(ctx, p); err != nil || !res.Active {
 		t.Errorf("503 then OK: %+v, %v", res, err)
 	}
@@ -176,16 +174,16 @@ func TestFederationIntrospectFallback(t *testing.T) {
 func TestFederationTokenRedaction(t *testing.T) {
 	ctx := context.Background()
 	const token = "fed_supersecret_session_token"
-	srv := newProtoServer(t, protoReply{status: 401, body: `{"message": "invalid token ` + token + `"}`})
+	srv := newScriptServer(t, scriptReply{status: 401, body: `{"message": "invalid token ` + token + `"}`})
 	c := srv.client(t)
-	_, err1 := c.Federation.IntrospectToken(ctx, agenttrust.FederationIntrospectParams{Token: token})
-	_, err2 := c.Federation.InitSession(ctx, agenttrust.FederationInitSessionParams{Token: token})
+	_, err1 := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token})
+	_, err2 := c.Federation.InitSession(ctx, FederationInitSessionParams{Token: token})
 	for _, err := range []error{err1, err2} {
 		if err == nil || strings.Contains(err.Error(), token) || strings.Contains(fmt.Sprintf("%+v", err), token) {
 			t.Errorf("token leaked: %v", err)
 		}
 	}
-	p := agenttrust.FederationTokenParams{Token: token, IssuerHint: "iss"}
+	p := FederationTokenParams{Token: token, IssuerHint: "iss"}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
 		if out := fmt.Sprintf(verb, p); strings.Contains(out, token) || strings.Contains(out, fmt.Sprintf("%x", token)) {
 			t.Errorf("%s reveals the token: %s", verb, out)
@@ -198,22 +196,22 @@ func TestFederationTokenRedaction(t *testing.T) {
 
 func TestFederationInitSession(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t, protoReply{body: `{"session_id": "fs-1", "source": "federation", "mode": "read_only",
+	srv := newScriptServer(t, scriptReply{body: `{"session_id": "fs-1", "source": "federation", "mode": "read_only",
 		"scope_ceiling": ["federation:invoke"], "provider_id": "fp-1", "issuer": "https://idp.example", "trust_level": "high"}`})
 	c := srv.client(t)
-	s, err := c.Federation.InitSession(ctx, agenttrust.FederationInitSessionParams{Token: "tok", IssuerHint: "https://idp.example"})
+	s, err := c.Federation.InitSession(ctx, FederationInitSessionParams{Token: "tok", IssuerHint: "https://idp.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := srv.only(t)
 	checkRequest(t, r, http.MethodPost, "/api/v1/federation/sessions/init")
 	checkBody(t, r, map[string]any{"token": "tok", "issuer_hint": "https://idp.example"})
-	if s.SessionID != "fs-1" || s.Source != agenttrust.SessionSourceFederation || s.ProviderID != "fp-1" || s.TrustLevel != "high" ||
+	if s.SessionID != "fs-1" || s.Source != SessionSourceFederation || s.ProviderID != "fp-1" || s.TrustLevel != "high" ||
 		len(s.ScopeCeiling) != 1 || s.ScopeCeiling[0] != "federation:invoke" {
 		t.Errorf("session = %+v", s)
 	}
-	srv.reset(protoReply{body: `{}`})
-	if _, err := c.Federation.InitSession(ctx, agenttrust.FederationInitSessionParams{Token: "tok"}); err != nil {
+	srv.reset(scriptReply{body: `{}`})
+	if _, err := c.Federation.InitSession(ctx, FederationInitSessionParams{Token: "tok"}); err != nil {
 		t.Fatal(err)
 	}
 	checkBody(t, srv.only(t), map[string]any{"token": "tok"})
@@ -221,18 +219,18 @@ func TestFederationInitSession(t *testing.T) {
 
 func TestFederationIssueIDToken(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t)
+	srv := newScriptServer(t)
 	c := srv.client(t)
 	for _, tc := range []struct {
-		p    agenttrust.FederationIssueIDTokenParams
+		p    FederationIssueIDTokenParams
 		want map[string]any
 	}{
-		{agenttrust.FederationIssueIDTokenParams{AgentID: "a1"}, map[string]any{"agent_id": "a1"}},
-		{agenttrust.FederationIssueIDTokenParams{AgentID: "a1", Scopes: []string{}}, map[string]any{"agent_id": "a1"}},
-		{agenttrust.FederationIssueIDTokenParams{AgentID: "a1", Audience: "https://rp", Scopes: []string{"openid"}, TTL: 600},
+		{FederationIssueIDTokenParams{AgentID: "a1"}, map[string]any{"agent_id": "a1"}},
+		{FederationIssueIDTokenParams{AgentID: "a1", Scopes: []string{}}, map[string]any{"agent_id": "a1"}},
+		{FederationIssueIDTokenParams{AgentID: "a1", Audience: "https://rp", Scopes: []string{"openid"}, TTL: 600},
 			map[string]any{"agent_id": "a1", "audience": "https://rp", "scopes": []any{"openid"}, "ttl": 600}},
 	} {
-		srv.reset(protoReply{body: `{"id_token": "eyJ.a.b", "expires_in": 600, "expires_at": "2026-03-01T10:10:00Z"}`})
+		srv.reset(scriptReply{body: `{"id_token": "eyJ.a.b", "expires_in": 600, "expires_at": "2026-03-01T10:10:00Z"}`})
 		res, err := c.Federation.IssueIDToken(ctx, tc.p)
 		if err != nil {
 			t.Fatal(err)
@@ -253,21 +251,21 @@ func TestFederationIssueIDToken(t *testing.T) {
 		{`{"id_token": "", "token": "t1"}`, "t1", "t1"},
 		{`{"id_token": null, "token": null}`, "", ""},
 	} {
-		srv.reset(protoReply{body: tc.body})
-		res, err := c.Federation.IssueIDToken(ctx, agenttrust.FederationIssueIDTokenParams{AgentID: "a1"})
+		srv.reset(scriptReply{body: tc.body})
+		res, err := c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: "a1"})
 		if err != nil || res.IDToken != tc.id || res.Token != tc.tok {
 			t.Errorf("%s: %+v, %v", tc.body, res, err)
 		}
 	}
-	res := agenttrust.IDTokenResponse{IDToken: "eyJsecret.id.token", Token: "eyJsecret.id.token", ExpiresIn: 5}
+	res := IDTokenResponse{IDToken: "eyJsecret.id.token", Token: "eyJsecret.id.token", ExpiresIn: 5}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x"} {
 		if out := fmt.Sprintf(verb, res); strings.Contains(out, "eyJsecret") || strings.Contains(out, fmt.Sprintf("%x", "eyJsecret")) {
 			t.Errorf("%s reveals the token: %s", verb, out)
 		}
 	}
-	srv.reset(protoReply{status: 404, body: `{"error": "not supported"}`})
-	_, err := c.Federation.IssueIDToken(ctx, agenttrust.FederationIssueIDTokenParams{AgentID: "a1"})
-	wantCode(t, err, agenttrust.CodeNotFound)
+	srv.reset(scriptReply{status: 404, body: `{"error": "not supported"}`})
+	_, err := c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: "a1"})
+	wantCode(t, err, CodeNotFound)
 	if n := len(srv.requests()); n != 1 {
 		t.Errorf("IssueIDToken fell back: %d requests", n)
 	}

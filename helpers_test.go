@@ -9,9 +9,13 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const testKey = "sk_live_TESTKEY_0123456789"
@@ -32,6 +36,7 @@ type recReq struct {
 // with a replaceable handler.
 type recServer struct {
 	*httptest.Server
+	prefix  string // see newScriptServer
 	mu      sync.Mutex
 	reqs    []recReq
 	handler http.HandlerFunc
@@ -39,17 +44,38 @@ type recServer struct {
 
 func newRecServer(t testing.TB, h http.HandlerFunc) *recServer {
 	t.Helper()
-	s := &recServer{handler: h}
+	return startRecServer(t, "", h)
+}
+
+// protoPrefix is the base URL path prefix of a scripted server's clients.
+const protoPrefix = "/prefix"
+
+// newScriptServer returns a recording server that answers with the scripted
+// replies (see script). Its clients talk to a base URL under protoPrefix: a
+// request outside the prefix gets 418, and requests are recorded with the
+// prefix stripped from RequestURI.
+func newScriptServer(t testing.TB, replies ...scriptReply) *recServer {
+	t.Helper()
+	return startRecServer(t, protoPrefix, script(replies...))
+}
+
+func startRecServer(t testing.TB, prefix string, h http.HandlerFunc) *recServer {
+	t.Helper()
+	s := &recServer{handler: h, prefix: prefix}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		s.reqs = append(s.reqs, recReq{
 			Method: r.Method, Path: r.URL.Path, EscapedPath: r.URL.EscapedPath(),
-			RequestURI: r.RequestURI, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
+			RequestURI: strings.TrimPrefix(r.RequestURI, prefix), RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
 			Body: body, ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
 		})
 		h := s.handler
 		s.mu.Unlock()
+		if prefix != "" && !strings.HasPrefix(r.RequestURI, prefix+"/") {
+			http.Error(w, "request outside the base URL prefix: "+r.RequestURI, http.StatusTeapot)
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if h == nil {
 			w.WriteHeader(http.StatusNoContent)
@@ -59,6 +85,51 @@ func newRecServer(t testing.TB, h http.HandlerFunc) *recServer {
 	}))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// scriptReply is one scripted answer; status 0 means 200.
+type scriptReply struct {
+	status int
+	body   string
+	header map[string]string
+}
+
+// script answers with the replies in order, the last one repeating; with
+// none, every answer is 200 with the body "{}".
+func script(replies ...scriptReply) http.HandlerFunc {
+	var mu sync.Mutex
+	n := 0
+	return func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		rep := scriptReply{status: 200, body: "{}"}
+		if len(replies) > 0 {
+			rep = replies[min(n, len(replies)-1)]
+		}
+		n++
+		mu.Unlock()
+		for k, v := range rep.header {
+			w.Header().Set(k, v)
+		}
+		if rep.status == 0 {
+			rep.status = 200
+		}
+		w.WriteHeader(rep.status)
+		_, _ = io.WriteString(w, rep.body)
+	}
+}
+
+// reset forgets the recorded requests and answers from now on with the
+// scripted replies.
+func (s *recServer) reset(replies ...scriptReply) {
+	s.clear()
+	s.setHandler(script(replies...))
+}
+
+// client returns a test client for s (under its prefix, if any) with no
+// retries unless opts say otherwise.
+func (s *recServer) client(t testing.TB, opts ...Option) *Client {
+	t.Helper()
+	return newTestClient(t, s.URL+s.prefix, append([]Option{WithRetryPolicy(RetryPolicy{})}, opts...)...)
 }
 
 func (s *recServer) setHandler(h http.HandlerFunc) {
@@ -312,3 +383,52 @@ func checkHeaders(t testing.TB, r recReq, key string) {
 }
 
 func jsonDecode(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }
+
+// bodyMap decodes the request body into a map keyed by wire names, with
+// numbers as float64.
+func (r recReq) bodyMap(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &m), "request body %q is not a JSON object", r.Body)
+	require.NotNil(t, m, "request body is null")
+	return m
+}
+
+// checkBodiless checks a bodiless POST or PUT: no body bytes,
+// Content-Length 0, Content-Type still sent.
+func checkBodiless(t testing.TB, r recReq, method string) {
+	t.Helper()
+	assert.Equal(t, method, r.Method)
+	assert.Empty(t, r.Body, "bodiless %s sent a body", method)
+	assert.Equal(t, "0", r.Header.Get("Content-Length"))
+	checkHeaders(t, r, testKey)
+}
+
+// checkRequest checks method and path (escapes intact, prefix stripped) and
+// the headers every request carries.
+func checkRequest(t testing.TB, r recReq, method, uri string) {
+	t.Helper()
+	assert.Equal(t, method, r.Method, "method of %s", uri)
+	assert.Equal(t, uri, r.RequestURI, "request URI of %s", method)
+	checkHeaders(t, r, testKey)
+}
+
+// checkBody compares the JSON body with want by wire names: every key of
+// want with an equal value and no other key.
+func checkBody(t testing.TB, r recReq, want map[string]any) {
+	t.Helper()
+	w, err := json.Marshal(want)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(w), string(r.Body))
+}
+
+// wantCode checks that err is an *AgentTrustError with the code that also
+// matches ErrAgentTrust, and returns it.
+func wantCode(t testing.TB, err error, code string) *AgentTrustError {
+	t.Helper()
+	var e *AgentTrustError
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, code, e.Code, "error %v", err)
+	assert.ErrorIs(t, err, ErrAgentTrust)
+	return e
+}

@@ -1,4 +1,4 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/assert"
 )
 
 func TestMCPRegisterServer(t *testing.T) {
 	ctx := context.Background()
-	reply := protoReply{status: 201, body: `{"id": "srv-1", "name": "files", "url": "http://mcp", "org_id": "org-1", "capabilities": ["read"], "created_at": "2026-03-01 10:00:00"}`}
-	srv := newProtoServer(t, reply)
+	reply := scriptReply{status: 201, body: `{"id": "srv-1", "name": "files", "url": "http://mcp", "org_id": "org-1", "capabilities": ["read"], "created_at": "2026-03-01 10:00:00"}`}
+	srv := newScriptServer(t, reply)
 	c := srv.client(t)
 	for _, tc := range []struct {
 		name string
@@ -29,7 +29,7 @@ func TestMCPRegisterServer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(reply)
-			s, err := c.MCP.RegisterServer(ctx, agenttrust.MCPRegisterServerParams{Name: "files", URL: "http://mcp", Capabilities: tc.caps})
+			s, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "files", URL: "http://mcp", Capabilities: tc.caps})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,37 +42,37 @@ func TestMCPRegisterServer(t *testing.T) {
 		})
 	}
 	// The reply is flat: a {"server": ...} wrapper is not unwrapped.
-	srv.reset(protoReply{body: `{"server": {"id": "srv-1"}}`})
-	if s, err := c.MCP.RegisterServer(ctx, agenttrust.MCPRegisterServerParams{Name: "n", URL: "u"}); err != nil || s.ID != "" {
+	srv.reset(scriptReply{body: `{"server": {"id": "srv-1"}}`})
+	if s, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "n", URL: "u"}); err != nil || s.ID != "" {
 		t.Errorf("wrapped reply: %+v, %v", s, err)
 	}
 }
 
 func TestMCPListAndRemove(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t)
+	srv := newScriptServer(t)
 	c := srv.client(t)
 	for _, body := range []string{`[{"id": "s1"}, {"id": "s2"}]`, `{"servers": [{"id": "s1"}, {"id": "s2"}], "total": 2}`} {
-		srv.reset(protoReply{body: body})
-		list, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{})
+		srv.reset(scriptReply{body: body})
+		list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
 		if err != nil || len(list) != 2 || list[1].ID != "s2" {
 			t.Errorf("%s: %+v, %v", body, list, err)
 		}
 		checkRequest(t, srv.only(t), http.MethodGet, "/mcp/servers")
 	}
 	for _, body := range []string{`{"servers": null}`, ``, `null`} {
-		srv.reset(protoReply{body: body})
-		if list, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{}); err != nil || list == nil || len(list) != 0 {
+		srv.reset(scriptReply{body: body})
+		if list, err := c.MCP.ListServers(ctx, MCPListServersParams{}); err != nil || list == nil || len(list) != 0 {
 			t.Errorf("%q: %v, %v", body, list, err)
 		}
 	}
 	for _, body := range []string{`{"unexpected": "shape"}`, `{"servers": {}}`, `[1]`, `"x"`} {
-		srv.reset(protoReply{body: body})
-		_, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{})
-		wantCode(t, err, agenttrust.CodeDecode)
+		srv.reset(scriptReply{body: body})
+		_, err := c.MCP.ListServers(ctx, MCPListServersParams{})
+		wantCode(t, err, CodeDecode)
 	}
 
-	srv.reset(protoReply{status: 204}, protoReply{body: "not json"})
+	srv.reset(scriptReply{status: 204}, scriptReply{body: "not json"})
 	for i := 0; i < 2; i++ {
 		if err := c.MCP.RemoveServer(ctx, "s1"); err != nil {
 			t.Errorf("remove %d: %v", i, err)
@@ -81,17 +81,17 @@ func TestMCPListAndRemove(t *testing.T) {
 	for _, r := range srv.requests() {
 		checkRequest(t, r, http.MethodDelete, "/mcp/servers/s1")
 	}
-	srv.reset(protoReply{status: 404, body: `{"error": "server not found"}`})
+	srv.reset(scriptReply{status: 404, body: `{"error": "server not found"}`})
 	err := c.MCP.RemoveServer(ctx, "s1")
-	if e := wantCode(t, err, agenttrust.CodeNotFound); e.Message != "server not found" || !errors.Is(err, agenttrust.ErrNotFound) {
+	if e := wantCode(t, err, CodeNotFound); e.Message != "server not found" || !errors.Is(err, ErrNotFound) {
 		t.Errorf("remove unknown: %v", err)
 	}
 }
 
 func TestMCPCallToolWire(t *testing.T) {
 	ctx := context.Background()
-	reply := protoReply{body: `{"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "ok"}]}}`}
-	srv := newProtoServer(t, reply)
+	reply := scriptReply{body: `{"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "ok"}]}}`}
+	srv := newScriptServer(t, reply)
 	c := srv.client(t)
 
 	var nilMap map[string]any
@@ -122,7 +122,7 @@ func TestMCPCallToolWire(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(reply)
-			res, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "agent-1", Method: "tools/call", Params: tc.params})
+			res, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "agent-1", Method: "tools/call", Params: tc.params})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +135,7 @@ func TestMCPCallToolWire(t *testing.T) {
 				keys = append(keys, "params")
 			}
 			checkBody(t, r, want)
-			checkKeyOrder(t, r.Body, keys...)
+			assert.Equal(t, keys, keyOrder(t, r.Body))
 			if got := r.Header.Get("X-Agent-Id"); got != "agent-1" {
 				t.Errorf("X-Agent-ID = %q", got)
 			}
@@ -149,7 +149,7 @@ func TestMCPCallToolWire(t *testing.T) {
 	}
 
 	srv.reset(reply)
-	if _, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "agent-1", SessionID: "sess-1", Method: "tools/list"}); err != nil {
+	if _, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "agent-1", SessionID: "sess-1", Method: "tools/list"}); err != nil {
 		t.Fatal(err)
 	}
 	if r := srv.only(t); r.Header.Get("X-Session-Id") != "sess-1" || r.Header.Get("X-Agent-Id") != "agent-1" {
@@ -158,23 +158,23 @@ func TestMCPCallToolWire(t *testing.T) {
 
 	// An unencodable params value is a validation error before any I/O.
 	srv.reset(reply)
-	_, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m", Params: make(chan int)})
-	wantCode(t, err, agenttrust.CodeValidation)
+	_, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a", Method: "m", Params: make(chan int)})
+	wantCode(t, err, CodeValidation)
 	if n := len(srv.requests()); n != 0 {
 		t.Errorf("%d requests sent", n)
 	}
 }
 
 func TestMCPCallToolRequiresAgent(t *testing.T) {
-	srv := newProtoServer(t)
+	srv := newScriptServer(t)
 	c := srv.client(t)
-	_, err := c.MCP.CallTool(context.Background(), "srv-1", agenttrust.MCPCallToolParams{Method: "tools/list"})
-	e := wantCode(t, err, agenttrust.CodeValidation)
+	_, err := c.MCP.CallTool(context.Background(), "srv-1", MCPCallToolParams{Method: "tools/list"})
+	e := wantCode(t, err, CodeValidation)
 	if e.Message != "agent_id is required: the MCP proxy authorizes the call by agent identity" || e.Status != 0 {
 		t.Errorf("message %q status %d", e.Message, e.Status)
 	}
-	var ve *agenttrust.ValidationError
-	if !errors.As(err, &ve) || !errors.Is(err, agenttrust.ErrValidation) {
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !errors.Is(err, ErrValidation) {
 		t.Errorf("not a *ValidationError: %T", err)
 	}
 	if n := len(srv.requests()); n != 0 {
@@ -186,17 +186,17 @@ func TestMCPCallToolRequiresAgent(t *testing.T) {
 // mistake: a validation error before any I/O, not the NETWORK_ERROR that
 // net/http's refusal would become (the "gateway unavailable" class).
 func TestMCPCallToolHeaderValues(t *testing.T) {
-	srv := newProtoServer(t, protoReply{status: 200, body: `{"jsonrpc":"2.0","id":"1","result":{}}`})
+	srv := newScriptServer(t, scriptReply{status: 200, body: `{"jsonrpc":"2.0","id":"1","result":{}}`})
 	c := srv.client(t)
 	ctx := context.Background()
 	for _, bad := range []string{"a\r\nX-Evil: 1", "a\n", "a\r", "\x00a", "a\x1b", "a\x7f"} {
-		for _, p := range []agenttrust.MCPCallToolParams{
+		for _, p := range []MCPCallToolParams{
 			{AgentID: bad, Method: "tools/list"},
 			{AgentID: "a", SessionID: bad, Method: "tools/list"},
 		} {
 			_, err := c.MCP.CallTool(ctx, "srv-1", p)
-			var ve *agenttrust.ValidationError
-			if !errors.As(err, &ve) || ve.Status != 0 || errors.Is(err, agenttrust.ErrNetwork) {
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Status != 0 || errors.Is(err, ErrNetwork) {
 				t.Errorf("CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
 			}
 		}
@@ -205,7 +205,7 @@ func TestMCPCallToolHeaderValues(t *testing.T) {
 		t.Errorf("%d requests sent", n)
 	}
 	// A tab and non-ASCII bytes are valid header bytes and go through as is.
-	if _, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "a\tb", SessionID: "s\u00e9", Method: "tools/list"}); err != nil {
+	if _, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a\tb", SessionID: "s\u00e9", Method: "tools/list"}); err != nil {
 		t.Fatal(err)
 	}
 	r := srv.only(t)
@@ -227,20 +227,20 @@ func TestMCPCallToolResults(t *testing.T) {
 		{`null`, `{}`},
 		{`[1]`, `[1]`},
 	} {
-		srv := newProtoServer(t, protoReply{body: tc.body})
-		res, err := srv.client(t).MCP.CallTool(ctx, "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m"})
+		srv := newScriptServer(t, scriptReply{body: tc.body})
+		res, err := srv.client(t).MCP.CallTool(ctx, "s", MCPCallToolParams{AgentID: "a", Method: "m"})
 		if err != nil || string(res) != tc.want {
 			t.Errorf("%q: %s, %v; want %s", tc.body, res, err, tc.want)
 		}
 	}
-	srv := newProtoServer(t, protoReply{body: `{"result": `})
-	_, err := srv.client(t).MCP.CallTool(ctx, "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m"})
-	wantCode(t, err, agenttrust.CodeDecode)
+	srv := newScriptServer(t, scriptReply{body: `{"result": `})
+	_, err := srv.client(t).MCP.CallTool(ctx, "s", MCPCallToolParams{AgentID: "a", Method: "m"})
+	wantCode(t, err, CodeDecode)
 
 	// A policy denial is an HTTP 403.
-	srv = newProtoServer(t, protoReply{status: 403, body: `{"error": "tool denied by policy"}`})
-	_, err = srv.client(t).MCP.CallTool(ctx, "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m"})
-	var ae *agenttrust.AuthorizationError
+	srv = newScriptServer(t, scriptReply{status: 403, body: `{"error": "tool denied by policy"}`})
+	_, err = srv.client(t).MCP.CallTool(ctx, "s", MCPCallToolParams{AgentID: "a", Method: "m"})
+	var ae *AuthorizationError
 	if !errors.As(err, &ae) || ae.Message != "tool denied by policy" {
 		t.Errorf("403: %v", err)
 	}
@@ -249,15 +249,15 @@ func TestMCPCallToolResults(t *testing.T) {
 func TestMCPCallToolNotRepeated(t *testing.T) {
 	// call_tool is not safe to repeat: a 503 is returned, not retried, even
 	// with retries enabled; an idempotent list is retried.
-	srv := newProtoServer(t, protoReply{status: 503, body: `{"error": "busy"}`})
-	c := srv.client(t, agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
-	_, err := c.MCP.CallTool(context.Background(), "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "tools/call"})
+	srv := newScriptServer(t, scriptReply{status: 503, body: `{"error": "busy"}`})
+	c := srv.client(t, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
+	_, err := c.MCP.CallTool(context.Background(), "s", MCPCallToolParams{AgentID: "a", Method: "tools/call"})
 	wantCode(t, err, "HTTP_503")
 	if n := len(srv.requests()); n != 1 {
 		t.Errorf("call_tool sent %d times", n)
 	}
-	srv.reset(protoReply{status: 503}, protoReply{body: `[]`})
-	if _, err := c.MCP.ListServers(context.Background(), agenttrust.MCPListServersParams{}); err != nil {
+	srv.reset(scriptReply{status: 503}, scriptReply{body: `[]`})
+	if _, err := c.MCP.ListServers(context.Background(), MCPListServersParams{}); err != nil {
 		t.Errorf("list after one 503: %v", err)
 	}
 	if n := len(srv.requests()); n != 2 {
@@ -267,14 +267,14 @@ func TestMCPCallToolNotRepeated(t *testing.T) {
 
 func TestMCPCallToolConcurrentHeaders(t *testing.T) {
 	// X-Agent-ID and X-Session-ID belong to their own request only.
-	srv := newProtoServer(t, protoReply{body: `{"result": {}}`})
+	srv := newScriptServer(t, scriptReply{body: `{"result": {}}`})
 	c := srv.client(t)
 	var wg sync.WaitGroup
 	for i := 0; i < 24; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			p := agenttrust.MCPCallToolParams{AgentID: fmt.Sprintf("agent-%d", i), Method: "tools/call", Params: map[string]any{"who": i}}
+			p := MCPCallToolParams{AgentID: fmt.Sprintf("agent-%d", i), Method: "tools/call", Params: map[string]any{"who": i}}
 			if i%2 == 0 {
 				p.SessionID = fmt.Sprintf("sess-%d", i)
 			}
@@ -309,19 +309,19 @@ func TestDecodeResult(t *testing.T) {
 			Text string `json:"text"`
 		} `json:"content"`
 	}
-	v, err := agenttrust.DecodeResult[content](json.RawMessage(`{"content": [{"type": "text", "text": "ok"}]}`))
+	v, err := DecodeResult[content](json.RawMessage(`{"content": [{"type": "text", "text": "ok"}]}`))
 	if err != nil || len(v.Content) != 1 || v.Content[0].Text != "ok" {
 		t.Errorf("%+v, %v", v, err)
 	}
-	if n, err := agenttrust.DecodeResult[int](json.RawMessage(`null`)); err != nil || n != 0 {
+	if n, err := DecodeResult[int](json.RawMessage(`null`)); err != nil || n != 0 {
 		t.Errorf("null: %v, %v", n, err)
 	}
-	if n, err := agenttrust.DecodeResult[int](nil); err != nil || n != 0 {
+	if n, err := DecodeResult[int](nil); err != nil || n != 0 {
 		t.Errorf("nil: %v, %v", n, err)
 	}
-	_, err = agenttrust.DecodeResult[content](json.RawMessage(`[1]`))
-	wantCode(t, err, agenttrust.CodeDecode)
-	var de *agenttrust.DecodeError
+	_, err = DecodeResult[content](json.RawMessage(`[1]`))
+	wantCode(t, err, CodeDecode)
+	var de *DecodeError
 	if !errors.As(err, &de) {
 		t.Errorf("not a *DecodeError: %T", err)
 	}

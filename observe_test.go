@@ -1,19 +1,25 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	goparser "go/parser"
+	"go/token"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 )
 
@@ -45,9 +51,9 @@ func mustPort(t *testing.T, s string) int {
 type recorder struct {
 	mu       sync.Mutex
 	events   []string // one line per hook call
-	requests []agenttrust.RequestInfo
-	attempts []agenttrust.AttemptResult
-	results  []agenttrust.RequestResult
+	requests []RequestInfo
+	attempts []AttemptResult
+	results  []RequestResult
 	caches   []string
 	ctxOK    bool // every hook after RequestStart saw its context
 	header   map[string]string
@@ -63,16 +69,16 @@ func (r *recorder) add(s string) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) observer() *agenttrust.Observer {
-	return &agenttrust.Observer{
-		RequestStart: func(ctx context.Context, req agenttrust.RequestInfo) context.Context {
+func (r *recorder) observer() *Observer {
+	return &Observer{
+		RequestStart: func(ctx context.Context, req RequestInfo) context.Context {
 			r.mu.Lock()
 			r.requests = append(r.requests, req)
 			r.mu.Unlock()
 			r.add("start " + req.Operation)
 			return context.WithValue(ctx, recKey{}, req.Operation)
 		},
-		AttemptStart: func(ctx context.Context, req agenttrust.RequestInfo, n int, h http.Header) {
+		AttemptStart: func(ctx context.Context, req RequestInfo, n int, h http.Header) {
 			r.check(ctx, req)
 			r.add("attempt " + strconv.Itoa(n))
 			r.mu.Lock()
@@ -81,21 +87,21 @@ func (r *recorder) observer() *agenttrust.Observer {
 			}
 			r.mu.Unlock()
 		},
-		AttemptDone: func(ctx context.Context, req agenttrust.RequestInfo, a agenttrust.AttemptResult) {
+		AttemptDone: func(ctx context.Context, req RequestInfo, a AttemptResult) {
 			r.check(ctx, req)
 			r.mu.Lock()
 			r.attempts = append(r.attempts, a)
 			r.mu.Unlock()
 			r.add(fmt.Sprintf("attempt %d done %d %q", a.Attempt, a.Status, a.ErrorClass))
 		},
-		RequestDone: func(ctx context.Context, req agenttrust.RequestInfo, res agenttrust.RequestResult) {
+		RequestDone: func(ctx context.Context, req RequestInfo, res RequestResult) {
 			r.check(ctx, req)
 			r.mu.Lock()
 			r.results = append(r.results, res)
 			r.mu.Unlock()
 			r.add(fmt.Sprintf("done %s %d %q attempts=%d", req.Operation, res.Status, res.ErrorClass, res.Attempts))
 		},
-		CacheLookup: func(_ context.Context, kind agenttrust.CacheKind, hit bool) {
+		CacheLookup: func(_ context.Context, kind CacheKind, hit bool) {
 			r.mu.Lock()
 			r.caches = append(r.caches, fmt.Sprintf("%s %v", kind, hit))
 			r.mu.Unlock()
@@ -104,7 +110,7 @@ func (r *recorder) observer() *agenttrust.Observer {
 }
 
 // check notes whether ctx is the one RequestStart returned for req.
-func (r *recorder) check(ctx context.Context, req agenttrust.RequestInfo) {
+func (r *recorder) check(ctx context.Context, req RequestInfo) {
 	if ctx.Value(recKey{}) != req.Operation {
 		r.mu.Lock()
 		r.ctxOK = false
@@ -131,9 +137,9 @@ func TestObserverRetriedCheck(t *testing.T) {
 	agentID := srv.CreateAgent("bot")
 	rec := newRecorder()
 	rec.header = map[string]string{"Traceparent": "00-trace", "X-Api-Key": "stolen", "Accept": "text/evil"}
-	c := fakeClient(t, srv, agenttrust.WithObserver(rec.observer()))
+	c := fakeClient(t, srv, WithObserver(rec.observer()))
 
-	res, err := c.Actions.Check(octx(t), agenttrust.ActionCheckParams{AgentID: agentID, ToolName: "read_file"})
+	res, err := c.Actions.Check(octx(t), ActionCheckParams{AgentID: agentID, ToolName: "read_file"})
 	if err != nil || !res.Allowed {
 		t.Fatalf("Check = %+v, %v", res, err)
 	}
@@ -147,7 +153,7 @@ func TestObserverRetriedCheck(t *testing.T) {
 		t.Error("a hook did not get the context RequestStart returned")
 	}
 	u := mustURL(t, srv.AuthURL())
-	want := agenttrust.RequestInfo{Operation: "actions.check", Method: "POST", URLTemplate: "/api/v1/agenttrust/check",
+	want := RequestInfo{Operation: "actions.check", Method: "POST", URLTemplate: "/api/v1/agenttrust/check",
 		Scheme: "http", ServerAddress: u.Hostname(), ServerPort: mustPort(t, u.Port())}
 	if rec.requests[0] != want {
 		t.Errorf("RequestInfo = %+v, want %+v", rec.requests[0], want)
@@ -182,17 +188,17 @@ func TestObserverNoIDs(t *testing.T) {
 	rec := newRecorder()
 	u := mustURL(t, srv.URL())
 	withUser := "http://user:hunter2pass@" + u.Host
-	c := fakeClient(t, srv, agenttrust.WithBaseURL(withUser), agenttrust.WithAuthURL(withUser), agenttrust.WithAuditURL(withUser),
-		agenttrust.WithObserver(rec.observer()))
+	c := fakeClient(t, srv, WithBaseURL(withUser), WithAuthURL(withUser), WithAuditURL(withUser),
+		WithObserver(rec.observer()))
 	ctx := octx(t)
 	if _, err := c.Agents.Get(ctx, agentID); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := c.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
+	tok, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Tokens.Introspect(ctx, agenttrust.TokenIntrospectParams{Token: tok.Token}); err != nil {
+	if _, err := c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: tok.Token}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Agents.Get(ctx, "no such/agent"); err == nil {
@@ -223,13 +229,13 @@ func TestObserverRefusedPort(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	rec := newRecorder()
-	c, err := agenttrust.New(agenttrust.WithBaseURL("http://"+addr), agenttrust.WithObserver(rec.observer()),
-		agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 1, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
+	c, err := New(WithBaseURL("http://"+addr), WithObserver(rec.observer()),
+		WithRetryPolicy(RetryPolicy{MaxRetries: 1, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Health(octx(t))
-	if !errors.Is(err, agenttrust.ErrNetwork) {
+	if !errors.Is(err, ErrNetwork) {
 		t.Fatalf("Health = %v", err)
 	}
 	equalLines(t, rec.snapshot(), []string{
@@ -238,7 +244,7 @@ func TestObserverRefusedPort(t *testing.T) {
 		"attempt 2", `attempt 2 done 0 "network"`,
 		`done client.health 0 "network" attempts=2`,
 	})
-	if !errors.Is(rec.results[0].Err, agenttrust.ErrNetwork) {
+	if !errors.Is(rec.results[0].Err, ErrNetwork) {
 		t.Errorf("RequestResult.Err = %v", rec.results[0].Err)
 	}
 }
@@ -247,7 +253,7 @@ func TestObserverTimeout(t *testing.T) {
 	srv := agenttrusttest.NewTestServer(t)
 	srv.InjectFault("GET /health", agenttrusttest.Fault{Latency: time.Minute})
 	rec := newRecorder()
-	c := fakeClient(t, srv, agenttrust.WithObserver(rec.observer()), agenttrust.WithTimeout(50*time.Millisecond))
+	c := fakeClient(t, srv, WithObserver(rec.observer()), WithTimeout(50*time.Millisecond))
 	if _, err := c.Health(octx(t)); err == nil {
 		t.Fatal("Health succeeded")
 	}
@@ -261,9 +267,9 @@ func TestObserverTokenCache(t *testing.T) {
 	srv := agenttrusttest.NewTestServer(t)
 	agentID := srv.CreateAgent("cache", "read")
 	rec := newRecorder()
-	c := fakeClient(t, srv, agenttrust.WithObserver(rec.observer()))
+	c := fakeClient(t, srv, WithObserver(rec.observer()))
 	ctx := octx(t)
-	p := agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}}
+	p := TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}}
 	for i := 0; i < 2; i++ {
 		if _, err := c.Tokens.Issue(ctx, p); err != nil {
 			t.Fatal(err)
@@ -284,8 +290,8 @@ func TestObserverTokenCache(t *testing.T) {
 }
 
 func TestWithObserverNilOrEmpty(t *testing.T) {
-	for _, o := range []*agenttrust.Observer{nil, {}} {
-		c, err := agenttrust.New(agenttrust.WithObserver(o))
+	for _, o := range []*Observer{nil, {}} {
+		c, err := New(WithObserver(o))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,8 +301,8 @@ func TestWithObserverNilOrEmpty(t *testing.T) {
 	}
 	// The hooks are copied: changing the caller's struct later changes nothing.
 	var calls int
-	o := &agenttrust.Observer{CacheLookup: func(context.Context, agenttrust.CacheKind, bool) { calls++ }}
-	c, err := agenttrust.New(agenttrust.WithObserver(o))
+	o := &Observer{CacheLookup: func(context.Context, CacheKind, bool) { calls++ }}
+	c, err := New(WithObserver(o))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +314,7 @@ func TestWithObserverNilOrEmpty(t *testing.T) {
 
 func TestErrorClass(t *testing.T) {
 	srv := agenttrusttest.NewTestServer(t)
-	c := fakeClient(t, srv, agenttrust.WithAPIKey("wrong-key-123"))
+	c := fakeClient(t, srv, WithAPIKey("wrong-key-123"))
 	_, authErr := c.Health(octx(t)) // public: succeeds; use a private endpoint
 	if authErr != nil {
 		t.Fatal(authErr)
@@ -322,18 +328,18 @@ func TestErrorClass(t *testing.T) {
 		{nil, ""},
 		{authErr, "401"},
 		{valErr, "validation"},
-		{agenttrust.NewError(agenttrust.CodeDecode, "Decode error: x", nil), "decode"},
-		{agenttrust.NewError(agenttrust.CodeJSONRPC, "rpc", nil), "jsonrpc_error"},
-		{agenttrust.NewError("SOMETHING_NEW", "x", nil), "_OTHER"},
-		{agenttrust.NewError(agenttrust.CodeNetwork, "x", context.DeadlineExceeded), "timeout"},
-		{agenttrust.NewError(agenttrust.CodeNetwork, "x", context.Canceled), "canceled"},
-		{agenttrust.NewError(agenttrust.CodeNetwork, "x", errors.New("connection reset")), "network"},
+		{NewError(CodeDecode, "Decode error: x", nil), "decode"},
+		{NewError(CodeJSONRPC, "rpc", nil), "jsonrpc_error"},
+		{NewError("SOMETHING_NEW", "x", nil), "_OTHER"},
+		{NewError(CodeNetwork, "x", context.DeadlineExceeded), "timeout"},
+		{NewError(CodeNetwork, "x", context.Canceled), "canceled"},
+		{NewError(CodeNetwork, "x", errors.New("connection reset")), "network"},
 		{context.Canceled, "canceled"},
 		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), "timeout"},
 		{errors.New("anything"), "_OTHER"},
 	}
 	for _, tc := range cases {
-		if got := agenttrust.ErrorClass(tc.err); got != tc.want {
+		if got := ErrorClass(tc.err); got != tc.want {
 			t.Errorf("ErrorClass(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
@@ -348,14 +354,14 @@ func ExampleWithObserver() {
 	defer srv.Close()
 	var mu sync.Mutex
 	attempts := map[string]int{}
-	obs := &agenttrust.Observer{
-		AttemptDone: func(_ context.Context, req agenttrust.RequestInfo, _ agenttrust.AttemptResult) {
+	obs := &Observer{
+		AttemptDone: func(_ context.Context, req RequestInfo, _ AttemptResult) {
 			mu.Lock()
 			attempts[req.Operation+" "+req.URLTemplate]++
 			mu.Unlock()
 		},
 	}
-	c, err := agenttrust.New(agenttrust.WithBaseURL(srv.URL()), agenttrust.WithAPIKey(srv.APIKey()), agenttrust.WithObserver(obs))
+	c, err := New(WithBaseURL(srv.URL()), WithAPIKey(srv.APIKey()), WithObserver(obs))
 	if err != nil {
 		panic(err)
 	}
@@ -367,4 +373,186 @@ func ExampleWithObserver() {
 	fmt.Println(attempts)
 	mu.Unlock()
 	// Output: map[agents.get /api/v1/agents/{agent_id}:1]
+}
+
+// apiPath matches the string literals that are API paths or templates.
+var apiPath = regexp.MustCompile(`^/(api|mcp|a2a|health)(/[A-Za-z0-9_.{}-]*)*$`)
+
+// TestRouteTableCoversEveryPath reads the package's source: every API path
+// literal must have a route, so that no call is reported as "request", and
+// every route must be used.
+func TestRouteTableCoversEveryPath(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") || name == "observe.go" {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := goparser.ParseFile(fset, name, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			s, err := strconv.Unquote(lit.Value)
+			if err != nil || !apiPath.MatchString(s) {
+				return true
+			}
+			used[s] = true
+			return true
+		})
+	}
+	if len(used) < 30 {
+		t.Fatalf("found only %d API paths in the source; the scan is broken", len(used))
+	}
+	known := map[string]bool{}
+	for _, rt := range routes {
+		known[rt.tmpl] = true
+	}
+	for p := range used {
+		if !known[p] {
+			t.Errorf("path %s is used in a request but has no route in observe.go", p)
+		}
+	}
+	for p := range known {
+		if !used[p] {
+			t.Errorf("route %s is not used by any request", p)
+		}
+	}
+}
+
+func TestLookupRoute(t *testing.T) {
+	cases := []struct{ method, path, op string }{
+		{"POST", "/api/v1/agenttrust/check", "actions.check"},
+		{"GET", "/api/v1/agents/a1", "agents.get"},
+		{"GET", "/api/v1/agents/a%2F..%2Fb", "agents.get"},
+		{"POST", "/api/v1/agents/a1/revoke", "agents.revoke"},
+		{"POST", "/api/v1/agents/a1/card", "agent_cards.generate"},
+		{"GET", "/api/v1/agents/a1/card", "agent_cards.get"},
+		{"PUT", "/api/v1/agents/a1/card/publish", "agent_cards.publish"},
+		{"POST", "/mcp/servers", "mcp.register_server"},
+		{"POST", "/mcp/srv-1", "mcp.call_tool"},
+		{"POST", "/mcp/sessions/init", "sessions.init_session"},
+		{"GET", "/mcp/sessions/s1", "sessions.get_session"},
+		{"POST", "/a2a", "a2a.task"},
+		{"POST", "/a2a/agents/a1", "a2a.send_message"},
+		{"GET", "/a2a/agents/a1/agent.json", "agent_cards.get_public"},
+		{"GET", "/api/v1/siem/destinations/d1/logs", "streaming.delivery_log"},
+		{"DELETE", "/api/v1/siem/destinations/d1", "streaming.delete"},
+		// Unknown: another method, an empty id, extra or missing segments.
+		{"DELETE", "/api/v1/agenttrust/check", ""},
+		{"GET", "/api/v1/agents/", ""},
+		{"GET", "/api/v1/agents/a1/extra", ""},
+		{"POST", "/api/v1/agents/a1/revoke/x", ""},
+		{"GET", "/nope", ""},
+	}
+	for _, tc := range cases {
+		rt := lookupRoute(tc.method, tc.path)
+		got := ""
+		if rt != nil {
+			got = rt.op
+		}
+		if got != tc.op {
+			t.Errorf("lookupRoute(%s %s) = %q, want %q", tc.method, tc.path, got, tc.op)
+		}
+	}
+}
+
+func TestDescribeUnknownRoute(t *testing.T) {
+	c := newTestClient(t, "https://gw.example:8443/prefix", WithObserver(&Observer{RequestDone: func(_ context.Context, _ RequestInfo, _ RequestResult) {}}))
+	info := c.obs.describe(&request{method: "GET", path: "/api/v1/unknown/secret-id"})
+	want := RequestInfo{Operation: "request", Method: "GET", Scheme: "https", ServerAddress: "gw.example", ServerPort: 8443}
+	if info != want {
+		t.Errorf("describe = %+v, want %+v", info, want)
+	}
+	info = c.obs.describe(&request{method: "GET", base: baseGateway, path: "/api/v1/agents/secret-id"})
+	if info.URLTemplate != "/prefix/api/v1/agents/{agent_id}" {
+		t.Errorf("URL template %q", info.URLTemplate)
+	}
+	// The derived auth URL of an https gateway without a port.
+	c = newTestClient(t, "https://gw.example", WithObserver(&Observer{RequestDone: func(_ context.Context, _ RequestInfo, _ RequestResult) {}}))
+	if got := c.obs.describe(&request{method: "POST", base: baseAuth, path: "/api/v1/agenttrust/check"}); got.ServerPort != 443 {
+		t.Errorf("https default port %d", got.ServerPort)
+	}
+}
+
+// TestObserverWithoutRequestHooks: hooks for other events leave requests on
+// the unobserved path.
+func TestObserverWithoutRequestHooks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{}`)) }))
+	defer srv.Close()
+	for _, tc := range []struct {
+		obs      *Observer
+		observed bool
+	}{
+		{&Observer{CacheLookup: func(context.Context, CacheKind, bool) {}}, false},
+		{&Observer{CheckDone: func(context.Context, CheckInfo, CheckResult) {}}, false},
+		{&Observer{AttemptDone: func(context.Context, RequestInfo, AttemptResult) {}}, true},
+	} {
+		c := newTestClient(t, srv.URL, WithObserver(tc.obs))
+		r := &request{method: http.MethodGet, path: "/health", idempotent: true}
+		if _, err := c.do(ctxT(t), r); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.observer != nil; got != tc.observed {
+			t.Errorf("%+v: request observed %v, want %v", tc.obs, got, tc.observed)
+		}
+	}
+}
+
+// With agent credentials and an Observer, every attempt of a check carries
+// both the credentials (a fresh DPoP proof each time, verified by the fake)
+// and the observer's traceparent; the observer cannot replace the token,
+// the proof or the API key.
+func TestObserverWithAgentCredentials(t *testing.T) {
+	var starts []int
+	obs := &Observer{AttemptStart: func(_ context.Context, _ RequestInfo, n int, h http.Header) {
+		starts = append(starts, n)
+		h.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333"+strconv.Itoa(n)+"-01")
+		h.Set("Authorization", "Bearer observer-token")
+		h.Set("DPoP", "observer-proof")
+		h.Set("X-API-Key", "observer-key")
+	}}
+	e := newIdentityEnv(t, WithObserver(obs))
+	e.srv.InjectFault(checkRoute, agenttrusttest.Fault{Status: 503, Times: 1})
+	res, err := e.check(ctxT(t))
+	if err != nil || !res.Allowed {
+		t.Fatalf("Check = %+v, %v", res, err)
+	}
+	if rej := e.srv.IdentityRejections(); len(rej) != 0 {
+		t.Fatalf("the fake rejected the credentials: %+v", rej)
+	}
+	checks := e.checkRequests()
+	if len(checks) != 2 || len(starts) < 2 || starts[len(starts)-1] != 2 {
+		t.Fatalf("%d check requests, attempts observed %v", len(checks), starts)
+	}
+	for i, r := range checks {
+		a := strconv.Itoa(i + 1)
+		if got := r.Header.Get("Traceparent"); got != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333"+a+"-01" {
+			t.Errorf("attempt %s: traceparent %q", a, got)
+		}
+		if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] == "Bearer observer-token" {
+			t.Errorf("attempt %s: Authorization %q", a, got)
+		}
+		if got := r.Header.Values("DPoP"); len(got) != 1 || got[0] == "observer-proof" {
+			t.Errorf("attempt %s: DPoP %q", a, got)
+		}
+		if got := r.Header.Get("X-API-Key"); got != e.srv.APIKey() {
+			t.Errorf("attempt %s: X-API-Key replaced", a)
+		}
+	}
+	if checks[0].Header.Get("DPoP") == checks[1].Header.Get("DPoP") {
+		t.Error("the retry reused the proof")
+	}
 }

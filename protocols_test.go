@@ -1,4 +1,4 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"context"
@@ -10,71 +10,69 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	agenttrust "github.com/agenttrustid/agenttrust-go"
 )
 
 // protoIDCall is one protocol method that takes an id in its path.
 type protoIDCall struct {
 	name, method, tmpl string // tmpl holds {} where the escaped id goes
-	call               func(ctx context.Context, c *agenttrust.Client, id string) error
+	call               func(ctx context.Context, c *Client, id string) error
 }
 
 func protoIDCalls() []protoIDCall {
 	return []protoIDCall{
-		{"AgentCards.Generate", "POST", "/api/v1/agents/{}/card", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"AgentCards.Generate", "POST", "/api/v1/agents/{}/card", func(ctx context.Context, c *Client, id string) error {
 			_, err := c.AgentCards.Generate(ctx, id)
 			return err
 		}},
-		{"AgentCards.Get", "GET", "/api/v1/agents/{}/card", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"AgentCards.Get", "GET", "/api/v1/agents/{}/card", func(ctx context.Context, c *Client, id string) error {
 			_, err := c.AgentCards.Get(ctx, id)
 			return err
 		}},
-		{"AgentCards.Publish", "PUT", "/api/v1/agents/{}/card/publish", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"AgentCards.Publish", "PUT", "/api/v1/agents/{}/card/publish", func(ctx context.Context, c *Client, id string) error {
 			_, err := c.AgentCards.Publish(ctx, id)
 			return err
 		}},
-		{"AgentCards.GetPublic", "GET", "/a2a/agents/{}/agent.json", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"AgentCards.GetPublic", "GET", "/a2a/agents/{}/agent.json", func(ctx context.Context, c *Client, id string) error {
 			_, err := c.AgentCards.GetPublic(ctx, id)
 			return err
 		}},
-		{"A2A.SendMessage", "POST", "/a2a/agents/{}", func(ctx context.Context, c *agenttrust.Client, id string) error {
-			_, err := c.A2A.SendMessage(ctx, id, agenttrust.A2ASendMessageParams{Text: "hi"})
+		{"A2A.SendMessage", "POST", "/a2a/agents/{}", func(ctx context.Context, c *Client, id string) error {
+			_, err := c.A2A.SendMessage(ctx, id, A2ASendMessageParams{Text: "hi"})
 			return err
 		}},
-		{"MCP.RemoveServer", "DELETE", "/mcp/servers/{}", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"MCP.RemoveServer", "DELETE", "/mcp/servers/{}", func(ctx context.Context, c *Client, id string) error {
 			return c.MCP.RemoveServer(ctx, id)
 		}},
-		{"MCP.CallTool", "POST", "/mcp/{}", func(ctx context.Context, c *agenttrust.Client, id string) error {
-			_, err := c.MCP.CallTool(ctx, id, agenttrust.MCPCallToolParams{AgentID: "a1", Method: "tools/list"})
+		{"MCP.CallTool", "POST", "/mcp/{}", func(ctx context.Context, c *Client, id string) error {
+			_, err := c.MCP.CallTool(ctx, id, MCPCallToolParams{AgentID: "a1", Method: "tools/list"})
 			return err
 		}},
-		{"Delegations.Revoke", "DELETE", "/api/v1/delegations/{}", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"Delegations.Revoke", "DELETE", "/api/v1/delegations/{}", func(ctx context.Context, c *Client, id string) error {
 			return c.Delegations.Revoke(ctx, id)
 		}},
-		{"Delegations.InitSession", "POST", "/api/v1/delegations/{}/session", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"Delegations.InitSession", "POST", "/api/v1/delegations/{}/session", func(ctx context.Context, c *Client, id string) error {
 			_, err := c.Delegations.InitSession(ctx, id)
 			return err
 		}},
-		{"Federation.DeleteProvider", "DELETE", "/api/v1/federation/providers/{}", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"Federation.DeleteProvider", "DELETE", "/api/v1/federation/providers/{}", func(ctx context.Context, c *Client, id string) error {
 			return c.Federation.DeleteProvider(ctx, id)
 		}},
-		{"Streaming.Get", "GET", "/api/v1/siem/destinations/{}", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"Streaming.Get", "GET", "/api/v1/siem/destinations/{}", func(ctx context.Context, c *Client, id string) error {
 			_, err := c.Streaming.Get(ctx, id)
 			return err
 		}},
-		{"Streaming.Update", "PUT", "/api/v1/siem/destinations/{}", func(ctx context.Context, c *agenttrust.Client, id string) error {
-			_, err := c.Streaming.Update(ctx, id, agenttrust.StreamingUpdateParams{IsActive: agenttrust.Ptr(true)})
+		{"Streaming.Update", "PUT", "/api/v1/siem/destinations/{}", func(ctx context.Context, c *Client, id string) error {
+			_, err := c.Streaming.Update(ctx, id, StreamingUpdateParams{IsActive: Ptr(true)})
 			return err
 		}},
-		{"Streaming.Delete", "DELETE", "/api/v1/siem/destinations/{}", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"Streaming.Delete", "DELETE", "/api/v1/siem/destinations/{}", func(ctx context.Context, c *Client, id string) error {
 			return c.Streaming.Delete(ctx, id)
 		}},
-		{"Streaming.DeliveryLog", "GET", "/api/v1/siem/destinations/{}/logs", func(ctx context.Context, c *agenttrust.Client, id string) error {
-			_, err := c.Streaming.DeliveryLog(ctx, id, agenttrust.StreamingDeliveryLogParams{})
+		{"Streaming.DeliveryLog", "GET", "/api/v1/siem/destinations/{}/logs", func(ctx context.Context, c *Client, id string) error {
+			_, err := c.Streaming.DeliveryLog(ctx, id, StreamingDeliveryLogParams{})
 			return err
 		}},
-		{"Streaming.Test", "POST", "/api/v1/siem/destinations/{}/test", func(ctx context.Context, c *agenttrust.Client, id string) error {
+		{"Streaming.Test", "POST", "/api/v1/siem/destinations/{}/test", func(ctx context.Context, c *Client, id string) error {
 			_, err := c.Streaming.Test(ctx, id)
 			return err
 		}},
@@ -83,7 +81,7 @@ func protoIDCalls() []protoIDCall {
 
 func TestProtocolHostileIDs(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t)
+	srv := newScriptServer(t)
 	c := srv.client(t)
 	hostile := []string{"../admin", "a/b", "a?b=c", "%2e%2e", "a#frag", "sp ace", "ünï", "..%2f", "x/../../y"}
 	rejected := []string{"", ".", ".."}
@@ -94,7 +92,7 @@ func TestProtocolHostileIDs(t *testing.T) {
 				if strings.HasSuffix(call.tmpl, "/logs") {
 					body = `[]`
 				}
-				srv.reset(protoReply{body: body})
+				srv.reset(scriptReply{body: body})
 				if err := call.call(ctx, c, id); err != nil {
 					t.Errorf("%q: %v", id, err)
 					continue
@@ -122,7 +120,7 @@ func TestProtocolHostileIDs(t *testing.T) {
 			for _, id := range rejected {
 				srv.reset()
 				err := call.call(ctx, c, id)
-				if e := wantCode(t, err, agenttrust.CodeValidation); e.Status != 0 {
+				if e := wantCode(t, err, CodeValidation); e.Status != 0 {
 					t.Errorf("%q: status %d", id, e.Status)
 				}
 				if n := len(srv.requests()); n != 0 {
@@ -141,14 +139,14 @@ func TestProtocolNetworkFailures(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	c, err := agenttrust.New(agenttrust.WithBaseURL("http://"+addr), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
+	c, err := New(WithBaseURL("http://"+addr), WithRetryPolicy(RetryPolicy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	for _, call := range protoIDCalls() {
 		err := call.call(ctx, c, "id-1")
-		if !errors.Is(err, agenttrust.ErrNetwork) {
+		if !errors.Is(err, ErrNetwork) {
 			t.Errorf("%s on a closed port: %v", call.name, err)
 		}
 	}
@@ -163,15 +161,15 @@ func TestProtocolNetworkFailures(t *testing.T) {
 	}))
 	defer hang.Close()
 	defer close(release)
-	c, err = agenttrust.New(agenttrust.WithBaseURL(hang.URL), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
+	c, err = New(WithBaseURL(hang.URL), WithRetryPolicy(RetryPolicy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = c.MCP.CallTool(ctx, "s1", agenttrust.MCPCallToolParams{AgentID: "a1", Method: "tools/list"})
-	if !errors.Is(err, agenttrust.ErrNetwork) || !errors.Is(err, context.DeadlineExceeded) {
+	_, err = c.MCP.CallTool(ctx, "s1", MCPCallToolParams{AgentID: "a1", Method: "tools/list"})
+	if !errors.Is(err, ErrNetwork) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("hanging call_tool: %v", err)
 	}
 	if time.Since(start) > 5*time.Second {
@@ -180,7 +178,7 @@ func TestProtocolNetworkFailures(t *testing.T) {
 }
 
 func TestProtocolServicesWired(t *testing.T) {
-	c, err := agenttrust.New()
+	c, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,23 +16,20 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	agenttrust "github.com/agenttrustid/agenttrust-go"
-	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 )
 
 // End-to-end tests of the protocol APIs against the fake gateway on
 // loopback.
 
-func newE2E(t *testing.T, opts ...agenttrust.Option) (*agenttrusttest.Server, *agenttrust.Client) {
+func newE2E(t *testing.T, opts ...Option) (*agenttrusttest.Server, *Client) {
 	t.Helper()
 	srv := agenttrusttest.NewTestServer(t)
-	base := []agenttrust.Option{
-		agenttrust.WithBaseURL(srv.URL()),
-		agenttrust.WithAPIKey(srv.APIKey()),
-		agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}),
+	base := []Option{
+		WithBaseURL(srv.URL()),
+		WithAPIKey(srv.APIKey()),
+		WithRetryPolicy(RetryPolicy{}),
 	}
-	c, err := agenttrust.New(append(base, opts...)...)
+	c, err := New(append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +48,7 @@ func TestE2EAgentCards(t *testing.T) {
 	id := srv.SeedAgent(agenttrusttest.AgentSeed{Name: "carded", Capabilities: []string{"read"}, PublicKey: pubPEM})
 
 	_, err = c.AgentCards.Get(ctx, id)
-	wantCode(t, err, agenttrust.CodeNotFound) // not generated yet
+	wantCode(t, err, CodeNotFound) // not generated yet
 	card, err := c.AgentCards.Generate(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -66,13 +64,13 @@ func TestE2EAgentCards(t *testing.T) {
 	}
 
 	// The public card needs no API key, but only exists once published.
-	anon, err := agenttrust.New(agenttrust.WithBaseURL(srv.URL()), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
+	anon, err := New(WithBaseURL(srv.URL()), WithRetryPolicy(RetryPolicy{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = anon.AgentCards.GetPublic(ctx, id)
-	wantCode(t, err, agenttrust.CodeNotFound)
-	if _, err := anon.AgentCards.Generate(ctx, id); !errors.Is(err, agenttrust.ErrAuthentication) {
+	wantCode(t, err, CodeNotFound)
+	if _, err := anon.AgentCards.Generate(ctx, id); !errors.Is(err, ErrAuthentication) {
 		t.Errorf("generate without a key: %v", err)
 	}
 	if _, err := c.AgentCards.Publish(ctx, id); err != nil {
@@ -85,7 +83,7 @@ func TestE2EAgentCards(t *testing.T) {
 	if len(pubCard.Signatures) == 0 {
 		t.Error("published card has no signatures")
 	}
-	if _, err := c.AgentCards.Get(ctx, "no-such-agent"); !errors.Is(err, agenttrust.ErrNotFound) {
+	if _, err := c.AgentCards.Get(ctx, "no-such-agent"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown agent: %v", err)
 	}
 }
@@ -95,7 +93,7 @@ func TestE2EA2A(t *testing.T) {
 	srv, c := newE2E(t)
 	a1, a2 := srv.CreateAgent("source"), srv.CreateAgent("target")
 
-	task, err := c.A2A.SendTask(ctx, agenttrust.A2ASendTaskParams{SourceAgentID: a1, TargetAgentID: a2, Message: "summarise <q3> & report", Metadata: map[string]any{"prio": 1}})
+	task, err := c.A2A.SendTask(ctx, A2ASendTaskParams{SourceAgentID: a1, TargetAgentID: a2, Message: "summarise <q3> & report", Metadata: map[string]any{"prio": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +109,7 @@ func TestE2EA2A(t *testing.T) {
 		t.Fatalf("cancel: %+v, %v", cancelled, err)
 	}
 	_, err = c.A2A.CancelTask(ctx, task.ID)
-	var rpc *agenttrust.JSONRPCError
+	var rpc *JSONRPCError
 	if !errors.As(err, &rpc) || rpc.RPCCode == 0 || rpc.RPCMessage == "" {
 		t.Errorf("second cancel: %v", err)
 	}
@@ -119,12 +117,12 @@ func TestE2EA2A(t *testing.T) {
 	if !errors.As(err, &rpc) || !strings.Contains(rpc.Message, "not found") {
 		t.Errorf("unknown task: %v", err)
 	}
-	_, err = c.A2A.SendTask(ctx, agenttrust.A2ASendTaskParams{SourceAgentID: a1, TargetAgentID: "nobody", Message: "m"})
+	_, err = c.A2A.SendTask(ctx, A2ASendTaskParams{SourceAgentID: a1, TargetAgentID: "nobody", Message: "m"})
 	if !errors.As(err, &rpc) || rpc.RPCCode != -32602 {
 		t.Errorf("unknown target: %v", err)
 	}
 
-	mt, err := c.A2A.SendMessage(ctx, a2, agenttrust.A2ASendMessageParams{Text: "hello"})
+	mt, err := c.A2A.SendMessage(ctx, a2, A2ASendMessageParams{Text: "hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +132,7 @@ func TestE2EA2A(t *testing.T) {
 	if !strings.Contains(string(mt.Raw), "echo: hello") {
 		t.Errorf("raw %s", mt.Raw)
 	}
-	next, err := c.A2A.SendMessage(ctx, a2, agenttrust.A2ASendMessageParams{Text: "again", TaskID: mt.ID, MessageID: "m-2"})
+	next, err := c.A2A.SendMessage(ctx, a2, A2ASendMessageParams{Text: "again", TaskID: mt.ID, MessageID: "m-2"})
 	if err != nil || next.ID != mt.ID || len(next.History) <= len(mt.History) {
 		t.Errorf("continued task: %+v, %v", next, err)
 	}
@@ -191,19 +189,19 @@ func TestE2EMCP(t *testing.T) {
 	up := newMCPUpstream(t)
 	agent := srv.CreateAgent("tool-user", "read")
 
-	reg, err := c.MCP.RegisterServer(ctx, agenttrust.MCPRegisterServerParams{Name: "echo-server", URL: up.URL, Capabilities: []string{"echo"}})
+	reg, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "echo-server", URL: up.URL, Capabilities: []string{"echo"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if reg.ID == "" || reg.URL != up.URL || len(reg.Capabilities) != 1 || reg.CreatedAt.IsZero() {
 		t.Errorf("registered %+v", reg)
 	}
-	list, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{})
+	list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
 	if err != nil || len(list) != 1 || list[0].ID != reg.ID {
 		t.Fatalf("list: %+v, %v", list, err)
 	}
 
-	raw, err := c.MCP.CallTool(ctx, reg.ID, agenttrust.MCPCallToolParams{AgentID: agent, SessionID: "sess-9", Method: "tools/call",
+	raw, err := c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, SessionID: "sess-9", Method: "tools/call",
 		Params: map[string]any{"name": "echo", "arguments": map[string]any{"text": "hi <there> & you"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -213,16 +211,16 @@ func TestE2EMCP(t *testing.T) {
 			Type, Text string
 		} `json:"content"`
 	}
-	res, err := agenttrust.DecodeResult[toolResult](raw)
+	res, err := DecodeResult[toolResult](raw)
 	if err != nil || len(res.Content) != 1 || res.Content[0].Text != "hi <there> & you" {
 		t.Errorf("result %s: %+v, %v", raw, res, err)
 	}
-	if _, err := c.MCP.CallTool(ctx, reg.ID, agenttrust.MCPCallToolParams{AgentID: agent, Method: "tools/list"}); err != nil {
+	if _, err := c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/list"}); err != nil {
 		t.Errorf("tools/list without params: %v", err)
 	}
 
-	_, err = c.MCP.CallTool(ctx, reg.ID, agenttrust.MCPCallToolParams{AgentID: agent, Method: "tools/call", Params: map[string]any{"name": "rm"}})
-	var rpc *agenttrust.JSONRPCError
+	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/call", Params: map[string]any{"name": "rm"}})
+	var rpc *JSONRPCError
 	if !errors.As(err, &rpc) || rpc.RPCCode != -32602 || rpc.RPCMessage != "unknown tool rm" || string(rpc.RPCData) != `{"tool":"rm"}` {
 		t.Errorf("upstream JSON-RPC error: %v (%+v)", err, rpc)
 	}
@@ -233,32 +231,32 @@ func TestE2EMCP(t *testing.T) {
 		t.Errorf("upstream saw agents %q", seen)
 	}
 
-	_, err = c.MCP.CallTool(ctx, reg.ID, agenttrust.MCPCallToolParams{AgentID: "ghost", Method: "tools/list"})
-	if !errors.Is(err, agenttrust.ErrAuthorization) {
+	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: "ghost", Method: "tools/list"})
+	if !errors.Is(err, ErrAuthorization) {
 		t.Errorf("unknown agent: %v", err)
 	}
-	_, err = c.MCP.CallTool(ctx, reg.ID, agenttrust.MCPCallToolParams{Method: "tools/list"})
-	wantCode(t, err, agenttrust.CodeValidation)
+	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{Method: "tools/list"})
+	wantCode(t, err, CodeValidation)
 
 	if err := c.MCP.RemoveServer(ctx, reg.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.MCP.CallTool(ctx, reg.ID, agenttrust.MCPCallToolParams{AgentID: agent, Method: "tools/list"})
-	wantCode(t, err, agenttrust.CodeNotFound)
-	if err := c.MCP.RemoveServer(ctx, reg.ID); !errors.Is(err, agenttrust.ErrNotFound) {
+	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/list"})
+	wantCode(t, err, CodeNotFound)
+	if err := c.MCP.RemoveServer(ctx, reg.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second remove: %v", err)
 	}
 
 	// call_tool is not retried after a 503, even with retries on.
-	srv2, c2 := newE2E(t, agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
+	srv2, c2 := newE2E(t, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
 	agent2 := srv2.CreateAgent("a")
-	reg2, err := c2.MCP.RegisterServer(ctx, agenttrust.MCPRegisterServerParams{Name: "s", URL: up.URL})
+	reg2, err := c2.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "s", URL: up.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv2.InjectFault("POST /mcp/{server_id}", agenttrusttest.Fault{Status: 503, Times: 1})
 	srv2.ClearRequests()
-	_, err = c2.MCP.CallTool(ctx, reg2.ID, agenttrust.MCPCallToolParams{AgentID: agent2, Method: "tools/list"})
+	_, err = c2.MCP.CallTool(ctx, reg2.ID, MCPCallToolParams{AgentID: agent2, Method: "tools/list"})
 	wantCode(t, err, "HTTP_503")
 	if n := len(srv2.Requests()); n != 1 {
 		t.Errorf("call_tool sent %d times", n)
@@ -272,7 +270,7 @@ func TestE2EDelegations(t *testing.T) {
 	worker := srv.CreateAgent("worker", "read")
 	intern := srv.CreateAgent("intern")
 
-	d, err := c.Delegations.Create(ctx, agenttrust.DelegationCreateParams{FromAgentID: boss, ToAgentID: worker, Scope: []string{"read", "write"}, Restrictions: map[string]any{}})
+	d, err := c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: boss, ToAgentID: worker, Scope: []string{"read", "write"}, Restrictions: map[string]any{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,24 +279,24 @@ func TestE2EDelegations(t *testing.T) {
 		t.Errorf("delegation = %+v", d)
 	}
 	// A delegation's scope cannot exceed the delegator's.
-	_, err = c.Delegations.Create(ctx, agenttrust.DelegationCreateParams{FromAgentID: boss, ToAgentID: worker, Scope: []string{"admin"}})
-	if e := wantCode(t, err, agenttrust.CodeAuthDenied); !strings.Contains(e.Message, "admin") {
+	_, err = c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: boss, ToAgentID: worker, Scope: []string{"admin"}})
+	if e := wantCode(t, err, CodeAuthDenied); !strings.Contains(e.Message, "admin") {
 		t.Errorf("over-wide scope: %v", err)
 	}
 	// Re-delegation narrows within the parent.
-	child, err := c.Delegations.Create(ctx, agenttrust.DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"write"}, TTLSeconds: 60, ParentDelegationID: &d.ID})
+	child, err := c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"write"}, TTLSeconds: 60, ParentDelegationID: &d.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(child.DelegationChain) != 2 || child.DelegationChain[0] != d.ID {
 		t.Errorf("chain %v", child.DelegationChain)
 	}
-	_, err = c.Delegations.Create(ctx, agenttrust.DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"delete"}, ParentDelegationID: &d.ID})
-	wantCode(t, err, agenttrust.CodeAuthDenied)
-	_, err = c.Delegations.Create(ctx, agenttrust.DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"read"}, ParentDelegationID: agenttrust.Ptr("")})
-	wantCode(t, err, agenttrust.CodeNotFound) // "" was sent and looked up
+	_, err = c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"delete"}, ParentDelegationID: &d.ID})
+	wantCode(t, err, CodeAuthDenied)
+	_, err = c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"read"}, ParentDelegationID: Ptr("")})
+	wantCode(t, err, CodeNotFound) // "" was sent and looked up
 
-	list, err := c.Delegations.List(ctx, agenttrust.DelegationListParams{})
+	list, err := c.Delegations.List(ctx, DelegationListParams{})
 	if err != nil || len(list) != 2 {
 		t.Fatalf("list: %+v, %v", list, err)
 	}
@@ -306,13 +304,13 @@ func TestE2EDelegations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sess.SessionID == "" || sess.Source != agenttrust.SessionSourceA2A || sess.DelegationID != child.ID || sess.Mode != agenttrust.SessionModeReadOnly {
+	if sess.SessionID == "" || sess.Source != SessionSourceA2A || sess.DelegationID != child.ID || sess.Mode != SessionModeReadOnly {
 		t.Errorf("session = %+v", sess)
 	}
 	if err := c.Delegations.Revoke(ctx, d.ID); err != nil {
 		t.Fatal(err)
 	}
-	list, _ = c.Delegations.List(ctx, agenttrust.DelegationListParams{})
+	list, _ = c.Delegations.List(ctx, DelegationListParams{})
 	for _, x := range list {
 		if x.RevokedAt.IsZero() {
 			t.Errorf("delegation %s not revoked with its parent", x.ID)
@@ -321,7 +319,7 @@ func TestE2EDelegations(t *testing.T) {
 	if _, err := c.Delegations.InitSession(ctx, child.ID); err == nil {
 		t.Error("session on a revoked delegation")
 	}
-	if err := c.Delegations.Revoke(ctx, "del-none"); !errors.Is(err, agenttrust.ErrNotFound) {
+	if err := c.Delegations.Revoke(ctx, "del-none"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown revoke: %v", err)
 	}
 }
@@ -332,28 +330,28 @@ func TestE2EFederation(t *testing.T) {
 	agent := srv.CreateAgent("fed-agent", "read")
 	const issuer = "https://idp.example"
 
-	p, err := c.Federation.RegisterProvider(ctx, agenttrust.FederationRegisterProviderParams{Issuer: issuer, Name: "IdP", TrustLevel: agenttrust.Ptr("high")})
+	p, err := c.Federation.RegisterProvider(ctx, FederationRegisterProviderParams{Issuer: issuer, Name: "IdP", TrustLevel: Ptr("high")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.ID == "" || p.Issuer != issuer || p.TrustLevel != "high" {
 		t.Errorf("provider = %+v", p)
 	}
-	if _, err := c.Federation.RegisterProvider(ctx, agenttrust.FederationRegisterProviderParams{Issuer: issuer, Name: "dup"}); err == nil {
+	if _, err := c.Federation.RegisterProvider(ctx, FederationRegisterProviderParams{Issuer: issuer, Name: "dup"}); err == nil {
 		t.Error("duplicate issuer accepted")
 	}
-	provs, err := c.Federation.ListProviders(ctx, agenttrust.FederationListProvidersParams{})
+	provs, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{})
 	if err != nil || len(provs) != 1 || provs[0].ID != p.ID {
 		t.Fatalf("list: %+v, %v", provs, err)
 	}
 
 	const token = "eyJhbGciOiJub25lIn0.fed.token"
 	srv.AddFederatedToken(token, issuer, agent, srv.Now().Add(time.Hour))
-	res, err := c.Federation.IntrospectToken(ctx, agenttrust.FederationIntrospectParams{Token: token, IssuerHint: issuer})
+	res, err := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token, IssuerHint: issuer})
 	if err != nil || !res.Active || res.AgentID != agent || res.Issuer != issuer || res.ExpiresAt.IsZero() {
 		t.Fatalf("introspect: %+v, %v", res, err)
 	}
-	res, err = c.Federation.VerifyToken(ctx, agenttrust.FederationIntrospectParams{Token: "unknown"})
+	res, err = c.Federation.VerifyToken(ctx, FederationIntrospectParams{Token: "unknown"})
 	if err != nil || res.Active || res.Error == "" {
 		t.Errorf("unknown token: %+v, %v", res, err)
 	}
@@ -362,7 +360,7 @@ func TestE2EFederation(t *testing.T) {
 	// answers "valid".
 	srv.InjectFault("POST /api/v1/federation/tokens/introspect", agenttrusttest.Fault{Status: 404, Body: `{"error": "not found"}`})
 	srv.ClearRequests()
-	res, err = c.Federation.IntrospectToken(ctx, agenttrust.FederationIntrospectParams{Token: token})
+	res, err = c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token})
 	if err != nil || !res.Active || !res.Valid() {
 		t.Fatalf("fallback: %+v, %v", res, err)
 	}
@@ -372,35 +370,35 @@ func TestE2EFederation(t *testing.T) {
 	}
 	srv.ClearFaults()
 
-	sess, err := c.Federation.InitSession(ctx, agenttrust.FederationInitSessionParams{Token: token})
+	sess, err := c.Federation.InitSession(ctx, FederationInitSessionParams{Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sess.Source != agenttrust.SessionSourceFederation || sess.ProviderID != p.ID || sess.TrustLevel != "high" || len(sess.ScopeCeiling) != 1 {
+	if sess.Source != SessionSourceFederation || sess.ProviderID != p.ID || sess.TrustLevel != "high" || len(sess.ScopeCeiling) != 1 {
 		t.Errorf("session = %+v", sess)
 	}
-	_, err = c.Federation.InitSession(ctx, agenttrust.FederationInitSessionParams{Token: "fed_unknown_secret_token"})
-	if !errors.Is(err, agenttrust.ErrAuthentication) || strings.Contains(err.Error(), "fed_unknown_secret_token") {
+	_, err = c.Federation.InitSession(ctx, FederationInitSessionParams{Token: "fed_unknown_secret_token"})
+	if !errors.Is(err, ErrAuthentication) || strings.Contains(err.Error(), "fed_unknown_secret_token") {
 		t.Errorf("inactive token session: %v", err)
 	}
 
-	idt, err := c.Federation.IssueIDToken(ctx, agenttrust.FederationIssueIDTokenParams{AgentID: agent, Audience: "https://rp", Scopes: []string{"read"}, TTL: 300})
+	idt, err := c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: agent, Audience: "https://rp", Scopes: []string{"read"}, TTL: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if idt.IDToken == "" || idt.Token != idt.IDToken || idt.ExpiresIn != 300 || idt.ExpiresAt.IsZero() {
 		t.Errorf("id token = %v", idt)
 	}
-	if res, err := c.Federation.IntrospectToken(ctx, agenttrust.FederationIntrospectParams{Token: idt.IDToken}); err != nil || !res.Active || res.AgentID != agent {
+	if res, err := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: idt.IDToken}); err != nil || !res.Active || res.AgentID != agent {
 		t.Errorf("issued token introspection: %+v, %v", res, err)
 	}
-	_, err = c.Federation.IssueIDToken(ctx, agenttrust.FederationIssueIDTokenParams{AgentID: agent, Scopes: []string{"admin"}})
-	wantCode(t, err, agenttrust.CodeAuthDenied)
+	_, err = c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: agent, Scopes: []string{"admin"}})
+	wantCode(t, err, CodeAuthDenied)
 
 	if err := c.Federation.DeleteProvider(ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	if provs, err := c.Federation.ListProviders(ctx, agenttrust.FederationListProvidersParams{}); err != nil || len(provs) != 0 {
+	if provs, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{}); err != nil || len(provs) != 0 {
 		t.Errorf("after delete: %+v, %v", provs, err)
 	}
 }
@@ -435,8 +433,8 @@ func TestE2EStreaming(t *testing.T) {
 	srv, c := newE2E(t)
 	rcv := newSIEMReceiver(t)
 
-	dest, err := c.Streaming.Create(ctx, agenttrust.StreamingCreateParams{Name: "loopback", DestinationType: "webhook", EndpointURL: rcv.URL,
-		AuthToken: agenttrust.Ptr(siemSecret), BatchSize: agenttrust.Ptr(10), FilterEventTypes: []string{}})
+	dest, err := c.Streaming.Create(ctx, StreamingCreateParams{Name: "loopback", DestinationType: "webhook", EndpointURL: rcv.URL,
+		AuthToken: Ptr(siemSecret), BatchSize: Ptr(10), FilterEventTypes: []string{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,7 +456,7 @@ func TestE2EStreaming(t *testing.T) {
 	if res, err := c.Streaming.Test(ctx, dest.ID); err != nil || res["ok"] != false {
 		t.Errorf("failing destination: %v, %v", res, err)
 	}
-	logs, err := c.Streaming.DeliveryLog(ctx, dest.ID, agenttrust.StreamingDeliveryLogParams{})
+	logs, err := c.Streaming.DeliveryLog(ctx, dest.ID, StreamingDeliveryLogParams{})
 	if err != nil || len(logs) != 2 {
 		t.Fatalf("delivery log: %+v, %v", logs, err)
 	}
@@ -473,7 +471,7 @@ func TestE2EStreaming(t *testing.T) {
 		t.Errorf("delivery statuses %v", statuses)
 	}
 
-	upd, err := c.Streaming.Update(ctx, dest.ID, agenttrust.StreamingUpdateParams{IsActive: agenttrust.Ptr(false), BatchSize: agenttrust.Ptr(0)})
+	upd, err := c.Streaming.Update(ctx, dest.ID, StreamingUpdateParams{IsActive: Ptr(false), BatchSize: Ptr(0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,14 +482,14 @@ func TestE2EStreaming(t *testing.T) {
 	if err != nil || got.IsActive || got.BatchSize != 0 {
 		t.Errorf("get after update: %v, %v", got, err)
 	}
-	list, err := c.Streaming.List(ctx, agenttrust.StreamingListParams{})
+	list, err := c.Streaming.List(ctx, StreamingListParams{})
 	if err != nil || len(list) != 1 {
 		t.Errorf("list: %v, %v", list, err)
 	}
 	if err := c.Streaming.Delete(ctx, dest.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Streaming.Get(ctx, dest.ID); !errors.Is(err, agenttrust.ErrNotFound) {
+	if _, err := c.Streaming.Get(ctx, dest.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("get after delete: %v", err)
 	}
 	// The fake is strict: every SDK request was well-formed, and none
@@ -511,13 +509,13 @@ func TestE2EHostileIDs(t *testing.T) {
 	real := srv.CreateAgent("victim")
 	for _, id := range []string{"../admin", "a/b", "a?b=c", "%2e%2e", "../" + real, real + "/card"} {
 		srv.ClearRequests()
-		if _, err := c.AgentCards.Generate(ctx, id); !errors.Is(err, agenttrust.ErrNotFound) {
+		if _, err := c.AgentCards.Generate(ctx, id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%q: %v", id, err)
 		}
-		if _, err := c.Streaming.Get(ctx, id); !errors.Is(err, agenttrust.ErrNotFound) {
+		if _, err := c.Streaming.Get(ctx, id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%q: %v", id, err)
 		}
-		if err := c.Delegations.Revoke(ctx, id); !errors.Is(err, agenttrust.ErrNotFound) {
+		if err := c.Delegations.Revoke(ctx, id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%q: %v", id, err)
 		}
 		for _, r := range srv.Requests() {
@@ -529,7 +527,7 @@ func TestE2EHostileIDs(t *testing.T) {
 	for _, id := range []string{"", ".", ".."} {
 		srv.ClearRequests()
 		_, err := c.AgentCards.Publish(ctx, id)
-		wantCode(t, err, agenttrust.CodeValidation)
+		wantCode(t, err, CodeValidation)
 		if n := len(srv.Requests()); n != 0 {
 			t.Errorf("%q: %d requests", id, n)
 		}
