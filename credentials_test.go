@@ -32,13 +32,9 @@ func newIdentityEnv(t *testing.T, opts ...Option) *identityEnv {
 	t.Helper()
 	srv := agenttrusttest.NewTestServer(t, agenttrusttest.WithSplitListeners())
 	srv.SetSecuritySettings(agenttrusttest.SecuritySettings{RequireProofOfPossession: true, RequireSenderConstrainedTokens: true})
-	all := append([]Option{WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAuditURL(srv.AuditURL()),
-		WithAPIKey(srv.APIKey()), withNow(srv.Now),
-		WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})}, opts...)
-	c, err := New(all...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := fakeClient(t, srv, append([]Option{withNow(srv.Now),
+		WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})}, opts...)...)
+	var err error
 	e := &identityEnv{srv: srv, c: c, ks: NewInMemoryKeyStore()}
 	e.agent, err = c.Agents.Create(ctxT(t), AgentCreateParams{Name: "identity-bot", Capabilities: []string{"read"}, KeyStore: e.ks})
 	if err != nil {

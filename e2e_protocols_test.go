@@ -21,21 +21,6 @@ import (
 // End-to-end tests of the protocol APIs against the fake gateway on
 // loopback.
 
-func newE2E(t *testing.T, opts ...Option) (*agenttrusttest.Server, *Client) {
-	t.Helper()
-	srv := agenttrusttest.NewTestServer(t)
-	base := []Option{
-		WithBaseURL(srv.URL()),
-		WithAPIKey(srv.APIKey()),
-		WithRetryPolicy(RetryPolicy{}),
-	}
-	c, err := New(append(base, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, c
-}
-
 func TestE2EAgentCards(t *testing.T) {
 	ctx := context.Background()
 	srv, c := newE2E(t)

@@ -9,21 +9,6 @@ import (
 	"time"
 )
 
-func fakeClient(t *testing.T, srv *agenttrusttest.Server, opts ...Option) *Client {
-	t.Helper()
-	all := append([]Option{
-		WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAuditURL(srv.AuditURL()),
-		WithAPIKey(srv.APIKey()),
-		WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond,
-			MaxBackoff: 5 * time.Millisecond, MaxRetryAfter: 10 * time.Millisecond}),
-	}, opts...)
-	c, err := New(all...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // TestFakeGatewayFlow runs every core method against the strict fake gateway
 // in the split layout: the fake answers 400 to any drift from the wire contract.
 func TestFakeGatewayFlow(t *testing.T) {

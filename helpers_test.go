@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -431,4 +432,26 @@ func wantCode(t testing.TB, err error, code string) *AgentTrustError {
 	require.Equal(t, code, e.Code, "error %v", err)
 	assert.ErrorIs(t, err, ErrAgentTrust)
 	return e
+}
+
+// fakeClient returns a client for the fake gateway srv (every listener of a
+// split layout) with short retries; opts come last and win.
+func fakeClient(t testing.TB, srv *agenttrusttest.Server, opts ...Option) *Client {
+	t.Helper()
+	all := append([]Option{
+		WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAuditURL(srv.AuditURL()),
+		WithAPIKey(srv.APIKey()),
+		WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond,
+			MaxBackoff: 5 * time.Millisecond, MaxRetryAfter: 10 * time.Millisecond}),
+	}, opts...)
+	c, err := New(all...)
+	require.NoError(t, err)
+	return c
+}
+
+// newE2E starts a fake gateway and returns it with a client that does not retry.
+func newE2E(t testing.TB, opts ...Option) (*agenttrusttest.Server, *Client) {
+	t.Helper()
+	srv := agenttrusttest.NewTestServer(t)
+	return srv, fakeClient(t, srv, append([]Option{WithRetryPolicy(RetryPolicy{})}, opts...)...)
 }

@@ -23,12 +23,6 @@ import (
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 )
 
-func octx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func mustURL(t *testing.T, raw string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(raw)
@@ -139,7 +133,7 @@ func TestObserverRetriedCheck(t *testing.T) {
 	rec.header = map[string]string{"Traceparent": "00-trace", "X-Api-Key": "stolen", "Accept": "text/evil"}
 	c := fakeClient(t, srv, WithObserver(rec.observer()))
 
-	res, err := c.Actions.Check(octx(t), ActionCheckParams{AgentID: agentID, ToolName: "read_file"})
+	res, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: agentID, ToolName: "read_file"})
 	if err != nil || !res.Allowed {
 		t.Fatalf("Check = %+v, %v", res, err)
 	}
@@ -190,7 +184,7 @@ func TestObserverNoIDs(t *testing.T) {
 	withUser := "http://user:hunter2pass@" + u.Host
 	c := fakeClient(t, srv, WithBaseURL(withUser), WithAuthURL(withUser), WithAuditURL(withUser),
 		WithObserver(rec.observer()))
-	ctx := octx(t)
+	ctx := ctxT(t)
 	if _, err := c.Agents.Get(ctx, agentID); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +228,7 @@ func TestObserverRefusedPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Health(octx(t))
+	_, err = c.Health(ctxT(t))
 	if !errors.Is(err, ErrNetwork) {
 		t.Fatalf("Health = %v", err)
 	}
@@ -254,7 +248,7 @@ func TestObserverTimeout(t *testing.T) {
 	srv.InjectFault("GET /health", agenttrusttest.Fault{Latency: time.Minute})
 	rec := newRecorder()
 	c := fakeClient(t, srv, WithObserver(rec.observer()), WithTimeout(50*time.Millisecond))
-	if _, err := c.Health(octx(t)); err == nil {
+	if _, err := c.Health(ctxT(t)); err == nil {
 		t.Fatal("Health succeeded")
 	}
 	lines := rec.snapshot()
@@ -268,7 +262,7 @@ func TestObserverTokenCache(t *testing.T) {
 	agentID := srv.CreateAgent("cache", "read")
 	rec := newRecorder()
 	c := fakeClient(t, srv, WithObserver(rec.observer()))
-	ctx := octx(t)
+	ctx := ctxT(t)
 	p := TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}}
 	for i := 0; i < 2; i++ {
 		if _, err := c.Tokens.Issue(ctx, p); err != nil {
@@ -315,12 +309,12 @@ func TestWithObserverNilOrEmpty(t *testing.T) {
 func TestErrorClass(t *testing.T) {
 	srv := agenttrusttest.NewTestServer(t)
 	c := fakeClient(t, srv, WithAPIKey("wrong-key-123"))
-	_, authErr := c.Health(octx(t)) // public: succeeds; use a private endpoint
+	_, authErr := c.Health(ctxT(t)) // public: succeeds; use a private endpoint
 	if authErr != nil {
 		t.Fatal(authErr)
 	}
-	_, authErr = c.Agents.Get(octx(t), "a1")
-	_, valErr := c.Agents.Get(octx(t), "")
+	_, authErr = c.Agents.Get(ctxT(t), "a1")
+	_, valErr := c.Agents.Get(ctxT(t), "")
 	cases := []struct {
 		err  error
 		want string
