@@ -476,8 +476,10 @@ func TestAPIKeyWithControlCharacter(t *testing.T) {
 // call made after it leave nothing behind either.
 func TestCloseReleasesConnections(t *testing.T) {
 	release := make(chan struct{})
+	slowArrived := make(chan struct{})
 	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
+			close(slowArrived)
 			<-release
 		}
 		w.WriteHeader(200)
@@ -508,10 +510,10 @@ func TestCloseReleasesConnections(t *testing.T) {
 		_, err := slow.do(ctxT(t), &request{method: http.MethodGet, path: "/slow", idempotent: true})
 		done <- err
 	}()
-	for deadline := time.Now().Add(10 * time.Second); srv.count() < 61; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the slow request never reached the server")
-		}
+	select {
+	case <-slowArrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow request never reached the server")
 	}
 	for _, c := range clients {
 		for i := 0; i < 2; i++ { // idempotent

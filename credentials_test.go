@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/stretchr/testify/require"
 )
 
 const checkRoute = "POST /api/v1/agenttrust/check"
@@ -281,16 +285,23 @@ func TestCredentialsCancelledWaiterReturnsAtOnce(t *testing.T) {
 	e.srv.InjectFault("POST /api/v1/wimse/token", agenttrusttest.Fault{Latency: 400 * time.Millisecond, Times: 1})
 	done := make(chan error, 1)
 	go func() { _, err := e.creds.Token(context.Background()); done <- err }()
-	time.Sleep(50 * time.Millisecond) // the refresh is in flight
+	require.Eventually(t, func() bool { return e.creds.refreshes.Waiters(struct{}{}) == 1 }, 5*time.Second, time.Millisecond,
+		"the refresh is in flight")
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
-	start := time.Now()
+	cancelledAt := make(chan time.Time, 1)
+	go func() {
+		// Cancel once this test's waiter has joined the refresh.
+		assert.Eventually(t, func() bool { return e.creds.refreshes.Waiters(struct{}{}) == 2 }, 5*time.Second, time.Millisecond,
+			"the second waiter joins the refresh")
+		cancelledAt <- time.Now()
+		cancel()
+	}()
 	_, err := e.creds.Token(ctx)
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNetwork) {
 		t.Fatalf("cancelled waiter: %v", err)
 	}
-	if d := time.Since(start); d > 200*time.Millisecond {
-		t.Errorf("cancelled waiter returned after %v", d)
+	if d := time.Since(<-cancelledAt); d > 200*time.Millisecond {
+		t.Errorf("cancelled waiter returned %v after its context ended", d)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("the other waiter: %v", err)

@@ -620,24 +620,24 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 }
 
 func TestCancelDuringBackoffReturnsPromptly(t *testing.T) {
-	first := make(chan struct{}, 1)
-	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(503)
+	srv := newRecServer(t, reply(503, ""))
+	// The first attempt is done: the client is about to sleep its backoff.
+	backoff := make(chan struct{}, 1)
+	obs := &Observer{AttemptDone: func(context.Context, RequestInfo, AttemptResult) {
 		select {
-		case first <- struct{}{}:
+		case backoff <- struct{}{}:
 		default:
 		}
-	})
+	}}
 	// The real sleep: a 10 s backoff that the cancellation must cut short.
-	c, err := New(WithBaseURL(srv.URL), WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Second,
+	c, err := New(WithBaseURL(srv.URL), WithObserver(obs), WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Second,
 		MaxBackoff: 10 * time.Second, MaxRetryAfter: 10 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		<-first
-		time.Sleep(20 * time.Millisecond)
+		<-backoff
 		cancel()
 	}()
 	start := time.Now()

@@ -10,6 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/stretchr/testify/require"
 )
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -204,17 +208,15 @@ func TestCacheCollapsesConcurrentMisses(t *testing.T) {
 	clk := newFakeClock(t0)
 	is := &issuer{clock: clk, ttl: 5 * time.Minute}
 	var c *Client
+	p := TokenIssueParams{AgentID: "a1", Scopes: []string{"r"}}
+	key := string(appendKey(nil, &p))
 	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
 		// Answer only once every caller is waiting on the shared flight.
-		deadline := time.Now().Add(5 * time.Second)
-		for waiting.Load() < n && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		time.Sleep(20 * time.Millisecond) // let the last ones reach the flight
+		assert.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == n }, 5*time.Second, time.Millisecond,
+			"callers waiting on the flight")
 		is.handle(w, r)
 	})
 	c = newTestClient(t, srv.URL, withNow(clk.Now))
-	waiting.Store(0)
 	var wg sync.WaitGroup
 	toks := make([]*Token, n)
 	errs := make([]error, n)
@@ -222,8 +224,7 @@ func TestCacheCollapsesConcurrentMisses(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			waiting.Add(1)
-			toks[i], errs[i] = c.Tokens.Issue(context.Background(), TokenIssueParams{AgentID: "a1", Scopes: []string{"r"}})
+			toks[i], errs[i] = c.Tokens.Issue(context.Background(), p)
 		}(i)
 	}
 	wg.Wait()
@@ -239,8 +240,6 @@ func TestCacheCollapsesConcurrentMisses(t *testing.T) {
 		}
 	}
 }
-
-var waiting atomic.Int32
 
 func TestCacheWaiterCancel(t *testing.T) {
 	clk := newFakeClock(t0)
@@ -262,9 +261,12 @@ func TestCacheWaiterCancel(t *testing.T) {
 	go func() { defer wg.Done(); _, cancelledErr = c.Tokens.Issue(ctx, p) }() // starts the flight
 	<-arrived
 	go func() { defer wg.Done(); other, otherErr = c.Tokens.Issue(context.Background(), p) }()
-	time.Sleep(20 * time.Millisecond)
+	key := string(appendKey(nil, &p))
+	require.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == 2 }, 5*time.Second, time.Millisecond,
+		"the second caller joins the flight")
 	cancel()
-	time.Sleep(20 * time.Millisecond)
+	require.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == 1 }, 5*time.Second, time.Millisecond,
+		"the cancelled caller leaves the flight")
 	close(release)
 	wg.Wait()
 	wantNetwork(t, cancelledErr)
@@ -291,16 +293,19 @@ func TestCacheWaitersShareError(t *testing.T) {
 		w.Write([]byte(`{"error":"no"}`))
 	})
 	c := newTestClient(t, srv.URL)
+	p := TokenIssueParams{AgentID: "a"}
+	key := string(appendKey(nil, &p))
 	var wg sync.WaitGroup
 	errs := make([]error, 5)
 	for i := range errs {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, errs[i] = c.Tokens.Issue(context.Background(), TokenIssueParams{AgentID: "a"})
+			_, errs[i] = c.Tokens.Issue(context.Background(), p)
 		}(i)
 	}
-	time.Sleep(30 * time.Millisecond)
+	require.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == len(errs) }, 5*time.Second, time.Millisecond,
+		"every caller waits on the flight")
 	close(release)
 	wg.Wait()
 	for _, err := range errs {
