@@ -2,13 +2,13 @@ package agenttrust
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"regexp"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -45,20 +45,15 @@ func TestA2ATaskWire(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(reply)
 			task, err := tc.call()
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, http.MethodPost, "/a2a")
 			checkBody(t, r, map[string]any{"jsonrpc": "2.0", "id": 1, "method": tc.wantMethod, "params": tc.wantParams})
 			assert.Equal(t, []string{"jsonrpc", "id", "method", "params"}, keyOrder(t, r.Body))
 			if tc.wantMethod == "tasks/send" {
-				if got := string(r.Body); !regexp.MustCompile(`"id":1,`).MatchString(got) {
-					t.Errorf("id is not the integer 1: %s", got)
-				}
-				if regexp.MustCompile(`\\u003c|\\u0026`).Match(r.Body) {
-					t.Errorf("HTML-escaped body: %s", r.Body)
-				}
+				got := string(r.Body)
+				assert.True(t, regexp.MustCompile(`"id":1,`).MatchString(got), "id is not the integer 1: %s", got)
+				assert.False(t, regexp.MustCompile(`\\u003c|\\u0026`).Match(r.Body), "HTML-escaped body: %s", r.Body)
 			}
 			want := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.UTC)
 			if task.ID != "t1" || task.Status != "completed" || task.Message != "hi" || len(task.Artifacts) != 1 ||
@@ -87,12 +82,9 @@ func TestA2ATaskReplies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newScriptServer(t, scriptReply{body: tc.body})
 			task, err := srv.client(t).A2A.GetTask(ctx, "t1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if task.ID != tc.wantID || task.Status != tc.wantStatus {
-				t.Errorf("task = %+v", task)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantID, task.ID, "task = %+v", task)
+			assert.Equal(t, tc.wantStatus, task.Status, "task = %+v", task)
 		})
 	}
 	for _, body := range []string{`not json`, `{"result": [1]}`, `{"result": "done"}`, `[1]`, `{"result": {"id": 5}}`} {
@@ -130,19 +122,18 @@ func TestJSONRPCErrors(t *testing.T) {
 			_, errMCP := c.MCP.CallTool(ctx, "s1", MCPCallToolParams{AgentID: "a1", Method: "tools/list"})
 			for _, err := range []error{errA2A, errMsg, errMCP} {
 				var rpc *JSONRPCError
-				if !errors.As(err, &rpc) {
-					t.Fatalf("error %v (%T) is not a *JSONRPCError", err, err)
-				}
-				if !errors.Is(err, ErrJSONRPC) || !errors.Is(err, ErrAgentTrust) || errors.Is(err, ErrDecode) {
-					t.Errorf("sentinels wrong for %v", err)
-				}
+				require.ErrorAs(t, err, &rpc, "error %v (%T) is not a *JSONRPCError", err, err)
+				assert.ErrorIs(t, err, ErrJSONRPC, "sentinels wrong for %v", err)
+				assert.ErrorIs(t, err, ErrAgentTrust, "sentinels wrong for %v", err)
+				assert.NotErrorIs(t, err, ErrDecode, "sentinels wrong for %v", err)
 				e := wantCode(t, err, CodeJSONRPC)
-				if rpc.RPCCode != tc.code || rpc.RPCMessage != tc.rpcMessage || e.Message != tc.message || string(rpc.RPCData) != tc.data {
-					t.Errorf("got code %d message %q/%q data %q", rpc.RPCCode, rpc.RPCMessage, e.Message, rpc.RPCData)
-				}
-				if e.Status != 200 || e.RequestID != "req-7" || string(e.Body) != tc.body {
-					t.Errorf("status %d request %q body %q", e.Status, e.RequestID, e.Body)
-				}
+				assert.Equal(t, tc.code, rpc.RPCCode, "got code %d message %q/%q data %q", rpc.RPCCode, rpc.RPCMessage, e.Message, rpc.RPCData)
+				assert.Equal(t, tc.rpcMessage, rpc.RPCMessage, "got code %d message %q/%q data %q", rpc.RPCCode, rpc.RPCMessage, e.Message, rpc.RPCData)
+				assert.Equal(t, tc.message, e.Message, "got code %d message %q/%q data %q", rpc.RPCCode, rpc.RPCMessage, e.Message, rpc.RPCData)
+				assert.Equal(t, tc.data, string(rpc.RPCData), "got code %d message %q/%q data %q", rpc.RPCCode, rpc.RPCMessage, e.Message, rpc.RPCData)
+				assert.EqualValues(t, 200, e.Status, "status %d request %q body %q", e.Status, e.RequestID, e.Body)
+				assert.Equal(t, "req-7", e.RequestID, "status %d request %q body %q", e.Status, e.RequestID, e.Body)
+				assert.Equal(t, tc.body, string(e.Body), "status %d request %q body %q", e.Status, e.RequestID, e.Body)
 			}
 		})
 	}
@@ -152,9 +143,7 @@ func TestJSONRPCErrors(t *testing.T) {
 	if e := wantCode(t, err, "HTTP_500"); e.Message != "internal" {
 		t.Errorf("message %q", e.Message)
 	}
-	if errors.Is(err, ErrJSONRPC) {
-		t.Error("an HTTP 500 matches ErrJSONRPC")
-	}
+	assert.NotErrorIs(t, err, ErrJSONRPC, "an HTTP 500 matches ErrJSONRPC")
 }
 
 func TestA2ASendMessage(t *testing.T) {
@@ -166,17 +155,13 @@ func TestA2ASendMessage(t *testing.T) {
 	c := srv.client(t)
 
 	got, err := c.A2A.SendMessage(ctx, "agent 1/x", A2ASendMessageParams{Text: "hi"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	r := srv.only(t)
 	checkRequest(t, r, http.MethodPost, "/a2a/agents/agent%201%2Fx")
 	body := r.bodyMap(t)
 	msg := body["params"].(map[string]any)["message"].(map[string]any)
 	id, _ := msg["messageId"].(string)
-	if !uuidV4.MatchString(id) {
-		t.Errorf("messageId %q is not a lowercase UUIDv4", id)
-	}
+	assert.True(t, uuidV4.MatchString(id), "messageId %q is not a lowercase UUIDv4", id)
 	checkBody(t, r, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": map[string]any{
 		"message": map[string]any{"role": "user", "parts": []any{map[string]any{"kind": "text", "text": "hi"}}, "messageId": id},
 	}})
@@ -195,13 +180,9 @@ func TestA2ASendMessage(t *testing.T) {
 		"message": map[string]any{"role": "user", "parts": []any{map[string]any{"kind": "text", "text": "more"}}, "messageId": "m-1", "taskId": "task-1"},
 	}})
 	inner := r.bodyMap(t)["params"].(map[string]any)
-	if len(inner) != 1 {
-		t.Errorf("params carry more than the message: %v", inner)
-	}
+	assert.Len(t, inner, 1, "params carry more than the message: %v", inner)
 	raw := regexp.MustCompile(`"message":(\{.*\})\}\}$`).FindSubmatch(r.Body)
-	if raw == nil {
-		t.Fatalf("no message object in %s", r.Body)
-	}
+	require.NotNil(t, raw, "no message object in %s", r.Body)
 	assert.Equal(t, []string{"role", "parts", "messageId", "taskId"}, keyOrder(t, raw[1]))
 
 	ids := map[string]bool{}
@@ -213,9 +194,7 @@ func TestA2ASendMessage(t *testing.T) {
 		m := srv.only(t).bodyMap(t)["params"].(map[string]any)["message"].(map[string]any)
 		ids[m["messageId"].(string)] = true
 	}
-	if len(ids) != 3 {
-		t.Errorf("message ids repeat: %v", ids)
-	}
+	assert.Len(t, ids, 3, "message ids repeat: %v", ids)
 }
 
 func TestA2ASendMessageReplies(t *testing.T) {
@@ -232,12 +211,12 @@ func TestA2ASendMessageReplies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newScriptServer(t, scriptReply{body: tc.body})
 			got, err := srv.client(t).A2A.SendMessage(ctx, "a1", A2ASendMessageParams{Text: "hi"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.ID != tc.id || got.State != tc.state || got.StatusTimestamp != "" || string(got.Raw) != tc.raw || got.Status == nil {
-				t.Errorf("task = %+v (raw %s)", got, got.Raw)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.id, got.ID, "task = %+v (raw %s)", got, got.Raw)
+			assert.Equal(t, tc.state, got.State, "task = %+v (raw %s)", got, got.Raw)
+			assert.Empty(t, got.StatusTimestamp, "task = %+v (raw %s)", got, got.Raw)
+			assert.Equal(t, tc.raw, string(got.Raw), "task = %+v (raw %s)", got, got.Raw)
+			assert.NotNil(t, got.Status, "task = %+v (raw %s)", got, got.Raw)
 		})
 	}
 }

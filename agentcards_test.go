@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // sampleCard is the A2A v1.0 card shape.
@@ -46,26 +49,20 @@ func TestAgentCardsWire(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(scriptReply{body: sampleCard})
 			card, err := tc.call("a1")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, tc.method, tc.uri)
 			if tc.method != http.MethodGet {
 				checkBodiless(t, r, tc.method)
 			}
-			if card.Name != "billing-bot" || card.Version != "1.0.0" || card.DocumentationURL != "https://docs" || card.IconURL != "https://icon" {
-				t.Errorf("card = %+v", card)
-			}
-			if card.PrimaryURL() != "http://gw/a2a/agents/a1" {
-				t.Errorf("PrimaryURL = %q", card.PrimaryURL())
-			}
-			if card.TrustScore() != 0.87 {
-				t.Errorf("TrustScore = %v", card.TrustScore())
-			}
-			if _, ok := card.AgentPublicKeyPEM(); !ok {
-				t.Errorf("no agent key")
-			}
+			assert.Equal(t, "billing-bot", card.Name, "card = %+v", card)
+			assert.Equal(t, "1.0.0", card.Version, "card = %+v", card)
+			assert.Equal(t, "https://docs", card.DocumentationURL, "card = %+v", card)
+			assert.Equal(t, "https://icon", card.IconURL, "card = %+v", card)
+			assert.Equal(t, "http://gw/a2a/agents/a1", card.PrimaryURL(), "PrimaryURL = %q", card.PrimaryURL())
+			assert.EqualValues(t, 0.87, card.TrustScore(), "TrustScore = %v", card.TrustScore())
+			_, ok := card.AgentPublicKeyPEM()
+			assert.True(t, ok, "no agent key")
 			if len(card.Skills) != 1 || len(card.Signatures) != 1 || len(card.SecurityRequirements) != 1 ||
 				len(card.DefaultOutputModes) != 2 || string(card.SecuritySchemes) == "" || string(card.Provider) == "" {
 				t.Errorf("raw members lost: %+v", card)
@@ -79,12 +76,12 @@ func TestAgentCardDecoding(t *testing.T) {
 	for _, body := range []string{"", "null", "{}", `{"provider": null, "capabilities": null, "securitySchemes": null}`} {
 		srv := newScriptServer(t, scriptReply{body: body})
 		card, err := srv.client(t).AgentCards.Get(ctx, "a1")
-		if err != nil {
-			t.Fatalf("%q: %v", body, err)
-		}
-		if string(card.Capabilities) != "{}" || card.Provider != nil || card.SecuritySchemes != nil || card.PrimaryURL() != "" || card.TrustScore() != 0 {
-			t.Errorf("%q: card = %+v", body, card)
-		}
+		require.NoError(t, err, "%q", body)
+		assert.Equal(t, "{}", string(card.Capabilities), "%q: card = %+v", body, card)
+		assert.Nil(t, card.Provider, "%q: card = %+v", body, card)
+		assert.Nil(t, card.SecuritySchemes, "%q: card = %+v", body, card)
+		assert.Empty(t, card.PrimaryURL(), "%q: card = %+v", body, card)
+		assert.EqualValues(t, 0, card.TrustScore(), "%q: card = %+v", body, card)
 	}
 	for _, body := range []string{"[]", `"card"`, "{", `{"name": 5}`, `{"skills": {}}`} {
 		srv := newScriptServer(t, scriptReply{body: body})
@@ -96,9 +93,7 @@ func TestAgentCardDecoding(t *testing.T) {
 func cardWith(t *testing.T, js string) *AgentCard {
 	t.Helper()
 	var c AgentCard
-	if err := json.Unmarshal([]byte(js), &c); err != nil {
-		t.Fatalf("%s: %v", js, err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(js), &c), "%s", js)
 	return &c
 }
 
@@ -112,9 +107,8 @@ func TestAgentCardPrimaryURL(t *testing.T) {
 		{`{"supportedInterfaces": [], "url": "legacy"}`, "legacy"},
 		{`{}`, ""},
 	} {
-		if got := cardWith(t, tc.js).PrimaryURL(); got != tc.want {
-			t.Errorf("%s: PrimaryURL = %q, want %q", tc.js, got, tc.want)
-		}
+		got := cardWith(t, tc.js).PrimaryURL()
+		assert.Equal(t, tc.want, got, "%s: PrimaryURL = %q, want %q", tc.js, got, tc.want)
 	}
 }
 
@@ -156,9 +150,8 @@ func TestAgentCardTrustScore(t *testing.T) {
 		{`{"capabilities": "yes"}`, 0},
 		{`{"capabilities": [1]}`, 0},
 	} {
-		if got := cardWith(t, tc.js).TrustScore(); got != tc.want {
-			t.Errorf("%s: TrustScore = %v, want %v", tc.js, got, tc.want)
-		}
+		got := cardWith(t, tc.js).TrustScore()
+		assert.Equal(t, tc.want, got, "%s: TrustScore = %v, want %v", tc.js, got, tc.want)
 	}
 }
 
@@ -168,29 +161,23 @@ func keyCard(key string) string {
 
 func TestAgentCardPublicKey(t *testing.T) {
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	x := base64.RawURLEncoding.EncodeToString(pub)
 	jwk := func(kty, crv, x string) string {
 		return `{"kty": "` + kty + `", "crv": "` + crv + `", "x": "` + x + `"}`
 	}
 
 	pemText, ok := cardWith(t, keyCard(jwk("OKP", "Ed25519", x))).AgentPublicKeyPEM()
-	if !ok {
-		t.Fatal("valid key rejected")
-	}
-	if !strings.HasPrefix(pemText, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA") || !strings.HasSuffix(pemText, "-----END PUBLIC KEY-----\n") || strings.Contains(pemText, "\r") {
-		t.Errorf("PEM form:\n%s", pemText)
-	}
+	require.True(t, ok, "valid key rejected")
+	assert.True(t, strings.HasPrefix(pemText, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"), "PEM form:\n%s", pemText)
+	assert.True(t, strings.HasSuffix(pemText, "-----END PUBLIC KEY-----\n"), "PEM form:\n%s", pemText)
+	assert.NotContains(t, pemText, "\r", "PEM form:\n%s", pemText)
 	block, rest := pem.Decode([]byte(pemText))
-	if block == nil || len(rest) != 0 {
-		t.Fatalf("not one PEM block: %q", pemText)
-	}
+	require.NotNil(t, block, "not one PEM block: %q", pemText)
+	require.Empty(t, rest, "not one PEM block: %q", pemText)
 	k, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil || !pub.Equal(k) {
-		t.Fatalf("PEM holds %v (%v), want the card's key", k, err)
-	}
+	require.NoError(t, err, "PEM holds %v (%v), want the card's key", k, err)
+	require.True(t, pub.Equal(k), "PEM holds %v (%v), want the card's key", k, err)
 	if _, ok := cardWith(t, keyCard(jwk("OKP", "Ed25519", x+"="))).AgentPublicKeyPEM(); !ok {
 		t.Error("trailing padding should be ignored")
 	}

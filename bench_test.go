@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const checkReply = `{"allowed":true,"check_id":"chk-1","confidence":0.98,"guard_tier":"fast","latency_ms":3,"reason":"read-only tool","elevation_required":false}`
@@ -60,9 +63,8 @@ func BenchmarkCheck(b *testing.B) {
 	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
 		r, err := c.Actions.Check(ctx, benchParams)
-		if err != nil || !r.Allowed {
-			b.Fatal(r, err)
-		}
+		require.NoError(b, err, "%v", r)
+		require.True(b, r.Allowed, "%v %v", r, err)
 	}
 	reportCPU(b, cpu, ok)
 }
@@ -89,9 +91,8 @@ func BenchmarkCheckOption(b *testing.B) {
 			cpu, ok := processCPU()
 			for i := 0; i < b.N; i++ {
 				r, err := c.Actions.Check(ctx, benchParams, bc.opt())
-				if err != nil || !r.Allowed {
-					b.Fatal(r, err)
-				}
+				require.NoError(b, err, "%v", r)
+				require.True(b, r.Allowed, "%v %v", r, err)
 			}
 			reportCPU(b, cpu, ok)
 		})
@@ -108,9 +109,7 @@ func BenchmarkCheckBaselineHeader(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if err := bc.check(ctx); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, bc.check(ctx))
 	}
 }
 
@@ -125,9 +124,7 @@ func BenchmarkCheckBaseline(b *testing.B) {
 	b.ResetTimer()
 	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
-		if err := bc.check(ctx); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, bc.check(ctx))
 	}
 	reportCPU(b, cpu, ok)
 }
@@ -288,9 +285,7 @@ func BenchmarkTokenCacheHit(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if srv.count() != 1 {
-		b.Fatalf("%d issue requests", srv.count())
-	}
+	require.EqualValues(b, 1, srv.count(), "%d issue requests", srv.count())
 }
 
 // BenchmarkTokenCopyFloor is the one piece of work a cache hit cannot skip:
@@ -301,9 +296,8 @@ func BenchmarkTokenCopyFloor(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if !fresh(tok.ExpiresAt, time.Now()) || copyToken(tok) == nil {
-			b.Fatal("stale")
-		}
+		require.True(b, fresh(tok.ExpiresAt, time.Now()), "stale")
+		require.NotNil(b, copyToken(tok), "stale")
 	}
 }
 
@@ -314,12 +308,10 @@ func TestTokenCacheHitAllocs(t *testing.T) {
 	c := newTestClient(t, srv.URL)
 	ctx := context.Background()
 	p := TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"}
-	if _, err := c.Tokens.Issue(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if n := testing.AllocsPerRun(200, func() { c.Tokens.Issue(ctx, p) }); n > 1 {
-		t.Errorf("cache hit allocates %v times, want at most 1", n)
-	}
+	_, err := c.Tokens.Issue(ctx, p)
+	require.NoError(t, err)
+	n := testing.AllocsPerRun(200, func() { c.Tokens.Issue(ctx, p) })
+	assert.LessOrEqual(t, n, 1.0, "cache hit allocates %v times, want at most 1", n)
 }
 
 // TestConcurrentChecksReuseConnections runs 64 goroutines checking for about
@@ -359,15 +351,10 @@ func TestConcurrentChecksReuseConnections(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d checks by %d goroutines over %v on %d connections", calls.Load(), workers, dur, conns.Load())
-	if failures.Load() != 0 {
-		t.Errorf("%d checks failed", failures.Load())
-	}
-	if calls.Load() < workers {
-		t.Errorf("only %d checks", calls.Load())
-	}
-	if n := conns.Load(); n > 2*workers {
-		t.Errorf("%d connections for %d goroutines: the pool churns", n, workers)
-	}
+	assert.EqualValues(t, 0, failures.Load(), "%d checks failed", failures.Load())
+	assert.GreaterOrEqual(t, calls.Load(), int64(workers), "only %d checks", calls.Load())
+	n := conns.Load()
+	assert.LessOrEqual(t, n, int64(2*workers), "%d connections for %d goroutines: the pool churns", n, workers)
 }
 
 // TestCheckAllocsAtMostBaseline keeps Actions.Check at or below the
@@ -380,19 +367,14 @@ func TestCheckAllocsAtMostBaseline(t *testing.T) {
 	defer bc.close()
 	ctx := context.Background()
 	sdk := testing.AllocsPerRun(300, func() {
-		if _, err := c.Actions.Check(ctx, benchParams); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Actions.Check(ctx, benchParams)
+		require.NoError(t, err)
 	})
 	base := testing.AllocsPerRun(300, func() {
-		if err := bc.check(ctx); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, bc.check(ctx))
 	})
 	t.Logf("allocs per check: SDK %v, hand-written %v", sdk, base)
-	if sdk > base {
-		t.Errorf("Actions.Check allocates %v times per check, the hand-written client %v", sdk, base)
-	}
+	assert.LessOrEqual(t, sdk, base, "Actions.Check allocates %v times per check, the hand-written client %v", sdk, base)
 }
 
 // Benchmarks for agent identity. Compare within one run, e.g.
@@ -427,12 +409,8 @@ func identityBenchServer(tb testing.TB) *httptest.Server {
 func credentialedClient(tb testing.TB, c *Client, agentID string, ks KeyStore, pubPEM string) {
 	tb.Helper()
 	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: agentID, KeyStore: ks, PublicKeyPEM: pubPEM})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := c.UseAgentCredentials(ac); err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
+	require.NoError(tb, c.UseAgentCredentials(ac))
 	if _, err := ac.Token(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
@@ -445,15 +423,12 @@ func BenchmarkIdentityCheck(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			r, err := c.Actions.Check(ctx, p)
-			if err != nil || !r.Allowed {
-				b.Fatal(r, err)
-			}
+			require.NoError(b, err, "%v", r)
+			require.True(b, r.Allowed, "%v %v", r, err)
 		}
 	}
 	ks := NewInMemoryKeyStore()
-	if err := ks.Store(context.Background(), "agent-123", vecPrivPEM); err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, ks.Store(context.Background(), "agent-123", vecPrivPEM))
 	b.Run("server=answer/plain", func(b *testing.B) {
 		srv := identityBenchServer(b)
 		run(b, newTestClient(b, srv.URL), benchParams)
@@ -469,14 +444,10 @@ func BenchmarkIdentityCheck(b *testing.B) {
 	fake := func(b *testing.B, creds bool) {
 		srv := agenttrusttest.NewTestServer(b)
 		c, err := New(WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAPIKey(srv.APIKey()))
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		fks := NewInMemoryKeyStore()
 		a, err := c.Agents.Create(context.Background(), AgentCreateParams{Name: "bench", KeyStore: fks})
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		if creds {
 			srv.SetSecuritySettings(agenttrusttest.SecuritySettings{RequireProofOfPossession: true, RequireSenderConstrainedTokens: true})
 			credentialedClient(b, c, a.ID, fks, a.PublicKey)
@@ -495,13 +466,9 @@ func BenchmarkIdentityCheck(b *testing.B) {
 func benchSign(b *testing.B) {
 	priv := vecKey(b)
 	k, err := NewDPoPKey(vecPrivPEM)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	proof, err := k.Proof(context.Background(), "POST", "http://127.0.0.1:8082/api/v1/agenttrust/check", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	msg := []byte(proof[:strings.LastIndexByte(proof, '.')])
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -516,9 +483,7 @@ func BenchmarkDPoPMint(b *testing.B) {
 	b.Run("sign", benchSign)
 	b.Run("key", func(b *testing.B) {
 		k, err := NewDPoPKey(vecPrivPEM)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			if _, err := k.Proof(ctx, "POST", u, tok); err != nil {
@@ -528,13 +493,9 @@ func BenchmarkDPoPMint(b *testing.B) {
 	})
 	b.Run("keystore", func(b *testing.B) {
 		ks := NewInMemoryKeyStore()
-		if err := ks.Store(ctx, "a1", vecPrivPEM); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, ks.Store(ctx, "a1", vecPrivPEM))
 		k, err := NewDPoPKeyWithKeyStore(ks, "a1", vecPubPEM)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			if _, err := k.Proof(ctx, "POST", u, tok); err != nil {
@@ -558,9 +519,7 @@ func BenchmarkCredentialsHit(b *testing.B) {
 	srv := identityBenchServer(b)
 	c := newTestClient(b, srv.URL)
 	ks := NewInMemoryKeyStore()
-	if err := ks.Store(context.Background(), "agent-123", vecPrivPEM); err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, ks.Store(context.Background(), "agent-123", vecPrivPEM))
 	credentialedClient(b, c, "agent-123", ks, vecPubPEM)
 	ac := c.creds.Load()
 	ctx := context.Background()
@@ -609,23 +568,18 @@ func BenchmarkIdentityPaired(b *testing.B) {
 	ctx := context.Background()
 	priv := vecKey(b)
 	dk, err := NewDPoPKey(vecPrivPEM)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	const u, tok = "http://127.0.0.1:8082/api/v1/agenttrust/check", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl"
 	proof, err := dk.Proof(ctx, "POST", u, tok)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	msg := []byte(proof[:strings.LastIndexByte(proof, '.')])
 
 	paired := func(b *testing.B, plain, cred *Client, p ActionCheckParams) {
 		check := func(c *Client) time.Duration {
 			t0 := time.Now()
 			r, err := c.Actions.Check(ctx, p)
-			if err != nil || !r.Allowed {
-				b.Fatal(r, err)
-			}
+			require.NoError(b, err, "%v", r)
+			require.True(b, r.Allowed, "%v %v", r, err)
 			return time.Since(t0)
 		}
 		var dSign, dPlain, dCred, dMint time.Duration
@@ -669,9 +623,7 @@ func BenchmarkIdentityPaired(b *testing.B) {
 	b.Run("server=answer", func(b *testing.B) {
 		srv := identityBenchServer(b)
 		ks := NewInMemoryKeyStore()
-		if err := ks.Store(ctx, "agent-123", vecPrivPEM); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, ks.Store(ctx, "agent-123", vecPrivPEM))
 		cred := newTestClient(b, srv.URL)
 		credentialedClient(b, cred, "agent-123", ks, vecPubPEM)
 		paired(b, newTestClient(b, srv.URL), cred, benchParams)
@@ -683,18 +635,12 @@ func BenchmarkIdentityPaired(b *testing.B) {
 		srv := agenttrusttest.NewTestServer(b)
 		opts := []Option{WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAPIKey(srv.APIKey())}
 		plain, err := New(opts...)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		cred, err := New(opts...)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		ks := NewInMemoryKeyStore()
 		a, err := cred.Agents.Create(ctx, AgentCreateParams{Name: "bench", KeyStore: ks})
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 		credentialedClient(b, cred, a.ID, ks, a.PublicKey)
 		p := benchParams
 		p.AgentID = a.ID

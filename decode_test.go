@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseTimestamp(t *testing.T) {
@@ -50,9 +53,8 @@ func TestParseTimestamp(t *testing.T) {
 	}
 	for _, tc := range cases {
 		got := parseTimestamp(tc.in)
-		if !got.Equal(tc.want) || got.IsZero() != tc.want.IsZero() {
-			t.Errorf("parseTimestamp(%q) = %v, want %v", tc.in, got, tc.want)
-		}
+		assert.True(t, got.Equal(tc.want), "parseTimestamp(%q) = %v, want %v", tc.in, got, tc.want)
+		assert.Equal(t, tc.want.IsZero(), got.IsZero(), "parseTimestamp(%q) = %v, want %v", tc.in, got, tc.want)
 		if !got.IsZero() {
 			if _, off := got.Zone(); off != 0 && got.Location() == time.UTC {
 				t.Errorf("%q: zone confusion", tc.in)
@@ -70,9 +72,7 @@ func TestLenientTime(t *testing.T) {
 			T lenientTime `json:"t"`
 		}
 		v.T.Time = time.Now() // must be reset
-		if err := json.Unmarshal([]byte(`{"t":`+raw+`}`), &v); err != nil {
-			t.Errorf("%s: %v", raw, err)
-		}
+		assert.NoError(t, json.Unmarshal([]byte(`{"t":`+raw+`}`), &v), "%s", raw)
 		if v.T.IsZero() != wantZero && raw != `null` {
 			t.Errorf("%s: got %v", raw, v.T.Time)
 		}
@@ -98,9 +98,9 @@ func TestDecodeList(t *testing.T) {
 	}
 	for body, n := range ok {
 		got, err := decodeList[el](decodeResp(body), "agents", "")
-		if err != nil || len(got) != n || got == nil {
-			t.Errorf("%q: %v %v", body, got, err)
-		}
+		require.NoError(t, err, "%q: %v", body, got)
+		require.Len(t, got, n, "%q: %v %v", body, got, err)
+		assert.NotNil(t, got, "%q: %v %v", body, got, err)
 	}
 	for _, body := range []string{`{"unexpected":"shape"}`, `{"agents":{"id":"a"}}`, `{"agents":"x"}`, `[1,2]`,
 		`["a"]`, `[null]`, `"x"`, `5`, `{"agents":[`, `[{"id":5}]`, `tru`} {
@@ -109,9 +109,9 @@ func TestDecodeList(t *testing.T) {
 	}
 	// elemKey unwraps each element.
 	got, err := decodeList[el](decodeResp(`[{"provider":{"id":"p1"}},{"id":"p2"}]`), "providers", "provider")
-	if err != nil || got[0].ID != "p1" || got[1].ID != "p2" {
-		t.Errorf("elemKey: %v %v", got, err)
-	}
+	require.NoError(t, err, "elemKey: %v", got)
+	assert.Equal(t, "p1", got[0].ID, "elemKey: %v %v", got, err)
+	assert.Equal(t, "p2", got[1].ID, "elemKey: %v %v", got, err)
 }
 
 func TestDecodeWrapped(t *testing.T) {
@@ -127,9 +127,9 @@ func TestDecodeWrapped(t *testing.T) {
 		`null`:                             "",
 	} {
 		var v m
-		if err := decodeWrapped(decodeResp(body), "agent", &v); err != nil || v.ID != want {
-			t.Errorf("%q: %q %v", body, v.ID, err)
-		}
+		err := decodeWrapped(decodeResp(body), "agent", &v)
+		require.NoError(t, err, "%q: %q", body, v.ID)
+		assert.Equal(t, want, v.ID, "%q: %q %v", body, v.ID, err)
 	}
 	for _, body := range []string{`[]`, `"x"`, `{"agent":{"id":5}}`, `{`} {
 		var v m
@@ -141,9 +141,9 @@ func TestDecodeWrapped(t *testing.T) {
 func TestDecodeRawObjectAndObject(t *testing.T) {
 	for _, body := range []string{``, `null`, "  \n"} {
 		m, err := decodeRawObject(decodeResp(body))
-		if err != nil || m == nil || len(m) != 0 {
-			t.Errorf("%q: %v %v", body, m, err)
-		}
+		require.NoError(t, err, "%q: %v", body, m)
+		require.NotNil(t, m, "%q: %v %v", body, m, err)
+		assert.Empty(t, m, "%q: %v %v", body, m, err)
 	}
 	for _, body := range []string{`[]`, `1`, `"s"`, `{`, `true`} {
 		_, err := decodeRawObject(decodeResp(body))
@@ -176,9 +176,7 @@ func TestModelTimestampsLenient(t *testing.T) {
 				keys = append(keys, strings.Split(f.Tag.Get("json"), ",")[0])
 			}
 		}
-		if len(keys) == 0 {
-			t.Errorf("%s has no time.Time field", typ)
-		}
+		assert.NotEqualValues(t, 0, len(keys), "%s has no time.Time field", typ)
 		for _, raw := range []string{`"2026-03-01 10:00:00"`, `"garbage"`, `5`, `{"a":1}`, `""`} {
 			obj := map[string]json.RawMessage{}
 			for _, k := range keys {
@@ -223,9 +221,7 @@ func (p *lenientProbe) UnmarshalJSON(b []byte) error {
 func TestUnmarshalModel(t *testing.T) {
 	keep := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := lenientProbe{private: 7, Skipped: keep}
-	if err := json.Unmarshal([]byte(`{"name":"n","when":"2026-03-01T10:00:00+02:00","Skipped":"x"}`), &p); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(`{"name":"n","when":"2026-03-01T10:00:00+02:00","Skipped":"x"}`), &p))
 	if p.Name != "n" || p.Kind != "default" || p.private != 7 || !p.Skipped.IsZero() ||
 		!p.When.Equal(time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)) {
 		t.Fatalf("got %+v", p)
@@ -233,12 +229,11 @@ func TestUnmarshalModel(t *testing.T) {
 	// A wrong type elsewhere is still an error, and what was decoded stays.
 	err := json.Unmarshal([]byte(`{"name":"m","count":"x","when":"bad","kind":"k"}`), &p)
 	var te *json.UnmarshalTypeError
-	if !errors.As(err, &te) || p.Name != "m" || p.Kind != "k" || !p.When.IsZero() {
-		t.Fatalf("err %v, got %+v", err, p)
-	}
-	if err := json.Unmarshal([]byte(`[1]`), &p); err == nil {
-		t.Fatal("an array decoded into a model")
-	}
+	require.ErrorAs(t, err, &te, "err %v, got %+v", err, p)
+	require.Equal(t, "m", p.Name, "err %v, got %+v", err, p)
+	require.Equal(t, "k", p.Kind, "err %v, got %+v", err, p)
+	require.True(t, p.When.IsZero(), "err %v, got %+v", err, p)
+	require.Error(t, json.Unmarshal([]byte(`[1]`), &p), "an array decoded into a model")
 	// One plan per type, built once.
 	first, again := lenientPlanOf(reflect.TypeOf(p)), lenientPlanOf(reflect.TypeOf(p))
 	if first != again {
@@ -249,9 +244,7 @@ func TestUnmarshalModel(t *testing.T) {
 func TestUnmarshalModelRejectsEmbedding(t *testing.T) {
 	type embeds struct{ lenientProbe }
 	defer func() {
-		if recover() == nil {
-			t.Fatal("no panic for an embedded field")
-		}
+		require.NotNil(t, recover(), "no panic for an embedded field")
 	}()
 	_ = unmarshalModel([]byte(`{}`), &embeds{})
 }
@@ -280,9 +273,7 @@ func TestListReplyMemoryBounded(t *testing.T) {
 		"bare":    arr,
 		"wrapped": append(append([]byte(`{"total":1,"agents":`), arr...), '}'),
 	} {
-		if len(body) > bodyCap {
-			t.Fatalf("%s: body of %d bytes is over the cap", name, len(body))
-		}
+		require.LessOrEqual(t, len(body), bodyCap, "%s: body of %d bytes is over the cap", name, len(body))
 		srv := newRecServer(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) })
 		c := newTestClient(t, srv.URL)
 		var before, after runtime.MemStats
@@ -291,14 +282,12 @@ func TestListReplyMemoryBounded(t *testing.T) {
 		got, err := c.Agents.List(ctxT(t), AgentListParams{})
 		runtime.ReadMemStats(&after)
 		var de *DecodeError
-		if !errors.As(err, &de) || !strings.Contains(de.Message, "MaxListItems") || got != nil {
-			t.Fatalf("%s: %d agents, err %v; want a decode error naming MaxListItems", name, len(got), err)
-		}
+		require.ErrorAs(t, err, &de, "%s: %d agents, err %v; want a decode error naming MaxListItems", name, len(got), err)
+		require.Contains(t, de.Message, "MaxListItems", "%s: %d agents, err %v; want a decode error naming MaxListItems", name, len(got), err)
+		require.Nil(t, got, "%s: %d agents, err %v; want a decode error naming MaxListItems", name, len(got), err)
 		alloc := after.TotalAlloc - before.TotalAlloc
 		t.Logf("%s: %d bytes of body, %.1f MiB allocated (%.1fx the body cap)", name, len(body), float64(alloc)/(1<<20), float64(alloc)/bodyCap)
-		if alloc > 20*bodyCap {
-			t.Errorf("%s: %d MiB allocated for a %d MiB body", name, alloc>>20, len(body)>>20)
-		}
+		assert.LessOrEqual(t, alloc, uint64(20*bodyCap), "%s: %d MiB allocated for a %d MiB body", name, alloc>>20, len(body)>>20)
 	}
 }
 
@@ -343,9 +332,7 @@ func TestDecodeListStreamingRules(t *testing.T) {
 			continue
 		}
 		for i := range want {
-			if got[i].ID != want[i] {
-				t.Errorf("%q: %v", body, got)
-			}
+			assert.Equal(t, want[i], got[i].ID, "%q: %v", body, got)
 		}
 	}
 	for _, body := range []string{`[{"id":"a"}] x`, `[{"id":"a"}]]`, `{"agents":[]}}`, `{"agents":[]} {}`,
@@ -417,13 +404,9 @@ func FuzzDecodeListMatchesWhole(f *testing.F) {
 		check := func(what string, got, want any, err, werr error) {
 			if err != nil {
 				var de *DecodeError
-				if !errors.As(err, &de) {
-					t.Fatalf("%s: error %v (%T) is not a *DecodeError", what, err, err)
-				}
+				require.ErrorAs(t, err, &de, "%s: error %v (%T) is not a *DecodeError", what, err, err)
 			}
-			if (err == nil) != (werr == nil) {
-				t.Fatalf("%s %q: streaming err %v, whole err %v", what, data, err, werr)
-			}
+			require.Equal(t, (werr == nil), (err == nil), "%s %q: streaming err %v, whole err %v", what, data, err, werr)
 			if err == nil && !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s %q: streaming %+v, whole %+v", what, data, got, want)
 			}
@@ -453,9 +436,8 @@ func BenchmarkDecodeList(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(resp.body)))
 		for i := 0; i < b.N; i++ {
-			if _, err := decodeListWhole[Agent](resp, "agents", ""); err != nil {
-				b.Fatal(err)
-			}
+			_, err := decodeListWhole[Agent](resp, "agents", "")
+			require.NoError(b, err)
 		}
 	})
 	b.Run("impl=streaming", func(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const sampleDelegation = `{"id": "del-3", "from_agent_id": "a1", "to_agent_id": "a2", "scope": ["read"],
@@ -38,9 +39,7 @@ func TestDelegationsCreate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(scriptReply{status: 201, body: `{"delegation": ` + sampleDelegation + `}`})
 			d, err := c.Delegations.Create(ctx, tc.p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, http.MethodPost, "/api/v1/delegations")
 			checkBody(t, r, tc.want)
@@ -52,9 +51,7 @@ func TestDelegationsCreate(t *testing.T) {
 	// level is decoded.
 	srv.reset(scriptReply{body: sampleDelegation})
 	d, err := c.Delegations.Create(ctx, DelegationCreateParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	checkDelegation(t, d)
 	srv.reset(scriptReply{body: `{"delegation": null, "id": "flat"}`})
 	if d, err := c.Delegations.Create(ctx, DelegationCreateParams{}); err != nil || d.ID != "flat" {
@@ -78,9 +75,8 @@ func TestDelegationsListRevokeSession(t *testing.T) {
 	for _, body := range []string{`[` + sampleDelegation + `]`, `{"delegations": [` + sampleDelegation + `]}`} {
 		srv.reset(scriptReply{body: body})
 		list, err := c.Delegations.List(ctx, DelegationListParams{})
-		if err != nil || len(list) != 1 {
-			t.Fatalf("%v, %v", list, err)
-		}
+		require.NoError(t, err, "%v,", list)
+		require.Len(t, list, 1, "%v, %v", list, err)
 		checkDelegation(t, &list[0])
 		checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/delegations")
 	}
@@ -94,20 +90,18 @@ func TestDelegationsListRevokeSession(t *testing.T) {
 	wantCode(t, err, CodeDecode)
 
 	srv.reset(scriptReply{body: `<html>ok</html>`})
-	if err := c.Delegations.Revoke(ctx, "del-3"); err != nil {
-		t.Errorf("revoke with a text reply: %v", err)
-	}
+	assert.NoError(t, c.Delegations.Revoke(ctx, "del-3"), "revoke with a text reply")
 	checkRequest(t, srv.only(t), http.MethodDelete, "/api/v1/delegations/del-3")
 
 	srv.reset(scriptReply{body: `{"session_id": "sess-1", "agent_id": "a2", "source": "a2a", "mode": "read_only", "delegation_id": "del-3",
 		"allowed_actions": ["read"], "total_calls": 2, "created_at": "2026-03-01T10:00:00Z"}`})
 	s, err := c.Delegations.InitSession(ctx, "del-3")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	checkBodiless(t, srv.only(t), http.MethodPost)
 	checkRequest(t, srv.only(t), http.MethodPost, "/api/v1/delegations/del-3/session")
-	if s.SessionID != "sess-1" || s.Source != SessionSourceA2A || s.DelegationID != "del-3" || s.TotalCalls != 2 || s.CreatedAt.IsZero() {
-		t.Errorf("session = %+v", s)
-	}
+	assert.Equal(t, "sess-1", s.SessionID, "session = %+v", s)
+	assert.Equal(t, SessionSourceA2A, s.Source, "session = %+v", s)
+	assert.Equal(t, "del-3", s.DelegationID, "session = %+v", s)
+	assert.EqualValues(t, 2, s.TotalCalls, "session = %+v", s)
+	assert.False(t, s.CreatedAt.IsZero(), "session = %+v", s)
 }

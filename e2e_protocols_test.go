@@ -16,6 +16,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // End-to-end tests of the protocol APIs against the fake gateway on
@@ -25,9 +28,7 @@ func TestE2EAgentCards(t *testing.T) {
 	ctx := context.Background()
 	srv, c := newE2E(t)
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	pubPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	id := srv.SeedAgent(agenttrusttest.AgentSeed{Name: "carded", Capabilities: []string{"read"}, PublicKey: pubPEM})
@@ -35,24 +36,20 @@ func TestE2EAgentCards(t *testing.T) {
 	_, err = c.AgentCards.Get(ctx, id)
 	wantCode(t, err, CodeNotFound) // not generated yet
 	card, err := c.AgentCards.Generate(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if card.Name != "carded" || !strings.HasSuffix(card.PrimaryURL(), "/a2a/agents/"+id) || card.TrustScore() != 0.9 {
-		t.Errorf("card %s: url %q score %v", card.Name, card.PrimaryURL(), card.TrustScore())
-	}
-	if got, ok := card.AgentPublicKeyPEM(); !ok || got != pubPEM {
-		t.Errorf("agent key %q, %v; want %q", got, ok, pubPEM)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "carded", card.Name, "card %s: url %q score %v", card.Name, card.PrimaryURL(), card.TrustScore())
+	assert.True(t, strings.HasSuffix(card.PrimaryURL(), "/a2a/agents/"+id), "card %s: url %q score %v", card.Name, card.PrimaryURL(), card.TrustScore())
+	assert.EqualValues(t, 0.9, card.TrustScore(), "card %s: url %q score %v", card.Name, card.PrimaryURL(), card.TrustScore())
+	got, ok := card.AgentPublicKeyPEM()
+	assert.True(t, ok, "agent key %q, %v; want %q", got, ok, pubPEM)
+	assert.Equal(t, pubPEM, got, "agent key %q, %v; want %q", got, ok, pubPEM)
 	if _, err := c.AgentCards.Get(ctx, id); err != nil {
 		t.Errorf("get after generate: %v", err)
 	}
 
 	// The public card needs no API key, but only exists once published.
 	anon, err := New(WithBaseURL(srv.URL()), WithRetryPolicy(RetryPolicy{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = anon.AgentCards.GetPublic(ctx, id)
 	wantCode(t, err, CodeNotFound)
 	if _, err := anon.AgentCards.Generate(ctx, id); !errors.Is(err, ErrAuthentication) {
@@ -62,12 +59,8 @@ func TestE2EAgentCards(t *testing.T) {
 		t.Fatal(err)
 	}
 	pubCard, err := anon.AgentCards.GetPublic(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pubCard.Signatures) == 0 {
-		t.Error("published card has no signatures")
-	}
+	require.NoError(t, err)
+	assert.NotEqualValues(t, 0, len(pubCard.Signatures), "published card has no signatures")
 	if _, err := c.AgentCards.Get(ctx, "no-such-agent"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown agent: %v", err)
 	}
@@ -79,48 +72,41 @@ func TestE2EA2A(t *testing.T) {
 	a1, a2 := srv.CreateAgent("source"), srv.CreateAgent("target")
 
 	task, err := c.A2A.SendTask(ctx, A2ASendTaskParams{SourceAgentID: a1, TargetAgentID: a2, Message: "summarise <q3> & report", Metadata: map[string]any{"prio": 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if task.ID == "" || task.Status != "pending" || task.Message != "summarise <q3> & report" || task.Metadata["prio"] != float64(1) || task.CreatedAt.IsZero() {
 		t.Errorf("task = %+v", task)
 	}
 	got, err := c.A2A.GetTask(ctx, task.ID)
-	if err != nil || got.ID != task.ID {
-		t.Fatalf("get: %+v, %v", got, err)
-	}
+	require.NoError(t, err, "get: %+v,", got)
+	require.Equal(t, task.ID, got.ID, "get: %+v, %v", got, err)
 	cancelled, err := c.A2A.CancelTask(ctx, task.ID)
-	if err != nil || cancelled.Status != "cancelled" {
-		t.Fatalf("cancel: %+v, %v", cancelled, err)
-	}
+	require.NoError(t, err, "cancel: %+v,", cancelled)
+	require.Equal(t, "cancelled", cancelled.Status, "cancel: %+v, %v", cancelled, err)
 	_, err = c.A2A.CancelTask(ctx, task.ID)
 	var rpc *JSONRPCError
-	if !errors.As(err, &rpc) || rpc.RPCCode == 0 || rpc.RPCMessage == "" {
-		t.Errorf("second cancel: %v", err)
-	}
+	require.ErrorAs(t, err, &rpc, "second cancel: %v", err)
+	assert.NotEqualValues(t, 0, rpc.RPCCode, "second cancel: %v", err)
+	assert.NotEmpty(t, rpc.RPCMessage, "second cancel: %v", err)
 	_, err = c.A2A.GetTask(ctx, "task-missing")
-	if !errors.As(err, &rpc) || !strings.Contains(rpc.Message, "not found") {
-		t.Errorf("unknown task: %v", err)
-	}
+	require.ErrorAs(t, err, &rpc, "unknown task: %v", err)
+	assert.Contains(t, rpc.Message, "not found", "unknown task: %v", err)
 	_, err = c.A2A.SendTask(ctx, A2ASendTaskParams{SourceAgentID: a1, TargetAgentID: "nobody", Message: "m"})
-	if !errors.As(err, &rpc) || rpc.RPCCode != -32602 {
-		t.Errorf("unknown target: %v", err)
-	}
+	require.ErrorAs(t, err, &rpc, "unknown target: %v", err)
+	assert.EqualValues(t, -32602, rpc.RPCCode, "unknown target: %v", err)
 
 	mt, err := c.A2A.SendMessage(ctx, a2, A2ASendMessageParams{Text: "hello"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mt.ID == "" || mt.ContextID == "" || mt.State != "completed" || mt.StatusTimestamp == "" || len(mt.History) == 0 || len(mt.Artifacts) == 0 {
-		t.Errorf("message task = %+v", mt)
-	}
-	if !strings.Contains(string(mt.Raw), "echo: hello") {
-		t.Errorf("raw %s", mt.Raw)
-	}
+	require.NoError(t, err)
+	assert.NotEmpty(t, mt.ID, "message task = %+v", mt)
+	assert.NotEmpty(t, mt.ContextID, "message task = %+v", mt)
+	assert.Equal(t, "completed", mt.State, "message task = %+v", mt)
+	assert.NotEmpty(t, mt.StatusTimestamp, "message task = %+v", mt)
+	assert.NotEqualValues(t, 0, len(mt.History), "message task = %+v", mt)
+	assert.NotEqualValues(t, 0, len(mt.Artifacts), "message task = %+v", mt)
+	assert.Contains(t, string(mt.Raw), "echo: hello", "raw %s", mt.Raw)
 	next, err := c.A2A.SendMessage(ctx, a2, A2ASendMessageParams{Text: "again", TaskID: mt.ID, MessageID: "m-2"})
-	if err != nil || next.ID != mt.ID || len(next.History) <= len(mt.History) {
-		t.Errorf("continued task: %+v, %v", next, err)
-	}
+	require.NoError(t, err, "continued task: %+v,", next)
+	assert.Equal(t, mt.ID, next.ID, "continued task: %+v, %v", next, err)
+	assert.Greater(t, len(next.History), len(mt.History), "continued task: %+v, %v", next, err)
 }
 
 // mcpUpstream is a real JSON-RPC MCP server on loopback.
@@ -175,57 +161,51 @@ func TestE2EMCP(t *testing.T) {
 	agent := srv.CreateAgent("tool-user", "read")
 
 	reg, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "echo-server", URL: up.URL, Capabilities: []string{"echo"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reg.ID == "" || reg.URL != up.URL || len(reg.Capabilities) != 1 || reg.CreatedAt.IsZero() {
-		t.Errorf("registered %+v", reg)
-	}
+	require.NoError(t, err)
+	assert.NotEmpty(t, reg.ID, "registered %+v", reg)
+	assert.Equal(t, up.URL, reg.URL, "registered %+v", reg)
+	require.Len(t, reg.Capabilities, 1, "registered %+v", reg)
+	assert.False(t, reg.CreatedAt.IsZero(), "registered %+v", reg)
 	list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
-	if err != nil || len(list) != 1 || list[0].ID != reg.ID {
-		t.Fatalf("list: %+v, %v", list, err)
-	}
+	require.NoError(t, err, "list: %+v,", list)
+	require.Len(t, list, 1, "list: %+v, %v", list, err)
+	require.Equal(t, reg.ID, list[0].ID, "list: %+v, %v", list, err)
 
 	raw, err := c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, SessionID: "sess-9", Method: "tools/call",
 		Params: map[string]any{"name": "echo", "arguments": map[string]any{"text": "hi <there> & you"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	type toolResult struct {
 		Content []struct {
 			Type, Text string
 		} `json:"content"`
 	}
 	res, err := DecodeResult[toolResult](raw)
-	if err != nil || len(res.Content) != 1 || res.Content[0].Text != "hi <there> & you" {
-		t.Errorf("result %s: %+v, %v", raw, res, err)
-	}
+	require.NoError(t, err, "result %s: %+v,", raw, res)
+	require.Len(t, res.Content, 1, "result %s: %+v, %v", raw, res, err)
+	assert.Equal(t, "hi <there> & you", res.Content[0].Text, "result %s: %+v, %v", raw, res, err)
 	if _, err := c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/list"}); err != nil {
 		t.Errorf("tools/list without params: %v", err)
 	}
 
 	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/call", Params: map[string]any{"name": "rm"}})
 	var rpc *JSONRPCError
-	if !errors.As(err, &rpc) || rpc.RPCCode != -32602 || rpc.RPCMessage != "unknown tool rm" || string(rpc.RPCData) != `{"tool":"rm"}` {
-		t.Errorf("upstream JSON-RPC error: %v (%+v)", err, rpc)
-	}
+	require.ErrorAs(t, err, &rpc, "upstream JSON-RPC error: %v (%+v)", err, rpc)
+	assert.EqualValues(t, -32602, rpc.RPCCode, "upstream JSON-RPC error: %v (%+v)", err, rpc)
+	assert.Equal(t, "unknown tool rm", rpc.RPCMessage, "upstream JSON-RPC error: %v (%+v)", err, rpc)
+	assert.Equal(t, `{"tool":"rm"}`, string(rpc.RPCData), "upstream JSON-RPC error: %v (%+v)", err, rpc)
 	up.mu.Lock()
 	seen := append([]string(nil), up.agents...)
 	up.mu.Unlock()
-	if len(seen) != 3 || seen[0] != agent+"|sess-9" || seen[1] != agent+"|" {
-		t.Errorf("upstream saw agents %q", seen)
-	}
+	require.Len(t, seen, 3, "upstream saw agents %q", seen)
+	assert.Equal(t, agent+"|sess-9", seen[0], "upstream saw agents %q", seen)
+	assert.Equal(t, agent+"|", seen[1], "upstream saw agents %q", seen)
 
 	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: "ghost", Method: "tools/list"})
-	if !errors.Is(err, ErrAuthorization) {
-		t.Errorf("unknown agent: %v", err)
-	}
+	assert.ErrorIs(t, err, ErrAuthorization, "unknown agent: %v", err)
 	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{Method: "tools/list"})
 	wantCode(t, err, CodeValidation)
 
-	if err := c.MCP.RemoveServer(ctx, reg.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.MCP.RemoveServer(ctx, reg.ID))
 	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/list"})
 	wantCode(t, err, CodeNotFound)
 	if err := c.MCP.RemoveServer(ctx, reg.ID); !errors.Is(err, ErrNotFound) {
@@ -236,16 +216,13 @@ func TestE2EMCP(t *testing.T) {
 	srv2, c2 := newE2E(t, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
 	agent2 := srv2.CreateAgent("a")
 	reg2, err := c2.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "s", URL: up.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv2.InjectFault("POST /mcp/{server_id}", agenttrusttest.Fault{Status: 503, Times: 1})
 	srv2.ClearRequests()
 	_, err = c2.MCP.CallTool(ctx, reg2.ID, MCPCallToolParams{AgentID: agent2, Method: "tools/list"})
 	wantCode(t, err, "HTTP_503")
-	if n := len(srv2.Requests()); n != 1 {
-		t.Errorf("call_tool sent %d times", n)
-	}
+	n := len(srv2.Requests())
+	assert.EqualValues(t, 1, n, "call_tool sent %d times", n)
 }
 
 func TestE2EDelegations(t *testing.T) {
@@ -256,50 +233,38 @@ func TestE2EDelegations(t *testing.T) {
 	intern := srv.CreateAgent("intern")
 
 	d, err := c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: boss, ToAgentID: worker, Scope: []string{"read", "write"}, Restrictions: map[string]any{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if d.ID == "" || d.FromAgentID != boss || len(d.Scope) != 2 || len(d.DelegationChain) != 1 ||
 		d.ExpiresAt.Sub(d.CreatedAt) != time.Hour || !d.RevokedAt.IsZero() {
 		t.Errorf("delegation = %+v", d)
 	}
 	// A delegation's scope cannot exceed the delegator's.
 	_, err = c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: boss, ToAgentID: worker, Scope: []string{"admin"}})
-	if e := wantCode(t, err, CodeAuthDenied); !strings.Contains(e.Message, "admin") {
-		t.Errorf("over-wide scope: %v", err)
-	}
+	e := wantCode(t, err, CodeAuthDenied)
+	assert.Contains(t, e.Message, "admin", "over-wide scope: %v", err)
 	// Re-delegation narrows within the parent.
 	child, err := c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"write"}, TTLSeconds: 60, ParentDelegationID: &d.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(child.DelegationChain) != 2 || child.DelegationChain[0] != d.ID {
-		t.Errorf("chain %v", child.DelegationChain)
-	}
+	require.NoError(t, err)
+	require.Len(t, child.DelegationChain, 2, "chain %v", child.DelegationChain)
+	assert.Equal(t, d.ID, child.DelegationChain[0], "chain %v", child.DelegationChain)
 	_, err = c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"delete"}, ParentDelegationID: &d.ID})
 	wantCode(t, err, CodeAuthDenied)
 	_, err = c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: worker, ToAgentID: intern, Scope: []string{"read"}, ParentDelegationID: Ptr("")})
 	wantCode(t, err, CodeNotFound) // "" was sent and looked up
 
 	list, err := c.Delegations.List(ctx, DelegationListParams{})
-	if err != nil || len(list) != 2 {
-		t.Fatalf("list: %+v, %v", list, err)
-	}
+	require.NoError(t, err, "list: %+v,", list)
+	require.Len(t, list, 2, "list: %+v, %v", list, err)
 	sess, err := c.Delegations.InitSession(ctx, child.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sess.SessionID == "" || sess.Source != SessionSourceA2A || sess.DelegationID != child.ID || sess.Mode != SessionModeReadOnly {
-		t.Errorf("session = %+v", sess)
-	}
-	if err := c.Delegations.Revoke(ctx, d.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	assert.NotEmpty(t, sess.SessionID, "session = %+v", sess)
+	assert.Equal(t, SessionSourceA2A, sess.Source, "session = %+v", sess)
+	assert.Equal(t, child.ID, sess.DelegationID, "session = %+v", sess)
+	assert.Equal(t, SessionModeReadOnly, sess.Mode, "session = %+v", sess)
+	require.NoError(t, c.Delegations.Revoke(ctx, d.ID))
 	list, _ = c.Delegations.List(ctx, DelegationListParams{})
 	for _, x := range list {
-		if x.RevokedAt.IsZero() {
-			t.Errorf("delegation %s not revoked with its parent", x.ID)
-		}
+		assert.False(t, x.RevokedAt.IsZero(), "delegation %s not revoked with its parent", x.ID)
 	}
 	if _, err := c.Delegations.InitSession(ctx, child.ID); err == nil {
 		t.Error("session on a revoked delegation")
@@ -316,73 +281,68 @@ func TestE2EFederation(t *testing.T) {
 	const issuer = "https://idp.example"
 
 	p, err := c.Federation.RegisterProvider(ctx, FederationRegisterProviderParams{Issuer: issuer, Name: "IdP", TrustLevel: Ptr("high")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.ID == "" || p.Issuer != issuer || p.TrustLevel != "high" {
-		t.Errorf("provider = %+v", p)
-	}
+	require.NoError(t, err)
+	assert.NotEmpty(t, p.ID, "provider = %+v", p)
+	assert.Equal(t, issuer, p.Issuer, "provider = %+v", p)
+	assert.Equal(t, "high", p.TrustLevel, "provider = %+v", p)
 	if _, err := c.Federation.RegisterProvider(ctx, FederationRegisterProviderParams{Issuer: issuer, Name: "dup"}); err == nil {
 		t.Error("duplicate issuer accepted")
 	}
 	provs, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{})
-	if err != nil || len(provs) != 1 || provs[0].ID != p.ID {
-		t.Fatalf("list: %+v, %v", provs, err)
-	}
+	require.NoError(t, err, "list: %+v,", provs)
+	require.Len(t, provs, 1, "list: %+v, %v", provs, err)
+	require.Equal(t, p.ID, provs[0].ID, "list: %+v, %v", provs, err)
 
 	const token = "eyJhbGciOiJub25lIn0.fed.token"
 	srv.AddFederatedToken(token, issuer, agent, srv.Now().Add(time.Hour))
 	res, err := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token, IssuerHint: issuer})
-	if err != nil || !res.Active || res.AgentID != agent || res.Issuer != issuer || res.ExpiresAt.IsZero() {
-		t.Fatalf("introspect: %+v, %v", res, err)
-	}
+	require.NoError(t, err, "introspect: %+v,", res)
+	require.True(t, res.Active, "introspect: %+v, %v", res, err)
+	require.Equal(t, agent, res.AgentID, "introspect: %+v, %v", res, err)
+	require.Equal(t, issuer, res.Issuer, "introspect: %+v, %v", res, err)
+	require.False(t, res.ExpiresAt.IsZero(), "introspect: %+v, %v", res, err)
 	res, err = c.Federation.VerifyToken(ctx, FederationIntrospectParams{Token: "unknown"})
-	if err != nil || res.Active || res.Error == "" {
-		t.Errorf("unknown token: %+v, %v", res, err)
-	}
+	require.NoError(t, err, "unknown token: %+v,", res)
+	assert.False(t, res.Active, "unknown token: %+v, %v", res, err)
+	assert.NotEmpty(t, res.Error, "unknown token: %+v, %v", res, err)
 
 	// A gateway without /introspect: the SDK falls back to /verify, which
 	// answers "valid".
 	srv.InjectFault("POST /api/v1/federation/tokens/introspect", agenttrusttest.Fault{Status: 404, Body: `{"error": "not found"}`})
 	srv.ClearRequests()
 	res, err = c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token})
-	if err != nil || !res.Active || !res.Valid() {
-		t.Fatalf("fallback: %+v, %v", res, err)
-	}
+	require.NoError(t, err, "fallback: %+v,", res)
+	require.True(t, res.Active, "fallback: %+v, %v", res, err)
+	require.True(t, res.Valid(), "fallback: %+v, %v", res, err)
 	reqs := srv.Requests()
-	if len(reqs) != 2 || !strings.HasSuffix(reqs[1].Path, "/tokens/verify") || string(reqs[0].Body) != string(reqs[1].Body) {
-		t.Errorf("fallback requests %+v", reqs)
-	}
+	require.Len(t, reqs, 2, "fallback requests %+v", reqs)
+	assert.True(t, strings.HasSuffix(reqs[1].Path, "/tokens/verify"), "fallback requests %+v", reqs)
+	assert.Equal(t, string(reqs[1].Body), string(reqs[0].Body), "fallback requests %+v", reqs)
 	srv.ClearFaults()
 
 	sess, err := c.Federation.InitSession(ctx, FederationInitSessionParams{Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sess.Source != SessionSourceFederation || sess.ProviderID != p.ID || sess.TrustLevel != "high" || len(sess.ScopeCeiling) != 1 {
-		t.Errorf("session = %+v", sess)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, SessionSourceFederation, sess.Source, "session = %+v", sess)
+	assert.Equal(t, p.ID, sess.ProviderID, "session = %+v", sess)
+	assert.Equal(t, "high", sess.TrustLevel, "session = %+v", sess)
+	assert.Len(t, sess.ScopeCeiling, 1, "session = %+v", sess)
 	_, err = c.Federation.InitSession(ctx, FederationInitSessionParams{Token: "fed_unknown_secret_token"})
-	if !errors.Is(err, ErrAuthentication) || strings.Contains(err.Error(), "fed_unknown_secret_token") {
-		t.Errorf("inactive token session: %v", err)
-	}
+	assert.ErrorIs(t, err, ErrAuthentication, "inactive token session: %v", err)
+	assert.NotContains(t, err.Error(), "fed_unknown_secret_token", "inactive token session: %v", err)
 
 	idt, err := c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: agent, Audience: "https://rp", Scopes: []string{"read"}, TTL: 300})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if idt.IDToken == "" || idt.Token != idt.IDToken || idt.ExpiresIn != 300 || idt.ExpiresAt.IsZero() {
-		t.Errorf("id token = %v", idt)
-	}
+	require.NoError(t, err)
+	assert.NotEmpty(t, idt.IDToken, "id token = %v", idt)
+	assert.Equal(t, idt.IDToken, idt.Token, "id token = %v", idt)
+	assert.EqualValues(t, 300, idt.ExpiresIn, "id token = %v", idt)
+	assert.False(t, idt.ExpiresAt.IsZero(), "id token = %v", idt)
 	if res, err := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: idt.IDToken}); err != nil || !res.Active || res.AgentID != agent {
 		t.Errorf("issued token introspection: %+v, %v", res, err)
 	}
 	_, err = c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: agent, Scopes: []string{"admin"}})
 	wantCode(t, err, CodeAuthDenied)
 
-	if err := c.Federation.DeleteProvider(ctx, p.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Federation.DeleteProvider(ctx, p.ID))
 	if provs, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{}); err != nil || len(provs) != 0 {
 		t.Errorf("after delete: %+v, %v", provs, err)
 	}
@@ -420,12 +380,11 @@ func TestE2EStreaming(t *testing.T) {
 
 	dest, err := c.Streaming.Create(ctx, StreamingCreateParams{Name: "loopback", DestinationType: "webhook", EndpointURL: rcv.URL,
 		AuthToken: Ptr(siemSecret), BatchSize: Ptr(10), FilterEventTypes: []string{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if dest.ID == "" || dest.EndpointURL != rcv.URL || dest.BatchSize != 10 || !dest.IsActive {
-		t.Errorf("destination = %v", dest)
-	}
+	require.NoError(t, err)
+	assert.NotEmpty(t, dest.ID, "destination = %v", dest)
+	assert.Equal(t, rcv.URL, dest.EndpointURL, "destination = %v", dest)
+	assert.EqualValues(t, 10, dest.BatchSize, "destination = %v", dest)
+	assert.True(t, dest.IsActive, "destination = %v", dest)
 
 	res, err := c.Streaming.Test(ctx, dest.ID)
 	if err != nil || res["ok"] != true {
@@ -442,38 +401,31 @@ func TestE2EStreaming(t *testing.T) {
 		t.Errorf("failing destination: %v, %v", res, err)
 	}
 	logs, err := c.Streaming.DeliveryLog(ctx, dest.ID, StreamingDeliveryLogParams{})
-	if err != nil || len(logs) != 2 {
-		t.Fatalf("delivery log: %+v, %v", logs, err)
-	}
+	require.NoError(t, err, "delivery log: %+v,", logs)
+	require.Len(t, logs, 2, "delivery log: %+v, %v", logs, err)
 	statuses := map[string]int{}
 	for _, l := range logs {
-		if l.DestinationID != dest.ID || l.DeliveredAt.IsZero() || l.ID == "" {
-			t.Errorf("record %+v", l)
-		}
+		assert.Equal(t, dest.ID, l.DestinationID, "record %+v", l)
+		assert.False(t, l.DeliveredAt.IsZero(), "record %+v", l)
+		assert.NotEmpty(t, l.ID, "record %+v", l)
 		statuses[l.Status] = l.StatusCode
 	}
-	if statuses["success"] != 200 || statuses["failed"] != 500 {
-		t.Errorf("delivery statuses %v", statuses)
-	}
+	assert.EqualValues(t, 200, statuses["success"], "delivery statuses %v", statuses)
+	assert.EqualValues(t, 500, statuses["failed"], "delivery statuses %v", statuses)
 
 	upd, err := c.Streaming.Update(ctx, dest.ID, StreamingUpdateParams{IsActive: Ptr(false), BatchSize: Ptr(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if upd.IsActive || upd.BatchSize != 0 || upd.Name != "loopback" {
-		t.Errorf("updated = %v", upd)
-	}
+	require.NoError(t, err)
+	assert.False(t, upd.IsActive, "updated = %v", upd)
+	assert.EqualValues(t, 0, upd.BatchSize, "updated = %v", upd)
+	assert.Equal(t, "loopback", upd.Name, "updated = %v", upd)
 	got, err := c.Streaming.Get(ctx, dest.ID)
-	if err != nil || got.IsActive || got.BatchSize != 0 {
-		t.Errorf("get after update: %v, %v", got, err)
-	}
+	require.NoError(t, err, "get after update: %v,", got)
+	assert.False(t, got.IsActive, "get after update: %v, %v", got, err)
+	assert.EqualValues(t, 0, got.BatchSize, "get after update: %v, %v", got, err)
 	list, err := c.Streaming.List(ctx, StreamingListParams{})
-	if err != nil || len(list) != 1 {
-		t.Errorf("list: %v, %v", list, err)
-	}
-	if err := c.Streaming.Delete(ctx, dest.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "list: %v,", list)
+	assert.Len(t, list, 1, "list: %v, %v", list, err)
+	require.NoError(t, c.Streaming.Delete(ctx, dest.ID))
 	if _, err := c.Streaming.Get(ctx, dest.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("get after delete: %v", err)
 	}
@@ -481,9 +433,7 @@ func TestE2EStreaming(t *testing.T) {
 	// carried the auth token anywhere but in its body.
 	for _, r := range srv.Requests() {
 		for k, v := range r.Header {
-			if strings.Contains(strings.Join(v, ","), siemSecret) {
-				t.Errorf("header %s carries the token", k)
-			}
+			assert.NotContains(t, strings.Join(v, ","), siemSecret, "header %s carries the token", k)
 		}
 	}
 }
@@ -504,17 +454,15 @@ func TestE2EHostileIDs(t *testing.T) {
 			t.Errorf("%q: %v", id, err)
 		}
 		for _, r := range srv.Requests() {
-			if r.RawQuery != "" || strings.Contains(r.Path, "/../") {
-				t.Errorf("%q reached the fake as %s ?%s", id, r.Path, r.RawQuery)
-			}
+			assert.Empty(t, r.RawQuery, "%q reached the fake as %s ?%s", id, r.Path, r.RawQuery)
+			assert.NotContains(t, r.Path, "/../", "%q reached the fake as %s ?%s", id, r.Path, r.RawQuery)
 		}
 	}
 	for _, id := range []string{"", ".", ".."} {
 		srv.ClearRequests()
 		_, err := c.AgentCards.Publish(ctx, id)
 		wantCode(t, err, CodeValidation)
-		if n := len(srv.Requests()); n != 0 {
-			t.Errorf("%q: %d requests", id, n)
-		}
+		n := len(srv.Requests())
+		assert.EqualValues(t, 0, n, "%q: %d requests", id, n)
 	}
 }

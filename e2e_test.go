@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestFakeGatewayFlow runs every core method against the strict fake gateway
@@ -21,36 +24,36 @@ func TestFakeGatewayFlow(t *testing.T) {
 	}
 	agent, err := c.Agents.Create(ctx, AgentCreateParams{Name: "billing <bot> & co", Capabilities: []string{"read", "write"},
 		Metadata: map[string]any{"team": "billing"}})
-	if err != nil || agent.ID == "" || agent.Status != AgentStatusActive || agent.Framework != "custom" {
-		t.Fatalf("create: %+v %v", agent, err)
-	}
+	require.NoError(t, err, "create: %+v", agent)
+	require.NotEmpty(t, agent.ID, "create: %+v %v", agent, err)
+	require.Equal(t, AgentStatusActive, agent.Status, "create: %+v %v", agent, err)
+	require.Equal(t, Framework("custom"), agent.Framework, "create: %+v %v", agent, err)
 	got, err := c.Agents.Get(ctx, agent.ID)
-	if err != nil || got.Name != "billing <bot> & co" || got.CreatedAt.IsZero() {
-		t.Fatalf("get: %+v %v", got, err)
-	}
+	require.NoError(t, err, "get: %+v", got)
+	require.Equal(t, "billing <bot> & co", got.Name, "get: %+v %v", got, err)
+	require.False(t, got.CreatedAt.IsZero(), "get: %+v %v", got, err)
 	list, err := c.Agents.List(ctx, AgentListParams{OrgID: srv.OrgID()})
-	if err != nil || len(list) != 1 {
-		t.Fatalf("list: %v %v", list, err)
-	}
+	require.NoError(t, err, "list: %v", list)
+	require.Len(t, list, 1, "list: %v %v", list, err)
 
 	tok, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agent.ID, Scopes: []string{"write", "read"}, TTLSeconds: 300})
-	if err != nil || !strings.HasPrefix(tok.Token, "at_") || tok.ExpiresAt.IsZero() {
-		t.Fatalf("issue: %v %v", tok, err)
-	}
+	require.NoError(t, err, "issue: %v", tok)
+	require.True(t, strings.HasPrefix(tok.Token, "at_"), "issue: %v %v", tok, err)
+	require.False(t, tok.ExpiresAt.IsZero(), "issue: %v %v", tok, err)
 	srv.ClearRequests()
 	again, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agent.ID, Scopes: []string{"read", "write"}})
-	if err != nil || again.Token != tok.Token || len(srv.Requests()) != 0 {
-		t.Fatalf("cache: %v %v, %d requests", again, err, len(srv.Requests()))
-	}
+	require.NoError(t, err, "cache: %v %v, %d requests", again, err, len(srv.Requests()))
+	require.Equal(t, tok.Token, again.Token, "cache: %v %v, %d requests", again, err, len(srv.Requests()))
+	require.Empty(t, srv.Requests(), "cache: %v %v, %d requests", again, err, len(srv.Requests()))
 	in, err := c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: tok.Token, RequiredScopes: []string{"read"}})
-	if err != nil || !in.Active || in.AgentID != agent.ID {
-		t.Fatalf("introspect: %+v %v", in, err)
-	}
+	require.NoError(t, err, "introspect: %+v", in)
+	require.True(t, in.Active, "introspect: %+v %v", in, err)
+	require.Equal(t, agent.ID, in.AgentID, "introspect: %+v %v", in, err)
 
 	sess, err := c.Sessions.InitSession(ctx, agent.ID, "srv-1")
-	if err != nil || sess.SessionID == "" || sess.Source != "mcp" {
-		t.Fatalf("init session: %+v %v", sess, err)
-	}
+	require.NoError(t, err, "init session: %+v", sess)
+	require.NotEmpty(t, sess.SessionID, "init session: %+v %v", sess, err)
+	require.Equal(t, SessionSource("mcp"), sess.Source, "init session: %+v %v", sess, err)
 	if s2, err := c.Sessions.GetSession(ctx, sess.SessionID); err != nil || s2.SessionID != sess.SessionID {
 		t.Fatalf("get session: %+v %v", s2, err)
 	}
@@ -62,24 +65,23 @@ func TestFakeGatewayFlow(t *testing.T) {
 	srv.RequireElevation("deploy")
 	allowed, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "read_file",
 		ToolInputSummary: strings.Repeat("日", 300), SessionID: sess.SessionID})
-	if err != nil || !allowed.Allowed || !allowed.Decided() {
-		t.Fatalf("check allowed: %+v %v", allowed, err)
-	}
-	if s := srv.Checks()[0].ActionInputSummary; len([]rune(s)) != 200 {
-		t.Errorf("summary arrived with %d runes", len([]rune(s)))
-	}
+	require.NoError(t, err, "check allowed: %+v", allowed)
+	require.True(t, allowed.Allowed, "check allowed: %+v %v", allowed, err)
+	require.True(t, allowed.Decided(), "check allowed: %+v %v", allowed, err)
+	s := srv.Checks()[0].ActionInputSummary
+	assert.Len(t, []rune(s), 200, "summary arrived with %d runes", len([]rune(s)))
 	denied, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "delete_file", SessionID: sess.SessionID})
-	if err != nil || denied.Allowed || denied.Reason == "" {
-		t.Fatalf("check denied: %+v %v", denied, err)
-	}
+	require.NoError(t, err, "check denied: %+v", denied)
+	require.False(t, denied.Allowed, "check denied: %+v %v", denied, err)
+	require.NotEmpty(t, denied.Reason, "check denied: %+v %v", denied, err)
 	elev, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: sess.SessionID})
-	if err != nil || elev.Allowed || !elev.ElevationRequired || elev.ApprovalID == "" {
-		t.Fatalf("check elevation: %+v %v", elev, err)
-	}
+	require.NoError(t, err, "check elevation: %+v", elev)
+	require.False(t, elev.Allowed, "check elevation: %+v %v", elev, err)
+	require.True(t, elev.ElevationRequired, "check elevation: %+v %v", elev, err)
+	require.NotEmpty(t, elev.ApprovalID, "check elevation: %+v %v", elev, err)
 	ap, err := c.Approvals.Get(ctx, elev.ApprovalID)
-	if err != nil || ap.Status != ApprovalPending {
-		t.Fatalf("approval: %+v %v", ap, err)
-	}
+	require.NoError(t, err, "approval: %+v", ap)
+	require.Equal(t, ApprovalPending, ap.Status, "approval: %+v %v", ap, err)
 	if res, err := c.Approvals.Approve(ctx, elev.ApprovalID, ""); err != nil || res == nil {
 		t.Fatalf("approve: %v %v", res, err)
 	}
@@ -98,19 +100,16 @@ func TestFakeGatewayFlow(t *testing.T) {
 		t.Fatalf("report: %v", err)
 	}
 	evs := srv.TelemetryEvents()
-	if len(evs) != 2 || (evs[1].Success == nil || *evs[1].Success) || evs[0].ToolName != "<t>" {
-		t.Errorf("telemetry events %v", evs)
-	}
+	require.Len(t, evs, 2, "telemetry events %v", evs)
+	require.NotNil(t, evs[1].Success, "telemetry events %v", evs)
+	assert.False(t, *evs[1].Success, "telemetry events %v", evs)
+	assert.Equal(t, "<t>", evs[0].ToolName, "telemetry events %v", evs)
 
-	if err := c.Tokens.Revoke(ctx, tok.Token, ""); err != nil {
-		t.Fatalf("token revoke: %v", err)
-	}
+	require.NoError(t, c.Tokens.Revoke(ctx, tok.Token, ""), "token revoke")
 	if in, err := c.Tokens.Verify(ctx, TokenIntrospectParams{Token: tok.Token}); err != nil || in.Active {
 		t.Fatalf("revoked token: %+v %v", in, err)
 	}
-	if err := c.Agents.Revoke(ctx, agent.ID, ""); err != nil {
-		t.Fatalf("agent revoke: %v", err)
-	}
+	require.NoError(t, c.Agents.Revoke(ctx, agent.ID, ""), "agent revoke")
 	if a, err := c.Agents.Get(ctx, agent.ID); err != nil || a.Status != AgentStatusRevoked {
 		t.Fatalf("revoked agent: %+v %v", a, err)
 	}
@@ -122,9 +121,7 @@ func TestFakeGatewayErrorsAndHostileIDs(t *testing.T) {
 	ctx := context.Background()
 	for _, id := range []string{"../admin", "a/b", "a?b=c", "%2e%2e", "a#b", " ", "missing"} {
 		_, err := c.Agents.Get(ctx, id)
-		if !errors.Is(err, ErrNotFound) {
-			t.Errorf("Get(%q): %v", id, err)
-		}
+		assert.ErrorIs(t, err, ErrNotFound, "Get(%q): %v", id, err)
 		var ae *AgentTrustError
 		if errors.As(err, &ae) && ae.RequestID == "" {
 			t.Errorf("Get(%q): no request id", id)
@@ -133,9 +130,8 @@ func TestFakeGatewayErrorsAndHostileIDs(t *testing.T) {
 	bad := fakeClient(t, srv, WithAPIKey("sk_live_wrong_key"))
 	_, err := bad.Agents.List(ctx, AgentListParams{})
 	var authErr *AuthenticationError
-	if !errors.As(err, &authErr) || strings.Contains(err.Error(), "sk_live_wrong_key") {
-		t.Errorf("bad key: %v", err)
-	}
+	require.ErrorAs(t, err, &authErr, "bad key: %v", err)
+	assert.NotContains(t, err.Error(), "sk_live_wrong_key", "bad key: %v", err)
 }
 
 func TestFakeGatewayFaults(t *testing.T) {
@@ -165,15 +161,12 @@ func TestFakeGatewayFaults(t *testing.T) {
 	srv.InjectFault("POST /api/v1/agent-tokens/issue", agenttrusttest.Fault{Drop: true, Times: 1})
 	srv.ClearRequests()
 	_, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
-	if !errors.Is(err, ErrNetwork) || len(srv.Requests()) != 1 {
-		t.Errorf("dropped issue: %v, %d requests", err, len(srv.Requests()))
-	}
+	assert.ErrorIs(t, err, ErrNetwork, "dropped issue: %v, %d requests", err, len(srv.Requests()))
+	assert.Len(t, srv.Requests(), 1, "dropped issue: %v, %d requests", err, len(srv.Requests()))
 
 	srv.InjectFault("GET /api/v1/agents/{agent_id}", agenttrusttest.Fault{Malformed: true})
 	_, err = c.Agents.Get(ctx, agentID)
-	if !errors.Is(err, ErrDecode) {
-		t.Errorf("malformed: %v", err)
-	}
+	assert.ErrorIs(t, err, ErrDecode, "malformed: %v", err)
 	srv.ClearFaults()
 
 	srv.InjectFault("GET /health", agenttrusttest.Fault{Latency: 5 * time.Second})
@@ -187,9 +180,8 @@ func TestFakeGatewayFaults(t *testing.T) {
 	_, err = fakeClient(t, srv, WithRetryPolicy(RetryPolicy{})).Actions.Check(ctx,
 		ActionCheckParams{AgentID: agentID})
 	var rl *RateLimitError
-	if !errors.As(err, &rl) || rl.RetryAfter != 7*time.Second {
-		t.Errorf("429: %v", err)
-	}
+	require.ErrorAs(t, err, &rl, "429: %v", err)
+	assert.Equal(t, 7*time.Second, rl.RetryAfter, "429: %v", err)
 }
 
 func TestFakeGatewayTokenClock(t *testing.T) {
@@ -198,12 +190,10 @@ func TestFakeGatewayTokenClock(t *testing.T) {
 	ctx := context.Background()
 	agentID := srv.CreateAgent("bot", "read")
 	tok, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}, TTLSeconds: 60})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv.Advance(2 * time.Minute)
 	in, err := c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: tok.Token})
-	if err != nil || in.Active || in.Reasoning == "" {
-		t.Errorf("expired token: %+v %v", in, err)
-	}
+	require.NoError(t, err, "expired token: %+v", in)
+	assert.False(t, in.Active, "expired token: %+v %v", in, err)
+	assert.NotEmpty(t, in.Reasoning, "expired token: %+v %v", in, err)
 }

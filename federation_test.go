@@ -3,12 +3,14 @@ package agenttrust
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const sampleProvider = `{"id": "fp-1", "org_id": "org-1", "issuer": "https://idp.example", "name": "IdP",
@@ -37,9 +39,7 @@ func TestFederationProviders(t *testing.T) {
 	} {
 		srv.reset(scriptReply{status: 201, body: `{"provider": ` + sampleProvider + `}`})
 		p, err := c.Federation.RegisterProvider(ctx, FederationRegisterProviderParams{Issuer: "https://idp.example", Name: "IdP", TrustLevel: tc.level})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		r := srv.only(t)
 		checkRequest(t, r, http.MethodPost, "/api/v1/federation/providers")
 		checkBody(t, r, tc.want)
@@ -52,9 +52,8 @@ func TestFederationProviders(t *testing.T) {
 	} {
 		srv.reset(scriptReply{body: body})
 		list, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{})
-		if err != nil || len(list) != 2 {
-			t.Fatalf("%v, %v", list, err)
-		}
+		require.NoError(t, err, "%v,", list)
+		require.Len(t, list, 2, "%v, %v", list, err)
 		checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/federation/providers")
 		checkProvider(t, &list[0])
 		checkProvider(t, &list[1])
@@ -64,9 +63,7 @@ func TestFederationProviders(t *testing.T) {
 	wantCode(t, err, CodeDecode)
 
 	srv.reset(scriptReply{status: 204})
-	if err := c.Federation.DeleteProvider(ctx, "fp-1"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Federation.DeleteProvider(ctx, "fp-1"))
 	checkRequest(t, srv.only(t), http.MethodDelete, "/api/v1/federation/providers/fp-1")
 }
 
@@ -85,15 +82,15 @@ func TestFederationIntrospect(t *testing.T) {
 	} {
 		srv.reset(scriptReply{body: `{"active": true, "agent_id": "a1", "issuer": "https://idp.example", "expires_at": "2026-03-01T10:00:00Z"}`})
 		res, err := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token, IssuerHint: tc.hint})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		r := srv.only(t)
 		checkRequest(t, r, http.MethodPost, "/api/v1/federation/tokens/introspect")
 		checkBody(t, r, tc.want)
-		if !res.Active || !res.Valid() || res.AgentID != "a1" || res.Issuer == "" || res.ExpiresAt.IsZero() {
-			t.Errorf("result = %+v", res)
-		}
+		assert.True(t, res.Active, "result = %+v", res)
+		assert.True(t, res.Valid(), "result = %+v", res)
+		assert.Equal(t, "a1", res.AgentID, "result = %+v", res)
+		assert.NotEmpty(t, res.Issuer, "result = %+v", res)
+		assert.False(t, res.ExpiresAt.IsZero(), "result = %+v", res)
 	}
 
 	for _, tc := range []struct {
@@ -109,9 +106,10 @@ func TestFederationIntrospect(t *testing.T) {
 	} {
 		srv.reset(scriptReply{body: tc.body})
 		res, err := c.Federation.VerifyToken(ctx, FederationIntrospectParams{Token: token})
-		if err != nil || res.Active != tc.active || res.Valid() != tc.active || res.Error != tc.errMsg {
-			t.Errorf("%s: %+v, %v", tc.body, res, err)
-		}
+		require.NoError(t, err, "%s: %+v,", tc.body, res)
+		assert.Equal(t, tc.active, res.Active, "%s: %+v, %v", tc.body, res, err)
+		assert.Equal(t, tc.active, res.Valid(), "%s: %+v, %v", tc.body, res, err)
+		assert.Equal(t, tc.errMsg, res.Error, "%s: %+v, %v", tc.body, res, err)
 	}
 }
 
@@ -124,31 +122,25 @@ func TestFederationIntrospectFallback(t *testing.T) {
 	// 404 at introspect: the same request once more at verify.
 	srv.reset(scriptReply{status: 404, body: `{"error": "no such route"}`}, scriptReply{body: `{"valid": true, "agent_id": "a1"}`})
 	res, err := c.Federation.IntrospectToken(ctx, p)
-	if err != nil || !res.Active || res.AgentID != "a1" {
-		t.Fatalf("%+v, %v", res, err)
-	}
+	require.NoError(t, err, "%+v,", res)
+	require.True(t, res.Active, "%+v, %v", res, err)
+	require.Equal(t, "a1", res.AgentID, "%+v, %v", res, err)
 	reqs := srv.requests()
-	if len(reqs) != 2 {
-		t.Fatalf("%d requests", len(reqs))
-	}
+	require.Len(t, reqs, 2, "%d requests", len(reqs))
 	checkRequest(t, reqs[0], http.MethodPost, "/api/v1/federation/tokens/introspect")
 	checkRequest(t, reqs[1], http.MethodPost, "/api/v1/federation/tokens/verify")
-	if !bytes.Equal(reqs[0].Body, reqs[1].Body) || reqs[1].Header.Get("X-Api-Key") != testKey {
-		t.Errorf("fallback changed the request: %s vs %s", reqs[0].Body, reqs[1].Body)
-	}
+	assert.True(t, bytes.Equal(reqs[0].Body, reqs[1].Body), "fallback changed the request: %s vs %s", reqs[0].Body, reqs[1].Body)
+	assert.Equal(t, testKey, reqs[1].Header.Get("X-Api-Key"), "fallback changed the request: %s vs %s", reqs[0].Body, reqs[1].Body)
 
 	// The fallback's outcome is final, even another 404.
 	srv.reset(scriptReply{status: 404})
 	_, err = c.Federation.IntrospectToken(ctx, p)
 	wantCode(t, err, CodeNotFound)
-	if n := len(srv.requests()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
-	}
+	n := len(srv.requests())
+	assert.EqualValues(t, 2, n, "%d requests, want 2", n)
 	srv.reset(scriptReply{status: 404}, scriptReply{status: 401, body: `{"message": "bad key"}`})
 	_, err = c.Federation.IntrospectToken(ctx, p)
-	if !errors.Is(err, ErrAuthentication) {
-		t.Errorf("verify's 401 not returned: %v", err)
-	}
+	assert.ErrorIs(t, err, ErrAuthentication, "verify's 401 not returned: %v", err)
 
 	// Any other error: no fallback (a 500 is not retried, a 503 is retried at
 	// the same path, introspection being safe to repeat).
@@ -157,9 +149,7 @@ func TestFederationIntrospectFallback(t *testing.T) {
 		_, err := c.Federation.IntrospectToken(ctx, p)
 		wantCode(t, err, map[int]string{400: CodeValidation, 401: CodeAuthFailed, 403: CodeAuthDenied, 500: "HTTP_500"}[status])
 		for _, r := range srv.requests() {
-			if r.RequestURI != "/api/v1/federation/tokens/introspect" {
-				t.Errorf("status %d fell back to %s", status, r.RequestURI)
-			}
+			assert.Equal(t, "/api/v1/federation/tokens/introspect", r.RequestURI, "status %d fell back to %s", status, r.RequestURI)
 		}
 	}
 	srv.reset(scriptReply{status: 503}, scriptReply{body: `{"active": true}`})
@@ -179,15 +169,15 @@ func TestFederationTokenRedaction(t *testing.T) {
 	_, err1 := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token})
 	_, err2 := c.Federation.InitSession(ctx, FederationInitSessionParams{Token: token})
 	for _, err := range []error{err1, err2} {
-		if err == nil || strings.Contains(err.Error(), token) || strings.Contains(fmt.Sprintf("%+v", err), token) {
-			t.Errorf("token leaked: %v", err)
-		}
+		assert.Error(t, err, "token leaked: %v", err)
+		assert.NotContains(t, err.Error(), token, "token leaked: %v", err)
+		assert.NotContains(t, fmt.Sprintf("%+v", err), token, "token leaked: %v", err)
 	}
 	p := FederationTokenParams{Token: token, IssuerHint: "iss"}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
-		if out := fmt.Sprintf(verb, p); strings.Contains(out, token) || strings.Contains(out, fmt.Sprintf("%x", token)) {
-			t.Errorf("%s reveals the token: %s", verb, out)
-		}
+		out := fmt.Sprintf(verb, p)
+		assert.NotContains(t, out, token, "%s reveals the token: %s", verb, out)
+		assert.NotContains(t, out, fmt.Sprintf("%x", token), "%s reveals the token: %s", verb, out)
 	}
 	if out := fmt.Sprint(p); !strings.Contains(out, "[redacted]") || !strings.Contains(out, "iss") {
 		t.Errorf("String = %s", out)
@@ -200,9 +190,7 @@ func TestFederationInitSession(t *testing.T) {
 		"scope_ceiling": ["federation:invoke"], "provider_id": "fp-1", "issuer": "https://idp.example", "trust_level": "high"}`})
 	c := srv.client(t)
 	s, err := c.Federation.InitSession(ctx, FederationInitSessionParams{Token: "tok", IssuerHint: "https://idp.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	r := srv.only(t)
 	checkRequest(t, r, http.MethodPost, "/api/v1/federation/sessions/init")
 	checkBody(t, r, map[string]any{"token": "tok", "issuer_hint": "https://idp.example"})
@@ -232,18 +220,16 @@ func TestFederationIssueIDToken(t *testing.T) {
 	} {
 		srv.reset(scriptReply{body: `{"id_token": "eyJ.a.b", "expires_in": 600, "expires_at": "2026-03-01T10:10:00Z"}`})
 		res, err := c.Federation.IssueIDToken(ctx, tc.p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		r := srv.only(t)
 		checkRequest(t, r, http.MethodPost, "/api/v1/federation/tokens/issue")
 		checkBody(t, r, tc.want)
-		if _, has := r.bodyMap(t)["nonce"]; has {
-			t.Error("nonce sent")
-		}
-		if res.IDToken != "eyJ.a.b" || res.Token != "eyJ.a.b" || res.ExpiresIn != 600 || res.ExpiresAt.IsZero() {
-			t.Errorf("result = %+v", res)
-		}
+		_, has := r.bodyMap(t)["nonce"]
+		assert.False(t, has, "nonce sent")
+		assert.Equal(t, "eyJ.a.b", res.IDToken, "result = %+v", res)
+		assert.Equal(t, "eyJ.a.b", res.Token, "result = %+v", res)
+		assert.EqualValues(t, 600, res.ExpiresIn, "result = %+v", res)
+		assert.False(t, res.ExpiresAt.IsZero(), "result = %+v", res)
 	}
 	for _, tc := range []struct{ body, id, tok string }{
 		{`{"token": "t1"}`, "t1", "t1"},
@@ -253,20 +239,19 @@ func TestFederationIssueIDToken(t *testing.T) {
 	} {
 		srv.reset(scriptReply{body: tc.body})
 		res, err := c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: "a1"})
-		if err != nil || res.IDToken != tc.id || res.Token != tc.tok {
-			t.Errorf("%s: %+v, %v", tc.body, res, err)
-		}
+		require.NoError(t, err, "%s: %+v,", tc.body, res)
+		assert.Equal(t, tc.id, res.IDToken, "%s: %+v, %v", tc.body, res, err)
+		assert.Equal(t, tc.tok, res.Token, "%s: %+v, %v", tc.body, res, err)
 	}
 	res := IDTokenResponse{IDToken: "eyJsecret.id.token", Token: "eyJsecret.id.token", ExpiresIn: 5}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x"} {
-		if out := fmt.Sprintf(verb, res); strings.Contains(out, "eyJsecret") || strings.Contains(out, fmt.Sprintf("%x", "eyJsecret")) {
-			t.Errorf("%s reveals the token: %s", verb, out)
-		}
+		out := fmt.Sprintf(verb, res)
+		assert.NotContains(t, out, "eyJsecret", "%s reveals the token: %s", verb, out)
+		assert.NotContains(t, out, fmt.Sprintf("%x", "eyJsecret"), "%s reveals the token: %s", verb, out)
 	}
 	srv.reset(scriptReply{status: 404, body: `{"error": "not supported"}`})
 	_, err := c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: "a1"})
 	wantCode(t, err, CodeNotFound)
-	if n := len(srv.requests()); n != 1 {
-		t.Errorf("IssueIDToken fell back: %d requests", n)
-	}
+	n := len(srv.requests())
+	assert.EqualValues(t, 1, n, "IssueIDToken fell back: %d requests", n)
 }

@@ -7,6 +7,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Fuzz tests for the protocol decoders. `go test` runs the seed corpora in
@@ -19,21 +22,15 @@ func FuzzDecodeAgentCard(f *testing.F) {
 		card := new(AgentCard)
 		if err := decodeObject(&response{status: 200, body: data}, card); err != nil {
 			var de *DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("error %v (%T) is not a *DecodeError", err, err)
-			}
+			require.ErrorAs(t, err, &de, "error %v (%T) is not a *DecodeError", err, err)
 			return
 		}
-		if card.Capabilities == nil {
-			t.Fatal("nil capabilities")
-		}
+		require.NotNil(t, card.Capabilities, "nil capabilities")
 		_ = card.PrimaryURL()
 		_ = card.TrustScore()
 		if p, ok := card.AgentPublicKeyPEM(); ok {
 			block, _ := pem.Decode([]byte(p))
-			if block == nil {
-				t.Fatalf("bad PEM %q", p)
-			}
+			require.NotNil(t, block, "bad PEM %q", p)
 			if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
 				t.Fatalf("PEM key does not parse: %v", err)
 			}
@@ -53,9 +50,9 @@ func FuzzJSONRPCReply(f *testing.F) {
 			var de *DecodeError
 			switch {
 			case errors.As(err, &rpc):
-				if rpc.Code != CodeJSONRPC || rpc.Message == "" || !errors.Is(err, ErrJSONRPC) {
-					t.Fatalf("bad JSON-RPC error %+v", rpc.AgentTrustError)
-				}
+				require.Equal(t, CodeJSONRPC, rpc.Code, "bad JSON-RPC error %+v", rpc.AgentTrustError)
+				require.NotEmpty(t, rpc.Message, "bad JSON-RPC error %+v", rpc.AgentTrustError)
+				require.ErrorIs(t, err, ErrJSONRPC, "bad JSON-RPC error %+v", rpc.AgentTrustError)
 				if rpc.RPCData != nil && !json.Valid(rpc.RPCData) {
 					t.Fatalf("RPCData %q is not JSON", rpc.RPCData)
 				}
@@ -65,9 +62,7 @@ func FuzzJSONRPCReply(f *testing.F) {
 			}
 			return
 		}
-		if !json.Valid(raw) {
-			t.Fatalf("result %q is not JSON", raw)
-		}
+		require.True(t, json.Valid(raw), "result %q is not JSON", raw)
 		sub := &response{status: 200, body: raw}
 		_ = decodeObject(sub, new(A2ATask))
 		mt := new(A2AMessageTask)
@@ -87,9 +82,8 @@ func FuzzDecodeModels(f *testing.F) {
 				return
 			}
 			var de *DecodeError
-			if !errors.As(err, &de) || !errors.Is(err, ErrDecode) {
-				t.Fatalf("error %v (%T) is not a *DecodeError", err, err)
-			}
+			require.ErrorAs(t, err, &de, "error %v (%T) is not a *DecodeError", err, err)
+			require.ErrorIs(t, err, ErrDecode, "error %v (%T) is not a *DecodeError", err, err)
 		}
 		check(decodeObject(resp, new(MCPServer)))
 		check(decodeObject(resp, new(SIEMDestination)))
@@ -126,12 +120,9 @@ func FuzzDPoPJSONString(f *testing.F) {
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(s); err != nil {
-			t.Fatal(err)
-		}
-		if got := appendJSONString(nil, s); string(got) != string(bytes.TrimSuffix(want.Bytes(), []byte("\n"))) {
-			t.Errorf("%q: got %s, want %s", s, got, want.Bytes())
-		}
+		require.NoError(t, enc.Encode(s))
+		got := appendJSONString(nil, s)
+		assert.Equal(t, string(bytes.TrimSuffix(want.Bytes(), []byte("\n"))), string(got), "%q: got %s, want %s", s, got, want.Bytes())
 	})
 }
 

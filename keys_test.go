@@ -17,6 +17,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // The key of RFC 8032 §7.1, test 1. The PEMs and the PoP signature below
@@ -39,31 +42,21 @@ const (
 func vecKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
 	seed, err := hex.DecodeString(vecSeedHex)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return ed25519.NewKeyFromSeed(seed)
 }
 
 func TestKeyPairPEMMatchesFixedVectors(t *testing.T) {
 	kp := keyPairPEM(vecKey(t))
-	if kp.PrivateKeyPEM != vecPrivPEM {
-		t.Errorf("private PEM:\n%q\nwant\n%q", kp.PrivateKeyPEM, vecPrivPEM)
-	}
-	if kp.PublicKeyPEM != vecPubPEM {
-		t.Errorf("public PEM:\n%q\nwant\n%q", kp.PublicKeyPEM, vecPubPEM)
-	}
+	assert.Equal(t, vecPrivPEM, kp.PrivateKeyPEM, "private PEM:\n%q\nwant\n%q", kp.PrivateKeyPEM, vecPrivPEM)
+	assert.Equal(t, vecPubPEM, kp.PublicKeyPEM, "public PEM:\n%q\nwant\n%q", kp.PublicKeyPEM, vecPubPEM)
 	sig, err := SignWithPrivateKeyPEM(vecPrivPEM, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if got := hex.EncodeToString(sig); got != vecEmptySigHex {
 		t.Errorf("RFC 8032 test 1 signature = %s", got)
 	}
 	sig, err = SignWithPrivateKeyPEM(vecPrivPEM, []byte(vecPoPMessage))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if got := base64.RawURLEncoding.EncodeToString(sig); got != vecPoPSig || len(got) != 86 {
 		t.Errorf("PoP signature = %s (%d chars), want %s", got, len(got), vecPoPSig)
 	}
@@ -71,16 +64,11 @@ func TestKeyPairPEMMatchesFixedVectors(t *testing.T) {
 
 func TestGenerateAgentKey(t *testing.T) {
 	a, err := GenerateAgentKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, err := GenerateAgentKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.PrivateKeyPEM == b.PrivateKeyPEM || a.PublicKeyPEM == b.PublicKeyPEM {
-		t.Fatal("two generated keys are equal")
-	}
+	require.NoError(t, err)
+	require.NotEqualValues(t, b.PrivateKeyPEM, a.PrivateKeyPEM, "two generated keys are equal")
+	require.NotEqualValues(t, b.PublicKeyPEM, a.PublicKeyPEM, "two generated keys are equal")
 	for _, k := range []AgentKeyPair{a, b} {
 		if !strings.HasPrefix(k.PublicKeyPEM, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA") ||
 			!strings.HasPrefix(k.PrivateKeyPEM, "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI") ||
@@ -89,19 +77,12 @@ func TestGenerateAgentKey(t *testing.T) {
 			t.Errorf("unexpected PEM format: %q", k.PublicKeyPEM)
 		}
 		priv, err := ParsePrivateKeyPEM(k.PrivateKeyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		pub, err := ParsePublicKeyPEM(k.PublicKeyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !pub.Equal(priv.Public()) {
-			t.Error("public key does not belong to the private key")
-		}
-		if p, _ := PublicKeyPEM(pub); p != k.PublicKeyPEM {
-			t.Errorf("PublicKeyPEM = %q", p)
-		}
+		require.NoError(t, err)
+		assert.True(t, pub.Equal(priv.Public()), "public key does not belong to the private key")
+		p, _ := PublicKeyPEM(pub)
+		assert.Equal(t, k.PublicKeyPEM, p, "PublicKeyPEM = %q", p)
 	}
 	if _, err := generateAgentKey(bytes.NewReader(nil)); !errors.Is(err, ErrAgentTrust) {
 		t.Errorf("failing entropy source: %v", err)
@@ -115,13 +96,9 @@ func pemOf(t testing.TB, typ string, der []byte) string {
 
 func TestParseKeysRejectNonEd25519(t *testing.T) {
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rsaPKCS8, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
 	ecPKCS8, _ := x509.MarshalPKCS8PrivateKey(ecKey)
 	rsaPub, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
@@ -176,9 +153,9 @@ func TestParseKeysRejectNonEd25519(t *testing.T) {
 func assertValidation(t testing.TB, what string, err error) {
 	t.Helper()
 	var ve *ValidationError
-	if !errors.As(err, &ve) || ve.Status != 0 || !errors.Is(err, ErrAgentTrust) {
-		t.Errorf("%s: got %v, want a *ValidationError with status 0", what, err)
-	}
+	require.ErrorAs(t, err, &ve, "%s: got %v, want a *ValidationError with status 0", what, err)
+	assert.EqualValues(t, 0, ve.Status, "%s: got %v, want a *ValidationError with status 0", what, err)
+	assert.ErrorIs(t, err, ErrAgentTrust, "%s: got %v, want a *ValidationError with status 0", what, err)
 }
 
 func TestAgentKeyPairHidesPrivateKey(t *testing.T) {
@@ -190,12 +167,10 @@ func TestAgentKeyPairHidesPrivateKey(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("key", "pair", kp)
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("key", "pair", kp)
-	if strings.Contains(buf.String(), body[:20]) || !strings.Contains(buf.String(), "MCowBQYDK2VwAyEA") {
-		t.Errorf("slog output: %s", buf.String())
-	}
-	if !strings.Contains(kp.String(), "MCowBQYDK2VwAyEA") || !strings.Contains(kp.String(), "[redacted]") {
-		t.Errorf("String() = %s", kp)
-	}
+	assert.NotContains(t, buf.String(), body[:20], "slog output: %s", buf.String())
+	assert.Contains(t, buf.String(), "MCowBQYDK2VwAyEA", "slog output: %s", buf.String())
+	assert.Contains(t, kp.String(), "MCowBQYDK2VwAyEA", "String() = %s", kp)
+	assert.Contains(t, kp.String(), "[redacted]", "String() = %s", kp)
 }
 
 func TestInMemoryKeyStore(t *testing.T) {
@@ -208,35 +183,21 @@ func TestInMemoryKeyStore(t *testing.T) {
 	if _, err := ks.Sign(ctx, "a1", nil); !errors.As(err, &ae) || ae.Code != CodeKeyNotFound || !strings.Contains(ae.Error(), `"a1"`) {
 		t.Fatalf("Sign(unknown) = %#v", err)
 	}
-	if err := ks.Delete(ctx, "a1"); err != nil {
-		t.Fatalf("Delete(unknown) = %v", err)
-	}
+	require.NoError(t, ks.Delete(ctx, "a1"), "Delete(unknown) =")
 	assertValidation(t, "Store(bad PEM)", ks.Store(ctx, "a1", vecPubPEM))
 	assertValidation(t, "Store(no agent)", ks.Store(ctx, "", vecPrivPEM))
-	if ks.Len() != 0 {
-		t.Fatal("an invalid key was stored")
-	}
-	if err := ks.Store(ctx, "a1", vecPrivPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.EqualValues(t, 0, ks.Len(), "an invalid key was stored")
+	require.NoError(t, ks.Store(ctx, "a1", vecPrivPEM))
 	sig, err := ks.Sign(ctx, "a1", []byte(vecPoPMessage))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if base64.RawURLEncoding.EncodeToString(sig) != vecPoPSig {
-		t.Errorf("store signature differs from the vector")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, vecPoPSig, base64.RawURLEncoding.EncodeToString(sig), "store signature differs from the vector")
 	body := strings.Split(vecPrivPEM, "\n")[1]
 	seed, _ := hex.DecodeString(vecSeedHex)
 	assertNoSecret(t, "InMemoryKeyStore", &ks, body, string(seed), string(vecKey(t)))
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("store", "ks", &ks)
-	if !strings.Contains(buf.String(), `"keys":1`) {
-		t.Errorf("slog: %s", buf.String())
-	}
-	if err := ks.Delete(ctx, "a1"); err != nil {
-		t.Fatal(err)
-	}
+	assert.Contains(t, buf.String(), `"keys":1`, "slog: %s", buf.String())
+	require.NoError(t, ks.Delete(ctx, "a1"))
 	if _, err := ks.Sign(ctx, "a1", nil); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("Sign after Delete = %v", err)
 	}
@@ -272,11 +233,11 @@ func TestKeyStoreErrWrapping(t *testing.T) {
 		t.Errorf("foreign: %#v", err)
 	}
 	err = keyStoreErr("signing", NewKeyNotFoundError("a1"))
-	if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrKeyStore) || !errors.As(err, &ae) || ae.Code != CodeKeyNotFound {
-		t.Errorf("not found: %#v", err)
-	}
+	assert.ErrorIs(t, err, ErrKeyNotFound, "not found: %#v", err)
+	assert.ErrorIs(t, err, ErrKeyStore, "not found: %#v", err)
+	require.ErrorAs(t, err, &ae, "not found: %#v", err)
+	assert.Equal(t, CodeKeyNotFound, ae.Code, "not found: %#v", err)
 	err = keyStoreErr("signing", validationErr("bad"))
-	if !errors.Is(err, ErrValidation) || !errors.Is(err, ErrKeyStore) {
-		t.Errorf("validation: %#v", err)
-	}
+	assert.ErrorIs(t, err, ErrValidation, "validation: %#v", err)
+	assert.ErrorIs(t, err, ErrKeyStore, "validation: %#v", err)
 }

@@ -3,7 +3,6 @@ package agenttrust
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestMCPRegisterServer(t *testing.T) {
@@ -30,15 +30,14 @@ func TestMCPRegisterServer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(reply)
 			s, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "files", URL: "http://mcp", Capabilities: tc.caps})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, http.MethodPost, "/mcp/servers")
 			checkBody(t, r, tc.want)
-			if s.ID != "srv-1" || s.OrgID != "org-1" || len(s.Capabilities) != 1 || !s.CreatedAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)) {
-				t.Errorf("server = %+v", s)
-			}
+			assert.Equal(t, "srv-1", s.ID, "server = %+v", s)
+			assert.Equal(t, "org-1", s.OrgID, "server = %+v", s)
+			require.Len(t, s.Capabilities, 1, "server = %+v", s)
+			assert.True(t, s.CreatedAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)), "server = %+v", s)
 		})
 	}
 	// The reply is flat: a {"server": ...} wrapper is not unwrapped.
@@ -55,9 +54,9 @@ func TestMCPListAndRemove(t *testing.T) {
 	for _, body := range []string{`[{"id": "s1"}, {"id": "s2"}]`, `{"servers": [{"id": "s1"}, {"id": "s2"}], "total": 2}`} {
 		srv.reset(scriptReply{body: body})
 		list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
-		if err != nil || len(list) != 2 || list[1].ID != "s2" {
-			t.Errorf("%s: %+v, %v", body, list, err)
-		}
+		require.NoError(t, err, "%s: %+v,", body, list)
+		require.Len(t, list, 2, "%s: %+v, %v", body, list, err)
+		assert.Equal(t, "s2", list[1].ID, "%s: %+v, %v", body, list, err)
 		checkRequest(t, srv.only(t), http.MethodGet, "/mcp/servers")
 	}
 	for _, body := range []string{`{"servers": null}`, ``, `null`} {
@@ -74,18 +73,16 @@ func TestMCPListAndRemove(t *testing.T) {
 
 	srv.reset(scriptReply{status: 204}, scriptReply{body: "not json"})
 	for i := 0; i < 2; i++ {
-		if err := c.MCP.RemoveServer(ctx, "s1"); err != nil {
-			t.Errorf("remove %d: %v", i, err)
-		}
+		assert.NoError(t, c.MCP.RemoveServer(ctx, "s1"), "remove %d", i)
 	}
 	for _, r := range srv.requests() {
 		checkRequest(t, r, http.MethodDelete, "/mcp/servers/s1")
 	}
 	srv.reset(scriptReply{status: 404, body: `{"error": "server not found"}`})
 	err := c.MCP.RemoveServer(ctx, "s1")
-	if e := wantCode(t, err, CodeNotFound); e.Message != "server not found" || !errors.Is(err, ErrNotFound) {
-		t.Errorf("remove unknown: %v", err)
-	}
+	e := wantCode(t, err, CodeNotFound)
+	assert.Equal(t, "server not found", e.Message, "remove unknown: %v", err)
+	assert.ErrorIs(t, err, ErrNotFound, "remove unknown: %v", err)
 }
 
 func TestMCPCallToolWire(t *testing.T) {
@@ -123,9 +120,7 @@ func TestMCPCallToolWire(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(reply)
 			res, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "agent-1", Method: "tools/call", Params: tc.params})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, http.MethodPost, "/mcp/srv-1")
 			want := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
@@ -136,15 +131,12 @@ func TestMCPCallToolWire(t *testing.T) {
 			}
 			checkBody(t, r, want)
 			assert.Equal(t, keys, keyOrder(t, r.Body))
-			if got := r.Header.Get("X-Agent-Id"); got != "agent-1" {
-				t.Errorf("X-Agent-ID = %q", got)
-			}
+			got := r.Header.Get("X-Agent-Id")
+			assert.Equal(t, "agent-1", got, "X-Agent-ID = %q", got)
 			if _, ok := r.Header["X-Session-Id"]; ok {
 				t.Errorf("X-Session-ID sent without a session")
 			}
-			if string(res) != `{"content": [{"type": "text", "text": "ok"}]}` {
-				t.Errorf("result %s", res)
-			}
+			assert.Equal(t, `{"content": [{"type": "text", "text": "ok"}]}`, string(res), "result %s", res)
 		})
 	}
 
@@ -160,9 +152,8 @@ func TestMCPCallToolWire(t *testing.T) {
 	srv.reset(reply)
 	_, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a", Method: "m", Params: make(chan int)})
 	wantCode(t, err, CodeValidation)
-	if n := len(srv.requests()); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	n := len(srv.requests())
+	assert.EqualValues(t, 0, n, "%d requests sent", n)
 }
 
 func TestMCPCallToolRequiresAgent(t *testing.T) {
@@ -170,16 +161,13 @@ func TestMCPCallToolRequiresAgent(t *testing.T) {
 	c := srv.client(t)
 	_, err := c.MCP.CallTool(context.Background(), "srv-1", MCPCallToolParams{Method: "tools/list"})
 	e := wantCode(t, err, CodeValidation)
-	if e.Message != "agent_id is required: the MCP proxy authorizes the call by agent identity" || e.Status != 0 {
-		t.Errorf("message %q status %d", e.Message, e.Status)
-	}
+	assert.Equal(t, "agent_id is required: the MCP proxy authorizes the call by agent identity", e.Message, "message %q status %d", e.Message, e.Status)
+	assert.EqualValues(t, 0, e.Status, "message %q status %d", e.Message, e.Status)
 	var ve *ValidationError
-	if !errors.As(err, &ve) || !errors.Is(err, ErrValidation) {
-		t.Errorf("not a *ValidationError: %T", err)
-	}
-	if n := len(srv.requests()); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	require.ErrorAs(t, err, &ve, "not a *ValidationError: %T", err)
+	assert.ErrorIs(t, err, ErrValidation, "not a *ValidationError: %T", err)
+	n := len(srv.requests())
+	assert.EqualValues(t, 0, n, "%d requests sent", n)
 }
 
 // An agent or session id that cannot be a header value is the caller's
@@ -196,9 +184,9 @@ func TestMCPCallToolHeaderValues(t *testing.T) {
 		} {
 			_, err := c.MCP.CallTool(ctx, "srv-1", p)
 			var ve *ValidationError
-			if !errors.As(err, &ve) || ve.Status != 0 || errors.Is(err, ErrNetwork) {
-				t.Errorf("CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
-			}
+			require.ErrorAs(t, err, &ve, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
+			assert.EqualValues(t, 0, ve.Status, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
+			assert.NotErrorIs(t, err, ErrNetwork, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
 		}
 	}
 	if n := len(srv.requests()); n != 0 {
@@ -209,9 +197,8 @@ func TestMCPCallToolHeaderValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := srv.only(t)
-	if r.Header.Get("X-Agent-Id") != "a\tb" || r.Header.Get("X-Session-Id") != "s\u00e9" {
-		t.Errorf("headers sent: %q %q", r.Header.Get("X-Agent-Id"), r.Header.Get("X-Session-Id"))
-	}
+	assert.Equal(t, "a\tb", r.Header.Get("X-Agent-Id"), "headers sent: %q %q", r.Header.Get("X-Agent-Id"), r.Header.Get("X-Session-Id"))
+	assert.Equal(t, "s\u00e9", r.Header.Get("X-Session-Id"), "headers sent: %q %q", r.Header.Get("X-Agent-Id"), r.Header.Get("X-Session-Id"))
 }
 
 func TestMCPCallToolResults(t *testing.T) {
@@ -229,9 +216,8 @@ func TestMCPCallToolResults(t *testing.T) {
 	} {
 		srv := newScriptServer(t, scriptReply{body: tc.body})
 		res, err := srv.client(t).MCP.CallTool(ctx, "s", MCPCallToolParams{AgentID: "a", Method: "m"})
-		if err != nil || string(res) != tc.want {
-			t.Errorf("%q: %s, %v; want %s", tc.body, res, err, tc.want)
-		}
+		require.NoError(t, err, "%q: %s, %v; want %s", tc.body, res, err, tc.want)
+		assert.Equal(t, tc.want, string(res), "%q: %s, %v; want %s", tc.body, res, err, tc.want)
 	}
 	srv := newScriptServer(t, scriptReply{body: `{"result": `})
 	_, err := srv.client(t).MCP.CallTool(ctx, "s", MCPCallToolParams{AgentID: "a", Method: "m"})
@@ -241,9 +227,8 @@ func TestMCPCallToolResults(t *testing.T) {
 	srv = newScriptServer(t, scriptReply{status: 403, body: `{"error": "tool denied by policy"}`})
 	_, err = srv.client(t).MCP.CallTool(ctx, "s", MCPCallToolParams{AgentID: "a", Method: "m"})
 	var ae *AuthorizationError
-	if !errors.As(err, &ae) || ae.Message != "tool denied by policy" {
-		t.Errorf("403: %v", err)
-	}
+	require.ErrorAs(t, err, &ae, "403: %v", err)
+	assert.Equal(t, "tool denied by policy", ae.Message, "403: %v", err)
 }
 
 func TestMCPCallToolNotRepeated(t *testing.T) {
@@ -278,16 +263,13 @@ func TestMCPCallToolConcurrentHeaders(t *testing.T) {
 			if i%2 == 0 {
 				p.SessionID = fmt.Sprintf("sess-%d", i)
 			}
-			if _, err := c.MCP.CallTool(context.Background(), "s", p); err != nil {
-				t.Error(err)
-			}
+			_, err := c.MCP.CallTool(context.Background(), "s", p)
+			assert.NoError(t, err)
 		}(i)
 	}
 	wg.Wait()
 	reqs := srv.requests()
-	if len(reqs) != 24 {
-		t.Fatalf("%d requests", len(reqs))
-	}
+	require.Len(t, reqs, 24, "%d requests", len(reqs))
 	for _, r := range reqs {
 		who := int(r.bodyMap(t)["params"].(map[string]any)["who"].(float64))
 		if got := r.Header.Get("X-Agent-Id"); got != fmt.Sprintf("agent-%d", who) {
@@ -310,9 +292,9 @@ func TestDecodeResult(t *testing.T) {
 		} `json:"content"`
 	}
 	v, err := DecodeResult[content](json.RawMessage(`{"content": [{"type": "text", "text": "ok"}]}`))
-	if err != nil || len(v.Content) != 1 || v.Content[0].Text != "ok" {
-		t.Errorf("%+v, %v", v, err)
-	}
+	require.NoError(t, err, "%+v,", v)
+	require.Len(t, v.Content, 1, "%+v, %v", v, err)
+	assert.Equal(t, "ok", v.Content[0].Text, "%+v, %v", v, err)
 	if n, err := DecodeResult[int](json.RawMessage(`null`)); err != nil || n != 0 {
 		t.Errorf("null: %v, %v", n, err)
 	}
@@ -322,7 +304,5 @@ func TestDecodeResult(t *testing.T) {
 	_, err = DecodeResult[content](json.RawMessage(`[1]`))
 	wantCode(t, err, CodeDecode)
 	var de *DecodeError
-	if !errors.As(err, &de) {
-		t.Errorf("not a *DecodeError: %T", err)
-	}
+	assert.ErrorAs(t, err, &de, "not a *DecodeError: %T", err)
 }

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var ctxType = reflect.TypeOf((*context.Context)(nil)).Elem()
@@ -78,13 +81,10 @@ func TestNilContextEveryCall(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{}`))
 	c := newTestClient(t, srv.URL)
 	methods := ctxMethods(c)
-	if len(methods) < 45 {
-		t.Fatalf("found only %d methods taking a ctx", len(methods))
-	}
+	require.GreaterOrEqual(t, len(methods), 45, "found only %d methods taking a ctx", len(methods))
 	for _, name := range []string{"Tokens.Issue", "MCP.CallTool", "Agents.List", "Client.Health"} {
-		if _, ok := methods[name]; !ok {
-			t.Fatalf("%s not found among %d methods", name, len(methods))
-		}
+		_, ok := methods[name]
+		require.True(t, ok, "%s not found among %d methods", name, len(methods))
 	}
 	for name, m := range methods {
 		mt := m.Type()
@@ -95,9 +95,8 @@ func TestNilContextEveryCall(t *testing.T) {
 		var out []reflect.Value
 		func() {
 			defer func() {
-				if p := recover(); p != nil {
-					t.Errorf("%s(nil ctx) panicked: %v", name, p)
-				}
+				p := recover()
+				assert.Nil(t, p, "%s(nil ctx) panicked: %v", name, p)
 			}()
 			if mt.IsVariadic() { // no options: the last argument is an empty slice
 				args[len(args)-1] = reflect.Zero(mt.In(mt.NumIn() - 1))
@@ -110,9 +109,8 @@ func TestNilContextEveryCall(t *testing.T) {
 			checkNilCtxResult(t, name, out)
 		}
 	}
-	if n := srv.count(); n != 0 {
-		t.Errorf("%d requests sent with a nil ctx", n)
-	}
+	n := srv.count()
+	assert.EqualValues(t, 0, n, "%d requests sent with a nil ctx", n)
 
 	// The token cache is still usable: nothing is left locked.
 	done := make(chan error, 1)
@@ -124,9 +122,7 @@ func TestNilContextEveryCall(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Errorf("Issue after a nil ctx: %v", err)
-		}
+		assert.NoError(t, err, "Issue after a nil ctx")
 	case <-time.After(5 * time.Second):
 		t.Fatal("Issue or SetAPIKey blocked after a nil ctx")
 	}

@@ -21,23 +21,22 @@ import (
 	"time"
 
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func mustURL(t *testing.T, raw string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return u
 }
 
 func mustPort(t *testing.T, s string) int {
 	t.Helper()
 	p, err := strconv.Atoi(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return p
 }
 
@@ -120,9 +119,7 @@ func (r *recorder) snapshot() []string {
 
 func equalLines(t *testing.T, got, want []string) {
 	t.Helper()
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("hook calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	require.Equal(t, strings.Join(want, "\n"), strings.Join(got, "\n"), "hook calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 }
 
 func TestObserverRetriedCheck(t *testing.T) {
@@ -134,18 +131,15 @@ func TestObserverRetriedCheck(t *testing.T) {
 	c := fakeClient(t, srv, WithObserver(rec.observer()))
 
 	res, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: agentID, ToolName: "read_file"})
-	if err != nil || !res.Allowed {
-		t.Fatalf("Check = %+v, %v", res, err)
-	}
+	require.NoError(t, err, "Check = %+v,", res)
+	require.True(t, res.Allowed, "Check = %+v, %v", res, err)
 	equalLines(t, rec.snapshot(), []string{
 		"start actions.check",
 		"attempt 1", `attempt 1 done 503 "503"`,
 		"attempt 2", `attempt 2 done 200 ""`,
 		`done actions.check 200 "" attempts=2`,
 	})
-	if !rec.ctxOK {
-		t.Error("a hook did not get the context RequestStart returned")
-	}
+	assert.True(t, rec.ctxOK, "a hook did not get the context RequestStart returned")
 	u := mustURL(t, srv.AuthURL())
 	want := RequestInfo{Operation: "actions.check", Method: "POST", URLTemplate: "/api/v1/agenttrust/check",
 		Scheme: "http", ServerAddress: u.Hostname(), ServerPort: mustPort(t, u.Port())}
@@ -155,9 +149,7 @@ func TestObserverRetriedCheck(t *testing.T) {
 	// Each attempt carries the header its AttemptStart added; the hook
 	// cannot replace the API key or the SDK's own headers.
 	reqs := srv.Requests()
-	if len(reqs) != 2 {
-		t.Fatalf("%d requests, want 2", len(reqs))
-	}
+	require.Len(t, reqs, 2, "%d requests, want 2", len(reqs))
 	for i, r := range reqs {
 		if got, want := r.Header.Get("Traceparent"), "00-trace-"+strconv.Itoa(i+1); got != want {
 			t.Errorf("attempt %d: traceparent %q, want %q", i+1, got, want)
@@ -189,9 +181,7 @@ func TestObserverNoIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if _, err := c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: tok.Token}); err != nil {
 		t.Fatal(err)
 	}
@@ -206,41 +196,29 @@ func TestObserverNoIDs(t *testing.T) {
 	}
 	dump := fmt.Sprintf("%+v %+v %+v %+v %v", rec.requests, rec.attempts, rec.results, rec.caches, rec.snapshot())
 	for _, secret := range []string{agentID, "no such", "no%20such", srv.APIKey(), tok.Token, "hunter2pass", "user:"} {
-		if strings.Contains(dump, secret) {
-			t.Errorf("hook arguments contain %q:\n%s", secret, dump)
-		}
+		assert.NotContains(t, dump, secret, "hook arguments contain %q:\n%s", secret, dump)
 	}
-	if !strings.Contains(dump, `done agents.get 404 "404"`) {
-		t.Errorf("no 404 recorded:\n%s", dump)
-	}
+	assert.Contains(t, dump, `done agents.get 404 "404"`, "no 404 recorded:\n%s", dump)
 }
 
 func TestObserverRefusedPort(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := ln.Addr().String()
 	ln.Close()
 	rec := newRecorder()
 	c, err := New(WithBaseURL("http://"+addr), WithObserver(rec.observer()),
 		WithRetryPolicy(RetryPolicy{MaxRetries: 1, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = c.Health(ctxT(t))
-	if !errors.Is(err, ErrNetwork) {
-		t.Fatalf("Health = %v", err)
-	}
+	require.ErrorIs(t, err, ErrNetwork, "Health = %v", err)
 	equalLines(t, rec.snapshot(), []string{
 		"start client.health",
 		"attempt 1", `attempt 1 done 0 "network"`,
 		"attempt 2", `attempt 2 done 0 "network"`,
 		`done client.health 0 "network" attempts=2`,
 	})
-	if !errors.Is(rec.results[0].Err, ErrNetwork) {
-		t.Errorf("RequestResult.Err = %v", rec.results[0].Err)
-	}
+	assert.ErrorIs(t, rec.results[0].Err, ErrNetwork, "RequestResult.Err = %v", rec.results[0].Err)
 }
 
 func TestObserverTimeout(t *testing.T) {
@@ -248,13 +226,11 @@ func TestObserverTimeout(t *testing.T) {
 	srv.InjectFault("GET /health", agenttrusttest.Fault{Latency: time.Minute})
 	rec := newRecorder()
 	c := fakeClient(t, srv, WithObserver(rec.observer()), WithTimeout(50*time.Millisecond))
-	if _, err := c.Health(ctxT(t)); err == nil {
-		t.Fatal("Health succeeded")
-	}
+	_, err := c.Health(ctxT(t))
+	require.Error(t, err, "Health succeeded")
 	lines := rec.snapshot()
-	if got, want := lines[len(lines)-1], `done client.health 0 "timeout" attempts=1`; got != want {
-		t.Errorf("last hook %q, want %q (all: %q)", got, want, lines)
-	}
+	got, want := lines[len(lines)-1], `done client.health 0 "timeout" attempts=1`
+	assert.Equal(t, want, got, "last hook %q, want %q (all: %q)", got, want, lines)
 }
 
 func TestObserverTokenCache(t *testing.T) {
@@ -265,9 +241,8 @@ func TestObserverTokenCache(t *testing.T) {
 	ctx := ctxT(t)
 	p := TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}}
 	for i := 0; i < 2; i++ {
-		if _, err := c.Tokens.Issue(ctx, p); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Tokens.Issue(ctx, p)
+		require.NoError(t, err)
 	}
 	p.NoCache = true
 	if _, err := c.Tokens.Issue(ctx, p); err != nil {
@@ -275,44 +250,34 @@ func TestObserverTokenCache(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if got := strings.Join(rec.caches, ","); got != "token false,token true" {
-		t.Errorf("cache lookups %q, want a miss then a hit (none for NoCache)", got)
-	}
-	if n := len(rec.results); n != 2 {
-		t.Errorf("%d requests observed, want 2 (miss and NoCache)", n)
-	}
+	got := strings.Join(rec.caches, ",")
+	assert.Equal(t, "token false,token true", got, "cache lookups %q, want a miss then a hit (none for NoCache)", got)
+	n := len(rec.results)
+	assert.EqualValues(t, 2, n, "%d requests observed, want 2 (miss and NoCache)", n)
 }
 
 func TestWithObserverNilOrEmpty(t *testing.T) {
 	for _, o := range []*Observer{nil, {}} {
 		c, err := New(WithObserver(o))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Observer() != nil {
-			t.Errorf("WithObserver(%v) installed an observer", o)
-		}
+		require.NoError(t, err)
+		assert.Nil(t, c.Observer(), "WithObserver(%v) installed an observer", o)
 	}
 	// The hooks are copied: changing the caller's struct later changes nothing.
 	var calls int
 	o := &Observer{CacheLookup: func(context.Context, CacheKind, bool) { calls++ }}
 	c, err := New(WithObserver(o))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	o.CacheLookup = nil
-	if got := c.Observer(); got == nil || got.CacheLookup == nil {
-		t.Fatal("Observer() lost the installed hook")
-	}
+	got := c.Observer()
+	require.NotNil(t, got, "Observer() lost the installed hook")
+	require.NotNil(t, got.CacheLookup, "Observer() lost the installed hook")
 }
 
 func TestErrorClass(t *testing.T) {
 	srv := agenttrusttest.NewTestServer(t)
 	c := fakeClient(t, srv, WithAPIKey("wrong-key-123"))
 	_, authErr := c.Health(ctxT(t)) // public: succeeds; use a private endpoint
-	if authErr != nil {
-		t.Fatal(authErr)
-	}
+	require.NoError(t, authErr)
 	_, authErr = c.Agents.Get(ctxT(t), "a1")
 	_, valErr := c.Agents.Get(ctxT(t), "")
 	cases := []struct {
@@ -333,9 +298,8 @@ func TestErrorClass(t *testing.T) {
 		{errors.New("anything"), "_OTHER"},
 	}
 	for _, tc := range cases {
-		if got := ErrorClass(tc.err); got != tc.want {
-			t.Errorf("ErrorClass(%v) = %q, want %q", tc.err, got, tc.want)
-		}
+		got := ErrorClass(tc.err)
+		assert.Equal(t, tc.want, got, "ErrorClass(%v) = %q, want %q", tc.err, got, tc.want)
 	}
 }
 
@@ -377,9 +341,7 @@ var apiPath = regexp.MustCompile(`^/(api|mcp|a2a|health)(/[A-Za-z0-9_.{}-]*)*$`)
 // every route must be used.
 func TestRouteTableCoversEveryPath(t *testing.T) {
 	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	used := map[string]bool{}
 	fset := token.NewFileSet()
 	for _, name := range files {
@@ -387,13 +349,9 @@ func TestRouteTableCoversEveryPath(t *testing.T) {
 			continue
 		}
 		src, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		f, err := goparser.ParseFile(fset, name, src, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		ast.Inspect(f, func(n ast.Node) bool {
 			lit, ok := n.(*ast.BasicLit)
 			if !ok || lit.Kind != token.STRING {
@@ -407,22 +365,16 @@ func TestRouteTableCoversEveryPath(t *testing.T) {
 			return true
 		})
 	}
-	if len(used) < 30 {
-		t.Fatalf("found only %d API paths in the source; the scan is broken", len(used))
-	}
+	require.GreaterOrEqual(t, len(used), 30, "found only %d API paths in the source; the scan is broken", len(used))
 	known := map[string]bool{}
 	for _, rt := range routes {
 		known[rt.tmpl] = true
 	}
 	for p := range used {
-		if !known[p] {
-			t.Errorf("path %s is used in a request but has no route in observe.go", p)
-		}
+		assert.True(t, known[p], "path %s is used in a request but has no route in observe.go", p)
 	}
 	for p := range known {
-		if !used[p] {
-			t.Errorf("route %s is not used by any request", p)
-		}
+		assert.True(t, used[p], "route %s is not used by any request", p)
 	}
 }
 
@@ -457,9 +409,7 @@ func TestLookupRoute(t *testing.T) {
 		if rt != nil {
 			got = rt.op
 		}
-		if got != tc.op {
-			t.Errorf("lookupRoute(%s %s) = %q, want %q", tc.method, tc.path, got, tc.op)
-		}
+		assert.Equal(t, tc.op, got, "lookupRoute(%s %s) = %q, want %q", tc.method, tc.path, got, tc.op)
 	}
 }
 
@@ -471,14 +421,11 @@ func TestDescribeUnknownRoute(t *testing.T) {
 		t.Errorf("describe = %+v, want %+v", info, want)
 	}
 	info = c.obs.describe(&request{method: "GET", base: baseGateway, path: "/api/v1/agents/secret-id"})
-	if info.URLTemplate != "/prefix/api/v1/agents/{agent_id}" {
-		t.Errorf("URL template %q", info.URLTemplate)
-	}
+	assert.Equal(t, "/prefix/api/v1/agents/{agent_id}", info.URLTemplate, "URL template %q", info.URLTemplate)
 	// The derived auth URL of an https gateway without a port.
 	c = newTestClient(t, "https://gw.example", WithObserver(&Observer{RequestDone: func(_ context.Context, _ RequestInfo, _ RequestResult) {}}))
-	if got := c.obs.describe(&request{method: "POST", base: baseAuth, path: "/api/v1/agenttrust/check"}); got.ServerPort != 443 {
-		t.Errorf("https default port %d", got.ServerPort)
-	}
+	got := c.obs.describe(&request{method: "POST", base: baseAuth, path: "/api/v1/agenttrust/check"})
+	assert.EqualValues(t, 443, got.ServerPort, "https default port %d", got.ServerPort)
 }
 
 // TestObserverWithoutRequestHooks: hooks for other events leave requests on
@@ -496,12 +443,10 @@ func TestObserverWithoutRequestHooks(t *testing.T) {
 	} {
 		c := newTestClient(t, srv.URL, WithObserver(tc.obs))
 		r := &request{method: http.MethodGet, path: "/health", idempotent: true}
-		if _, err := c.do(ctxT(t), r); err != nil {
-			t.Fatal(err)
-		}
-		if got := r.observer != nil; got != tc.observed {
-			t.Errorf("%+v: request observed %v, want %v", tc.obs, got, tc.observed)
-		}
+		_, err := c.do(ctxT(t), r)
+		require.NoError(t, err)
+		got := r.observer != nil
+		assert.Equal(t, tc.observed, got, "%+v: request observed %v, want %v", tc.obs, got, tc.observed)
 	}
 }
 
@@ -521,16 +466,14 @@ func TestObserverWithAgentCredentials(t *testing.T) {
 	e := newIdentityEnv(t, WithObserver(obs))
 	e.srv.InjectFault(checkRoute, agenttrusttest.Fault{Status: 503, Times: 1})
 	res, err := e.check(ctxT(t))
-	if err != nil || !res.Allowed {
-		t.Fatalf("Check = %+v, %v", res, err)
-	}
-	if rej := e.srv.IdentityRejections(); len(rej) != 0 {
-		t.Fatalf("the fake rejected the credentials: %+v", rej)
-	}
+	require.NoError(t, err, "Check = %+v,", res)
+	require.True(t, res.Allowed, "Check = %+v, %v", res, err)
+	rej := e.srv.IdentityRejections()
+	require.Empty(t, rej, "the fake rejected the credentials: %+v", rej)
 	checks := e.checkRequests()
-	if len(checks) != 2 || len(starts) < 2 || starts[len(starts)-1] != 2 {
-		t.Fatalf("%d check requests, attempts observed %v", len(checks), starts)
-	}
+	require.Len(t, checks, 2, "%d check requests, attempts observed %v", len(checks), starts)
+	require.GreaterOrEqual(t, len(starts), 2, "%d check requests, attempts observed %v", len(checks), starts)
+	require.EqualValues(t, 2, starts[len(starts)-1], "%d check requests, attempts observed %v", len(checks), starts)
 	for i, r := range checks {
 		a := strconv.Itoa(i + 1)
 		if got := r.Header.Get("Traceparent"); got != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333"+a+"-01" {
@@ -546,7 +489,5 @@ func TestObserverWithAgentCredentials(t *testing.T) {
 			t.Errorf("attempt %s: X-API-Key replaced", a)
 		}
 	}
-	if checks[0].Header.Get("DPoP") == checks[1].Header.Get("DPoP") {
-		t.Error("the retry reused the proof")
-	}
+	assert.NotEqualValues(t, checks[1].Header.Get("DPoP"), checks[0].Header.Get("DPoP"), "the retry reused the proof")
 }

@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // protoIDCall is one protocol method that takes an id in its path.
@@ -99,9 +101,8 @@ func TestProtocolHostileIDs(t *testing.T) {
 				}
 				r := srv.only(t)
 				want := strings.Replace(call.tmpl, "{}", url.PathEscape(id), 1)
-				if r.Method != call.method || r.RequestURI != want {
-					t.Errorf("%q: sent %s %s, want %s %s", id, r.Method, r.RequestURI, call.method, want)
-				}
+				assert.Equal(t, call.method, r.Method, "%q: sent %s %s, want %s %s", id, r.Method, r.RequestURI, call.method, want)
+				assert.Equal(t, want, r.RequestURI, "%q: sent %s %s, want %s %s", id, r.Method, r.RequestURI, call.method, want)
 				// The id is exactly one segment, and decodes back to itself.
 				segs := strings.Split(r.RequestURI, "/")
 				tmplSegs := strings.Split(call.tmpl, "/")
@@ -120,12 +121,10 @@ func TestProtocolHostileIDs(t *testing.T) {
 			for _, id := range rejected {
 				srv.reset()
 				err := call.call(ctx, c, id)
-				if e := wantCode(t, err, CodeValidation); e.Status != 0 {
-					t.Errorf("%q: status %d", id, e.Status)
-				}
-				if n := len(srv.requests()); n != 0 {
-					t.Errorf("%q: %d requests sent", id, n)
-				}
+				e := wantCode(t, err, CodeValidation)
+				assert.EqualValues(t, 0, e.Status, "%q: status %d", id, e.Status)
+				n := len(srv.requests())
+				assert.EqualValues(t, 0, n, "%q: %d requests sent", id, n)
 			}
 		})
 	}
@@ -134,21 +133,15 @@ func TestProtocolHostileIDs(t *testing.T) {
 func TestProtocolNetworkFailures(t *testing.T) {
 	// A closed listener: every call is a NETWORK_ERROR.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := ln.Addr().String()
 	ln.Close()
 	c, err := New(WithBaseURL("http://"+addr), WithRetryPolicy(RetryPolicy{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := context.Background()
 	for _, call := range protoIDCalls() {
 		err := call.call(ctx, c, "id-1")
-		if !errors.Is(err, ErrNetwork) {
-			t.Errorf("%s on a closed port: %v", call.name, err)
-		}
+		assert.ErrorIs(t, err, ErrNetwork, "%s on a closed port: %v", call.name, err)
 	}
 
 	// A hanging handler: the caller's deadline ends the call.
@@ -162,27 +155,23 @@ func TestProtocolNetworkFailures(t *testing.T) {
 	defer hang.Close()
 	defer close(release)
 	c, err = New(WithBaseURL(hang.URL), WithRetryPolicy(RetryPolicy{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err = c.MCP.CallTool(ctx, "s1", MCPCallToolParams{AgentID: "a1", Method: "tools/list"})
-	if !errors.Is(err, ErrNetwork) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("hanging call_tool: %v", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Errorf("call took %v", time.Since(start))
-	}
+	assert.ErrorIs(t, err, ErrNetwork, "hanging call_tool: %v", err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "hanging call_tool: %v", err)
+	assert.LessOrEqual(t, time.Since(start), 5*time.Second, "call took %v", time.Since(start))
 }
 
 func TestProtocolServicesWired(t *testing.T) {
 	c, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.AgentCards == nil || c.A2A == nil || c.MCP == nil || c.Delegations == nil || c.Federation == nil || c.Streaming == nil {
-		t.Fatalf("unwired services: %+v", c)
-	}
+	require.NoError(t, err)
+	require.NotNil(t, c.AgentCards, "unwired services: %+v", c)
+	require.NotNil(t, c.A2A, "unwired services: %+v", c)
+	require.NotNil(t, c.MCP, "unwired services: %+v", c)
+	require.NotNil(t, c.Delegations, "unwired services: %+v", c)
+	require.NotNil(t, c.Federation, "unwired services: %+v", c)
+	require.NotNil(t, c.Streaming, "unwired services: %+v", c)
 }

@@ -7,13 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestStatusMapping(t *testing.T) {
@@ -96,27 +98,17 @@ func TestStatusMapping(t *testing.T) {
 				io.WriteString(w, tc.body)
 			})
 			_, err := c.Agents.Get(ctxT(t), "a1")
-			if err == nil {
-				t.Fatal("no error")
-			}
+			require.Error(t, err, "no error")
 			var ae *AgentTrustError
-			if !errors.As(err, &ae) {
-				t.Fatalf("not an *AgentTrustError: %T", err)
-			}
+			require.ErrorAs(t, err, &ae, "not an *AgentTrustError: %T", err)
 			if ae.Status != tc.status || ae.Code != tc.want.code || ae.Message != tc.want.msg || ae.RequestID != "req-"+tc.name ||
 				string(ae.Body) != tc.body || ae.RetryAfter != tc.want.retry {
 				t.Errorf("got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
 			}
-			if !reflect.DeepEqual(ae.Details, tc.want.details) {
-				t.Errorf("details %#v, want %#v", ae.Details, tc.want.details)
-			}
+			assert.Equal(t, tc.want.details, ae.Details, "details %#v, want %#v", ae.Details, tc.want.details)
 			onlySentinel(t, err, tc.want.sentinel)
-			if !tc.kind(err) {
-				t.Errorf("kind type: %T", err)
-			}
-			if !strings.Contains(err.Error(), tc.want.msg) {
-				t.Errorf("Error() %q lacks the message", err)
-			}
+			assert.True(t, tc.kind(err), "kind type: %T", err)
+			assert.Contains(t, err.Error(), tc.want.msg, "Error() %q lacks the message", err)
 		})
 	}
 }
@@ -133,13 +125,12 @@ func TestRedirectNeverFollowed(t *testing.T) {
 		}
 		_, err := c.Agents.Get(ctxT(t), "a1")
 		var ae *AgentTrustError
-		if !errors.As(err, &ae) || ae.Status != code || ae.Code != "HTTP_"+strconv.Itoa(code) {
-			t.Errorf("%d: %v", code, err)
-		}
+		require.ErrorAs(t, err, &ae, "%d: %v", code, err)
+		assert.Equal(t, code, ae.Status, "%d: %v", code, err)
+		assert.Equal(t, "HTTP_"+strconv.Itoa(code), ae.Code, "%d: %v", code, err)
 	}
-	if n := target.count(); n != 0 {
-		t.Errorf("redirect target got %d requests (and the API key)", n)
-	}
+	n := target.count()
+	assert.EqualValues(t, 0, n, "redirect target got %d requests (and the API key)", n)
 }
 
 func TestNonJSONSuccessBodyIsDecodeError(t *testing.T) {
@@ -149,24 +140,20 @@ func TestNonJSONSuccessBodyIsDecodeError(t *testing.T) {
 	wantDecode(t, err)
 	var ae *AgentTrustError
 	errors.As(err, &ae)
-	if ae.Status != 200 || ae.RequestID != "rid-9" || string(ae.Body) != "<html>oops</html>" {
-		t.Errorf("decode error lost response data: %+v", ae)
-	}
+	assert.EqualValues(t, 200, ae.Status, "decode error lost response data: %+v", ae)
+	assert.Equal(t, "rid-9", ae.RequestID, "decode error lost response data: %+v", ae)
+	assert.Equal(t, "<html>oops</html>", string(ae.Body), "decode error lost response data: %+v", ae)
 	// Revoke does not decode its reply.
-	if err := c.Agents.Revoke(ctxT(t), "a1", ""); err != nil {
-		t.Errorf("revoke with a text reply: %v", err)
-	}
+	assert.NoError(t, c.Agents.Revoke(ctxT(t), "a1", ""), "revoke with a text reply")
 }
 
 func wantNetwork(t testing.TB, err error) *NetworkError {
 	t.Helper()
 	var ne *NetworkError
-	if !errors.As(err, &ne) {
-		t.Fatalf("err = %v (%T), want *NetworkError", err, err)
-	}
-	if ne.Status != 0 || ne.Code != CodeNetwork || !strings.HasPrefix(ne.Message, "Network error: ") {
-		t.Errorf("network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
-	}
+	require.ErrorAs(t, err, &ne, "err = %v (%T), want *NetworkError", err, err)
+	assert.EqualValues(t, 0, ne.Status, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
+	assert.Equal(t, CodeNetwork, ne.Code, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
+	assert.True(t, strings.HasPrefix(ne.Message, "Network error: "), "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
 	onlySentinel(t, err, ErrNetwork)
 	return ne
 }
@@ -174,9 +161,7 @@ func wantNetwork(t testing.TB, err error) *NetworkError {
 // closedURL returns the URL of a loopback port that refuses connections.
 func closedURL(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	u := "http://" + l.Addr().String()
 	l.Close()
 	return u
@@ -187,9 +172,7 @@ func TestRefusedPort(t *testing.T) {
 	_, err := c.Agents.Get(ctxT(t), "a1")
 	ne := wantNetwork(t, err)
 	var op *net.OpError
-	if !errors.As(err, &op) {
-		t.Errorf("cause is not a *net.OpError: %v", ne.Err)
-	}
+	assert.ErrorAs(t, err, &op, "cause is not a *net.OpError: %v", ne.Err)
 }
 
 func TestHandlerNeverAnswers(t *testing.T) {
@@ -205,12 +188,9 @@ func TestHandlerNeverAnswers(t *testing.T) {
 	start := time.Now()
 	_, err := c.Actions.Check(context.Background(), ActionCheckParams{AgentID: "a1"})
 	wantNetwork(t, err)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("errors.Is(err, DeadlineExceeded) false: %v", err)
-	}
-	if el := time.Since(start); el > 3*time.Second {
-		t.Errorf("timeout took %v; the client timeout must bound retries too", el)
-	}
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "errors.Is(err, DeadlineExceeded) false: %v", err)
+	el := time.Since(start)
+	assert.LessOrEqual(t, el, 3*time.Second, "timeout took %v; the client timeout must bound retries too", el)
 }
 
 func TestCallerCancellation(t *testing.T) {
@@ -224,17 +204,13 @@ func TestCallerCancellation(t *testing.T) {
 	go func() { <-started; cancel() }()
 	_, err := c.Agents.Get(ctx, "a1")
 	wantNetwork(t, err)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("errors.Is(err, Canceled) false: %v", err)
-	}
-	if n := srv.count(); n != 1 {
-		t.Errorf("a cancelled call was retried: %d requests", n)
-	}
+	assert.ErrorIs(t, err, context.Canceled, "errors.Is(err, Canceled) false: %v", err)
+	n := srv.count()
+	assert.EqualValues(t, 1, n, "a cancelled call was retried: %d requests", n)
 	// An already-cancelled context sends nothing.
 	_, err = c.Agents.Get(ctx, "a1")
-	if !errors.Is(err, context.Canceled) || srv.count() != 1 {
-		t.Errorf("cancelled ctx: %v, %d requests", err, srv.count())
-	}
+	assert.ErrorIs(t, err, context.Canceled, "cancelled ctx: %v, %d requests", err, srv.count())
+	assert.EqualValues(t, 1, srv.count(), "cancelled ctx: %v, %d requests", err, srv.count())
 }
 
 // hijackClose answers with a header promising more body than it sends, then
@@ -254,9 +230,7 @@ func TestConnectionClosedMidResponse(t *testing.T) {
 	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{}))
 	_, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
 	wantNetwork(t, err)
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("cause: %v", err)
-	}
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "cause: %v", err)
 	// A connection closed before any response.
 	srv.setHandler(func(w http.ResponseWriter, _ *http.Request) {
 		conn, _, _ := w.(http.Hijacker).Hijack()
@@ -269,9 +243,7 @@ func TestConnectionClosedMidResponse(t *testing.T) {
 func TestGarbageResponses(t *testing.T) {
 	// Raw garbage instead of HTTP, and malformed JSON at 2xx: errors, never panics.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -308,19 +280,18 @@ func TestOversizedBodies(t *testing.T) {
 	wantDecode(t, err)
 	var ae *AgentTrustError
 	errors.As(err, &ae)
-	if ae.Status != 200 || ae.RequestID != "rid-big" {
-		t.Errorf("oversized decode error: status %d request id %q", ae.Status, ae.RequestID)
-	}
-	if n := srv.count(); n != 1 {
-		t.Errorf("oversized body retried: %d requests", n)
-	}
+	assert.EqualValues(t, 200, ae.Status, "oversized decode error: status %d request id %q", ae.Status, ae.RequestID)
+	assert.Equal(t, "rid-big", ae.RequestID, "oversized decode error: status %d request id %q", ae.Status, ae.RequestID)
+	n := srv.count()
+	assert.EqualValues(t, 1, n, "oversized body retried: %d requests", n)
 
 	errBody := strings.Repeat("e", 2<<20)
 	srv.setHandler(reply(500, errBody))
 	_, err = c.Agents.Get(ctxT(t), "a1")
-	if !errors.As(err, &ae) || ae.Status != 500 || len(ae.Body) != 1<<20 || string(ae.Body) != errBody[:1<<20] {
-		t.Errorf("error body not truncated to 1 MiB: %d bytes", len(ae.Body))
-	}
+	require.ErrorAs(t, err, &ae, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
+	assert.EqualValues(t, 500, ae.Status, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
+	require.Len(t, ae.Body, 1<<20, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
+	assert.Equal(t, errBody[:1<<20], string(ae.Body), "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
 }
 
 func TestNilContext(t *testing.T) {
@@ -329,27 +300,23 @@ func TestNilContext(t *testing.T) {
 	//lint:ignore SA1012 checking that a nil context is an error, not a panic
 	_, err := c.Health(nil) //nolint:staticcheck
 	wantValidation(t, err)
-	if srv.count() != 0 {
-		t.Errorf("request sent")
-	}
+	assert.EqualValues(t, 0, srv.count(), "request sent")
 }
 
 func TestBodilessPost(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{}`))
 	c := newTestClient(t, srv.URL)
 	for _, m := range []string{http.MethodPost, http.MethodPut} {
-		if _, err := c.do(ctxT(t), &request{method: m, path: "/x"}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.do(ctxT(t), &request{method: m, path: "/x"})
+		require.NoError(t, err)
 	}
 	if _, err := c.do(ctxT(t), &request{method: http.MethodDelete, path: "/x"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range srv.requests() {
 		checkHeaders(t, r, testKey)
-		if r.ContentLength != 0 || len(r.Body) != 0 {
-			t.Errorf("%s: body %q", r.Method, r.Body)
-		}
+		assert.EqualValues(t, 0, r.ContentLength, "%s: body %q", r.Method, r.Body)
+		assert.Empty(t, r.Body, "%s: body %q", r.Method, r.Body)
 	}
 }
 
@@ -387,17 +354,15 @@ func TestHostileIDs(t *testing.T) {
 			}
 			r := srv.only(t)
 			want := strings.Replace(cl.tmpl, "%s", esc, 1)
-			if r.EscapedPath != want || r.RequestURI != want || r.RawQuery != "" {
-				t.Errorf("%s(%q): server saw %q (URI %q), want %q", cl.name, id, r.EscapedPath, r.RequestURI, want)
-			}
+			assert.Equal(t, want, r.EscapedPath, "%s(%q): server saw %q (URI %q), want %q", cl.name, id, r.EscapedPath, r.RequestURI, want)
+			assert.Equal(t, want, r.RequestURI, "%s(%q): server saw %q (URI %q), want %q", cl.name, id, r.EscapedPath, r.RequestURI, want)
+			assert.Empty(t, r.RawQuery, "%s(%q): server saw %q (URI %q), want %q", cl.name, id, r.EscapedPath, r.RequestURI, want)
 		}
 		for _, id := range []string{"", ".", ".."} {
 			srv.clear()
 			err := cl.call(id)
 			wantValidation(t, err)
-			if srv.count() != 0 {
-				t.Errorf("%s(%q) reached the server", cl.name, id)
-			}
+			assert.EqualValues(t, 0, srv.count(), "%s(%q) reached the server", cl.name, id)
 			if id == "" && !strings.Contains(err.Error(), "missing required") {
 				t.Errorf("message %q does not name the parameter", err)
 			}
@@ -422,18 +387,16 @@ func TestTimeoutAgainstCallerDeadline(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.Health(late)
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
-		t.Errorf("late caller deadline: %v after %v; want the 100 ms client timeout", err, time.Since(start))
-	}
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "late caller deadline: %v after %v; want the 100 ms client timeout", err, time.Since(start))
+	assert.LessOrEqual(t, time.Since(start), 3*time.Second, "late caller deadline: %v after %v; want the 100 ms client timeout", err, time.Since(start))
 
 	c2 := newTestClient(t, srv.URL, WithTimeout(time.Hour), WithRetryPolicy(RetryPolicy{}))
 	early, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
 	start = time.Now()
 	_, err = c2.Health(early)
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
-		t.Errorf("early caller deadline: %v after %v", err, time.Since(start))
-	}
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "early caller deadline: %v after %v", err, time.Since(start))
+	assert.LessOrEqual(t, time.Since(start), 3*time.Second, "early caller deadline: %v after %v", err, time.Since(start))
 }
 
 // idempotentCalls are the calls safe to repeat; each must be retried.
@@ -497,18 +460,15 @@ func TestRetryCounts(t *testing.T) {
 			srv.setHandler(reply(status, `{"error":"x"}`))
 			err := call(ctxT(t))
 			var ae *AgentTrustError
-			if !errors.As(err, &ae) || ae.Status != status {
-				t.Errorf("%s %d: err %v", name, status, err)
-			}
-			if n := srv.count(); n != want {
-				t.Errorf("%s %d: %d requests, want %d", name, status, n, want)
-			}
+			require.ErrorAs(t, err, &ae, "%s %d: err %v", name, status, err)
+			assert.Equal(t, status, ae.Status, "%s %d: err %v", name, status, err)
+			n := srv.count()
+			assert.Equal(t, want, n, "%s %d: %d requests, want %d", name, status, n, want)
 			if want > 1 {
 				reqs := srv.requests()
 				for _, r := range reqs[1:] {
-					if string(r.Body) != string(reqs[0].Body) || r.EscapedPath != reqs[0].EscapedPath {
-						t.Errorf("%s: retry differs from the first attempt", name)
-					}
+					assert.Equal(t, string(reqs[0].Body), string(r.Body), "%s: retry differs from the first attempt", name)
+					assert.Equal(t, reqs[0].EscapedPath, r.EscapedPath, "%s: retry differs from the first attempt", name)
 				}
 			}
 		}
@@ -533,9 +493,9 @@ func TestRetryThenSuccess(t *testing.T) {
 	})
 	c := newTestClient(t, srv.URL)
 	res, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
-	if err != nil || !res.Allowed || srv.count() != 3 {
-		t.Fatalf("res %+v err %v requests %d", res, err, srv.count())
-	}
+	require.NoError(t, err, "res %+v err %v requests %d", res, err, srv.count())
+	require.True(t, res.Allowed, "res %+v err %v requests %d", res, err, srv.count())
+	require.EqualValues(t, 3, srv.count(), "res %+v err %v requests %d", res, err, srv.count())
 }
 
 func TestMaxRetriesZeroDisables(t *testing.T) {
@@ -543,17 +503,15 @@ func TestMaxRetriesZeroDisables(t *testing.T) {
 	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{MaxRetries: 0, InitialBackoff: time.Millisecond}))
 	for name, call := range idempotentCalls(c) {
 		srv.clear()
-		if err := call(ctxT(t)); err == nil || srv.count() != 1 {
-			t.Errorf("%s: %d requests", name, srv.count())
-		}
+		err := call(ctxT(t))
+		assert.Error(t, err, "%s: %d requests", name, srv.count())
+		assert.EqualValues(t, 1, srv.count(), "%s: %d requests", name, srv.count())
 	}
 	srv.setHandler(hijackClose)
 	srv.clear()
 	_, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
 	wantNetwork(t, err)
-	if srv.count() != 1 {
-		t.Errorf("%d requests", srv.count())
-	}
+	assert.EqualValues(t, 1, srv.count(), "%d requests", srv.count())
 }
 
 func TestRetryAfterHonouredAndCapped(t *testing.T) {
@@ -576,9 +534,7 @@ func TestRetryAfterHonouredAndCapped(t *testing.T) {
 			c.Agents.Get(ctx, "a1")
 			cancel()
 			d := sl.got()
-			if len(d) != 2 {
-				t.Fatalf("%d sleeps, want 2", len(d))
-			}
+			require.Len(t, d, 2, "%d sleeps, want 2", len(d))
 			for _, got := range d {
 				// An HTTP date has one-second resolution, and the date was
 				// made before this case ran.
@@ -608,14 +564,12 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 	c.Health(ctxT(t))
 	d := sl.got()
 	caps := []time.Duration{100, 200, 300, 300, 300}
-	if len(d) != len(caps) || srv.count() != 6 {
-		t.Fatalf("sleeps %v, requests %d", d, srv.count())
-	}
+	require.Len(t, d, len(caps), "sleeps %v, requests %d", d, srv.count())
+	require.EqualValues(t, 6, srv.count(), "sleeps %v, requests %d", d, srv.count())
 	for i, got := range d {
 		max := caps[i] * time.Millisecond
-		if got < max/2 || got > max {
-			t.Errorf("sleep %d = %v, want in [%v, %v]", i, got, max/2, max)
-		}
+		assert.GreaterOrEqual(t, got, max/2, "sleep %d = %v, want in [%v, %v]", i, got, max/2, max)
+		assert.LessOrEqual(t, got, max, "sleep %d = %v, want in [%v, %v]", i, got, max/2, max)
 	}
 }
 
@@ -632,9 +586,7 @@ func TestCancelDuringBackoffReturnsPromptly(t *testing.T) {
 	// The real sleep: a 10 s backoff that the cancellation must cut short.
 	c, err := New(WithBaseURL(srv.URL), WithObserver(obs), WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Second,
 		MaxBackoff: 10 * time.Second, MaxRetryAfter: 10 * time.Second}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		<-backoff
@@ -642,16 +594,11 @@ func TestCancelDuringBackoffReturnsPromptly(t *testing.T) {
 	}()
 	start := time.Now()
 	_, err = c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
-	if el := time.Since(start); el > 2*time.Second {
-		t.Errorf("returned after %v", el)
-	}
+	el := time.Since(start)
+	assert.LessOrEqual(t, el, 2*time.Second, "returned after %v", el)
 	wantNetwork(t, err)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("err %v does not wrap context.Canceled", err)
-	}
-	if srv.count() != 1 {
-		t.Errorf("%d requests", srv.count())
-	}
+	assert.ErrorIs(t, err, context.Canceled, "err %v does not wrap context.Canceled", err)
+	assert.EqualValues(t, 1, srv.count(), "%d requests", srv.count())
 }
 
 func TestNonIdempotentNotResent(t *testing.T) {
@@ -662,12 +609,9 @@ func TestNonIdempotentNotResent(t *testing.T) {
 			c.Tokens.ClearCache()
 			srv.clear()
 			srv.setHandler(h)
-			if err := call(ctxT(t)); err == nil {
-				t.Errorf("%s: no error", name)
-			}
-			if n := srv.count(); n != 1 {
-				t.Errorf("%s: sent %d times", name, n)
-			}
+			assert.Error(t, call(ctxT(t)), "%s: no error", name)
+			n := srv.count()
+			assert.EqualValues(t, 1, n, "%s: sent %d times", name, n)
 		}
 	}
 }
@@ -693,12 +637,9 @@ func TestNonIdempotentResentWhenNothingWritten(t *testing.T) {
 		srv.clear()
 		rt := &failFirstDial{next: http.DefaultTransport.(*http.Transport).Clone()}
 		c2 := newTestClient(t, srv.URL, WithHTTPClient(&http.Client{Transport: rt}))
-		if err := nonIdempotentCalls(c2)[name](ctxT(t)); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-		if rt.calls.Load() != 2 || srv.count() != 1 {
-			t.Errorf("%s: %d attempts, %d reached the server; want 2 and 1", name, rt.calls.Load(), srv.count())
-		}
+		assert.NoError(t, nonIdempotentCalls(c2)[name](ctxT(t)), "%s", name)
+		assert.EqualValues(t, 2, rt.calls.Load(), "%s: %d attempts, %d reached the server; want 2 and 1", name, rt.calls.Load(), srv.count())
+		assert.EqualValues(t, 1, srv.count(), "%s: %d attempts, %d reached the server; want 2 and 1", name, rt.calls.Load(), srv.count())
 		rt.next.CloseIdleConnections()
 	}
 	// A refused port is retried for a create and ends as a network error.
@@ -707,9 +648,7 @@ func TestNonIdempotentResentWhenNothingWritten(t *testing.T) {
 	c3 := newTestClient(t, closed, withSleep(sl.sleep))
 	_, err := c3.Agents.Create(ctxT(t), AgentCreateParams{Name: "x"})
 	wantNetwork(t, err)
-	if len(sl.got()) != 2 {
-		t.Errorf("refused create retried %d times, want 2", len(sl.got()))
-	}
+	assert.Len(t, sl.got(), 2, "refused create retried %d times, want 2", len(sl.got()))
 }
 
 // TestRetryAfterBeyondDeadline: a Retry-After that does not fit in what is
@@ -731,26 +670,21 @@ func TestRetryAfterBeyondDeadline(t *testing.T) {
 			}
 			// The real sleep: the old behaviour slept for the whole deadline.
 			c, err := New(append([]Option{WithBaseURL(srv.URL), WithAPIKey(testKey)}, opts...)...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			start := time.Now()
 			_, err = c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
-			if el := time.Since(start); el > time.Second {
-				t.Errorf("%d: returned after %v", status, el)
-			}
+			el := time.Since(start)
+			assert.LessOrEqual(t, el, time.Second, "%d: returned after %v", status, el)
 			var ae *AgentTrustError
-			if !errors.As(err, &ae) || ae.Status != status || ae.RequestID != "req-9" || errors.Is(err, ErrNetwork) {
-				t.Fatalf("%d: err %v, want the HTTP error", status, err)
-			}
-			if srv.count() != 1 {
-				t.Errorf("%d: %d requests", status, srv.count())
-			}
+			require.ErrorAs(t, err, &ae, "%d: err %v, want the HTTP error", status, err)
+			require.Equal(t, status, ae.Status, "%d: err %v, want the HTTP error", status, err)
+			require.Equal(t, "req-9", ae.RequestID, "%d: err %v, want the HTTP error", status, err)
+			require.NotErrorIs(t, err, ErrNetwork, "%d: err %v, want the HTTP error", status, err)
+			assert.EqualValues(t, 1, srv.count(), "%d: %d requests", status, srv.count())
 			if status == 429 {
 				var rl *RateLimitError
-				if !errors.As(err, &rl) || rl.RetryAfter != 30*time.Second {
-					t.Errorf("429: err %#v, want a *RateLimitError with RetryAfter 30s", err)
-				}
+				require.ErrorAs(t, err, &rl, "429: err %#v, want a *RateLimitError with RetryAfter 30s", err)
+				assert.Equal(t, 30*time.Second, rl.RetryAfter, "429: err %#v, want a *RateLimitError with RetryAfter 30s", err)
 			}
 		}
 	}
@@ -777,9 +711,11 @@ func TestBackoffBeyondDeadline(t *testing.T) {
 	defer cancel()
 	_, err := c.Agents.Get(ctx, "a1")
 	var ae *AgentTrustError
-	if !errors.As(err, &ae) || ae.Status != 503 || ae.RequestID != "req-3" || srv.count() != 1 || len(sl.got()) != 0 {
-		t.Fatalf("err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
-	}
+	require.ErrorAs(t, err, &ae, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.EqualValues(t, 503, ae.Status, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.Equal(t, "req-3", ae.RequestID, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.EqualValues(t, 1, srv.count(), "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.Empty(t, sl.got(), "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
 
 	srv.clear()
 	sl = &sleepRecorder{}

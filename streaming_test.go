@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const siemSecret = "hec-token-3f9a7c"
@@ -60,9 +61,7 @@ func TestStreamingCreate(t *testing.T) {
 			srv.reset(scriptReply{status: 201, body: sampleDestination})
 			tc.p.Name, tc.p.DestinationType, tc.p.EndpointURL = "splunk", "splunk_hec", "https://splunk:8088"
 			d, err := c.Streaming.Create(ctx, tc.p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, http.MethodPost, "/api/v1/siem/destinations")
 			checkBody(t, r, tc.want)
@@ -95,9 +94,7 @@ func TestStreamingUpdate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(scriptReply{body: sampleDestination})
 			d, err := c.Streaming.Update(ctx, "dst-1", tc.p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, http.MethodPut, "/api/v1/siem/destinations/dst-1")
 			checkBody(t, r, tc.want)
@@ -125,9 +122,8 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 	for _, body := range []string{`{"destinations": [` + sampleDestination + `], "total": 1}`, `[` + sampleDestination + `]`} {
 		srv.reset(scriptReply{body: body})
 		list, err := c.Streaming.List(ctx, StreamingListParams{})
-		if err != nil || len(list) != 1 {
-			t.Fatalf("%v, %v", list, err)
-		}
+		require.NoError(t, err, "%v,", list)
+		require.Len(t, list, 1, "%v, %v", list, err)
 		checkDestination(t, &list[0])
 		checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/siem/destinations")
 	}
@@ -137,24 +133,19 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 
 	srv.reset(scriptReply{body: sampleDestination})
 	d, err := c.Streaming.Get(ctx, "dst-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/siem/destinations/dst-1")
 	checkDestination(t, d)
 
 	srv.reset(scriptReply{status: 204})
-	if err := c.Streaming.Delete(ctx, "dst-1"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Streaming.Delete(ctx, "dst-1"))
 	checkRequest(t, srv.only(t), http.MethodDelete, "/api/v1/siem/destinations/dst-1")
 
 	srv.reset(scriptReply{body: `{"logs": [{"id": "l1", "destination_id": "dst-1", "batch_size": 1, "status": "success", "status_code": 200,
 		"error_message": "", "delivered_at": "2026-03-01T10:00:00.25+02:00"}], "total": 1}`})
 	logs, err := c.Streaming.DeliveryLog(ctx, "dst-1", StreamingDeliveryLogParams{})
-	if err != nil || len(logs) != 1 {
-		t.Fatalf("%v, %v", logs, err)
-	}
+	require.NoError(t, err, "%v,", logs)
+	require.Len(t, logs, 1, "%v, %v", logs, err)
 	checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/siem/destinations/dst-1/logs")
 	if l := logs[0]; l.ID != "l1" || l.DestinationID != "dst-1" || l.BatchSize != 1 || l.Status != "success" || l.StatusCode != 200 ||
 		l.DeliveredAt.UTC().Hour() != 8 || l.DeliveredAt.Nanosecond() != 250000000 {
@@ -170,9 +161,9 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 	}{{`{"ok": true, "status_code": 200}`, 2}, {``, 0}, {`null`, 0}} {
 		srv.reset(scriptReply{body: tc.body})
 		res, err := c.Streaming.Test(ctx, "dst-1")
-		if err != nil || res == nil || len(res) != tc.want {
-			t.Errorf("%q: %v, %v", tc.body, res, err)
-		}
+		require.NoError(t, err, "%q: %v,", tc.body, res)
+		require.NotNil(t, res, "%q: %v, %v", tc.body, res, err)
+		assert.Len(t, res, tc.want, "%q: %v, %v", tc.body, res, err)
 		checkBodiless(t, srv.only(t), http.MethodPost)
 		checkRequest(t, srv.only(t), http.MethodPost, "/api/v1/siem/destinations/dst-1/test")
 	}
@@ -192,9 +183,7 @@ func TestStreamingSecretsNeverPrinted(t *testing.T) {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%T"} {
 			out := fmt.Sprintf(verb, v)
 			for _, leak := range leaks {
-				if strings.Contains(out, leak) {
-					t.Errorf("%s of %T reveals the token: %s", verb, v, out)
-				}
+				assert.NotContains(t, out, leak, "%s of %T reveals the token: %s", verb, v, out)
 			}
 		}
 	}
@@ -208,9 +197,8 @@ func TestStreamingSecretsNeverPrinted(t *testing.T) {
 	for _, h := range []slog.Handler{slog.NewJSONHandler(&buf, nil), slog.NewTextHandler(&buf, nil)} {
 		slog.New(h).Info("siem", "dest", d, "create", cp, "update", up, "ptr", &d)
 	}
-	if strings.Contains(buf.String(), siemSecret) || !strings.Contains(buf.String(), "dst-1") {
-		t.Errorf("slog output: %s", buf.String())
-	}
+	assert.NotContains(t, buf.String(), siemSecret, "slog output: %s", buf.String())
+	assert.Contains(t, buf.String(), "dst-1", "slog output: %s", buf.String())
 }
 
 func TestStreamingSecretNotInErrors(t *testing.T) {
@@ -221,8 +209,7 @@ func TestStreamingSecretNotInErrors(t *testing.T) {
 	_, err2 := c.Streaming.Update(context.Background(), "dst-1", StreamingUpdateParams{AuthToken: Ptr(siemSecret)})
 	for _, err := range []error{err1, err2} {
 		e := wantCode(t, err, CodeValidation)
-		if strings.Contains(err.Error(), siemSecret) || strings.Contains(e.Message, siemSecret) {
-			t.Errorf("token leaked: %v", err)
-		}
+		assert.NotContains(t, err.Error(), siemSecret, "token leaked: %v", err)
+		assert.NotContains(t, e.Message, siemSecret, "token leaked: %v", err)
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestTelemetryTimestampFormat(t *testing.T) {
@@ -22,9 +25,7 @@ func TestTelemetryTimestampFormat(t *testing.T) {
 	}
 	for _, tc := range cases {
 		b, err := json.Marshal(TelemetryEvent{EventType: EventToolEnd, ToolName: "t", Timestamp: tc.in})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if got := decodeMap(t, b)["timestamp"]; got != tc.want {
 			t.Errorf("%v: timestamp %v, want %s", tc.in, got, tc.want)
 		}
@@ -34,13 +35,10 @@ func TestTelemetryTimestampFormat(t *testing.T) {
 	b, _ := json.Marshal(TelemetryEvent{EventType: EventToolStart, ToolName: "t"})
 	after := time.Now().UTC()
 	s := decodeMap(t, b)["timestamp"].(string)
-	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$`).MatchString(s) {
-		t.Fatalf("filled timestamp %q", s)
-	}
+	require.True(t, regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$`).MatchString(s), "filled timestamp %q", s)
 	got := parseTimestamp(s)
-	if got.Before(before) || got.After(after) {
-		t.Errorf("filled timestamp %v not within [%v, %v]", got, before, after)
-	}
+	assert.False(t, got.Before(before), "filled timestamp %v not within [%v, %v]", got, before, after)
+	assert.False(t, got.After(after), "filled timestamp %v not within [%v, %v]", got, before, after)
 }
 
 func TestTelemetryEventWire(t *testing.T) {

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func newSourceRig(t testing.TB, p TokenIssueParams) (*TokenSource, *recServer, *fakeClock, *Client) {
@@ -14,18 +17,14 @@ func newSourceRig(t testing.TB, p TokenIssueParams) (*TokenSource, *recServer, *
 	srv := newRecServer(t, is.handle)
 	c := newTestClient(t, srv.URL, withNow(clk.Now))
 	src, err := c.Tokens.NewSource(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return src, srv, clk, c
 }
 
 func sourceToken(t *testing.T, src *TokenSource) string {
 	t.Helper()
 	tok, err := src.Token(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return tok
 }
 
@@ -42,9 +41,8 @@ func TestTokenSourceRefresh(t *testing.T) {
 	}
 	clk.Advance(time.Second)
 	second := sourceToken(t, src)
-	if second == first || srv.count() != 2 {
-		t.Fatalf("with 30 s left: token reused (%d issued)", srv.count())
-	}
+	require.NotEqualValues(t, first, second, "with 30 s left: token reused (%d issued)", srv.count())
+	require.EqualValues(t, 2, srv.count(), "with 30 s left: token reused (%d issued)", srv.count())
 	if sent := decodeMap(t, srv.requests()[1].Body)["scopes"]; len(sent.([]any)) != 2 || sent.([]any)[0] != "b" {
 		t.Errorf("scopes sent: %v", sent)
 	}
@@ -52,9 +50,7 @@ func TestTokenSourceRefresh(t *testing.T) {
 	if tok := sourceToken(t, src); tok == second || srv.count() != 3 {
 		t.Errorf("ClearCache not followed (%d issued)", srv.count())
 	}
-	if err := c.Tokens.Revoke(ctxT(t), sourceToken(t, src), ""); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Tokens.Revoke(ctxT(t), sourceToken(t, src), ""))
 	sourceToken(t, src)
 	if srv.count() != 5 { // 3 issues, a revoke, an issue
 		t.Errorf("Revoke not followed: %d requests", srv.count())
@@ -95,15 +91,12 @@ func TestTokenTransportAllocs(t *testing.T) {
 	})
 	tr := src.Transport(base)
 	got := testing.AllocsPerRun(100, func() { _, _ = tr.RoundTrip(req) })
-	if got > baseline {
-		t.Errorf("the transport allocates %v per request, a clone and a header set %v", got, baseline)
-	}
+	assert.LessOrEqual(t, got, baseline, "the transport allocates %v per request, a clone and a header set %v", got, baseline)
 	if sent == req || sent.Header.Get("Authorization") != bearer || sent.Header.Get("Accept") != "application/json" {
 		t.Errorf("sent headers %v", sent.Header)
 	}
-	if len(req.Header) != 2 || req.Header.Get("Authorization") != "" {
-		t.Errorf("the caller's request was modified: %v", req.Header)
-	}
+	require.Len(t, req.Header, 2, "the caller's request was modified: %v", req.Header)
+	assert.Empty(t, req.Header.Get("Authorization"), "the caller's request was modified: %v", req.Header)
 }
 
 // BenchmarkTokenSourceHit compares the bearer lookup of a source with a
@@ -132,9 +125,7 @@ func BenchmarkTokenSourceHit(b *testing.B) {
 			}
 		}
 	})
-	if srv.count() != 1 {
-		b.Fatalf("%d issue requests", srv.count())
-	}
+	require.EqualValues(b, 1, srv.count(), "%d issue requests", srv.count())
 }
 
 // okTransport answers every request with one shared response, so that a
@@ -150,9 +141,7 @@ func BenchmarkTokenTransport(b *testing.B) {
 	src, _, _, _ := newSourceRig(b, TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"})
 	ctx := context.Background()
 	bearer, err := src.bearer(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	base := okTransport{resp: &http.Response{StatusCode: http.StatusOK}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://tool.example/call", http.NoBody)
 	req.Header.Set("Content-Type", "application/json")
