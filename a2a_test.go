@@ -140,9 +140,8 @@ func TestJSONRPCErrors(t *testing.T) {
 	// A JSON-RPC error in a non-2xx body is an HTTP error with its message.
 	srv := newScriptServer(t, scriptReply{status: 500, body: `{"jsonrpc": "2.0", "id": 1, "error": {"code": -32603, "message": "internal"}}`})
 	_, err := srv.client(t).A2A.GetTask(ctx, "t1")
-	if e := wantCode(t, err, "HTTP_500"); e.Message != "internal" {
-		t.Errorf("message %q", e.Message)
-	}
+	e := wantCode(t, err, "HTTP_500")
+	assert.Equal(t, "internal", e.Message, "message %q", e.Message)
 	assert.NotErrorIs(t, err, ErrJSONRPC, "an HTTP 500 matches ErrJSONRPC")
 }
 
@@ -172,9 +171,8 @@ func TestA2ASendMessage(t *testing.T) {
 
 	// A second call gets a fresh id; given ids are sent verbatim, in order.
 	srv.reset(scriptReply{body: task})
-	if _, err := c.A2A.SendMessage(ctx, "a1", A2ASendMessageParams{Text: "more", MessageID: "m-1", TaskID: "task-1"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.A2A.SendMessage(ctx, "a1", A2ASendMessageParams{Text: "more", MessageID: "m-1", TaskID: "task-1"})
+	require.NoError(t, err)
 	r = srv.only(t)
 	checkBody(t, r, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": map[string]any{
 		"message": map[string]any{"role": "user", "parts": []any{map[string]any{"kind": "text", "text": "more"}}, "messageId": "m-1", "taskId": "task-1"},
@@ -188,9 +186,8 @@ func TestA2ASendMessage(t *testing.T) {
 	ids := map[string]bool{}
 	for i := 0; i < 3; i++ {
 		srv.reset(scriptReply{body: task})
-		if _, err := c.A2A.SendMessage(ctx, "a1", A2ASendMessageParams{Text: "x"}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.A2A.SendMessage(ctx, "a1", A2ASendMessageParams{Text: "x"})
+		require.NoError(t, err)
 		m := srv.only(t).bodyMap(t)["params"].(map[string]any)["message"].(map[string]any)
 		ids[m["messageId"].(string)] = true
 	}

@@ -84,18 +84,17 @@ func TestActionCheckLenientFields(t *testing.T) {
 		r.decided = false
 		assert.Equal(t, tc.want, *r, "%s:\n got  %+v\n want %+v", tc.body, *r, tc.want)
 		out := logs.String()
-		if n := strings.Count(out, "level=WARN"); n != len(tc.mistyped) {
-			t.Errorf("%s: %d warnings, want %d:\n%s", tc.body, n, len(tc.mistyped), out)
-		}
+		n := strings.Count(out, "level=WARN")
+		assert.Equal(t, len(tc.mistyped), n, "%s: %d warnings, want %d:\n%s", tc.body, n, len(tc.mistyped), out)
 		for _, name := range tc.mistyped {
 			assert.Contains(t, out, "field="+name+" ", "%s: no warning for %s:\n%s", tc.body, name, out)
 			assert.Contains(t, out, "request_id=req-7", "%s: no warning for %s:\n%s", tc.body, name, out)
 		}
 		// json.Unmarshal into the model decides the same way, silently.
 		var m ActionCheckResult
-		if err := json.Unmarshal([]byte(tc.body), &m); err != nil || !m.Decided() {
-			t.Errorf("%s: json.Unmarshal: %v, decided %v", tc.body, err, m.Decided())
-		}
+		err = json.Unmarshal([]byte(tc.body), &m)
+		require.NoError(t, err, "%s: json.Unmarshal: %v, decided %v", tc.body, err, m.Decided())
+		assert.True(t, m.Decided(), "%s: json.Unmarshal: %v, decided %v", tc.body, err, m.Decided())
 		m.decided = false
 		assert.Equal(t, tc.want, m, "%s: json.Unmarshal:\n got  %+v\n want %+v", tc.body, m, tc.want)
 	}
@@ -103,9 +102,10 @@ func TestActionCheckLenientFields(t *testing.T) {
 	srv := newRecServer(t, reply(200, checkReply))
 	var logs strings.Builder
 	c := newTestClient(t, srv.URL, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	if r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"}); err != nil || !r.Allowed || logs.Len() != 0 {
-		t.Fatalf("%+v %v logs %q", r, err, logs.String())
-	}
+	r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"})
+	require.NoError(t, err, "%+v %v logs %q", r, err, logs.String())
+	require.True(t, r.Allowed, "%+v %v logs %q", r, err, logs.String())
+	require.EqualValues(t, 0, logs.Len(), "%+v %v logs %q", r, err, logs.String())
 	// The strict decision rejects a non-boolean "allowed" through
 	// json.Unmarshal as well.
 	var m ActionCheckResult

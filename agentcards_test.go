@@ -178,9 +178,8 @@ func TestAgentCardPublicKey(t *testing.T) {
 	k, err := x509.ParsePKIXPublicKey(block.Bytes)
 	require.NoError(t, err, "PEM holds %v (%v), want the card's key", k, err)
 	require.True(t, pub.Equal(k), "PEM holds %v (%v), want the card's key", k, err)
-	if _, ok := cardWith(t, keyCard(jwk("OKP", "Ed25519", x+"="))).AgentPublicKeyPEM(); !ok {
-		t.Error("trailing padding should be ignored")
-	}
+	_, ok = cardWith(t, keyCard(jwk("OKP", "Ed25519", x+"="))).AgentPublicKeyPEM()
+	assert.True(t, ok, "trailing padding should be ignored")
 
 	// An x whose characters include the standard alphabet's + and /.
 	stdX := ""
@@ -208,17 +207,15 @@ func TestAgentCardPublicKey(t *testing.T) {
 		`[1]`,
 	}
 	for _, key := range bad {
-		if got, ok := cardWith(t, keyCard(key)).AgentPublicKeyPEM(); ok || got != "" {
-			t.Errorf("key %s accepted: %q", key, got)
-		}
+		got, ok := cardWith(t, keyCard(key)).AgentPublicKeyPEM()
+		assert.False(t, ok, "key %s accepted: %q", key, got)
+		assert.Empty(t, got, "key %s accepted: %q", key, got)
 	}
 	// Only the first trust extension counts, even when a later one has a key.
 	twoExt := `{"capabilities": {"extensions": [{"uri": "` + ATITrustExtensionURI + `", "params": {}},
 		{"uri": "` + ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + jwk("OKP", "Ed25519", x) + `}}]}}`
-	if _, ok := cardWith(t, twoExt).AgentPublicKeyPEM(); ok {
-		t.Error("a later trust extension was used")
-	}
-	if _, ok := cardWith(t, `{}`).AgentPublicKeyPEM(); ok {
-		t.Error("a card without extensions has a key")
-	}
+	_, ok = cardWith(t, twoExt).AgentPublicKeyPEM()
+	assert.False(t, ok, "a later trust extension was used")
+	_, ok = cardWith(t, `{}`).AgentPublicKeyPEM()
+	assert.False(t, ok, "a card without extensions has a key")
 }

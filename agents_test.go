@@ -164,9 +164,9 @@ func TestAgentsCreateKeyStoreFailureKeepsKey(t *testing.T) {
 	// A failed create stores nothing.
 	srv.setHandler(reply(500, `{"error":"boom"}`))
 	ks := NewInMemoryKeyStore()
-	if _, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot", KeyStore: ks}); err == nil || ks.Len() != 0 {
-		t.Errorf("failed create: err %v, stored %d", err, ks.Len())
-	}
+	_, err = c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot", KeyStore: ks})
+	assert.Error(t, err, "failed create: err %v, stored %d", err, ks.Len())
+	assert.EqualValues(t, 0, ks.Len(), "failed create: err %v, stored %d", err, ks.Len())
 }
 
 func TestAgentHidesPrivateKey(t *testing.T) {

@@ -44,14 +44,12 @@ func TestGuardCheckAllocs(t *testing.T) {
 	defer g.Close(context.Background())
 	ctx := context.Background()
 	check := testing.AllocsPerRun(300, func() {
-		if _, err := c.Actions.Check(ctx, p); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Actions.Check(ctx, p)
+		require.NoError(t, err)
 	})
 	gc := testing.AllocsPerRun(300, func() {
-		if _, err := g.Check(ctx, p.ToolName, p.ToolInputSummary); err != nil {
-			t.Fatal(err)
-		}
+		_, err := g.Check(ctx, p.ToolName, p.ToolInputSummary)
+		require.NoError(t, err)
 	})
 	t.Logf("allocs per check: Actions.Check %v, guard.Check %v", check, gc)
 	assert.LessOrEqual(t, gc, check+1, "guard.Check allocates %v times, Actions.Check %v: more than one above", gc, check)

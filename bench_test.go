@@ -274,15 +274,13 @@ func BenchmarkTokenCacheHit(b *testing.B) {
 	c := newTestClient(b, srv.URL)
 	ctx := context.Background()
 	p := TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"}
-	if _, err := c.Tokens.Issue(ctx, p); err != nil {
-		b.Fatal(err)
-	}
+	_, err := c.Tokens.Issue(ctx, p)
+	require.NoError(b, err)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := c.Tokens.Issue(ctx, p); err != nil {
-			b.Fatal(err)
-		}
+		_, err := c.Tokens.Issue(ctx, p)
+		require.NoError(b, err)
 	}
 	b.StopTimer()
 	require.EqualValues(b, 1, srv.count(), "%d issue requests", srv.count())
@@ -411,9 +409,8 @@ func credentialedClient(tb testing.TB, c *Client, agentID string, ks KeyStore, p
 	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: agentID, KeyStore: ks, PublicKeyPEM: pubPEM})
 	require.NoError(tb, err)
 	require.NoError(tb, c.UseAgentCredentials(ac))
-	if _, err := ac.Token(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
+	_, err = ac.Token(context.Background())
+	require.NoError(tb, err)
 }
 
 func BenchmarkIdentityCheck(b *testing.B) {
@@ -486,9 +483,8 @@ func BenchmarkDPoPMint(b *testing.B) {
 		require.NoError(b, err)
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := k.Proof(ctx, "POST", u, tok); err != nil {
-				b.Fatal(err)
-			}
+			_, err := k.Proof(ctx, "POST", u, tok)
+			require.NoError(b, err)
 		}
 	})
 	b.Run("keystore", func(b *testing.B) {
@@ -498,17 +494,15 @@ func BenchmarkDPoPMint(b *testing.B) {
 		require.NoError(b, err)
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := k.Proof(ctx, "POST", u, tok); err != nil {
-				b.Fatal(err)
-			}
+			_, err := k.Proof(ctx, "POST", u, tok)
+			require.NoError(b, err)
 		}
 	})
 	b.Run("pem", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := MintDPoPProof(vecPrivPEM, "POST", u, tok); err != nil {
-				b.Fatal(err)
-			}
+			_, err := MintDPoPProof(vecPrivPEM, "POST", u, tok)
+			require.NoError(b, err)
 		}
 	})
 }
@@ -592,9 +586,8 @@ func BenchmarkIdentityPaired(b *testing.B) {
 		}
 		mint := func() time.Duration {
 			t0 := time.Now()
-			if _, err := dk.Proof(ctx, "POST", u, tok); err != nil {
-				b.Fatal(err)
-			}
+			_, err := dk.Proof(ctx, "POST", u, tok)
+			require.NoError(b, err)
 			return time.Since(t0)
 		}
 		// Each pair runs back to back, in alternating order, so that
@@ -645,8 +638,8 @@ func BenchmarkIdentityPaired(b *testing.B) {
 		p := benchParams
 		p.AgentID = a.ID
 		paired(b, plain, cred, p)
-		if n := len(srv.DPoPProofs()); n == 0 || !srv.DPoPProofs()[n-1].Accepted {
-			b.Fatal("the fake did not accept the proofs")
-		}
+		n := len(srv.DPoPProofs())
+		require.NotEqualValues(b, 0, n, "the fake did not accept the proofs")
+		require.True(b, srv.DPoPProofs()[n-1].Accepted, "the fake did not accept the proofs")
 	})
 }

@@ -3,7 +3,6 @@ package agenttrust
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -241,31 +240,27 @@ func TestFromConfig(t *testing.T) {
 		c, err := FromConfig(writeConfig(t, fmt.Sprintf(`{"base_url":%q,"verify_tls":false}`, srv.URL)),
 			WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		require.NoError(t, err)
-		if _, err := c.Health(ctxT(t)); err != nil {
-			t.Fatalf("self-signed server with verify_tls false: %v", err)
-		}
+		_, err = c.Health(ctxT(t))
+		require.NoError(t, err, "self-signed server with verify_tls false")
 		assert.Contains(t, logs.String(), "level=WARN", "no TLS warning logged: %q", logs.String())
 		assert.Contains(t, logs.String(), "TLS", "no TLS warning logged: %q", logs.String())
 		// verify_tls true (the default) refuses the same server.
 		c2, err := FromConfig(writeConfig(t, fmt.Sprintf(`{"base_url":%q,"verify_tls":true}`, srv.URL)),
 			WithRetryPolicy(RetryPolicy{}))
 		require.NoError(t, err)
-		if _, err := c2.Health(ctxT(t)); !errors.Is(err, ErrNetwork) {
-			t.Errorf("verified TLS against a self-signed cert: %v", err)
-		}
+		_, err = c2.Health(ctxT(t))
+		assert.ErrorIs(t, err, ErrNetwork, "verified TLS against a self-signed cert: %v", err)
 	})
 }
 
 func TestInsecureLogsWarningOnlyWhenAsked(t *testing.T) {
 	var logs bytes.Buffer
 	l := slog.New(slog.NewTextHandler(&logs, nil))
-	if _, err := New(WithLogger(l)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := New(WithLogger(l))
+	require.NoError(t, err)
 	assert.EqualValues(t, 0, logs.Len(), "logged without insecure: %q", logs.String())
-	if _, err := New(WithLogger(l), WithInsecureSkipVerify(), WithAPIKey(testKey)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = New(WithLogger(l), WithInsecureSkipVerify(), WithAPIKey(testKey))
+	require.NoError(t, err)
 	assert.Contains(t, logs.String(), "WARN", "log %q", logs.String())
 	assert.NotContains(t, logs.String(), testKey, "log %q", logs.String())
 }
@@ -304,17 +299,14 @@ func TestWithHTTPClientCopiesAndNeverMutates(t *testing.T) {
 func TestSetAPIKey(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{}`))
 	c := newTestClient(t, srv.URL)
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.Health(ctxT(t))
+	require.NoError(t, err)
 	c.SetAPIKey("sk_live_second")
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.Health(ctxT(t))
+	require.NoError(t, err)
 	c.SetAPIKey("")
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.Health(ctxT(t))
+	require.NoError(t, err)
 	r := srv.requests()
 	checkHeaders(t, r[0], testKey)
 	checkHeaders(t, r[1], "sk_live_second")
@@ -399,18 +391,15 @@ func TestAPIKeyWithControlCharacter(t *testing.T) {
 		wantValidation(t, err)
 		assertNoSecret(t, "Health", err, strings.TrimSpace(bad))
 	}
-	if n := srv.count(); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	n := srv.count()
+	assert.EqualValues(t, 0, n, "%d requests sent", n)
 	c.SetAPIKey("sk_with\ttab")
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.Health(ctxT(t))
+	require.NoError(t, err)
 	got := srv.only(t).Header.Get("X-Api-Key")
 	assert.Equal(t, "sk_with\ttab", got, "key sent %q", got)
-	if _, err := New(WithUserAgentSuffix("app/1\x00")); err == nil {
-		t.Error("a NUL in the User-Agent suffix accepted")
-	}
+	_, err = New(WithUserAgentSuffix("app/1\x00"))
+	assert.Error(t, err, "a NUL in the User-Agent suffix accepted")
 }
 
 // Close releases every connection of a Client, and with them their
@@ -465,9 +454,8 @@ func TestCloseReleasesConnections(t *testing.T) {
 	close(release)
 	require.NoError(t, <-done)
 	// A call after Close still works and keeps no connection.
-	if _, err := clients[1].Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := clients[1].Health(ctxT(t))
+	require.NoError(t, err)
 	goleak.VerifyNone(t, ignore)
 }
 
@@ -478,9 +466,8 @@ func TestCloseLeavesCallersTransport(t *testing.T) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	c := newTestClient(t, srv.URL, WithHTTPClient(&http.Client{Transport: tr}))
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.Health(ctxT(t))
+	require.NoError(t, err)
 	_ = c.Close()
 	var reused bool
 	ctx := httptrace.WithClientTrace(ctxT(t), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }})

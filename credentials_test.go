@@ -66,9 +66,8 @@ func TestCredentialsSenderConstrainedCheck(t *testing.T) {
 	e := newIdentityEnv(t)
 	// Without credentials the fake refuses the check: the enforcement is real.
 	plain, _ := New(WithBaseURL(e.srv.URL()), WithAuthURL(e.srv.AuthURL()), WithAPIKey(e.srv.APIKey()))
-	if _, err := plain.Actions.Check(ctxT(t), ActionCheckParams{AgentID: e.agent.ID, ToolName: "x"}); !errors.Is(err, ErrAuthentication) {
-		t.Fatalf("check without credentials: %v", err)
-	}
+	_, err := plain.Actions.Check(ctxT(t), ActionCheckParams{AgentID: e.agent.ID, ToolName: "x"})
+	require.ErrorIs(t, err, ErrAuthentication, "check without credentials: %v", err)
 	e.srv.ClearRequests()
 	for i := 0; i < 3; i++ {
 		res, err := e.check(ctxT(t))
@@ -100,21 +99,18 @@ func TestCredentialsSenderConstrainedCheck(t *testing.T) {
 	}
 	// Other calls never carry them.
 	e.srv.ClearRequests()
-	if _, err := e.c.Agents.Get(ctxT(t), e.agent.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: e.agent.ID, Scopes: []string{"read"}}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = e.c.Agents.Get(ctxT(t), e.agent.ID)
+	require.NoError(t, err)
+	_, err = e.c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: e.agent.ID, Scopes: []string{"read"}})
+	require.NoError(t, err)
 	for _, r := range e.srv.Requests() {
 		assert.Empty(t, r.Header.Get("Authorization"), "%s %s carries credentials", r.Method, r.Path)
 		assert.Empty(t, r.Header.Get("DPoP"), "%s %s carries credentials", r.Method, r.Path)
 	}
 	// Removing them makes checks plain again.
 	require.NoError(t, e.c.UseAgentCredentials(nil))
-	if _, err := e.check(ctxT(t)); !errors.Is(err, ErrAuthentication) {
-		t.Errorf("after removal: %v", err)
-	}
+	_, err = e.check(ctxT(t))
+	assert.ErrorIs(t, err, ErrAuthentication, "after removal: %v", err)
 }
 
 func TestCredentialsOneRefreshForConcurrentChecks(t *testing.T) {
@@ -158,27 +154,22 @@ func TestCredentialsOneRefreshForConcurrentChecks(t *testing.T) {
 
 func TestCredentialsRefreshAtThreshold(t *testing.T) {
 	e := newIdentityEnv(t)
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := e.check(ctxT(t))
+	require.NoError(t, err)
 	toks := e.srv.WIMSETokens()
 	require.Len(t, toks, 1, "%d tokens", len(toks))
 	// The fake's clock drives the client's: one second before the 60 s
 	// margin the token is still used, at the margin it is replaced.
 	e.srv.Advance(toks[0].ExpiresAt.Sub(e.srv.Now()) - 61*time.Second)
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(e.srv.WIMSETokens()); n != 1 {
-		t.Fatalf("refreshed %d s before the margin", 1)
-	}
+	_, err = e.check(ctxT(t))
+	require.NoError(t, err)
+	n := len(e.srv.WIMSETokens())
+	require.EqualValues(t, 1, n, "refreshed %d s before the margin", 1)
 	e.srv.Advance(time.Second)
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(e.srv.WIMSETokens()); n != 2 {
-		t.Fatalf("%d tokens at the threshold, want 2", n)
-	}
+	_, err = e.check(ctxT(t))
+	require.NoError(t, err)
+	n = len(e.srv.WIMSETokens())
+	require.EqualValues(t, 2, n, "%d tokens at the threshold, want 2", n)
 	tok, err := e.creds.Token(ctxT(t))
 	require.NoError(t, err, "Token() is not the new token")
 	assert.Equal(t, e.srv.WIMSETokens()[1].Token, tok, "Token() is not the new token: %v", err)
@@ -186,12 +177,10 @@ func TestCredentialsRefreshAtThreshold(t *testing.T) {
 
 func TestCredentialsRecoverFromEarlyRevocation(t *testing.T) {
 	e := newIdentityEnv(t)
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.srv.RevokeWIMSETokens(e.agent.ID); n != 1 {
-		t.Fatalf("revoked %d", n)
-	}
+	_, err := e.check(ctxT(t))
+	require.NoError(t, err)
+	n := e.srv.RevokeWIMSETokens(e.agent.ID)
+	require.EqualValues(t, 1, n, "revoked %d", n)
 	e.srv.ClearRequests()
 	res, err := e.check(ctxT(t))
 	require.NoError(t, err, "check after revocation: %v", res)
@@ -207,12 +196,10 @@ func TestCredentialsRecoverFromEarlyRevocation(t *testing.T) {
 	// Only one retry: a check refused twice returns the 401.
 	e.srv.InjectFault(checkRoute, agenttrusttest.Fault{Status: 401, Times: 5})
 	e.srv.ClearRequests()
-	if _, err := e.check(ctxT(t)); !errors.Is(err, ErrAuthentication) {
-		t.Errorf("refused twice: %v", err)
-	}
-	if n := len(e.checkRequests()); n != 2 {
-		t.Errorf("%d check requests, want 2", n)
-	}
+	_, err = e.check(ctxT(t))
+	assert.ErrorIs(t, err, ErrAuthentication, "refused twice: %v", err)
+	n = len(e.checkRequests())
+	assert.EqualValues(t, 2, n, "%d check requests, want 2", n)
 }
 
 func TestCredentialsRetryCarriesNewProof(t *testing.T) {
@@ -260,21 +247,17 @@ func TestCredentialsCancelledWaiterReturnsAtOnce(t *testing.T) {
 	_, err := e.creds.Token(ctx)
 	require.ErrorIs(t, err, context.Canceled, "cancelled waiter: %v", err)
 	require.ErrorIs(t, err, ErrNetwork, "cancelled waiter: %v", err)
-	if d := time.Since(<-cancelledAt); d > 200*time.Millisecond {
-		t.Errorf("cancelled waiter returned %v after its context ended", d)
-	}
+	d := time.Since(<-cancelledAt)
+	assert.LessOrEqual(t, d, 200*time.Millisecond, "cancelled waiter returned %v after its context ended", d)
 	require.NoError(t, <-done, "the other waiter")
-	if n := len(e.srv.WIMSETokens()); n != 1 {
-		t.Errorf("%d tokens", n)
-	}
+	n := len(e.srv.WIMSETokens())
+	assert.EqualValues(t, 1, n, "%d tokens", n)
 	// A caller whose context is already done does not start a refresh.
 	e.creds.Invalidate()
-	if _, err := e.creds.Token(ctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("done ctx: %v", err)
-	}
-	if n := len(e.srv.WIMSETokens()); n != 1 {
-		t.Errorf("a done context started a refresh")
-	}
+	_, err = e.creds.Token(ctx)
+	assert.ErrorIs(t, err, context.Canceled, "done ctx: %v", err)
+	n = len(e.srv.WIMSETokens())
+	assert.EqualValues(t, 1, n, "a done context started a refresh")
 }
 
 func TestCredentialFailuresSendNoCheck(t *testing.T) {
@@ -286,27 +269,22 @@ func TestCredentialFailuresSendNoCheck(t *testing.T) {
 	require.ErrorIs(t, err, ErrKeyNotFound, "missing key: %v", err)
 	require.ErrorIs(t, err, ErrKeyStore, "missing key: %v", err)
 	require.NotErrorIs(t, err, ErrNetwork, "missing key: %v", err)
-	if n := len(e.checkRequests()); n != 0 {
-		t.Errorf("%d check requests after a credential failure", n)
-	}
+	n := len(e.checkRequests())
+	assert.EqualValues(t, 0, n, "%d check requests after a credential failure", n)
 	require.NoError(t, e.ks.Store(ctxT(t), e.agent.ID, e.agent.PrivateKey))
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatalf("after restoring the key: %v", err)
-	}
+	_, err = e.check(ctxT(t))
+	require.NoError(t, err, "after restoring the key")
 	// A 403 on the token request surfaces as the check's error.
 	e.creds.Invalidate()
 	e.srv.InjectFault("POST /api/v1/wimse/token", agenttrusttest.Fault{Status: 403, Times: 1})
 	e.srv.ClearRequests()
 	var ae *AuthorizationError
-	if _, err := e.check(ctxT(t)); !errors.As(err, &ae) {
-		t.Fatalf("403 on token: %v", err)
-	}
-	if n := len(e.checkRequests()); n != 0 {
-		t.Errorf("%d check requests after a refused token", n)
-	}
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatalf("not retried after the failure: %v", err)
-	}
+	_, err = e.check(ctxT(t))
+	require.ErrorAs(t, err, &ae, "403 on token: %v", err)
+	n = len(e.checkRequests())
+	assert.EqualValues(t, 0, n, "%d check requests after a refused token", n)
+	_, err = e.check(ctxT(t))
+	require.NoError(t, err, "not retried after the failure")
 	// A challenge reply without a nonce is never signed.
 	e.creds.Invalidate()
 	e.srv.InjectFault("POST /api/v1/agents/{agent_id}/challenge", agenttrusttest.Fault{Status: 200, Body: `{"nonce":""}`, Times: 1})
@@ -420,9 +398,9 @@ func TestCredentialsExpiryRules(t *testing.T) {
 	srv, issued := credServer(t, func() string { return clk.Now().Add(10 * time.Second).Format(time.RFC3339) })
 	ac := newCreds(srv)
 	for i := 1; i <= 3; i++ {
-		if tok, err := ac.Token(ctxT(t)); err != nil || tok != fmt.Sprintf("tok-%d", i) {
-			t.Fatalf("call %d: %q %v", i, tok, err)
-		}
+		tok, err := ac.Token(ctxT(t))
+		require.NoError(t, err, "call %d: %q", i, tok)
+		require.Equal(t, fmt.Sprintf("tok-%d", i), tok, "call %d: %q %v", i, tok, err)
 	}
 	assert.EqualValues(t, 3, issued(), "%d tokens issued for 3 calls inside the margin, want 3", issued())
 	// The refresh sends the audience and TTL, and neither service_name nor
@@ -444,23 +422,21 @@ func TestCredentialsExpiryRules(t *testing.T) {
 		ac = newCreds(srv)
 		for _, step := range []time.Duration{0, 239 * time.Second} {
 			clk.Advance(step)
-			if _, err := ac.Token(ctxT(t)); err != nil {
-				t.Fatal(err)
-			}
+			_, err := ac.Token(ctxT(t))
+			require.NoError(t, err)
 		}
 		assert.EqualValues(t, 1, issued(), "expires_at %q: %d tokens within 239 s, want 1", exp, issued())
 		clk.Advance(time.Second)
-		if tok, _ := ac.Token(ctxT(t)); tok != "tok-2" || issued() != 2 {
-			t.Errorf("expires_at %q: not refreshed at 240 s", exp)
-		}
+		tok, _ := ac.Token(ctxT(t))
+		assert.Equal(t, "tok-2", tok, "expires_at %q: not refreshed at 240 s", exp)
+		assert.EqualValues(t, 2, issued(), "expires_at %q: not refreshed at 240 s", exp)
 	}
 
 	// A zone-less expiry is UTC: 90 s away, so cached; 60 s away, refreshed.
 	srv, issued = credServer(t, func() string { return clk.Now().UTC().Add(90 * time.Second).Format("2006-01-02T15:04:05") })
 	ac = newCreds(srv)
-	if _, err := ac.Token(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := ac.Token(ctxT(t))
+	require.NoError(t, err)
 	clk.Advance(29 * time.Second)
 	_, _ = ac.Token(ctxT(t))
 	assert.EqualValues(t, 1, issued(), "zone-less expiry: %d tokens at 61 s before expiry", issued())

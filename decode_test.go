@@ -150,10 +150,10 @@ func TestDecodeRawObjectAndObject(t *testing.T) {
 		wantDecode(t, err)
 	}
 	var s Session
-	if err := decodeObject(decodeResp(``), &s); err != nil || s.SessionID != "" {
-		t.Errorf("empty body: %v", err)
-	}
-	err := decodeObject(decodeResp(`[]`), &s)
+	err := decodeObject(decodeResp(``), &s)
+	require.NoError(t, err, "empty body")
+	assert.Empty(t, s.SessionID, "empty body: %v", err)
+	err = decodeObject(decodeResp(`[]`), &s)
 	wantDecode(t, err)
 }
 
@@ -444,9 +444,8 @@ func BenchmarkDecodeList(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(resp.body)))
 		for i := 0; i < b.N; i++ {
-			if _, err := decodeList[Agent](resp, "agents", ""); err != nil {
-				b.Fatal(err)
-			}
+			_, err := decodeList[Agent](resp, "agents", "")
+			require.NoError(b, err)
 		}
 	})
 }

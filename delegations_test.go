@@ -54,9 +54,9 @@ func TestDelegationsCreate(t *testing.T) {
 	require.NoError(t, err)
 	checkDelegation(t, d)
 	srv.reset(scriptReply{body: `{"delegation": null, "id": "flat"}`})
-	if d, err := c.Delegations.Create(ctx, DelegationCreateParams{}); err != nil || d.ID != "flat" {
-		t.Errorf("null wrapper: %+v, %v", d, err)
-	}
+	d, err = c.Delegations.Create(ctx, DelegationCreateParams{})
+	require.NoError(t, err, "null wrapper: %+v,", d)
+	assert.Equal(t, "flat", d.ID, "null wrapper: %+v, %v", d, err)
 }
 
 func checkDelegation(t *testing.T, d *Delegation) {
@@ -82,11 +82,11 @@ func TestDelegationsListRevokeSession(t *testing.T) {
 	}
 	// List elements are not unwrapped.
 	srv.reset(scriptReply{body: `{"delegations": [{"delegation": {"id": "x"}}]}`})
-	if list, err := c.Delegations.List(ctx, DelegationListParams{}); err != nil || list[0].ID != "" {
-		t.Errorf("wrapped element: %+v, %v", list, err)
-	}
+	list, err := c.Delegations.List(ctx, DelegationListParams{})
+	require.NoError(t, err, "wrapped element: %+v,", list)
+	assert.Empty(t, list[0].ID, "wrapped element: %+v, %v", list, err)
 	srv.reset(scriptReply{body: `{"items": []}`})
-	_, err := c.Delegations.List(ctx, DelegationListParams{})
+	_, err = c.Delegations.List(ctx, DelegationListParams{})
 	wantCode(t, err, CodeDecode)
 
 	srv.reset(scriptReply{body: `<html>ok</html>`})

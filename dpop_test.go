@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -111,31 +110,25 @@ func TestDPoPProofClaims(t *testing.T) {
 }
 
 func TestDPoPValidation(t *testing.T) {
-	if _, err := MintDPoPProof(vecPubPEM, "POST", "http://h/p", ""); !errors.Is(err, ErrValidation) {
-		t.Errorf("public PEM as private: %v", err)
-	}
+	_, err := MintDPoPProof(vecPubPEM, "POST", "http://h/p", "")
+	assert.ErrorIs(t, err, ErrValidation, "public PEM as private: %v", err)
 	for _, c := range [][2]string{{"", "http://h/p"}, {"POST", ""}, {"POST", "/relative"}, {"POST", "http://"}, {"POST", "?q"}} {
-		if _, err := MintDPoPProof(vecPrivPEM, c[0], c[1], ""); !errors.Is(err, ErrValidation) {
-			t.Errorf("%q %q: %v", c[0], c[1], err)
-		}
+		_, err := MintDPoPProof(vecPrivPEM, c[0], c[1], "")
+		assert.ErrorIs(t, err, ErrValidation, "%q %q: %v", c[0], c[1], err)
 	}
 	ks := NewInMemoryKeyStore()
-	if _, err := NewDPoPKeyWithKeyStore(nil, "a1", vecPubPEM); !errors.Is(err, ErrValidation) {
-		t.Errorf("nil store: %v", err)
-	}
-	if _, err := NewDPoPKeyWithKeyStore(ks, "", vecPubPEM); !errors.Is(err, ErrValidation) {
-		t.Errorf("no agent: %v", err)
-	}
-	if _, err := NewDPoPKeyWithKeyStore(ks, "a1", vecPrivPEM); !errors.Is(err, ErrValidation) {
-		t.Errorf("private PEM as public: %v", err)
-	}
-	_, err := MintDPoPProofWithKeyStore(context.Background(), ks, "a1", vecPubPEM, "POST", "http://h/p", "")
+	_, err = NewDPoPKeyWithKeyStore(nil, "a1", vecPubPEM)
+	assert.ErrorIs(t, err, ErrValidation, "nil store: %v", err)
+	_, err = NewDPoPKeyWithKeyStore(ks, "", vecPubPEM)
+	assert.ErrorIs(t, err, ErrValidation, "no agent: %v", err)
+	_, err = NewDPoPKeyWithKeyStore(ks, "a1", vecPrivPEM)
+	assert.ErrorIs(t, err, ErrValidation, "private PEM as public: %v", err)
+	_, err = MintDPoPProofWithKeyStore(context.Background(), ks, "a1", vecPubPEM, "POST", "http://h/p", "")
 	assert.ErrorIs(t, err, ErrKeyNotFound, "unknown agent: %v", err)
 	assert.ErrorIs(t, err, ErrKeyStore, "unknown agent: %v", err)
 	assert.NotErrorIs(t, err, ErrNetwork, "unknown agent: %v", err)
-	if _, err := MintDPoPProof(vecPrivPEM, "POST", "http://h/p", "tok"); err != nil {
-		t.Errorf("valid: %v", err)
-	}
+	_, err = MintDPoPProof(vecPrivPEM, "POST", "http://h/p", "tok")
+	assert.NoError(t, err, "valid")
 }
 
 func TestDPoPKeyHidesSecrets(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"io"
 	"net/http"
@@ -43,27 +42,23 @@ func TestE2EAgentCards(t *testing.T) {
 	got, ok := card.AgentPublicKeyPEM()
 	assert.True(t, ok, "agent key %q, %v; want %q", got, ok, pubPEM)
 	assert.Equal(t, pubPEM, got, "agent key %q, %v; want %q", got, ok, pubPEM)
-	if _, err := c.AgentCards.Get(ctx, id); err != nil {
-		t.Errorf("get after generate: %v", err)
-	}
+	_, err = c.AgentCards.Get(ctx, id)
+	assert.NoError(t, err, "get after generate")
 
 	// The public card needs no API key, but only exists once published.
 	anon, err := New(WithBaseURL(srv.URL()), WithRetryPolicy(RetryPolicy{}))
 	require.NoError(t, err)
 	_, err = anon.AgentCards.GetPublic(ctx, id)
 	wantCode(t, err, CodeNotFound)
-	if _, err := anon.AgentCards.Generate(ctx, id); !errors.Is(err, ErrAuthentication) {
-		t.Errorf("generate without a key: %v", err)
-	}
-	if _, err := c.AgentCards.Publish(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	_, err = anon.AgentCards.Generate(ctx, id)
+	assert.ErrorIs(t, err, ErrAuthentication, "generate without a key: %v", err)
+	_, err = c.AgentCards.Publish(ctx, id)
+	require.NoError(t, err)
 	pubCard, err := anon.AgentCards.GetPublic(ctx, id)
 	require.NoError(t, err)
 	assert.NotEqualValues(t, 0, len(pubCard.Signatures), "published card has no signatures")
-	if _, err := c.AgentCards.Get(ctx, "no-such-agent"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown agent: %v", err)
-	}
+	_, err = c.AgentCards.Get(ctx, "no-such-agent")
+	assert.ErrorIs(t, err, ErrNotFound, "unknown agent: %v", err)
 }
 
 func TestE2EA2A(t *testing.T) {
@@ -183,9 +178,8 @@ func TestE2EMCP(t *testing.T) {
 	require.NoError(t, err, "result %s: %+v,", raw, res)
 	require.Len(t, res.Content, 1, "result %s: %+v, %v", raw, res, err)
 	assert.Equal(t, "hi <there> & you", res.Content[0].Text, "result %s: %+v, %v", raw, res, err)
-	if _, err := c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/list"}); err != nil {
-		t.Errorf("tools/list without params: %v", err)
-	}
+	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/list"})
+	assert.NoError(t, err, "tools/list without params")
 
 	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/call", Params: map[string]any{"name": "rm"}})
 	var rpc *JSONRPCError
@@ -208,9 +202,8 @@ func TestE2EMCP(t *testing.T) {
 	require.NoError(t, c.MCP.RemoveServer(ctx, reg.ID))
 	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/list"})
 	wantCode(t, err, CodeNotFound)
-	if err := c.MCP.RemoveServer(ctx, reg.ID); !errors.Is(err, ErrNotFound) {
-		t.Errorf("second remove: %v", err)
-	}
+	err = c.MCP.RemoveServer(ctx, reg.ID)
+	assert.ErrorIs(t, err, ErrNotFound, "second remove: %v", err)
 
 	// call_tool is not retried after a 503, even with retries on.
 	srv2, c2 := newE2E(t, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
@@ -266,12 +259,10 @@ func TestE2EDelegations(t *testing.T) {
 	for _, x := range list {
 		assert.False(t, x.RevokedAt.IsZero(), "delegation %s not revoked with its parent", x.ID)
 	}
-	if _, err := c.Delegations.InitSession(ctx, child.ID); err == nil {
-		t.Error("session on a revoked delegation")
-	}
-	if err := c.Delegations.Revoke(ctx, "del-none"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown revoke: %v", err)
-	}
+	_, err = c.Delegations.InitSession(ctx, child.ID)
+	assert.Error(t, err, "session on a revoked delegation")
+	err = c.Delegations.Revoke(ctx, "del-none")
+	assert.ErrorIs(t, err, ErrNotFound, "unknown revoke: %v", err)
 }
 
 func TestE2EFederation(t *testing.T) {
@@ -285,9 +276,8 @@ func TestE2EFederation(t *testing.T) {
 	assert.NotEmpty(t, p.ID, "provider = %+v", p)
 	assert.Equal(t, issuer, p.Issuer, "provider = %+v", p)
 	assert.Equal(t, "high", p.TrustLevel, "provider = %+v", p)
-	if _, err := c.Federation.RegisterProvider(ctx, FederationRegisterProviderParams{Issuer: issuer, Name: "dup"}); err == nil {
-		t.Error("duplicate issuer accepted")
-	}
+	_, err = c.Federation.RegisterProvider(ctx, FederationRegisterProviderParams{Issuer: issuer, Name: "dup"})
+	assert.Error(t, err, "duplicate issuer accepted")
 	provs, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{})
 	require.NoError(t, err, "list: %+v,", provs)
 	require.Len(t, provs, 1, "list: %+v, %v", provs, err)
@@ -336,16 +326,17 @@ func TestE2EFederation(t *testing.T) {
 	assert.Equal(t, idt.IDToken, idt.Token, "id token = %v", idt)
 	assert.EqualValues(t, 300, idt.ExpiresIn, "id token = %v", idt)
 	assert.False(t, idt.ExpiresAt.IsZero(), "id token = %v", idt)
-	if res, err := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: idt.IDToken}); err != nil || !res.Active || res.AgentID != agent {
-		t.Errorf("issued token introspection: %+v, %v", res, err)
-	}
+	res, err = c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: idt.IDToken})
+	require.NoError(t, err, "issued token introspection: %+v,", res)
+	assert.True(t, res.Active, "issued token introspection: %+v, %v", res, err)
+	assert.Equal(t, agent, res.AgentID, "issued token introspection: %+v, %v", res, err)
 	_, err = c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: agent, Scopes: []string{"admin"}})
 	wantCode(t, err, CodeAuthDenied)
 
 	require.NoError(t, c.Federation.DeleteProvider(ctx, p.ID))
-	if provs, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{}); err != nil || len(provs) != 0 {
-		t.Errorf("after delete: %+v, %v", provs, err)
-	}
+	provs, err = c.Federation.ListProviders(ctx, FederationListProvidersParams{})
+	require.NoError(t, err, "after delete: %+v,", provs)
+	assert.Empty(t, provs, "after delete: %+v, %v", provs, err)
 }
 
 // siemReceiver is a loopback SIEM endpoint.
@@ -426,9 +417,8 @@ func TestE2EStreaming(t *testing.T) {
 	require.NoError(t, err, "list: %v,", list)
 	assert.Len(t, list, 1, "list: %v, %v", list, err)
 	require.NoError(t, c.Streaming.Delete(ctx, dest.ID))
-	if _, err := c.Streaming.Get(ctx, dest.ID); !errors.Is(err, ErrNotFound) {
-		t.Errorf("get after delete: %v", err)
-	}
+	_, err = c.Streaming.Get(ctx, dest.ID)
+	assert.ErrorIs(t, err, ErrNotFound, "get after delete: %v", err)
 	// The fake is strict: every SDK request was well-formed, and none
 	// carried the auth token anywhere but in its body.
 	for _, r := range srv.Requests() {
@@ -444,15 +434,12 @@ func TestE2EHostileIDs(t *testing.T) {
 	real := srv.CreateAgent("victim")
 	for _, id := range []string{"../admin", "a/b", "a?b=c", "%2e%2e", "../" + real, real + "/card"} {
 		srv.ClearRequests()
-		if _, err := c.AgentCards.Generate(ctx, id); !errors.Is(err, ErrNotFound) {
-			t.Errorf("%q: %v", id, err)
-		}
-		if _, err := c.Streaming.Get(ctx, id); !errors.Is(err, ErrNotFound) {
-			t.Errorf("%q: %v", id, err)
-		}
-		if err := c.Delegations.Revoke(ctx, id); !errors.Is(err, ErrNotFound) {
-			t.Errorf("%q: %v", id, err)
-		}
+		_, err := c.AgentCards.Generate(ctx, id)
+		assert.ErrorIs(t, err, ErrNotFound, "%q: %v", id, err)
+		_, err = c.Streaming.Get(ctx, id)
+		assert.ErrorIs(t, err, ErrNotFound, "%q: %v", id, err)
+		err = c.Delegations.Revoke(ctx, id)
+		assert.ErrorIs(t, err, ErrNotFound, "%q: %v", id, err)
 		for _, r := range srv.Requests() {
 			assert.Empty(t, r.RawQuery, "%q reached the fake as %s ?%s", id, r.Path, r.RawQuery)
 			assert.NotContains(t, r.Path, "/../", "%q reached the fake as %s ?%s", id, r.Path, r.RawQuery)

@@ -54,12 +54,12 @@ func TestFakeGatewayFlow(t *testing.T) {
 	require.NoError(t, err, "init session: %+v", sess)
 	require.NotEmpty(t, sess.SessionID, "init session: %+v %v", sess, err)
 	require.Equal(t, SessionSource("mcp"), sess.Source, "init session: %+v %v", sess, err)
-	if s2, err := c.Sessions.GetSession(ctx, sess.SessionID); err != nil || s2.SessionID != sess.SessionID {
-		t.Fatalf("get session: %+v %v", s2, err)
-	}
-	if as, err := c.Sessions.InitAPISession(ctx, tok.Token); err != nil || as.Source != "api" {
-		t.Fatalf("api session: %+v %v", as, err)
-	}
+	s2, err := c.Sessions.GetSession(ctx, sess.SessionID)
+	require.NoError(t, err, "get session: %+v", s2)
+	require.Equal(t, sess.SessionID, s2.SessionID, "get session: %+v %v", s2, err)
+	as, err := c.Sessions.InitAPISession(ctx, tok.Token)
+	require.NoError(t, err, "api session: %+v", as)
+	require.Equal(t, SessionSource("api"), as.Source, "api session: %+v %v", as, err)
 
 	srv.DenyTool("delete_file", "destructive tool")
 	srv.RequireElevation("deploy")
@@ -82,16 +82,15 @@ func TestFakeGatewayFlow(t *testing.T) {
 	ap, err := c.Approvals.Get(ctx, elev.ApprovalID)
 	require.NoError(t, err, "approval: %+v", ap)
 	require.Equal(t, ApprovalPending, ap.Status, "approval: %+v %v", ap, err)
-	if res, err := c.Approvals.Approve(ctx, elev.ApprovalID, ""); err != nil || res == nil {
-		t.Fatalf("approve: %v %v", res, err)
-	}
-	if r, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: sess.SessionID}); err != nil || !r.Allowed {
-		t.Fatalf("check after approval: %+v %v", r, err)
-	}
+	res, err := c.Approvals.Approve(ctx, elev.ApprovalID, "")
+	require.NoError(t, err, "approve: %v", res)
+	require.NotNil(t, res, "approve: %v %v", res, err)
+	r, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: sess.SessionID})
+	require.NoError(t, err, "check after approval: %+v", r)
+	require.True(t, r.Allowed, "check after approval: %+v %v", r, err)
 	elev2, _ := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: "other"})
-	if _, err := c.Approvals.Deny(ctx, elev2.ApprovalID, "alice"); err != nil {
-		t.Fatalf("deny: %v", err)
-	}
+	_, err = c.Approvals.Deny(ctx, elev2.ApprovalID, "alice")
+	require.NoError(t, err, "deny")
 
 	f, dur := false, 12
 	if _, err := c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: agent.ID, SessionID: sess.SessionID,
@@ -106,13 +105,13 @@ func TestFakeGatewayFlow(t *testing.T) {
 	assert.Equal(t, "<t>", evs[0].ToolName, "telemetry events %v", evs)
 
 	require.NoError(t, c.Tokens.Revoke(ctx, tok.Token, ""), "token revoke")
-	if in, err := c.Tokens.Verify(ctx, TokenIntrospectParams{Token: tok.Token}); err != nil || in.Active {
-		t.Fatalf("revoked token: %+v %v", in, err)
-	}
+	in, err = c.Tokens.Verify(ctx, TokenIntrospectParams{Token: tok.Token})
+	require.NoError(t, err, "revoked token: %+v", in)
+	require.False(t, in.Active, "revoked token: %+v %v", in, err)
 	require.NoError(t, c.Agents.Revoke(ctx, agent.ID, ""), "agent revoke")
-	if a, err := c.Agents.Get(ctx, agent.ID); err != nil || a.Status != AgentStatusRevoked {
-		t.Fatalf("revoked agent: %+v %v", a, err)
-	}
+	a, err := c.Agents.Get(ctx, agent.ID)
+	require.NoError(t, err, "revoked agent: %+v", a)
+	require.Equal(t, AgentStatusRevoked, a.Status, "revoked agent: %+v %v", a, err)
 }
 
 func TestFakeGatewayErrorsAndHostileIDs(t *testing.T) {
@@ -142,25 +141,22 @@ func TestFakeGatewayFaults(t *testing.T) {
 
 	srv.InjectFault("POST /api/v1/agenttrust/check", agenttrusttest.Fault{Status: 503, RetryAfter: "0", Times: 2})
 	srv.ClearRequests()
-	if r, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agentID, ToolName: "read_file"}); err != nil || !r.Allowed {
-		t.Fatalf("check after two 503s: %+v %v", r, err)
-	}
-	if n := len(srv.Requests()); n != 3 {
-		t.Errorf("%d requests, want 3", n)
-	}
+	r, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agentID, ToolName: "read_file"})
+	require.NoError(t, err, "check after two 503s: %+v", r)
+	require.True(t, r.Allowed, "check after two 503s: %+v %v", r, err)
+	n := len(srv.Requests())
+	assert.EqualValues(t, 3, n, "%d requests, want 3", n)
 
 	srv.InjectFault("POST /api/v1/agents", agenttrusttest.Fault{Status: 503, Times: 1})
 	srv.ClearRequests()
-	if _, err := c.Agents.Create(ctx, AgentCreateParams{Name: "x"}); err == nil {
-		t.Fatal("create succeeded through a 503")
-	}
-	if n := len(srv.Requests()); n != 1 {
-		t.Errorf("create re-sent: %d requests", n)
-	}
+	_, err = c.Agents.Create(ctx, AgentCreateParams{Name: "x"})
+	require.Error(t, err, "create succeeded through a 503")
+	n = len(srv.Requests())
+	assert.EqualValues(t, 1, n, "create re-sent: %d requests", n)
 
 	srv.InjectFault("POST /api/v1/agent-tokens/issue", agenttrusttest.Fault{Drop: true, Times: 1})
 	srv.ClearRequests()
-	_, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
+	_, err = c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
 	assert.ErrorIs(t, err, ErrNetwork, "dropped issue: %v, %d requests", err, len(srv.Requests()))
 	assert.Len(t, srv.Requests(), 1, "dropped issue: %v, %d requests", err, len(srv.Requests()))
 
@@ -171,9 +167,8 @@ func TestFakeGatewayFaults(t *testing.T) {
 
 	srv.InjectFault("GET /health", agenttrusttest.Fault{Latency: 5 * time.Second})
 	slow := fakeClient(t, srv, WithTimeout(100*time.Millisecond))
-	if _, err := slow.Health(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("slow health: %v", err)
-	}
+	_, err = slow.Health(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "slow health: %v", err)
 	srv.ClearFaults()
 
 	srv.InjectFault("POST /api/v1/agenttrust/check", agenttrusttest.Fault{Status: 429, RetryAfter: "7"})

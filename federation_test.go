@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -153,12 +152,12 @@ func TestFederationIntrospectFallback(t *testing.T) {
 		}
 	}
 	srv.reset(scriptReply{status: 503}, scriptReply{body: `{"active": true}`})
-	if res, err := c.Federation.IntrospectToken(ctx, p); err != nil || !res.Active {
-		t.Errorf("503 then OK: %+v, %v", res, err)
-	}
-	if reqs := srv.requests(); len(reqs) != 2 || reqs[1].RequestURI != "/api/v1/federation/tokens/introspect" {
-		t.Errorf("requests %+v", reqs)
-	}
+	res, err = c.Federation.IntrospectToken(ctx, p)
+	require.NoError(t, err, "503 then OK: %+v,", res)
+	assert.True(t, res.Active, "503 then OK: %+v, %v", res, err)
+	reqs = srv.requests()
+	require.Len(t, reqs, 2, "requests %+v", reqs)
+	assert.Equal(t, "/api/v1/federation/tokens/introspect", reqs[1].RequestURI, "requests %+v", reqs)
 }
 
 func TestFederationTokenRedaction(t *testing.T) {
@@ -179,9 +178,9 @@ func TestFederationTokenRedaction(t *testing.T) {
 		assert.NotContains(t, out, token, "%s reveals the token: %s", verb, out)
 		assert.NotContains(t, out, fmt.Sprintf("%x", token), "%s reveals the token: %s", verb, out)
 	}
-	if out := fmt.Sprint(p); !strings.Contains(out, "[redacted]") || !strings.Contains(out, "iss") {
-		t.Errorf("String = %s", out)
-	}
+	out := fmt.Sprint(p)
+	assert.Contains(t, out, "[redacted]", "String = %s", out)
+	assert.Contains(t, out, "iss", "String = %s", out)
 }
 
 func TestFederationInitSession(t *testing.T) {
@@ -199,9 +198,8 @@ func TestFederationInitSession(t *testing.T) {
 		t.Errorf("session = %+v", s)
 	}
 	srv.reset(scriptReply{body: `{}`})
-	if _, err := c.Federation.InitSession(ctx, FederationInitSessionParams{Token: "tok"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.Federation.InitSession(ctx, FederationInitSessionParams{Token: "tok"})
+	require.NoError(t, err)
 	checkBody(t, srv.only(t), map[string]any{"token": "tok"})
 }
 

@@ -31,9 +31,8 @@ func FuzzDecodeAgentCard(f *testing.F) {
 		if p, ok := card.AgentPublicKeyPEM(); ok {
 			block, _ := pem.Decode([]byte(p))
 			require.NotNil(t, block, "bad PEM %q", p)
-			if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
-				t.Fatalf("PEM key does not parse: %v", err)
-			}
+			_, err := x509.ParsePKIXPublicKey(block.Bytes)
+			require.NoError(t, err, "PEM key does not parse")
 		} else if p != "" {
 			t.Fatalf("no key but %q", p)
 		}

@@ -52,14 +52,13 @@ func TestKeyPairPEMMatchesFixedVectors(t *testing.T) {
 	assert.Equal(t, vecPubPEM, kp.PublicKeyPEM, "public PEM:\n%q\nwant\n%q", kp.PublicKeyPEM, vecPubPEM)
 	sig, err := SignWithPrivateKeyPEM(vecPrivPEM, nil)
 	require.NoError(t, err)
-	if got := hex.EncodeToString(sig); got != vecEmptySigHex {
-		t.Errorf("RFC 8032 test 1 signature = %s", got)
-	}
+	got := hex.EncodeToString(sig)
+	assert.Equal(t, vecEmptySigHex, got, "RFC 8032 test 1 signature = %s", got)
 	sig, err = SignWithPrivateKeyPEM(vecPrivPEM, []byte(vecPoPMessage))
 	require.NoError(t, err)
-	if got := base64.RawURLEncoding.EncodeToString(sig); got != vecPoPSig || len(got) != 86 {
-		t.Errorf("PoP signature = %s (%d chars), want %s", got, len(got), vecPoPSig)
-	}
+	got = base64.RawURLEncoding.EncodeToString(sig)
+	assert.Equal(t, vecPoPSig, got, "PoP signature = %s (%d chars), want %s", got, len(got), vecPoPSig)
+	assert.Len(t, got, 86, "PoP signature = %s (%d chars), want %s", got, len(got), vecPoPSig)
 }
 
 func TestGenerateAgentKey(t *testing.T) {
@@ -84,9 +83,8 @@ func TestGenerateAgentKey(t *testing.T) {
 		p, _ := PublicKeyPEM(pub)
 		assert.Equal(t, k.PublicKeyPEM, p, "PublicKeyPEM = %q", p)
 	}
-	if _, err := generateAgentKey(bytes.NewReader(nil)); !errors.Is(err, ErrAgentTrust) {
-		t.Errorf("failing entropy source: %v", err)
-	}
+	_, err = generateAgentKey(bytes.NewReader(nil))
+	assert.ErrorIs(t, err, ErrAgentTrust, "failing entropy source: %v", err)
 }
 
 func pemOf(t testing.TB, typ string, der []byte) string {
@@ -124,9 +122,8 @@ func TestParseKeysRejectNonEd25519(t *testing.T) {
 		if privBody != "" && strings.Contains(err.Error(), privBody) {
 			t.Errorf("%s: error reveals the key: %v", name, err)
 		}
-		if _, err := SignWithPrivateKeyPEM(in, []byte("x")); err == nil {
-			t.Errorf("%s: SignWithPrivateKeyPEM signed", name)
-		}
+		_, err = SignWithPrivateKeyPEM(in, []byte("x"))
+		assert.Error(t, err, "%s: SignWithPrivateKeyPEM signed", name)
 	}
 	pubCases := map[string]string{
 		"empty":        "",
@@ -141,13 +138,11 @@ func TestParseKeysRejectNonEd25519(t *testing.T) {
 		_, err := ParsePublicKeyPEM(in)
 		assertValidation(t, "public "+name, err)
 	}
-	if _, err := PublicKeyPEM(ed25519.PublicKey{1, 2}); !errors.Is(err, ErrValidation) {
-		t.Errorf("PublicKeyPEM(short) = %v", err)
-	}
+	_, err = PublicKeyPEM(ed25519.PublicKey{1, 2})
+	assert.ErrorIs(t, err, ErrValidation, "PublicKeyPEM(short) = %v", err)
 	// CRLF line endings and surrounding white space are still the same key.
-	if _, err := ParsePrivateKeyPEM("\n" + strings.ReplaceAll(vecPrivPEM, "\n", "\r\n") + "  \n"); err != nil {
-		t.Errorf("CRLF PEM: %v", err)
-	}
+	_, err = ParsePrivateKeyPEM("\n" + strings.ReplaceAll(vecPrivPEM, "\n", "\r\n") + "  \n")
+	assert.NoError(t, err, "CRLF PEM")
 }
 
 func assertValidation(t testing.TB, what string, err error) {
@@ -176,13 +171,14 @@ func TestAgentKeyPairHidesPrivateKey(t *testing.T) {
 func TestInMemoryKeyStore(t *testing.T) {
 	ctx := context.Background()
 	var ks InMemoryKeyStore // the zero value works
-	if _, err := ks.Sign(ctx, "a1", []byte("x")); !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrAgentTrust) {
-		t.Fatalf("Sign(unknown) = %v", err)
-	}
+	_, err := ks.Sign(ctx, "a1", []byte("x"))
+	require.ErrorIs(t, err, ErrKeyNotFound, "Sign(unknown) = %v", err)
+	require.ErrorIs(t, err, ErrAgentTrust, "Sign(unknown) = %v", err)
 	var ae *AgentTrustError
-	if _, err := ks.Sign(ctx, "a1", nil); !errors.As(err, &ae) || ae.Code != CodeKeyNotFound || !strings.Contains(ae.Error(), `"a1"`) {
-		t.Fatalf("Sign(unknown) = %#v", err)
-	}
+	_, err = ks.Sign(ctx, "a1", nil)
+	require.ErrorAs(t, err, &ae, "Sign(unknown) = %#v", err)
+	require.Equal(t, CodeKeyNotFound, ae.Code, "Sign(unknown) = %#v", err)
+	require.Contains(t, ae.Error(), `"a1"`, "Sign(unknown) = %#v", err)
 	require.NoError(t, ks.Delete(ctx, "a1"), "Delete(unknown) =")
 	assertValidation(t, "Store(bad PEM)", ks.Store(ctx, "a1", vecPubPEM))
 	assertValidation(t, "Store(no agent)", ks.Store(ctx, "", vecPrivPEM))
@@ -198,9 +194,8 @@ func TestInMemoryKeyStore(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("store", "ks", &ks)
 	assert.Contains(t, buf.String(), `"keys":1`, "slog: %s", buf.String())
 	require.NoError(t, ks.Delete(ctx, "a1"))
-	if _, err := ks.Sign(ctx, "a1", nil); !errors.Is(err, ErrKeyNotFound) {
-		t.Errorf("Sign after Delete = %v", err)
-	}
+	_, err = ks.Sign(ctx, "a1", nil)
+	assert.ErrorIs(t, err, ErrKeyNotFound, "Sign after Delete = %v", err)
 }
 
 func TestInMemoryKeyStoreConcurrent(t *testing.T) {

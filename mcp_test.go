@@ -42,9 +42,9 @@ func TestMCPRegisterServer(t *testing.T) {
 	}
 	// The reply is flat: a {"server": ...} wrapper is not unwrapped.
 	srv.reset(scriptReply{body: `{"server": {"id": "srv-1"}}`})
-	if s, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "n", URL: "u"}); err != nil || s.ID != "" {
-		t.Errorf("wrapped reply: %+v, %v", s, err)
-	}
+	s, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "n", URL: "u"})
+	require.NoError(t, err, "wrapped reply: %+v,", s)
+	assert.Empty(t, s.ID, "wrapped reply: %+v, %v", s, err)
 }
 
 func TestMCPListAndRemove(t *testing.T) {
@@ -61,9 +61,10 @@ func TestMCPListAndRemove(t *testing.T) {
 	}
 	for _, body := range []string{`{"servers": null}`, ``, `null`} {
 		srv.reset(scriptReply{body: body})
-		if list, err := c.MCP.ListServers(ctx, MCPListServersParams{}); err != nil || list == nil || len(list) != 0 {
-			t.Errorf("%q: %v, %v", body, list, err)
-		}
+		list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
+		require.NoError(t, err, "%q: %v,", body, list)
+		require.NotNil(t, list, "%q: %v, %v", body, list, err)
+		assert.Empty(t, list, "%q: %v, %v", body, list, err)
 	}
 	for _, body := range []string{`{"unexpected": "shape"}`, `{"servers": {}}`, `[1]`, `"x"`} {
 		srv.reset(scriptReply{body: body})
@@ -133,24 +134,22 @@ func TestMCPCallToolWire(t *testing.T) {
 			assert.Equal(t, keys, keyOrder(t, r.Body))
 			got := r.Header.Get("X-Agent-Id")
 			assert.Equal(t, "agent-1", got, "X-Agent-ID = %q", got)
-			if _, ok := r.Header["X-Session-Id"]; ok {
-				t.Errorf("X-Session-ID sent without a session")
-			}
+			_, ok := r.Header["X-Session-Id"]
+			assert.False(t, ok, "X-Session-ID sent without a session")
 			assert.Equal(t, `{"content": [{"type": "text", "text": "ok"}]}`, string(res), "result %s", res)
 		})
 	}
 
 	srv.reset(reply)
-	if _, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "agent-1", SessionID: "sess-1", Method: "tools/list"}); err != nil {
-		t.Fatal(err)
-	}
-	if r := srv.only(t); r.Header.Get("X-Session-Id") != "sess-1" || r.Header.Get("X-Agent-Id") != "agent-1" {
-		t.Errorf("headers %v", r.Header)
-	}
+	_, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "agent-1", SessionID: "sess-1", Method: "tools/list"})
+	require.NoError(t, err)
+	r := srv.only(t)
+	assert.Equal(t, "sess-1", r.Header.Get("X-Session-Id"), "headers %v", r.Header)
+	assert.Equal(t, "agent-1", r.Header.Get("X-Agent-Id"), "headers %v", r.Header)
 
 	// An unencodable params value is a validation error before any I/O.
 	srv.reset(reply)
-	_, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a", Method: "m", Params: make(chan int)})
+	_, err = c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a", Method: "m", Params: make(chan int)})
 	wantCode(t, err, CodeValidation)
 	n := len(srv.requests())
 	assert.EqualValues(t, 0, n, "%d requests sent", n)
@@ -189,13 +188,11 @@ func TestMCPCallToolHeaderValues(t *testing.T) {
 			assert.NotErrorIs(t, err, ErrNetwork, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
 		}
 	}
-	if n := len(srv.requests()); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	n := len(srv.requests())
+	assert.EqualValues(t, 0, n, "%d requests sent", n)
 	// A tab and non-ASCII bytes are valid header bytes and go through as is.
-	if _, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a\tb", SessionID: "s\u00e9", Method: "tools/list"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a\tb", SessionID: "s\u00e9", Method: "tools/list"})
+	require.NoError(t, err)
 	r := srv.only(t)
 	assert.Equal(t, "a\tb", r.Header.Get("X-Agent-Id"), "headers sent: %q %q", r.Header.Get("X-Agent-Id"), r.Header.Get("X-Session-Id"))
 	assert.Equal(t, "s\u00e9", r.Header.Get("X-Session-Id"), "headers sent: %q %q", r.Header.Get("X-Agent-Id"), r.Header.Get("X-Session-Id"))
@@ -238,16 +235,13 @@ func TestMCPCallToolNotRepeated(t *testing.T) {
 	c := srv.client(t, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
 	_, err := c.MCP.CallTool(context.Background(), "s", MCPCallToolParams{AgentID: "a", Method: "tools/call"})
 	wantCode(t, err, "HTTP_503")
-	if n := len(srv.requests()); n != 1 {
-		t.Errorf("call_tool sent %d times", n)
-	}
+	n := len(srv.requests())
+	assert.EqualValues(t, 1, n, "call_tool sent %d times", n)
 	srv.reset(scriptReply{status: 503}, scriptReply{body: `[]`})
-	if _, err := c.MCP.ListServers(context.Background(), MCPListServersParams{}); err != nil {
-		t.Errorf("list after one 503: %v", err)
-	}
-	if n := len(srv.requests()); n != 2 {
-		t.Errorf("list sent %d times, want 2", n)
-	}
+	_, err = c.MCP.ListServers(context.Background(), MCPListServersParams{})
+	assert.NoError(t, err, "list after one 503")
+	n = len(srv.requests())
+	assert.EqualValues(t, 2, n, "list sent %d times, want 2", n)
 }
 
 func TestMCPCallToolConcurrentHeaders(t *testing.T) {
@@ -272,9 +266,8 @@ func TestMCPCallToolConcurrentHeaders(t *testing.T) {
 	require.Len(t, reqs, 24, "%d requests", len(reqs))
 	for _, r := range reqs {
 		who := int(r.bodyMap(t)["params"].(map[string]any)["who"].(float64))
-		if got := r.Header.Get("X-Agent-Id"); got != fmt.Sprintf("agent-%d", who) {
-			t.Errorf("request %d carried X-Agent-ID %q", who, got)
-		}
+		got := r.Header.Get("X-Agent-Id")
+		assert.Equal(t, fmt.Sprintf("agent-%d", who), got, "request %d carried X-Agent-ID %q", who, got)
 		wantSess := ""
 		if who%2 == 0 {
 			wantSess = fmt.Sprintf("sess-%d", who)
@@ -295,12 +288,12 @@ func TestDecodeResult(t *testing.T) {
 	require.NoError(t, err, "%+v,", v)
 	require.Len(t, v.Content, 1, "%+v, %v", v, err)
 	assert.Equal(t, "ok", v.Content[0].Text, "%+v, %v", v, err)
-	if n, err := DecodeResult[int](json.RawMessage(`null`)); err != nil || n != 0 {
-		t.Errorf("null: %v, %v", n, err)
-	}
-	if n, err := DecodeResult[int](nil); err != nil || n != 0 {
-		t.Errorf("nil: %v, %v", n, err)
-	}
+	n, err := DecodeResult[int](json.RawMessage(`null`))
+	require.NoError(t, err, "null: %v,", n)
+	assert.EqualValues(t, 0, n, "null: %v, %v", n, err)
+	n, err = DecodeResult[int](nil)
+	require.NoError(t, err, "nil: %v,", n)
+	assert.EqualValues(t, 0, n, "nil: %v, %v", n, err)
 	_, err = DecodeResult[content](json.RawMessage(`[1]`))
 	wantCode(t, err, CodeDecode)
 	var de *DecodeError

@@ -85,9 +85,11 @@ func TestOrganizationDecoding(t *testing.T) {
 	if o.Tier != TierFree || o.ID != "o" || !o.CreatedAt.Equal(ts0) || o.Settings["a"] != float64(1) {
 		t.Errorf("%+v", o)
 	}
-	if err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o); err != nil || o.Tier != TierPro || !o.CreatedAt.IsZero() || o.ID != "" {
-		t.Errorf("%+v %v", o, err)
-	}
+	err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o)
+	require.NoError(t, err, "%+v", o)
+	assert.Equal(t, TierPro, o.Tier, "%+v %v", o, err)
+	assert.True(t, o.CreatedAt.IsZero(), "%+v %v", o, err)
+	assert.Empty(t, o.ID, "%+v %v", o, err)
 	assert.Error(t, json.Unmarshal([]byte(`{"tier":1}`), &o), "wrong type accepted")
 }
 
@@ -99,12 +101,11 @@ func TestTokenStringHidesSecret(t *testing.T) {
 			assert.NotContains(t, out, "SUPERSECRET", "%s of %T reveals the token: %s", f, v, out)
 		}
 	}
-	if s := tok.String(); !strings.Contains(s, "at_[redacted]") || !strings.Contains(s, "tid") {
-		t.Errorf("String() = %s", s)
-	}
-	if s := (Token{Token: "opaque"}).String(); strings.Contains(s, "opaque") {
-		t.Errorf("String() = %s", s)
-	}
+	s := tok.String()
+	assert.Contains(t, s, "at_[redacted]", "String() = %s", s)
+	assert.Contains(t, s, "tid", "String() = %s", s)
+	s = (Token{Token: "opaque"}).String()
+	assert.NotContains(t, s, "opaque", "String() = %s", s)
 }
 
 // Enumerations decode into their named types; known values equal the

@@ -151,19 +151,16 @@ func TestObserverRetriedCheck(t *testing.T) {
 	reqs := srv.Requests()
 	require.Len(t, reqs, 2, "%d requests, want 2", len(reqs))
 	for i, r := range reqs {
-		if got, want := r.Header.Get("Traceparent"), "00-trace-"+strconv.Itoa(i+1); got != want {
-			t.Errorf("attempt %d: traceparent %q, want %q", i+1, got, want)
-		}
-		if got := r.Header.Get("X-Api-Key"); got != srv.APIKey() {
-			t.Errorf("attempt %d: X-API-Key %q replaced by the observer", i+1, got)
-		}
-		if got := r.Header.Get("Accept"); got != "application/json" {
-			t.Errorf("attempt %d: Accept %q replaced by the observer", i+1, got)
-		}
+		got, want := r.Header.Get("Traceparent"), "00-trace-"+strconv.Itoa(i+1)
+		assert.Equal(t, want, got, "attempt %d: traceparent %q, want %q", i+1, got, want)
+		got = r.Header.Get("X-Api-Key")
+		assert.Equal(t, srv.APIKey(), got, "attempt %d: X-API-Key %q replaced by the observer", i+1, got)
+		got = r.Header.Get("Accept")
+		assert.Equal(t, "application/json", got, "attempt %d: Accept %q replaced by the observer", i+1, got)
 	}
-	if d := rec.results[0].Duration; d <= 0 || d < rec.attempts[0].Duration+rec.attempts[1].Duration {
-		t.Errorf("request duration %v, attempts %v and %v", d, rec.attempts[0].Duration, rec.attempts[1].Duration)
-	}
+	d := rec.results[0].Duration
+	assert.Greater(t, d, time.Duration(0), "request duration %v, attempts %v and %v", d, rec.attempts[0].Duration, rec.attempts[1].Duration)
+	assert.GreaterOrEqual(t, d, rec.attempts[0].Duration+rec.attempts[1].Duration, "request duration %v, attempts %v and %v", d, rec.attempts[0].Duration, rec.attempts[1].Duration)
 }
 
 // TestObserverNoIDs checks that ids in the path, the API key, tokens and
@@ -177,23 +174,18 @@ func TestObserverNoIDs(t *testing.T) {
 	c := fakeClient(t, srv, WithBaseURL(withUser), WithAuthURL(withUser), WithAuditURL(withUser),
 		WithObserver(rec.observer()))
 	ctx := ctxT(t)
-	if _, err := c.Agents.Get(ctx, agentID); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.Agents.Get(ctx, agentID)
+	require.NoError(t, err)
 	tok, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
 	require.NoError(t, err)
-	if _, err := c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: tok.Token}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Agents.Get(ctx, "no such/agent"); err == nil {
-		t.Fatal("Get of an unknown agent succeeded")
-	}
-	if got := rec.requests[0].URLTemplate; got != "/api/v1/agents/{agent_id}" {
-		t.Errorf("URL template %q", got)
-	}
-	if got := rec.requests[3].URLTemplate; got != "/api/v1/agents/{agent_id}" {
-		t.Errorf("URL template of an escaped id %q", got)
-	}
+	_, err = c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: tok.Token})
+	require.NoError(t, err)
+	_, err = c.Agents.Get(ctx, "no such/agent")
+	require.Error(t, err, "Get of an unknown agent succeeded")
+	got := rec.requests[0].URLTemplate
+	assert.Equal(t, "/api/v1/agents/{agent_id}", got, "URL template %q", got)
+	got = rec.requests[3].URLTemplate
+	assert.Equal(t, "/api/v1/agents/{agent_id}", got, "URL template of an escaped id %q", got)
 	dump := fmt.Sprintf("%+v %+v %+v %+v %v", rec.requests, rec.attempts, rec.results, rec.caches, rec.snapshot())
 	for _, secret := range []string{agentID, "no such", "no%20such", srv.APIKey(), tok.Token, "hunter2pass", "user:"} {
 		assert.NotContains(t, dump, secret, "hook arguments contain %q:\n%s", secret, dump)
@@ -245,9 +237,8 @@ func TestObserverTokenCache(t *testing.T) {
 		require.NoError(t, err)
 	}
 	p.NoCache = true
-	if _, err := c.Tokens.Issue(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.Tokens.Issue(ctx, p)
+	require.NoError(t, err)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	got := strings.Join(rec.caches, ",")
@@ -476,18 +467,16 @@ func TestObserverWithAgentCredentials(t *testing.T) {
 	require.EqualValues(t, 2, starts[len(starts)-1], "%d check requests, attempts observed %v", len(checks), starts)
 	for i, r := range checks {
 		a := strconv.Itoa(i + 1)
-		if got := r.Header.Get("Traceparent"); got != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333"+a+"-01" {
-			t.Errorf("attempt %s: traceparent %q", a, got)
-		}
-		if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] == "Bearer observer-token" {
-			t.Errorf("attempt %s: Authorization %q", a, got)
-		}
-		if got := r.Header.Values("DPoP"); len(got) != 1 || got[0] == "observer-proof" {
-			t.Errorf("attempt %s: DPoP %q", a, got)
-		}
-		if got := r.Header.Get("X-API-Key"); got != e.srv.APIKey() {
-			t.Errorf("attempt %s: X-API-Key replaced", a)
-		}
+		got := r.Header.Get("Traceparent")
+		assert.Equal(t, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333"+a+"-01", got, "attempt %s: traceparent %q", a, got)
+		auth := r.Header.Values("Authorization")
+		require.Len(t, auth, 1, "attempt %s: Authorization %q", a, auth)
+		assert.NotEqualValues(t, "Bearer observer-token", auth[0], "attempt %s: Authorization %q", a, auth)
+		dpop := r.Header.Values("DPoP")
+		require.Len(t, dpop, 1, "attempt %s: DPoP %q", a, dpop)
+		assert.NotEqualValues(t, "observer-proof", dpop[0], "attempt %s: DPoP %q", a, dpop)
+		got = r.Header.Get("X-API-Key")
+		assert.Equal(t, e.srv.APIKey(), got, "attempt %s: X-API-Key replaced", a)
 	}
 	assert.NotEqualValues(t, checks[1].Header.Get("DPoP"), checks[0].Header.Get("DPoP"), "the retry reused the proof")
 }

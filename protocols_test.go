@@ -112,9 +112,9 @@ func TestProtocolHostileIDs(t *testing.T) {
 				}
 				for i, s := range tmplSegs {
 					if s == "{}" {
-						if got, err := url.PathUnescape(segs[i]); err != nil || got != id {
-							t.Errorf("%q: segment %q decodes to %q", id, segs[i], got)
-						}
+						got, err := url.PathUnescape(segs[i])
+						require.NoError(t, err, "%q: segment %q decodes to %q", id, segs[i], got)
+						assert.Equal(t, id, got, "%q: segment %q decodes to %q", id, segs[i], got)
 					}
 				}
 			}

@@ -120,10 +120,9 @@ func TestRedirectNeverFollowed(t *testing.T) {
 			http.Redirect(w, r, target.URL+r.URL.Path, code)
 		})
 		c := newTestClient(t, srv.URL)
-		if _, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "x"}); err == nil {
-			t.Errorf("%d: create followed the redirect", code)
-		}
-		_, err := c.Agents.Get(ctxT(t), "a1")
+		_, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "x"})
+		assert.Error(t, err, "%d: create followed the redirect", code)
+		_, err = c.Agents.Get(ctxT(t), "a1")
 		var ae *AgentTrustError
 		require.ErrorAs(t, err, &ae, "%d: %v", code, err)
 		assert.Equal(t, code, ae.Status, "%d: %v", code, err)
@@ -310,9 +309,8 @@ func TestBodilessPost(t *testing.T) {
 		_, err := c.do(ctxT(t), &request{method: m, path: "/x"})
 		require.NoError(t, err)
 	}
-	if _, err := c.do(ctxT(t), &request{method: http.MethodDelete, path: "/x"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.do(ctxT(t), &request{method: http.MethodDelete, path: "/x"})
+	require.NoError(t, err)
 	for _, r := range srv.requests() {
 		checkHeaders(t, r, testKey)
 		assert.EqualValues(t, 0, r.ContentLength, "%s: body %q", r.Method, r.Body)
@@ -476,9 +474,8 @@ func TestRetryCounts(t *testing.T) {
 		srv.clear()
 		srv.setHandler(hijackClose)
 		wantNetwork(t, call(ctxT(t)))
-		if n := srv.count(); n != 3 {
-			t.Errorf("%s after a dropped connection: %d requests, want 3", name, n)
-		}
+		n := srv.count()
+		assert.EqualValues(t, 3, n, "%s after a dropped connection: %d requests, want 3", name, n)
 	}
 }
 
@@ -551,9 +548,9 @@ func TestRetryAfterHonouredAndCapped(t *testing.T) {
 	c := newTestClient(t, srv.URL, withSleep(sl.sleep),
 		WithRetryPolicy(RetryPolicy{MaxRetries: 1, InitialBackoff: time.Millisecond, MaxBackoff: time.Second, MaxRetryAfter: 2 * time.Second}))
 	c.Health(ctxT(t))
-	if d := sl.got(); len(d) != 1 || d[0] != 2*time.Second {
-		t.Errorf("custom cap: %v", d)
-	}
+	d := sl.got()
+	require.Len(t, d, 1, "custom cap: %v", d)
+	assert.Equal(t, 2*time.Second, d[0], "custom cap: %v", d)
 }
 
 func TestBackoffGrowsWithJitter(t *testing.T) {
@@ -695,9 +692,9 @@ func TestRetryAfterBeyondDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c.Agents.Get(ctx, "a1")
-	if d := sl.got(); len(d) != 2 || d[0] != time.Second {
-		t.Errorf("fitting Retry-After: sleeps %v", d)
-	}
+	d := sl.got()
+	require.Len(t, d, 2, "fitting Retry-After: sleeps %v", d)
+	assert.Equal(t, time.Second, d[0], "fitting Retry-After: sleeps %v", d)
 }
 
 // TestBackoffBeyondDeadline: the policy's own backoff never runs into the
@@ -725,7 +722,8 @@ func TestBackoffBeyondDeadline(t *testing.T) {
 	defer cancel()
 	c.Agents.Get(ctx, "a1")
 	// The backoff, in [2s, 4s], is cut to at most half of the 5 s left.
-	if d := sl.got(); len(d) != 1 || d[0] > 2500*time.Millisecond || d[0] < 2*time.Second-100*time.Millisecond {
-		t.Errorf("sleeps %v, want one in [2s, 2.5s]", d)
-	}
+	d := sl.got()
+	require.Len(t, d, 1, "sleeps %v, want one in [2s, 2.5s]", d)
+	assert.LessOrEqual(t, d[0], 2500*time.Millisecond, "sleeps %v, want one in [2s, 2.5s]", d)
+	assert.GreaterOrEqual(t, d[0], 2*time.Second-100*time.Millisecond, "sleeps %v, want one in [2s, 2.5s]", d)
 }

@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -76,9 +75,10 @@ func TestWithRequestHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := srv.only(t)
-	if got := r.Header.Values("X-Tenant"); len(got) != 1 || got[0] != "t2" || r.Header.Get("X-Trace") != "tr" {
-		t.Errorf("headers %v", r.Header)
-	}
+	got := r.Header.Values("X-Tenant")
+	require.Len(t, got, 1, "headers %v", r.Header)
+	assert.Equal(t, "t2", got[0], "headers %v", r.Header)
+	assert.Equal(t, "tr", r.Header.Get("X-Trace"), "headers %v", r.Header)
 	checkHeaders(t, r, testKey)
 
 	// Refused before any I/O, without quoting the value.
@@ -125,9 +125,9 @@ func TestWithRequestHeader(t *testing.T) {
 	var ae *AgentTrustError
 	require.ErrorAs(t, err, &ae, "%v", err)
 	require.EqualValues(t, 400, ae.Status, "%v", err)
-	if s := fmt.Sprintf("%v %+v", err, ae.Details); strings.Contains(s, "tenant-secret-42") || !strings.Contains(s, "[redacted]") {
-		t.Errorf("header value not redacted: %s", s)
-	}
+	s := fmt.Sprintf("%v %+v", err, ae.Details)
+	assert.NotContains(t, s, "tenant-secret-42", "header value not redacted: %s", s)
+	assert.Contains(t, s, "[redacted]", "header value not redacted: %s", s)
 }
 
 func TestWithRequestTimeout(t *testing.T) {
@@ -157,9 +157,8 @@ func TestWithRequestTimeout(t *testing.T) {
 	})
 	short := newTestClient(t, srv.URL, WithTimeout(50*time.Millisecond))
 	assert.NoError(t, short.Agents.Revoke(context.Background(), "a1", "", WithRequestTimeout(time.Minute)), "call timeout longer than the client's")
-	if _, err := short.Agents.Get(context.Background(), "a1"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("without the option the client timeout applies: %v", err)
-	}
+	_, err = short.Agents.Get(context.Background(), "a1")
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "without the option the client timeout applies: %v", err)
 	srv.clear()
 	for _, d := range []time.Duration{0, -time.Second} {
 		_, err := c.Agents.Get(context.Background(), "a1", WithRequestTimeout(d))
@@ -205,9 +204,8 @@ func TestRequestRetryOptions(t *testing.T) {
 	// The client's own policy is unchanged by the calls above.
 	srv.clear()
 	_, _ = c.Agents.Get(ctx, "a1")
-	if n := srv.count(); n != 3 {
-		t.Errorf("client policy after per-call ones: %d requests", n)
-	}
+	n := srv.count()
+	assert.EqualValues(t, 3, n, "client policy after per-call ones: %d requests", n)
 	srv.clear()
 	for _, o := range []RequestOption{WithRequestMaxRetries(-1), WithRequestRetryPolicy(RetryPolicy{InitialBackoff: -1})} {
 		_, err := c.Agents.Get(ctx, "a1", o)
@@ -231,9 +229,9 @@ func TestWithRequestRetryUntilDeadline(t *testing.T) {
 	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}); err == nil || srv.count() != 3 {
-		t.Fatalf("without the option: %v after %d requests", err, srv.count())
-	}
+	_, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
+	require.Error(t, err, "without the option: %v after %d requests", err, srv.count())
+	require.EqualValues(t, 3, srv.count(), "without the option: %v after %d requests", err, srv.count())
 	res, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}, WithRequestRetryUntilDeadline())
 	require.NoError(t, err, "with the option: %v after %d requests", err, srv.count())
 	require.True(t, res.Allowed, "with the option: %v after %d requests", err, srv.count())
@@ -241,9 +239,9 @@ func TestWithRequestRetryUntilDeadline(t *testing.T) {
 	// Not for a call that is not safe to repeat.
 	srv.clear()
 	n.Store(0)
-	if _, err := c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: "a1"}, WithRequestRetryUntilDeadline()); err == nil || srv.count() != 1 {
-		t.Errorf("non-idempotent call: %v after %d requests", err, srv.count())
-	}
+	_, err = c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: "a1"}, WithRequestRetryUntilDeadline())
+	assert.Error(t, err, "non-idempotent call: %v after %d requests", err, srv.count())
+	assert.EqualValues(t, 1, srv.count(), "non-idempotent call: %v after %d requests", err, srv.count())
 }
 
 func TestWithResponseInto(t *testing.T) {
@@ -270,14 +268,14 @@ func TestWithResponseInto(t *testing.T) {
 	// A 2xx that fails to decode still fills it; a failure leaves it alone.
 	srv.setHandler(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"id":`)) })
 	meta = Response{}
-	if _, err := c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta)); err == nil || meta.StatusCode != 200 {
-		t.Errorf("decode error: %v, meta %+v", err, meta)
-	}
+	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta))
+	assert.Error(t, err, "decode error: %v, meta %+v", err, meta)
+	assert.EqualValues(t, 200, meta.StatusCode, "decode error: %v, meta %+v", err, meta)
 	srv.setHandler(reply(404, `{}`))
 	meta = Response{StatusCode: -1}
-	if _, err := c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta)); err == nil || meta.StatusCode != -1 {
-		t.Errorf("404: %v, meta %+v", err, meta)
-	}
+	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta))
+	assert.Error(t, err, "404: %v, meta %+v", err, meta)
+	assert.EqualValues(t, -1, meta.StatusCode, "404: %v, meta %+v", err, meta)
 	srv.clear()
 	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(nil))
 	var ve *ValidationError
@@ -285,9 +283,8 @@ func TestWithResponseInto(t *testing.T) {
 	assert.EqualValues(t, 0, srv.count(), "nil dst: %v, %d requests", err, srv.count())
 	// The zero option does nothing.
 	srv.setHandler(reply(200, `{"id":"a1"}`))
-	if _, err := c.Agents.Get(ctxT(t), "a1", RequestOption{}); err != nil {
-		t.Errorf("zero option: %v", err)
-	}
+	_, err = c.Agents.Get(ctxT(t), "a1", RequestOption{})
+	assert.NoError(t, err, "zero option")
 }
 
 // Request options make Tokens.Issue bypass the cache: a cached token was not
@@ -302,9 +299,9 @@ func TestIssueWithOptionsBypassesCache(t *testing.T) {
 	}
 	require.EqualValues(t, 1, srv.count(), "cached issue sent %d requests", srv.count())
 	var meta Response
-	if _, err := c.Tokens.Issue(ctxT(t), p, WithResponseInto(&meta)); err != nil || meta.StatusCode != 200 {
-		t.Fatalf("%v %+v", err, meta)
-	}
+	_, err := c.Tokens.Issue(ctxT(t), p, WithResponseInto(&meta))
+	require.NoError(t, err, "%v %+v", err, meta)
+	require.EqualValues(t, 200, meta.StatusCode, "%v %+v", err, meta)
 	assert.EqualValues(t, 2, srv.count(), "issue with options: %d requests", srv.count())
 	assert.Equal(t, testKey, srv.requests()[1].Header.Get("X-Api-Key"), "issue with options: %d requests", srv.count())
 }

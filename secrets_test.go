@@ -215,9 +215,8 @@ func TestSecretsInSlogAndFmt(t *testing.T) {
 		}
 		assertNoSecret(t, tc.name, tc.v, tc.secrets...)
 		assertNoSecret(t, tc.name+" in a struct", struct{ V any }{tc.v}, tc.secrets...)
-		if s := fmt.Sprint(tc.v); !strings.Contains(s, tc.shows) {
-			t.Errorf("%s prints %s", tc.name, s)
-		}
+		s := fmt.Sprint(tc.v)
+		assert.Contains(t, s, tc.shows, "%s prints %s", tc.name, s)
 	}
 }
 
@@ -283,16 +282,15 @@ func TestURLUserInfoHidden(t *testing.T) {
 		var ae *AuthorizationError
 		require.ErrorAs(t, err, &ae, "%s: %v", tc.name, err)
 		assertNoSecret(t, tc.name, err, user, pass)
-		if got := srv.only(t).Header.Get("Authorization"); got == "" {
-			t.Errorf("%s: no Basic credentials sent", tc.name)
-		}
+		got := srv.only(t).Header.Get("Authorization")
+		assert.NotEmpty(t, got, "%s: no Basic credentials sent", tc.name)
 		assert.Contains(t, string(ae.Body), "denied for "+tc.user+":", "%s: server saw %s", tc.name, ae.Body)
 		// An explicit Authorization header wins, as it does in net/http.
 		srv.clear()
 		_, _ = c.do(ctxT(t), &request{method: http.MethodGet, path: "/x", header: http.Header{"Authorization": {"Bearer b"}}})
-		if got := srv.only(t).Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer b" {
-			t.Errorf("%s: Authorization %q", tc.name, got)
-		}
+		auth := srv.only(t).Header.Values("Authorization")
+		require.Len(t, auth, 1, "%s: Authorization %q", tc.name, auth)
+		assert.Equal(t, "Bearer b", auth[0], "%s: Authorization %q", tc.name, auth)
 	}
 }
 

@@ -104,14 +104,12 @@ func TestStreamingUpdate(t *testing.T) {
 	}
 	srv.reset()
 	_, err := c.Streaming.Update(ctx, "dst-1", StreamingUpdateParams{})
-	if e := wantCode(t, err, CodeValidation); e.Status != 0 {
-		t.Errorf("status %d", e.Status)
-	}
+	e := wantCode(t, err, CodeValidation)
+	assert.EqualValues(t, 0, e.Status, "status %d", e.Status)
 	_, err = c.Streaming.Update(ctx, "", StreamingUpdateParams{Name: Ptr("n")})
 	wantCode(t, err, CodeValidation)
-	if n := len(srv.requests()); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	n := len(srv.requests())
+	assert.EqualValues(t, 0, n, "%d requests sent", n)
 }
 
 func TestStreamingReadDeleteLogTest(t *testing.T) {
@@ -187,12 +185,13 @@ func TestStreamingSecretsNeverPrinted(t *testing.T) {
 			}
 		}
 	}
-	if out := fmt.Sprint(d); !strings.Contains(out, "[redacted]") || !strings.Contains(out, `"dst-1"`) || !strings.Contains(out, "BatchSize: 7") {
-		t.Errorf("String = %s", out)
-	}
-	if out := fmt.Sprint(up); !strings.Contains(out, "IsActive: false") || !strings.Contains(out, "Name: nil") {
-		t.Errorf("String = %s", out)
-	}
+	out := fmt.Sprint(d)
+	assert.Contains(t, out, "[redacted]", "String = %s", out)
+	assert.Contains(t, out, `"dst-1"`, "String = %s", out)
+	assert.Contains(t, out, "BatchSize: 7", "String = %s", out)
+	out = fmt.Sprint(up)
+	assert.Contains(t, out, "IsActive: false", "String = %s", out)
+	assert.Contains(t, out, "Name: nil", "String = %s", out)
 	var buf bytes.Buffer
 	for _, h := range []slog.Handler{slog.NewJSONHandler(&buf, nil), slog.NewTextHandler(&buf, nil)} {
 		slog.New(h).Info("siem", "dest", d, "create", cp, "update", up, "ptr", &d)

@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"encoding/json"
-	"reflect"
 	"regexp"
 	"testing"
 	"time"
@@ -55,9 +54,8 @@ func TestTelemetryEventWire(t *testing.T) {
 		t.Fatalf("%v %v", res, err)
 	}
 	body := srv.only(t).Body
-	if got := keyOrder(t, body); !reflect.DeepEqual(got, []string{"agent_id", "session_id", "events"}) {
-		t.Errorf("top-level key order %v", got)
-	}
+	got := keyOrder(t, body)
+	assert.Equal(t, []string{"agent_id", "session_id", "events"}, got, "top-level key order %v", got)
 	var raw struct{ Events []json.RawMessage }
 	json.Unmarshal(body, &raw)
 	wantKeys := [][]string{
@@ -66,9 +64,8 @@ func TestTelemetryEventWire(t *testing.T) {
 		{"event_type", "tool_name", "duration_ms", "success", "timestamp", "error_type"},
 	}
 	for i, ev := range raw.Events {
-		if got := keyOrder(t, ev); !reflect.DeepEqual(got, wantKeys[i]) {
-			t.Errorf("event %d keys %v, want %v", i, got, wantKeys[i])
-		}
+		got := keyOrder(t, ev)
+		assert.Equal(t, wantKeys[i], got, "event %d keys %v, want %v", i, got, wantKeys[i])
 	}
 	ev := decodeMap(t, raw.Events[2])
 	if ev["success"] != false || ev["duration_ms"] != json.Number("40") || ev["error_type"] != "ValueError" {

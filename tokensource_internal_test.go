@@ -36,9 +36,9 @@ func TestTokenSourceRefresh(t *testing.T) {
 	first := sourceToken(t, src)
 	scopes[0] = "changed" // the source keeps its own copy
 	clk.Advance(5*time.Minute - 31*time.Second)
-	if tok := sourceToken(t, src); tok != first || srv.count() != 1 {
-		t.Fatalf("with 31 s left: %d issued", srv.count())
-	}
+	tok := sourceToken(t, src)
+	require.Equal(t, first, tok, "with 31 s left: %d issued", srv.count())
+	require.EqualValues(t, 1, srv.count(), "with 31 s left: %d issued", srv.count())
 	clk.Advance(time.Second)
 	second := sourceToken(t, src)
 	require.NotEqualValues(t, first, second, "with 30 s left: token reused (%d issued)", srv.count())
@@ -47,9 +47,9 @@ func TestTokenSourceRefresh(t *testing.T) {
 		t.Errorf("scopes sent: %v", sent)
 	}
 	c.Tokens.ClearCache()
-	if tok := sourceToken(t, src); tok == second || srv.count() != 3 {
-		t.Errorf("ClearCache not followed (%d issued)", srv.count())
-	}
+	tok = sourceToken(t, src)
+	assert.NotEqualValues(t, second, tok, "ClearCache not followed (%d issued)", srv.count())
+	assert.EqualValues(t, 3, srv.count(), "ClearCache not followed (%d issued)", srv.count())
 	require.NoError(t, c.Tokens.Revoke(ctxT(t), sourceToken(t, src), ""))
 	sourceToken(t, src)
 	if srv.count() != 5 { // 3 issues, a revoke, an issue
@@ -62,12 +62,10 @@ func TestTokenSourceHitAllocs(t *testing.T) {
 	src, _, _, _ := newSourceRig(t, TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"})
 	ctx := context.Background()
 	sourceToken(t, src)
-	if n := testing.AllocsPerRun(200, func() { _, _ = src.Token(ctx) }); n != 0 {
-		t.Errorf("Token on a hit: %v allocations", n)
-	}
-	if n := testing.AllocsPerRun(200, func() { _, _ = src.bearer(ctx) }); n != 0 {
-		t.Errorf("bearer on a hit: %v allocations", n)
-	}
+	n := testing.AllocsPerRun(200, func() { _, _ = src.Token(ctx) })
+	assert.EqualValues(t, 0, n, "Token on a hit: %v allocations", n)
+	n = testing.AllocsPerRun(200, func() { _, _ = src.bearer(ctx) })
+	assert.EqualValues(t, 0, n, "bearer on a hit: %v allocations", n)
 }
 
 // The transport allocates no more than cloning the request and setting the
@@ -106,23 +104,20 @@ func BenchmarkTokenSourceHit(b *testing.B) {
 	p := TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"}
 	src, srv, _, c := newSourceRig(b, p)
 	ctx := context.Background()
-	if _, err := src.Token(ctx); err != nil {
-		b.Fatal(err)
-	}
+	_, err := src.Token(ctx)
+	require.NoError(b, err)
 	b.Run("issue", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := c.Tokens.Issue(ctx, p); err != nil {
-				b.Fatal(err)
-			}
+			_, err := c.Tokens.Issue(ctx, p)
+			require.NoError(b, err)
 		}
 	})
 	b.Run("source", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := src.Token(ctx); err != nil {
-				b.Fatal(err)
-			}
+			_, err := src.Token(ctx)
+			require.NoError(b, err)
 		}
 	})
 	require.EqualValues(b, 1, srv.count(), "%d issue requests", srv.count())
@@ -152,18 +147,16 @@ func BenchmarkTokenTransport(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			r := req.Clone(req.Context())
 			r.Header.Set("Authorization", bearer)
-			if _, err := base.RoundTrip(r); err != nil {
-				b.Fatal(err)
-			}
+			_, err := base.RoundTrip(r)
+			require.NoError(b, err)
 		}
 	})
 	tr := src.Transport(base)
 	b.Run("transport", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := tr.RoundTrip(req); err != nil {
-				b.Fatal(err)
-			}
+			_, err := tr.RoundTrip(req)
+			require.NoError(b, err)
 		}
 	})
 }

@@ -125,20 +125,17 @@ func TestTokenTransportDropsRejectedToken(t *testing.T) {
 		code, _ := r.get(t, req)
 		return code
 	}
-	if c := get(); c != http.StatusOK {
-		t.Fatalf("status %d", c)
-	}
+	c := get()
+	require.Equal(t, http.StatusOK, c, "status %d", c)
 	old, _ := r.src.Token(context.Background())
 	other, err := agenttrust.New(agenttrust.WithBaseURL(r.gw.URL()), agenttrust.WithAuthURL(r.gw.AuthURL()), agenttrust.WithAPIKey(r.gw.APIKey()))
 	require.NoError(t, err)
 	defer other.Close()
 	require.NoError(t, other.Tokens.Revoke(context.Background(), old, ""))
-	if c := get(); c != http.StatusUnauthorized {
-		t.Fatalf("revoked token: status %d, want 401", c)
-	}
-	if c := get(); c != http.StatusOK {
-		t.Fatalf("after the 401: status %d, want 200 with a new token", c)
-	}
+	c = get()
+	require.Equal(t, http.StatusUnauthorized, c, "revoked token: status %d, want 401", c)
+	c = get()
+	require.Equal(t, http.StatusOK, c, "after the 401: status %d, want 200 with a new token", c)
 	now, _ := r.src.Token(context.Background())
 	assert.NotEqualValues(t, old, now, "token not replaced (%d issued)", r.issued())
 	assert.EqualValues(t, 2, r.issued(), "token not replaced (%d issued)", r.issued())
@@ -160,9 +157,8 @@ func TestTokenTransportRedirects(t *testing.T) {
 	defer redirector.Close()
 
 	req, _ := http.NewRequest(http.MethodGet, redirector.URL, nil)
-	if code, _ := r.get(t, req); code != http.StatusOK {
-		t.Fatalf("status %d", code)
-	}
+	code, _ := r.get(t, req)
+	require.Equal(t, http.StatusOK, code, "status %d", code)
 	got := elsewhere.Load().(string)
 	require.Empty(t, got, "another host received Authorization %q", got)
 
@@ -176,9 +172,9 @@ func TestTokenTransportRedirects(t *testing.T) {
 	defer self.Close()
 	req, _ = http.NewRequest(http.MethodGet, self.URL+"/old", nil)
 	tok, _ := r.src.Token(context.Background())
-	if code, body := r.get(t, req); code != http.StatusOK || body != "Bearer "+tok {
-		t.Fatalf("same-host redirect: %d, token kept: %v", code, body == "Bearer "+tok)
-	}
+	code, body := r.get(t, req)
+	require.Equal(t, http.StatusOK, code, "same-host redirect: %d, token kept: %v", code, body == "Bearer "+tok)
+	require.Equal(t, "Bearer "+tok, body, "same-host redirect: %d, token kept: %v", code, body == "Bearer "+tok)
 }
 
 type closeRecorder struct {
@@ -233,9 +229,8 @@ func TestTokenSourceConcurrentAndCancelled(t *testing.T) {
 	_, err := r.src.Token(ctx)
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "cancelled caller: %v", err)
 	assert.ErrorIs(t, err, agenttrust.ErrNetwork, "cancelled caller: %v", err)
-	if d := time.Since(start); d > 250*time.Millisecond {
-		t.Errorf("the cancelled caller waited %v", d)
-	}
+	d := time.Since(start)
+	assert.LessOrEqual(t, d, 250*time.Millisecond, "the cancelled caller waited %v", d)
 	wg.Wait()
 	for i := range toks {
 		require.Nil(t, errs[i], "caller %d: %v", i, errs[i])
@@ -253,9 +248,8 @@ func TestTokenSourceValidation(t *testing.T) {
 		"no agent": {Scopes: []string{"s"}},
 		"no cache": {AgentID: "a", NoCache: true},
 	} {
-		if _, err := c.Tokens.NewSource(p); !errors.Is(err, agenttrust.ErrValidation) {
-			t.Errorf("%s: %v", name, err)
-		}
+		_, err := c.Tokens.NewSource(p)
+		assert.ErrorIs(t, err, agenttrust.ErrValidation, "%s: %v", name, err)
 	}
 	src, err := c.Tokens.NewSource(agenttrust.TokenIssueParams{AgentID: "a"})
 	require.NoError(t, err)
@@ -279,9 +273,9 @@ func TestTokenSourceNeverPrintsToken(t *testing.T) {
 			assert.NotContains(t, s, fmt.Sprintf("%x", tok), "%s with %s shows the token: %s", name, verb, s)
 		}
 	}
-	if s := r.src.String(); !strings.Contains(s, r.agentID) || !strings.Contains(s, "files:read") {
-		t.Errorf("String says too little: %s", s)
-	}
+	s := r.src.String()
+	assert.Contains(t, s, r.agentID, "String says too little: %s", s)
+	assert.Contains(t, s, "files:read", "String says too little: %s", s)
 	var out bytes.Buffer
 	slog.New(slog.NewJSONHandler(&out, nil)).Info("src", "source", r.src, "transport", tr)
 	assert.NotContains(t, out.String(), tok, "slog: %s", out.String())

@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -61,9 +60,8 @@ func TestWIMSEVerifyAndChallenge(t *testing.T) {
 	require.Len(t, v.Capabilities, 1, "%v %#v", err, v)
 	assertBody(t, srv.only(t).Body, `{"token":"tok.en.x"}`)
 	srv.clear()
-	if _, err := c.WIMSE.VerifyToken(ctxT(t), "tok.en.x", "agenttrust.id"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.WIMSE.VerifyToken(ctxT(t), "tok.en.x", "agenttrust.id")
+	require.NoError(t, err)
 	assertBody(t, srv.only(t).Body, `{"token":"tok.en.x","trust_domain_filter":"agenttrust.id"}`)
 
 	// The token never appears in an error, even when the server echoes it.
@@ -84,9 +82,9 @@ func TestWIMSEVerifyAndChallenge(t *testing.T) {
 		t.Errorf("challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
 	}
 	srv.clear()
-	if _, err := c.WIMSE.Challenge(ctxT(t), ""); !errors.Is(err, ErrValidation) || srv.count() != 0 {
-		t.Errorf("empty agent id: %v, %d requests", err, srv.count())
-	}
+	_, err = c.WIMSE.Challenge(ctxT(t), "")
+	assert.ErrorIs(t, err, ErrValidation, "empty agent id: %v, %d requests", err, srv.count())
+	assert.EqualValues(t, 0, srv.count(), "empty agent id: %v, %d requests", err, srv.count())
 	for _, body := range []string{`{}`, `{"nonce":""}`, `{"expires_at":"x"}`} {
 		srv.setHandler(reply(201, body))
 		_, err := c.WIMSE.Challenge(ctxT(t), "a1")
@@ -131,12 +129,10 @@ func TestWIMSEIssueTokenWithProofVector(t *testing.T) {
 	require.Equal(t, "/api/v1/agents/agent-1/challenge", reqs[0].Path, "requests %v", reqs)
 	require.Equal(t, "/api/v1/wimse/token", reqs[1].Path, "requests %v", reqs)
 	assertBody(t, reqs[1].Body, `{"agent_id":"agent-1","ttl_seconds":600,"audience":["aud-a","aud-b"],"proof":{"nonce":"nonce-1","ts":1767225600,"signature":"`+vecPoPSig+`"}}`)
-	if got := popMessage("nonce-1", "agent-1", []string{"aud-a", "aud-b"}, 1767225600); string(got) != vecPoPMessage {
-		t.Errorf("message %q", got)
-	}
-	if got := popMessage("n", "a", nil, 5); string(got) != "pop-v1:n:a::5" {
-		t.Errorf("message without audience %q", got)
-	}
+	got := popMessage("nonce-1", "agent-1", []string{"aud-a", "aud-b"}, 1767225600)
+	assert.Equal(t, vecPoPMessage, string(got), "message %q", got)
+	got = popMessage("n", "a", nil, 5)
+	assert.Equal(t, "pop-v1:n:a::5", string(got), "message without audience %q", got)
 }
 
 func TestWIMSEIssueTokenWithProofFailures(t *testing.T) {
@@ -165,12 +161,10 @@ func TestWIMSEIssueTokenWithProofFailures(t *testing.T) {
 	assert.EqualValues(t, 1, srv.count(), "%d requests, want the challenge only", srv.count())
 	// Missing inputs fail before any I/O.
 	srv.clear()
-	if _, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1"}); !errors.Is(err, ErrValidation) {
-		t.Errorf("nil store: %v", err)
-	}
-	if _, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{KeyStore: ks}); !errors.Is(err, ErrValidation) {
-		t.Errorf("no agent: %v", err)
-	}
+	_, err = c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1"})
+	assert.ErrorIs(t, err, ErrValidation, "nil store: %v", err)
+	_, err = c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{KeyStore: ks})
+	assert.ErrorIs(t, err, ErrValidation, "no agent: %v", err)
 	assert.EqualValues(t, 0, srv.count(), "%d requests for invalid input", srv.count())
 }
 

@@ -3,7 +3,6 @@ package agenttrust
 import (
 	"context"
 	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -182,9 +181,8 @@ func TestEveryMethodWire(t *testing.T) {
 			}
 			assertBody(t, r.Body, tc.body)
 			// Keys go out in the documented order (recommended, not required).
-			if got, want := keyOrder(t, r.Body), keyOrder(t, []byte(tc.body)); !reflect.DeepEqual(got, want) {
-				t.Errorf("key order %v, want %v", got, want)
-			}
+			got, want := keyOrder(t, r.Body), keyOrder(t, []byte(tc.body))
+			assert.Equal(t, want, got, "key order %v, want %v", got, want)
 			assert.False(t, bytesContainAny(r.Body, `\u003c`, `\u003e`, `\u0026`), "body is HTML-escaped: %s", r.Body)
 			assert.NotEqualValues(t, '\n', r.Body[len(r.Body)-1], "body ends with a newline")
 		})
