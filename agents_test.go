@@ -130,10 +130,10 @@ func TestAgentsCreateValidatesPublicKeyBeforeIO(t *testing.T) {
 		"private key": vecPrivPEM,
 	} {
 		_, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot", PublicKey: pk})
-		assertValidation(t, name, err)
+		wantValidation(t, err, name)
 	}
 	_, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot", PublicKey: vecPubPEM, KeyStore: NewInMemoryKeyStore()})
-	assertValidation(t, "KeyStore with PublicKey", err)
+	wantValidation(t, err, "KeyStore with PublicKey")
 	n := srv.count()
 	require.EqualValues(t, 0, n, "%d requests sent for invalid input", n)
 	a, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot", PublicKey: vecPubPEM})

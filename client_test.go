@@ -24,16 +24,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func wantValidation(t testing.TB, err error) {
-	t.Helper()
-	var ve *ValidationError
-	require.ErrorAs(t, err, &ve, "err = %v (%T), want *ValidationError", err, err)
-	require.EqualValues(t, 0, ve.Status, "validation error fields: status %d code %q", ve.Status, ve.Code)
-	require.Equal(t, CodeValidation, ve.Code, "validation error fields: status %d code %q", ve.Status, ve.Code)
-	require.ErrorIs(t, err, ErrValidation, "validation error fields: status %d code %q", ve.Status, ve.Code)
-	require.ErrorIs(t, err, ErrAgentTrust, "validation error fields: status %d code %q", ve.Status, ve.Code)
-}
-
 func TestNewRejectsBadOptions(t *testing.T) {
 	cases := map[string][]Option{
 		"schemeless host":       {WithBaseURL("gateway.example.com")},
@@ -337,16 +327,6 @@ func TestHealthDecoding(t *testing.T) {
 		_, err := c.Health(ctxT(t))
 		wantDecode(t, err)
 	}
-}
-
-func wantDecode(t testing.TB, err error) {
-	t.Helper()
-	var de *DecodeError
-	require.ErrorAs(t, err, &de, "err = %v (%T), want a DECODE_ERROR", err, err)
-	require.Equal(t, CodeDecode, de.Code, "err = %v (%T), want a DECODE_ERROR", err, err)
-	require.ErrorIs(t, err, ErrDecode, "err = %v (%T), want a DECODE_ERROR", err, err)
-	require.ErrorIs(t, err, ErrAgentTrust, "err = %v (%T), want a DECODE_ERROR", err, err)
-	assert.True(t, strings.HasPrefix(de.Message, "Decode error: "), "message %q", de.Message)
 }
 
 func TestSetAPIKeyWhileRequestsInFlight(t *testing.T) {

@@ -301,7 +301,7 @@ func TestCredentialsKeyPairCheckedAtFirstRefresh(t *testing.T) {
 	bad, err := e.c.NewAgentCredentials(AgentCredentialsParams{AgentID: e.agent.ID, KeyStore: e.ks, PublicKeyPEM: other.PublicKeyPEM})
 	require.NoError(t, err)
 	_, err = bad.Token(ctxT(t))
-	assertValidation(t, "mismatched key pair", err)
+	wantValidation(t, err, "mismatched key pair")
 	n := len(e.srv.PoPProofs())
 	assert.EqualValues(t, 0, n, "%d proofs sent with a mismatched key pair", n)
 }
@@ -317,11 +317,11 @@ func TestCredentialsValidation(t *testing.T) {
 		"private key": {AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPrivPEM},
 	} {
 		_, err := c.NewAgentCredentials(p)
-		assertValidation(t, name, err)
+		wantValidation(t, err, name)
 	}
 	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM})
 	require.NoError(t, err)
-	assertValidation(t, "another client", other.UseAgentCredentials(ac))
+	wantValidation(t, other.UseAgentCredentials(ac), "another client")
 	assert.Equal(t, "a1", ac.AgentID(), "%v", ac.AgentID())
 }
 

@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -161,9 +161,7 @@ func (s *recServer) clear() {
 func (s *recServer) only(t testing.TB) recReq {
 	t.Helper()
 	r := s.requests()
-	if len(r) != 1 {
-		t.Fatalf("server got %d requests, want 1", len(r))
-	}
+	require.Len(t, r, 1, "server got %d requests, want 1", len(r))
 	return r[0]
 }
 
@@ -241,9 +239,7 @@ func newTestClient(t testing.TB, base string, opts ...Option) *Client {
 	t.Helper()
 	all := append([]Option{WithBaseURL(base), WithAPIKey(testKey), withSleep((&sleepRecorder{}).sleep)}, opts...)
 	c, err := New(all...)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
+	require.NoError(t, err, "New")
 	return c
 }
 
@@ -253,48 +249,25 @@ func decodeMap(t testing.TB, b []byte) map[string]any {
 	var m map[string]any
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
-	if err := d.Decode(&m); err != nil {
-		t.Fatalf("body %q is not a JSON object: %v", b, err)
-	}
-	if m == nil {
-		t.Fatalf("body %q is null", b)
-	}
+	require.NoError(t, d.Decode(&m), "body %q is not a JSON object", b)
+	require.NotNil(t, m, "body %q is null", b)
 	return m
-}
-
-// mustJSON parses a JSON literal the way decodeMap does, for comparisons.
-func mustJSON(t testing.TB, s string) map[string]any {
-	t.Helper()
-	return decodeMap(t, []byte(s))
-}
-
-// assertBody compares a request body with a JSON literal, key by key.
-func assertBody(t testing.TB, got []byte, want string) {
-	t.Helper()
-	g, w := decodeMap(t, got), mustJSON(t, want)
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("body\n got  %s\n want %s", got, want)
-	}
 }
 
 // keyOrder returns the top-level keys of a JSON object in wire order.
 func keyOrder(t testing.TB, b []byte) []string {
 	t.Helper()
 	d := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
-		t.Fatalf("body %q is not an object", b)
-	}
+	tok, err := d.Token()
+	require.NoError(t, err, "body %q is not an object", b)
+	require.Equal(t, json.Delim('{'), tok, "body %q is not an object", b)
 	var keys []string
 	for d.More() {
 		tok, err := d.Token()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		keys = append(keys, tok.(string))
 		var skip json.RawMessage
-		if err := d.Decode(&skip); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, d.Decode(&skip))
 	}
 	return keys
 }
@@ -331,9 +304,7 @@ func (s *split) which(t testing.TB) (string, []recReq) {
 	var reqs []recReq
 	for n, srv := range map[string]*recServer{"gateway": s.gw, "auth": s.auth, "audit": s.audit} {
 		if r := srv.requests(); len(r) > 0 {
-			if name != "" {
-				t.Fatalf("requests reached both %s and %s", name, n)
-			}
+			require.Empty(t, name, "requests reached both %s and %s", name, n)
 			name, reqs = n, r
 		}
 	}
@@ -345,41 +316,24 @@ func (s *split) clear() { s.gw.clear(); s.auth.clear(); s.audit.clear() }
 // checkHeaders asserts the headers every request carries.
 func checkHeaders(t testing.TB, r recReq, key string) {
 	t.Helper()
-	if got := r.Header.Get("X-Api-Key"); got != key {
-		t.Errorf("X-API-Key = %q, want %q", got, key)
-	}
+	assert.Equal(t, key, r.Header.Get("X-Api-Key"), "X-API-Key")
 	if key == "" {
-		if _, ok := r.Header["X-Api-Key"]; ok {
-			t.Errorf("X-API-Key sent without a key")
-		}
+		assert.NotContains(t, r.Header, "X-Api-Key", "X-API-Key sent without a key")
 	}
-	if got := r.Header.Get("User-Agent"); got != wantUA {
-		t.Errorf("User-Agent = %q, want %q", got, wantUA)
-	}
-	if got := r.Header.Get("Accept"); got != "application/json" {
-		t.Errorf("Accept = %q", got)
-	}
-	if len(r.TransferEncoding) != 0 {
-		t.Errorf("Transfer-Encoding %v, want a Content-Length", r.TransferEncoding)
-	}
+	assert.Equal(t, wantUA, r.Header.Get("User-Agent"), "User-Agent")
+	assert.Equal(t, "application/json", r.Header.Get("Accept"), "Accept")
+	assert.Empty(t, r.TransferEncoding, "Transfer-Encoding, want a Content-Length")
 	switch r.Method {
 	case http.MethodPost, http.MethodPut:
-		if got := r.Header.Get("Content-Type"); got != "application/json" {
-			t.Errorf("%s without Content-Type application/json (got %q)", r.Method, got)
-		}
-		if r.ContentLength != int64(len(r.Body)) {
-			t.Errorf("Content-Length %d for a %d-byte body", r.ContentLength, len(r.Body))
-		}
-		if len(r.Body) == 0 && r.Header.Get("Content-Length") != "0" {
-			t.Errorf("bodiless %s: Content-Length header %q, want 0", r.Method, r.Header.Get("Content-Length"))
+		assert.Equal(t, "application/json", r.Header.Get("Content-Type"), "%s without Content-Type application/json", r.Method)
+		assert.Equal(t, int64(len(r.Body)), r.ContentLength, "Content-Length for a %d-byte body", len(r.Body))
+		if len(r.Body) == 0 {
+			assert.Equal(t, "0", r.Header.Get("Content-Length"), "bodiless %s: Content-Length header", r.Method)
 		}
 	default:
-		if got := r.Header.Get("Content-Type"); got != "" {
-			t.Errorf("%s with Content-Type %q", r.Method, got)
-		}
-		if len(r.Body) != 0 || r.Header.Get("Content-Length") != "" {
-			t.Errorf("%s with a body or Content-Length (%q)", r.Method, r.Header.Get("Content-Length"))
-		}
+		assert.Empty(t, r.Header.Get("Content-Type"), "%s with a Content-Type", r.Method)
+		assert.Empty(t, r.Body, "%s with a body", r.Method)
+		assert.Empty(t, r.Header.Get("Content-Length"), "%s with a Content-Length", r.Method)
 	}
 }
 
@@ -454,4 +408,50 @@ func newE2E(t testing.TB, opts ...Option) (*agenttrusttest.Server, *Client) {
 	t.Helper()
 	srv := agenttrusttest.NewTestServer(t)
 	return srv, fakeClient(t, srv, append([]Option{WithRetryPolicy(RetryPolicy{})}, opts...)...)
+}
+
+// wantValidation checks that err is a *ValidationError, raised before any
+// I/O (status 0), that matches ErrValidation and ErrAgentTrust.
+func wantValidation(t testing.TB, err error, msgAndArgs ...any) {
+	t.Helper()
+	var ve *ValidationError
+	require.ErrorAs(t, err, &ve, msgAndArgs...)
+	require.EqualValues(t, 0, ve.Status, msgAndArgs...)
+	require.Equal(t, CodeValidation, ve.Code, msgAndArgs...)
+	require.ErrorIs(t, err, ErrValidation, msgAndArgs...)
+	require.ErrorIs(t, err, ErrAgentTrust, msgAndArgs...)
+}
+
+// wantDecode checks that err is a *DecodeError matching ErrDecode and
+// ErrAgentTrust, with the standard message prefix.
+func wantDecode(t testing.TB, err error) {
+	t.Helper()
+	var de *DecodeError
+	require.ErrorAs(t, err, &de, "err = %v (%T), want a DECODE_ERROR", err, err)
+	require.Equal(t, CodeDecode, de.Code, "err = %v (%T), want a DECODE_ERROR", err, err)
+	require.ErrorIs(t, err, ErrDecode, "err = %v (%T), want a DECODE_ERROR", err, err)
+	require.ErrorIs(t, err, ErrAgentTrust, "err = %v (%T), want a DECODE_ERROR", err, err)
+	assert.True(t, strings.HasPrefix(de.Message, "Decode error: "), "message %q", de.Message)
+}
+
+// wantNetwork checks that err is a *NetworkError (status 0, CodeNetwork)
+// that matches ErrNetwork and no other sentinel, and returns it.
+func wantNetwork(t testing.TB, err error) *NetworkError {
+	t.Helper()
+	var ne *NetworkError
+	require.ErrorAs(t, err, &ne, "err = %v (%T), want *NetworkError", err, err)
+	assert.EqualValues(t, 0, ne.Status, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
+	assert.Equal(t, CodeNetwork, ne.Code, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
+	assert.True(t, strings.HasPrefix(ne.Message, "Network error: "), "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
+	onlySentinel(t, err, ErrNetwork)
+	return ne
+}
+
+// closedURL returns the URL of a loopback port that refuses connections.
+func closedURL(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	u := "http://" + l.Addr().String()
+	l.Close()
+	return u
 }

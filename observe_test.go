@@ -117,11 +117,6 @@ func (r *recorder) snapshot() []string {
 	return append([]string(nil), r.events...)
 }
 
-func equalLines(t *testing.T, got, want []string) {
-	t.Helper()
-	require.Equal(t, strings.Join(want, "\n"), strings.Join(got, "\n"), "hook calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-}
-
 func TestObserverRetriedCheck(t *testing.T) {
 	srv := agenttrusttest.NewTestServer(t, agenttrusttest.WithSplitListeners())
 	srv.InjectFault("POST /api/v1/agenttrust/check", agenttrusttest.Fault{Status: 503, Times: 1})
@@ -133,12 +128,12 @@ func TestObserverRetriedCheck(t *testing.T) {
 	res, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: agentID, ToolName: "read_file"})
 	require.NoError(t, err, "Check = %+v,", res)
 	require.True(t, res.Allowed, "Check = %+v, %v", res, err)
-	equalLines(t, rec.snapshot(), []string{
+	require.Equal(t, []string{
 		"start actions.check",
 		"attempt 1", `attempt 1 done 503 "503"`,
 		"attempt 2", `attempt 2 done 200 ""`,
 		`done actions.check 200 "" attempts=2`,
-	})
+	}, rec.snapshot(), "hook calls")
 	assert.True(t, rec.ctxOK, "a hook did not get the context RequestStart returned")
 	u := mustURL(t, srv.AuthURL())
 	want := RequestInfo{Operation: "actions.check", Method: "POST", URLTemplate: "/api/v1/agenttrust/check",
@@ -204,12 +199,12 @@ func TestObserverRefusedPort(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Health(ctxT(t))
 	require.ErrorIs(t, err, ErrNetwork, "Health = %v", err)
-	equalLines(t, rec.snapshot(), []string{
+	require.Equal(t, []string{
 		"start client.health",
 		"attempt 1", `attempt 1 done 0 "network"`,
 		"attempt 2", `attempt 2 done 0 "network"`,
 		`done client.health 0 "network" attempts=2`,
-	})
+	}, rec.snapshot(), "hook calls")
 	assert.ErrorIs(t, rec.results[0].Err, ErrNetwork, "RequestResult.Err = %v", rec.results[0].Err)
 }
 

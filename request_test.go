@@ -146,26 +146,6 @@ func TestNonJSONSuccessBodyIsDecodeError(t *testing.T) {
 	assert.NoError(t, c.Agents.Revoke(ctxT(t), "a1", ""), "revoke with a text reply")
 }
 
-func wantNetwork(t testing.TB, err error) *NetworkError {
-	t.Helper()
-	var ne *NetworkError
-	require.ErrorAs(t, err, &ne, "err = %v (%T), want *NetworkError", err, err)
-	assert.EqualValues(t, 0, ne.Status, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
-	assert.Equal(t, CodeNetwork, ne.Code, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
-	assert.True(t, strings.HasPrefix(ne.Message, "Network error: "), "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
-	onlySentinel(t, err, ErrNetwork)
-	return ne
-}
-
-// closedURL returns the URL of a loopback port that refuses connections.
-func closedURL(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	u := "http://" + l.Addr().String()
-	l.Close()
-	return u
-}
-
 func TestRefusedPort(t *testing.T) {
 	c := newTestClient(t, closedURL(t))
 	_, err := c.Agents.Get(ctxT(t), "a1")

@@ -126,7 +126,7 @@ func TestCacheDoesNotReorderCallerScopes(t *testing.T) {
 	assert.Equal(t, "w", scopes[0], "caller's scopes reordered: %v", scopes)
 	assert.Equal(t, "r", scopes[1], "caller's scopes reordered: %v", scopes)
 	assert.Equal(t, "a", scopes[2], "caller's scopes reordered: %v", scopes)
-	assertBody(t, srv.only(t).Body, `{"agent_id":"a1","scopes":["w","r","a"],"ttl":300}`)
+	assert.JSONEq(t, `{"agent_id":"a1","scopes":["w","r","a"],"ttl":300}`, string(srv.only(t).Body))
 }
 
 func TestCacheNoCache(t *testing.T) {
