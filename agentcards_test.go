@@ -63,10 +63,12 @@ func TestAgentCardsWire(t *testing.T) {
 			assert.EqualValues(t, 0.87, card.TrustScore(), "TrustScore = %v", card.TrustScore())
 			_, ok := card.AgentPublicKeyPEM()
 			assert.True(t, ok, "no agent key")
-			if len(card.Skills) != 1 || len(card.Signatures) != 1 || len(card.SecurityRequirements) != 1 ||
-				len(card.DefaultOutputModes) != 2 || string(card.SecuritySchemes) == "" || string(card.Provider) == "" {
-				t.Errorf("raw members lost: %+v", card)
-			}
+			assert.Len(t, card.Skills, 1, "raw members lost: %+v", card)
+			assert.Len(t, card.Signatures, 1, "raw members lost: %+v", card)
+			assert.Len(t, card.SecurityRequirements, 1, "raw members lost: %+v", card)
+			assert.Len(t, card.DefaultOutputModes, 2, "raw members lost: %+v", card)
+			assert.NotEmpty(t, string(card.SecuritySchemes), "raw members lost: %+v", card)
+			assert.NotEmpty(t, string(card.Provider), "raw members lost: %+v", card)
 		})
 	}
 }

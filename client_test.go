@@ -159,10 +159,11 @@ func TestFromConfig(t *testing.T) {
 			"timeout":1.5,"verify_tls":true,"unknown":{"x":1}}`)
 		c, err := FromConfig(p)
 		require.NoError(t, err)
-		if c.BaseURL() != "http://g:8081" || c.AuthURL() != "http://a" || c.AuditURL() != "http://g:8084" ||
-			*c.apiKey.Load() != "sk_file" || c.timeout != 1500*time.Millisecond {
-			t.Errorf("got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
-		}
+		assert.Equal(t, "http://g:8081", c.BaseURL(), "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
+		assert.Equal(t, "http://a", c.AuthURL(), "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
+		assert.Equal(t, "http://g:8084", c.AuditURL(), "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
+		assert.Equal(t, "sk_file", *c.apiKey.Load(), "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
+		assert.Equal(t, 1500*time.Millisecond, c.timeout, "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
 	})
 	t.Run("empty object uses 8080", func(t *testing.T) {
 		c, err := FromConfig(writeConfig(t, ` {} `))

@@ -186,10 +186,9 @@ func TestCredentialsRecoverFromEarlyRevocation(t *testing.T) {
 	require.NoError(t, err, "check after revocation: %v", res)
 	require.True(t, res.Allowed, "check after revocation: %v %v", res, err)
 	checks := e.checkRequests()
-	if len(checks) != 2 || checks[0].Header.Get("DPoP") == checks[1].Header.Get("DPoP") ||
-		checks[0].Header.Get("Authorization") == checks[1].Header.Get("Authorization") {
-		t.Fatalf("want one retry with a new token and proof, got %d checks", len(checks))
-	}
+	require.Len(t, checks, 2, "want one retry with a new token and proof, got %d checks", len(checks))
+	require.NotEqualValues(t, checks[1].Header.Get("DPoP"), checks[0].Header.Get("DPoP"), "want one retry with a new token and proof, got %d checks", len(checks))
+	require.NotEqualValues(t, checks[1].Header.Get("Authorization"), checks[0].Header.Get("Authorization"), "want one retry with a new token and proof, got %d checks", len(checks))
 	rej := e.srv.IdentityRejections()
 	require.Len(t, rej, 1, "rejections %+v", rej)
 	assert.Equal(t, agenttrusttest.ReasonTokenRevoked, rej[0].Reason, "rejections %+v", rej)

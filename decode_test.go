@@ -222,10 +222,11 @@ func TestUnmarshalModel(t *testing.T) {
 	keep := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := lenientProbe{private: 7, Skipped: keep}
 	require.NoError(t, json.Unmarshal([]byte(`{"name":"n","when":"2026-03-01T10:00:00+02:00","Skipped":"x"}`), &p))
-	if p.Name != "n" || p.Kind != "default" || p.private != 7 || !p.Skipped.IsZero() ||
-		!p.When.Equal(time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)) {
-		t.Fatalf("got %+v", p)
-	}
+	require.Equal(t, "n", p.Name, "got %+v", p)
+	require.Equal(t, "default", p.Kind, "got %+v", p)
+	require.EqualValues(t, 7, p.private, "got %+v", p)
+	require.True(t, p.Skipped.IsZero(), "got %+v", p)
+	require.True(t, p.When.Equal(time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)), "got %+v", p)
 	// A wrong type elsewhere is still an error, and what was decoded stays.
 	err := json.Unmarshal([]byte(`{"name":"m","count":"x","when":"bad","kind":"k"}`), &p)
 	var te *json.UnmarshalTypeError

@@ -227,10 +227,12 @@ func TestE2EDelegations(t *testing.T) {
 
 	d, err := c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: boss, ToAgentID: worker, Scope: []string{"read", "write"}, Restrictions: map[string]any{}})
 	require.NoError(t, err)
-	if d.ID == "" || d.FromAgentID != boss || len(d.Scope) != 2 || len(d.DelegationChain) != 1 ||
-		d.ExpiresAt.Sub(d.CreatedAt) != time.Hour || !d.RevokedAt.IsZero() {
-		t.Errorf("delegation = %+v", d)
-	}
+	assert.NotEmpty(t, d.ID, "delegation = %+v", d)
+	assert.Equal(t, boss, d.FromAgentID, "delegation = %+v", d)
+	assert.Len(t, d.Scope, 2, "delegation = %+v", d)
+	assert.Len(t, d.DelegationChain, 1, "delegation = %+v", d)
+	assert.Equal(t, time.Hour, d.ExpiresAt.Sub(d.CreatedAt), "delegation = %+v", d)
+	assert.True(t, d.RevokedAt.IsZero(), "delegation = %+v", d)
 	// A delegation's scope cannot exceed the delegator's.
 	_, err = c.Delegations.Create(ctx, DelegationCreateParams{FromAgentID: boss, ToAgentID: worker, Scope: []string{"admin"}})
 	e := wantCode(t, err, CodeAuthDenied)

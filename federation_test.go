@@ -18,10 +18,15 @@ const sampleProvider = `{"id": "fp-1", "org_id": "org-1", "issuer": "https://idp
 
 func checkProvider(t *testing.T, p *FederationProvider) {
 	t.Helper()
-	if p.ID != "fp-1" || p.Issuer != "https://idp.example" || p.JWKSURI != "https://idp.example/jwks" || p.AuthorizationEndpoint == "" ||
-		p.TokenEndpoint == "" || p.TrustLevel != "high" || p.Status != "active" || p.CreatedAt.IsZero() || !p.UpdatedAt.IsZero() {
-		t.Errorf("provider = %+v", p)
-	}
+	assert.Equal(t, "fp-1", p.ID, "provider = %+v", p)
+	assert.Equal(t, "https://idp.example", p.Issuer, "provider = %+v", p)
+	assert.Equal(t, "https://idp.example/jwks", p.JWKSURI, "provider = %+v", p)
+	assert.NotEmpty(t, p.AuthorizationEndpoint, "provider = %+v", p)
+	assert.NotEmpty(t, p.TokenEndpoint, "provider = %+v", p)
+	assert.Equal(t, "high", p.TrustLevel, "provider = %+v", p)
+	assert.Equal(t, "active", p.Status, "provider = %+v", p)
+	assert.False(t, p.CreatedAt.IsZero(), "provider = %+v", p)
+	assert.True(t, p.UpdatedAt.IsZero(), "provider = %+v", p)
 }
 
 func TestFederationProviders(t *testing.T) {
@@ -193,10 +198,12 @@ func TestFederationInitSession(t *testing.T) {
 	r := srv.only(t)
 	checkRequest(t, r, http.MethodPost, "/api/v1/federation/sessions/init")
 	checkBody(t, r, map[string]any{"token": "tok", "issuer_hint": "https://idp.example"})
-	if s.SessionID != "fs-1" || s.Source != SessionSourceFederation || s.ProviderID != "fp-1" || s.TrustLevel != "high" ||
-		len(s.ScopeCeiling) != 1 || s.ScopeCeiling[0] != "federation:invoke" {
-		t.Errorf("session = %+v", s)
-	}
+	assert.Equal(t, "fs-1", s.SessionID, "session = %+v", s)
+	assert.Equal(t, SessionSourceFederation, s.Source, "session = %+v", s)
+	assert.Equal(t, "fp-1", s.ProviderID, "session = %+v", s)
+	assert.Equal(t, "high", s.TrustLevel, "session = %+v", s)
+	require.Len(t, s.ScopeCeiling, 1, "session = %+v", s)
+	assert.Equal(t, "federation:invoke", s.ScopeCeiling[0], "session = %+v", s)
 	srv.reset(scriptReply{body: `{}`})
 	_, err = c.Federation.InitSession(ctx, FederationInitSessionParams{Token: "tok"})
 	require.NoError(t, err)

@@ -69,12 +69,11 @@ func TestGenerateAgentKey(t *testing.T) {
 	require.NotEqualValues(t, b.PrivateKeyPEM, a.PrivateKeyPEM, "two generated keys are equal")
 	require.NotEqualValues(t, b.PublicKeyPEM, a.PublicKeyPEM, "two generated keys are equal")
 	for _, k := range []AgentKeyPair{a, b} {
-		if !strings.HasPrefix(k.PublicKeyPEM, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA") ||
-			!strings.HasPrefix(k.PrivateKeyPEM, "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI") ||
-			!strings.HasSuffix(k.PublicKeyPEM, "-----\n") || !strings.HasSuffix(k.PrivateKeyPEM, "-----\n") ||
-			strings.Contains(k.PublicKeyPEM+k.PrivateKeyPEM, "\r") {
-			t.Errorf("unexpected PEM format: %q", k.PublicKeyPEM)
-		}
+		assert.True(t, strings.HasPrefix(k.PublicKeyPEM, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"), "unexpected PEM format: %q", k.PublicKeyPEM)
+		assert.True(t, strings.HasPrefix(k.PrivateKeyPEM, "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"), "unexpected PEM format: %q", k.PublicKeyPEM)
+		assert.True(t, strings.HasSuffix(k.PublicKeyPEM, "-----\n"), "unexpected PEM format: %q", k.PublicKeyPEM)
+		assert.True(t, strings.HasSuffix(k.PrivateKeyPEM, "-----\n"), "unexpected PEM format: %q", k.PublicKeyPEM)
+		assert.NotContains(t, k.PublicKeyPEM+k.PrivateKeyPEM, "\r", "unexpected PEM format: %q", k.PublicKeyPEM)
 		priv, err := ParsePrivateKeyPEM(k.PrivateKeyPEM)
 		require.NoError(t, err)
 		pub, err := ParsePublicKeyPEM(k.PublicKeyPEM)
@@ -215,10 +214,12 @@ func TestKeyStoreErrWrapping(t *testing.T) {
 	foreign := errors.New("dbus: no secret service")
 	err := keyStoreErr("signing", foreign)
 	var ae *AgentTrustError
-	if !errors.As(err, &ae) || ae.Code != CodeKeyStore || ae.Status != 0 ||
-		!errors.Is(err, ErrKeyStore) || !errors.Is(err, foreign) || errors.Is(err, ErrNetwork) {
-		t.Errorf("foreign: %#v", err)
-	}
+	require.ErrorAs(t, err, &ae, "foreign: %#v", err)
+	assert.Equal(t, CodeKeyStore, ae.Code, "foreign: %#v", err)
+	assert.EqualValues(t, 0, ae.Status, "foreign: %#v", err)
+	assert.ErrorIs(t, err, ErrKeyStore, "foreign: %#v", err)
+	assert.ErrorIs(t, err, foreign, "foreign: %#v", err)
+	assert.NotErrorIs(t, err, ErrNetwork, "foreign: %#v", err)
 	err = keyStoreErr("signing", NewKeyNotFoundError("a1"))
 	assert.ErrorIs(t, err, ErrKeyNotFound, "not found: %#v", err)
 	assert.ErrorIs(t, err, ErrKeyStore, "not found: %#v", err)

@@ -124,20 +124,22 @@ func TestEnumerationsPassThrough(t *testing.T) {
 	} {
 		require.NoError(t, json.Unmarshal([]byte(tc.body), tc.into))
 	}
-	if a.Framework != FrameworkLangChain || s.Source != SessionSourceA2A || s.Mode != SessionModeElevated ||
-		ap.Status != ApprovalApproved || ap.ActionEffect != EffectDestructive {
-		t.Fatalf("known values: %v %+v %+v", a.Framework, s, ap)
-	}
+	require.Equal(t, FrameworkLangChain, a.Framework, "known values: %v %+v %+v", a.Framework, s, ap)
+	require.Equal(t, SessionSourceA2A, s.Source, "known values: %v %+v %+v", a.Framework, s, ap)
+	require.Equal(t, SessionModeElevated, s.Mode, "known values: %v %+v %+v", a.Framework, s, ap)
+	require.Equal(t, ApprovalApproved, ap.Status, "known values: %v %+v %+v", a.Framework, s, ap)
+	require.Equal(t, EffectDestructive, ap.ActionEffect, "known values: %v %+v %+v", a.Framework, s, ap)
 	var a2 Agent
 	var s2 Session
 	var ap2 ApprovalRequest
 	_ = json.Unmarshal([]byte(`{"framework":"my-own"}`), &a2)
 	_ = json.Unmarshal([]byte(`{"source":"grpc","mode":"sudo"}`), &s2)
 	_ = json.Unmarshal([]byte(`{"status":"expired","action_effect":"weird"}`), &ap2)
-	if a2.Framework != Framework("my-own") || s2.Source != SessionSource("grpc") || s2.Mode != SessionMode("sudo") ||
-		ap2.Status != ApprovalStatus("expired") || ap2.ActionEffect != ActionEffect("weird") {
-		t.Fatalf("unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
-	}
+	require.Equal(t, Framework("my-own"), a2.Framework, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	require.Equal(t, SessionSource("grpc"), s2.Source, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	require.Equal(t, SessionMode("sudo"), s2.Mode, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	require.Equal(t, ApprovalStatus("expired"), ap2.Status, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	require.Equal(t, ActionEffect("weird"), ap2.ActionEffect, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
 	// The defaults are the typed constants too.
 	var d Agent
 	var dap ApprovalRequest

@@ -101,10 +101,12 @@ func TestStatusMapping(t *testing.T) {
 			require.Error(t, err, "no error")
 			var ae *AgentTrustError
 			require.ErrorAs(t, err, &ae, "not an *AgentTrustError: %T", err)
-			if ae.Status != tc.status || ae.Code != tc.want.code || ae.Message != tc.want.msg || ae.RequestID != "req-"+tc.name ||
-				string(ae.Body) != tc.body || ae.RetryAfter != tc.want.retry {
-				t.Errorf("got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
-			}
+			assert.Equal(t, tc.status, ae.Status, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, tc.want.code, ae.Code, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, tc.want.msg, ae.Message, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, "req-"+tc.name, ae.RequestID, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, tc.body, string(ae.Body), "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, tc.want.retry, ae.RetryAfter, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
 			assert.Equal(t, tc.want.details, ae.Details, "details %#v, want %#v", ae.Details, tc.want.details)
 			onlySentinel(t, err, tc.want.sentinel)
 			assert.True(t, tc.kind(err), "kind type: %T", err)

@@ -22,10 +22,16 @@ var sampleDestination = `{"id": "dst-1", "org_id": "org-1", "name": "splunk", "d
 
 func checkDestination(t *testing.T, d *SIEMDestination) {
 	t.Helper()
-	if d.ID != "dst-1" || d.OrgID != "org-1" || d.DestinationType != "splunk_hec" || d.AuthToken != siemSecret || !d.IsActive ||
-		d.BatchSize != 100 || d.FlushIntervalSeconds != 5 || len(d.FilterEventTypes) != 1 || d.CreatedAt.IsZero() || !d.UpdatedAt.IsZero() {
-		t.Errorf("destination = %+v", *d)
-	}
+	assert.Equal(t, "dst-1", d.ID, "destination = %+v", *d)
+	assert.Equal(t, "org-1", d.OrgID, "destination = %+v", *d)
+	assert.Equal(t, "splunk_hec", d.DestinationType, "destination = %+v", *d)
+	assert.Equal(t, siemSecret, d.AuthToken, "destination = %+v", *d)
+	assert.True(t, d.IsActive, "destination = %+v", *d)
+	assert.EqualValues(t, 100, d.BatchSize, "destination = %+v", *d)
+	assert.EqualValues(t, 5, d.FlushIntervalSeconds, "destination = %+v", *d)
+	assert.Len(t, d.FilterEventTypes, 1, "destination = %+v", *d)
+	assert.False(t, d.CreatedAt.IsZero(), "destination = %+v", *d)
+	assert.True(t, d.UpdatedAt.IsZero(), "destination = %+v", *d)
 }
 
 func TestStreamingCreate(t *testing.T) {
@@ -145,10 +151,14 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 	require.NoError(t, err, "%v,", logs)
 	require.Len(t, logs, 1, "%v, %v", logs, err)
 	checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/siem/destinations/dst-1/logs")
-	if l := logs[0]; l.ID != "l1" || l.DestinationID != "dst-1" || l.BatchSize != 1 || l.Status != "success" || l.StatusCode != 200 ||
-		l.DeliveredAt.UTC().Hour() != 8 || l.DeliveredAt.Nanosecond() != 250000000 {
-		t.Errorf("record = %+v", l)
-	}
+	l := logs[0]
+	assert.Equal(t, "l1", l.ID, "record = %+v", l)
+	assert.Equal(t, "dst-1", l.DestinationID, "record = %+v", l)
+	assert.EqualValues(t, 1, l.BatchSize, "record = %+v", l)
+	assert.Equal(t, "success", l.Status, "record = %+v", l)
+	assert.EqualValues(t, 200, l.StatusCode, "record = %+v", l)
+	assert.EqualValues(t, 8, l.DeliveredAt.UTC().Hour(), "record = %+v", l)
+	assert.EqualValues(t, 250000000, l.DeliveredAt.Nanosecond(), "record = %+v", l)
 	srv.reset(scriptReply{body: `{"logs": [{"status_code": "200"}]}`})
 	_, err = c.Streaming.DeliveryLog(ctx, "dst-1", StreamingDeliveryLogParams{})
 	wantCode(t, err, CodeDecode)

@@ -1,7 +1,6 @@
 package agenttrust
 
 import (
-	"reflect"
 	"testing"
 	"time"
 
@@ -35,10 +34,11 @@ func TestTokenDecoding(t *testing.T) {
 		srv.setHandler(reply(200, tc.body))
 		tok, err := c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: "a", NoCache: true})
 		require.NoError(t, err, "%s", tc.name)
-		if tok.Token != tc.token || tok.TokenID != tc.id || tok.AgentID != tc.agent || !reflect.DeepEqual(tok.Scopes, tc.scopes) ||
-			!tok.ExpiresAt.Equal(tc.expires) {
-			t.Errorf("%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
-		}
+		assert.Equal(t, tc.token, tok.Token, "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
+		assert.Equal(t, tc.id, tok.TokenID, "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
+		assert.Equal(t, tc.agent, tok.AgentID, "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
+		assert.Equal(t, tc.scopes, tok.Scopes, "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
+		assert.True(t, tok.ExpiresAt.Equal(tc.expires), "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
 		if tc.issuedNow {
 			if tok.IssuedAt.Before(before) || tok.IssuedAt.After(time.Now().Add(time.Second)) || tok.IssuedAt.Location() != time.UTC {
 				t.Errorf("%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)

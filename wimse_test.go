@@ -77,10 +77,11 @@ func TestWIMSEVerifyAndChallenge(t *testing.T) {
 	require.Equal(t, "n-1", ch.Nonce, "%v %#v", err, ch)
 	require.Equal(t, "2026-01-01T00:01:00Z", ch.ExpiresAt, "%v %#v", err, ch)
 	r := srv.only(t)
-	if r.Method != "POST" || r.EscapedPath != "/api/v1/agents/a%2F1/challenge" || len(r.Body) != 0 ||
-		r.ContentLength != 0 || len(r.TransferEncoding) != 0 {
-		t.Errorf("challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
-	}
+	assert.Equal(t, "POST", r.Method, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
+	assert.Equal(t, "/api/v1/agents/a%2F1/challenge", r.EscapedPath, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
+	assert.Empty(t, r.Body, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
+	assert.EqualValues(t, 0, r.ContentLength, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
+	assert.Empty(t, r.TransferEncoding, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
 	srv.clear()
 	_, err = c.WIMSE.Challenge(ctxT(t), "")
 	assert.ErrorIs(t, err, ErrValidation, "empty agent id: %v, %d requests", err, srv.count())
