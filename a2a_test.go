@@ -56,10 +56,13 @@ func TestA2ATaskWire(t *testing.T) {
 				assert.False(t, regexp.MustCompile(`\\u003c|\\u0026`).Match(r.Body), "HTML-escaped body: %s", r.Body)
 			}
 			want := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.UTC)
-			if task.ID != "t1" || task.Status != "completed" || task.Message != "hi" || len(task.Artifacts) != 1 ||
-				task.Metadata["m"] != true || !task.CreatedAt.Equal(want) || !task.UpdatedAt.IsZero() {
-				t.Errorf("task = %+v", task)
-			}
+			assert.Equal(t, "t1", task.ID, "task = %+v", task)
+			assert.Equal(t, "completed", task.Status, "task = %+v", task)
+			assert.Equal(t, "hi", task.Message, "task = %+v", task)
+			assert.Len(t, task.Artifacts, 1, "task = %+v", task)
+			assert.Equal(t, true, task.Metadata["m"], "task = %+v", task)
+			assert.True(t, task.CreatedAt.Equal(want), "task = %+v", task)
+			assert.True(t, task.UpdatedAt.IsZero(), "task = %+v", task)
 		})
 	}
 }
@@ -164,10 +167,14 @@ func TestA2ASendMessage(t *testing.T) {
 	checkBody(t, r, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": map[string]any{
 		"message": map[string]any{"role": "user", "parts": []any{map[string]any{"kind": "text", "text": "hi"}}, "messageId": id},
 	}})
-	if got.ID != "task-1" || got.ContextID != "ctx-1" || got.State != "completed" || got.StatusTimestamp != "2026-03-01T10:00:00.5" ||
-		len(got.History) != 2 || len(got.Artifacts) != 1 || got.Status["state"] != "completed" || len(got.Raw) == 0 {
-		t.Errorf("task = %+v", got)
-	}
+	assert.Equal(t, "task-1", got.ID, "task = %+v", got)
+	assert.Equal(t, "ctx-1", got.ContextID, "task = %+v", got)
+	assert.Equal(t, "completed", got.State, "task = %+v", got)
+	assert.Equal(t, "2026-03-01T10:00:00.5", got.StatusTimestamp, "task = %+v", got)
+	assert.Len(t, got.History, 2, "task = %+v", got)
+	assert.Len(t, got.Artifacts, 1, "task = %+v", got)
+	assert.Equal(t, "completed", got.Status["state"], "task = %+v", got)
+	assert.NotEmpty(t, got.Raw, "task = %+v", got)
 
 	// A second call gets a fresh id; given ids are sent verbatim, in order.
 	srv.reset(scriptReply{body: task})

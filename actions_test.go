@@ -31,9 +31,8 @@ func TestCheckSummaryTruncatedByRunes(t *testing.T) {
 	srv.clear()
 	in := strings.Repeat("日", 200)
 	c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1", ToolInputSummary: in})
-	if got := decodeMap(t, srv.only(t).Body)["action_input_summary"]; got != in {
-		t.Errorf("200 runes changed")
-	}
+	got := decodeMap(t, srv.only(t).Body)["action_input_summary"]
+	assert.Equal(t, in, got, "200 runes changed")
 }
 
 func TestCheckDenialIsNotAnError(t *testing.T) {

@@ -30,9 +30,9 @@ func TestApprovalDecoding(t *testing.T) {
 	// Approve and Deny return the raw object.
 	srv.setHandler(reply(200, `{"status":"approved","extra":{"n":1}}`))
 	m, err := c.Approvals.Approve(ctxT(t), "ap", "")
-	if err != nil || m["status"] != "approved" || m["extra"] == nil {
-		t.Errorf("%v %v", m, err)
-	}
+	require.NoError(t, err, "%v", m)
+	assert.Equal(t, "approved", m["status"], "%v %v", m, err)
+	assert.NotNil(t, m["extra"], "%v %v", m, err)
 	srv.setHandler(reply(200, `["denied"]`))
 	_, err = c.Approvals.Deny(ctxT(t), "ap", "")
 	wantDecode(t, err)

@@ -55,17 +55,22 @@ func TestDelegationsCreate(t *testing.T) {
 	checkDelegation(t, d)
 	srv.reset(scriptReply{body: `{"delegation": null, "id": "flat"}`})
 	d, err = c.Delegations.Create(ctx, DelegationCreateParams{})
-	require.NoError(t, err, "null wrapper: %+v,", d)
+	require.NoError(t, err, "null wrapper: %+v", d)
 	assert.Equal(t, "flat", d.ID, "null wrapper: %+v, %v", d, err)
 }
 
 func checkDelegation(t *testing.T, d *Delegation) {
 	t.Helper()
-	if d.ID != "del-3" || d.FromAgentID != "a1" || d.ToAgentID != "a2" || len(d.Scope) != 1 || d.Restrictions["max_calls"] != float64(5) ||
-		len(d.DelegationChain) != 2 || d.DelegationChain[1] != "del-003" || !d.RevokedAt.IsZero() ||
-		!d.ExpiresAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)) || !d.CreatedAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)) {
-		t.Errorf("delegation = %+v", d)
-	}
+	assert.Equal(t, "del-3", d.ID, "delegation = %+v", d)
+	assert.Equal(t, "a1", d.FromAgentID, "delegation = %+v", d)
+	assert.Equal(t, "a2", d.ToAgentID, "delegation = %+v", d)
+	assert.Len(t, d.Scope, 1, "delegation = %+v", d)
+	assert.Equal(t, float64(5), d.Restrictions["max_calls"], "delegation = %+v", d)
+	require.Len(t, d.DelegationChain, 2, "delegation = %+v", d)
+	assert.Equal(t, "del-003", d.DelegationChain[1], "delegation = %+v", d)
+	assert.True(t, d.RevokedAt.IsZero(), "delegation = %+v", d)
+	assert.True(t, d.ExpiresAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)), "delegation = %+v", d)
+	assert.True(t, d.CreatedAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)), "delegation = %+v", d)
 }
 
 func TestDelegationsListRevokeSession(t *testing.T) {
@@ -75,7 +80,7 @@ func TestDelegationsListRevokeSession(t *testing.T) {
 	for _, body := range []string{`[` + sampleDelegation + `]`, `{"delegations": [` + sampleDelegation + `]}`} {
 		srv.reset(scriptReply{body: body})
 		list, err := c.Delegations.List(ctx, DelegationListParams{})
-		require.NoError(t, err, "%v,", list)
+		require.NoError(t, err, "%v", list)
 		require.Len(t, list, 1, "%v, %v", list, err)
 		checkDelegation(t, &list[0])
 		checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/delegations")
@@ -83,7 +88,7 @@ func TestDelegationsListRevokeSession(t *testing.T) {
 	// List elements are not unwrapped.
 	srv.reset(scriptReply{body: `{"delegations": [{"delegation": {"id": "x"}}]}`})
 	list, err := c.Delegations.List(ctx, DelegationListParams{})
-	require.NoError(t, err, "wrapped element: %+v,", list)
+	require.NoError(t, err, "wrapped element: %+v", list)
 	assert.Empty(t, list[0].ID, "wrapped element: %+v, %v", list, err)
 	srv.reset(scriptReply{body: `{"items": []}`})
 	_, err = c.Delegations.List(ctx, DelegationListParams{})

@@ -88,9 +88,8 @@ func TestDPoPProofClaims(t *testing.T) {
 		require.Equal(t, jti, strings.ToLower(jti), "jti %q (seen before: %v)", jti, seen[jti])
 		require.False(t, seen[jti], "jti %q (seen before: %v)", jti, seen[jti])
 		seen[jti] = true
-		if claims["htm"] != "post" || claims["htu"] != "https://gw.example/a" {
-			t.Errorf("claims %v", claims)
-		}
+		assert.Equal(t, "post", claims["htm"], "claims %v", claims)
+		assert.Equal(t, "https://gw.example/a", claims["htu"], "claims %v", claims)
 		_, ok := claims["ath"]
 		assert.False(t, ok, "ath without an access token")
 		iat := int64(claims["iat"].(float64))

@@ -68,14 +68,16 @@ func TestE2EA2A(t *testing.T) {
 
 	task, err := c.A2A.SendTask(ctx, A2ASendTaskParams{SourceAgentID: a1, TargetAgentID: a2, Message: "summarise <q3> & report", Metadata: map[string]any{"prio": 1}})
 	require.NoError(t, err)
-	if task.ID == "" || task.Status != "pending" || task.Message != "summarise <q3> & report" || task.Metadata["prio"] != float64(1) || task.CreatedAt.IsZero() {
-		t.Errorf("task = %+v", task)
-	}
+	assert.NotEmpty(t, task.ID, "task = %+v", task)
+	assert.Equal(t, "pending", task.Status, "task = %+v", task)
+	assert.Equal(t, "summarise <q3> & report", task.Message, "task = %+v", task)
+	assert.Equal(t, float64(1), task.Metadata["prio"], "task = %+v", task)
+	assert.False(t, task.CreatedAt.IsZero(), "task = %+v", task)
 	got, err := c.A2A.GetTask(ctx, task.ID)
-	require.NoError(t, err, "get: %+v,", got)
+	require.NoError(t, err, "get: %+v", got)
 	require.Equal(t, task.ID, got.ID, "get: %+v, %v", got, err)
 	cancelled, err := c.A2A.CancelTask(ctx, task.ID)
-	require.NoError(t, err, "cancel: %+v,", cancelled)
+	require.NoError(t, err, "cancel: %+v", cancelled)
 	require.Equal(t, "cancelled", cancelled.Status, "cancel: %+v, %v", cancelled, err)
 	_, err = c.A2A.CancelTask(ctx, task.ID)
 	var rpc *JSONRPCError
@@ -99,7 +101,7 @@ func TestE2EA2A(t *testing.T) {
 	assert.NotEqualValues(t, 0, len(mt.Artifacts), "message task = %+v", mt)
 	assert.Contains(t, string(mt.Raw), "echo: hello", "raw %s", mt.Raw)
 	next, err := c.A2A.SendMessage(ctx, a2, A2ASendMessageParams{Text: "again", TaskID: mt.ID, MessageID: "m-2"})
-	require.NoError(t, err, "continued task: %+v,", next)
+	require.NoError(t, err, "continued task: %+v", next)
 	assert.Equal(t, mt.ID, next.ID, "continued task: %+v, %v", next, err)
 	assert.Greater(t, len(next.History), len(mt.History), "continued task: %+v, %v", next, err)
 }
@@ -162,7 +164,7 @@ func TestE2EMCP(t *testing.T) {
 	require.Len(t, reg.Capabilities, 1, "registered %+v", reg)
 	assert.False(t, reg.CreatedAt.IsZero(), "registered %+v", reg)
 	list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
-	require.NoError(t, err, "list: %+v,", list)
+	require.NoError(t, err, "list: %+v", list)
 	require.Len(t, list, 1, "list: %+v, %v", list, err)
 	require.Equal(t, reg.ID, list[0].ID, "list: %+v, %v", list, err)
 
@@ -175,7 +177,7 @@ func TestE2EMCP(t *testing.T) {
 		} `json:"content"`
 	}
 	res, err := DecodeResult[toolResult](raw)
-	require.NoError(t, err, "result %s: %+v,", raw, res)
+	require.NoError(t, err, "result %s: %+v", raw, res)
 	require.Len(t, res.Content, 1, "result %s: %+v, %v", raw, res, err)
 	assert.Equal(t, "hi <there> & you", res.Content[0].Text, "result %s: %+v, %v", raw, res, err)
 	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/list"})
@@ -248,7 +250,7 @@ func TestE2EDelegations(t *testing.T) {
 	wantCode(t, err, CodeNotFound) // "" was sent and looked up
 
 	list, err := c.Delegations.List(ctx, DelegationListParams{})
-	require.NoError(t, err, "list: %+v,", list)
+	require.NoError(t, err, "list: %+v", list)
 	require.Len(t, list, 2, "list: %+v, %v", list, err)
 	sess, err := c.Delegations.InitSession(ctx, child.ID)
 	require.NoError(t, err)
@@ -281,20 +283,20 @@ func TestE2EFederation(t *testing.T) {
 	_, err = c.Federation.RegisterProvider(ctx, FederationRegisterProviderParams{Issuer: issuer, Name: "dup"})
 	assert.Error(t, err, "duplicate issuer accepted")
 	provs, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{})
-	require.NoError(t, err, "list: %+v,", provs)
+	require.NoError(t, err, "list: %+v", provs)
 	require.Len(t, provs, 1, "list: %+v, %v", provs, err)
 	require.Equal(t, p.ID, provs[0].ID, "list: %+v, %v", provs, err)
 
 	const token = "eyJhbGciOiJub25lIn0.fed.token"
 	srv.AddFederatedToken(token, issuer, agent, srv.Now().Add(time.Hour))
 	res, err := c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token, IssuerHint: issuer})
-	require.NoError(t, err, "introspect: %+v,", res)
+	require.NoError(t, err, "introspect: %+v", res)
 	require.True(t, res.Active, "introspect: %+v, %v", res, err)
 	require.Equal(t, agent, res.AgentID, "introspect: %+v, %v", res, err)
 	require.Equal(t, issuer, res.Issuer, "introspect: %+v, %v", res, err)
 	require.False(t, res.ExpiresAt.IsZero(), "introspect: %+v, %v", res, err)
 	res, err = c.Federation.VerifyToken(ctx, FederationIntrospectParams{Token: "unknown"})
-	require.NoError(t, err, "unknown token: %+v,", res)
+	require.NoError(t, err, "unknown token: %+v", res)
 	assert.False(t, res.Active, "unknown token: %+v, %v", res, err)
 	assert.NotEmpty(t, res.Error, "unknown token: %+v, %v", res, err)
 
@@ -303,7 +305,7 @@ func TestE2EFederation(t *testing.T) {
 	srv.InjectFault("POST /api/v1/federation/tokens/introspect", agenttrusttest.Fault{Status: 404, Body: `{"error": "not found"}`})
 	srv.ClearRequests()
 	res, err = c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: token})
-	require.NoError(t, err, "fallback: %+v,", res)
+	require.NoError(t, err, "fallback: %+v", res)
 	require.True(t, res.Active, "fallback: %+v, %v", res, err)
 	require.True(t, res.Valid(), "fallback: %+v, %v", res, err)
 	reqs := srv.Requests()
@@ -329,7 +331,7 @@ func TestE2EFederation(t *testing.T) {
 	assert.EqualValues(t, 300, idt.ExpiresIn, "id token = %v", idt)
 	assert.False(t, idt.ExpiresAt.IsZero(), "id token = %v", idt)
 	res, err = c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: idt.IDToken})
-	require.NoError(t, err, "issued token introspection: %+v,", res)
+	require.NoError(t, err, "issued token introspection: %+v", res)
 	assert.True(t, res.Active, "issued token introspection: %+v, %v", res, err)
 	assert.Equal(t, agent, res.AgentID, "issued token introspection: %+v, %v", res, err)
 	_, err = c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: agent, Scopes: []string{"admin"}})
@@ -337,7 +339,7 @@ func TestE2EFederation(t *testing.T) {
 
 	require.NoError(t, c.Federation.DeleteProvider(ctx, p.ID))
 	provs, err = c.Federation.ListProviders(ctx, FederationListProvidersParams{})
-	require.NoError(t, err, "after delete: %+v,", provs)
+	require.NoError(t, err, "after delete: %+v", provs)
 	assert.Empty(t, provs, "after delete: %+v, %v", provs, err)
 }
 
@@ -380,21 +382,22 @@ func TestE2EStreaming(t *testing.T) {
 	assert.True(t, dest.IsActive, "destination = %v", dest)
 
 	res, err := c.Streaming.Test(ctx, dest.ID)
-	if err != nil || res["ok"] != true {
-		t.Fatalf("test delivery: %v, %v", res, err)
-	}
+	require.NoError(t, err, "test delivery: %v", res)
+	require.Equal(t, true, res["ok"], "test delivery: %v, %v", res, err)
 	rcv.mu.Lock()
-	if len(rcv.batches) != 1 || rcv.auth[0] != "Bearer "+siemSecret || rcv.batches[0]["test"] != true {
-		t.Errorf("receiver got %v with auth %q", rcv.batches, rcv.auth)
+	// assert, not require: the receiver's lock is held.
+	if assert.Len(t, rcv.batches, 1, "receiver got %v with auth %q", rcv.batches, rcv.auth) {
+		assert.Equal(t, "Bearer "+siemSecret, rcv.auth[0], "receiver got %v with auth %q", rcv.batches, rcv.auth)
+		assert.Equal(t, true, rcv.batches[0]["test"], "receiver got %v with auth %q", rcv.batches, rcv.auth)
 	}
 	rcv.status = 500
 	rcv.mu.Unlock()
 
-	if res, err := c.Streaming.Test(ctx, dest.ID); err != nil || res["ok"] != false {
-		t.Errorf("failing destination: %v, %v", res, err)
-	}
+	res, err = c.Streaming.Test(ctx, dest.ID)
+	require.NoError(t, err, "failing destination: %v", res)
+	assert.Equal(t, false, res["ok"], "failing destination: %v, %v", res, err)
 	logs, err := c.Streaming.DeliveryLog(ctx, dest.ID, StreamingDeliveryLogParams{})
-	require.NoError(t, err, "delivery log: %+v,", logs)
+	require.NoError(t, err, "delivery log: %+v", logs)
 	require.Len(t, logs, 2, "delivery log: %+v, %v", logs, err)
 	statuses := map[string]int{}
 	for _, l := range logs {
@@ -412,11 +415,11 @@ func TestE2EStreaming(t *testing.T) {
 	assert.EqualValues(t, 0, upd.BatchSize, "updated = %v", upd)
 	assert.Equal(t, "loopback", upd.Name, "updated = %v", upd)
 	got, err := c.Streaming.Get(ctx, dest.ID)
-	require.NoError(t, err, "get after update: %v,", got)
+	require.NoError(t, err, "get after update: %v", got)
 	assert.False(t, got.IsActive, "get after update: %v, %v", got, err)
 	assert.EqualValues(t, 0, got.BatchSize, "get after update: %v, %v", got, err)
 	list, err := c.Streaming.List(ctx, StreamingListParams{})
-	require.NoError(t, err, "list: %v,", list)
+	require.NoError(t, err, "list: %v", list)
 	assert.Len(t, list, 1, "list: %v, %v", list, err)
 	require.NoError(t, c.Streaming.Delete(ctx, dest.ID))
 	_, err = c.Streaming.Get(ctx, dest.ID)

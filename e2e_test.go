@@ -19,9 +19,9 @@ func TestFakeGatewayFlow(t *testing.T) {
 	c := fakeClient(t, srv)
 	ctx := context.Background()
 
-	if h, err := c.Health(ctx); err != nil || h["status"] != "ok" {
-		t.Fatalf("health: %v %v", h, err)
-	}
+	h, err := c.Health(ctx)
+	require.NoError(t, err, "health: %v", h)
+	require.Equal(t, "ok", h["status"], "health: %v %v", h, err)
 	agent, err := c.Agents.Create(ctx, AgentCreateParams{Name: "billing <bot> & co", Capabilities: []string{"read", "write"},
 		Metadata: map[string]any{"team": "billing"}})
 	require.NoError(t, err, "create: %+v", agent)

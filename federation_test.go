@@ -56,7 +56,7 @@ func TestFederationProviders(t *testing.T) {
 	} {
 		srv.reset(scriptReply{body: body})
 		list, err := c.Federation.ListProviders(ctx, FederationListProvidersParams{})
-		require.NoError(t, err, "%v,", list)
+		require.NoError(t, err, "%v", list)
 		require.Len(t, list, 2, "%v, %v", list, err)
 		checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/federation/providers")
 		checkProvider(t, &list[0])
@@ -110,7 +110,7 @@ func TestFederationIntrospect(t *testing.T) {
 	} {
 		srv.reset(scriptReply{body: tc.body})
 		res, err := c.Federation.VerifyToken(ctx, FederationIntrospectParams{Token: token})
-		require.NoError(t, err, "%s: %+v,", tc.body, res)
+		require.NoError(t, err, "%s: %+v", tc.body, res)
 		assert.Equal(t, tc.active, res.Active, "%s: %+v, %v", tc.body, res, err)
 		assert.Equal(t, tc.active, res.Valid(), "%s: %+v, %v", tc.body, res, err)
 		assert.Equal(t, tc.errMsg, res.Error, "%s: %+v, %v", tc.body, res, err)
@@ -126,7 +126,7 @@ func TestFederationIntrospectFallback(t *testing.T) {
 	// 404 at introspect: the same request once more at verify.
 	srv.reset(scriptReply{status: 404, body: `{"error": "no such route"}`}, scriptReply{body: `{"valid": true, "agent_id": "a1"}`})
 	res, err := c.Federation.IntrospectToken(ctx, p)
-	require.NoError(t, err, "%+v,", res)
+	require.NoError(t, err, "%+v", res)
 	require.True(t, res.Active, "%+v, %v", res, err)
 	require.Equal(t, "a1", res.AgentID, "%+v, %v", res, err)
 	reqs := srv.requests()
@@ -158,7 +158,7 @@ func TestFederationIntrospectFallback(t *testing.T) {
 	}
 	srv.reset(scriptReply{status: 503}, scriptReply{body: `{"active": true}`})
 	res, err = c.Federation.IntrospectToken(ctx, p)
-	require.NoError(t, err, "503 then OK: %+v,", res)
+	require.NoError(t, err, "503 then OK: %+v", res)
 	assert.True(t, res.Active, "503 then OK: %+v, %v", res, err)
 	reqs = srv.requests()
 	require.Len(t, reqs, 2, "requests %+v", reqs)
@@ -244,7 +244,7 @@ func TestFederationIssueIDToken(t *testing.T) {
 	} {
 		srv.reset(scriptReply{body: tc.body})
 		res, err := c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: "a1"})
-		require.NoError(t, err, "%s: %+v,", tc.body, res)
+		require.NoError(t, err, "%s: %+v", tc.body, res)
 		assert.Equal(t, tc.id, res.IDToken, "%s: %+v, %v", tc.body, res, err)
 		assert.Equal(t, tc.tok, res.Token, "%s: %+v, %v", tc.body, res, err)
 	}

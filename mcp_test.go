@@ -43,7 +43,7 @@ func TestMCPRegisterServer(t *testing.T) {
 	// The reply is flat: a {"server": ...} wrapper is not unwrapped.
 	srv.reset(scriptReply{body: `{"server": {"id": "srv-1"}}`})
 	s, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "n", URL: "u"})
-	require.NoError(t, err, "wrapped reply: %+v,", s)
+	require.NoError(t, err, "wrapped reply: %+v", s)
 	assert.Empty(t, s.ID, "wrapped reply: %+v, %v", s, err)
 }
 
@@ -54,7 +54,7 @@ func TestMCPListAndRemove(t *testing.T) {
 	for _, body := range []string{`[{"id": "s1"}, {"id": "s2"}]`, `{"servers": [{"id": "s1"}, {"id": "s2"}], "total": 2}`} {
 		srv.reset(scriptReply{body: body})
 		list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
-		require.NoError(t, err, "%s: %+v,", body, list)
+		require.NoError(t, err, "%s: %+v", body, list)
 		require.Len(t, list, 2, "%s: %+v, %v", body, list, err)
 		assert.Equal(t, "s2", list[1].ID, "%s: %+v, %v", body, list, err)
 		checkRequest(t, srv.only(t), http.MethodGet, "/mcp/servers")
@@ -62,7 +62,7 @@ func TestMCPListAndRemove(t *testing.T) {
 	for _, body := range []string{`{"servers": null}`, ``, `null`} {
 		srv.reset(scriptReply{body: body})
 		list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
-		require.NoError(t, err, "%q: %v,", body, list)
+		require.NoError(t, err, "%q: %v", body, list)
 		require.NotNil(t, list, "%q: %v, %v", body, list, err)
 		assert.Empty(t, list, "%q: %v, %v", body, list, err)
 	}
@@ -285,14 +285,14 @@ func TestDecodeResult(t *testing.T) {
 		} `json:"content"`
 	}
 	v, err := DecodeResult[content](json.RawMessage(`{"content": [{"type": "text", "text": "ok"}]}`))
-	require.NoError(t, err, "%+v,", v)
+	require.NoError(t, err, "%+v", v)
 	require.Len(t, v.Content, 1, "%+v, %v", v, err)
 	assert.Equal(t, "ok", v.Content[0].Text, "%+v, %v", v, err)
 	n, err := DecodeResult[int](json.RawMessage(`null`))
-	require.NoError(t, err, "null: %v,", n)
+	require.NoError(t, err, "null: %v", n)
 	assert.EqualValues(t, 0, n, "null: %v, %v", n, err)
 	n, err = DecodeResult[int](nil)
-	require.NoError(t, err, "nil: %v,", n)
+	require.NoError(t, err, "nil: %v", n)
 	assert.EqualValues(t, 0, n, "nil: %v, %v", n, err)
 	_, err = DecodeResult[content](json.RawMessage(`[1]`))
 	wantCode(t, err, CodeDecode)

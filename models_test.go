@@ -82,9 +82,10 @@ func TestActionCheckDecoding(t *testing.T) {
 func TestOrganizationDecoding(t *testing.T) {
 	var o Organization
 	require.NoError(t, json.Unmarshal([]byte(`{"id":"o","name":"n","settings":{"a":1},"created_at":"2026-03-01T10:00:00Z"}`), &o))
-	if o.Tier != TierFree || o.ID != "o" || !o.CreatedAt.Equal(ts0) || o.Settings["a"] != float64(1) {
-		t.Errorf("%+v", o)
-	}
+	assert.Equal(t, TierFree, o.Tier, "%+v", o)
+	assert.Equal(t, "o", o.ID, "%+v", o)
+	assert.True(t, o.CreatedAt.Equal(ts0), "%+v", o)
+	assert.Equal(t, float64(1), o.Settings["a"], "%+v", o)
 	err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o)
 	require.NoError(t, err, "%+v", o)
 	assert.Equal(t, TierPro, o.Tier, "%+v %v", o, err)

@@ -126,7 +126,7 @@ func TestObserverRetriedCheck(t *testing.T) {
 	c := fakeClient(t, srv, WithObserver(rec.observer()))
 
 	res, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: agentID, ToolName: "read_file"})
-	require.NoError(t, err, "Check = %+v,", res)
+	require.NoError(t, err, "Check = %+v", res)
 	require.True(t, res.Allowed, "Check = %+v, %v", res, err)
 	require.Equal(t, []string{
 		"start actions.check",
@@ -452,7 +452,7 @@ func TestObserverWithAgentCredentials(t *testing.T) {
 	e := newIdentityEnv(t, WithObserver(obs))
 	e.srv.InjectFault(checkRoute, agenttrusttest.Fault{Status: 503, Times: 1})
 	res, err := e.check(ctxT(t))
-	require.NoError(t, err, "Check = %+v,", res)
+	require.NoError(t, err, "Check = %+v", res)
 	require.True(t, res.Allowed, "Check = %+v, %v", res, err)
 	rej := e.srv.IdentityRejections()
 	require.Empty(t, rej, "the fake rejected the credentials: %+v", rej)

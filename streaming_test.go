@@ -126,7 +126,7 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 	for _, body := range []string{`{"destinations": [` + sampleDestination + `], "total": 1}`, `[` + sampleDestination + `]`} {
 		srv.reset(scriptReply{body: body})
 		list, err := c.Streaming.List(ctx, StreamingListParams{})
-		require.NoError(t, err, "%v,", list)
+		require.NoError(t, err, "%v", list)
 		require.Len(t, list, 1, "%v, %v", list, err)
 		checkDestination(t, &list[0])
 		checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/siem/destinations")
@@ -148,7 +148,7 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 	srv.reset(scriptReply{body: `{"logs": [{"id": "l1", "destination_id": "dst-1", "batch_size": 1, "status": "success", "status_code": 200,
 		"error_message": "", "delivered_at": "2026-03-01T10:00:00.25+02:00"}], "total": 1}`})
 	logs, err := c.Streaming.DeliveryLog(ctx, "dst-1", StreamingDeliveryLogParams{})
-	require.NoError(t, err, "%v,", logs)
+	require.NoError(t, err, "%v", logs)
 	require.Len(t, logs, 1, "%v, %v", logs, err)
 	checkRequest(t, srv.only(t), http.MethodGet, "/api/v1/siem/destinations/dst-1/logs")
 	l := logs[0]
@@ -169,7 +169,7 @@ func TestStreamingReadDeleteLogTest(t *testing.T) {
 	}{{`{"ok": true, "status_code": 200}`, 2}, {``, 0}, {`null`, 0}} {
 		srv.reset(scriptReply{body: tc.body})
 		res, err := c.Streaming.Test(ctx, "dst-1")
-		require.NoError(t, err, "%q: %v,", tc.body, res)
+		require.NoError(t, err, "%q: %v", tc.body, res)
 		require.NotNil(t, res, "%q: %v, %v", tc.body, res, err)
 		assert.Len(t, res, tc.want, "%q: %v, %v", tc.body, res, err)
 		checkBodiless(t, srv.only(t), http.MethodPost)

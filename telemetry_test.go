@@ -25,9 +25,8 @@ func TestTelemetryTimestampFormat(t *testing.T) {
 	for _, tc := range cases {
 		b, err := json.Marshal(TelemetryEvent{EventType: EventToolEnd, ToolName: "t", Timestamp: tc.in})
 		require.NoError(t, err)
-		if got := decodeMap(t, b)["timestamp"]; got != tc.want {
-			t.Errorf("%v: timestamp %v, want %s", tc.in, got, tc.want)
-		}
+		got := decodeMap(t, b)["timestamp"]
+		assert.Equal(t, tc.want, got, "%v: timestamp %v, want %s", tc.in, got, tc.want)
 	}
 	// The zero time is filled with now.
 	before := time.Now().UTC().Truncate(time.Microsecond)
@@ -50,9 +49,9 @@ func TestTelemetryEventWire(t *testing.T) {
 		{EventType: EventToolEnd, ToolName: "search", DurationMs: &zero, Success: &tr, Timestamp: ts},
 		{EventType: EventToolError, ToolName: "search", DurationMs: &dur, Success: &f, Timestamp: ts, ErrorType: "ValueError"},
 	}})
-	if err != nil || res["accepted"] != true || res["events_processed"] != float64(3) {
-		t.Fatalf("%v %v", res, err)
-	}
+	require.NoError(t, err, "%v", res)
+	require.Equal(t, true, res["accepted"], "%v %v", res, err)
+	require.Equal(t, float64(3), res["events_processed"], "%v %v", res, err)
 	body := srv.only(t).Body
 	got := keyOrder(t, body)
 	assert.Equal(t, []string{"agent_id", "session_id", "events"}, got, "top-level key order %v", got)
@@ -68,12 +67,12 @@ func TestTelemetryEventWire(t *testing.T) {
 		assert.Equal(t, wantKeys[i], got, "event %d keys %v, want %v", i, got, wantKeys[i])
 	}
 	ev := decodeMap(t, raw.Events[2])
-	if ev["success"] != false || ev["duration_ms"] != json.Number("40") || ev["error_type"] != "ValueError" {
-		t.Errorf("tool_error event %v", ev)
-	}
-	if ev := decodeMap(t, raw.Events[1]); ev["duration_ms"] != json.Number("0") || ev["success"] != true {
-		t.Errorf("zero duration and success true must be sent: %v", ev)
-	}
+	assert.Equal(t, false, ev["success"], "tool_error event %v", ev)
+	assert.Equal(t, json.Number("40"), ev["duration_ms"], "tool_error event %v", ev)
+	assert.Equal(t, "ValueError", ev["error_type"], "tool_error event %v", ev)
+	ev = decodeMap(t, raw.Events[1])
+	assert.Equal(t, json.Number("0"), ev["duration_ms"], "zero duration and success true must be sent: %v", ev)
+	assert.Equal(t, true, ev["success"], "zero duration and success true must be sent: %v", ev)
 	srv.setHandler(reply(200, `[]`))
 	_, err = c.Telemetry.Report(ctxT(t), TelemetryReportParams{AgentID: "a1"})
 	wantDecode(t, err)

@@ -43,9 +43,9 @@ func TestTokenSourceRefresh(t *testing.T) {
 	second := sourceToken(t, src)
 	require.NotEqualValues(t, first, second, "with 30 s left: token reused (%d issued)", srv.count())
 	require.EqualValues(t, 2, srv.count(), "with 30 s left: token reused (%d issued)", srv.count())
-	if sent := decodeMap(t, srv.requests()[1].Body)["scopes"]; len(sent.([]any)) != 2 || sent.([]any)[0] != "b" {
-		t.Errorf("scopes sent: %v", sent)
-	}
+	sent := decodeMap(t, srv.requests()[1].Body)["scopes"]
+	require.Len(t, sent.([]any), 2, "scopes sent: %v", sent)
+	assert.Equal(t, "b", sent.([]any)[0], "scopes sent: %v", sent)
 	c.Tokens.ClearCache()
 	tok = sourceToken(t, src)
 	assert.NotEqualValues(t, second, tok, "ClearCache not followed (%d issued)", srv.count())
