@@ -216,8 +216,7 @@ func runChecksParallel(b *testing.B, conns *atomic.Int64, check func(context.Con
 	cpu, ok := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := check(ctx); err != nil {
-				b.Error(err)
+			if err := check(ctx); !assert.NoError(b, err) {
 				return
 			}
 		}
@@ -527,8 +526,7 @@ func BenchmarkCredentialsHit(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if t := p.Load(); !time.Now().Before(t.refreshAt) {
-					b.Error("expired")
+				if t := p.Load(); !assert.True(b, time.Now().Before(t.refreshAt), "expired") {
 					return
 				}
 			}
@@ -540,15 +538,12 @@ func BenchmarkCredentialsHit(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if _, err := ac.Token(ctx); err != nil {
-					b.Error(err)
+				if _, err := ac.Token(ctx); !assert.NoError(b, err) {
 					return
 				}
 			}
 		})
-		if ac.cur.Load() != issued {
-			b.Error("the token was refreshed during the benchmark")
-		}
+		assert.Same(b, issued, ac.cur.Load(), "the token was refreshed during the benchmark")
 	})
 }
 

@@ -425,7 +425,7 @@ func TestCloseReleasesConnections(t *testing.T) {
 	select {
 	case <-slowArrived:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the slow request never reached the server")
+		require.FailNow(t, "the slow request never reached the server")
 	}
 	for _, c := range clients {
 		for i := 0; i < 2; i++ { // idempotent

@@ -56,8 +56,8 @@ func TestParseTimestamp(t *testing.T) {
 		assert.True(t, got.Equal(tc.want), "parseTimestamp(%q) = %v, want %v", tc.in, got, tc.want)
 		assert.Equal(t, tc.want.IsZero(), got.IsZero(), "parseTimestamp(%q) = %v, want %v", tc.in, got, tc.want)
 		if !got.IsZero() {
-			if _, off := got.Zone(); off != 0 && got.Location() == time.UTC {
-				t.Errorf("%q: zone confusion", tc.in)
+			if _, off := got.Zone(); off != 0 {
+				assert.NotSame(t, time.UTC, got.Location(), "%q: zone confusion", tc.in)
 			}
 		}
 	}
@@ -73,8 +73,8 @@ func TestLenientTime(t *testing.T) {
 		}
 		v.T.Time = time.Now() // must be reset
 		assert.NoError(t, json.Unmarshal([]byte(`{"t":`+raw+`}`), &v), "%s", raw)
-		if v.T.IsZero() != wantZero && raw != `null` {
-			t.Errorf("%s: got %v", raw, v.T.Time)
+		if raw != `null` {
+			assert.Equal(t, wantZero, v.T.IsZero(), "%s: got %v", raw, v.T.Time)
 		}
 	}
 }
@@ -184,8 +184,7 @@ func TestModelTimestampsLenient(t *testing.T) {
 			}
 			b, _ := json.Marshal(obj)
 			v := reflect.New(typ)
-			if err := json.Unmarshal(b, v.Interface()); err != nil {
-				t.Errorf("%s %s: %v", typ, raw, err)
+			if err := json.Unmarshal(b, v.Interface()); !assert.NoError(t, err, "%s %s", typ, raw) {
 				continue
 			}
 			for i := 0; i < typ.NumField(); i++ {
@@ -194,8 +193,10 @@ func TestModelTimestampsLenient(t *testing.T) {
 					continue // an empty issued_at means "now"
 				}
 				got := v.Elem().Field(i).Interface().(time.Time)
-				if ok := raw[0] == '"' && len(raw) > 12; ok != got.Equal(want) || !ok && !got.IsZero() {
-					t.Errorf("%s.%s from %s = %v", typ, f.Name, raw, got)
+				ok := raw[0] == '"' && len(raw) > 12
+				assert.Equal(t, ok, got.Equal(want), "%s.%s from %s = %v", typ, f.Name, raw, got)
+				if !ok {
+					assert.True(t, got.IsZero(), "%s.%s from %s = %v", typ, f.Name, raw, got)
 				}
 			}
 		}
@@ -237,9 +238,7 @@ func TestUnmarshalModel(t *testing.T) {
 	require.Error(t, json.Unmarshal([]byte(`[1]`), &p), "an array decoded into a model")
 	// One plan per type, built once.
 	first, again := lenientPlanOf(reflect.TypeOf(p)), lenientPlanOf(reflect.TypeOf(p))
-	if first != again {
-		t.Fatal("plan rebuilt")
-	}
+	require.Same(t, first, again, "plan rebuilt")
 }
 
 func TestUnmarshalModelRejectsEmbedding(t *testing.T) {
@@ -302,8 +301,9 @@ func TestListItemsBound(t *testing.T) {
 		arr := emptyObjects(n)
 		for _, body := range [][]byte{arr, append(append([]byte(`{"agents":`), arr...), '}')} {
 			got, err := decodeList[el](&response{status: 200, body: body}, "agents", "")
-			if n <= MaxListItems && (err != nil || len(got) != n) {
-				t.Errorf("%d elements: %d decoded, %v", n, len(got), err)
+			if n <= MaxListItems {
+				assert.NoError(t, err, "%d elements", n)
+				assert.Len(t, got, n, "%d elements: %d decoded", n, len(got))
 			}
 			if n > MaxListItems {
 				wantDecode(t, err)
@@ -328,8 +328,8 @@ func TestDecodeListStreamingRules(t *testing.T) {
 	}
 	for body, want := range ok {
 		got, err := decodeList[el](decodeResp(body), "agents", "")
-		if err != nil || len(got) != len(want) || got == nil {
-			t.Errorf("%q: %v %v", body, got, err)
+		if !assert.NoError(t, err, "%q", body) || !assert.Len(t, got, len(want), "%q: %v", body, got) ||
+			!assert.NotNil(t, got, "%q", body) {
 			continue
 		}
 		for i := range want {
@@ -408,8 +408,8 @@ func FuzzDecodeListMatchesWhole(f *testing.F) {
 				require.ErrorAs(t, err, &de, "%s: error %v (%T) is not a *DecodeError", what, err, err)
 			}
 			require.Equal(t, (werr == nil), (err == nil), "%s %q: streaming err %v, whole err %v", what, data, err, werr)
-			if err == nil && !reflect.DeepEqual(got, want) {
-				t.Fatalf("%s %q: streaming %+v, whole %+v", what, data, got, want)
+			if err == nil {
+				require.Equal(t, want, got, "%s %q: streaming %+v, whole %+v", what, data, got, want)
 			}
 		}
 		got, err := decodeList[MCPServer](resp, "servers", "")

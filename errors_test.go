@@ -20,9 +20,7 @@ func onlySentinel(t testing.TB, err, want error) {
 	t.Helper()
 	assert.ErrorIs(t, err, ErrAgentTrust, "%v does not match ErrAgentTrust", err)
 	for _, s := range allSentinels {
-		if got := errors.Is(err, s); got != (s == want) {
-			t.Errorf("errors.Is(%v, %v) = %v", err, s, got)
-		}
+		assert.Equal(t, s == want, errors.Is(err, s), "errors.Is(%v, %v)", err, s)
 	}
 	var ae *AgentTrustError
 	assert.ErrorAs(t, err, &ae, "errors.As(*AgentTrustError) failed for %T", err)

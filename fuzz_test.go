@@ -33,8 +33,8 @@ func FuzzDecodeAgentCard(f *testing.F) {
 			require.NotNil(t, block, "bad PEM %q", p)
 			_, err := x509.ParsePKIXPublicKey(block.Bytes)
 			require.NoError(t, err, "PEM key does not parse")
-		} else if p != "" {
-			t.Fatalf("no key but %q", p)
+		} else {
+			require.Empty(t, p, "no key but %q", p)
 		}
 	})
 }
@@ -52,12 +52,12 @@ func FuzzJSONRPCReply(f *testing.F) {
 				require.Equal(t, CodeJSONRPC, rpc.Code, "bad JSON-RPC error %+v", rpc.AgentTrustError)
 				require.NotEmpty(t, rpc.Message, "bad JSON-RPC error %+v", rpc.AgentTrustError)
 				require.ErrorIs(t, err, ErrJSONRPC, "bad JSON-RPC error %+v", rpc.AgentTrustError)
-				if rpc.RPCData != nil && !json.Valid(rpc.RPCData) {
-					t.Fatalf("RPCData %q is not JSON", rpc.RPCData)
+				if rpc.RPCData != nil {
+					require.True(t, json.Valid(rpc.RPCData), "RPCData %q is not JSON", rpc.RPCData)
 				}
 			case errors.As(err, &de):
 			default:
-				t.Fatalf("untyped error %v (%T)", err, err)
+				require.Failf(t, "untyped error", "%v (%T)", err, err)
 			}
 			return
 		}
@@ -65,8 +65,8 @@ func FuzzJSONRPCReply(f *testing.F) {
 		sub := &response{status: 200, body: raw}
 		_ = decodeObject(sub, new(A2ATask))
 		mt := new(A2AMessageTask)
-		if decodeObject(sub, mt) == nil && mt.Status == nil {
-			t.Fatal("nil status map")
+		if decodeObject(sub, mt) == nil {
+			require.NotNil(t, mt.Status, "nil status map")
 		}
 		_, _ = DecodeResult[map[string]any](raw)
 	})
@@ -132,11 +132,11 @@ func FuzzParseKeyPEM(f *testing.F) {
 	f.Add(vecPubPEM)
 	f.Add("-----BEGIN PRIVATE KEY-----\n\n-----END PRIVATE KEY-----\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		if priv, err := ParsePrivateKeyPEM(s); err == nil && len(priv) != 64 {
-			t.Errorf("accepted a %d-byte private key", len(priv))
+		if priv, err := ParsePrivateKeyPEM(s); err == nil {
+			assert.Len(t, priv, 64, "accepted a %d-byte private key", len(priv))
 		}
-		if pub, err := ParsePublicKeyPEM(s); err == nil && len(pub) != 32 {
-			t.Errorf("accepted a %d-byte public key", len(pub))
+		if pub, err := ParsePublicKeyPEM(s); err == nil {
+			assert.Len(t, pub, 32, "accepted a %d-byte public key", len(pub))
 		}
 	})
 }

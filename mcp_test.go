@@ -272,8 +272,11 @@ func TestMCPCallToolConcurrentHeaders(t *testing.T) {
 		if who%2 == 0 {
 			wantSess = fmt.Sprintf("sess-%d", who)
 		}
-		if got := r.Header.Values("X-Session-Id"); (wantSess == "" && len(got) != 0) || (wantSess != "" && (len(got) != 1 || got[0] != wantSess)) {
-			t.Errorf("request %d carried X-Session-ID %q", who, got)
+		sess := r.Header.Values("X-Session-Id")
+		if wantSess == "" {
+			assert.Empty(t, sess, "request %d carried X-Session-ID %q", who, sess)
+		} else {
+			assert.Equal(t, []string{wantSess}, sess, "request %d carried X-Session-ID %q", who, sess)
 		}
 	}
 }

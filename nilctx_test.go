@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -124,7 +123,7 @@ func TestNilContextEveryCall(t *testing.T) {
 	case err := <-done:
 		assert.NoError(t, err, "Issue after a nil ctx")
 	case <-time.After(5 * time.Second):
-		t.Fatal("Issue or SetAPIKey blocked after a nil ctx")
+		require.FailNow(t, "Issue or SetAPIKey blocked after a nil ctx")
 	}
 }
 
@@ -135,9 +134,9 @@ func checkNilCtxResult(t *testing.T, name string, out []reflect.Value) {
 	t.Helper()
 	err, _ := out[len(out)-1].Interface().(error)
 	var ve *ValidationError
-	if !errors.As(err, &ve) || ve.Status != 0 {
-		t.Errorf("%s(nil ctx) = %v, want a validation error", name, err)
-	} else if !strings.Contains(ve.Message, "nil context") {
+	if assert.ErrorAs(t, err, &ve, "%s(nil ctx) = %v, want a validation error", name, err) &&
+		assert.EqualValues(t, 0, ve.Status, "%s(nil ctx) = %v, want a validation error", name, err) &&
+		!strings.Contains(ve.Message, "nil context") {
 		t.Logf("%s(nil ctx): %v (an argument check came first)", name, err)
 	}
 }

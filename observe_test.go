@@ -138,9 +138,7 @@ func TestObserverRetriedCheck(t *testing.T) {
 	u := mustURL(t, srv.AuthURL())
 	want := RequestInfo{Operation: "actions.check", Method: "POST", URLTemplate: "/api/v1/agenttrust/check",
 		Scheme: "http", ServerAddress: u.Hostname(), ServerPort: mustPort(t, u.Port())}
-	if rec.requests[0] != want {
-		t.Errorf("RequestInfo = %+v, want %+v", rec.requests[0], want)
-	}
+	assert.Equal(t, want, rec.requests[0], "RequestInfo")
 	// Each attempt carries the header its AttemptStart added; the hook
 	// cannot replace the API key or the SDK's own headers.
 	reqs := srv.Requests()
@@ -403,9 +401,7 @@ func TestDescribeUnknownRoute(t *testing.T) {
 	c := newTestClient(t, "https://gw.example:8443/prefix", WithObserver(&Observer{RequestDone: func(_ context.Context, _ RequestInfo, _ RequestResult) {}}))
 	info := c.obs.describe(&request{method: "GET", path: "/api/v1/unknown/secret-id"})
 	want := RequestInfo{Operation: "request", Method: "GET", Scheme: "https", ServerAddress: "gw.example", ServerPort: 8443}
-	if info != want {
-		t.Errorf("describe = %+v, want %+v", info, want)
-	}
+	assert.Equal(t, want, info, "describe")
 	info = c.obs.describe(&request{method: "GET", base: baseGateway, path: "/api/v1/agents/secret-id"})
 	assert.Equal(t, "/prefix/api/v1/agents/{agent_id}", info.URLTemplate, "URL template %q", info.URLTemplate)
 	// The derived auth URL of an https gateway without a port.

@@ -95,8 +95,7 @@ func TestProtocolHostileIDs(t *testing.T) {
 					body = `[]`
 				}
 				srv.reset(scriptReply{body: body})
-				if err := call.call(ctx, c, id); err != nil {
-					t.Errorf("%q: %v", id, err)
+				if err := call.call(ctx, c, id); !assert.NoError(t, err, "%q", id) {
 					continue
 				}
 				r := srv.only(t)
@@ -106,8 +105,7 @@ func TestProtocolHostileIDs(t *testing.T) {
 				// The id is exactly one segment, and decodes back to itself.
 				segs := strings.Split(r.RequestURI, "/")
 				tmplSegs := strings.Split(call.tmpl, "/")
-				if len(segs) != len(tmplSegs) {
-					t.Errorf("%q: %d segments in %s", id, len(segs), r.RequestURI)
+				if !assert.Len(t, segs, len(tmplSegs), "%q: segments in %s", id, r.RequestURI) {
 					continue
 				}
 				for i, s := range tmplSegs {

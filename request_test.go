@@ -328,8 +328,7 @@ func TestHostileIDs(t *testing.T) {
 	for _, cl := range calls {
 		for id, esc := range escaped {
 			srv.clear()
-			if err := cl.call(id); err != nil {
-				t.Errorf("%s(%q): %v", cl.name, id, err)
+			if err := cl.call(id); !assert.NoError(t, err, "%s(%q)", cl.name, id) {
 				continue
 			}
 			r := srv.only(t)
@@ -343,8 +342,8 @@ func TestHostileIDs(t *testing.T) {
 			err := cl.call(id)
 			wantValidation(t, err)
 			assert.EqualValues(t, 0, srv.count(), "%s(%q) reached the server", cl.name, id)
-			if id == "" && !strings.Contains(err.Error(), "missing required") {
-				t.Errorf("message %q does not name the parameter", err)
+			if id == "" {
+				assert.Contains(t, err.Error(), "missing required", "the message does not name the parameter")
 			}
 		}
 	}
@@ -518,8 +517,10 @@ func TestRetryAfterHonouredAndCapped(t *testing.T) {
 				// An HTTP date has one-second resolution, and the date was
 				// made before this case ran.
 				low := tc.want - time.Second - time.Since(dateMade)
-				if got > tc.want || got < low || (tc.header != cases[3].header && got != tc.want) {
-					t.Errorf("Retry-After %q on %d: slept %v, want %v", tc.header, status, got, tc.want)
+				assert.LessOrEqual(t, got, tc.want, "Retry-After %q on %d: slept %v, want %v", tc.header, status, got, tc.want)
+				assert.GreaterOrEqual(t, got, low, "Retry-After %q on %d: slept %v, want %v", tc.header, status, got, tc.want)
+				if tc.header != cases[3].header {
+					assert.Equal(t, tc.want, got, "Retry-After %q on %d", tc.header, status)
 				}
 			}
 		}

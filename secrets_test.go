@@ -110,8 +110,7 @@ func TestConfigErrorsHidePassword(t *testing.T) {
 		u = strings.Replace(u, "user", "apiuserNAME", 1) // the user name is hidden too
 		for _, opt := range []Option{WithBaseURL(u), WithAuthURL(u), WithAuditURL(u)} {
 			_, err := New(opt)
-			if err == nil {
-				t.Errorf("%q accepted", u)
+			if !assert.Error(t, err, "%q accepted", u) {
 				continue
 			}
 			assertNoSecret(t, u, err, "hunter2pass", "apiuserNAME")
@@ -122,8 +121,7 @@ func TestConfigErrorsHidePassword(t *testing.T) {
 		}
 		p := writeConfig(t, fmt.Sprintf(`{"base_url":%q}`, u))
 		_, err := FromConfig(p)
-		if err == nil {
-			t.Errorf("config %q accepted", u)
+		if !assert.Error(t, err, "config %q accepted", u) {
 			continue
 		}
 		assertNoSecret(t, "config "+u, err, "hunter2pass", "apiuserNAME")

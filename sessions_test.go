@@ -32,8 +32,9 @@ func TestSessionDecoding(t *testing.T) {
 		assert.Equal(t, want, *s, "%s:\n got  %+v\n want %+v", name, *s, want)
 		// A wrapped reply is not unwrapped: all defaults.
 		srv.setHandler(reply(200, `{"session":{"session_id":"s1"}}`))
-		if s, err = call(); err != nil || s.SessionID != "" {
-			t.Errorf("%s wrapped: %+v %v", name, s, err)
+		s, err = call()
+		if assert.NoError(t, err, "%s wrapped", name) {
+			assert.Empty(t, s.SessionID, "%s wrapped: %+v", name, s)
 		}
 		srv.setHandler(reply(200, `{"total_calls":1.5}`))
 		_, err = call()

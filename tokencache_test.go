@@ -57,9 +57,7 @@ func TestCacheHit(t *testing.T) {
 	b := issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"w", "r"}, TTLSeconds: 300}) // order and TTL irrelevant
 	require.EqualValues(t, 1, srv.count(), "%d requests; tokens %s %s", srv.count(), a, b)
 	require.Equal(t, b.Token, a.Token, "%d requests; tokens %s %s", srv.count(), a, b)
-	if a == b {
-		t.Errorf("hit returned the same pointer")
-	}
+	assert.NotSame(t, a, b, "hit returned the same pointer")
 }
 
 func TestCacheNearExpiry(t *testing.T) {
@@ -204,8 +202,8 @@ func TestCacheCollapsesConcurrentMisses(t *testing.T) {
 	for i := range toks {
 		require.Nil(t, errs[i], "caller %d: %v %v", i, toks[i], errs[i])
 		require.Equal(t, toks[0].Token, toks[i].Token, "caller %d: %v %v", i, toks[i], errs[i])
-		if i > 0 && &toks[i].Scopes[0] == &toks[0].Scopes[0] {
-			t.Fatalf("callers share a Scopes array")
+		if i > 0 {
+			require.NotSame(t, &toks[0].Scopes[0], &toks[i].Scopes[0], "callers share a Scopes array")
 		}
 	}
 }

@@ -40,11 +40,11 @@ func TestTokenDecoding(t *testing.T) {
 		assert.Equal(t, tc.scopes, tok.Scopes, "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
 		assert.True(t, tok.ExpiresAt.Equal(tc.expires), "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
 		if tc.issuedNow {
-			if tok.IssuedAt.Before(before) || tok.IssuedAt.After(time.Now().Add(time.Second)) || tok.IssuedAt.Location() != time.UTC {
-				t.Errorf("%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)
-			}
-		} else if !tok.IssuedAt.Equal(tc.issued) {
-			t.Errorf("%s: IssuedAt %v, want %v", tc.name, tok.IssuedAt, tc.issued)
+			assert.False(t, tok.IssuedAt.Before(before), "%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)
+			assert.False(t, tok.IssuedAt.After(time.Now().Add(time.Second)), "%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)
+			assert.Same(t, time.UTC, tok.IssuedAt.Location(), "%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)
+		} else {
+			assert.True(t, tok.IssuedAt.Equal(tc.issued), "%s: IssuedAt %v, want %v", tc.name, tok.IssuedAt, tc.issued)
 		}
 	}
 	for _, body := range []string{`{"token":5}`, `{"scopes":"r"}`, `{"agent_id":[]}`, `[]`, `{"token_id":1}`} {
@@ -95,9 +95,8 @@ func TestTokenIssuedAtUsesClientClock(t *testing.T) {
 		for _, noCache := range []bool{true, false} {
 			tok, err := c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: "a" + string(rune('0'+i)), NoCache: noCache})
 			require.NoError(t, err)
-			if !tok.IssuedAt.Equal(clock.Now()) || tok.IssuedAt.Location() != time.UTC {
-				t.Errorf("%q (no cache %v): IssuedAt %v, want the client clock's %v in UTC", issued, noCache, tok.IssuedAt, clock.Now().UTC())
-			}
+			assert.True(t, tok.IssuedAt.Equal(clock.Now()), "%q (no cache %v): IssuedAt %v, want the client clock's %v", issued, noCache, tok.IssuedAt, clock.Now().UTC())
+			assert.Same(t, time.UTC, tok.IssuedAt.Location(), "%q (no cache %v): IssuedAt %v, want UTC", issued, noCache, tok.IssuedAt)
 		}
 	}
 }

@@ -52,9 +52,7 @@ func TestTokenSourceRefresh(t *testing.T) {
 	assert.EqualValues(t, 3, srv.count(), "ClearCache not followed (%d issued)", srv.count())
 	require.NoError(t, c.Tokens.Revoke(ctxT(t), sourceToken(t, src), ""))
 	sourceToken(t, src)
-	if srv.count() != 5 { // 3 issues, a revoke, an issue
-		t.Errorf("Revoke not followed: %d requests", srv.count())
-	}
+	assert.Equal(t, 5, srv.count(), "Revoke not followed: 3 issues, a revoke, an issue")
 }
 
 // A cache hit allocates nothing, for the token and for the bearer value.
@@ -90,9 +88,9 @@ func TestTokenTransportAllocs(t *testing.T) {
 	tr := src.Transport(base)
 	got := testing.AllocsPerRun(100, func() { _, _ = tr.RoundTrip(req) })
 	assert.LessOrEqual(t, got, baseline, "the transport allocates %v per request, a clone and a header set %v", got, baseline)
-	if sent == req || sent.Header.Get("Authorization") != bearer || sent.Header.Get("Accept") != "application/json" {
-		t.Errorf("sent headers %v", sent.Header)
-	}
+	assert.NotSame(t, req, sent, "the caller's request was sent, not a clone")
+	assert.Equal(t, bearer, sent.Header.Get("Authorization"), "sent headers %v", sent.Header)
+	assert.Equal(t, "application/json", sent.Header.Get("Accept"), "sent headers %v", sent.Header)
 	require.Len(t, req.Header, 2, "the caller's request was modified: %v", req.Header)
 	assert.Empty(t, req.Header.Get("Authorization"), "the caller's request was modified: %v", req.Header)
 }

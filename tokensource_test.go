@@ -3,7 +3,6 @@ package agenttrust_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -254,9 +253,8 @@ func TestTokenSourceValidation(t *testing.T) {
 	src, err := c.Tokens.NewSource(agenttrust.TokenIssueParams{AgentID: "a"})
 	require.NoError(t, err)
 	//lint:ignore SA1012 a nil context is the input under test
-	if _, err := src.Token(nil); !errors.Is(err, agenttrust.ErrValidation) { //nolint:staticcheck
-		t.Errorf("nil ctx: %v", err)
-	}
+	_, err = src.Token(nil) //nolint:staticcheck
+	assert.ErrorIs(t, err, agenttrust.ErrValidation, "nil ctx")
 }
 
 // Neither the source nor its transport shows a token under any verb or in
