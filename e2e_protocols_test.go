@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

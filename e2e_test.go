@@ -3,11 +3,11 @@ package agenttrust
 import (
 	"context"
 	"errors"
-	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

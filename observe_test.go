@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

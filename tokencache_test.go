@@ -200,7 +200,7 @@ func TestCacheCollapsesConcurrentMisses(t *testing.T) {
 	wg.Wait()
 	require.EqualValues(t, 1, srv.count(), "%d issue requests for %d concurrent misses", srv.count(), n)
 	for i := range toks {
-		require.Nil(t, errs[i], "caller %d: %v %v", i, toks[i], errs[i])
+		require.NoError(t, errs[i], "caller %d: %v", i, toks[i])
 		require.Equal(t, toks[0].Token, toks[i].Token, "caller %d: %v %v", i, toks[i], errs[i])
 		if i > 0 {
 			require.NotSame(t, &toks[0].Scopes[0], &toks[i].Scopes[0], "callers share a Scopes array")

@@ -18,7 +18,6 @@ import (
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"github.com/agenttrustid/agenttrust-go/tokenauth"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -232,7 +231,7 @@ func TestTokenSourceConcurrentAndCancelled(t *testing.T) {
 	assert.LessOrEqual(t, d, 250*time.Millisecond, "the cancelled caller waited %v", d)
 	wg.Wait()
 	for i := range toks {
-		require.Nil(t, errs[i], "caller %d: %v", i, errs[i])
+		require.NoError(t, errs[i], "caller %d", i)
 		require.Equal(t, toks[0], toks[i], "caller %d: %v", i, errs[i])
 		require.True(t, strings.HasPrefix(toks[i], "at_"), "caller %d: %v", i, errs[i])
 	}
