@@ -221,3 +221,29 @@ func TestAgentCardPublicKey(t *testing.T) {
 	_, ok = cardWith(t, `{}`).AgentPublicKeyPEM()
 	assert.False(t, ok, "a card without extensions has a key")
 }
+
+// FuzzDecodeAgentCard checks that no reply makes the card decoder or its
+// accessors panic, and that a key it reports is a parsable PEM key. `go test`
+// runs the seed corpus in testdata/fuzz/FuzzDecodeAgentCard.
+func FuzzDecodeAgentCard(f *testing.F) {
+	f.Add([]byte(`{"name": "n", "capabilities": {"extensions": [{"uri": "https://agenttrust.id/ext/trust/v1", "params": {"ati_trust_score": "0.5"}}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		card := new(AgentCard)
+		if err := decodeObject(&response{status: 200, body: data}, card); err != nil {
+			var de *DecodeError
+			require.ErrorAs(t, err, &de, "error %v (%T) is not a *DecodeError", err, err)
+			return
+		}
+		require.NotNil(t, card.Capabilities, "nil capabilities")
+		_ = card.PrimaryURL()
+		_ = card.TrustScore()
+		if p, ok := card.AgentPublicKeyPEM(); ok {
+			block, _ := pem.Decode([]byte(p))
+			require.NotNil(t, block, "bad PEM %q", p)
+			_, err := x509.ParsePKIXPublicKey(block.Bytes)
+			require.NoError(t, err, "PEM key does not parse")
+		} else {
+			require.Empty(t, p, "no key but %q", p)
+		}
+	})
+}

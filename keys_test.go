@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -12,10 +11,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -159,73 +156,18 @@ func TestAgentKeyPairHidesPrivateKey(t *testing.T) {
 	assert.Contains(t, kp.String(), "[redacted]", "String() = %s", kp)
 }
 
-func TestInMemoryKeyStore(t *testing.T) {
-	ctx := context.Background()
-	var ks InMemoryKeyStore // the zero value works
-	_, err := ks.Sign(ctx, "a1", []byte("x"))
-	require.ErrorIs(t, err, ErrKeyNotFound, "Sign(unknown) = %v", err)
-	require.ErrorIs(t, err, ErrAgentTrust, "Sign(unknown) = %v", err)
-	var ae *AgentTrustError
-	_, err = ks.Sign(ctx, "a1", nil)
-	require.ErrorAs(t, err, &ae, "Sign(unknown) = %#v", err)
-	require.Equal(t, CodeKeyNotFound, ae.Code, "Sign(unknown) = %#v", err)
-	require.Contains(t, ae.Error(), `"a1"`, "Sign(unknown) = %#v", err)
-	require.NoError(t, ks.Delete(ctx, "a1"), "Delete(unknown) =")
-	wantValidation(t, ks.Store(ctx, "a1", vecPubPEM), "Store(bad PEM)")
-	wantValidation(t, ks.Store(ctx, "", vecPrivPEM), "Store(no agent)")
-	require.EqualValues(t, 0, ks.Len(), "an invalid key was stored")
-	require.NoError(t, ks.Store(ctx, "a1", vecPrivPEM))
-	sig, err := ks.Sign(ctx, "a1", []byte(vecPoPMessage))
-	require.NoError(t, err)
-	assert.Equal(t, vecPoPSig, base64.RawURLEncoding.EncodeToString(sig), "store signature differs from the vector")
-	body := strings.Split(vecPrivPEM, "\n")[1]
-	seed, _ := hex.DecodeString(vecSeedHex)
-	assertNoSecret(t, "InMemoryKeyStore", &ks, body, string(seed), string(vecKey(t)))
-	var buf bytes.Buffer
-	slog.New(slog.NewJSONHandler(&buf, nil)).Info("store", "ks", &ks)
-	assert.Contains(t, buf.String(), `"keys":1`, "slog: %s", buf.String())
-	require.NoError(t, ks.Delete(ctx, "a1"))
-	_, err = ks.Sign(ctx, "a1", nil)
-	assert.ErrorIs(t, err, ErrKeyNotFound, "Sign after Delete = %v", err)
-}
-
-func TestInMemoryKeyStoreConcurrent(t *testing.T) {
-	ctx := context.Background()
-	ks := NewInMemoryKeyStore()
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			id := []string{"a", "b"}[i%2]
-			for j := 0; j < 50; j++ {
-				_ = ks.Store(ctx, id, vecPrivPEM)
-				if sig, err := ks.Sign(ctx, id, []byte("m")); err == nil {
-					assert.True(t, ed25519.Verify(vecKey(t).Public().(ed25519.PublicKey), []byte("m"), sig), "bad signature")
-				}
-				_ = ks.Delete(ctx, id)
-			}
-		}(i)
-	}
-	wg.Wait()
-}
-
-func TestKeyStoreErrWrapping(t *testing.T) {
-	foreign := errors.New("dbus: no secret service")
-	err := keyStoreErr("signing", foreign)
-	var ae *AgentTrustError
-	require.ErrorAs(t, err, &ae, "foreign: %#v", err)
-	assert.Equal(t, CodeKeyStore, ae.Code, "foreign: %#v", err)
-	assert.EqualValues(t, 0, ae.Status, "foreign: %#v", err)
-	assert.ErrorIs(t, err, ErrKeyStore, "foreign: %#v", err)
-	assert.ErrorIs(t, err, foreign, "foreign: %#v", err)
-	assert.NotErrorIs(t, err, ErrNetwork, "foreign: %#v", err)
-	err = keyStoreErr("signing", NewKeyNotFoundError("a1"))
-	assert.ErrorIs(t, err, ErrKeyNotFound, "not found: %#v", err)
-	assert.ErrorIs(t, err, ErrKeyStore, "not found: %#v", err)
-	require.ErrorAs(t, err, &ae, "not found: %#v", err)
-	assert.Equal(t, CodeKeyNotFound, ae.Code, "not found: %#v", err)
-	err = keyStoreErr("signing", validationErr("bad"))
-	assert.ErrorIs(t, err, ErrValidation, "validation: %#v", err)
-	assert.ErrorIs(t, err, ErrKeyStore, "validation: %#v", err)
+// FuzzParseKeyPEM checks that no input makes the key parsers panic, and
+// that whatever they accept is a usable Ed25519 key.
+func FuzzParseKeyPEM(f *testing.F) {
+	f.Add(vecPrivPEM)
+	f.Add(vecPubPEM)
+	f.Add("-----BEGIN PRIVATE KEY-----\n\n-----END PRIVATE KEY-----\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		if priv, err := ParsePrivateKeyPEM(s); err == nil {
+			assert.Len(t, priv, 64, "accepted a %d-byte private key", len(priv))
+		}
+		if pub, err := ParsePublicKeyPEM(s); err == nil {
+			assert.Len(t, pub, 32, "accepted a %d-byte public key", len(pub))
+		}
+	})
 }

@@ -156,3 +156,43 @@ func TestEnumerationsPassThrough(t *testing.T) {
 		require.True(t, strings.HasPrefix(string(b), `{"event_type":"`+string(et)+`","tool_name":"t"`), "%s: %s %v", et, b, err)
 	}
 }
+
+// FuzzDecodeModels checks that no reply makes the model decoders panic, and
+// that every failure is one of the SDK's typed errors. `go test` runs the
+// seed corpus in testdata/fuzz/FuzzDecodeModels.
+func FuzzDecodeModels(f *testing.F) {
+	f.Add([]byte(`{"id": "x", "created_at": "2026-03-01T10:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		resp := &response{status: 200, body: data}
+		check := func(err error) {
+			if err == nil {
+				return
+			}
+			var de *DecodeError
+			require.ErrorAs(t, err, &de, "error %v (%T) is not a *DecodeError", err, err)
+			require.ErrorIs(t, err, ErrDecode, "error %v (%T) is not a *DecodeError", err, err)
+		}
+		check(decodeObject(resp, new(MCPServer)))
+		check(decodeObject(resp, new(SIEMDestination)))
+		check(decodeObject(resp, new(SIEMDeliveryRecord)))
+		check(decodeObject(resp, new(FederationIntrospectionResult)))
+		check(decodeObject(resp, new(IDTokenResponse)))
+		check(decodeObject(resp, new(Session)))
+		check(decodeWrapped(resp, "delegation", new(Delegation)))
+		check(decodeWrapped(resp, "provider", new(FederationProvider)))
+		_, err := decodeList[MCPServer](resp, "servers", "")
+		check(err)
+		_, err = decodeList[Delegation](resp, "delegations", "")
+		check(err)
+		_, err = decodeList[FederationProvider](resp, "providers", "provider")
+		check(err)
+		_, err = decodeList[SIEMDestination](resp, "destinations", "")
+		check(err)
+		_, err = decodeList[SIEMDeliveryRecord](resp, "logs", "")
+		check(err)
+		var d SIEMDestination
+		if decodeObject(resp, &d) == nil {
+			_ = d.String()
+		}
+	})
+}
