@@ -337,8 +337,6 @@ func checkHeaders(t testing.TB, r recReq, key string) {
 	}
 }
 
-func jsonDecode(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }
-
 // bodyMap decodes the request body into a map keyed by wire names, with
 // numbers as float64.
 func (r recReq) bodyMap(t testing.TB) map[string]any {
