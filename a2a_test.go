@@ -134,7 +134,7 @@ func TestJSONRPCErrors(t *testing.T) {
 				assert.Equal(t, tc.rpcMessage, rpc.RPCMessage, "got code %d message %q/%q data %q", rpc.RPCCode, rpc.RPCMessage, e.Message, rpc.RPCData)
 				assert.Equal(t, tc.message, e.Message, "got code %d message %q/%q data %q", rpc.RPCCode, rpc.RPCMessage, e.Message, rpc.RPCData)
 				assert.Equal(t, tc.data, string(rpc.RPCData), "got code %d message %q/%q data %q", rpc.RPCCode, rpc.RPCMessage, e.Message, rpc.RPCData)
-				assert.EqualValues(t, 200, e.Status, "status %d request %q body %q", e.Status, e.RequestID, e.Body)
+				assert.Equal(t, 200, e.Status, "status %d request %q body %q", e.Status, e.RequestID, e.Body)
 				assert.Equal(t, "req-7", e.RequestID, "status %d request %q body %q", e.Status, e.RequestID, e.Body)
 				assert.Equal(t, tc.body, string(e.Body), "status %d request %q body %q", e.Status, e.RequestID, e.Body)
 			}

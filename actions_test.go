@@ -23,7 +23,7 @@ func TestCheckSummaryTruncatedByRunes(t *testing.T) {
 		require.True(t, utf8.Valid(body), "body is not valid UTF-8")
 		got, ok := decodeMap(t, body)["action_input_summary"].(string)
 		require.True(t, ok, "action_input_summary missing: %s", body)
-		assert.EqualValues(t, 200, utf8.RuneCountInString(got), "%q x300 arrived as %d runes (%d bytes)", r, utf8.RuneCountInString(got), len(got))
+		assert.Equal(t, 200, utf8.RuneCountInString(got), "%q x300 arrived as %d runes (%d bytes)", r, utf8.RuneCountInString(got), len(got))
 		assert.Equal(t, strings.Repeat(r, 200), got, "%q x300 arrived as %d runes (%d bytes)", r, utf8.RuneCountInString(got), len(got))
 		assert.True(t, utf8.ValidString(got), "%q x300 arrived as %d runes (%d bytes)", r, utf8.RuneCountInString(got), len(got))
 	}
@@ -104,7 +104,7 @@ func TestActionCheckLenientFields(t *testing.T) {
 	r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"})
 	require.NoError(t, err, "%+v %v logs %q", r, err, logs.String())
 	require.True(t, r.Allowed, "%+v %v logs %q", r, err, logs.String())
-	require.EqualValues(t, 0, logs.Len(), "%+v %v logs %q", r, err, logs.String())
+	require.Equal(t, 0, logs.Len(), "%+v %v logs %q", r, err, logs.String())
 	// The strict decision rejects a non-boolean "allowed" through
 	// json.Unmarshal as well.
 	var m ActionCheckResult
@@ -164,5 +164,5 @@ func TestCheckBodyOneAllocation(t *testing.T) {
 	b := actionCheckBody{AgentID: "agent-123", SessionID: "sess-1", ActionName: "read_file", ActionSource: "api",
 		InputSummary: strings.Repeat("é", 200), ActionEffect: EffectRead}
 	n := testing.AllocsPerRun(100, func() { b.appendJSON(nil) })
-	assert.EqualValues(t, 1, n, "appendJSON allocates %v times, want 1", n)
+	assert.Equal(t, 1.0, n, "appendJSON allocates %v times, want 1", n)
 }

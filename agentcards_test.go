@@ -60,7 +60,7 @@ func TestAgentCardsWire(t *testing.T) {
 			assert.Equal(t, "https://docs", card.DocumentationURL, "card = %+v", card)
 			assert.Equal(t, "https://icon", card.IconURL, "card = %+v", card)
 			assert.Equal(t, "http://gw/a2a/agents/a1", card.PrimaryURL(), "PrimaryURL = %q", card.PrimaryURL())
-			assert.EqualValues(t, 0.87, card.TrustScore(), "TrustScore = %v", card.TrustScore())
+			assert.Equal(t, 0.87, card.TrustScore(), "TrustScore = %v", card.TrustScore())
 			_, ok := card.AgentPublicKeyPEM()
 			assert.True(t, ok, "no agent key")
 			assert.Len(t, card.Skills, 1, "raw members lost: %+v", card)
@@ -83,7 +83,7 @@ func TestAgentCardDecoding(t *testing.T) {
 		assert.Nil(t, card.Provider, "%q: card = %+v", body, card)
 		assert.Nil(t, card.SecuritySchemes, "%q: card = %+v", body, card)
 		assert.Empty(t, card.PrimaryURL(), "%q: card = %+v", body, card)
-		assert.EqualValues(t, 0, card.TrustScore(), "%q: card = %+v", body, card)
+		assert.Equal(t, 0.0, card.TrustScore(), "%q: card = %+v", body, card)
 	}
 	for _, body := range []string{"[]", `"card"`, "{", `{"name": 5}`, `{"skills": {}}`} {
 		srv := newScriptServer(t, scriptReply{body: body})

@@ -114,9 +114,9 @@ func TestAgentsCreateGeneratesKeyLocally(t *testing.T) {
 	b, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot2"})
 	require.NoError(t, err)
 	assert.Equal(t, "ECHO", b.PublicKey, "second agent: %v", b)
-	assert.NotEqualValues(t, a.PrivateKey, b.PrivateKey, "second agent: %v", b)
+	assert.NotEqual(t, a.PrivateKey, b.PrivateKey, "second agent: %v", b)
 	assert.NotEmpty(t, b.PrivateKey, "second agent: %v", b)
-	assert.EqualValues(t, 1, ks.Len(), "a store that was not asked for was filled")
+	assert.Equal(t, 1, ks.Len(), "a store that was not asked for was filled")
 }
 
 func TestAgentsCreateValidatesPublicKeyBeforeIO(t *testing.T) {
@@ -135,7 +135,7 @@ func TestAgentsCreateValidatesPublicKeyBeforeIO(t *testing.T) {
 	_, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot", PublicKey: vecPubPEM, KeyStore: NewInMemoryKeyStore()})
 	wantValidation(t, err, "KeyStore with PublicKey")
 	n := srv.count()
-	require.EqualValues(t, 0, n, "%d requests sent for invalid input", n)
+	require.Equal(t, 0, n, "%d requests sent for invalid input", n)
 	a, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot", PublicKey: vecPubPEM})
 	require.NoError(t, err)
 	assert.Empty(t, a.PrivateKey, "caller key: the SDK invented key fields: %v", a)
@@ -166,7 +166,7 @@ func TestAgentsCreateKeyStoreFailureKeepsKey(t *testing.T) {
 	ks := NewInMemoryKeyStore()
 	_, err = c.Agents.Create(ctxT(t), AgentCreateParams{Name: "bot", KeyStore: ks})
 	assert.Error(t, err, "failed create: err %v, stored %d", err, ks.Len())
-	assert.EqualValues(t, 0, ks.Len(), "failed create: err %v, stored %d", err, ks.Len())
+	assert.Equal(t, 0, ks.Len(), "failed create: err %v, stored %d", err, ks.Len())
 }
 
 func TestAgentHidesPrivateKey(t *testing.T) {

@@ -281,7 +281,7 @@ func BenchmarkTokenCacheHit(b *testing.B) {
 		require.NoError(b, err)
 	}
 	b.StopTimer()
-	require.EqualValues(b, 1, srv.count(), "%d issue requests", srv.count())
+	require.Equal(b, 1, srv.count(), "%d issue requests", srv.count())
 }
 
 // BenchmarkTokenCopyFloor is the one piece of work a cache hit cannot skip:
@@ -633,7 +633,7 @@ func BenchmarkIdentityPaired(b *testing.B) {
 		p.AgentID = a.ID
 		paired(b, plain, cred, p)
 		n := len(srv.DPoPProofs())
-		require.NotEqualValues(b, 0, n, "the fake did not accept the proofs")
+		require.NotEqual(b, 0, n, "the fake did not accept the proofs")
 		require.True(b, srv.DPoPProofs()[n-1].Accepted, "the fake did not accept the proofs")
 	})
 }

@@ -248,7 +248,7 @@ func TestInsecureLogsWarningOnlyWhenAsked(t *testing.T) {
 	l := slog.New(slog.NewTextHandler(&logs, nil))
 	_, err := New(WithLogger(l))
 	require.NoError(t, err)
-	assert.EqualValues(t, 0, logs.Len(), "logged without insecure: %q", logs.String())
+	assert.Equal(t, 0, logs.Len(), "logged without insecure: %q", logs.String())
 	_, err = New(WithLogger(l), WithInsecureSkipVerify(), WithAPIKey(testKey))
 	require.NoError(t, err)
 	assert.Contains(t, logs.String(), "WARN", "log %q", logs.String())
@@ -272,18 +272,18 @@ func TestWithHTTPClientCopiesAndNeverMutates(t *testing.T) {
 	_, err := c.Health(ctxT(t))
 	var ae *AgentTrustError
 	require.ErrorAs(t, err, &ae, "redirect: %v", err)
-	require.EqualValues(t, 302, ae.Status, "redirect: %v", err)
+	require.Equal(t, 302, ae.Status, "redirect: %v", err)
 	require.Equal(t, "HTTP_302", ae.Code, "redirect: %v", err)
 	assert.EqualValues(t, 1, calls.Load(), "caller's transport used %d times, want 1", calls.Load())
 	assert.Nil(t, hc.CheckRedirect, "caller's client was modified: %+v", hc)
 	assert.Equal(t, time.Minute, hc.Timeout, "caller's client was modified: %+v", hc)
 	assert.Nil(t, hc.Jar, "caller's client was modified: %+v", hc)
-	assert.EqualValues(t, 0, redirected.count(), "redirect followed")
+	assert.Equal(t, 0, redirected.count(), "redirect followed")
 	// The caller's client still follows redirects on its own.
 	resp, err := hc.Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
-	assert.EqualValues(t, 1, redirected.count(), "caller's client no longer follows redirects")
+	assert.Equal(t, 1, redirected.count(), "caller's client no longer follows redirects")
 }
 
 func TestSetAPIKey(t *testing.T) {
@@ -372,7 +372,7 @@ func TestAPIKeyWithControlCharacter(t *testing.T) {
 		assertNoSecret(t, "Health", err, strings.TrimSpace(bad))
 	}
 	n := srv.count()
-	assert.EqualValues(t, 0, n, "%d requests sent", n)
+	assert.Equal(t, 0, n, "%d requests sent", n)
 	c.SetAPIKey("sk_with\ttab")
 	_, err = c.Health(ctxT(t))
 	require.NoError(t, err)

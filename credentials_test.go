@@ -74,7 +74,7 @@ func TestCredentialsSenderConstrainedCheck(t *testing.T) {
 		require.True(t, res.Allowed, "check %d: %v %v", i, res, err)
 	}
 	n := len(e.srv.WIMSETokens())
-	assert.EqualValues(t, 1, n, "%d WIMSE tokens issued, want 1 (cached)", n)
+	assert.Equal(t, 1, n, "%d WIMSE tokens issued, want 1 (cached)", n)
 	pops := e.srv.PoPProofs()
 	require.Len(t, pops, 1, "proofs of possession: %+v", pops)
 	assert.True(t, pops[0].Accepted, "proofs of possession: %+v", pops)
@@ -130,14 +130,14 @@ func TestCredentialsOneRefreshForConcurrentChecks(t *testing.T) {
 	}
 	wg.Wait()
 	n := len(e.srv.WIMSETokens())
-	assert.EqualValues(t, 1, n, "%d WIMSE tokens for 100 concurrent checks, want 1", n)
+	assert.Equal(t, 1, n, "%d WIMSE tokens for 100 concurrent checks, want 1", n)
 	challenges := 0
 	for _, r := range e.srv.Requests() {
 		if strings.HasSuffix(r.Path, "/challenge") {
 			challenges++
 		}
 	}
-	assert.EqualValues(t, 1, challenges, "%d challenges, want 1", challenges)
+	assert.Equal(t, 1, challenges, "%d challenges, want 1", challenges)
 	jtis := map[string]bool{}
 	for _, p := range e.srv.DPoPProofs() {
 		assert.True(t, p.Accepted, "proof %+v", p)
@@ -159,12 +159,12 @@ func TestCredentialsRefreshAtThreshold(t *testing.T) {
 	_, err = e.check(ctxT(t))
 	require.NoError(t, err)
 	n := len(e.srv.WIMSETokens())
-	require.EqualValues(t, 1, n, "refreshed %d s before the margin", 1)
+	require.Equal(t, 1, n, "refreshed %d s before the margin", 1)
 	e.srv.Advance(time.Second)
 	_, err = e.check(ctxT(t))
 	require.NoError(t, err)
 	n = len(e.srv.WIMSETokens())
-	require.EqualValues(t, 2, n, "%d tokens at the threshold, want 2", n)
+	require.Equal(t, 2, n, "%d tokens at the threshold, want 2", n)
 	tok, err := e.creds.Token(ctxT(t))
 	require.NoError(t, err, "Token() is not the new token")
 	assert.Equal(t, e.srv.WIMSETokens()[1].Token, tok, "Token() is not the new token: %v", err)
@@ -175,15 +175,15 @@ func TestCredentialsRecoverFromEarlyRevocation(t *testing.T) {
 	_, err := e.check(ctxT(t))
 	require.NoError(t, err)
 	n := e.srv.RevokeWIMSETokens(e.agent.ID)
-	require.EqualValues(t, 1, n, "revoked %d", n)
+	require.Equal(t, 1, n, "revoked %d", n)
 	e.srv.ClearRequests()
 	res, err := e.check(ctxT(t))
 	require.NoError(t, err, "check after revocation: %v", res)
 	require.True(t, res.Allowed, "check after revocation: %v %v", res, err)
 	checks := e.checkRequests()
 	require.Len(t, checks, 2, "want one retry with a new token and proof, got %d checks", len(checks))
-	require.NotEqualValues(t, checks[1].Header.Get("DPoP"), checks[0].Header.Get("DPoP"), "want one retry with a new token and proof, got %d checks", len(checks))
-	require.NotEqualValues(t, checks[1].Header.Get("Authorization"), checks[0].Header.Get("Authorization"), "want one retry with a new token and proof, got %d checks", len(checks))
+	require.NotEqual(t, checks[1].Header.Get("DPoP"), checks[0].Header.Get("DPoP"), "want one retry with a new token and proof, got %d checks", len(checks))
+	require.NotEqual(t, checks[1].Header.Get("Authorization"), checks[0].Header.Get("Authorization"), "want one retry with a new token and proof, got %d checks", len(checks))
 	rej := e.srv.IdentityRejections()
 	require.Len(t, rej, 1, "rejections %+v", rej)
 	assert.Equal(t, agenttrusttest.ReasonTokenRevoked, rej[0].Reason, "rejections %+v", rej)
@@ -193,7 +193,7 @@ func TestCredentialsRecoverFromEarlyRevocation(t *testing.T) {
 	_, err = e.check(ctxT(t))
 	assert.ErrorIs(t, err, ErrAuthentication, "refused twice: %v", err)
 	n = len(e.checkRequests())
-	assert.EqualValues(t, 2, n, "%d check requests, want 2", n)
+	assert.Equal(t, 2, n, "%d check requests, want 2", n)
 }
 
 func TestCredentialsRetryCarriesNewProof(t *testing.T) {
@@ -207,7 +207,7 @@ func TestCredentialsRetryCarriesNewProof(t *testing.T) {
 	require.Len(t, checks, 2, "%d check requests, want 2", len(checks))
 	p1, p2 := checks[0].Header.Get("DPoP"), checks[1].Header.Get("DPoP")
 	assert.NotEmpty(t, p1, "the retry after 503 reused the proof")
-	assert.NotEqualValues(t, p2, p1, "the retry after 503 reused the proof")
+	assert.NotEqual(t, p2, p1, "the retry after 503 reused the proof")
 	assert.Equal(t, checks[1].Header.Get("Authorization"), checks[0].Header.Get("Authorization"), "the token changed on a transport retry")
 	assert.Empty(t, e.srv.IdentityRejections(), "rejections %+v", e.srv.IdentityRejections())
 	tok := e.srv.WIMSETokens()[0].Token
@@ -245,13 +245,13 @@ func TestCredentialsCancelledWaiterReturnsAtOnce(t *testing.T) {
 	assert.LessOrEqual(t, d, 200*time.Millisecond, "cancelled waiter returned %v after its context ended", d)
 	require.NoError(t, <-done, "the other waiter")
 	n := len(e.srv.WIMSETokens())
-	assert.EqualValues(t, 1, n, "%d tokens", n)
+	assert.Equal(t, 1, n, "%d tokens", n)
 	// A caller whose context is already done does not start a refresh.
 	e.creds.Invalidate()
 	_, err = e.creds.Token(ctx)
 	assert.ErrorIs(t, err, context.Canceled, "done ctx: %v", err)
 	n = len(e.srv.WIMSETokens())
-	assert.EqualValues(t, 1, n, "a done context started a refresh")
+	assert.Equal(t, 1, n, "a done context started a refresh")
 }
 
 func TestCredentialFailuresSendNoCheck(t *testing.T) {
@@ -264,7 +264,7 @@ func TestCredentialFailuresSendNoCheck(t *testing.T) {
 	require.ErrorIs(t, err, ErrKeyStore, "missing key: %v", err)
 	require.NotErrorIs(t, err, ErrNetwork, "missing key: %v", err)
 	n := len(e.checkRequests())
-	assert.EqualValues(t, 0, n, "%d check requests after a credential failure", n)
+	assert.Equal(t, 0, n, "%d check requests after a credential failure", n)
 	require.NoError(t, e.ks.Store(ctxT(t), e.agent.ID, e.agent.PrivateKey))
 	_, err = e.check(ctxT(t))
 	require.NoError(t, err, "after restoring the key")
@@ -276,7 +276,7 @@ func TestCredentialFailuresSendNoCheck(t *testing.T) {
 	_, err = e.check(ctxT(t))
 	require.ErrorAs(t, err, &ae, "403 on token: %v", err)
 	n = len(e.checkRequests())
-	assert.EqualValues(t, 0, n, "%d check requests after a refused token", n)
+	assert.Equal(t, 0, n, "%d check requests after a refused token", n)
 	_, err = e.check(ctxT(t))
 	require.NoError(t, err, "not retried after the failure")
 	// A challenge reply without a nonce is never signed.
@@ -297,7 +297,7 @@ func TestCredentialsKeyPairCheckedAtFirstRefresh(t *testing.T) {
 	_, err = bad.Token(ctxT(t))
 	wantValidation(t, err, "mismatched key pair")
 	n := len(e.srv.PoPProofs())
-	assert.EqualValues(t, 0, n, "%d proofs sent with a mismatched key pair", n)
+	assert.Equal(t, 0, n, "%d proofs sent with a mismatched key pair", n)
 }
 
 func TestCredentialsValidation(t *testing.T) {
@@ -341,7 +341,7 @@ func TestCredentialedCheckErrorsHideSecrets(t *testing.T) {
 	_, err = c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1", ToolName: "x"})
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve, "err = %v", err)
-	require.EqualValues(t, 400, ve.Status, "err = %v", err)
+	require.Equal(t, 400, ve.Status, "err = %v", err)
 	var proof string
 	for _, r := range srv.requests() {
 		if p := r.Header.Get("Dpop"); p != "" {
@@ -396,7 +396,7 @@ func TestCredentialsExpiryRules(t *testing.T) {
 		require.NoError(t, err, "call %d: %q", i, tok)
 		require.Equal(t, fmt.Sprintf("tok-%d", i), tok, "call %d: %q %v", i, tok, err)
 	}
-	assert.EqualValues(t, 3, issued(), "%d tokens issued for 3 calls inside the margin, want 3", issued())
+	assert.Equal(t, 3, issued(), "%d tokens issued for 3 calls inside the margin, want 3", issued())
 	// The refresh sends the audience and TTL, and neither service_name nor
 	// environment.
 	for _, r := range srv.requests() {
@@ -419,11 +419,11 @@ func TestCredentialsExpiryRules(t *testing.T) {
 			_, err := ac.Token(ctxT(t))
 			require.NoError(t, err)
 		}
-		assert.EqualValues(t, 1, issued(), "expires_at %q: %d tokens within 239 s, want 1", exp, issued())
+		assert.Equal(t, 1, issued(), "expires_at %q: %d tokens within 239 s, want 1", exp, issued())
 		clk.Advance(time.Second)
 		tok, _ := ac.Token(ctxT(t))
 		assert.Equal(t, "tok-2", tok, "expires_at %q: not refreshed at 240 s", exp)
-		assert.EqualValues(t, 2, issued(), "expires_at %q: not refreshed at 240 s", exp)
+		assert.Equal(t, 2, issued(), "expires_at %q: not refreshed at 240 s", exp)
 	}
 
 	// A zone-less expiry is UTC: 90 s away, so cached; 60 s away, refreshed.
@@ -433,10 +433,10 @@ func TestCredentialsExpiryRules(t *testing.T) {
 	require.NoError(t, err)
 	clk.Advance(29 * time.Second)
 	_, _ = ac.Token(ctxT(t))
-	assert.EqualValues(t, 1, issued(), "zone-less expiry: %d tokens at 61 s before expiry", issued())
+	assert.Equal(t, 1, issued(), "zone-less expiry: %d tokens at 61 s before expiry", issued())
 	clk.Advance(time.Second)
 	_, _ = ac.Token(ctxT(t))
-	assert.EqualValues(t, 2, issued(), "zone-less expiry: %d tokens at 60 s before expiry", issued())
+	assert.Equal(t, 2, issued(), "zone-less expiry: %d tokens at 60 s before expiry", issued())
 }
 
 // hangingSigner is a key store whose proof-of-possession signatures never

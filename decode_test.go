@@ -176,7 +176,7 @@ func TestModelTimestampsLenient(t *testing.T) {
 				keys = append(keys, strings.Split(f.Tag.Get("json"), ",")[0])
 			}
 		}
-		assert.NotEqualValues(t, 0, len(keys), "%s has no time.Time field", typ)
+		assert.NotEqual(t, 0, len(keys), "%s has no time.Time field", typ)
 		for _, raw := range []string{`"2026-03-01 10:00:00"`, `"garbage"`, `5`, `{"a":1}`, `""`} {
 			obj := map[string]json.RawMessage{}
 			for _, k := range keys {
@@ -225,7 +225,7 @@ func TestUnmarshalModel(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(`{"name":"n","when":"2026-03-01T10:00:00+02:00","Skipped":"x"}`), &p))
 	require.Equal(t, "n", p.Name, "got %+v", p)
 	require.Equal(t, "default", p.Kind, "got %+v", p)
-	require.EqualValues(t, 7, p.private, "got %+v", p)
+	require.Equal(t, 7, p.private, "got %+v", p)
 	require.True(t, p.Skipped.IsZero(), "got %+v", p)
 	require.True(t, p.When.Equal(time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)), "got %+v", p)
 	// A wrong type elsewhere is still an error, and what was decoded stays.

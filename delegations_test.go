@@ -107,6 +107,6 @@ func TestDelegationsListRevokeSession(t *testing.T) {
 	assert.Equal(t, "sess-1", s.SessionID, "session = %+v", s)
 	assert.Equal(t, SessionSourceA2A, s.Source, "session = %+v", s)
 	assert.Equal(t, "del-3", s.DelegationID, "session = %+v", s)
-	assert.EqualValues(t, 2, s.TotalCalls, "session = %+v", s)
+	assert.Equal(t, 2, s.TotalCalls, "session = %+v", s)
 	assert.False(t, s.CreatedAt.IsZero(), "session = %+v", s)
 }

@@ -38,7 +38,7 @@ func TestE2EAgentCards(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "carded", card.Name, "card %s: url %q score %v", card.Name, card.PrimaryURL(), card.TrustScore())
 	assert.True(t, strings.HasSuffix(card.PrimaryURL(), "/a2a/agents/"+id), "card %s: url %q score %v", card.Name, card.PrimaryURL(), card.TrustScore())
-	assert.EqualValues(t, 0.9, card.TrustScore(), "card %s: url %q score %v", card.Name, card.PrimaryURL(), card.TrustScore())
+	assert.Equal(t, 0.9, card.TrustScore(), "card %s: url %q score %v", card.Name, card.PrimaryURL(), card.TrustScore())
 	got, ok := card.AgentPublicKeyPEM()
 	assert.True(t, ok, "agent key %q, %v; want %q", got, ok, pubPEM)
 	assert.Equal(t, pubPEM, got, "agent key %q, %v; want %q", got, ok, pubPEM)
@@ -56,7 +56,7 @@ func TestE2EAgentCards(t *testing.T) {
 	require.NoError(t, err)
 	pubCard, err := anon.AgentCards.GetPublic(ctx, id)
 	require.NoError(t, err)
-	assert.NotEqualValues(t, 0, len(pubCard.Signatures), "published card has no signatures")
+	assert.NotEqual(t, 0, len(pubCard.Signatures), "published card has no signatures")
 	_, err = c.AgentCards.Get(ctx, "no-such-agent")
 	assert.ErrorIs(t, err, ErrNotFound, "unknown agent: %v", err)
 }
@@ -82,14 +82,14 @@ func TestE2EA2A(t *testing.T) {
 	_, err = c.A2A.CancelTask(ctx, task.ID)
 	var rpc *JSONRPCError
 	require.ErrorAs(t, err, &rpc, "second cancel: %v", err)
-	assert.NotEqualValues(t, 0, rpc.RPCCode, "second cancel: %v", err)
+	assert.NotEqual(t, 0, rpc.RPCCode, "second cancel: %v", err)
 	assert.NotEmpty(t, rpc.RPCMessage, "second cancel: %v", err)
 	_, err = c.A2A.GetTask(ctx, "task-missing")
 	require.ErrorAs(t, err, &rpc, "unknown task: %v", err)
 	assert.Contains(t, rpc.Message, "not found", "unknown task: %v", err)
 	_, err = c.A2A.SendTask(ctx, A2ASendTaskParams{SourceAgentID: a1, TargetAgentID: "nobody", Message: "m"})
 	require.ErrorAs(t, err, &rpc, "unknown target: %v", err)
-	assert.EqualValues(t, -32602, rpc.RPCCode, "unknown target: %v", err)
+	assert.Equal(t, -32602, rpc.RPCCode, "unknown target: %v", err)
 
 	mt, err := c.A2A.SendMessage(ctx, a2, A2ASendMessageParams{Text: "hello"})
 	require.NoError(t, err)
@@ -97,8 +97,8 @@ func TestE2EA2A(t *testing.T) {
 	assert.NotEmpty(t, mt.ContextID, "message task = %+v", mt)
 	assert.Equal(t, "completed", mt.State, "message task = %+v", mt)
 	assert.NotEmpty(t, mt.StatusTimestamp, "message task = %+v", mt)
-	assert.NotEqualValues(t, 0, len(mt.History), "message task = %+v", mt)
-	assert.NotEqualValues(t, 0, len(mt.Artifacts), "message task = %+v", mt)
+	assert.NotEqual(t, 0, len(mt.History), "message task = %+v", mt)
+	assert.NotEqual(t, 0, len(mt.Artifacts), "message task = %+v", mt)
 	assert.Contains(t, string(mt.Raw), "echo: hello", "raw %s", mt.Raw)
 	next, err := c.A2A.SendMessage(ctx, a2, A2ASendMessageParams{Text: "again", TaskID: mt.ID, MessageID: "m-2"})
 	require.NoError(t, err, "continued task: %+v", next)
@@ -186,7 +186,7 @@ func TestE2EMCP(t *testing.T) {
 	_, err = c.MCP.CallTool(ctx, reg.ID, MCPCallToolParams{AgentID: agent, Method: "tools/call", Params: map[string]any{"name": "rm"}})
 	var rpc *JSONRPCError
 	require.ErrorAs(t, err, &rpc, "upstream JSON-RPC error: %v (%+v)", err, rpc)
-	assert.EqualValues(t, -32602, rpc.RPCCode, "upstream JSON-RPC error: %v (%+v)", err, rpc)
+	assert.Equal(t, -32602, rpc.RPCCode, "upstream JSON-RPC error: %v (%+v)", err, rpc)
 	assert.Equal(t, "unknown tool rm", rpc.RPCMessage, "upstream JSON-RPC error: %v (%+v)", err, rpc)
 	assert.Equal(t, `{"tool":"rm"}`, string(rpc.RPCData), "upstream JSON-RPC error: %v (%+v)", err, rpc)
 	up.mu.Lock()
@@ -217,7 +217,7 @@ func TestE2EMCP(t *testing.T) {
 	_, err = c2.MCP.CallTool(ctx, reg2.ID, MCPCallToolParams{AgentID: agent2, Method: "tools/list"})
 	wantCode(t, err, "HTTP_503")
 	n := len(srv2.Requests())
-	assert.EqualValues(t, 1, n, "call_tool sent %d times", n)
+	assert.Equal(t, 1, n, "call_tool sent %d times", n)
 }
 
 func TestE2EDelegations(t *testing.T) {
@@ -328,7 +328,7 @@ func TestE2EFederation(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, idt.IDToken, "id token = %v", idt)
 	assert.Equal(t, idt.IDToken, idt.Token, "id token = %v", idt)
-	assert.EqualValues(t, 300, idt.ExpiresIn, "id token = %v", idt)
+	assert.Equal(t, 300, idt.ExpiresIn, "id token = %v", idt)
 	assert.False(t, idt.ExpiresAt.IsZero(), "id token = %v", idt)
 	res, err = c.Federation.IntrospectToken(ctx, FederationIntrospectParams{Token: idt.IDToken})
 	require.NoError(t, err, "issued token introspection: %+v", res)
@@ -378,7 +378,7 @@ func TestE2EStreaming(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, dest.ID, "destination = %v", dest)
 	assert.Equal(t, rcv.URL, dest.EndpointURL, "destination = %v", dest)
-	assert.EqualValues(t, 10, dest.BatchSize, "destination = %v", dest)
+	assert.Equal(t, 10, dest.BatchSize, "destination = %v", dest)
 	assert.True(t, dest.IsActive, "destination = %v", dest)
 
 	res, err := c.Streaming.Test(ctx, dest.ID)
@@ -406,18 +406,18 @@ func TestE2EStreaming(t *testing.T) {
 		assert.NotEmpty(t, l.ID, "record %+v", l)
 		statuses[l.Status] = l.StatusCode
 	}
-	assert.EqualValues(t, 200, statuses["success"], "delivery statuses %v", statuses)
-	assert.EqualValues(t, 500, statuses["failed"], "delivery statuses %v", statuses)
+	assert.Equal(t, 200, statuses["success"], "delivery statuses %v", statuses)
+	assert.Equal(t, 500, statuses["failed"], "delivery statuses %v", statuses)
 
 	upd, err := c.Streaming.Update(ctx, dest.ID, StreamingUpdateParams{IsActive: Ptr(false), BatchSize: Ptr(0)})
 	require.NoError(t, err)
 	assert.False(t, upd.IsActive, "updated = %v", upd)
-	assert.EqualValues(t, 0, upd.BatchSize, "updated = %v", upd)
+	assert.Equal(t, 0, upd.BatchSize, "updated = %v", upd)
 	assert.Equal(t, "loopback", upd.Name, "updated = %v", upd)
 	got, err := c.Streaming.Get(ctx, dest.ID)
 	require.NoError(t, err, "get after update: %v", got)
 	assert.False(t, got.IsActive, "get after update: %v, %v", got, err)
-	assert.EqualValues(t, 0, got.BatchSize, "get after update: %v, %v", got, err)
+	assert.Equal(t, 0, got.BatchSize, "get after update: %v, %v", got, err)
 	list, err := c.Streaming.List(ctx, StreamingListParams{})
 	require.NoError(t, err, "list: %v", list)
 	assert.Len(t, list, 1, "list: %v, %v", list, err)
@@ -455,6 +455,6 @@ func TestE2EHostileIDs(t *testing.T) {
 		_, err := c.AgentCards.Publish(ctx, id)
 		wantCode(t, err, CodeValidation)
 		n := len(srv.Requests())
-		assert.EqualValues(t, 0, n, "%q: %d requests", id, n)
+		assert.Equal(t, 0, n, "%q: %d requests", id, n)
 	}
 }

@@ -144,14 +144,14 @@ func TestFakeGatewayFaults(t *testing.T) {
 	require.NoError(t, err, "check after two 503s: %+v", r)
 	require.True(t, r.Allowed, "check after two 503s: %+v %v", r, err)
 	n := len(srv.Requests())
-	assert.EqualValues(t, 3, n, "%d requests, want 3", n)
+	assert.Equal(t, 3, n, "%d requests, want 3", n)
 
 	srv.InjectFault("POST /api/v1/agents", agenttrusttest.Fault{Status: 503, Times: 1})
 	srv.ClearRequests()
 	_, err = c.Agents.Create(ctx, AgentCreateParams{Name: "x"})
 	require.Error(t, err, "create succeeded through a 503")
 	n = len(srv.Requests())
-	assert.EqualValues(t, 1, n, "create re-sent: %d requests", n)
+	assert.Equal(t, 1, n, "create re-sent: %d requests", n)
 
 	srv.InjectFault("POST /api/v1/agent-tokens/issue", agenttrusttest.Fault{Drop: true, Times: 1})
 	srv.ClearRequests()

@@ -71,7 +71,7 @@ func TestJSONRPCError(t *testing.T) {
 	onlySentinel(t, err, ErrJSONRPC)
 	var je *JSONRPCError
 	require.ErrorAs(t, err, &je, "As JSONRPCError: %v", je)
-	assert.EqualValues(t, -32602, je.RPCCode, "As JSONRPCError: %v", je)
+	assert.Equal(t, -32602, je.RPCCode, "As JSONRPCError: %v", je)
 }
 
 func TestNetworkErrorWrapsContext(t *testing.T) {

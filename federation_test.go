@@ -141,7 +141,7 @@ func TestFederationIntrospectFallback(t *testing.T) {
 	_, err = c.Federation.IntrospectToken(ctx, p)
 	wantCode(t, err, CodeNotFound)
 	n := len(srv.requests())
-	assert.EqualValues(t, 2, n, "%d requests, want 2", n)
+	assert.Equal(t, 2, n, "%d requests, want 2", n)
 	srv.reset(scriptReply{status: 404}, scriptReply{status: 401, body: `{"message": "bad key"}`})
 	_, err = c.Federation.IntrospectToken(ctx, p)
 	assert.ErrorIs(t, err, ErrAuthentication, "verify's 401 not returned: %v", err)
@@ -233,7 +233,7 @@ func TestFederationIssueIDToken(t *testing.T) {
 		assert.False(t, has, "nonce sent")
 		assert.Equal(t, "eyJ.a.b", res.IDToken, "result = %+v", res)
 		assert.Equal(t, "eyJ.a.b", res.Token, "result = %+v", res)
-		assert.EqualValues(t, 600, res.ExpiresIn, "result = %+v", res)
+		assert.Equal(t, 600, res.ExpiresIn, "result = %+v", res)
 		assert.False(t, res.ExpiresAt.IsZero(), "result = %+v", res)
 	}
 	for _, tc := range []struct{ body, id, tok string }{
@@ -258,5 +258,5 @@ func TestFederationIssueIDToken(t *testing.T) {
 	_, err := c.Federation.IssueIDToken(ctx, FederationIssueIDTokenParams{AgentID: "a1"})
 	wantCode(t, err, CodeNotFound)
 	n := len(srv.requests())
-	assert.EqualValues(t, 1, n, "IssueIDToken fell back: %d requests", n)
+	assert.Equal(t, 1, n, "IssueIDToken fell back: %d requests", n)
 }

@@ -414,7 +414,7 @@ func wantValidation(t testing.TB, err error, msgAndArgs ...any) {
 	t.Helper()
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve, msgAndArgs...)
-	require.EqualValues(t, 0, ve.Status, msgAndArgs...)
+	require.Equal(t, 0, ve.Status, msgAndArgs...)
 	require.Equal(t, CodeValidation, ve.Code, msgAndArgs...)
 	require.ErrorIs(t, err, ErrValidation, msgAndArgs...)
 	require.ErrorIs(t, err, ErrAgentTrust, msgAndArgs...)
@@ -438,7 +438,7 @@ func wantNetwork(t testing.TB, err error) *NetworkError {
 	t.Helper()
 	var ne *NetworkError
 	require.ErrorAs(t, err, &ne, "err = %v (%T), want *NetworkError", err, err)
-	assert.EqualValues(t, 0, ne.Status, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
+	assert.Equal(t, 0, ne.Status, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
 	assert.Equal(t, CodeNetwork, ne.Code, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
 	assert.True(t, strings.HasPrefix(ne.Message, "Network error: "), "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
 	onlySentinel(t, err, ErrNetwork)

@@ -63,8 +63,8 @@ func TestGenerateAgentKey(t *testing.T) {
 	require.NoError(t, err)
 	b, err := GenerateAgentKey()
 	require.NoError(t, err)
-	require.NotEqualValues(t, b.PrivateKeyPEM, a.PrivateKeyPEM, "two generated keys are equal")
-	require.NotEqualValues(t, b.PublicKeyPEM, a.PublicKeyPEM, "two generated keys are equal")
+	require.NotEqual(t, b.PrivateKeyPEM, a.PrivateKeyPEM, "two generated keys are equal")
+	require.NotEqual(t, b.PublicKeyPEM, a.PublicKeyPEM, "two generated keys are equal")
 	for _, k := range []AgentKeyPair{a, b} {
 		assert.True(t, strings.HasPrefix(k.PublicKeyPEM, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"), "unexpected PEM format: %q", k.PublicKeyPEM)
 		assert.True(t, strings.HasPrefix(k.PrivateKeyPEM, "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"), "unexpected PEM format: %q", k.PublicKeyPEM)

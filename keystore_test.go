@@ -30,7 +30,7 @@ func TestInMemoryKeyStore(t *testing.T) {
 	require.NoError(t, ks.Delete(ctx, "a1"), "Delete(unknown) =")
 	wantValidation(t, ks.Store(ctx, "a1", vecPubPEM), "Store(bad PEM)")
 	wantValidation(t, ks.Store(ctx, "", vecPrivPEM), "Store(no agent)")
-	require.EqualValues(t, 0, ks.Len(), "an invalid key was stored")
+	require.Equal(t, 0, ks.Len(), "an invalid key was stored")
 	require.NoError(t, ks.Store(ctx, "a1", vecPrivPEM))
 	sig, err := ks.Sign(ctx, "a1", []byte(vecPoPMessage))
 	require.NoError(t, err)
@@ -73,7 +73,7 @@ func TestKeyStoreErrWrapping(t *testing.T) {
 	var ae *AgentTrustError
 	require.ErrorAs(t, err, &ae, "foreign: %#v", err)
 	assert.Equal(t, CodeKeyStore, ae.Code, "foreign: %#v", err)
-	assert.EqualValues(t, 0, ae.Status, "foreign: %#v", err)
+	assert.Equal(t, 0, ae.Status, "foreign: %#v", err)
 	assert.ErrorIs(t, err, ErrKeyStore, "foreign: %#v", err)
 	assert.ErrorIs(t, err, foreign, "foreign: %#v", err)
 	assert.NotErrorIs(t, err, ErrNetwork, "foreign: %#v", err)

@@ -152,7 +152,7 @@ func TestMCPCallToolWire(t *testing.T) {
 	_, err = c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a", Method: "m", Params: make(chan int)})
 	wantCode(t, err, CodeValidation)
 	n := len(srv.requests())
-	assert.EqualValues(t, 0, n, "%d requests sent", n)
+	assert.Equal(t, 0, n, "%d requests sent", n)
 }
 
 func TestMCPCallToolRequiresAgent(t *testing.T) {
@@ -161,12 +161,12 @@ func TestMCPCallToolRequiresAgent(t *testing.T) {
 	_, err := c.MCP.CallTool(context.Background(), "srv-1", MCPCallToolParams{Method: "tools/list"})
 	e := wantCode(t, err, CodeValidation)
 	assert.Equal(t, "agent_id is required: the MCP proxy authorizes the call by agent identity", e.Message, "message %q status %d", e.Message, e.Status)
-	assert.EqualValues(t, 0, e.Status, "message %q status %d", e.Message, e.Status)
+	assert.Equal(t, 0, e.Status, "message %q status %d", e.Message, e.Status)
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve, "not a *ValidationError: %T", err)
 	assert.ErrorIs(t, err, ErrValidation, "not a *ValidationError: %T", err)
 	n := len(srv.requests())
-	assert.EqualValues(t, 0, n, "%d requests sent", n)
+	assert.Equal(t, 0, n, "%d requests sent", n)
 }
 
 // An agent or session id that cannot be a header value is the caller's
@@ -184,12 +184,12 @@ func TestMCPCallToolHeaderValues(t *testing.T) {
 			_, err := c.MCP.CallTool(ctx, "srv-1", p)
 			var ve *ValidationError
 			require.ErrorAs(t, err, &ve, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
-			assert.EqualValues(t, 0, ve.Status, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
+			assert.Equal(t, 0, ve.Status, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
 			assert.NotErrorIs(t, err, ErrNetwork, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
 		}
 	}
 	n := len(srv.requests())
-	assert.EqualValues(t, 0, n, "%d requests sent", n)
+	assert.Equal(t, 0, n, "%d requests sent", n)
 	// A tab and non-ASCII bytes are valid header bytes and go through as is.
 	_, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a\tb", SessionID: "s\u00e9", Method: "tools/list"})
 	require.NoError(t, err)
@@ -236,12 +236,12 @@ func TestMCPCallToolNotRepeated(t *testing.T) {
 	_, err := c.MCP.CallTool(context.Background(), "s", MCPCallToolParams{AgentID: "a", Method: "tools/call"})
 	wantCode(t, err, "HTTP_503")
 	n := len(srv.requests())
-	assert.EqualValues(t, 1, n, "call_tool sent %d times", n)
+	assert.Equal(t, 1, n, "call_tool sent %d times", n)
 	srv.reset(scriptReply{status: 503}, scriptReply{body: `[]`})
 	_, err = c.MCP.ListServers(context.Background(), MCPListServersParams{})
 	assert.NoError(t, err, "list after one 503")
 	n = len(srv.requests())
-	assert.EqualValues(t, 2, n, "list sent %d times, want 2", n)
+	assert.Equal(t, 2, n, "list sent %d times, want 2", n)
 }
 
 func TestMCPCallToolConcurrentHeaders(t *testing.T) {
@@ -293,10 +293,10 @@ func TestDecodeResult(t *testing.T) {
 	assert.Equal(t, "ok", v.Content[0].Text, "%+v, %v", v, err)
 	n, err := DecodeResult[int](json.RawMessage(`null`))
 	require.NoError(t, err, "null: %v", n)
-	assert.EqualValues(t, 0, n, "null: %v, %v", n, err)
+	assert.Equal(t, 0, n, "null: %v, %v", n, err)
 	n, err = DecodeResult[int](nil)
 	require.NoError(t, err, "nil: %v", n)
-	assert.EqualValues(t, 0, n, "nil: %v, %v", n, err)
+	assert.Equal(t, 0, n, "nil: %v, %v", n, err)
 	_, err = DecodeResult[content](json.RawMessage(`[1]`))
 	wantCode(t, err, CodeDecode)
 	var de *DecodeError

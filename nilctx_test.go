@@ -109,7 +109,7 @@ func TestNilContextEveryCall(t *testing.T) {
 		}
 	}
 	n := srv.count()
-	assert.EqualValues(t, 0, n, "%d requests sent with a nil ctx", n)
+	assert.Equal(t, 0, n, "%d requests sent with a nil ctx", n)
 
 	// The token cache is still usable: nothing is left locked.
 	done := make(chan error, 1)
@@ -135,7 +135,7 @@ func checkNilCtxResult(t *testing.T, name string, out []reflect.Value) {
 	err, _ := out[len(out)-1].Interface().(error)
 	var ve *ValidationError
 	if assert.ErrorAs(t, err, &ve, "%s(nil ctx) = %v, want a validation error", name, err) &&
-		assert.EqualValues(t, 0, ve.Status, "%s(nil ctx) = %v, want a validation error", name, err) &&
+		assert.Equal(t, 0, ve.Status, "%s(nil ctx) = %v, want a validation error", name, err) &&
 		!strings.Contains(ve.Message, "nil context") {
 		t.Logf("%s(nil ctx): %v (an argument check came first)", name, err)
 	}

@@ -236,7 +236,7 @@ func TestObserverTokenCache(t *testing.T) {
 	got := strings.Join(rec.caches, ",")
 	assert.Equal(t, "token false,token true", got, "cache lookups %q, want a miss then a hit (none for NoCache)", got)
 	n := len(rec.results)
-	assert.EqualValues(t, 2, n, "%d requests observed, want 2 (miss and NoCache)", n)
+	assert.Equal(t, 2, n, "%d requests observed, want 2 (miss and NoCache)", n)
 }
 
 func TestWithObserverNilOrEmpty(t *testing.T) {
@@ -406,7 +406,7 @@ func TestDescribeUnknownRoute(t *testing.T) {
 	// The derived auth URL of an https gateway without a port.
 	c = newTestClient(t, "https://gw.example", WithObserver(&Observer{RequestDone: func(_ context.Context, _ RequestInfo, _ RequestResult) {}}))
 	got := c.obs.describe(&request{method: "POST", base: baseAuth, path: "/api/v1/agenttrust/check"})
-	assert.EqualValues(t, 443, got.ServerPort, "https default port %d", got.ServerPort)
+	assert.Equal(t, 443, got.ServerPort, "https default port %d", got.ServerPort)
 }
 
 // TestObserverWithoutRequestHooks: hooks for other events leave requests on
@@ -454,19 +454,19 @@ func TestObserverWithAgentCredentials(t *testing.T) {
 	checks := e.checkRequests()
 	require.Len(t, checks, 2, "%d check requests, attempts observed %v", len(checks), starts)
 	require.GreaterOrEqual(t, len(starts), 2, "%d check requests, attempts observed %v", len(checks), starts)
-	require.EqualValues(t, 2, starts[len(starts)-1], "%d check requests, attempts observed %v", len(checks), starts)
+	require.Equal(t, 2, starts[len(starts)-1], "%d check requests, attempts observed %v", len(checks), starts)
 	for i, r := range checks {
 		a := strconv.Itoa(i + 1)
 		got := r.Header.Get("Traceparent")
 		assert.Equal(t, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333"+a+"-01", got, "attempt %s: traceparent %q", a, got)
 		auth := r.Header.Values("Authorization")
 		require.Len(t, auth, 1, "attempt %s: Authorization %q", a, auth)
-		assert.NotEqualValues(t, "Bearer observer-token", auth[0], "attempt %s: Authorization %q", a, auth)
+		assert.NotEqual(t, "Bearer observer-token", auth[0], "attempt %s: Authorization %q", a, auth)
 		dpop := r.Header.Values("DPoP")
 		require.Len(t, dpop, 1, "attempt %s: DPoP %q", a, dpop)
-		assert.NotEqualValues(t, "observer-proof", dpop[0], "attempt %s: DPoP %q", a, dpop)
+		assert.NotEqual(t, "observer-proof", dpop[0], "attempt %s: DPoP %q", a, dpop)
 		got = r.Header.Get("X-API-Key")
 		assert.Equal(t, e.srv.APIKey(), got, "attempt %s: X-API-Key replaced", a)
 	}
-	assert.NotEqualValues(t, checks[1].Header.Get("DPoP"), checks[0].Header.Get("DPoP"), "the retry reused the proof")
+	assert.NotEqual(t, checks[1].Header.Get("DPoP"), checks[0].Header.Get("DPoP"), "the retry reused the proof")
 }

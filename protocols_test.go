@@ -120,9 +120,9 @@ func TestProtocolHostileIDs(t *testing.T) {
 				srv.reset()
 				err := call.call(ctx, c, id)
 				e := wantCode(t, err, CodeValidation)
-				assert.EqualValues(t, 0, e.Status, "%q: status %d", id, e.Status)
+				assert.Equal(t, 0, e.Status, "%q: status %d", id, e.Status)
 				n := len(srv.requests())
-				assert.EqualValues(t, 0, n, "%q: %d requests sent", id, n)
+				assert.Equal(t, 0, n, "%q: %d requests sent", id, n)
 			}
 		})
 	}

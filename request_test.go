@@ -131,7 +131,7 @@ func TestRedirectNeverFollowed(t *testing.T) {
 		assert.Equal(t, "HTTP_"+strconv.Itoa(code), ae.Code, "%d: %v", code, err)
 	}
 	n := target.count()
-	assert.EqualValues(t, 0, n, "redirect target got %d requests (and the API key)", n)
+	assert.Equal(t, 0, n, "redirect target got %d requests (and the API key)", n)
 }
 
 func TestNonJSONSuccessBodyIsDecodeError(t *testing.T) {
@@ -141,7 +141,7 @@ func TestNonJSONSuccessBodyIsDecodeError(t *testing.T) {
 	wantDecode(t, err)
 	var ae *AgentTrustError
 	errors.As(err, &ae)
-	assert.EqualValues(t, 200, ae.Status, "decode error lost response data: %+v", ae)
+	assert.Equal(t, 200, ae.Status, "decode error lost response data: %+v", ae)
 	assert.Equal(t, "rid-9", ae.RequestID, "decode error lost response data: %+v", ae)
 	assert.Equal(t, "<html>oops</html>", string(ae.Body), "decode error lost response data: %+v", ae)
 	// Revoke does not decode its reply.
@@ -187,11 +187,11 @@ func TestCallerCancellation(t *testing.T) {
 	wantNetwork(t, err)
 	assert.ErrorIs(t, err, context.Canceled, "errors.Is(err, Canceled) false: %v", err)
 	n := srv.count()
-	assert.EqualValues(t, 1, n, "a cancelled call was retried: %d requests", n)
+	assert.Equal(t, 1, n, "a cancelled call was retried: %d requests", n)
 	// An already-cancelled context sends nothing.
 	_, err = c.Agents.Get(ctx, "a1")
 	assert.ErrorIs(t, err, context.Canceled, "cancelled ctx: %v, %d requests", err, srv.count())
-	assert.EqualValues(t, 1, srv.count(), "cancelled ctx: %v, %d requests", err, srv.count())
+	assert.Equal(t, 1, srv.count(), "cancelled ctx: %v, %d requests", err, srv.count())
 }
 
 // hijackClose answers with a header promising more body than it sends, then
@@ -261,16 +261,16 @@ func TestOversizedBodies(t *testing.T) {
 	wantDecode(t, err)
 	var ae *AgentTrustError
 	errors.As(err, &ae)
-	assert.EqualValues(t, 200, ae.Status, "oversized decode error: status %d request id %q", ae.Status, ae.RequestID)
+	assert.Equal(t, 200, ae.Status, "oversized decode error: status %d request id %q", ae.Status, ae.RequestID)
 	assert.Equal(t, "rid-big", ae.RequestID, "oversized decode error: status %d request id %q", ae.Status, ae.RequestID)
 	n := srv.count()
-	assert.EqualValues(t, 1, n, "oversized body retried: %d requests", n)
+	assert.Equal(t, 1, n, "oversized body retried: %d requests", n)
 
 	errBody := strings.Repeat("e", 2<<20)
 	srv.setHandler(reply(500, errBody))
 	_, err = c.Agents.Get(ctxT(t), "a1")
 	require.ErrorAs(t, err, &ae, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
-	assert.EqualValues(t, 500, ae.Status, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
+	assert.Equal(t, 500, ae.Status, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
 	require.Len(t, ae.Body, 1<<20, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
 	assert.Equal(t, errBody[:1<<20], string(ae.Body), "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
 }
@@ -281,7 +281,7 @@ func TestNilContext(t *testing.T) {
 	//lint:ignore SA1012 checking that a nil context is an error, not a panic
 	_, err := c.Health(nil) //nolint:staticcheck
 	wantValidation(t, err)
-	assert.EqualValues(t, 0, srv.count(), "request sent")
+	assert.Equal(t, 0, srv.count(), "request sent")
 }
 
 func TestBodilessPost(t *testing.T) {
@@ -341,7 +341,7 @@ func TestHostileIDs(t *testing.T) {
 			srv.clear()
 			err := cl.call(id)
 			wantValidation(t, err)
-			assert.EqualValues(t, 0, srv.count(), "%s(%q) reached the server", cl.name, id)
+			assert.Equal(t, 0, srv.count(), "%s(%q) reached the server", cl.name, id)
 			if id == "" {
 				assert.Contains(t, err.Error(), "missing required", "the message does not name the parameter")
 			}
@@ -456,7 +456,7 @@ func TestRetryCounts(t *testing.T) {
 		srv.setHandler(hijackClose)
 		wantNetwork(t, call(ctxT(t)))
 		n := srv.count()
-		assert.EqualValues(t, 3, n, "%s after a dropped connection: %d requests, want 3", name, n)
+		assert.Equal(t, 3, n, "%s after a dropped connection: %d requests, want 3", name, n)
 	}
 }
 
@@ -473,7 +473,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	res, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
 	require.NoError(t, err, "res %+v err %v requests %d", res, err, srv.count())
 	require.True(t, res.Allowed, "res %+v err %v requests %d", res, err, srv.count())
-	require.EqualValues(t, 3, srv.count(), "res %+v err %v requests %d", res, err, srv.count())
+	require.Equal(t, 3, srv.count(), "res %+v err %v requests %d", res, err, srv.count())
 }
 
 func TestMaxRetriesZeroDisables(t *testing.T) {
@@ -483,13 +483,13 @@ func TestMaxRetriesZeroDisables(t *testing.T) {
 		srv.clear()
 		err := call(ctxT(t))
 		assert.Error(t, err, "%s: %d requests", name, srv.count())
-		assert.EqualValues(t, 1, srv.count(), "%s: %d requests", name, srv.count())
+		assert.Equal(t, 1, srv.count(), "%s: %d requests", name, srv.count())
 	}
 	srv.setHandler(hijackClose)
 	srv.clear()
 	_, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
 	wantNetwork(t, err)
-	assert.EqualValues(t, 1, srv.count(), "%d requests", srv.count())
+	assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
 }
 
 func TestRetryAfterHonouredAndCapped(t *testing.T) {
@@ -545,7 +545,7 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 	d := sl.got()
 	caps := []time.Duration{100, 200, 300, 300, 300}
 	require.Len(t, d, len(caps), "sleeps %v, requests %d", d, srv.count())
-	require.EqualValues(t, 6, srv.count(), "sleeps %v, requests %d", d, srv.count())
+	require.Equal(t, 6, srv.count(), "sleeps %v, requests %d", d, srv.count())
 	for i, got := range d {
 		max := caps[i] * time.Millisecond
 		assert.GreaterOrEqual(t, got, max/2, "sleep %d = %v, want in [%v, %v]", i, got, max/2, max)
@@ -578,7 +578,7 @@ func TestCancelDuringBackoffReturnsPromptly(t *testing.T) {
 	assert.LessOrEqual(t, el, 2*time.Second, "returned after %v", el)
 	wantNetwork(t, err)
 	assert.ErrorIs(t, err, context.Canceled, "err %v does not wrap context.Canceled", err)
-	assert.EqualValues(t, 1, srv.count(), "%d requests", srv.count())
+	assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
 }
 
 func TestNonIdempotentNotResent(t *testing.T) {
@@ -591,7 +591,7 @@ func TestNonIdempotentNotResent(t *testing.T) {
 			srv.setHandler(h)
 			assert.Error(t, call(ctxT(t)), "%s: no error", name)
 			n := srv.count()
-			assert.EqualValues(t, 1, n, "%s: sent %d times", name, n)
+			assert.Equal(t, 1, n, "%s: sent %d times", name, n)
 		}
 	}
 }
@@ -619,7 +619,7 @@ func TestNonIdempotentResentWhenNothingWritten(t *testing.T) {
 		c2 := newTestClient(t, srv.URL, WithHTTPClient(&http.Client{Transport: rt}))
 		assert.NoError(t, nonIdempotentCalls(c2)[name](ctxT(t)), "%s", name)
 		assert.EqualValues(t, 2, rt.calls.Load(), "%s: %d attempts, %d reached the server; want 2 and 1", name, rt.calls.Load(), srv.count())
-		assert.EqualValues(t, 1, srv.count(), "%s: %d attempts, %d reached the server; want 2 and 1", name, rt.calls.Load(), srv.count())
+		assert.Equal(t, 1, srv.count(), "%s: %d attempts, %d reached the server; want 2 and 1", name, rt.calls.Load(), srv.count())
 		rt.next.CloseIdleConnections()
 	}
 	// A refused port is retried for a create and ends as a network error.
@@ -660,7 +660,7 @@ func TestRetryAfterBeyondDeadline(t *testing.T) {
 			require.Equal(t, status, ae.Status, "%d: err %v, want the HTTP error", status, err)
 			require.Equal(t, "req-9", ae.RequestID, "%d: err %v, want the HTTP error", status, err)
 			require.NotErrorIs(t, err, ErrNetwork, "%d: err %v, want the HTTP error", status, err)
-			assert.EqualValues(t, 1, srv.count(), "%d: %d requests", status, srv.count())
+			assert.Equal(t, 1, srv.count(), "%d: %d requests", status, srv.count())
 			if status == 429 {
 				var rl *RateLimitError
 				require.ErrorAs(t, err, &rl, "429: err %#v, want a *RateLimitError with RetryAfter 30s", err)
@@ -692,9 +692,9 @@ func TestBackoffBeyondDeadline(t *testing.T) {
 	_, err := c.Agents.Get(ctx, "a1")
 	var ae *AgentTrustError
 	require.ErrorAs(t, err, &ae, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
-	require.EqualValues(t, 503, ae.Status, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.Equal(t, 503, ae.Status, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
 	require.Equal(t, "req-3", ae.RequestID, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
-	require.EqualValues(t, 1, srv.count(), "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.Equal(t, 1, srv.count(), "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
 	require.Empty(t, sl.got(), "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
 
 	srv.clear()

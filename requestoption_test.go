@@ -54,7 +54,7 @@ func TestEveryCallTakesRequestOptions(t *testing.T) {
 		srv.clear()
 		m.Call(in)
 		reqs := srv.requests()
-		assert.NotEqualValues(t, 0, len(reqs), "%s sent nothing", name)
+		assert.NotEqual(t, 0, len(reqs), "%s sent nothing", name)
 		for _, r := range reqs {
 			got := r.Header.Get("X-Probe")
 			assert.Equal(t, "probe-1", got, "%s: %s %s without the option's header (%q)", name, r.Method, r.Path, got)
@@ -110,7 +110,7 @@ func TestWithRequestHeader(t *testing.T) {
 		assert.NotContains(t, err.Error(), "sk_other", "%s: the error quotes the value", name)
 	}
 	n := srv.count()
-	assert.EqualValues(t, 0, n, "%d requests sent with invalid header options", n)
+	assert.Equal(t, 0, n, "%d requests sent with invalid header options", n)
 
 	// A header value is a secret: an error echoing it has it redacted.
 	srv.setHandler(func(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +120,7 @@ func TestWithRequestHeader(t *testing.T) {
 	_, err = c.Agents.Get(ctx, "a1", WithRequestHeader("X-Tenant", "tenant-secret-42"))
 	var ae *AgentTrustError
 	require.ErrorAs(t, err, &ae, "%v", err)
-	require.EqualValues(t, 400, ae.Status, "%v", err)
+	require.Equal(t, 400, ae.Status, "%v", err)
 	s := fmt.Sprintf("%v %+v", err, ae.Details)
 	assert.NotContains(t, s, "tenant-secret-42", "header value not redacted: %s", s)
 	assert.Contains(t, s, "[redacted]", "header value not redacted: %s", s)
@@ -161,7 +161,7 @@ func TestWithRequestTimeout(t *testing.T) {
 		var ve *ValidationError
 		assert.ErrorAs(t, err, &ve, "timeout %v: %v", d, err)
 	}
-	assert.EqualValues(t, 0, srv.count(), "invalid timeouts sent %d requests", srv.count())
+	assert.Equal(t, 0, srv.count(), "invalid timeouts sent %d requests", srv.count())
 }
 
 func TestRequestRetryOptions(t *testing.T) {
@@ -190,7 +190,7 @@ func TestRequestRetryOptions(t *testing.T) {
 		_, err := c.Agents.Get(ctx, "a1", tc.opts...)
 		var ae *AgentTrustError
 		require.ErrorAs(t, err, &ae, "%s: %v", tc.name, err)
-		assert.EqualValues(t, 503, ae.Status, "%s: %v", tc.name, err)
+		assert.Equal(t, 503, ae.Status, "%s: %v", tc.name, err)
 		n := srv.count()
 		assert.Equal(t, tc.requests, n, "%s: %d requests, want %d", tc.name, n, tc.requests)
 		for _, d := range sl.got()[before:] {
@@ -201,14 +201,14 @@ func TestRequestRetryOptions(t *testing.T) {
 	srv.clear()
 	_, _ = c.Agents.Get(ctx, "a1")
 	n := srv.count()
-	assert.EqualValues(t, 3, n, "client policy after per-call ones: %d requests", n)
+	assert.Equal(t, 3, n, "client policy after per-call ones: %d requests", n)
 	srv.clear()
 	for _, o := range []RequestOption{WithRequestMaxRetries(-1), WithRequestRetryPolicy(RetryPolicy{InitialBackoff: -1})} {
 		_, err := c.Agents.Get(ctx, "a1", o)
 		var ve *ValidationError
 		assert.ErrorAs(t, err, &ve, "%v", err)
 	}
-	assert.EqualValues(t, 0, srv.count(), "invalid retry options sent %d requests", srv.count())
+	assert.Equal(t, 0, srv.count(), "invalid retry options sent %d requests", srv.count())
 }
 
 // WithRequestRetryUntilDeadline retries past MaxRetries while the deadline
@@ -227,17 +227,17 @@ func TestWithRequestRetryUntilDeadline(t *testing.T) {
 	defer cancel()
 	_, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
 	require.Error(t, err, "without the option: %v after %d requests", err, srv.count())
-	require.EqualValues(t, 3, srv.count(), "without the option: %v after %d requests", err, srv.count())
+	require.Equal(t, 3, srv.count(), "without the option: %v after %d requests", err, srv.count())
 	res, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}, WithRequestRetryUntilDeadline())
 	require.NoError(t, err, "with the option: %v after %d requests", err, srv.count())
 	require.True(t, res.Allowed, "with the option: %v after %d requests", err, srv.count())
-	require.EqualValues(t, 7, srv.count(), "with the option: %v after %d requests", err, srv.count())
+	require.Equal(t, 7, srv.count(), "with the option: %v after %d requests", err, srv.count())
 	// Not for a call that is not safe to repeat.
 	srv.clear()
 	n.Store(0)
 	_, err = c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: "a1"}, WithRequestRetryUntilDeadline())
 	assert.Error(t, err, "non-idempotent call: %v after %d requests", err, srv.count())
-	assert.EqualValues(t, 1, srv.count(), "non-idempotent call: %v after %d requests", err, srv.count())
+	assert.Equal(t, 1, srv.count(), "non-idempotent call: %v after %d requests", err, srv.count())
 }
 
 func TestWithResponseInto(t *testing.T) {
@@ -257,26 +257,26 @@ func TestWithResponseInto(t *testing.T) {
 	a, err := c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta))
 	require.NoError(t, err, "%v", a)
 	require.Equal(t, "a1", a.ID, "%v %v", a, err)
-	assert.EqualValues(t, 201, meta.StatusCode, "meta %+v", meta)
+	assert.Equal(t, 201, meta.StatusCode, "meta %+v", meta)
 	assert.Equal(t, "e1", meta.Header.Get("X-Extra"), "meta %+v", meta)
 	assert.Equal(t, "req-[redacted]", meta.RequestID, "meta %+v", meta)
-	assert.EqualValues(t, 2, meta.Attempts, "meta %+v", meta)
+	assert.Equal(t, 2, meta.Attempts, "meta %+v", meta)
 	// A 2xx that fails to decode still fills it; a failure leaves it alone.
 	srv.setHandler(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"id":`)) })
 	meta = Response{}
 	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta))
 	assert.Error(t, err, "decode error: %v, meta %+v", err, meta)
-	assert.EqualValues(t, 200, meta.StatusCode, "decode error: %v, meta %+v", err, meta)
+	assert.Equal(t, 200, meta.StatusCode, "decode error: %v, meta %+v", err, meta)
 	srv.setHandler(reply(404, `{}`))
 	meta = Response{StatusCode: -1}
 	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta))
 	assert.Error(t, err, "404: %v, meta %+v", err, meta)
-	assert.EqualValues(t, -1, meta.StatusCode, "404: %v, meta %+v", err, meta)
+	assert.Equal(t, -1, meta.StatusCode, "404: %v, meta %+v", err, meta)
 	srv.clear()
 	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(nil))
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve, "nil dst: %v, %d requests", err, srv.count())
-	assert.EqualValues(t, 0, srv.count(), "nil dst: %v, %d requests", err, srv.count())
+	assert.Equal(t, 0, srv.count(), "nil dst: %v, %d requests", err, srv.count())
 	// The zero option does nothing.
 	srv.setHandler(reply(200, `{"id":"a1"}`))
 	_, err = c.Agents.Get(ctxT(t), "a1", RequestOption{})
@@ -293,12 +293,12 @@ func TestIssueWithOptionsBypassesCache(t *testing.T) {
 		_, err := c.Tokens.Issue(ctxT(t), p)
 		require.NoError(t, err)
 	}
-	require.EqualValues(t, 1, srv.count(), "cached issue sent %d requests", srv.count())
+	require.Equal(t, 1, srv.count(), "cached issue sent %d requests", srv.count())
 	var meta Response
 	_, err := c.Tokens.Issue(ctxT(t), p, WithResponseInto(&meta))
 	require.NoError(t, err, "%v %+v", err, meta)
-	require.EqualValues(t, 200, meta.StatusCode, "%v %+v", err, meta)
-	assert.EqualValues(t, 2, srv.count(), "issue with options: %d requests", srv.count())
+	require.Equal(t, 200, meta.StatusCode, "%v %+v", err, meta)
+	assert.Equal(t, 2, srv.count(), "issue with options: %d requests", srv.count())
 	assert.Equal(t, testKey, srv.requests()[1].Header.Get("X-Api-Key"), "issue with options: %d requests", srv.count())
 }
 

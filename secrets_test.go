@@ -329,7 +329,7 @@ func TestJSONRPCErrorRedacted(t *testing.T) {
 	_, err := c.MCP.CallTool(ctxT(t), "srv-1", MCPCallToolParams{AgentID: "a", Method: "tools/list"})
 	var rpc *JSONRPCError
 	require.ErrorAs(t, err, &rpc, "err %v", err)
-	require.EqualValues(t, -32000, rpc.RPCCode, "err %v", err)
+	require.Equal(t, -32000, rpc.RPCCode, "err %v", err)
 	require.Equal(t, "rid-[redacted]", rpc.RequestID, "err %v", err)
 	assertNoSecret(t, "JSON-RPC error", err, testKey)
 	assertNoSecret(t, "JSON-RPC error details", rpc.Details, testKey)

@@ -55,7 +55,7 @@ func TestCacheHit(t *testing.T) {
 	c, srv, _, _ := newCacheRig(t, 5*time.Minute)
 	a := issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"r", "w"}, TTLSeconds: 60})
 	b := issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"w", "r"}, TTLSeconds: 300}) // order and TTL irrelevant
-	require.EqualValues(t, 1, srv.count(), "%d requests; tokens %s %s", srv.count(), a, b)
+	require.Equal(t, 1, srv.count(), "%d requests; tokens %s %s", srv.count(), a, b)
 	require.Equal(t, b.Token, a.Token, "%d requests; tokens %s %s", srv.count(), a, b)
 	assert.NotSame(t, a, b, "hit returned the same pointer")
 }
@@ -66,21 +66,21 @@ func TestCacheNearExpiry(t *testing.T) {
 	first := issue(t, c, p)
 	clk.Advance(5*time.Minute - 31*time.Second) // 31 s left: TTL 31 > 30, reused
 	require.Equal(t, first.Token, issue(t, c, p).Token, "31 s left: re-issued")
-	require.EqualValues(t, 1, srv.count(), "31 s left: re-issued")
+	require.Equal(t, 1, srv.count(), "31 s left: re-issued")
 	clk.Advance(500 * time.Millisecond) // 30.5 s left: TTL() is 30, not > 30
 	second := issue(t, c, p)
-	require.NotEqualValues(t, first.Token, second.Token, "30.5 s left: reused (requests %d)", srv.count())
-	require.EqualValues(t, 2, srv.count(), "30.5 s left: reused (requests %d)", srv.count())
+	require.NotEqual(t, first.Token, second.Token, "30.5 s left: reused (requests %d)", srv.count())
+	require.Equal(t, 2, srv.count(), "30.5 s left: reused (requests %d)", srv.count())
 	clk.Advance(10 * time.Minute) // the new one expired outright
-	require.NotEqualValues(t, second.Token, issue(t, c, p).Token, "expired token reused")
-	require.EqualValues(t, 3, srv.count(), "expired token reused")
+	require.NotEqual(t, second.Token, issue(t, c, p).Token, "expired token reused")
+	require.Equal(t, 3, srv.count(), "expired token reused")
 }
 
 func TestCacheShortLivedNotCached(t *testing.T) {
 	c, srv, _, _ := newCacheRig(t, 30*time.Second)
 	issue(t, c, TokenIssueParams{AgentID: "a1"})
 	issue(t, c, TokenIssueParams{AgentID: "a1"})
-	assert.EqualValues(t, 2, srv.count(), "a 30 s token was reused: %d requests", srv.count())
+	assert.Equal(t, 2, srv.count(), "a 30 s token was reused: %d requests", srv.count())
 }
 
 func TestCacheKeyParts(t *testing.T) {
@@ -131,29 +131,29 @@ func TestCacheNoCache(t *testing.T) {
 	c, srv, _, _ := newCacheRig(t, 5*time.Minute)
 	p := TokenIssueParams{AgentID: "a1", NoCache: true}
 	a, b := issue(t, c, p), issue(t, c, p)
-	require.EqualValues(t, 2, srv.count(), "NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
-	require.NotEqualValues(t, b.Token, a.Token, "NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
-	require.EqualValues(t, 0, c.tokens.len(), "NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
+	require.Equal(t, 2, srv.count(), "NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
+	require.NotEqual(t, b.Token, a.Token, "NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
+	require.Equal(t, 0, c.tokens.len(), "NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
 	cached := issue(t, c, TokenIssueParams{AgentID: "a1"})
-	require.EqualValues(t, 3, srv.count(), "NoCache wrote the cache")
+	require.Equal(t, 3, srv.count(), "NoCache wrote the cache")
 	got := issue(t, c, p)
-	assert.NotEqualValues(t, cached.Token, got.Token, "NoCache read the cache")
-	assert.EqualValues(t, 4, srv.count(), "NoCache read the cache")
+	assert.NotEqual(t, cached.Token, got.Token, "NoCache read the cache")
+	assert.Equal(t, 4, srv.count(), "NoCache read the cache")
 }
 
 func TestCacheNoExpiryNotCached(t *testing.T) {
 	c, srv, _, _ := newCacheRig(t, 0)
 	issue(t, c, TokenIssueParams{AgentID: "a1"})
 	tok := issue(t, c, TokenIssueParams{AgentID: "a1"})
-	assert.EqualValues(t, 2, srv.count(), "token without expires_at cached: %d requests", srv.count())
-	assert.EqualValues(t, 0, c.tokens.len(), "token without expires_at cached: %d requests", srv.count())
+	assert.Equal(t, 2, srv.count(), "token without expires_at cached: %d requests", srv.count())
+	assert.Equal(t, 0, c.tokens.len(), "token without expires_at cached: %d requests", srv.count())
 	assert.False(t, tok.IsExpired(), "unknown expiry: expired %v ttl %v", tok.IsExpired(), tok.TTL())
 	assert.EqualValues(t, 0, tok.TTL(), "unknown expiry: expired %v ttl %v", tok.IsExpired(), tok.TTL())
 	// A malformed expiry counts as none.
 	srv.setHandler(reply(200, `{"token":"at_m","expires_at":"soon"}`))
 	issue(t, c, TokenIssueParams{AgentID: "a2"})
 	issue(t, c, TokenIssueParams{AgentID: "a2"})
-	assert.EqualValues(t, 4, srv.count(), "malformed expiry cached")
+	assert.Equal(t, 4, srv.count(), "malformed expiry cached")
 }
 
 func TestCacheErrorsNotCached(t *testing.T) {
@@ -166,11 +166,11 @@ func TestCacheErrorsNotCached(t *testing.T) {
 		_, err := c.Tokens.Issue(ctxT(t), other)
 		require.Error(t, err, "no error")
 	}
-	assert.EqualValues(t, 3, srv.count(), "error cached: %d requests", srv.count())
+	assert.Equal(t, 3, srv.count(), "error cached: %d requests", srv.count())
 	assert.Equal(t, good.Token, issue(t, c, p).Token, "a failed issue disturbed other entries")
 	srv.setHandler(is.handle)
 	assert.NotEmpty(t, issue(t, c, other).Token, "recovery after error")
-	assert.EqualValues(t, 4, srv.count(), "recovery after error")
+	assert.Equal(t, 4, srv.count(), "recovery after error")
 }
 
 func TestCacheCollapsesConcurrentMisses(t *testing.T) {
@@ -198,7 +198,7 @@ func TestCacheCollapsesConcurrentMisses(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
-	require.EqualValues(t, 1, srv.count(), "%d issue requests for %d concurrent misses", srv.count(), n)
+	require.Equal(t, 1, srv.count(), "%d issue requests for %d concurrent misses", srv.count(), n)
 	for i := range toks {
 		require.NoError(t, errs[i], "caller %d: %v", i, toks[i])
 		require.Equal(t, toks[0].Token, toks[i].Token, "caller %d: %v %v", i, toks[i], errs[i])
@@ -240,10 +240,10 @@ func TestCacheWaiterCancel(t *testing.T) {
 	assert.ErrorIs(t, cancelledErr, context.Canceled, "waiter error %v does not wrap Canceled", cancelledErr)
 	require.NoError(t, otherErr, "the other waiter: %v", other)
 	require.NotEmpty(t, other.Token, "the other waiter: %v %v", other, otherErr)
-	assert.EqualValues(t, 1, srv.count(), "%d requests", srv.count())
+	assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
 	// The shared fetch was not cancelled with the first caller: it was cached.
 	assert.Equal(t, other.Token, issue(t, c, p).Token, "shared result not cached")
-	assert.EqualValues(t, 1, srv.count(), "shared result not cached")
+	assert.Equal(t, 1, srv.count(), "shared result not cached")
 }
 
 func TestCacheWaitersShareError(t *testing.T) {
@@ -272,7 +272,7 @@ func TestCacheWaitersShareError(t *testing.T) {
 	for _, err := range errs {
 		assert.ErrorIs(t, err, ErrAuthorization, "waiter got %v", err)
 	}
-	assert.EqualValues(t, 1, srv.count(), "%d requests", srv.count())
+	assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
 }
 
 func TestCacheEvictionByRevoke(t *testing.T) {
@@ -294,19 +294,19 @@ func TestCacheEvictionByRevoke(t *testing.T) {
 	srv.setHandler(reply(500, ""))
 	require.Error(t, c.Tokens.Revoke(ctxT(t), a1.Token, ""), "no error")
 	require.Error(t, c.Agents.Revoke(ctxT(t), "a2", ""), "no error")
-	require.EqualValues(t, 3, c.tokens.len(), "failed revoke evicted: %d entries", c.tokens.len())
+	require.Equal(t, 3, c.tokens.len(), "failed revoke evicted: %d entries", c.tokens.len())
 	srv.setHandler(route)
 	require.NoError(t, c.Tokens.Revoke(ctxT(t), a1.Token, ""))
-	require.EqualValues(t, 2, c.tokens.len(), "token revoke: %d entries", c.tokens.len())
-	assert.NotEqualValues(t, a1.Token, issue(t, c, TokenIssueParams{AgentID: "a1"}).Token, "revoked token served from cache")
+	require.Equal(t, 2, c.tokens.len(), "token revoke: %d entries", c.tokens.len())
+	assert.NotEqual(t, a1.Token, issue(t, c, TokenIssueParams{AgentID: "a1"}).Token, "revoked token served from cache")
 	require.NoError(t, c.Agents.Revoke(ctxT(t), "a1", ""))
-	assert.NotEqualValues(t, a1s.Token, issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"x"}}).Token, "revoked agent's token served from cache")
+	assert.NotEqual(t, a1s.Token, issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"x"}}).Token, "revoked agent's token served from cache")
 	assert.Equal(t, a2.Token, issue(t, c, TokenIssueParams{AgentID: "a2"}).Token, "another agent's token evicted")
 	c.Tokens.ClearCache()
-	assert.EqualValues(t, 0, c.tokens.len(), "ClearCache left %d", c.tokens.len())
+	assert.Equal(t, 0, c.tokens.len(), "ClearCache left %d", c.tokens.len())
 	issue(t, c, TokenIssueParams{AgentID: "a2"})
 	c.SetAPIKey("sk_live_other")
-	assert.EqualValues(t, 0, c.tokens.len(), "SetAPIKey left %d entries", c.tokens.len())
+	assert.Equal(t, 0, c.tokens.len(), "SetAPIKey left %d entries", c.tokens.len())
 }
 
 func TestCacheRevokeDuringFlightDoesNotResurrect(t *testing.T) {
@@ -325,7 +325,7 @@ func TestCacheRevokeDuringFlightDoesNotResurrect(t *testing.T) {
 	c.SetAPIKey("sk_new") // the token being fetched belongs to the old key
 	close(release)
 	<-done
-	assert.EqualValues(t, 0, c.tokens.len(), "a fetch that raced an eviction was cached")
+	assert.Equal(t, 0, c.tokens.len(), "a fetch that raced an eviction was cached")
 }
 
 func TestCacheBoundedEvictsSoonest(t *testing.T) {
@@ -341,14 +341,14 @@ func TestCacheBoundedEvictsSoonest(t *testing.T) {
 	for _, id := range []string{"a", "b", "c", "d"} {
 		issue(t, c, TokenIssueParams{AgentID: id})
 	}
-	require.EqualValues(t, 3, c.tokens.len(), "%d entries, max 3", c.tokens.len())
+	require.Equal(t, 3, c.tokens.len(), "%d entries, max 3", c.tokens.len())
 	srv.clear()
 	for _, id := range []string{"a", "c", "d"} {
 		issue(t, c, TokenIssueParams{AgentID: id})
 	}
-	assert.EqualValues(t, 0, srv.count(), "a longer-lived entry was evicted")
+	assert.Equal(t, 0, srv.count(), "a longer-lived entry was evicted")
 	issue(t, c, TokenIssueParams{AgentID: "b"})
-	assert.EqualValues(t, 1, srv.count(), "the soonest-expiring entry was kept")
+	assert.Equal(t, 1, srv.count(), "the soonest-expiring entry was kept")
 	// Expired entries go first: after 6 minutes c (5 min) is dead, d (7 min)
 	// has 60 s left, a has 4 min; inserting "e" drops c, not the soonest live.
 	ttls["e"] = time.Hour
@@ -357,7 +357,7 @@ func TestCacheBoundedEvictsSoonest(t *testing.T) {
 	srv.clear()
 	issue(t, c, TokenIssueParams{AgentID: "d"})
 	issue(t, c, TokenIssueParams{AgentID: "a"})
-	assert.EqualValues(t, 0, srv.count(), "live entries evicted before expired ones (%d re-issued)", srv.count())
+	assert.Equal(t, 0, srv.count(), "live entries evicted before expired ones (%d re-issued)", srv.count())
 }
 
 func TestCacheCopiesAreIndependent(t *testing.T) {
@@ -378,6 +378,6 @@ func TestCacheCopiesAreIndependent(t *testing.T) {
 		b.Scopes = append(b.Scopes, "x")
 		b2 := issue(t, c, TokenIssueParams{AgentID: "a1"})
 		assert.Len(t, b2.Scopes, len(scopes), "append leaked into the cache: %v", b2.Scopes)
-		assert.EqualValues(t, 1, srv.count(), "%d requests", srv.count())
+		assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
 	}
 }

@@ -38,18 +38,18 @@ func TestTokenSourceRefresh(t *testing.T) {
 	clk.Advance(5*time.Minute - 31*time.Second)
 	tok := sourceToken(t, src)
 	require.Equal(t, first, tok, "with 31 s left: %d issued", srv.count())
-	require.EqualValues(t, 1, srv.count(), "with 31 s left: %d issued", srv.count())
+	require.Equal(t, 1, srv.count(), "with 31 s left: %d issued", srv.count())
 	clk.Advance(time.Second)
 	second := sourceToken(t, src)
-	require.NotEqualValues(t, first, second, "with 30 s left: token reused (%d issued)", srv.count())
-	require.EqualValues(t, 2, srv.count(), "with 30 s left: token reused (%d issued)", srv.count())
+	require.NotEqual(t, first, second, "with 30 s left: token reused (%d issued)", srv.count())
+	require.Equal(t, 2, srv.count(), "with 30 s left: token reused (%d issued)", srv.count())
 	sent := decodeMap(t, srv.requests()[1].Body)["scopes"]
 	require.Len(t, sent.([]any), 2, "scopes sent: %v", sent)
 	assert.Equal(t, "b", sent.([]any)[0], "scopes sent: %v", sent)
 	c.Tokens.ClearCache()
 	tok = sourceToken(t, src)
-	assert.NotEqualValues(t, second, tok, "ClearCache not followed (%d issued)", srv.count())
-	assert.EqualValues(t, 3, srv.count(), "ClearCache not followed (%d issued)", srv.count())
+	assert.NotEqual(t, second, tok, "ClearCache not followed (%d issued)", srv.count())
+	assert.Equal(t, 3, srv.count(), "ClearCache not followed (%d issued)", srv.count())
 	require.NoError(t, c.Tokens.Revoke(ctxT(t), sourceToken(t, src), ""))
 	sourceToken(t, src)
 	assert.Equal(t, 5, srv.count(), "Revoke not followed: 3 issues, a revoke, an issue")
@@ -61,9 +61,9 @@ func TestTokenSourceHitAllocs(t *testing.T) {
 	ctx := context.Background()
 	sourceToken(t, src)
 	n := testing.AllocsPerRun(200, func() { _, _ = src.Token(ctx) })
-	assert.EqualValues(t, 0, n, "Token on a hit: %v allocations", n)
+	assert.Equal(t, 0.0, n, "Token on a hit: %v allocations", n)
 	n = testing.AllocsPerRun(200, func() { _, _ = src.bearer(ctx) })
-	assert.EqualValues(t, 0, n, "bearer on a hit: %v allocations", n)
+	assert.Equal(t, 0.0, n, "bearer on a hit: %v allocations", n)
 }
 
 // The transport allocates no more than cloning the request and setting the
@@ -118,7 +118,7 @@ func BenchmarkTokenSourceHit(b *testing.B) {
 			require.NoError(b, err)
 		}
 	})
-	require.EqualValues(b, 1, srv.count(), "%d issue requests", srv.count())
+	require.Equal(b, 1, srv.count(), "%d issue requests", srv.count())
 }
 
 // okTransport answers every request with one shared response, so that a

@@ -101,7 +101,7 @@ func TestTokenTransportPresentsCachedToken(t *testing.T) {
 		require.Len(t, req.Header, 2, "the caller's request was modified: %v", req.Header)
 	}
 	n := r.issued()
-	assert.EqualValues(t, 1, n, "%d tokens issued for 3 requests, want 1", n)
+	assert.Equal(t, 1, n, "%d tokens issued for 3 requests, want 1", n)
 	tok, err := r.src.Token(context.Background())
 	require.NoError(t, err)
 	for i, s := range r.seen {
@@ -111,7 +111,7 @@ func TestTokenTransportPresentsCachedToken(t *testing.T) {
 	same, err := r.client.Tokens.Issue(context.Background(), agenttrust.TokenIssueParams{AgentID: r.agentID, Scopes: []string{"files:read"}, Target: "files"})
 	require.NoError(t, err, "Tokens.Issue with the same params: %v, %d issued", err, r.issued())
 	assert.Equal(t, tok, same.Token, "Tokens.Issue with the same params: %v, %d issued", err, r.issued())
-	assert.EqualValues(t, 1, r.issued(), "Tokens.Issue with the same params: %v, %d issued", err, r.issued())
+	assert.Equal(t, 1, r.issued(), "Tokens.Issue with the same params: %v, %d issued", err, r.issued())
 }
 
 // A token revoked behind the client's back is answered 401 once; the
@@ -135,8 +135,8 @@ func TestTokenTransportDropsRejectedToken(t *testing.T) {
 	c = get()
 	require.Equal(t, http.StatusOK, c, "after the 401: status %d, want 200 with a new token", c)
 	now, _ := r.src.Token(context.Background())
-	assert.NotEqualValues(t, old, now, "token not replaced (%d issued)", r.issued())
-	assert.EqualValues(t, 2, r.issued(), "token not replaced (%d issued)", r.issued())
+	assert.NotEqual(t, old, now, "token not replaced (%d issued)", r.issued())
+	assert.Equal(t, 2, r.issued(), "token not replaced (%d issued)", r.issued())
 }
 
 // A redirect to the same host keeps the token; one to another host is
@@ -235,7 +235,7 @@ func TestTokenSourceConcurrentAndCancelled(t *testing.T) {
 		require.Equal(t, toks[0], toks[i], "caller %d: %v", i, errs[i])
 		require.True(t, strings.HasPrefix(toks[i], "at_"), "caller %d: %v", i, errs[i])
 	}
-	assert.EqualValues(t, 1, r.issued(), "%d issue requests, want 1", r.issued())
+	assert.Equal(t, 1, r.issued(), "%d issue requests, want 1", r.issued())
 }
 
 func TestTokenSourceValidation(t *testing.T) {

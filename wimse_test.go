@@ -85,7 +85,7 @@ func TestWIMSEVerifyAndChallenge(t *testing.T) {
 	srv.clear()
 	_, err = c.WIMSE.Challenge(ctxT(t), "")
 	assert.ErrorIs(t, err, ErrValidation, "empty agent id: %v, %d requests", err, srv.count())
-	assert.EqualValues(t, 0, srv.count(), "empty agent id: %v, %d requests", err, srv.count())
+	assert.Equal(t, 0, srv.count(), "empty agent id: %v, %d requests", err, srv.count())
 	for _, body := range []string{`{}`, `{"nonce":""}`, `{"expires_at":"x"}`} {
 		srv.setHandler(reply(201, body))
 		_, err := c.WIMSE.Challenge(ctxT(t), "a1")
@@ -145,7 +145,7 @@ func TestWIMSEIssueTokenWithProofFailures(t *testing.T) {
 	_, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1", KeyStore: ks})
 	wantDecode(t, err)
 	assert.EqualValues(t, 0, ks.signs.Load(), "signed %d times, %d requests", ks.signs.Load(), srv.count())
-	assert.EqualValues(t, 1, srv.count(), "signed %d times, %d requests", ks.signs.Load(), srv.count())
+	assert.Equal(t, 1, srv.count(), "signed %d times, %d requests", ks.signs.Load(), srv.count())
 	// An empty token reply is a decode error.
 	srv = popServer(t, "n", "")
 	c = newTestClient(t, srv.URL)
@@ -159,14 +159,14 @@ func TestWIMSEIssueTokenWithProofFailures(t *testing.T) {
 	assert.ErrorIs(t, err, ErrKeyNotFound, "unknown key: %v", err)
 	assert.ErrorIs(t, err, ErrKeyStore, "unknown key: %v", err)
 	assert.Contains(t, err.Error(), "challenge was spent", "unknown key: %v", err)
-	assert.EqualValues(t, 1, srv.count(), "%d requests, want the challenge only", srv.count())
+	assert.Equal(t, 1, srv.count(), "%d requests, want the challenge only", srv.count())
 	// Missing inputs fail before any I/O.
 	srv.clear()
 	_, err = c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1"})
 	assert.ErrorIs(t, err, ErrValidation, "nil store: %v", err)
 	_, err = c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{KeyStore: ks})
 	assert.ErrorIs(t, err, ErrValidation, "no agent: %v", err)
-	assert.EqualValues(t, 0, srv.count(), "%d requests for invalid input", srv.count())
+	assert.Equal(t, 0, srv.count(), "%d requests for invalid input", srv.count())
 }
 
 func TestWIMSEExpiry(t *testing.T) {
