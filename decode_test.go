@@ -176,7 +176,7 @@ func TestModelTimestampsLenient(t *testing.T) {
 				keys = append(keys, strings.Split(f.Tag.Get("json"), ",")[0])
 			}
 		}
-		assert.NotEqual(t, 0, len(keys), "%s has no time.Time field", typ)
+		assert.NotEmpty(t, keys, "%s has no time.Time field", typ)
 		for _, raw := range []string{`"2026-03-01 10:00:00"`, `"garbage"`, `5`, `{"a":1}`, `""`} {
 			obj := map[string]json.RawMessage{}
 			for _, k := range keys {

@@ -54,7 +54,7 @@ func TestEveryCallTakesRequestOptions(t *testing.T) {
 		srv.clear()
 		m.Call(in)
 		reqs := srv.requests()
-		assert.NotEqual(t, 0, len(reqs), "%s sent nothing", name)
+		assert.NotEmpty(t, reqs, "%s sent nothing", name)
 		for _, r := range reqs {
 			got := r.Header.Get("X-Probe")
 			assert.Equal(t, "probe-1", got, "%s: %s %s without the option's header (%q)", name, r.Method, r.Path, got)
