@@ -397,6 +397,7 @@ func TestCloseReleasesConnections(t *testing.T) {
 		w.WriteHeader(200)
 		_, _ = w.Write([]byte(`{}`))
 	})
+	free := releaser(t, release)
 	ignore := goleak.IgnoreCurrent()
 
 	var clients []*Client
@@ -431,7 +432,7 @@ func TestCloseReleasesConnections(t *testing.T) {
 			require.NoError(t, c.Close())
 		}
 	}
-	close(release)
+	free()
 	require.NoError(t, <-done)
 	// A call after Close still works and keeps no connection.
 	_, err := clients[1].Health(ctxT(t))

@@ -453,3 +453,14 @@ func closedURL(t testing.TB) string {
 	l.Close()
 	return u
 }
+
+// releaser returns a function that closes ch once, and also has it called
+// when the test ends: a test that fails while handlers wait on ch must not
+// leave them blocked, or the server's Close waits for them forever. Call it
+// after starting the server, so that it runs before the server's Close.
+func releaser(t testing.TB, ch chan struct{}) (release func()) {
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return release
+}

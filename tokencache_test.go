@@ -218,6 +218,7 @@ func TestCacheWaiterCancel(t *testing.T) {
 		<-release
 		is.handle(w, r)
 	})
+	open := releaser(t, release)
 	c := newTestClient(t, srv.URL, withNow(clk.Now))
 	p := TokenIssueParams{AgentID: "a1"}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -234,7 +235,7 @@ func TestCacheWaiterCancel(t *testing.T) {
 	cancel()
 	require.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == 1 }, 5*time.Second, time.Millisecond,
 		"the cancelled caller leaves the flight")
-	close(release)
+	open()
 	wg.Wait()
 	wantNetwork(t, cancelledErr)
 	assert.ErrorIs(t, cancelledErr, context.Canceled, "waiter error %v does not wrap Canceled", cancelledErr)
@@ -253,6 +254,7 @@ func TestCacheWaitersShareError(t *testing.T) {
 		w.WriteHeader(403)
 		w.Write([]byte(`{"error":"no"}`))
 	})
+	open := releaser(t, release)
 	c := newTestClient(t, srv.URL)
 	p := TokenIssueParams{AgentID: "a"}
 	key := string(appendKey(nil, &p))
@@ -267,7 +269,7 @@ func TestCacheWaitersShareError(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == len(errs) }, 5*time.Second, time.Millisecond,
 		"every caller waits on the flight")
-	close(release)
+	open()
 	wg.Wait()
 	for _, err := range errs {
 		assert.ErrorIs(t, err, ErrAuthorization, "waiter got %v", err)
