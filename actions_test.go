@@ -3,10 +3,12 @@ package agenttrust
 import (
 	"encoding/json"
 	"log/slog"
-	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestCheckSummaryTruncatedByRunes(t *testing.T) {
@@ -15,37 +17,33 @@ func TestCheckSummaryTruncatedByRunes(t *testing.T) {
 	for _, r := range []string{"é", "日", "😀", "a"} {
 		srv.clear()
 		in := strings.Repeat(r, 300)
-		if _, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1", ToolInputSummary: in}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1", ToolInputSummary: in})
+		require.NoError(t, err)
 		body := srv.only(t).Body
-		if !utf8.Valid(body) {
-			t.Fatalf("body is not valid UTF-8")
-		}
+		require.True(t, utf8.Valid(body), "body is not valid UTF-8")
 		got, ok := decodeMap(t, body)["action_input_summary"].(string)
-		if !ok {
-			t.Fatalf("action_input_summary missing: %s", body)
-		}
-		if utf8.RuneCountInString(got) != 200 || got != strings.Repeat(r, 200) || !utf8.ValidString(got) {
-			t.Errorf("%q x300 arrived as %d runes (%d bytes)", r, utf8.RuneCountInString(got), len(got))
-		}
+		require.True(t, ok, "action_input_summary missing: %s", body)
+		assert.Equal(t, 200, utf8.RuneCountInString(got), "%q x300 arrived as %d runes (%d bytes)", r, utf8.RuneCountInString(got), len(got))
+		assert.Equal(t, strings.Repeat(r, 200), got, "%q x300 arrived as %d runes (%d bytes)", r, utf8.RuneCountInString(got), len(got))
+		assert.True(t, utf8.ValidString(got), "%q x300 arrived as %d runes (%d bytes)", r, utf8.RuneCountInString(got), len(got))
 	}
 	// Exactly 200 runes pass untouched.
 	srv.clear()
 	in := strings.Repeat("日", 200)
 	c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1", ToolInputSummary: in})
-	if got := decodeMap(t, srv.only(t).Body)["action_input_summary"]; got != in {
-		t.Errorf("200 runes changed")
-	}
+	got := decodeMap(t, srv.only(t).Body)["action_input_summary"]
+	assert.Equal(t, in, got, "200 runes changed")
 }
 
 func TestCheckDenialIsNotAnError(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{"allowed":false,"reason":"policy","elevation_required":true,"approval_id":"ap-9"}`))
 	c := newTestClient(t, srv.URL)
 	r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1", ToolName: "rm"})
-	if err != nil || r.Allowed || !r.ElevationRequired || r.ApprovalID != "ap-9" || r.Reason != "policy" {
-		t.Errorf("%+v %v", r, err)
-	}
+	require.NoError(t, err, "%+v", r)
+	assert.False(t, r.Allowed, "%+v %v", r, err)
+	assert.True(t, r.ElevationRequired, "%+v %v", r, err)
+	assert.Equal(t, "ap-9", r.ApprovalID, "%+v %v", r, err)
+	assert.Equal(t, "policy", r.Reason, "%+v %v", r, err)
 	srv.setHandler(reply(403, `{"error":"forbidden"}`))
 	_, err = c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
 	onlySentinel(t, err, ErrAuthorization)
@@ -80,48 +78,37 @@ func TestActionCheckLenientFields(t *testing.T) {
 		var logs strings.Builder
 		c := newTestClient(t, srv.URL, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"})
-		if err != nil {
-			t.Fatalf("%s: %v", tc.body, err)
-		}
-		if !r.Decided() {
-			t.Errorf("%s: not decided", tc.body)
-		}
+		require.NoError(t, err, "%s", tc.body)
+		assert.True(t, r.Decided(), "%s: not decided", tc.body)
 		r.decided = false
-		if !reflect.DeepEqual(*r, tc.want) {
-			t.Errorf("%s:\n got  %+v\n want %+v", tc.body, *r, tc.want)
-		}
+		assert.Equal(t, tc.want, *r, "%s:\n got  %+v\n want %+v", tc.body, *r, tc.want)
 		out := logs.String()
-		if n := strings.Count(out, "level=WARN"); n != len(tc.mistyped) {
-			t.Errorf("%s: %d warnings, want %d:\n%s", tc.body, n, len(tc.mistyped), out)
-		}
+		n := strings.Count(out, "level=WARN")
+		assert.Equal(t, len(tc.mistyped), n, "%s: %d warnings, want %d:\n%s", tc.body, n, len(tc.mistyped), out)
 		for _, name := range tc.mistyped {
-			if !strings.Contains(out, "field="+name+" ") || !strings.Contains(out, "request_id=req-7") {
-				t.Errorf("%s: no warning for %s:\n%s", tc.body, name, out)
-			}
+			assert.Contains(t, out, "field="+name+" ", "%s: no warning for %s:\n%s", tc.body, name, out)
+			assert.Contains(t, out, "request_id=req-7", "%s: no warning for %s:\n%s", tc.body, name, out)
 		}
 		// json.Unmarshal into the model decides the same way, silently.
 		var m ActionCheckResult
-		if err := json.Unmarshal([]byte(tc.body), &m); err != nil || !m.Decided() {
-			t.Errorf("%s: json.Unmarshal: %v, decided %v", tc.body, err, m.Decided())
-		}
+		err = json.Unmarshal([]byte(tc.body), &m)
+		require.NoError(t, err, "%s: json.Unmarshal: %v, decided %v", tc.body, err, m.Decided())
+		assert.True(t, m.Decided(), "%s: json.Unmarshal: %v, decided %v", tc.body, err, m.Decided())
 		m.decided = false
-		if !reflect.DeepEqual(m, tc.want) {
-			t.Errorf("%s: json.Unmarshal:\n got  %+v\n want %+v", tc.body, m, tc.want)
-		}
+		assert.Equal(t, tc.want, m, "%s: json.Unmarshal:\n got  %+v\n want %+v", tc.body, m, tc.want)
 	}
 	// A well-typed reply logs nothing.
 	srv := newRecServer(t, reply(200, checkReply))
 	var logs strings.Builder
 	c := newTestClient(t, srv.URL, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	if r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"}); err != nil || !r.Allowed || logs.Len() != 0 {
-		t.Fatalf("%+v %v logs %q", r, err, logs.String())
-	}
+	r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"})
+	require.NoError(t, err, "%+v %v logs %q", r, err, logs.String())
+	require.True(t, r.Allowed, "%+v %v logs %q", r, err, logs.String())
+	require.Equal(t, 0, logs.Len(), "%+v %v logs %q", r, err, logs.String())
 	// The strict decision rejects a non-boolean "allowed" through
 	// json.Unmarshal as well.
 	var m ActionCheckResult
-	if err := json.Unmarshal([]byte(`{"allowed":"false"}`), &m); err == nil {
-		t.Error(`json.Unmarshal accepted "allowed":"false"`)
-	}
+	assert.Error(t, json.Unmarshal([]byte(`{"allowed":"false"}`), &m), `json.Unmarshal accepted "allowed":"false"`)
 }
 
 // FuzzActionCheckDecode checks the decision against an independent reading
@@ -142,16 +129,14 @@ func FuzzActionCheckDecode(f *testing.F) {
 		}
 		oerr := json.Unmarshal(b, &o)
 		raw := string(o.Allowed)
-		if err == nil && res.Allowed && (oerr != nil || raw != "true") {
-			t.Fatalf("%q decoded as allowed; allowed is %q (%v)", b, raw, oerr)
+		if err == nil && res.Allowed {
+			require.NoError(t, oerr, "%q decoded as allowed; allowed is %q", b, raw)
+			require.Equal(t, "true", raw, "%q decoded as allowed", b)
 		}
 		if oerr == nil && (raw == "true" || raw == "false") {
-			if err != nil {
-				t.Fatalf("%q: decode failed despite a boolean allowed: %v", b, err)
-			}
-			if res.Allowed != (raw == "true") || !res.Decided() {
-				t.Fatalf("%q: Allowed %v Decided %v, want %s", b, res.Allowed, res.Decided(), raw)
-			}
+			require.NoError(t, err, "%q: decode failed despite a boolean allowed", b)
+			require.Equal(t, (raw == "true"), res.Allowed, "%q: Allowed %v Decided %v, want %s", b, res.Allowed, res.Decided(), raw)
+			require.True(t, res.Decided(), "%q: Allowed %v Decided %v, want %s", b, res.Allowed, res.Decided(), raw)
 		}
 	})
 }
@@ -167,12 +152,9 @@ func FuzzCheckBodyEncoding(f *testing.F) {
 		b := actionCheckBody{AgentID: agent, SessionID: session, ActionName: name, ActionSource: "api",
 			InputSummary: summary, ActionEffect: ActionEffect(effect)}
 		want, err := encodeJSON(&b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := b.appendJSON(nil); string(got) != string(want) {
-			t.Fatalf("appendJSON\n got  %q\n want %q", got, want)
-		}
+		require.NoError(t, err)
+		got := b.appendJSON(nil)
+		require.Equal(t, string(want), string(got), "appendJSON\n got  %q\n want %q", got, want)
 	})
 }
 
@@ -181,7 +163,6 @@ func FuzzCheckBodyEncoding(f *testing.F) {
 func TestCheckBodyOneAllocation(t *testing.T) {
 	b := actionCheckBody{AgentID: "agent-123", SessionID: "sess-1", ActionName: "read_file", ActionSource: "api",
 		InputSummary: strings.Repeat("é", 200), ActionEffect: EffectRead}
-	if n := testing.AllocsPerRun(100, func() { b.appendJSON(nil) }); n != 1 {
-		t.Errorf("appendJSON allocates %v times, want 1", n)
-	}
+	n := testing.AllocsPerRun(100, func() { b.appendJSON(nil) })
+	assert.Equal(t, 1.0, n, "appendJSON allocates %v times, want 1", n)
 }

@@ -1,4 +1,4 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // sampleCard is the A2A v1.0 card shape.
@@ -33,45 +34,41 @@ const sampleCard = `{
 
 func TestAgentCardsWire(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t, protoReply{body: sampleCard})
+	srv := newScriptServer(t, scriptReply{body: sampleCard})
 	c := srv.client(t)
 	calls := []struct {
 		name, method, uri string
-		call              func(string) (*agenttrust.AgentCard, error)
+		call              func(string) (*AgentCard, error)
 	}{
-		{"Generate", http.MethodPost, "/api/v1/agents/a1/card", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.Generate(ctx, id) }},
-		{"Get", http.MethodGet, "/api/v1/agents/a1/card", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.Get(ctx, id) }},
-		{"Publish", http.MethodPut, "/api/v1/agents/a1/card/publish", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.Publish(ctx, id) }},
-		{"GetPublic", http.MethodGet, "/a2a/agents/a1/agent.json", func(id string) (*agenttrust.AgentCard, error) { return c.AgentCards.GetPublic(ctx, id) }},
+		{"Generate", http.MethodPost, "/api/v1/agents/a1/card", func(id string) (*AgentCard, error) { return c.AgentCards.Generate(ctx, id) }},
+		{"Get", http.MethodGet, "/api/v1/agents/a1/card", func(id string) (*AgentCard, error) { return c.AgentCards.Get(ctx, id) }},
+		{"Publish", http.MethodPut, "/api/v1/agents/a1/card/publish", func(id string) (*AgentCard, error) { return c.AgentCards.Publish(ctx, id) }},
+		{"GetPublic", http.MethodGet, "/a2a/agents/a1/agent.json", func(id string) (*AgentCard, error) { return c.AgentCards.GetPublic(ctx, id) }},
 	}
 	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {
-			srv.reset(protoReply{body: sampleCard})
+			srv.reset(scriptReply{body: sampleCard})
 			card, err := tc.call("a1")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, tc.method, tc.uri)
 			if tc.method != http.MethodGet {
 				checkBodiless(t, r, tc.method)
 			}
-			if card.Name != "billing-bot" || card.Version != "1.0.0" || card.DocumentationURL != "https://docs" || card.IconURL != "https://icon" {
-				t.Errorf("card = %+v", card)
-			}
-			if card.PrimaryURL() != "http://gw/a2a/agents/a1" {
-				t.Errorf("PrimaryURL = %q", card.PrimaryURL())
-			}
-			if card.TrustScore() != 0.87 {
-				t.Errorf("TrustScore = %v", card.TrustScore())
-			}
-			if _, ok := card.AgentPublicKeyPEM(); !ok {
-				t.Errorf("no agent key")
-			}
-			if len(card.Skills) != 1 || len(card.Signatures) != 1 || len(card.SecurityRequirements) != 1 ||
-				len(card.DefaultOutputModes) != 2 || string(card.SecuritySchemes) == "" || string(card.Provider) == "" {
-				t.Errorf("raw members lost: %+v", card)
-			}
+			assert.Equal(t, "billing-bot", card.Name, "card = %+v", card)
+			assert.Equal(t, "1.0.0", card.Version, "card = %+v", card)
+			assert.Equal(t, "https://docs", card.DocumentationURL, "card = %+v", card)
+			assert.Equal(t, "https://icon", card.IconURL, "card = %+v", card)
+			assert.Equal(t, "http://gw/a2a/agents/a1", card.PrimaryURL(), "PrimaryURL = %q", card.PrimaryURL())
+			assert.Equal(t, 0.87, card.TrustScore(), "TrustScore = %v", card.TrustScore())
+			_, ok := card.AgentPublicKeyPEM()
+			assert.True(t, ok, "no agent key")
+			assert.Len(t, card.Skills, 1, "raw members lost: %+v", card)
+			assert.Len(t, card.Signatures, 1, "raw members lost: %+v", card)
+			assert.Len(t, card.SecurityRequirements, 1, "raw members lost: %+v", card)
+			assert.Len(t, card.DefaultOutputModes, 2, "raw members lost: %+v", card)
+			assert.NotEmpty(t, string(card.SecuritySchemes), "raw members lost: %+v", card)
+			assert.NotEmpty(t, string(card.Provider), "raw members lost: %+v", card)
 		})
 	}
 }
@@ -79,28 +76,26 @@ func TestAgentCardsWire(t *testing.T) {
 func TestAgentCardDecoding(t *testing.T) {
 	ctx := context.Background()
 	for _, body := range []string{"", "null", "{}", `{"provider": null, "capabilities": null, "securitySchemes": null}`} {
-		srv := newProtoServer(t, protoReply{body: body})
+		srv := newScriptServer(t, scriptReply{body: body})
 		card, err := srv.client(t).AgentCards.Get(ctx, "a1")
-		if err != nil {
-			t.Fatalf("%q: %v", body, err)
-		}
-		if string(card.Capabilities) != "{}" || card.Provider != nil || card.SecuritySchemes != nil || card.PrimaryURL() != "" || card.TrustScore() != 0 {
-			t.Errorf("%q: card = %+v", body, card)
-		}
+		require.NoError(t, err, "%q", body)
+		assert.Equal(t, "{}", string(card.Capabilities), "%q: card = %+v", body, card)
+		assert.Nil(t, card.Provider, "%q: card = %+v", body, card)
+		assert.Nil(t, card.SecuritySchemes, "%q: card = %+v", body, card)
+		assert.Empty(t, card.PrimaryURL(), "%q: card = %+v", body, card)
+		assert.Equal(t, 0.0, card.TrustScore(), "%q: card = %+v", body, card)
 	}
 	for _, body := range []string{"[]", `"card"`, "{", `{"name": 5}`, `{"skills": {}}`} {
-		srv := newProtoServer(t, protoReply{body: body})
+		srv := newScriptServer(t, scriptReply{body: body})
 		_, err := srv.client(t).AgentCards.Get(ctx, "a1")
-		wantCode(t, err, agenttrust.CodeDecode)
+		wantCode(t, err, CodeDecode)
 	}
 }
 
-func cardWith(t *testing.T, js string) *agenttrust.AgentCard {
+func cardWith(t *testing.T, js string) *AgentCard {
 	t.Helper()
-	var c agenttrust.AgentCard
-	if err := json.Unmarshal([]byte(js), &c); err != nil {
-		t.Fatalf("%s: %v", js, err)
-	}
+	var c AgentCard
+	require.NoError(t, json.Unmarshal([]byte(js), &c), "%s", js)
 	return &c
 }
 
@@ -114,14 +109,13 @@ func TestAgentCardPrimaryURL(t *testing.T) {
 		{`{"supportedInterfaces": [], "url": "legacy"}`, "legacy"},
 		{`{}`, ""},
 	} {
-		if got := cardWith(t, tc.js).PrimaryURL(); got != tc.want {
-			t.Errorf("%s: PrimaryURL = %q, want %q", tc.js, got, tc.want)
-		}
+		got := cardWith(t, tc.js).PrimaryURL()
+		assert.Equal(t, tc.want, got, "%s: PrimaryURL = %q, want %q", tc.js, got, tc.want)
 	}
 }
 
 func trustCard(score string) string {
-	return `{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_trust_score": ` + score + `}}]}}`
+	return `{"capabilities": {"extensions": [{"uri": "` + ATITrustExtensionURI + `", "params": {"ati_trust_score": ` + score + `}}]}}`
 }
 
 func TestAgentCardTrustScore(t *testing.T) {
@@ -150,52 +144,44 @@ func TestAgentCardTrustScore(t *testing.T) {
 		{trustCard("1e400"), 0},
 		{trustCard(`[0.5]`), 0},
 		{trustCard(`{"v": 0.5}`), 0},
-		{`{"capabilities": {"extensions": ["x", 5, null, {"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0.9},
-		{`{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `"}, {"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0},
+		{`{"capabilities": {"extensions": ["x", 5, null, {"uri": "` + ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0.9},
+		{`{"capabilities": {"extensions": [{"uri": "` + ATITrustExtensionURI + `"}, {"uri": "` + ATITrustExtensionURI + `", "params": {"ati_trust_score": 0.9}}]}}`, 0},
 		{`{"capabilities": {"extensions": [{"uri": "https://other", "params": {"ati_trust_score": 0.9}}]}}`, 0},
 		{`{"capabilities": {"extensions": null}}`, 0},
-		{`{"capabilities": {"extensions": {"uri": "` + agenttrust.ATITrustExtensionURI + `"}}}`, 0},
+		{`{"capabilities": {"extensions": {"uri": "` + ATITrustExtensionURI + `"}}}`, 0},
 		{`{"capabilities": "yes"}`, 0},
 		{`{"capabilities": [1]}`, 0},
 	} {
-		if got := cardWith(t, tc.js).TrustScore(); got != tc.want {
-			t.Errorf("%s: TrustScore = %v, want %v", tc.js, got, tc.want)
-		}
+		got := cardWith(t, tc.js).TrustScore()
+		assert.Equal(t, tc.want, got, "%s: TrustScore = %v, want %v", tc.js, got, tc.want)
 	}
 }
 
 func keyCard(key string) string {
-	return `{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + key + `}}]}}`
+	return `{"capabilities": {"extensions": [{"uri": "` + ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + key + `}}]}}`
 }
 
 func TestAgentCardPublicKey(t *testing.T) {
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	x := base64.RawURLEncoding.EncodeToString(pub)
 	jwk := func(kty, crv, x string) string {
 		return `{"kty": "` + kty + `", "crv": "` + crv + `", "x": "` + x + `"}`
 	}
 
 	pemText, ok := cardWith(t, keyCard(jwk("OKP", "Ed25519", x))).AgentPublicKeyPEM()
-	if !ok {
-		t.Fatal("valid key rejected")
-	}
-	if !strings.HasPrefix(pemText, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA") || !strings.HasSuffix(pemText, "-----END PUBLIC KEY-----\n") || strings.Contains(pemText, "\r") {
-		t.Errorf("PEM form:\n%s", pemText)
-	}
+	require.True(t, ok, "valid key rejected")
+	assert.True(t, strings.HasPrefix(pemText, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"), "PEM form:\n%s", pemText)
+	assert.True(t, strings.HasSuffix(pemText, "-----END PUBLIC KEY-----\n"), "PEM form:\n%s", pemText)
+	assert.NotContains(t, pemText, "\r", "PEM form:\n%s", pemText)
 	block, rest := pem.Decode([]byte(pemText))
-	if block == nil || len(rest) != 0 {
-		t.Fatalf("not one PEM block: %q", pemText)
-	}
+	require.NotNil(t, block, "not one PEM block: %q", pemText)
+	require.Empty(t, rest, "not one PEM block: %q", pemText)
 	k, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil || !pub.Equal(k) {
-		t.Fatalf("PEM holds %v (%v), want the card's key", k, err)
-	}
-	if _, ok := cardWith(t, keyCard(jwk("OKP", "Ed25519", x+"="))).AgentPublicKeyPEM(); !ok {
-		t.Error("trailing padding should be ignored")
-	}
+	require.NoError(t, err, "PEM holds %v (%v), want the card's key", k, err)
+	require.True(t, pub.Equal(k), "PEM holds %v (%v), want the card's key", k, err)
+	_, ok = cardWith(t, keyCard(jwk("OKP", "Ed25519", x+"="))).AgentPublicKeyPEM()
+	assert.True(t, ok, "trailing padding should be ignored")
 
 	// An x whose characters include the standard alphabet's + and /.
 	stdX := ""
@@ -223,17 +209,41 @@ func TestAgentCardPublicKey(t *testing.T) {
 		`[1]`,
 	}
 	for _, key := range bad {
-		if got, ok := cardWith(t, keyCard(key)).AgentPublicKeyPEM(); ok || got != "" {
-			t.Errorf("key %s accepted: %q", key, got)
-		}
+		got, ok := cardWith(t, keyCard(key)).AgentPublicKeyPEM()
+		assert.False(t, ok, "key %s accepted: %q", key, got)
+		assert.Empty(t, got, "key %s accepted: %q", key, got)
 	}
 	// Only the first trust extension counts, even when a later one has a key.
-	twoExt := `{"capabilities": {"extensions": [{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {}},
-		{"uri": "` + agenttrust.ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + jwk("OKP", "Ed25519", x) + `}}]}}`
-	if _, ok := cardWith(t, twoExt).AgentPublicKeyPEM(); ok {
-		t.Error("a later trust extension was used")
-	}
-	if _, ok := cardWith(t, `{}`).AgentPublicKeyPEM(); ok {
-		t.Error("a card without extensions has a key")
-	}
+	twoExt := `{"capabilities": {"extensions": [{"uri": "` + ATITrustExtensionURI + `", "params": {}},
+		{"uri": "` + ATITrustExtensionURI + `", "params": {"ati_agent_key": ` + jwk("OKP", "Ed25519", x) + `}}]}}`
+	_, ok = cardWith(t, twoExt).AgentPublicKeyPEM()
+	assert.False(t, ok, "a later trust extension was used")
+	_, ok = cardWith(t, `{}`).AgentPublicKeyPEM()
+	assert.False(t, ok, "a card without extensions has a key")
+}
+
+// FuzzDecodeAgentCard checks that no reply makes the card decoder or its
+// accessors panic, and that a key it reports is a parsable PEM key. `go test`
+// runs the seed corpus in testdata/fuzz/FuzzDecodeAgentCard.
+func FuzzDecodeAgentCard(f *testing.F) {
+	f.Add([]byte(`{"name": "n", "capabilities": {"extensions": [{"uri": "https://agenttrust.id/ext/trust/v1", "params": {"ati_trust_score": "0.5"}}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		card := new(AgentCard)
+		if err := decodeObject(&response{status: 200, body: data}, card); err != nil {
+			var de *DecodeError
+			require.ErrorAs(t, err, &de, "error %v (%T) is not a *DecodeError", err, err)
+			return
+		}
+		require.NotNil(t, card.Capabilities, "nil capabilities")
+		_ = card.PrimaryURL()
+		_ = card.TrustScore()
+		if p, ok := card.AgentPublicKeyPEM(); ok {
+			block, _ := pem.Decode([]byte(p))
+			require.NotNil(t, block, "bad PEM %q", p)
+			_, err := x509.ParsePKIXPublicKey(block.Bytes)
+			require.NoError(t, err, "PEM key does not parse")
+		} else {
+			require.Empty(t, p, "no key but %q", p)
+		}
+	})
 }

@@ -1,8 +1,10 @@
 package agenttrust
 
 import (
-	"reflect"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestApprovalDecoding(t *testing.T) {
@@ -13,15 +15,14 @@ func TestApprovalDecoding(t *testing.T) {
 	a, err := c.Approvals.Get(ctxT(t), "ap")
 	want := ApprovalRequest{ID: "ap", SessionID: "s", AgentID: "a", OrgID: "o", ActionName: "deploy", ActionEffect: "admin",
 		Status: "approved", CreatedAt: a.CreatedAt, DecidedBy: "alice"}
-	if err != nil || !reflect.DeepEqual(*a, want) || !a.CreatedAt.Equal(ts0) {
-		t.Errorf("%+v %v", a, err)
-	}
+	require.NoError(t, err, "%+v", a)
+	assert.Equal(t, want, *a, "%+v %v", a, err)
+	assert.True(t, a.CreatedAt.Equal(ts0), "%+v %v", a, err)
 	for _, body := range []string{``, `{}`, `{"status":null}`} {
 		srv.setHandler(reply(200, body))
 		a, err := c.Approvals.Get(ctxT(t), "ap")
-		if err != nil || a.Status != ApprovalPending {
-			t.Errorf("%q: status %q %v", body, a.Status, err)
-		}
+		require.NoError(t, err, "%q: status %q", body, a.Status)
+		assert.Equal(t, ApprovalPending, a.Status, "%q: status %q %v", body, a.Status, err)
 	}
 	srv.setHandler(reply(200, `{"status":3}`))
 	_, err = c.Approvals.Get(ctxT(t), "ap")
@@ -29,9 +30,9 @@ func TestApprovalDecoding(t *testing.T) {
 	// Approve and Deny return the raw object.
 	srv.setHandler(reply(200, `{"status":"approved","extra":{"n":1}}`))
 	m, err := c.Approvals.Approve(ctxT(t), "ap", "")
-	if err != nil || m["status"] != "approved" || m["extra"] == nil {
-		t.Errorf("%v %v", m, err)
-	}
+	require.NoError(t, err, "%v", m)
+	assert.Equal(t, "approved", m["status"], "%v %v", m, err)
+	assert.NotNil(t, m["extra"], "%v %v", m, err)
 	srv.setHandler(reply(200, `["denied"]`))
 	_, err = c.Approvals.Deny(ctxT(t), "ap", "")
 	wantDecode(t, err)

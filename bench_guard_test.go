@@ -6,6 +6,8 @@ import (
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/guard"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkCheckGuard is guard.Check against the same server as
@@ -13,14 +15,10 @@ import (
 // run: the guard's cost over Actions.Check is its own work.
 func BenchmarkCheckGuard(b *testing.B) {
 	c, err := agenttrust.New(agenttrust.WithBaseURL(agenttrust.BenchServerURL(b)), agenttrust.WithAPIKey(agenttrust.TestKey))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	p := agenttrust.BenchParams
 	g, err := guard.New(c, p.AgentID, guard.WithSessionID(p.SessionID))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer g.Close(context.Background())
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -28,9 +26,8 @@ func BenchmarkCheckGuard(b *testing.B) {
 	cpu, ok := agenttrust.ProcessCPU()
 	for i := 0; i < b.N; i++ {
 		d, err := g.Check(ctx, p.ToolName, p.ToolInputSummary)
-		if err != nil || !d.Allowed {
-			b.Fatal(d, err)
-		}
+		require.NoError(b, err, "%v", d)
+		require.True(b, d.Allowed, "%v %v", d, err)
 	}
 	agenttrust.ReportCPU(b, cpu, ok)
 }
@@ -39,28 +36,20 @@ func BenchmarkCheckGuard(b *testing.B) {
 // Actions.Check against the same server.
 func TestGuardCheckAllocs(t *testing.T) {
 	c, err := agenttrust.New(agenttrust.WithBaseURL(agenttrust.BenchServerURL(t)), agenttrust.WithAPIKey(agenttrust.TestKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p := agenttrust.BenchParams
 	g, err := guard.New(c, p.AgentID, guard.WithSessionID(p.SessionID))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer g.Close(context.Background())
 	ctx := context.Background()
 	check := testing.AllocsPerRun(300, func() {
-		if _, err := c.Actions.Check(ctx, p); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Actions.Check(ctx, p)
+		require.NoError(t, err)
 	})
 	gc := testing.AllocsPerRun(300, func() {
-		if _, err := g.Check(ctx, p.ToolName, p.ToolInputSummary); err != nil {
-			t.Fatal(err)
-		}
+		_, err := g.Check(ctx, p.ToolName, p.ToolInputSummary)
+		require.NoError(t, err)
 	})
 	t.Logf("allocs per check: Actions.Check %v, guard.Check %v", check, gc)
-	if gc > check+1 {
-		t.Errorf("guard.Check allocates %v times, Actions.Check %v: more than one above", gc, check)
-	}
+	assert.LessOrEqual(t, gc, check+1, "guard.Check allocates %v times, Actions.Check %v: more than one above", gc, check)
 }

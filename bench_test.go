@@ -3,6 +3,7 @@ package agenttrust
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,10 +11,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const checkReply = `{"allowed":true,"check_id":"chk-1","confidence":0.98,"guard_tier":"fast","latency_ms":3,"reason":"read-only tool","elevation_required":false}`
@@ -56,9 +62,8 @@ func BenchmarkCheck(b *testing.B) {
 	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
 		r, err := c.Actions.Check(ctx, benchParams)
-		if err != nil || !r.Allowed {
-			b.Fatal(r, err)
-		}
+		require.NoError(b, err, "%v", r)
+		require.True(b, r.Allowed, "%v %v", r, err)
 	}
 	reportCPU(b, cpu, ok)
 }
@@ -85,9 +90,8 @@ func BenchmarkCheckOption(b *testing.B) {
 			cpu, ok := processCPU()
 			for i := 0; i < b.N; i++ {
 				r, err := c.Actions.Check(ctx, benchParams, bc.opt())
-				if err != nil || !r.Allowed {
-					b.Fatal(r, err)
-				}
+				require.NoError(b, err, "%v", r)
+				require.True(b, r.Allowed, "%v %v", r, err)
 			}
 			reportCPU(b, cpu, ok)
 		})
@@ -104,9 +108,7 @@ func BenchmarkCheckBaselineHeader(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if err := bc.check(ctx); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, bc.check(ctx))
 	}
 }
 
@@ -121,9 +123,7 @@ func BenchmarkCheckBaseline(b *testing.B) {
 	b.ResetTimer()
 	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
-		if err := bc.check(ctx); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, bc.check(ctx))
 	}
 	reportCPU(b, cpu, ok)
 }
@@ -215,8 +215,7 @@ func runChecksParallel(b *testing.B, conns *atomic.Int64, check func(context.Con
 	cpu, ok := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := check(ctx); err != nil {
-				b.Error(err)
+			if err := check(ctx); !assert.NoError(b, err) {
 				return
 			}
 		}
@@ -273,20 +272,16 @@ func BenchmarkTokenCacheHit(b *testing.B) {
 	c := newTestClient(b, srv.URL)
 	ctx := context.Background()
 	p := TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"}
-	if _, err := c.Tokens.Issue(ctx, p); err != nil {
-		b.Fatal(err)
-	}
+	_, err := c.Tokens.Issue(ctx, p)
+	require.NoError(b, err)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := c.Tokens.Issue(ctx, p); err != nil {
-			b.Fatal(err)
-		}
+		_, err := c.Tokens.Issue(ctx, p)
+		require.NoError(b, err)
 	}
 	b.StopTimer()
-	if srv.count() != 1 {
-		b.Fatalf("%d issue requests", srv.count())
-	}
+	require.Equal(b, 1, srv.count(), "%d issue requests", srv.count())
 }
 
 // BenchmarkTokenCopyFloor is the one piece of work a cache hit cannot skip:
@@ -297,9 +292,8 @@ func BenchmarkTokenCopyFloor(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if !fresh(tok.ExpiresAt, time.Now()) || copyToken(tok) == nil {
-			b.Fatal("stale")
-		}
+		require.True(b, fresh(tok.ExpiresAt, time.Now()), "stale")
+		require.NotNil(b, copyToken(tok), "stale")
 	}
 }
 
@@ -310,12 +304,10 @@ func TestTokenCacheHitAllocs(t *testing.T) {
 	c := newTestClient(t, srv.URL)
 	ctx := context.Background()
 	p := TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"}
-	if _, err := c.Tokens.Issue(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if n := testing.AllocsPerRun(200, func() { c.Tokens.Issue(ctx, p) }); n > 1 {
-		t.Errorf("cache hit allocates %v times, want at most 1", n)
-	}
+	_, err := c.Tokens.Issue(ctx, p)
+	require.NoError(t, err)
+	n := testing.AllocsPerRun(200, func() { c.Tokens.Issue(ctx, p) })
+	assert.LessOrEqual(t, n, 1.0, "cache hit allocates %v times, want at most 1", n)
 }
 
 // TestConcurrentChecksReuseConnections runs 64 goroutines checking for about
@@ -355,15 +347,10 @@ func TestConcurrentChecksReuseConnections(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d checks by %d goroutines over %v on %d connections", calls.Load(), workers, dur, conns.Load())
-	if failures.Load() != 0 {
-		t.Errorf("%d checks failed", failures.Load())
-	}
-	if calls.Load() < workers {
-		t.Errorf("only %d checks", calls.Load())
-	}
-	if n := conns.Load(); n > 2*workers {
-		t.Errorf("%d connections for %d goroutines: the pool churns", n, workers)
-	}
+	assert.EqualValues(t, 0, failures.Load(), "%d checks failed", failures.Load())
+	assert.GreaterOrEqual(t, calls.Load(), int64(workers), "only %d checks", calls.Load())
+	n := conns.Load()
+	assert.LessOrEqual(t, n, int64(2*workers), "%d connections for %d goroutines: the pool churns", n, workers)
 }
 
 // TestCheckAllocsAtMostBaseline keeps Actions.Check at or below the
@@ -376,17 +363,277 @@ func TestCheckAllocsAtMostBaseline(t *testing.T) {
 	defer bc.close()
 	ctx := context.Background()
 	sdk := testing.AllocsPerRun(300, func() {
-		if _, err := c.Actions.Check(ctx, benchParams); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Actions.Check(ctx, benchParams)
+		require.NoError(t, err)
 	})
 	base := testing.AllocsPerRun(300, func() {
-		if err := bc.check(ctx); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, bc.check(ctx))
 	})
 	t.Logf("allocs per check: SDK %v, hand-written %v", sdk, base)
-	if sdk > base {
-		t.Errorf("Actions.Check allocates %v times per check, the hand-written client %v", sdk, base)
+	assert.LessOrEqual(t, sdk, base, "Actions.Check allocates %v times per check, the hand-written client %v", sdk, base)
+}
+
+// Benchmarks for agent identity. Compare within one run, e.g.
+//
+//	go test -run '^$' -bench 'Identity|DPoPMint|CredentialsHit' -benchmem -count 6
+//
+// BenchmarkIdentityCheck/{plain,credentialed} against a server that only
+// answers (the SDK's own cost) and against the fake gateway that really
+// verifies the token and the proof; BenchmarkDPoPMint against a bare
+// ed25519.Sign of the same bytes; BenchmarkCredentialsHit with a cached
+// token under 64 goroutines.
+
+// identityBenchServer answers challenges, WIMSE tokens (valid for a day)
+// and checks without verifying anything.
+func identityBenchServer(tb testing.TB) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/challenge"):
+			_, _ = io.WriteString(w, `{"nonce":"n-1","expires_at":"2099-01-01T00:00:00Z"}`)
+		case r.URL.Path == "/api/v1/wimse/token":
+			_, _ = io.WriteString(w, `{"token":"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl","expires_at":"2099-01-01T00:00:00Z"}`)
+		default:
+			_, _ = io.WriteString(w, checkReply)
+		}
+	}))
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+func credentialedClient(tb testing.TB, c *Client, agentID string, ks KeyStore, pubPEM string) {
+	tb.Helper()
+	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: agentID, KeyStore: ks, PublicKeyPEM: pubPEM})
+	require.NoError(tb, err)
+	require.NoError(tb, c.UseAgentCredentials(ac))
+	_, err = ac.Token(context.Background())
+	require.NoError(tb, err)
+}
+
+func BenchmarkIdentityCheck(b *testing.B) {
+	run := func(b *testing.B, c *Client, p ActionCheckParams) {
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			r, err := c.Actions.Check(ctx, p)
+			require.NoError(b, err, "%v", r)
+			require.True(b, r.Allowed, "%v %v", r, err)
+		}
 	}
+	ks := NewInMemoryKeyStore()
+	require.NoError(b, ks.Store(context.Background(), "agent-123", vecPrivPEM))
+	b.Run("server=answer/plain", func(b *testing.B) {
+		srv := identityBenchServer(b)
+		run(b, newTestClient(b, srv.URL), benchParams)
+	})
+	b.Run("server=answer/credentialed", func(b *testing.B) {
+		srv := identityBenchServer(b)
+		c := newTestClient(b, srv.URL)
+		credentialedClient(b, c, "agent-123", ks, vecPubPEM)
+		run(b, c, benchParams)
+	})
+	// The fake verifies the WIMSE token and the DPoP proof on every
+	// credentialed check, so its figures include the server's work.
+	fake := func(b *testing.B, creds bool) {
+		srv := agenttrusttest.NewTestServer(b)
+		c, err := New(WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAPIKey(srv.APIKey()))
+		require.NoError(b, err)
+		fks := NewInMemoryKeyStore()
+		a, err := c.Agents.Create(context.Background(), AgentCreateParams{Name: "bench", KeyStore: fks})
+		require.NoError(b, err)
+		if creds {
+			srv.SetSecuritySettings(agenttrusttest.SecuritySettings{RequireProofOfPossession: true, RequireSenderConstrainedTokens: true})
+			credentialedClient(b, c, a.ID, fks, a.PublicKey)
+		}
+		p := benchParams
+		p.AgentID = a.ID
+		run(b, c, p)
+	}
+	b.Run("server=fake/plain", func(b *testing.B) { fake(b, false) })
+	b.Run("server=fake/credentialed", func(b *testing.B) { fake(b, true) })
+	b.Run("sign", func(b *testing.B) { benchSign(b) })
+}
+
+// benchSign is one Ed25519 signature over bytes the size of a DPoP
+// signing input: the reference for the credentialed overhead.
+func benchSign(b *testing.B) {
+	priv := vecKey(b)
+	k, err := NewDPoPKey(vecPrivPEM)
+	require.NoError(b, err)
+	proof, err := k.Proof(context.Background(), "POST", "http://127.0.0.1:8082/api/v1/agenttrust/check", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl")
+	require.NoError(b, err)
+	msg := []byte(proof[:strings.LastIndexByte(proof, '.')])
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = ed25519.Sign(priv, msg)
+	}
+}
+
+func BenchmarkDPoPMint(b *testing.B) {
+	ctx := context.Background()
+	const u, tok = "http://127.0.0.1:8082/api/v1/agenttrust/check", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl"
+	b.Run("sign", benchSign)
+	b.Run("key", func(b *testing.B) {
+		k, err := NewDPoPKey(vecPrivPEM)
+		require.NoError(b, err)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_, err := k.Proof(ctx, "POST", u, tok)
+			require.NoError(b, err)
+		}
+	})
+	b.Run("keystore", func(b *testing.B) {
+		ks := NewInMemoryKeyStore()
+		require.NoError(b, ks.Store(ctx, "a1", vecPrivPEM))
+		k, err := NewDPoPKeyWithKeyStore(ks, "a1", vecPubPEM)
+		require.NoError(b, err)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_, err := k.Proof(ctx, "POST", u, tok)
+			require.NoError(b, err)
+		}
+	})
+	b.Run("pem", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_, err := MintDPoPProof(vecPrivPEM, "POST", u, tok)
+			require.NoError(b, err)
+		}
+	})
+}
+
+// BenchmarkCredentialsHit takes the cached token from 64 goroutines: an
+// atomic load and a clock read, no network and no lock.
+func BenchmarkCredentialsHit(b *testing.B) {
+	srv := identityBenchServer(b)
+	c := newTestClient(b, srv.URL)
+	ks := NewInMemoryKeyStore()
+	require.NoError(b, ks.Store(context.Background(), "agent-123", vecPrivPEM))
+	credentialedClient(b, c, "agent-123", ks, vecPubPEM)
+	ac := c.creds.Load()
+	ctx := context.Background()
+	par := (64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
+	// baseline: the floor of any lock-free cache, an atomic load and a
+	// clock read.
+	b.Run("baseline", func(b *testing.B) {
+		var p atomic.Pointer[credToken]
+		p.Store(&credToken{token: "t", refreshAt: time.Now().Add(time.Hour)})
+		b.SetParallelism(par)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if t := p.Load(); !assert.True(b, time.Now().Before(t.refreshAt), "expired") {
+					return
+				}
+			}
+		})
+	})
+	b.Run("token", func(b *testing.B) {
+		issued := ac.cur.Load()
+		b.SetParallelism(par)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := ac.Token(ctx); !assert.NoError(b, err) {
+					return
+				}
+			}
+		})
+		assert.Same(b, issued, ac.cur.Load(), "the token was refreshed during the benchmark")
+	})
+}
+
+// BenchmarkIdentityPaired measures, in the same iteration and so under the
+// same load, a bare Ed25519 signature, a plain check, a credentialed check
+// and a DPoP mint, and reports the ratios: extra/sign is (credentialed -
+// plain) / sign, the target being at most 1.1; mint/sign is the DPoP mint
+// against the bare signature, the target being at most 1.5. Pairing makes
+// the ratios meaningful on a loaded machine where separate runs are not.
+func BenchmarkIdentityPaired(b *testing.B) {
+	ctx := context.Background()
+	priv := vecKey(b)
+	dk, err := NewDPoPKey(vecPrivPEM)
+	require.NoError(b, err)
+	const u, tok = "http://127.0.0.1:8082/api/v1/agenttrust/check", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl"
+	proof, err := dk.Proof(ctx, "POST", u, tok)
+	require.NoError(b, err)
+	msg := []byte(proof[:strings.LastIndexByte(proof, '.')])
+
+	paired := func(b *testing.B, plain, cred *Client, p ActionCheckParams) {
+		check := func(c *Client) time.Duration {
+			t0 := time.Now()
+			r, err := c.Actions.Check(ctx, p)
+			require.NoError(b, err, "%v", r)
+			require.True(b, r.Allowed, "%v %v", r, err)
+			return time.Since(t0)
+		}
+		var dSign, dPlain, dCred, dMint time.Duration
+		b.ReportAllocs()
+		b.ResetTimer()
+		sign := func() time.Duration {
+			t0 := time.Now()
+			_ = ed25519.Sign(priv, msg)
+			return time.Since(t0)
+		}
+		mint := func() time.Duration {
+			t0 := time.Now()
+			_, err := dk.Proof(ctx, "POST", u, tok)
+			require.NoError(b, err)
+			return time.Since(t0)
+		}
+		// Each pair runs back to back, in alternating order, so that
+		// neither side always runs with colder caches.
+		for i := 0; i < b.N; i++ {
+			if i%2 == 0 {
+				dPlain += check(plain)
+				dCred += check(cred)
+				dSign += sign()
+				dMint += mint()
+			} else {
+				dCred += check(cred)
+				dPlain += check(plain)
+				dMint += mint()
+				dSign += sign()
+			}
+		}
+		n := float64(b.N)
+		b.ReportMetric(float64(dSign)/n, "sign-ns")
+		b.ReportMetric(float64(dMint)/n, "mint-ns")
+		b.ReportMetric(float64(dPlain)/n, "plain-ns")
+		b.ReportMetric(float64(dCred)/n, "cred-ns")
+		b.ReportMetric(float64(dCred-dPlain)/float64(dSign), "extra/sign")
+		b.ReportMetric(float64(dMint)/float64(dSign), "mint/sign")
+	}
+	b.Run("server=answer", func(b *testing.B) {
+		srv := identityBenchServer(b)
+		ks := NewInMemoryKeyStore()
+		require.NoError(b, ks.Store(ctx, "agent-123", vecPrivPEM))
+		cred := newTestClient(b, srv.URL)
+		credentialedClient(b, cred, "agent-123", ks, vecPubPEM)
+		paired(b, newTestClient(b, srv.URL), cred, benchParams)
+	})
+	// The fake verifies the token and the proof of every credentialed
+	// check it receives (the settings stay off so that the plain client
+	// is served too): its cred-ns includes the server's two verifications.
+	b.Run("server=fake", func(b *testing.B) {
+		srv := agenttrusttest.NewTestServer(b)
+		opts := []Option{WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAPIKey(srv.APIKey())}
+		plain, err := New(opts...)
+		require.NoError(b, err)
+		cred, err := New(opts...)
+		require.NoError(b, err)
+		ks := NewInMemoryKeyStore()
+		a, err := cred.Agents.Create(ctx, AgentCreateParams{Name: "bench", KeyStore: ks})
+		require.NoError(b, err)
+		credentialedClient(b, cred, a.ID, ks, a.PublicKey)
+		p := benchParams
+		p.AgentID = a.ID
+		paired(b, plain, cred, p)
+		n := len(srv.DPoPProofs())
+		require.NotEqual(b, 0, n, "the fake did not accept the proofs")
+		require.True(b, srv.DPoPProofs()[n-1].Accepted, "the fake did not accept the proofs")
+	})
 }

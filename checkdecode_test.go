@@ -1,9 +1,11 @@
 package agenttrust
 
 import (
-	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // checkReplySeeds are replies the fast decoder takes and replies it must
@@ -40,9 +42,9 @@ func compareCheckDecoders(t *testing.T, b []byte) {
 	t.Helper()
 	r1, m1, e1 := decodeCheck(b, true)
 	r2, m2, e2 := decodeCheck(b, false)
-	if (e1 == nil) != (e2 == nil) || !reflect.DeepEqual(r1, r2) || !reflect.DeepEqual(m1, m2) {
-		t.Fatalf("%q:\n fast %+v %v %v\n json %+v %v %v", b, r1, m1, e1, r2, m2, e2)
-	}
+	require.Equal(t, (e2 == nil), (e1 == nil), "%q:\n fast %+v %v %v\n json %+v %v %v", b, r1, m1, e1, r2, m2, e2)
+	require.Equal(t, r2, r1, "%q:\n fast %+v %v %v\n json %+v %v %v", b, r1, m1, e1, r2, m2, e2)
+	require.Equal(t, m2, m1, "%q:\n fast %+v %v %v\n json %+v %v %v", b, r1, m1, e1, r2, m2, e2)
 }
 
 func TestCheckDecodeFastMatchesJSON(t *testing.T) {
@@ -53,30 +55,25 @@ func TestCheckDecodeFastMatchesJSON(t *testing.T) {
 	for _, s := range []string{checkReply, `{"allowed":false,"reason":"déjà vu","guard_tier":"llm","confidence":0.5,"latency_ms":12,"elevation_required":true,"approval_id":"ap","policy":"p-1","score":0.1,"cached":false}`} {
 		w := &checkReplyWire{}
 		w.plainCheckResult = (*plainCheckResult)(&w.res)
-		if !w.decodeFast([]byte(s)) {
-			t.Errorf("fast path refused %s", s)
-		}
+		assert.True(t, w.decodeFast([]byte(s)), "fast path refused %s", s)
 	}
 	// And refuse what they must leave to encoding/json.
 	for _, s := range []string{`{"allowed":true,"Allowed":false}`, "{\"chec\u212a_id\":\"x\"}", `{"a":{}}`, `{"latency_ms":1.5}`, `{"allowed":true,"allowed":true}`} {
 		w := &checkReplyWire{}
 		w.plainCheckResult = (*plainCheckResult)(&w.res)
-		if w.decodeFast([]byte(s)) {
-			t.Errorf("fast path took %s", s)
-		}
+		assert.False(t, w.decodeFast([]byte(s)), "fast path took %s", s)
 	}
 }
 
 func TestParseInt(t *testing.T) {
 	for in, want := range map[string]int{"0": 0, "-0": 0, "42": 42, "-42": -42, "9223372036854775807": 1<<63 - 1, "-9223372036854775808": -1 << 63} {
-		if got, ok := parseInt([]byte(in)); !ok || got != want {
-			t.Errorf("parseInt(%s) = %d, %v", in, got, ok)
-		}
+		got, ok := parseInt([]byte(in))
+		assert.True(t, ok, "parseInt(%s) = %d, %v", in, got, ok)
+		assert.Equal(t, want, got, "parseInt(%s) = %d, %v", in, got, ok)
 	}
 	for _, in := range []string{"9223372036854775808", "-9223372036854775809", "99999999999999999999", "1.5", "1e3", strings.Repeat("9", 40)} {
-		if _, ok := parseInt([]byte(in)); ok {
-			t.Errorf("parseInt(%s) accepted", in)
-		}
+		_, ok := parseInt([]byte(in))
+		assert.False(t, ok, "parseInt(%s) accepted", in)
 	}
 }
 
@@ -89,8 +86,8 @@ func benchCheckDecode(b *testing.B, fast bool) {
 	body := []byte(checkReply)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if r, _, err := decodeCheck(body, fast); err != nil || !r.Allowed {
-			b.Fatal(r, err)
-		}
+		r, _, err := decodeCheck(body, fast)
+		require.NoError(b, err, "%v", r)
+		require.True(b, r.Allowed, "%v %v", r, err)
 	}
 }

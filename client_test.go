@@ -3,31 +3,25 @@ package agenttrust
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-func wantValidation(t testing.TB, err error) {
-	t.Helper()
-	var ve *ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("err = %v (%T), want *ValidationError", err, err)
-	}
-	if ve.Status != 0 || ve.Code != CodeValidation || !errors.Is(err, ErrValidation) || !errors.Is(err, ErrAgentTrust) {
-		t.Fatalf("validation error fields: status %d code %q", ve.Status, ve.Code)
-	}
-}
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	cases := map[string][]Option{
@@ -54,13 +48,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	for name, opts := range cases {
 		t.Run(name, func(t *testing.T) {
 			c, err := New(opts...)
-			if c != nil {
-				t.Errorf("got a client")
-			}
+			assert.Nil(t, c, "got a client")
 			wantValidation(t, err)
-			if !strings.Contains(err.Error(), "invalid configuration") {
-				t.Errorf("message %q", err)
-			}
+			assert.Contains(t, err.Error(), "invalid configuration", "message %q", err)
 		})
 	}
 }
@@ -71,15 +61,11 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 func TestNewDefaults(t *testing.T) {
 	c, err := New(nil) // a nil option is ignored
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.BaseURL() != "http://localhost:8080" || c.AuthURL() != c.BaseURL() || c.AuditURL() != c.BaseURL() {
-		t.Errorf("defaults: %s %s %s", c.BaseURL(), c.AuthURL(), c.AuditURL())
-	}
-	if c.timeout != DefaultTimeout {
-		t.Errorf("timeout %v", c.timeout)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "http://localhost:8080", c.BaseURL(), "defaults: %s %s %s", c.BaseURL(), c.AuthURL(), c.AuditURL())
+	assert.Equal(t, c.BaseURL(), c.AuthURL(), "defaults: %s %s %s", c.BaseURL(), c.AuthURL(), c.AuditURL())
+	assert.Equal(t, c.BaseURL(), c.AuditURL(), "defaults: %s %s %s", c.BaseURL(), c.AuthURL(), c.AuditURL())
+	assert.Equal(t, DefaultTimeout, c.timeout, "timeout %v", c.timeout)
 }
 
 func TestURLDerivation(t *testing.T) {
@@ -95,24 +81,16 @@ func TestURLDerivation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		c, err := New(WithBaseURL(tc.base))
-		if err != nil {
-			t.Fatalf("%s: %v", tc.base, err)
-		}
-		if c.AuthURL() != tc.auth || c.AuditURL() != tc.audit {
-			t.Errorf("%s: auth %s audit %s, want %s %s", tc.base, c.AuthURL(), c.AuditURL(), tc.auth, tc.audit)
-		}
-		if strings.HasSuffix(c.BaseURL(), "/") {
-			t.Errorf("%s: base %s keeps a trailing slash", tc.base, c.BaseURL())
-		}
+		require.NoError(t, err, "%s", tc.base)
+		assert.Equal(t, tc.auth, c.AuthURL(), "%s: auth %s audit %s, want %s %s", tc.base, c.AuthURL(), c.AuditURL(), tc.auth, tc.audit)
+		assert.Equal(t, tc.audit, c.AuditURL(), "%s: auth %s audit %s, want %s %s", tc.base, c.AuthURL(), c.AuditURL(), tc.auth, tc.audit)
+		assert.False(t, strings.HasSuffix(c.BaseURL(), "/"), "%s: base %s keeps a trailing slash", tc.base, c.BaseURL())
 	}
 	// Explicit URLs win and are never derived from each other.
 	c, err := New(WithBaseURL("http://h:8081"), WithAuthURL("https://auth.example//"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.AuthURL() != "https://auth.example" || c.AuditURL() != "http://h:8084" {
-		t.Errorf("auth %s audit %s", c.AuthURL(), c.AuditURL())
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "https://auth.example", c.AuthURL(), "auth %s audit %s", c.AuthURL(), c.AuditURL())
+	assert.Equal(t, "http://h:8084", c.AuditURL(), "auth %s audit %s", c.AuthURL(), c.AuditURL())
 }
 
 func TestFromEnv(t *testing.T) {
@@ -144,27 +122,21 @@ func TestFromEnv(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			c, err := FromEnv()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.BaseURL() != tc.base || c.AuthURL() != tc.auth || c.AuditURL() != tc.audit || *c.apiKey.Load() != tc.ky {
-				t.Errorf("got %s %s %s key %q", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load())
-			}
-			if c.timeout != DefaultTimeout {
-				t.Errorf("timeout %v", c.timeout)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.base, c.BaseURL(), "got %s %s %s key %q", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load())
+			assert.Equal(t, tc.auth, c.AuthURL(), "got %s %s %s key %q", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load())
+			assert.Equal(t, tc.audit, c.AuditURL(), "got %s %s %s key %q", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load())
+			assert.Equal(t, tc.ky, *c.apiKey.Load(), "got %s %s %s key %q", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load())
+			assert.Equal(t, DefaultTimeout, c.timeout, "timeout %v", c.timeout)
 		})
 	}
 	t.Run("options win", func(t *testing.T) {
 		t.Setenv("AGENTTRUST_URL", "http://env")
 		t.Setenv("AGENTTRUST_API_KEY", "sk_env")
 		c, err := FromEnv(WithBaseURL("http://opt"), WithAPIKey("sk_opt"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.BaseURL() != "http://opt" || *c.apiKey.Load() != "sk_opt" {
-			t.Errorf("got %s %q", c.BaseURL(), *c.apiKey.Load())
-		}
+		require.NoError(t, err)
+		assert.Equal(t, "http://opt", c.BaseURL(), "got %s %q", c.BaseURL(), *c.apiKey.Load())
+		assert.Equal(t, "sk_opt", *c.apiKey.Load(), "got %s %q", c.BaseURL(), *c.apiKey.Load())
 	})
 	t.Run("bad env URL", func(t *testing.T) {
 		t.Setenv("AGENTTRUST_URL", "not a url")
@@ -176,9 +148,7 @@ func TestFromEnv(t *testing.T) {
 func writeConfig(t *testing.T, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "agenttrust.json")
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 	return p
 }
 
@@ -187,31 +157,25 @@ func TestFromConfig(t *testing.T) {
 		p := writeConfig(t, `{"base_url":"http://g:8081/","auth_url":"http://a","audit_url":null,"api_key":"sk_file",
 			"timeout":1.5,"verify_tls":true,"unknown":{"x":1}}`)
 		c, err := FromConfig(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.BaseURL() != "http://g:8081" || c.AuthURL() != "http://a" || c.AuditURL() != "http://g:8084" ||
-			*c.apiKey.Load() != "sk_file" || c.timeout != 1500*time.Millisecond {
-			t.Errorf("got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, "http://g:8081", c.BaseURL(), "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
+		assert.Equal(t, "http://a", c.AuthURL(), "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
+		assert.Equal(t, "http://g:8084", c.AuditURL(), "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
+		assert.Equal(t, "sk_file", *c.apiKey.Load(), "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
+		assert.Equal(t, 1500*time.Millisecond, c.timeout, "got %s %s %s %q %v", c.BaseURL(), c.AuthURL(), c.AuditURL(), *c.apiKey.Load(), c.timeout)
 	})
 	t.Run("empty object uses 8080", func(t *testing.T) {
 		c, err := FromConfig(writeConfig(t, ` {} `))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.BaseURL() != "http://localhost:8080" || c.AuthURL() != "http://localhost:8080" || c.timeout != DefaultTimeout {
-			t.Errorf("got %s %s %v", c.BaseURL(), c.AuthURL(), c.timeout)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, "http://localhost:8080", c.BaseURL(), "got %s %s %v", c.BaseURL(), c.AuthURL(), c.timeout)
+		assert.Equal(t, "http://localhost:8080", c.AuthURL(), "got %s %s %v", c.BaseURL(), c.AuthURL(), c.timeout)
+		assert.Equal(t, DefaultTimeout, c.timeout, "got %s %s %v", c.BaseURL(), c.AuthURL(), c.timeout)
 	})
 	t.Run("options win", func(t *testing.T) {
 		c, err := FromConfig(writeConfig(t, `{"base_url":"http://file","timeout":5}`), WithBaseURL("http://opt"), WithTimeout(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.BaseURL() != "http://opt" || c.timeout != time.Second {
-			t.Errorf("got %s %v", c.BaseURL(), c.timeout)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, "http://opt", c.BaseURL(), "got %s %v", c.BaseURL(), c.timeout)
+		assert.Equal(t, time.Second, c.timeout, "got %s %v", c.BaseURL(), c.timeout)
 	})
 	bad := map[string]string{
 		"invalid JSON":     `{"base_url":`,
@@ -238,9 +202,7 @@ func TestFromConfig(t *testing.T) {
 	t.Run("missing file", func(t *testing.T) {
 		_, err := FromConfig(filepath.Join(t.TempDir(), "nope.json"))
 		wantValidation(t, err)
-		if !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("cause not kept: %v", err)
-		}
+		assert.ErrorIs(t, err, os.ErrNotExist, "cause not kept: %v", err)
 	})
 	t.Run("timeout is used", func(t *testing.T) {
 		block := make(chan struct{})
@@ -253,14 +215,11 @@ func TestFromConfig(t *testing.T) {
 		defer srv.Close()
 		defer close(block)
 		c, err := FromConfig(writeConfig(t, fmt.Sprintf(`{"base_url":%q,"timeout":0.1}`, srv.URL)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		start := time.Now()
 		_, err = c.Health(context.Background())
-		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
-			t.Errorf("err %v after %v", err, time.Since(start))
-		}
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "err %v after %v", err, time.Since(start))
+		assert.LessOrEqual(t, time.Since(start), 5*time.Second, "err %v after %v", err, time.Since(start))
 	})
 	t.Run("verify_tls false", func(t *testing.T) {
 		srv := httptest.NewUnstartedServer(reply(200, `{"status":"ok"}`))
@@ -270,42 +229,30 @@ func TestFromConfig(t *testing.T) {
 		var logs bytes.Buffer
 		c, err := FromConfig(writeConfig(t, fmt.Sprintf(`{"base_url":%q,"verify_tls":false}`, srv.URL)),
 			WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Health(ctxT(t)); err != nil {
-			t.Fatalf("self-signed server with verify_tls false: %v", err)
-		}
-		if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "TLS") {
-			t.Errorf("no TLS warning logged: %q", logs.String())
-		}
+		require.NoError(t, err)
+		_, err = c.Health(ctxT(t))
+		require.NoError(t, err, "self-signed server with verify_tls false")
+		assert.Contains(t, logs.String(), "level=WARN", "no TLS warning logged: %q", logs.String())
+		assert.Contains(t, logs.String(), "TLS", "no TLS warning logged: %q", logs.String())
 		// verify_tls true (the default) refuses the same server.
 		c2, err := FromConfig(writeConfig(t, fmt.Sprintf(`{"base_url":%q,"verify_tls":true}`, srv.URL)),
 			WithRetryPolicy(RetryPolicy{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c2.Health(ctxT(t)); !errors.Is(err, ErrNetwork) {
-			t.Errorf("verified TLS against a self-signed cert: %v", err)
-		}
+		require.NoError(t, err)
+		_, err = c2.Health(ctxT(t))
+		assert.ErrorIs(t, err, ErrNetwork, "verified TLS against a self-signed cert: %v", err)
 	})
 }
 
 func TestInsecureLogsWarningOnlyWhenAsked(t *testing.T) {
 	var logs bytes.Buffer
 	l := slog.New(slog.NewTextHandler(&logs, nil))
-	if _, err := New(WithLogger(l)); err != nil {
-		t.Fatal(err)
-	}
-	if logs.Len() != 0 {
-		t.Errorf("logged without insecure: %q", logs.String())
-	}
-	if _, err := New(WithLogger(l), WithInsecureSkipVerify(), WithAPIKey(testKey)); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(logs.String(), "WARN") || strings.Contains(logs.String(), testKey) {
-		t.Errorf("log %q", logs.String())
-	}
+	_, err := New(WithLogger(l))
+	require.NoError(t, err)
+	assert.Equal(t, 0, logs.Len(), "logged without insecure: %q", logs.String())
+	_, err = New(WithLogger(l), WithInsecureSkipVerify(), WithAPIKey(testKey))
+	require.NoError(t, err)
+	assert.Contains(t, logs.String(), "WARN", "log %q", logs.String())
+	assert.NotContains(t, logs.String(), testKey, "log %q", logs.String())
 }
 
 func TestWithHTTPClientCopiesAndNeverMutates(t *testing.T) {
@@ -324,43 +271,32 @@ func TestWithHTTPClientCopiesAndNeverMutates(t *testing.T) {
 	c := newTestClient(t, srv.URL, WithHTTPClient(hc), WithTimeout(5*time.Second))
 	_, err := c.Health(ctxT(t))
 	var ae *AgentTrustError
-	if !errors.As(err, &ae) || ae.Status != 302 || ae.Code != "HTTP_302" {
-		t.Fatalf("redirect: %v", err)
-	}
-	if calls.Load() != 1 {
-		t.Errorf("caller's transport used %d times, want 1", calls.Load())
-	}
-	if hc.CheckRedirect != nil || hc.Timeout != time.Minute || hc.Jar != nil {
-		t.Errorf("caller's client was modified: %+v", hc)
-	}
-	if redirected.count() != 0 {
-		t.Errorf("redirect followed")
-	}
+	require.ErrorAs(t, err, &ae, "redirect: %v", err)
+	require.Equal(t, 302, ae.Status, "redirect: %v", err)
+	require.Equal(t, "HTTP_302", ae.Code, "redirect: %v", err)
+	assert.EqualValues(t, 1, calls.Load(), "caller's transport used %d times, want 1", calls.Load())
+	assert.Nil(t, hc.CheckRedirect, "caller's client was modified: %+v", hc)
+	assert.Equal(t, time.Minute, hc.Timeout, "caller's client was modified: %+v", hc)
+	assert.Nil(t, hc.Jar, "caller's client was modified: %+v", hc)
+	assert.Equal(t, 0, redirected.count(), "redirect followed")
 	// The caller's client still follows redirects on its own.
 	resp, err := hc.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp.Body.Close()
-	if redirected.count() != 1 {
-		t.Errorf("caller's client no longer follows redirects")
-	}
+	assert.Equal(t, 1, redirected.count(), "caller's client no longer follows redirects")
 }
 
 func TestSetAPIKey(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{}`))
 	c := newTestClient(t, srv.URL)
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.Health(ctxT(t))
+	require.NoError(t, err)
 	c.SetAPIKey("sk_live_second")
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.Health(ctxT(t))
+	require.NoError(t, err)
 	c.SetAPIKey("")
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.Health(ctxT(t))
+	require.NoError(t, err)
 	r := srv.requests()
 	checkHeaders(t, r[0], testKey)
 	checkHeaders(t, r[1], "sk_live_second")
@@ -370,12 +306,10 @@ func TestSetAPIKey(t *testing.T) {
 func TestUserAgentSuffix(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{}`))
 	c := newTestClient(t, srv.URL, WithUserAgentSuffix("my-agent/1.2"))
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := srv.only(t).Header.Get("User-Agent"); got != wantUA+" my-agent/1.2" {
-		t.Errorf("User-Agent %q", got)
-	}
+	_, err := c.Health(ctxT(t))
+	require.NoError(t, err)
+	got := srv.only(t).Header.Get("User-Agent")
+	assert.Equal(t, wantUA+" my-agent/1.2", got, "User-Agent %q", got)
 }
 
 func TestHealthDecoding(t *testing.T) {
@@ -384,25 +318,14 @@ func TestHealthDecoding(t *testing.T) {
 	for body, want := range map[string]int{`{"status":"ok","db":{"up":true}}`: 2, ``: 0, `null`: 0} {
 		srv.setHandler(reply(200, body))
 		m, err := c.Health(ctxT(t))
-		if err != nil || m == nil || len(m) != want {
-			t.Errorf("%q: %v %v", body, m, err)
-		}
+		require.NoError(t, err, "%q: %v", body, m)
+		require.NotNil(t, m, "%q: %v %v", body, m, err)
+		assert.Len(t, m, want, "%q: %v %v", body, m, err)
 	}
 	for _, body := range []string{`[1]`, `"ok"`, `ok`, `{"a":`} {
 		srv.setHandler(reply(200, body))
 		_, err := c.Health(ctxT(t))
 		wantDecode(t, err)
-	}
-}
-
-func wantDecode(t testing.TB, err error) {
-	t.Helper()
-	var de *DecodeError
-	if !errors.As(err, &de) || de.Code != CodeDecode || !errors.Is(err, ErrDecode) || !errors.Is(err, ErrAgentTrust) {
-		t.Fatalf("err = %v (%T), want a DECODE_ERROR", err, err)
-	}
-	if !strings.HasPrefix(de.Message, "Decode error: ") {
-		t.Errorf("message %q", de.Message)
 	}
 }
 
@@ -424,14 +347,11 @@ func TestSetAPIKeyWhileRequestsInFlight(t *testing.T) {
 		}
 	}()
 	for i := 0; i < 50; i++ {
-		if _, err := c.Health(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Health(ctxT(t))
+		require.NoError(t, err)
 	}
 	<-done
-	if bad.Load() != 0 {
-		t.Errorf("%d requests with a torn or unknown key", bad.Load())
-	}
+	assert.EqualValues(t, 0, bad.Load(), "%d requests with a torn or unknown key", bad.Load())
 }
 
 // An API key that cannot be a header value (a newline read from a file) is
@@ -451,17 +371,90 @@ func TestAPIKeyWithControlCharacter(t *testing.T) {
 		wantValidation(t, err)
 		assertNoSecret(t, "Health", err, strings.TrimSpace(bad))
 	}
-	if n := srv.count(); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	n := srv.count()
+	assert.Equal(t, 0, n, "%d requests sent", n)
 	c.SetAPIKey("sk_with\ttab")
-	if _, err := c.Health(ctxT(t)); err != nil {
-		t.Fatal(err)
+	_, err = c.Health(ctxT(t))
+	require.NoError(t, err)
+	got := srv.only(t).Header.Get("X-Api-Key")
+	assert.Equal(t, "sk_with\ttab", got, "key sent %q", got)
+	_, err = New(WithUserAgentSuffix("app/1\x00"))
+	assert.Error(t, err, "a NUL in the User-Agent suffix accepted")
+}
+
+// Close releases every connection of a Client, and with them their
+// goroutines, while the server is still up: 50 short-lived clients once
+// left 150 goroutines alive for 90 s. A call in flight during Close and a
+// call made after it leave nothing behind either.
+func TestCloseReleasesConnections(t *testing.T) {
+	release := make(chan struct{})
+	slowArrived := make(chan struct{})
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(slowArrived)
+			<-release
+		}
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte(`{}`))
+	})
+	free := releaser(t, release)
+	ignore := goleak.IgnoreCurrent()
+
+	var clients []*Client
+	for i := 0; i < 20; i++ {
+		c := newTestClient(t, srv.URL)
+		clients = append(clients, c)
+		var wg sync.WaitGroup
+		for j := 0; j < 3; j++ { // concurrent calls: several connections per client
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := c.Health(ctxT(t))
+				assert.NoError(t, err)
+			}()
+		}
+		wg.Wait()
 	}
-	if got := srv.only(t).Header.Get("X-Api-Key"); got != "sk_with\ttab" {
-		t.Errorf("key sent %q", got)
+	// A call in flight when Close runs.
+	slow := clients[0]
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.do(ctxT(t), &request{method: http.MethodGet, path: "/slow", idempotent: true})
+		done <- err
+	}()
+	select {
+	case <-slowArrived:
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "the slow request never reached the server")
 	}
-	if _, err := New(WithUserAgentSuffix("app/1\x00")); err == nil {
-		t.Error("a NUL in the User-Agent suffix accepted")
+	for _, c := range clients {
+		for i := 0; i < 2; i++ { // idempotent
+			require.NoError(t, c.Close())
+		}
 	}
+	free()
+	require.NoError(t, <-done)
+	// A call after Close still works and keeps no connection.
+	_, err := clients[1].Health(ctxT(t))
+	require.NoError(t, err)
+	goleak.VerifyNone(t, ignore)
+}
+
+// A transport the caller passed in is the caller's to release: Close keeps
+// its idle connections, so the caller's other users of it keep them too.
+func TestCloseLeavesCallersTransport(t *testing.T) {
+	srv := newRecServer(t, reply(200, `{}`))
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := newTestClient(t, srv.URL, WithHTTPClient(&http.Client{Transport: tr}))
+	_, err := c.Health(ctxT(t))
+	require.NoError(t, err)
+	_ = c.Close()
+	var reused bool
+	ctx := httptrace.WithClientTrace(ctxT(t), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/health", nil)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.True(t, reused, "Close closed the idle connections of the caller's transport")
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const checkRoute = "POST /api/v1/agenttrust/check"
@@ -32,25 +34,15 @@ func newIdentityEnv(t *testing.T, opts ...Option) *identityEnv {
 	t.Helper()
 	srv := agenttrusttest.NewTestServer(t, agenttrusttest.WithSplitListeners())
 	srv.SetSecuritySettings(agenttrusttest.SecuritySettings{RequireProofOfPossession: true, RequireSenderConstrainedTokens: true})
-	all := append([]Option{WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAuditURL(srv.AuditURL()),
-		WithAPIKey(srv.APIKey()), withNow(srv.Now),
-		WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})}, opts...)
-	c, err := New(all...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := fakeClient(t, srv, append([]Option{withNow(srv.Now),
+		WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})}, opts...)...)
+	var err error
 	e := &identityEnv{srv: srv, c: c, ks: NewInMemoryKeyStore()}
 	e.agent, err = c.Agents.Create(ctxT(t), AgentCreateParams{Name: "identity-bot", Capabilities: []string{"read"}, KeyStore: e.ks})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.creds, err = c.NewAgentCredentials(AgentCredentialsParams{AgentID: e.agent.ID, KeyStore: e.ks, PublicKeyPEM: e.agent.PublicKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UseAgentCredentials(e.creds); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, c.UseAgentCredentials(e.creds))
 	return e
 }
 
@@ -73,63 +65,51 @@ func TestCredentialsSenderConstrainedCheck(t *testing.T) {
 	e := newIdentityEnv(t)
 	// Without credentials the fake refuses the check: the enforcement is real.
 	plain, _ := New(WithBaseURL(e.srv.URL()), WithAuthURL(e.srv.AuthURL()), WithAPIKey(e.srv.APIKey()))
-	if _, err := plain.Actions.Check(ctxT(t), ActionCheckParams{AgentID: e.agent.ID, ToolName: "x"}); !errors.Is(err, ErrAuthentication) {
-		t.Fatalf("check without credentials: %v", err)
-	}
+	_, err := plain.Actions.Check(ctxT(t), ActionCheckParams{AgentID: e.agent.ID, ToolName: "x"})
+	require.ErrorIs(t, err, ErrAuthentication, "check without credentials: %v", err)
 	e.srv.ClearRequests()
 	for i := 0; i < 3; i++ {
 		res, err := e.check(ctxT(t))
-		if err != nil || !res.Allowed {
-			t.Fatalf("check %d: %v %v", i, res, err)
-		}
+		require.NoError(t, err, "check %d: %v", i, res)
+		require.True(t, res.Allowed, "check %d: %v %v", i, res, err)
 	}
-	if n := len(e.srv.WIMSETokens()); n != 1 {
-		t.Errorf("%d WIMSE tokens issued, want 1 (cached)", n)
-	}
+	n := len(e.srv.WIMSETokens())
+	assert.Equal(t, 1, n, "%d WIMSE tokens issued, want 1 (cached)", n)
 	pops := e.srv.PoPProofs()
-	if len(pops) != 1 || !pops[0].Accepted {
-		t.Errorf("proofs of possession: %+v", pops)
-	}
+	require.Len(t, pops, 1, "proofs of possession: %+v", pops)
+	assert.True(t, pops[0].Accepted, "proofs of possession: %+v", pops)
 	proofs := e.srv.DPoPProofs()
 	jtis := map[string]bool{}
 	for _, p := range proofs {
 		// htu is the auth listener that received the check, not the gateway.
-		if !p.Accepted || p.HTU != e.srv.AuthURL()+"/api/v1/agenttrust/check" || p.HTM != "POST" || jtis[p.JTI] {
-			t.Errorf("proof %+v", p)
-		}
+		assert.True(t, p.Accepted, "proof %+v", p)
+		assert.Equal(t, e.srv.AuthURL()+"/api/v1/agenttrust/check", p.HTU, "proof %+v", p)
+		assert.Equal(t, "POST", p.HTM, "proof %+v", p)
+		assert.False(t, jtis[p.JTI], "proof %+v", p)
 		jtis[p.JTI] = true
 	}
-	if len(proofs) != 3 {
-		t.Errorf("%d proofs, want 3", len(proofs))
-	}
+	assert.Len(t, proofs, 3, "%d proofs, want 3", len(proofs))
 	// Only the check carries the credentials; the API key stays.
 	for _, r := range e.srv.Requests() {
 		isCheck := r.Path == "/api/v1/agenttrust/check"
 		hasCreds := r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != ""
-		if isCheck != hasCreds || r.Header.Get("X-API-Key") != e.srv.APIKey() {
-			t.Errorf("%s %s: credentials %v", r.Method, r.Path, hasCreds)
-		}
+		assert.Equal(t, hasCreds, isCheck, "%s %s: credentials %v", r.Method, r.Path, hasCreds)
+		assert.Equal(t, e.srv.APIKey(), r.Header.Get("X-API-Key"), "%s %s: credentials %v", r.Method, r.Path, hasCreds)
 	}
 	// Other calls never carry them.
 	e.srv.ClearRequests()
-	if _, err := e.c.Agents.Get(ctxT(t), e.agent.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: e.agent.ID, Scopes: []string{"read"}}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = e.c.Agents.Get(ctxT(t), e.agent.ID)
+	require.NoError(t, err)
+	_, err = e.c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: e.agent.ID, Scopes: []string{"read"}})
+	require.NoError(t, err)
 	for _, r := range e.srv.Requests() {
-		if r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != "" {
-			t.Errorf("%s %s carries credentials", r.Method, r.Path)
-		}
+		assert.Empty(t, r.Header.Get("Authorization"), "%s %s carries credentials", r.Method, r.Path)
+		assert.Empty(t, r.Header.Get("DPoP"), "%s %s carries credentials", r.Method, r.Path)
 	}
 	// Removing them makes checks plain again.
-	if err := e.c.UseAgentCredentials(nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.check(ctxT(t)); !errors.Is(err, ErrAuthentication) {
-		t.Errorf("after removal: %v", err)
-	}
+	require.NoError(t, e.c.UseAgentCredentials(nil))
+	_, err = e.check(ctxT(t))
+	assert.ErrorIs(t, err, ErrAuthentication, "after removal: %v", err)
 }
 
 func TestCredentialsOneRefreshForConcurrentChecks(t *testing.T) {
@@ -138,107 +118,82 @@ func TestCredentialsOneRefreshForConcurrentChecks(t *testing.T) {
 	// refresh.
 	e.srv.InjectFault("POST /api/v1/wimse/token", agenttrusttest.Fault{Latency: 100 * time.Millisecond, Times: 1})
 	var wg sync.WaitGroup
-	errs := make(chan error, 100)
 	for i := 0; i < 100; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if res, err := e.check(ctxT(t)); err != nil || !res.Allowed {
-				errs <- err
+			res, err := e.check(ctxT(t))
+			if assert.NoError(t, err, "check") {
+				assert.True(t, res.Allowed, "check")
 			}
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("check: %v", err)
-	}
-	if n := len(e.srv.WIMSETokens()); n != 1 {
-		t.Errorf("%d WIMSE tokens for 100 concurrent checks, want 1", n)
-	}
+	n := len(e.srv.WIMSETokens())
+	assert.Equal(t, 1, n, "%d WIMSE tokens for 100 concurrent checks, want 1", n)
 	challenges := 0
 	for _, r := range e.srv.Requests() {
 		if strings.HasSuffix(r.Path, "/challenge") {
 			challenges++
 		}
 	}
-	if challenges != 1 {
-		t.Errorf("%d challenges, want 1", challenges)
-	}
+	assert.Equal(t, 1, challenges, "%d challenges, want 1", challenges)
 	jtis := map[string]bool{}
 	for _, p := range e.srv.DPoPProofs() {
-		if !p.Accepted || jtis[p.JTI] {
-			t.Errorf("proof %+v", p)
-		}
+		assert.True(t, p.Accepted, "proof %+v", p)
+		assert.False(t, jtis[p.JTI], "proof %+v", p)
 		jtis[p.JTI] = true
 	}
-	if len(jtis) != 100 {
-		t.Errorf("%d distinct accepted proofs, want 100", len(jtis))
-	}
+	assert.Len(t, jtis, 100, "%d distinct accepted proofs, want 100", len(jtis))
 }
 
 func TestCredentialsRefreshAtThreshold(t *testing.T) {
 	e := newIdentityEnv(t)
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := e.check(ctxT(t))
+	require.NoError(t, err)
 	toks := e.srv.WIMSETokens()
-	if len(toks) != 1 {
-		t.Fatalf("%d tokens", len(toks))
-	}
+	require.Len(t, toks, 1, "%d tokens", len(toks))
 	// The fake's clock drives the client's: one second before the 60 s
 	// margin the token is still used, at the margin it is replaced.
 	e.srv.Advance(toks[0].ExpiresAt.Sub(e.srv.Now()) - 61*time.Second)
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(e.srv.WIMSETokens()); n != 1 {
-		t.Fatalf("refreshed %d s before the margin", 1)
-	}
+	_, err = e.check(ctxT(t))
+	require.NoError(t, err)
+	n := len(e.srv.WIMSETokens())
+	require.Equal(t, 1, n, "refreshed %d s before the margin", 1)
 	e.srv.Advance(time.Second)
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(e.srv.WIMSETokens()); n != 2 {
-		t.Fatalf("%d tokens at the threshold, want 2", n)
-	}
+	_, err = e.check(ctxT(t))
+	require.NoError(t, err)
+	n = len(e.srv.WIMSETokens())
+	require.Equal(t, 2, n, "%d tokens at the threshold, want 2", n)
 	tok, err := e.creds.Token(ctxT(t))
-	if err != nil || tok != e.srv.WIMSETokens()[1].Token {
-		t.Errorf("Token() is not the new token: %v", err)
-	}
+	require.NoError(t, err, "Token() is not the new token")
+	assert.Equal(t, e.srv.WIMSETokens()[1].Token, tok, "Token() is not the new token: %v", err)
 }
 
 func TestCredentialsRecoverFromEarlyRevocation(t *testing.T) {
 	e := newIdentityEnv(t)
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.srv.RevokeWIMSETokens(e.agent.ID); n != 1 {
-		t.Fatalf("revoked %d", n)
-	}
+	_, err := e.check(ctxT(t))
+	require.NoError(t, err)
+	n := e.srv.RevokeWIMSETokens(e.agent.ID)
+	require.Equal(t, 1, n, "revoked %d", n)
 	e.srv.ClearRequests()
 	res, err := e.check(ctxT(t))
-	if err != nil || !res.Allowed {
-		t.Fatalf("check after revocation: %v %v", res, err)
-	}
+	require.NoError(t, err, "check after revocation: %v", res)
+	require.True(t, res.Allowed, "check after revocation: %v %v", res, err)
 	checks := e.checkRequests()
-	if len(checks) != 2 || checks[0].Header.Get("DPoP") == checks[1].Header.Get("DPoP") ||
-		checks[0].Header.Get("Authorization") == checks[1].Header.Get("Authorization") {
-		t.Fatalf("want one retry with a new token and proof, got %d checks", len(checks))
-	}
+	require.Len(t, checks, 2, "want one retry with a new token and proof, got %d checks", len(checks))
+	require.NotEqual(t, checks[1].Header.Get("DPoP"), checks[0].Header.Get("DPoP"), "want one retry with a new token and proof, got %d checks", len(checks))
+	require.NotEqual(t, checks[1].Header.Get("Authorization"), checks[0].Header.Get("Authorization"), "want one retry with a new token and proof, got %d checks", len(checks))
 	rej := e.srv.IdentityRejections()
-	if len(rej) != 1 || rej[0].Reason != agenttrusttest.ReasonTokenRevoked {
-		t.Errorf("rejections %+v", rej)
-	}
+	require.Len(t, rej, 1, "rejections %+v", rej)
+	assert.Equal(t, agenttrusttest.ReasonTokenRevoked, rej[0].Reason, "rejections %+v", rej)
 	// Only one retry: a check refused twice returns the 401.
 	e.srv.InjectFault(checkRoute, agenttrusttest.Fault{Status: 401, Times: 5})
 	e.srv.ClearRequests()
-	if _, err := e.check(ctxT(t)); !errors.Is(err, ErrAuthentication) {
-		t.Errorf("refused twice: %v", err)
-	}
-	if n := len(e.checkRequests()); n != 2 {
-		t.Errorf("%d check requests, want 2", n)
-	}
+	_, err = e.check(ctxT(t))
+	assert.ErrorIs(t, err, ErrAuthentication, "refused twice: %v", err)
+	n = len(e.checkRequests())
+	assert.Equal(t, 2, n, "%d check requests, want 2", n)
 }
 
 func TestCredentialsRetryCarriesNewProof(t *testing.T) {
@@ -246,38 +201,25 @@ func TestCredentialsRetryCarriesNewProof(t *testing.T) {
 	e := newIdentityEnv(t, WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	e.srv.InjectFault(checkRoute, agenttrusttest.Fault{Status: 503, Times: 1})
 	res, err := e.check(ctxT(t))
-	if err != nil || !res.Allowed {
-		t.Fatalf("%v %v", res, err)
-	}
+	require.NoError(t, err, "%v", res)
+	require.True(t, res.Allowed, "%v %v", res, err)
 	checks := e.checkRequests()
-	if len(checks) != 2 {
-		t.Fatalf("%d check requests, want 2", len(checks))
-	}
+	require.Len(t, checks, 2, "%d check requests, want 2", len(checks))
 	p1, p2 := checks[0].Header.Get("DPoP"), checks[1].Header.Get("DPoP")
-	if p1 == "" || p1 == p2 {
-		t.Errorf("the retry after 503 reused the proof")
-	}
-	if checks[0].Header.Get("Authorization") != checks[1].Header.Get("Authorization") {
-		t.Errorf("the token changed on a transport retry")
-	}
-	if len(e.srv.IdentityRejections()) != 0 {
-		t.Errorf("rejections %+v", e.srv.IdentityRejections())
-	}
+	assert.NotEmpty(t, p1, "the retry after 503 reused the proof")
+	assert.NotEqual(t, p2, p1, "the retry after 503 reused the proof")
+	assert.Equal(t, checks[1].Header.Get("Authorization"), checks[0].Header.Get("Authorization"), "the token changed on a transport retry")
+	assert.Empty(t, e.srv.IdentityRejections(), "rejections %+v", e.srv.IdentityRejections())
 	tok := e.srv.WIMSETokens()[0].Token
-	if !strings.Contains(logs.String(), "retrying") {
-		t.Fatalf("no retry logged: %s", logs.String())
-	}
+	require.Contains(t, logs.String(), "retrying", "no retry logged: %s", logs.String())
 	for _, s := range []string{tok, p1, p2, e.agent.PrivateKey} {
-		if strings.Contains(logs.String(), s) {
-			t.Errorf("log reveals a secret")
-		}
+		assert.NotContains(t, logs.String(), s, "log reveals a secret")
 	}
 	assertNoSecret(t, "AgentCredentials", e.creds, tok)
 	var out bytes.Buffer
 	slog.New(slog.NewJSONHandler(&out, nil)).Info("creds", "c", e.creds)
-	if strings.Contains(out.String(), tok) || !strings.Contains(out.String(), e.agent.ID) {
-		t.Errorf("slog: %s", out.String())
-	}
+	assert.NotContains(t, out.String(), tok, "slog: %s", out.String())
+	assert.Contains(t, out.String(), e.agent.ID, "slog: %s", out.String())
 }
 
 func TestCredentialsCancelledWaiterReturnsAtOnce(t *testing.T) {
@@ -285,93 +227,77 @@ func TestCredentialsCancelledWaiterReturnsAtOnce(t *testing.T) {
 	e.srv.InjectFault("POST /api/v1/wimse/token", agenttrusttest.Fault{Latency: 400 * time.Millisecond, Times: 1})
 	done := make(chan error, 1)
 	go func() { _, err := e.creds.Token(context.Background()); done <- err }()
-	time.Sleep(50 * time.Millisecond) // the refresh is in flight
+	require.Eventually(t, func() bool { return e.creds.refreshes.Waiters(struct{}{}) == 1 }, 5*time.Second, time.Millisecond,
+		"the refresh is in flight")
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
-	start := time.Now()
+	cancelledAt := make(chan time.Time, 1)
+	go func() {
+		// Cancel once this test's waiter has joined the refresh.
+		assert.Eventually(t, func() bool { return e.creds.refreshes.Waiters(struct{}{}) == 2 }, 5*time.Second, time.Millisecond,
+			"the second waiter joins the refresh")
+		cancelledAt <- time.Now()
+		cancel()
+	}()
 	_, err := e.creds.Token(ctx)
-	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNetwork) {
-		t.Fatalf("cancelled waiter: %v", err)
-	}
-	if d := time.Since(start); d > 200*time.Millisecond {
-		t.Errorf("cancelled waiter returned after %v", d)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("the other waiter: %v", err)
-	}
-	if n := len(e.srv.WIMSETokens()); n != 1 {
-		t.Errorf("%d tokens", n)
-	}
+	require.ErrorIs(t, err, context.Canceled, "cancelled waiter: %v", err)
+	require.ErrorIs(t, err, ErrNetwork, "cancelled waiter: %v", err)
+	d := time.Since(<-cancelledAt)
+	assert.LessOrEqual(t, d, 200*time.Millisecond, "cancelled waiter returned %v after its context ended", d)
+	require.NoError(t, <-done, "the other waiter")
+	n := len(e.srv.WIMSETokens())
+	assert.Equal(t, 1, n, "%d tokens", n)
 	// A caller whose context is already done does not start a refresh.
 	e.creds.Invalidate()
-	if _, err := e.creds.Token(ctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("done ctx: %v", err)
-	}
-	if n := len(e.srv.WIMSETokens()); n != 1 {
-		t.Errorf("a done context started a refresh")
-	}
+	_, err = e.creds.Token(ctx)
+	assert.ErrorIs(t, err, context.Canceled, "done ctx: %v", err)
+	n = len(e.srv.WIMSETokens())
+	assert.Equal(t, 1, n, "a done context started a refresh")
 }
 
 func TestCredentialFailuresSendNoCheck(t *testing.T) {
 	e := newIdentityEnv(t)
 	// A key store without the key: typed error, no check sent, not cached.
-	if err := e.ks.Delete(ctxT(t), e.agent.ID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.ks.Delete(ctxT(t), e.agent.ID))
 	e.srv.ClearRequests()
 	_, err := e.check(ctxT(t))
-	if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrKeyStore) || errors.Is(err, ErrNetwork) {
-		t.Fatalf("missing key: %v", err)
-	}
-	if n := len(e.checkRequests()); n != 0 {
-		t.Errorf("%d check requests after a credential failure", n)
-	}
-	if err := e.ks.Store(ctxT(t), e.agent.ID, e.agent.PrivateKey); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatalf("after restoring the key: %v", err)
-	}
+	require.ErrorIs(t, err, ErrKeyNotFound, "missing key: %v", err)
+	require.ErrorIs(t, err, ErrKeyStore, "missing key: %v", err)
+	require.NotErrorIs(t, err, ErrNetwork, "missing key: %v", err)
+	n := len(e.checkRequests())
+	assert.Equal(t, 0, n, "%d check requests after a credential failure", n)
+	require.NoError(t, e.ks.Store(ctxT(t), e.agent.ID, e.agent.PrivateKey))
+	_, err = e.check(ctxT(t))
+	require.NoError(t, err, "after restoring the key")
 	// A 403 on the token request surfaces as the check's error.
 	e.creds.Invalidate()
 	e.srv.InjectFault("POST /api/v1/wimse/token", agenttrusttest.Fault{Status: 403, Times: 1})
 	e.srv.ClearRequests()
 	var ae *AuthorizationError
-	if _, err := e.check(ctxT(t)); !errors.As(err, &ae) {
-		t.Fatalf("403 on token: %v", err)
-	}
-	if n := len(e.checkRequests()); n != 0 {
-		t.Errorf("%d check requests after a refused token", n)
-	}
-	if _, err := e.check(ctxT(t)); err != nil {
-		t.Fatalf("not retried after the failure: %v", err)
-	}
+	_, err = e.check(ctxT(t))
+	require.ErrorAs(t, err, &ae, "403 on token: %v", err)
+	n = len(e.checkRequests())
+	assert.Equal(t, 0, n, "%d check requests after a refused token", n)
+	_, err = e.check(ctxT(t))
+	require.NoError(t, err, "not retried after the failure")
 	// A challenge reply without a nonce is never signed.
 	e.creds.Invalidate()
 	e.srv.InjectFault("POST /api/v1/agents/{agent_id}/challenge", agenttrusttest.Fault{Status: 200, Body: `{"nonce":""}`, Times: 1})
 	before := len(e.srv.PoPProofs())
 	_, err = e.check(ctxT(t))
 	wantDecode(t, err)
-	if len(e.srv.PoPProofs()) != before {
-		t.Error("a proof was sent for an empty nonce")
-	}
+	assert.Len(t, e.srv.PoPProofs(), before, "a proof was sent for an empty nonce")
 }
 
 func TestCredentialsKeyPairCheckedAtFirstRefresh(t *testing.T) {
 	e := newIdentityEnv(t)
 	other, err := GenerateAgentKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	bad, err := e.c.NewAgentCredentials(AgentCredentialsParams{AgentID: e.agent.ID, KeyStore: e.ks, PublicKeyPEM: other.PublicKeyPEM})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, err = bad.Token(ctxT(t))
-	assertValidation(t, "mismatched key pair", err)
-	if n := len(e.srv.PoPProofs()); n != 0 {
-		t.Errorf("%d proofs sent with a mismatched key pair", n)
-	}
+	wantValidation(t, err, "mismatched key pair")
+	n := len(e.srv.PoPProofs())
+	assert.Equal(t, 0, n, "%d proofs sent with a mismatched key pair", n)
 }
 
 func TestCredentialsValidation(t *testing.T) {
@@ -385,16 +311,12 @@ func TestCredentialsValidation(t *testing.T) {
 		"private key": {AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPrivPEM},
 	} {
 		_, err := c.NewAgentCredentials(p)
-		assertValidation(t, name, err)
+		wantValidation(t, err, name)
 	}
 	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM})
-	if err != nil {
-		t.Fatal(err)
-	}
-	assertValidation(t, "another client", other.UseAgentCredentials(ac))
-	if ac.AgentID() != "a1" {
-		t.Error(ac.AgentID())
-	}
+	require.NoError(t, err)
+	wantValidation(t, other.UseAgentCredentials(ac), "another client")
+	assert.Equal(t, "a1", ac.AgentID(), "%v", ac.AgentID())
 }
 
 func TestCredentialedCheckErrorsHideSecrets(t *testing.T) {
@@ -412,34 +334,24 @@ func TestCredentialedCheckErrorsHideSecrets(t *testing.T) {
 	})
 	c := newTestClient(t, srv.URL)
 	ks := NewInMemoryKeyStore()
-	if err := ks.Store(ctxT(t), "a1", vecPrivPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ks.Store(ctxT(t), "a1", vecPrivPEM))
 	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UseAgentCredentials(ac); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, c.UseAgentCredentials(ac))
 	_, err = c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1", ToolName: "x"})
 	var ve *ValidationError
-	if !errors.As(err, &ve) || ve.Status != 400 {
-		t.Fatalf("err = %v", err)
-	}
+	require.ErrorAs(t, err, &ve, "err = %v", err)
+	require.Equal(t, 400, ve.Status, "err = %v", err)
 	var proof string
 	for _, r := range srv.requests() {
 		if p := r.Header.Get("Dpop"); p != "" {
 			proof = p
 		}
 	}
-	if proof == "" {
-		t.Fatal("no proof sent")
-	}
+	require.NotEmpty(t, proof, "no proof sent")
 	for _, s := range []string{"wimse-secret-token", proof[:40], proof[len(proof)-40:]} {
-		if strings.Contains(err.Error(), s) || strings.Contains(fmt.Sprint(ve.Details), s) {
-			t.Errorf("error reveals %q: %v %v", s, err, ve.Details)
-		}
+		assert.NotContains(t, err.Error(), s, "error reveals %q: %v %v", s, err, ve.Details)
+		assert.NotContains(t, fmt.Sprint(ve.Details), s, "error reveals %q: %v %v", s, err, ve.Details)
 	}
 }
 
@@ -467,16 +379,12 @@ func credServer(t *testing.T, expiresAt func() string) (*recServer, func() int) 
 func TestCredentialsExpiryRules(t *testing.T) {
 	clk := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ks := NewInMemoryKeyStore()
-	if err := ks.Store(ctxT(t), "a1", vecPrivPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ks.Store(ctxT(t), "a1", vecPrivPEM))
 	newCreds := func(srv *recServer) *AgentCredentials {
 		c := newTestClient(t, srv.URL, withNow(clk.Now))
 		ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM,
 			Audience: []string{"svc"}, TTLSeconds: ptr(120)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return ac
 	}
 
@@ -484,21 +392,20 @@ func TestCredentialsExpiryRules(t *testing.T) {
 	srv, issued := credServer(t, func() string { return clk.Now().Add(10 * time.Second).Format(time.RFC3339) })
 	ac := newCreds(srv)
 	for i := 1; i <= 3; i++ {
-		if tok, err := ac.Token(ctxT(t)); err != nil || tok != fmt.Sprintf("tok-%d", i) {
-			t.Fatalf("call %d: %q %v", i, tok, err)
-		}
+		tok, err := ac.Token(ctxT(t))
+		require.NoError(t, err, "call %d: %q", i, tok)
+		require.Equal(t, fmt.Sprintf("tok-%d", i), tok, "call %d: %q %v", i, tok, err)
 	}
-	if issued() != 3 {
-		t.Errorf("%d tokens issued for 3 calls inside the margin, want 3", issued())
-	}
+	assert.Equal(t, 3, issued(), "%d tokens issued for 3 calls inside the margin, want 3", issued())
 	// The refresh sends the audience and TTL, and neither service_name nor
 	// environment.
 	for _, r := range srv.requests() {
 		if r.Path == "/api/v1/wimse/token" {
 			m := decodeMap(t, r.Body)
-			if fmt.Sprint(m["ttl_seconds"]) != "120" || fmt.Sprint(m["audience"]) != "[svc]" || m["service_name"] != nil || m["environment"] != nil {
-				t.Errorf("token body %s", r.Body)
-			}
+			assert.Equal(t, "120", fmt.Sprint(m["ttl_seconds"]), "token body %s", r.Body)
+			assert.Equal(t, "[svc]", fmt.Sprint(m["audience"]), "token body %s", r.Body)
+			assert.Nil(t, m["service_name"], "token body %s", r.Body)
+			assert.Nil(t, m["environment"], "token body %s", r.Body)
 		}
 	}
 
@@ -509,35 +416,27 @@ func TestCredentialsExpiryRules(t *testing.T) {
 		ac = newCreds(srv)
 		for _, step := range []time.Duration{0, 239 * time.Second} {
 			clk.Advance(step)
-			if _, err := ac.Token(ctxT(t)); err != nil {
-				t.Fatal(err)
-			}
+			_, err := ac.Token(ctxT(t))
+			require.NoError(t, err)
 		}
-		if issued() != 1 {
-			t.Errorf("expires_at %q: %d tokens within 239 s, want 1", exp, issued())
-		}
+		assert.Equal(t, 1, issued(), "expires_at %q: %d tokens within 239 s, want 1", exp, issued())
 		clk.Advance(time.Second)
-		if tok, _ := ac.Token(ctxT(t)); tok != "tok-2" || issued() != 2 {
-			t.Errorf("expires_at %q: not refreshed at 240 s", exp)
-		}
+		tok, _ := ac.Token(ctxT(t))
+		assert.Equal(t, "tok-2", tok, "expires_at %q: not refreshed at 240 s", exp)
+		assert.Equal(t, 2, issued(), "expires_at %q: not refreshed at 240 s", exp)
 	}
 
 	// A zone-less expiry is UTC: 90 s away, so cached; 60 s away, refreshed.
 	srv, issued = credServer(t, func() string { return clk.Now().UTC().Add(90 * time.Second).Format("2006-01-02T15:04:05") })
 	ac = newCreds(srv)
-	if _, err := ac.Token(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	_, err := ac.Token(ctxT(t))
+	require.NoError(t, err)
 	clk.Advance(29 * time.Second)
 	_, _ = ac.Token(ctxT(t))
-	if issued() != 1 {
-		t.Errorf("zone-less expiry: %d tokens at 61 s before expiry", issued())
-	}
+	assert.Equal(t, 1, issued(), "zone-less expiry: %d tokens at 61 s before expiry", issued())
 	clk.Advance(time.Second)
 	_, _ = ac.Token(ctxT(t))
-	if issued() != 2 {
-		t.Errorf("zone-less expiry: %d tokens at 60 s before expiry", issued())
-	}
+	assert.Equal(t, 2, issued(), "zone-less expiry: %d tokens at 60 s before expiry", issued())
 }
 
 // hangingSigner is a key store whose proof-of-possession signatures never
@@ -568,17 +467,14 @@ func TestCredentialsRefreshBoundedByClientTimeout(t *testing.T) {
 	hang := hangingSigner{KeyStore: e.ks, release: make(chan struct{})}
 	t.Cleanup(func() { close(hang.release) })
 	creds, err := e.c.NewAgentCredentials(AgentCredentialsParams{AgentID: e.agent.ID, KeyStore: hang, PublicKeyPEM: e.agent.PublicKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { _, err := creds.Token(context.Background()); done <- err }()
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrKeyStore) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("got %v, want a key store error wrapping the deadline", err)
-		}
+		require.ErrorIs(t, err, ErrKeyStore, "got %v, want a key store error wrapping the deadline", err)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "got %v, want a key store error wrapping the deadline", err)
 	case <-time.After(5 * time.Second):
-		t.Fatal("the refresh outlived the client timeout")
+		require.FailNow(t, "the refresh outlived the client timeout")
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // The expected proof was built independently (Python for the JSON and
@@ -33,26 +35,18 @@ func fixedJTI() *bytes.Reader {
 func splitProof(t testing.TB, proof string) (header, payload []byte) {
 	t.Helper()
 	parts := strings.Split(proof, ".")
-	if len(parts) != 3 {
-		t.Fatalf("proof has %d parts", len(parts))
-	}
+	require.Len(t, parts, 3, "proof has %d parts", len(parts))
 	dec := func(s string) []byte {
 		b, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil {
-			t.Fatalf("base64url: %v", err)
-		}
+		require.NoError(t, err, "base64url")
 		return b
 	}
 	header, payload = dec(parts[0]), dec(parts[1])
 	var h struct {
 		JWK struct{ X string } `json:"jwk"`
 	}
-	if err := json.Unmarshal(header, &h); err != nil {
-		t.Fatal(err)
-	}
-	if !ed25519.Verify(ed25519.PublicKey(dec(h.JWK.X)), []byte(parts[0]+"."+parts[1]), dec(parts[2])) {
-		t.Fatal("proof signature does not verify under its own jwk")
-	}
+	require.NoError(t, json.Unmarshal(header, &h))
+	require.True(t, ed25519.Verify(ed25519.PublicKey(dec(h.JWK.X)), []byte(parts[0]+"."+parts[1]), dec(parts[2])), "proof signature does not verify under its own jwk")
 	return header, payload
 }
 
@@ -64,132 +58,93 @@ func TestDPoPProofFixedVector(t *testing.T) {
 			k, err = NewDPoPKey(vecPrivPEM)
 		} else {
 			ks := NewInMemoryKeyStore()
-			if err := ks.Store(context.Background(), "a1", vecPrivPEM); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, ks.Store(context.Background(), "a1", vecPrivPEM))
 			k, err = NewDPoPKeyWithKeyStore(ks, "a1", vecPubPEM)
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		k.rand = fixedJTI()
 		// The query and fragment are not part of htu.
 		proof, err := k.mint(context.Background(), vecTime, "POST", "http://127.0.0.1:8082/api/v1/agenttrust/check?x=1#frag", "wimse.jwt.token")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		h, p := splitProof(t, proof)
-		if string(h) != vecDPoPHeader {
-			t.Errorf("%s: header\n%s\nwant\n%s", via, h, vecDPoPHeader)
-		}
-		if string(p) != vecDPoPPayload {
-			t.Errorf("%s: payload\n%s\nwant\n%s", via, p, vecDPoPPayload)
-		}
-		if proof != vecDPoPProof {
-			t.Errorf("%s: proof differs from the vector", via)
-		}
+		assert.Equal(t, vecDPoPHeader, string(h), "%s: header\n%s\nwant\n%s", via, h, vecDPoPHeader)
+		assert.Equal(t, vecDPoPPayload, string(p), "%s: payload\n%s\nwant\n%s", via, p, vecDPoPPayload)
+		assert.Equal(t, vecDPoPProof, proof, "%s: proof differs from the vector", via)
 	}
 }
 
 func TestDPoPProofClaims(t *testing.T) {
 	k, err := NewDPoPKey(vecPrivPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	seen := map[string]bool{}
 	for i := 0; i < 50; i++ {
 		proof, err := k.Proof(context.Background(), "post", "https://gw.example/a?b=<&>#c", "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		_, p := splitProof(t, proof)
 		var claims map[string]any
-		if err := json.Unmarshal(p, &claims); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, json.Unmarshal(p, &claims))
 		jti, _ := claims["jti"].(string)
-		if len(jti) != 32 || strings.ToLower(jti) != jti || seen[jti] {
-			t.Fatalf("jti %q (seen before: %v)", jti, seen[jti])
-		}
+		require.Len(t, jti, 32, "jti %q (seen before: %v)", jti, seen[jti])
+		require.Equal(t, jti, strings.ToLower(jti), "jti %q (seen before: %v)", jti, seen[jti])
+		require.False(t, seen[jti], "jti %q (seen before: %v)", jti, seen[jti])
 		seen[jti] = true
-		if claims["htm"] != "post" || claims["htu"] != "https://gw.example/a" {
-			t.Errorf("claims %v", claims)
-		}
-		if _, ok := claims["ath"]; ok {
-			t.Error("ath without an access token")
-		}
-		if iat := int64(claims["iat"].(float64)); time.Since(time.Unix(iat, 0)).Abs() > 5*time.Second {
-			t.Errorf("iat %d", iat)
-		}
+		assert.Equal(t, "post", claims["htm"], "claims %v", claims)
+		assert.Equal(t, "https://gw.example/a", claims["htu"], "claims %v", claims)
+		_, ok := claims["ath"]
+		assert.False(t, ok, "ath without an access token")
+		iat := int64(claims["iat"].(float64))
+		assert.LessOrEqual(t, time.Since(time.Unix(iat, 0)).Abs(), 5*time.Second, "iat %d", iat)
 	}
 	// No HTML escaping, and encoding/json's escaping otherwise.
 	k.rand = fixedJTI()
 	odd := "http://h/p&q<r>\"\\\u2028\x01é\xff"
 	proof, err := k.mint(context.Background(), vecTime, "GET", odd, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, p := splitProof(t, proof)
 	var want bytes.Buffer
 	enc := json.NewEncoder(&want)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(odd)
-	if !bytes.Contains(p, []byte(`"htu":`+strings.TrimSpace(want.String())+`,`)) {
-		t.Errorf("payload %s, want htu %s", p, want.String())
-	}
+	assert.True(t, bytes.Contains(p, []byte(`"htu":`+strings.TrimSpace(want.String())+`,`)), "payload %s, want htu %s", p, want.String())
 }
 
 func TestDPoPValidation(t *testing.T) {
-	if _, err := MintDPoPProof(vecPubPEM, "POST", "http://h/p", ""); !errors.Is(err, ErrValidation) {
-		t.Errorf("public PEM as private: %v", err)
-	}
+	_, err := MintDPoPProof(vecPubPEM, "POST", "http://h/p", "")
+	assert.ErrorIs(t, err, ErrValidation, "public PEM as private: %v", err)
 	for _, c := range [][2]string{{"", "http://h/p"}, {"POST", ""}, {"POST", "/relative"}, {"POST", "http://"}, {"POST", "?q"}} {
-		if _, err := MintDPoPProof(vecPrivPEM, c[0], c[1], ""); !errors.Is(err, ErrValidation) {
-			t.Errorf("%q %q: %v", c[0], c[1], err)
-		}
+		_, err := MintDPoPProof(vecPrivPEM, c[0], c[1], "")
+		assert.ErrorIs(t, err, ErrValidation, "%q %q: %v", c[0], c[1], err)
 	}
 	ks := NewInMemoryKeyStore()
-	if _, err := NewDPoPKeyWithKeyStore(nil, "a1", vecPubPEM); !errors.Is(err, ErrValidation) {
-		t.Errorf("nil store: %v", err)
-	}
-	if _, err := NewDPoPKeyWithKeyStore(ks, "", vecPubPEM); !errors.Is(err, ErrValidation) {
-		t.Errorf("no agent: %v", err)
-	}
-	if _, err := NewDPoPKeyWithKeyStore(ks, "a1", vecPrivPEM); !errors.Is(err, ErrValidation) {
-		t.Errorf("private PEM as public: %v", err)
-	}
-	_, err := MintDPoPProofWithKeyStore(context.Background(), ks, "a1", vecPubPEM, "POST", "http://h/p", "")
-	if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrKeyStore) || errors.Is(err, ErrNetwork) {
-		t.Errorf("unknown agent: %v", err)
-	}
-	if _, err := MintDPoPProof(vecPrivPEM, "POST", "http://h/p", "tok"); err != nil {
-		t.Errorf("valid: %v", err)
-	}
+	_, err = NewDPoPKeyWithKeyStore(nil, "a1", vecPubPEM)
+	assert.ErrorIs(t, err, ErrValidation, "nil store: %v", err)
+	_, err = NewDPoPKeyWithKeyStore(ks, "", vecPubPEM)
+	assert.ErrorIs(t, err, ErrValidation, "no agent: %v", err)
+	_, err = NewDPoPKeyWithKeyStore(ks, "a1", vecPrivPEM)
+	assert.ErrorIs(t, err, ErrValidation, "private PEM as public: %v", err)
+	_, err = MintDPoPProofWithKeyStore(context.Background(), ks, "a1", vecPubPEM, "POST", "http://h/p", "")
+	assert.ErrorIs(t, err, ErrKeyNotFound, "unknown agent: %v", err)
+	assert.ErrorIs(t, err, ErrKeyStore, "unknown agent: %v", err)
+	assert.NotErrorIs(t, err, ErrNetwork, "unknown agent: %v", err)
+	_, err = MintDPoPProof(vecPrivPEM, "POST", "http://h/p", "tok")
+	assert.NoError(t, err, "valid")
 }
 
 func TestDPoPKeyHidesSecrets(t *testing.T) {
 	k, err := NewDPoPKey(vecPrivPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	seed := string(vecKey(t).Seed())
 	assertNoSecret(t, "DPoPKey", k, seed, strings.Split(vecPrivPEM, "\n")[1])
-	if !strings.Contains(k.String(), vecJWKX) {
-		t.Errorf("String() = %s", k)
-	}
+	assert.Contains(t, k.String(), vecJWKX, "String() = %s", k)
 }
 
 func TestDPoPMintAllocs(t *testing.T) {
 	k, err := NewDPoPKey(vecPrivPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := context.Background()
 	n := testing.AllocsPerRun(200, func() {
 		_, _ = k.Proof(ctx, "POST", "http://127.0.0.1:8082/api/v1/agenttrust/check", "header.payload.signature-of-a-wimse-token")
 	})
-	if n > 10 {
-		t.Errorf("%v allocations per proof, want at most 10", n)
-	}
+	assert.LessOrEqual(t, n, 10.0, "%v allocations per proof, want at most 10", n)
 	t.Logf("%v allocations per proof", n)
 }

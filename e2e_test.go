@@ -1,4 +1,4 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"context"
@@ -7,24 +7,10 @@ import (
 	"testing"
 	"time"
 
-	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
-
-func fakeClient(t *testing.T, srv *agenttrusttest.Server, opts ...agenttrust.Option) *agenttrust.Client {
-	t.Helper()
-	all := append([]agenttrust.Option{
-		agenttrust.WithBaseURL(srv.URL()), agenttrust.WithAuthURL(srv.AuthURL()), agenttrust.WithAuditURL(srv.AuditURL()),
-		agenttrust.WithAPIKey(srv.APIKey()),
-		agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond,
-			MaxBackoff: 5 * time.Millisecond, MaxRetryAfter: 10 * time.Millisecond}),
-	}, opts...)
-	c, err := agenttrust.New(all...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // TestFakeGatewayFlow runs every core method against the strict fake gateway
 // in the split layout: the fake answers 400 to any drift from the wire contract.
@@ -33,104 +19,98 @@ func TestFakeGatewayFlow(t *testing.T) {
 	c := fakeClient(t, srv)
 	ctx := context.Background()
 
-	if h, err := c.Health(ctx); err != nil || h["status"] != "ok" {
-		t.Fatalf("health: %v %v", h, err)
-	}
-	agent, err := c.Agents.Create(ctx, agenttrust.AgentCreateParams{Name: "billing <bot> & co", Capabilities: []string{"read", "write"},
+	h, err := c.Health(ctx)
+	require.NoError(t, err, "health: %v", h)
+	require.Equal(t, "ok", h["status"], "health: %v %v", h, err)
+	agent, err := c.Agents.Create(ctx, AgentCreateParams{Name: "billing <bot> & co", Capabilities: []string{"read", "write"},
 		Metadata: map[string]any{"team": "billing"}})
-	if err != nil || agent.ID == "" || agent.Status != agenttrust.AgentStatusActive || agent.Framework != "custom" {
-		t.Fatalf("create: %+v %v", agent, err)
-	}
+	require.NoError(t, err, "create: %+v", agent)
+	require.NotEmpty(t, agent.ID, "create: %+v %v", agent, err)
+	require.Equal(t, AgentStatusActive, agent.Status, "create: %+v %v", agent, err)
+	require.Equal(t, Framework("custom"), agent.Framework, "create: %+v %v", agent, err)
 	got, err := c.Agents.Get(ctx, agent.ID)
-	if err != nil || got.Name != "billing <bot> & co" || got.CreatedAt.IsZero() {
-		t.Fatalf("get: %+v %v", got, err)
-	}
-	list, err := c.Agents.List(ctx, agenttrust.AgentListParams{OrgID: srv.OrgID()})
-	if err != nil || len(list) != 1 {
-		t.Fatalf("list: %v %v", list, err)
-	}
+	require.NoError(t, err, "get: %+v", got)
+	require.Equal(t, "billing <bot> & co", got.Name, "get: %+v %v", got, err)
+	require.False(t, got.CreatedAt.IsZero(), "get: %+v %v", got, err)
+	list, err := c.Agents.List(ctx, AgentListParams{OrgID: srv.OrgID()})
+	require.NoError(t, err, "list: %v", list)
+	require.Len(t, list, 1, "list: %v %v", list, err)
 
-	tok, err := c.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agent.ID, Scopes: []string{"write", "read"}, TTLSeconds: 300})
-	if err != nil || !strings.HasPrefix(tok.Token, "at_") || tok.ExpiresAt.IsZero() {
-		t.Fatalf("issue: %v %v", tok, err)
-	}
+	tok, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agent.ID, Scopes: []string{"write", "read"}, TTLSeconds: 300})
+	require.NoError(t, err, "issue: %v", tok)
+	require.True(t, strings.HasPrefix(tok.Token, "at_"), "issue: %v %v", tok, err)
+	require.False(t, tok.ExpiresAt.IsZero(), "issue: %v %v", tok, err)
 	srv.ClearRequests()
-	again, err := c.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agent.ID, Scopes: []string{"read", "write"}})
-	if err != nil || again.Token != tok.Token || len(srv.Requests()) != 0 {
-		t.Fatalf("cache: %v %v, %d requests", again, err, len(srv.Requests()))
-	}
-	in, err := c.Tokens.Introspect(ctx, agenttrust.TokenIntrospectParams{Token: tok.Token, RequiredScopes: []string{"read"}})
-	if err != nil || !in.Active || in.AgentID != agent.ID {
-		t.Fatalf("introspect: %+v %v", in, err)
-	}
+	again, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agent.ID, Scopes: []string{"read", "write"}})
+	require.NoError(t, err, "cache: %v %v, %d requests", again, err, len(srv.Requests()))
+	require.Equal(t, tok.Token, again.Token, "cache: %v %v, %d requests", again, err, len(srv.Requests()))
+	require.Empty(t, srv.Requests(), "cache: %v %v, %d requests", again, err, len(srv.Requests()))
+	in, err := c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: tok.Token, RequiredScopes: []string{"read"}})
+	require.NoError(t, err, "introspect: %+v", in)
+	require.True(t, in.Active, "introspect: %+v %v", in, err)
+	require.Equal(t, agent.ID, in.AgentID, "introspect: %+v %v", in, err)
 
 	sess, err := c.Sessions.InitSession(ctx, agent.ID, "srv-1")
-	if err != nil || sess.SessionID == "" || sess.Source != "mcp" {
-		t.Fatalf("init session: %+v %v", sess, err)
-	}
-	if s2, err := c.Sessions.GetSession(ctx, sess.SessionID); err != nil || s2.SessionID != sess.SessionID {
-		t.Fatalf("get session: %+v %v", s2, err)
-	}
-	if as, err := c.Sessions.InitAPISession(ctx, tok.Token); err != nil || as.Source != "api" {
-		t.Fatalf("api session: %+v %v", as, err)
-	}
+	require.NoError(t, err, "init session: %+v", sess)
+	require.NotEmpty(t, sess.SessionID, "init session: %+v %v", sess, err)
+	require.Equal(t, SessionSource("mcp"), sess.Source, "init session: %+v %v", sess, err)
+	s2, err := c.Sessions.GetSession(ctx, sess.SessionID)
+	require.NoError(t, err, "get session: %+v", s2)
+	require.Equal(t, sess.SessionID, s2.SessionID, "get session: %+v %v", s2, err)
+	as, err := c.Sessions.InitAPISession(ctx, tok.Token)
+	require.NoError(t, err, "api session: %+v", as)
+	require.Equal(t, SessionSource("api"), as.Source, "api session: %+v %v", as, err)
 
 	srv.DenyTool("delete_file", "destructive tool")
 	srv.RequireElevation("deploy")
-	allowed, err := c.Actions.Check(ctx, agenttrust.ActionCheckParams{AgentID: agent.ID, ToolName: "read_file",
+	allowed, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "read_file",
 		ToolInputSummary: strings.Repeat("日", 300), SessionID: sess.SessionID})
-	if err != nil || !allowed.Allowed || !allowed.Decided() {
-		t.Fatalf("check allowed: %+v %v", allowed, err)
-	}
-	if s := srv.Checks()[0].ActionInputSummary; len([]rune(s)) != 200 {
-		t.Errorf("summary arrived with %d runes", len([]rune(s)))
-	}
-	denied, err := c.Actions.Check(ctx, agenttrust.ActionCheckParams{AgentID: agent.ID, ToolName: "delete_file", SessionID: sess.SessionID})
-	if err != nil || denied.Allowed || denied.Reason == "" {
-		t.Fatalf("check denied: %+v %v", denied, err)
-	}
-	elev, err := c.Actions.Check(ctx, agenttrust.ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: sess.SessionID})
-	if err != nil || elev.Allowed || !elev.ElevationRequired || elev.ApprovalID == "" {
-		t.Fatalf("check elevation: %+v %v", elev, err)
-	}
+	require.NoError(t, err, "check allowed: %+v", allowed)
+	require.True(t, allowed.Allowed, "check allowed: %+v %v", allowed, err)
+	require.True(t, allowed.Decided(), "check allowed: %+v %v", allowed, err)
+	s := srv.Checks()[0].ActionInputSummary
+	assert.Len(t, []rune(s), 200, "summary arrived with %d runes", len([]rune(s)))
+	denied, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "delete_file", SessionID: sess.SessionID})
+	require.NoError(t, err, "check denied: %+v", denied)
+	require.False(t, denied.Allowed, "check denied: %+v %v", denied, err)
+	require.NotEmpty(t, denied.Reason, "check denied: %+v %v", denied, err)
+	elev, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: sess.SessionID})
+	require.NoError(t, err, "check elevation: %+v", elev)
+	require.False(t, elev.Allowed, "check elevation: %+v %v", elev, err)
+	require.True(t, elev.ElevationRequired, "check elevation: %+v %v", elev, err)
+	require.NotEmpty(t, elev.ApprovalID, "check elevation: %+v %v", elev, err)
 	ap, err := c.Approvals.Get(ctx, elev.ApprovalID)
-	if err != nil || ap.Status != agenttrust.ApprovalPending {
-		t.Fatalf("approval: %+v %v", ap, err)
-	}
-	if res, err := c.Approvals.Approve(ctx, elev.ApprovalID, ""); err != nil || res == nil {
-		t.Fatalf("approve: %v %v", res, err)
-	}
-	if r, err := c.Actions.Check(ctx, agenttrust.ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: sess.SessionID}); err != nil || !r.Allowed {
-		t.Fatalf("check after approval: %+v %v", r, err)
-	}
-	elev2, _ := c.Actions.Check(ctx, agenttrust.ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: "other"})
-	if _, err := c.Approvals.Deny(ctx, elev2.ApprovalID, "alice"); err != nil {
-		t.Fatalf("deny: %v", err)
-	}
+	require.NoError(t, err, "approval: %+v", ap)
+	require.Equal(t, ApprovalPending, ap.Status, "approval: %+v %v", ap, err)
+	res, err := c.Approvals.Approve(ctx, elev.ApprovalID, "")
+	require.NoError(t, err, "approve: %v", res)
+	require.NotNil(t, res, "approve: %v %v", res, err)
+	r, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: sess.SessionID})
+	require.NoError(t, err, "check after approval: %+v", r)
+	require.True(t, r.Allowed, "check after approval: %+v %v", r, err)
+	elev2, _ := c.Actions.Check(ctx, ActionCheckParams{AgentID: agent.ID, ToolName: "deploy", SessionID: "other"})
+	_, err = c.Approvals.Deny(ctx, elev2.ApprovalID, "alice")
+	require.NoError(t, err, "deny")
 
 	f, dur := false, 12
-	if _, err := c.Telemetry.Report(ctx, agenttrust.TelemetryReportParams{AgentID: agent.ID, SessionID: sess.SessionID,
-		Events: []agenttrust.TelemetryEvent{{EventType: agenttrust.EventToolStart, ToolName: "<t>"},
-			{EventType: agenttrust.EventToolError, ToolName: "<t>", DurationMs: &dur, Success: &f, ErrorType: "TimeoutError"}}}); err != nil {
-		t.Fatalf("report: %v", err)
-	}
+	_, err = c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: agent.ID, SessionID: sess.SessionID,
+		Events: []TelemetryEvent{{EventType: EventToolStart, ToolName: "<t>"},
+			{EventType: EventToolError, ToolName: "<t>", DurationMs: &dur, Success: &f, ErrorType: "TimeoutError"}}})
+	require.NoError(t, err, "report")
 	evs := srv.TelemetryEvents()
-	if len(evs) != 2 || (evs[1].Success == nil || *evs[1].Success) || evs[0].ToolName != "<t>" {
-		t.Errorf("telemetry events %v", evs)
-	}
+	require.Len(t, evs, 2, "telemetry events %v", evs)
+	require.NotNil(t, evs[1].Success, "telemetry events %v", evs)
+	assert.False(t, *evs[1].Success, "telemetry events %v", evs)
+	assert.Equal(t, "<t>", evs[0].ToolName, "telemetry events %v", evs)
 
-	if err := c.Tokens.Revoke(ctx, tok.Token, ""); err != nil {
-		t.Fatalf("token revoke: %v", err)
-	}
-	if in, err := c.Tokens.Verify(ctx, agenttrust.TokenIntrospectParams{Token: tok.Token}); err != nil || in.Active {
-		t.Fatalf("revoked token: %+v %v", in, err)
-	}
-	if err := c.Agents.Revoke(ctx, agent.ID, ""); err != nil {
-		t.Fatalf("agent revoke: %v", err)
-	}
-	if a, err := c.Agents.Get(ctx, agent.ID); err != nil || a.Status != agenttrust.AgentStatusRevoked {
-		t.Fatalf("revoked agent: %+v %v", a, err)
-	}
+	require.NoError(t, c.Tokens.Revoke(ctx, tok.Token, ""), "token revoke")
+	in, err = c.Tokens.Verify(ctx, TokenIntrospectParams{Token: tok.Token})
+	require.NoError(t, err, "revoked token: %+v", in)
+	require.False(t, in.Active, "revoked token: %+v %v", in, err)
+	require.NoError(t, c.Agents.Revoke(ctx, agent.ID, ""), "agent revoke")
+	a, err := c.Agents.Get(ctx, agent.ID)
+	require.NoError(t, err, "revoked agent: %+v", a)
+	require.Equal(t, AgentStatusRevoked, a.Status, "revoked agent: %+v %v", a, err)
 }
 
 func TestFakeGatewayErrorsAndHostileIDs(t *testing.T) {
@@ -139,20 +119,17 @@ func TestFakeGatewayErrorsAndHostileIDs(t *testing.T) {
 	ctx := context.Background()
 	for _, id := range []string{"../admin", "a/b", "a?b=c", "%2e%2e", "a#b", " ", "missing"} {
 		_, err := c.Agents.Get(ctx, id)
-		if !errors.Is(err, agenttrust.ErrNotFound) {
-			t.Errorf("Get(%q): %v", id, err)
-		}
-		var ae *agenttrust.AgentTrustError
-		if errors.As(err, &ae) && ae.RequestID == "" {
-			t.Errorf("Get(%q): no request id", id)
+		assert.ErrorIs(t, err, ErrNotFound, "Get(%q): %v", id, err)
+		var ae *AgentTrustError
+		if errors.As(err, &ae) {
+			assert.NotEmpty(t, ae.RequestID, "Get(%q): no request id", id)
 		}
 	}
-	bad := fakeClient(t, srv, agenttrust.WithAPIKey("sk_live_wrong_key"))
-	_, err := bad.Agents.List(ctx, agenttrust.AgentListParams{})
-	var authErr *agenttrust.AuthenticationError
-	if !errors.As(err, &authErr) || strings.Contains(err.Error(), "sk_live_wrong_key") {
-		t.Errorf("bad key: %v", err)
-	}
+	bad := fakeClient(t, srv, WithAPIKey("sk_live_wrong_key"))
+	_, err := bad.Agents.List(ctx, AgentListParams{})
+	var authErr *AuthenticationError
+	require.ErrorAs(t, err, &authErr, "bad key: %v", err)
+	assert.NotContains(t, err.Error(), "sk_live_wrong_key", "bad key: %v", err)
 }
 
 func TestFakeGatewayFaults(t *testing.T) {
@@ -163,50 +140,42 @@ func TestFakeGatewayFaults(t *testing.T) {
 
 	srv.InjectFault("POST /api/v1/agenttrust/check", agenttrusttest.Fault{Status: 503, RetryAfter: "0", Times: 2})
 	srv.ClearRequests()
-	if r, err := c.Actions.Check(ctx, agenttrust.ActionCheckParams{AgentID: agentID, ToolName: "read_file"}); err != nil || !r.Allowed {
-		t.Fatalf("check after two 503s: %+v %v", r, err)
-	}
-	if n := len(srv.Requests()); n != 3 {
-		t.Errorf("%d requests, want 3", n)
-	}
+	r, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: agentID, ToolName: "read_file"})
+	require.NoError(t, err, "check after two 503s: %+v", r)
+	require.True(t, r.Allowed, "check after two 503s: %+v %v", r, err)
+	n := len(srv.Requests())
+	assert.Equal(t, 3, n, "%d requests, want 3", n)
 
 	srv.InjectFault("POST /api/v1/agents", agenttrusttest.Fault{Status: 503, Times: 1})
 	srv.ClearRequests()
-	if _, err := c.Agents.Create(ctx, agenttrust.AgentCreateParams{Name: "x"}); err == nil {
-		t.Fatal("create succeeded through a 503")
-	}
-	if n := len(srv.Requests()); n != 1 {
-		t.Errorf("create re-sent: %d requests", n)
-	}
+	_, err = c.Agents.Create(ctx, AgentCreateParams{Name: "x"})
+	require.Error(t, err, "create succeeded through a 503")
+	n = len(srv.Requests())
+	assert.Equal(t, 1, n, "create re-sent: %d requests", n)
 
 	srv.InjectFault("POST /api/v1/agent-tokens/issue", agenttrusttest.Fault{Drop: true, Times: 1})
 	srv.ClearRequests()
-	_, err := c.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
-	if !errors.Is(err, agenttrust.ErrNetwork) || len(srv.Requests()) != 1 {
-		t.Errorf("dropped issue: %v, %d requests", err, len(srv.Requests()))
-	}
+	_, err = c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}})
+	assert.ErrorIs(t, err, ErrNetwork, "dropped issue: %v, %d requests", err, len(srv.Requests()))
+	assert.Len(t, srv.Requests(), 1, "dropped issue: %v, %d requests", err, len(srv.Requests()))
 
 	srv.InjectFault("GET /api/v1/agents/{agent_id}", agenttrusttest.Fault{Malformed: true})
 	_, err = c.Agents.Get(ctx, agentID)
-	if !errors.Is(err, agenttrust.ErrDecode) {
-		t.Errorf("malformed: %v", err)
-	}
+	assert.ErrorIs(t, err, ErrDecode, "malformed: %v", err)
 	srv.ClearFaults()
 
 	srv.InjectFault("GET /health", agenttrusttest.Fault{Latency: 5 * time.Second})
-	slow := fakeClient(t, srv, agenttrust.WithTimeout(100*time.Millisecond))
-	if _, err := slow.Health(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("slow health: %v", err)
-	}
+	slow := fakeClient(t, srv, WithTimeout(100*time.Millisecond))
+	_, err = slow.Health(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "slow health: %v", err)
 	srv.ClearFaults()
 
 	srv.InjectFault("POST /api/v1/agenttrust/check", agenttrusttest.Fault{Status: 429, RetryAfter: "7"})
-	_, err = fakeClient(t, srv, agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{})).Actions.Check(ctx,
-		agenttrust.ActionCheckParams{AgentID: agentID})
-	var rl *agenttrust.RateLimitError
-	if !errors.As(err, &rl) || rl.RetryAfter != 7*time.Second {
-		t.Errorf("429: %v", err)
-	}
+	_, err = fakeClient(t, srv, WithRetryPolicy(RetryPolicy{})).Actions.Check(ctx,
+		ActionCheckParams{AgentID: agentID})
+	var rl *RateLimitError
+	require.ErrorAs(t, err, &rl, "429: %v", err)
+	assert.Equal(t, 7*time.Second, rl.RetryAfter, "429: %v", err)
 }
 
 func TestFakeGatewayTokenClock(t *testing.T) {
@@ -214,13 +183,11 @@ func TestFakeGatewayTokenClock(t *testing.T) {
 	c := fakeClient(t, srv)
 	ctx := context.Background()
 	agentID := srv.CreateAgent("bot", "read")
-	tok, err := c.Tokens.Issue(ctx, agenttrust.TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}, TTLSeconds: 60})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: agentID, Scopes: []string{"read"}, TTLSeconds: 60})
+	require.NoError(t, err)
 	srv.Advance(2 * time.Minute)
-	in, err := c.Tokens.Introspect(ctx, agenttrust.TokenIntrospectParams{Token: tok.Token})
-	if err != nil || in.Active || in.Reasoning == "" {
-		t.Errorf("expired token: %+v %v", in, err)
-	}
+	in, err := c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: tok.Token})
+	require.NoError(t, err, "expired token: %+v", in)
+	assert.False(t, in.Active, "expired token: %+v %v", in, err)
+	assert.NotEmpty(t, in.Reasoning, "expired token: %+v %v", in, err)
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var allSentinels = []error{ErrValidation, ErrAuthentication, ErrAuthorization, ErrNotFound, ErrRateLimited,
@@ -15,18 +18,12 @@ var allSentinels = []error{ErrValidation, ErrAuthentication, ErrAuthorization, E
 // onlySentinel asserts err matches ErrAgentTrust and want, and no other sentinel.
 func onlySentinel(t testing.TB, err, want error) {
 	t.Helper()
-	if !errors.Is(err, ErrAgentTrust) {
-		t.Errorf("%v does not match ErrAgentTrust", err)
-	}
+	assert.ErrorIs(t, err, ErrAgentTrust, "%v does not match ErrAgentTrust", err)
 	for _, s := range allSentinels {
-		if got := errors.Is(err, s); got != (s == want) {
-			t.Errorf("errors.Is(%v, %v) = %v", err, s, got)
-		}
+		assert.Equal(t, s == want, errors.Is(err, s), "errors.Is(%v, %v)", err, s)
 	}
 	var ae *AgentTrustError
-	if !errors.As(err, &ae) {
-		t.Errorf("errors.As(*AgentTrustError) failed for %T", err)
-	}
+	assert.ErrorAs(t, err, &ae, "errors.As(*AgentTrustError) failed for %T", err)
 }
 
 func TestNewErrorKinds(t *testing.T) {
@@ -53,15 +50,10 @@ func TestNewErrorKinds(t *testing.T) {
 	for _, tc := range cases {
 		err := NewError(tc.code, "boom", cause)
 		onlySentinel(t, err, tc.sentinel)
-		if !tc.as(err) {
-			t.Errorf("%s: errors.As to its kind type failed (%T)", tc.code, err)
-		}
-		if !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Errorf("%s: cause lost", tc.code)
-		}
-		if want := "agenttrust: boom (code " + tc.code + ")"; err.Error() != want {
-			t.Errorf("Error() = %q, want %q", err.Error(), want)
-		}
+		assert.True(t, tc.as(err), "%s: errors.As to its kind type failed (%T)", tc.code, err)
+		assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "%s: cause lost", tc.code)
+		want := "agenttrust: boom (code " + tc.code + ")"
+		assert.Equal(t, want, err.Error(), "Error() = %q, want %q", err.Error(), want)
 		// A wrapped SDK error still matches.
 		wrapped := fmt.Errorf("outer: %w", err)
 		onlySentinel(t, wrapped, tc.sentinel)
@@ -70,26 +62,22 @@ func TestNewErrorKinds(t *testing.T) {
 
 func TestErrorString(t *testing.T) {
 	e := &AgentTrustError{Status: 404, Code: CodeNotFound, Message: "agent not found", RequestID: "req-1"}
-	if got := e.Error(); got != "agenttrust: agent not found (code NOT_FOUND, status 404, request req-1)" {
-		t.Errorf("Error() = %q", got)
-	}
+	got := e.Error()
+	assert.Equal(t, "agenttrust: agent not found (code NOT_FOUND, status 404, request req-1)", got, "Error() = %q", got)
 }
 
 func TestJSONRPCError(t *testing.T) {
 	var err error = &JSONRPCError{AgentTrustError: &AgentTrustError{Code: CodeJSONRPC, Message: "bad params"}, RPCCode: -32602}
 	onlySentinel(t, err, ErrJSONRPC)
 	var je *JSONRPCError
-	if !errors.As(err, &je) || je.RPCCode != -32602 {
-		t.Errorf("As JSONRPCError: %v", je)
-	}
+	require.ErrorAs(t, err, &je, "As JSONRPCError: %v", je)
+	assert.Equal(t, -32602, je.RPCCode, "As JSONRPCError: %v", je)
 }
 
 func TestNetworkErrorWrapsContext(t *testing.T) {
 	for _, cause := range []error{context.Canceled, context.DeadlineExceeded} {
 		err := networkErr(fmt.Errorf("Get \"http://x\": %w", cause))
 		onlySentinel(t, err, ErrNetwork)
-		if !errors.Is(err, cause) {
-			t.Errorf("errors.Is(%v, %v) false", err, cause)
-		}
+		assert.ErrorIs(t, err, cause, "errors.Is(%v, %v) false", err, cause)
 	}
 }

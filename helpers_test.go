@@ -5,13 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const testKey = "sk_live_TESTKEY_0123456789"
@@ -32,6 +37,7 @@ type recReq struct {
 // with a replaceable handler.
 type recServer struct {
 	*httptest.Server
+	prefix  string // see newScriptServer
 	mu      sync.Mutex
 	reqs    []recReq
 	handler http.HandlerFunc
@@ -39,17 +45,38 @@ type recServer struct {
 
 func newRecServer(t testing.TB, h http.HandlerFunc) *recServer {
 	t.Helper()
-	s := &recServer{handler: h}
+	return startRecServer(t, "", h)
+}
+
+// protoPrefix is the base URL path prefix of a scripted server's clients.
+const protoPrefix = "/prefix"
+
+// newScriptServer returns a recording server that answers with the scripted
+// replies (see script). Its clients talk to a base URL under protoPrefix: a
+// request outside the prefix gets 418, and requests are recorded with the
+// prefix stripped from RequestURI.
+func newScriptServer(t testing.TB, replies ...scriptReply) *recServer {
+	t.Helper()
+	return startRecServer(t, protoPrefix, script(replies...))
+}
+
+func startRecServer(t testing.TB, prefix string, h http.HandlerFunc) *recServer {
+	t.Helper()
+	s := &recServer{handler: h, prefix: prefix}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		s.reqs = append(s.reqs, recReq{
 			Method: r.Method, Path: r.URL.Path, EscapedPath: r.URL.EscapedPath(),
-			RequestURI: r.RequestURI, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
+			RequestURI: strings.TrimPrefix(r.RequestURI, prefix), RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
 			Body: body, ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
 		})
 		h := s.handler
 		s.mu.Unlock()
+		if prefix != "" && !strings.HasPrefix(r.RequestURI, prefix+"/") {
+			http.Error(w, "request outside the base URL prefix: "+r.RequestURI, http.StatusTeapot)
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if h == nil {
 			w.WriteHeader(http.StatusNoContent)
@@ -59,6 +86,51 @@ func newRecServer(t testing.TB, h http.HandlerFunc) *recServer {
 	}))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// scriptReply is one scripted answer; status 0 means 200.
+type scriptReply struct {
+	status int
+	body   string
+	header map[string]string
+}
+
+// script answers with the replies in order, the last one repeating; with
+// none, every answer is 200 with the body "{}".
+func script(replies ...scriptReply) http.HandlerFunc {
+	var mu sync.Mutex
+	n := 0
+	return func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		rep := scriptReply{status: 200, body: "{}"}
+		if len(replies) > 0 {
+			rep = replies[min(n, len(replies)-1)]
+		}
+		n++
+		mu.Unlock()
+		for k, v := range rep.header {
+			w.Header().Set(k, v)
+		}
+		if rep.status == 0 {
+			rep.status = 200
+		}
+		w.WriteHeader(rep.status)
+		_, _ = io.WriteString(w, rep.body)
+	}
+}
+
+// reset forgets the recorded requests and answers from now on with the
+// scripted replies.
+func (s *recServer) reset(replies ...scriptReply) {
+	s.clear()
+	s.setHandler(script(replies...))
+}
+
+// client returns a test client for s (under its prefix, if any) with no
+// retries unless opts say otherwise.
+func (s *recServer) client(t testing.TB, opts ...Option) *Client {
+	t.Helper()
+	return newTestClient(t, s.URL+s.prefix, append([]Option{WithRetryPolicy(RetryPolicy{})}, opts...)...)
 }
 
 func (s *recServer) setHandler(h http.HandlerFunc) {
@@ -89,9 +161,7 @@ func (s *recServer) clear() {
 func (s *recServer) only(t testing.TB) recReq {
 	t.Helper()
 	r := s.requests()
-	if len(r) != 1 {
-		t.Fatalf("server got %d requests, want 1", len(r))
-	}
+	require.Len(t, r, 1, "server got %d requests, want 1", len(r))
 	return r[0]
 }
 
@@ -169,9 +239,7 @@ func newTestClient(t testing.TB, base string, opts ...Option) *Client {
 	t.Helper()
 	all := append([]Option{WithBaseURL(base), WithAPIKey(testKey), withSleep((&sleepRecorder{}).sleep)}, opts...)
 	c, err := New(all...)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
+	require.NoError(t, err, "New")
 	return c
 }
 
@@ -181,48 +249,25 @@ func decodeMap(t testing.TB, b []byte) map[string]any {
 	var m map[string]any
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
-	if err := d.Decode(&m); err != nil {
-		t.Fatalf("body %q is not a JSON object: %v", b, err)
-	}
-	if m == nil {
-		t.Fatalf("body %q is null", b)
-	}
+	require.NoError(t, d.Decode(&m), "body %q is not a JSON object", b)
+	require.NotNil(t, m, "body %q is null", b)
 	return m
-}
-
-// mustJSON parses a JSON literal the way decodeMap does, for comparisons.
-func mustJSON(t testing.TB, s string) map[string]any {
-	t.Helper()
-	return decodeMap(t, []byte(s))
-}
-
-// assertBody compares a request body with a JSON literal, key by key.
-func assertBody(t testing.TB, got []byte, want string) {
-	t.Helper()
-	g, w := decodeMap(t, got), mustJSON(t, want)
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("body\n got  %s\n want %s", got, want)
-	}
 }
 
 // keyOrder returns the top-level keys of a JSON object in wire order.
 func keyOrder(t testing.TB, b []byte) []string {
 	t.Helper()
 	d := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
-		t.Fatalf("body %q is not an object", b)
-	}
+	tok, err := d.Token()
+	require.NoError(t, err, "body %q is not an object", b)
+	require.Equal(t, json.Delim('{'), tok, "body %q is not an object", b)
 	var keys []string
 	for d.More() {
 		tok, err := d.Token()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		keys = append(keys, tok.(string))
 		var skip json.RawMessage
-		if err := d.Decode(&skip); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, d.Decode(&skip))
 	}
 	return keys
 }
@@ -259,9 +304,7 @@ func (s *split) which(t testing.TB) (string, []recReq) {
 	var reqs []recReq
 	for n, srv := range map[string]*recServer{"gateway": s.gw, "auth": s.auth, "audit": s.audit} {
 		if r := srv.requests(); len(r) > 0 {
-			if name != "" {
-				t.Fatalf("requests reached both %s and %s", name, n)
-			}
+			require.Empty(t, name, "requests reached both %s and %s", name, n)
 			name, reqs = n, r
 		}
 	}
@@ -273,42 +316,151 @@ func (s *split) clear() { s.gw.clear(); s.auth.clear(); s.audit.clear() }
 // checkHeaders asserts the headers every request carries.
 func checkHeaders(t testing.TB, r recReq, key string) {
 	t.Helper()
-	if got := r.Header.Get("X-Api-Key"); got != key {
-		t.Errorf("X-API-Key = %q, want %q", got, key)
-	}
+	assert.Equal(t, key, r.Header.Get("X-Api-Key"), "X-API-Key")
 	if key == "" {
-		if _, ok := r.Header["X-Api-Key"]; ok {
-			t.Errorf("X-API-Key sent without a key")
-		}
+		assert.NotContains(t, r.Header, "X-Api-Key", "X-API-Key sent without a key")
 	}
-	if got := r.Header.Get("User-Agent"); got != wantUA {
-		t.Errorf("User-Agent = %q, want %q", got, wantUA)
-	}
-	if got := r.Header.Get("Accept"); got != "application/json" {
-		t.Errorf("Accept = %q", got)
-	}
-	if len(r.TransferEncoding) != 0 {
-		t.Errorf("Transfer-Encoding %v, want a Content-Length", r.TransferEncoding)
-	}
+	assert.Equal(t, wantUA, r.Header.Get("User-Agent"), "User-Agent")
+	assert.Equal(t, "application/json", r.Header.Get("Accept"), "Accept")
+	assert.Empty(t, r.TransferEncoding, "Transfer-Encoding, want a Content-Length")
 	switch r.Method {
 	case http.MethodPost, http.MethodPut:
-		if got := r.Header.Get("Content-Type"); got != "application/json" {
-			t.Errorf("%s without Content-Type application/json (got %q)", r.Method, got)
-		}
-		if r.ContentLength != int64(len(r.Body)) {
-			t.Errorf("Content-Length %d for a %d-byte body", r.ContentLength, len(r.Body))
-		}
-		if len(r.Body) == 0 && r.Header.Get("Content-Length") != "0" {
-			t.Errorf("bodiless %s: Content-Length header %q, want 0", r.Method, r.Header.Get("Content-Length"))
+		assert.Equal(t, "application/json", r.Header.Get("Content-Type"), "%s without Content-Type application/json", r.Method)
+		assert.Equal(t, int64(len(r.Body)), r.ContentLength, "Content-Length for a %d-byte body", len(r.Body))
+		if len(r.Body) == 0 {
+			assert.Equal(t, "0", r.Header.Get("Content-Length"), "bodiless %s: Content-Length header", r.Method)
 		}
 	default:
-		if got := r.Header.Get("Content-Type"); got != "" {
-			t.Errorf("%s with Content-Type %q", r.Method, got)
-		}
-		if len(r.Body) != 0 || r.Header.Get("Content-Length") != "" {
-			t.Errorf("%s with a body or Content-Length (%q)", r.Method, r.Header.Get("Content-Length"))
-		}
+		assert.Empty(t, r.Header.Get("Content-Type"), "%s with a Content-Type", r.Method)
+		assert.Empty(t, r.Body, "%s with a body", r.Method)
+		assert.Empty(t, r.Header.Get("Content-Length"), "%s with a Content-Length", r.Method)
 	}
 }
 
-func jsonDecode(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }
+// bodyMap decodes the request body into a map keyed by wire names, with
+// numbers as float64.
+func (r recReq) bodyMap(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &m), "request body %q is not a JSON object", r.Body)
+	require.NotNil(t, m, "request body is null")
+	return m
+}
+
+// checkBodiless checks a bodiless POST or PUT: no body bytes,
+// Content-Length 0, Content-Type still sent.
+func checkBodiless(t testing.TB, r recReq, method string) {
+	t.Helper()
+	assert.Equal(t, method, r.Method)
+	assert.Empty(t, r.Body, "bodiless %s sent a body", method)
+	assert.Equal(t, "0", r.Header.Get("Content-Length"))
+	checkHeaders(t, r, testKey)
+}
+
+// checkRequest checks method and path (escapes intact, prefix stripped) and
+// the headers every request carries.
+func checkRequest(t testing.TB, r recReq, method, uri string) {
+	t.Helper()
+	assert.Equal(t, method, r.Method, "method of %s", uri)
+	assert.Equal(t, uri, r.RequestURI, "request URI of %s", method)
+	checkHeaders(t, r, testKey)
+}
+
+// checkBody compares the JSON body with want by wire names: every key of
+// want with an equal value and no other key.
+func checkBody(t testing.TB, r recReq, want map[string]any) {
+	t.Helper()
+	w, err := json.Marshal(want)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(w), string(r.Body))
+}
+
+// wantCode checks that err is an *AgentTrustError with the code that also
+// matches ErrAgentTrust, and returns it.
+func wantCode(t testing.TB, err error, code string) *AgentTrustError {
+	t.Helper()
+	var e *AgentTrustError
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, code, e.Code, "error %v", err)
+	assert.ErrorIs(t, err, ErrAgentTrust)
+	return e
+}
+
+// fakeClient returns a client for the fake gateway srv (every listener of a
+// split layout) with short retries; opts come last and win.
+func fakeClient(t testing.TB, srv *agenttrusttest.Server, opts ...Option) *Client {
+	t.Helper()
+	all := append([]Option{
+		WithBaseURL(srv.URL()), WithAuthURL(srv.AuthURL()), WithAuditURL(srv.AuditURL()),
+		WithAPIKey(srv.APIKey()),
+		WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond,
+			MaxBackoff: 5 * time.Millisecond, MaxRetryAfter: 10 * time.Millisecond}),
+	}, opts...)
+	c, err := New(all...)
+	require.NoError(t, err)
+	return c
+}
+
+// newE2E starts a fake gateway and returns it with a client that does not retry.
+func newE2E(t testing.TB, opts ...Option) (*agenttrusttest.Server, *Client) {
+	t.Helper()
+	srv := agenttrusttest.NewTestServer(t)
+	return srv, fakeClient(t, srv, append([]Option{WithRetryPolicy(RetryPolicy{})}, opts...)...)
+}
+
+// wantValidation checks that err is a *ValidationError, raised before any
+// I/O (status 0), that matches ErrValidation and ErrAgentTrust.
+func wantValidation(t testing.TB, err error, msgAndArgs ...any) {
+	t.Helper()
+	var ve *ValidationError
+	require.ErrorAs(t, err, &ve, msgAndArgs...)
+	require.Equal(t, 0, ve.Status, msgAndArgs...)
+	require.Equal(t, CodeValidation, ve.Code, msgAndArgs...)
+	require.ErrorIs(t, err, ErrValidation, msgAndArgs...)
+	require.ErrorIs(t, err, ErrAgentTrust, msgAndArgs...)
+}
+
+// wantDecode checks that err is a *DecodeError matching ErrDecode and
+// ErrAgentTrust, with the standard message prefix.
+func wantDecode(t testing.TB, err error) {
+	t.Helper()
+	var de *DecodeError
+	require.ErrorAs(t, err, &de, "err = %v (%T), want a DECODE_ERROR", err, err)
+	require.Equal(t, CodeDecode, de.Code, "err = %v (%T), want a DECODE_ERROR", err, err)
+	require.ErrorIs(t, err, ErrDecode, "err = %v (%T), want a DECODE_ERROR", err, err)
+	require.ErrorIs(t, err, ErrAgentTrust, "err = %v (%T), want a DECODE_ERROR", err, err)
+	assert.True(t, strings.HasPrefix(de.Message, "Decode error: "), "message %q", de.Message)
+}
+
+// wantNetwork checks that err is a *NetworkError (status 0, CodeNetwork)
+// that matches ErrNetwork and no other sentinel, and returns it.
+func wantNetwork(t testing.TB, err error) *NetworkError {
+	t.Helper()
+	var ne *NetworkError
+	require.ErrorAs(t, err, &ne, "err = %v (%T), want *NetworkError", err, err)
+	assert.Equal(t, 0, ne.Status, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
+	assert.Equal(t, CodeNetwork, ne.Code, "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
+	assert.True(t, strings.HasPrefix(ne.Message, "Network error: "), "network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
+	onlySentinel(t, err, ErrNetwork)
+	return ne
+}
+
+// closedURL returns the URL of a loopback port that refuses connections.
+func closedURL(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	u := "http://" + l.Addr().String()
+	l.Close()
+	return u
+}
+
+// releaser returns a function that closes ch once, and also has it called
+// when the test ends: a test that fails while handlers wait on ch must not
+// leave them blocked, or the server's Close waits for them forever. Call it
+// after starting the server, so that it runs before the server's Close.
+func releaser(t testing.TB, ch chan struct{}) (release func()) {
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return release
+}

@@ -2,7 +2,6 @@ package agenttrust
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -12,11 +11,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // The key of RFC 8032 §7.1, test 1. The PEMs and the PoP signature below
@@ -39,73 +39,48 @@ const (
 func vecKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
 	seed, err := hex.DecodeString(vecSeedHex)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return ed25519.NewKeyFromSeed(seed)
 }
 
 func TestKeyPairPEMMatchesFixedVectors(t *testing.T) {
 	kp := keyPairPEM(vecKey(t))
-	if kp.PrivateKeyPEM != vecPrivPEM {
-		t.Errorf("private PEM:\n%q\nwant\n%q", kp.PrivateKeyPEM, vecPrivPEM)
-	}
-	if kp.PublicKeyPEM != vecPubPEM {
-		t.Errorf("public PEM:\n%q\nwant\n%q", kp.PublicKeyPEM, vecPubPEM)
-	}
+	assert.Equal(t, vecPrivPEM, kp.PrivateKeyPEM, "private PEM:\n%q\nwant\n%q", kp.PrivateKeyPEM, vecPrivPEM)
+	assert.Equal(t, vecPubPEM, kp.PublicKeyPEM, "public PEM:\n%q\nwant\n%q", kp.PublicKeyPEM, vecPubPEM)
 	sig, err := SignWithPrivateKeyPEM(vecPrivPEM, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := hex.EncodeToString(sig); got != vecEmptySigHex {
-		t.Errorf("RFC 8032 test 1 signature = %s", got)
-	}
+	require.NoError(t, err)
+	got := hex.EncodeToString(sig)
+	assert.Equal(t, vecEmptySigHex, got, "RFC 8032 test 1 signature = %s", got)
 	sig, err = SignWithPrivateKeyPEM(vecPrivPEM, []byte(vecPoPMessage))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := base64.RawURLEncoding.EncodeToString(sig); got != vecPoPSig || len(got) != 86 {
-		t.Errorf("PoP signature = %s (%d chars), want %s", got, len(got), vecPoPSig)
-	}
+	require.NoError(t, err)
+	got = base64.RawURLEncoding.EncodeToString(sig)
+	assert.Equal(t, vecPoPSig, got, "PoP signature = %s (%d chars), want %s", got, len(got), vecPoPSig)
+	assert.Len(t, got, 86, "PoP signature = %s (%d chars), want %s", got, len(got), vecPoPSig)
 }
 
 func TestGenerateAgentKey(t *testing.T) {
 	a, err := GenerateAgentKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, err := GenerateAgentKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.PrivateKeyPEM == b.PrivateKeyPEM || a.PublicKeyPEM == b.PublicKeyPEM {
-		t.Fatal("two generated keys are equal")
-	}
+	require.NoError(t, err)
+	require.NotEqual(t, b.PrivateKeyPEM, a.PrivateKeyPEM, "two generated keys are equal")
+	require.NotEqual(t, b.PublicKeyPEM, a.PublicKeyPEM, "two generated keys are equal")
 	for _, k := range []AgentKeyPair{a, b} {
-		if !strings.HasPrefix(k.PublicKeyPEM, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA") ||
-			!strings.HasPrefix(k.PrivateKeyPEM, "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI") ||
-			!strings.HasSuffix(k.PublicKeyPEM, "-----\n") || !strings.HasSuffix(k.PrivateKeyPEM, "-----\n") ||
-			strings.Contains(k.PublicKeyPEM+k.PrivateKeyPEM, "\r") {
-			t.Errorf("unexpected PEM format: %q", k.PublicKeyPEM)
-		}
+		assert.True(t, strings.HasPrefix(k.PublicKeyPEM, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"), "unexpected PEM format: %q", k.PublicKeyPEM)
+		assert.True(t, strings.HasPrefix(k.PrivateKeyPEM, "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"), "unexpected PEM format: %q", k.PublicKeyPEM)
+		assert.True(t, strings.HasSuffix(k.PublicKeyPEM, "-----\n"), "unexpected PEM format: %q", k.PublicKeyPEM)
+		assert.True(t, strings.HasSuffix(k.PrivateKeyPEM, "-----\n"), "unexpected PEM format: %q", k.PublicKeyPEM)
+		assert.NotContains(t, k.PublicKeyPEM+k.PrivateKeyPEM, "\r", "unexpected PEM format: %q", k.PublicKeyPEM)
 		priv, err := ParsePrivateKeyPEM(k.PrivateKeyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		pub, err := ParsePublicKeyPEM(k.PublicKeyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !pub.Equal(priv.Public()) {
-			t.Error("public key does not belong to the private key")
-		}
-		if p, _ := PublicKeyPEM(pub); p != k.PublicKeyPEM {
-			t.Errorf("PublicKeyPEM = %q", p)
-		}
+		require.NoError(t, err)
+		assert.True(t, pub.Equal(priv.Public()), "public key does not belong to the private key")
+		p, _ := PublicKeyPEM(pub)
+		assert.Equal(t, k.PublicKeyPEM, p, "PublicKeyPEM = %q", p)
 	}
-	if _, err := generateAgentKey(bytes.NewReader(nil)); !errors.Is(err, ErrAgentTrust) {
-		t.Errorf("failing entropy source: %v", err)
-	}
+	_, err = generateAgentKey(bytes.NewReader(nil))
+	assert.ErrorIs(t, err, ErrAgentTrust, "failing entropy source: %v", err)
 }
 
 func pemOf(t testing.TB, typ string, der []byte) string {
@@ -115,13 +90,9 @@ func pemOf(t testing.TB, typ string, der []byte) string {
 
 func TestParseKeysRejectNonEd25519(t *testing.T) {
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rsaPKCS8, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
 	ecPKCS8, _ := x509.MarshalPKCS8PrivateKey(ecKey)
 	rsaPub, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
@@ -143,13 +114,12 @@ func TestParseKeysRejectNonEd25519(t *testing.T) {
 	}
 	for name, in := range privCases {
 		_, err := ParsePrivateKeyPEM(in)
-		assertValidation(t, "private "+name, err)
-		if privBody != "" && strings.Contains(err.Error(), privBody) {
-			t.Errorf("%s: error reveals the key: %v", name, err)
+		wantValidation(t, err, "private "+name)
+		if privBody != "" {
+			assert.NotContains(t, err.Error(), privBody, "%s: error reveals the key", name)
 		}
-		if _, err := SignWithPrivateKeyPEM(in, []byte("x")); err == nil {
-			t.Errorf("%s: SignWithPrivateKeyPEM signed", name)
-		}
+		_, err = SignWithPrivateKeyPEM(in, []byte("x"))
+		assert.Error(t, err, "%s: SignWithPrivateKeyPEM signed", name)
 	}
 	pubCases := map[string]string{
 		"empty":        "",
@@ -162,23 +132,13 @@ func TestParseKeysRejectNonEd25519(t *testing.T) {
 	}
 	for name, in := range pubCases {
 		_, err := ParsePublicKeyPEM(in)
-		assertValidation(t, "public "+name, err)
+		wantValidation(t, err, "public "+name)
 	}
-	if _, err := PublicKeyPEM(ed25519.PublicKey{1, 2}); !errors.Is(err, ErrValidation) {
-		t.Errorf("PublicKeyPEM(short) = %v", err)
-	}
+	_, err = PublicKeyPEM(ed25519.PublicKey{1, 2})
+	assert.ErrorIs(t, err, ErrValidation, "PublicKeyPEM(short) = %v", err)
 	// CRLF line endings and surrounding white space are still the same key.
-	if _, err := ParsePrivateKeyPEM("\n" + strings.ReplaceAll(vecPrivPEM, "\n", "\r\n") + "  \n"); err != nil {
-		t.Errorf("CRLF PEM: %v", err)
-	}
-}
-
-func assertValidation(t testing.TB, what string, err error) {
-	t.Helper()
-	var ve *ValidationError
-	if !errors.As(err, &ve) || ve.Status != 0 || !errors.Is(err, ErrAgentTrust) {
-		t.Errorf("%s: got %v, want a *ValidationError with status 0", what, err)
-	}
+	_, err = ParsePrivateKeyPEM("\n" + strings.ReplaceAll(vecPrivPEM, "\n", "\r\n") + "  \n")
+	assert.NoError(t, err, "CRLF PEM")
 }
 
 func TestAgentKeyPairHidesPrivateKey(t *testing.T) {
@@ -190,93 +150,24 @@ func TestAgentKeyPairHidesPrivateKey(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("key", "pair", kp)
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("key", "pair", kp)
-	if strings.Contains(buf.String(), body[:20]) || !strings.Contains(buf.String(), "MCowBQYDK2VwAyEA") {
-		t.Errorf("slog output: %s", buf.String())
-	}
-	if !strings.Contains(kp.String(), "MCowBQYDK2VwAyEA") || !strings.Contains(kp.String(), "[redacted]") {
-		t.Errorf("String() = %s", kp)
-	}
+	assert.NotContains(t, buf.String(), body[:20], "slog output: %s", buf.String())
+	assert.Contains(t, buf.String(), "MCowBQYDK2VwAyEA", "slog output: %s", buf.String())
+	assert.Contains(t, kp.String(), "MCowBQYDK2VwAyEA", "String() = %s", kp)
+	assert.Contains(t, kp.String(), "[redacted]", "String() = %s", kp)
 }
 
-func TestInMemoryKeyStore(t *testing.T) {
-	ctx := context.Background()
-	var ks InMemoryKeyStore // the zero value works
-	if _, err := ks.Sign(ctx, "a1", []byte("x")); !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrAgentTrust) {
-		t.Fatalf("Sign(unknown) = %v", err)
-	}
-	var ae *AgentTrustError
-	if _, err := ks.Sign(ctx, "a1", nil); !errors.As(err, &ae) || ae.Code != CodeKeyNotFound || !strings.Contains(ae.Error(), `"a1"`) {
-		t.Fatalf("Sign(unknown) = %#v", err)
-	}
-	if err := ks.Delete(ctx, "a1"); err != nil {
-		t.Fatalf("Delete(unknown) = %v", err)
-	}
-	assertValidation(t, "Store(bad PEM)", ks.Store(ctx, "a1", vecPubPEM))
-	assertValidation(t, "Store(no agent)", ks.Store(ctx, "", vecPrivPEM))
-	if ks.Len() != 0 {
-		t.Fatal("an invalid key was stored")
-	}
-	if err := ks.Store(ctx, "a1", vecPrivPEM); err != nil {
-		t.Fatal(err)
-	}
-	sig, err := ks.Sign(ctx, "a1", []byte(vecPoPMessage))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if base64.RawURLEncoding.EncodeToString(sig) != vecPoPSig {
-		t.Errorf("store signature differs from the vector")
-	}
-	body := strings.Split(vecPrivPEM, "\n")[1]
-	seed, _ := hex.DecodeString(vecSeedHex)
-	assertNoSecret(t, "InMemoryKeyStore", &ks, body, string(seed), string(vecKey(t)))
-	var buf bytes.Buffer
-	slog.New(slog.NewJSONHandler(&buf, nil)).Info("store", "ks", &ks)
-	if !strings.Contains(buf.String(), `"keys":1`) {
-		t.Errorf("slog: %s", buf.String())
-	}
-	if err := ks.Delete(ctx, "a1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ks.Sign(ctx, "a1", nil); !errors.Is(err, ErrKeyNotFound) {
-		t.Errorf("Sign after Delete = %v", err)
-	}
-}
-
-func TestInMemoryKeyStoreConcurrent(t *testing.T) {
-	ctx := context.Background()
-	ks := NewInMemoryKeyStore()
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			id := []string{"a", "b"}[i%2]
-			for j := 0; j < 50; j++ {
-				_ = ks.Store(ctx, id, vecPrivPEM)
-				if sig, err := ks.Sign(ctx, id, []byte("m")); err == nil && !ed25519.Verify(vecKey(t).Public().(ed25519.PublicKey), []byte("m"), sig) {
-					t.Error("bad signature")
-				}
-				_ = ks.Delete(ctx, id)
-			}
-		}(i)
-	}
-	wg.Wait()
-}
-
-func TestKeyStoreErrWrapping(t *testing.T) {
-	foreign := errors.New("dbus: no secret service")
-	err := keyStoreErr("signing", foreign)
-	var ae *AgentTrustError
-	if !errors.As(err, &ae) || ae.Code != CodeKeyStore || ae.Status != 0 ||
-		!errors.Is(err, ErrKeyStore) || !errors.Is(err, foreign) || errors.Is(err, ErrNetwork) {
-		t.Errorf("foreign: %#v", err)
-	}
-	err = keyStoreErr("signing", NewKeyNotFoundError("a1"))
-	if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrKeyStore) || !errors.As(err, &ae) || ae.Code != CodeKeyNotFound {
-		t.Errorf("not found: %#v", err)
-	}
-	err = keyStoreErr("signing", validationErr("bad"))
-	if !errors.Is(err, ErrValidation) || !errors.Is(err, ErrKeyStore) {
-		t.Errorf("validation: %#v", err)
-	}
+// FuzzParseKeyPEM checks that no input makes the key parsers panic, and
+// that whatever they accept is a usable Ed25519 key.
+func FuzzParseKeyPEM(f *testing.F) {
+	f.Add(vecPrivPEM)
+	f.Add(vecPubPEM)
+	f.Add("-----BEGIN PRIVATE KEY-----\n\n-----END PRIVATE KEY-----\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		if priv, err := ParsePrivateKeyPEM(s); err == nil {
+			assert.Len(t, priv, 64, "accepted a %d-byte private key", len(priv))
+		}
+		if pub, err := ParsePublicKeyPEM(s); err == nil {
+			assert.Len(t, pub, 32, "accepted a %d-byte public key", len(pub))
+		}
+	})
 }

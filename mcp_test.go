@@ -1,22 +1,22 @@
-package agenttrust_test
+package agenttrust
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	agenttrust "github.com/agenttrustid/agenttrust-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestMCPRegisterServer(t *testing.T) {
 	ctx := context.Background()
-	reply := protoReply{status: 201, body: `{"id": "srv-1", "name": "files", "url": "http://mcp", "org_id": "org-1", "capabilities": ["read"], "created_at": "2026-03-01 10:00:00"}`}
-	srv := newProtoServer(t, reply)
+	reply := scriptReply{status: 201, body: `{"id": "srv-1", "name": "files", "url": "http://mcp", "org_id": "org-1", "capabilities": ["read"], "created_at": "2026-03-01 10:00:00"}`}
+	srv := newScriptServer(t, reply)
 	c := srv.client(t)
 	for _, tc := range []struct {
 		name string
@@ -29,69 +29,67 @@ func TestMCPRegisterServer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(reply)
-			s, err := c.MCP.RegisterServer(ctx, agenttrust.MCPRegisterServerParams{Name: "files", URL: "http://mcp", Capabilities: tc.caps})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "files", URL: "http://mcp", Capabilities: tc.caps})
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, http.MethodPost, "/mcp/servers")
 			checkBody(t, r, tc.want)
-			if s.ID != "srv-1" || s.OrgID != "org-1" || len(s.Capabilities) != 1 || !s.CreatedAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)) {
-				t.Errorf("server = %+v", s)
-			}
+			assert.Equal(t, "srv-1", s.ID, "server = %+v", s)
+			assert.Equal(t, "org-1", s.OrgID, "server = %+v", s)
+			require.Len(t, s.Capabilities, 1, "server = %+v", s)
+			assert.True(t, s.CreatedAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)), "server = %+v", s)
 		})
 	}
 	// The reply is flat: a {"server": ...} wrapper is not unwrapped.
-	srv.reset(protoReply{body: `{"server": {"id": "srv-1"}}`})
-	if s, err := c.MCP.RegisterServer(ctx, agenttrust.MCPRegisterServerParams{Name: "n", URL: "u"}); err != nil || s.ID != "" {
-		t.Errorf("wrapped reply: %+v, %v", s, err)
-	}
+	srv.reset(scriptReply{body: `{"server": {"id": "srv-1"}}`})
+	s, err := c.MCP.RegisterServer(ctx, MCPRegisterServerParams{Name: "n", URL: "u"})
+	require.NoError(t, err, "wrapped reply: %+v", s)
+	assert.Empty(t, s.ID, "wrapped reply: %+v, %v", s, err)
 }
 
 func TestMCPListAndRemove(t *testing.T) {
 	ctx := context.Background()
-	srv := newProtoServer(t)
+	srv := newScriptServer(t)
 	c := srv.client(t)
 	for _, body := range []string{`[{"id": "s1"}, {"id": "s2"}]`, `{"servers": [{"id": "s1"}, {"id": "s2"}], "total": 2}`} {
-		srv.reset(protoReply{body: body})
-		list, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{})
-		if err != nil || len(list) != 2 || list[1].ID != "s2" {
-			t.Errorf("%s: %+v, %v", body, list, err)
-		}
+		srv.reset(scriptReply{body: body})
+		list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
+		require.NoError(t, err, "%s: %+v", body, list)
+		require.Len(t, list, 2, "%s: %+v, %v", body, list, err)
+		assert.Equal(t, "s2", list[1].ID, "%s: %+v, %v", body, list, err)
 		checkRequest(t, srv.only(t), http.MethodGet, "/mcp/servers")
 	}
 	for _, body := range []string{`{"servers": null}`, ``, `null`} {
-		srv.reset(protoReply{body: body})
-		if list, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{}); err != nil || list == nil || len(list) != 0 {
-			t.Errorf("%q: %v, %v", body, list, err)
-		}
+		srv.reset(scriptReply{body: body})
+		list, err := c.MCP.ListServers(ctx, MCPListServersParams{})
+		require.NoError(t, err, "%q: %v", body, list)
+		require.NotNil(t, list, "%q: %v, %v", body, list, err)
+		assert.Empty(t, list, "%q: %v, %v", body, list, err)
 	}
 	for _, body := range []string{`{"unexpected": "shape"}`, `{"servers": {}}`, `[1]`, `"x"`} {
-		srv.reset(protoReply{body: body})
-		_, err := c.MCP.ListServers(ctx, agenttrust.MCPListServersParams{})
-		wantCode(t, err, agenttrust.CodeDecode)
+		srv.reset(scriptReply{body: body})
+		_, err := c.MCP.ListServers(ctx, MCPListServersParams{})
+		wantCode(t, err, CodeDecode)
 	}
 
-	srv.reset(protoReply{status: 204}, protoReply{body: "not json"})
+	srv.reset(scriptReply{status: 204}, scriptReply{body: "not json"})
 	for i := 0; i < 2; i++ {
-		if err := c.MCP.RemoveServer(ctx, "s1"); err != nil {
-			t.Errorf("remove %d: %v", i, err)
-		}
+		assert.NoError(t, c.MCP.RemoveServer(ctx, "s1"), "remove %d", i)
 	}
 	for _, r := range srv.requests() {
 		checkRequest(t, r, http.MethodDelete, "/mcp/servers/s1")
 	}
-	srv.reset(protoReply{status: 404, body: `{"error": "server not found"}`})
+	srv.reset(scriptReply{status: 404, body: `{"error": "server not found"}`})
 	err := c.MCP.RemoveServer(ctx, "s1")
-	if e := wantCode(t, err, agenttrust.CodeNotFound); e.Message != "server not found" || !errors.Is(err, agenttrust.ErrNotFound) {
-		t.Errorf("remove unknown: %v", err)
-	}
+	e := wantCode(t, err, CodeNotFound)
+	assert.Equal(t, "server not found", e.Message, "remove unknown: %v", err)
+	assert.ErrorIs(t, err, ErrNotFound, "remove unknown: %v", err)
 }
 
 func TestMCPCallToolWire(t *testing.T) {
 	ctx := context.Background()
-	reply := protoReply{body: `{"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "ok"}]}}`}
-	srv := newProtoServer(t, reply)
+	reply := scriptReply{body: `{"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "ok"}]}}`}
+	srv := newScriptServer(t, reply)
 	c := srv.client(t)
 
 	var nilMap map[string]any
@@ -122,10 +120,8 @@ func TestMCPCallToolWire(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.reset(reply)
-			res, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "agent-1", Method: "tools/call", Params: tc.params})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "agent-1", Method: "tools/call", Params: tc.params})
+			require.NoError(t, err)
 			r := srv.only(t)
 			checkRequest(t, r, http.MethodPost, "/mcp/srv-1")
 			want := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
@@ -135,83 +131,71 @@ func TestMCPCallToolWire(t *testing.T) {
 				keys = append(keys, "params")
 			}
 			checkBody(t, r, want)
-			checkKeyOrder(t, r.Body, keys...)
-			if got := r.Header.Get("X-Agent-Id"); got != "agent-1" {
-				t.Errorf("X-Agent-ID = %q", got)
-			}
-			if _, ok := r.Header["X-Session-Id"]; ok {
-				t.Errorf("X-Session-ID sent without a session")
-			}
-			if string(res) != `{"content": [{"type": "text", "text": "ok"}]}` {
-				t.Errorf("result %s", res)
-			}
+			assert.Equal(t, keys, keyOrder(t, r.Body))
+			got := r.Header.Get("X-Agent-Id")
+			assert.Equal(t, "agent-1", got, "X-Agent-ID = %q", got)
+			_, ok := r.Header["X-Session-Id"]
+			assert.False(t, ok, "X-Session-ID sent without a session")
+			assert.Equal(t, `{"content": [{"type": "text", "text": "ok"}]}`, string(res), "result %s", res)
 		})
 	}
 
 	srv.reset(reply)
-	if _, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "agent-1", SessionID: "sess-1", Method: "tools/list"}); err != nil {
-		t.Fatal(err)
-	}
-	if r := srv.only(t); r.Header.Get("X-Session-Id") != "sess-1" || r.Header.Get("X-Agent-Id") != "agent-1" {
-		t.Errorf("headers %v", r.Header)
-	}
+	_, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "agent-1", SessionID: "sess-1", Method: "tools/list"})
+	require.NoError(t, err)
+	r := srv.only(t)
+	assert.Equal(t, "sess-1", r.Header.Get("X-Session-Id"), "headers %v", r.Header)
+	assert.Equal(t, "agent-1", r.Header.Get("X-Agent-Id"), "headers %v", r.Header)
 
 	// An unencodable params value is a validation error before any I/O.
 	srv.reset(reply)
-	_, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m", Params: make(chan int)})
-	wantCode(t, err, agenttrust.CodeValidation)
-	if n := len(srv.requests()); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	_, err = c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a", Method: "m", Params: make(chan int)})
+	wantCode(t, err, CodeValidation)
+	n := len(srv.requests())
+	assert.Equal(t, 0, n, "%d requests sent", n)
 }
 
 func TestMCPCallToolRequiresAgent(t *testing.T) {
-	srv := newProtoServer(t)
+	srv := newScriptServer(t)
 	c := srv.client(t)
-	_, err := c.MCP.CallTool(context.Background(), "srv-1", agenttrust.MCPCallToolParams{Method: "tools/list"})
-	e := wantCode(t, err, agenttrust.CodeValidation)
-	if e.Message != "agent_id is required: the MCP proxy authorizes the call by agent identity" || e.Status != 0 {
-		t.Errorf("message %q status %d", e.Message, e.Status)
-	}
-	var ve *agenttrust.ValidationError
-	if !errors.As(err, &ve) || !errors.Is(err, agenttrust.ErrValidation) {
-		t.Errorf("not a *ValidationError: %T", err)
-	}
-	if n := len(srv.requests()); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	_, err := c.MCP.CallTool(context.Background(), "srv-1", MCPCallToolParams{Method: "tools/list"})
+	e := wantCode(t, err, CodeValidation)
+	assert.Equal(t, "agent_id is required: the MCP proxy authorizes the call by agent identity", e.Message, "message %q status %d", e.Message, e.Status)
+	assert.Equal(t, 0, e.Status, "message %q status %d", e.Message, e.Status)
+	var ve *ValidationError
+	require.ErrorAs(t, err, &ve, "not a *ValidationError: %T", err)
+	assert.ErrorIs(t, err, ErrValidation, "not a *ValidationError: %T", err)
+	n := len(srv.requests())
+	assert.Equal(t, 0, n, "%d requests sent", n)
 }
 
 // An agent or session id that cannot be a header value is the caller's
 // mistake: a validation error before any I/O, not the NETWORK_ERROR that
 // net/http's refusal would become (the "gateway unavailable" class).
 func TestMCPCallToolHeaderValues(t *testing.T) {
-	srv := newProtoServer(t, protoReply{status: 200, body: `{"jsonrpc":"2.0","id":"1","result":{}}`})
+	srv := newScriptServer(t, scriptReply{status: 200, body: `{"jsonrpc":"2.0","id":"1","result":{}}`})
 	c := srv.client(t)
 	ctx := context.Background()
 	for _, bad := range []string{"a\r\nX-Evil: 1", "a\n", "a\r", "\x00a", "a\x1b", "a\x7f"} {
-		for _, p := range []agenttrust.MCPCallToolParams{
+		for _, p := range []MCPCallToolParams{
 			{AgentID: bad, Method: "tools/list"},
 			{AgentID: "a", SessionID: bad, Method: "tools/list"},
 		} {
 			_, err := c.MCP.CallTool(ctx, "srv-1", p)
-			var ve *agenttrust.ValidationError
-			if !errors.As(err, &ve) || ve.Status != 0 || errors.Is(err, agenttrust.ErrNetwork) {
-				t.Errorf("CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
-			}
+			var ve *ValidationError
+			require.ErrorAs(t, err, &ve, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
+			assert.Equal(t, 0, ve.Status, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
+			assert.NotErrorIs(t, err, ErrNetwork, "CallTool(%+q, %+q) = %v, want a validation error", p.AgentID, p.SessionID, err)
 		}
 	}
-	if n := len(srv.requests()); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	n := len(srv.requests())
+	assert.Equal(t, 0, n, "%d requests sent", n)
 	// A tab and non-ASCII bytes are valid header bytes and go through as is.
-	if _, err := c.MCP.CallTool(ctx, "srv-1", agenttrust.MCPCallToolParams{AgentID: "a\tb", SessionID: "s\u00e9", Method: "tools/list"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.MCP.CallTool(ctx, "srv-1", MCPCallToolParams{AgentID: "a\tb", SessionID: "s\u00e9", Method: "tools/list"})
+	require.NoError(t, err)
 	r := srv.only(t)
-	if r.Header.Get("X-Agent-Id") != "a\tb" || r.Header.Get("X-Session-Id") != "s\u00e9" {
-		t.Errorf("headers sent: %q %q", r.Header.Get("X-Agent-Id"), r.Header.Get("X-Session-Id"))
-	}
+	assert.Equal(t, "a\tb", r.Header.Get("X-Agent-Id"), "headers sent: %q %q", r.Header.Get("X-Agent-Id"), r.Header.Get("X-Session-Id"))
+	assert.Equal(t, "s\u00e9", r.Header.Get("X-Session-Id"), "headers sent: %q %q", r.Header.Get("X-Agent-Id"), r.Header.Get("X-Session-Id"))
 }
 
 func TestMCPCallToolResults(t *testing.T) {
@@ -227,78 +211,72 @@ func TestMCPCallToolResults(t *testing.T) {
 		{`null`, `{}`},
 		{`[1]`, `[1]`},
 	} {
-		srv := newProtoServer(t, protoReply{body: tc.body})
-		res, err := srv.client(t).MCP.CallTool(ctx, "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m"})
-		if err != nil || string(res) != tc.want {
-			t.Errorf("%q: %s, %v; want %s", tc.body, res, err, tc.want)
-		}
+		srv := newScriptServer(t, scriptReply{body: tc.body})
+		res, err := srv.client(t).MCP.CallTool(ctx, "s", MCPCallToolParams{AgentID: "a", Method: "m"})
+		require.NoError(t, err, "%q: %s, %v; want %s", tc.body, res, err, tc.want)
+		assert.Equal(t, tc.want, string(res), "%q: %s, %v; want %s", tc.body, res, err, tc.want)
 	}
-	srv := newProtoServer(t, protoReply{body: `{"result": `})
-	_, err := srv.client(t).MCP.CallTool(ctx, "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m"})
-	wantCode(t, err, agenttrust.CodeDecode)
+	srv := newScriptServer(t, scriptReply{body: `{"result": `})
+	_, err := srv.client(t).MCP.CallTool(ctx, "s", MCPCallToolParams{AgentID: "a", Method: "m"})
+	wantCode(t, err, CodeDecode)
 
 	// A policy denial is an HTTP 403.
-	srv = newProtoServer(t, protoReply{status: 403, body: `{"error": "tool denied by policy"}`})
-	_, err = srv.client(t).MCP.CallTool(ctx, "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "m"})
-	var ae *agenttrust.AuthorizationError
-	if !errors.As(err, &ae) || ae.Message != "tool denied by policy" {
-		t.Errorf("403: %v", err)
-	}
+	srv = newScriptServer(t, scriptReply{status: 403, body: `{"error": "tool denied by policy"}`})
+	_, err = srv.client(t).MCP.CallTool(ctx, "s", MCPCallToolParams{AgentID: "a", Method: "m"})
+	var ae *AuthorizationError
+	require.ErrorAs(t, err, &ae, "403: %v", err)
+	assert.Equal(t, "tool denied by policy", ae.Message, "403: %v", err)
 }
 
 func TestMCPCallToolNotRepeated(t *testing.T) {
 	// call_tool is not safe to repeat: a 503 is returned, not retried, even
 	// with retries enabled; an idempotent list is retried.
-	srv := newProtoServer(t, protoReply{status: 503, body: `{"error": "busy"}`})
-	c := srv.client(t, agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
-	_, err := c.MCP.CallTool(context.Background(), "s", agenttrust.MCPCallToolParams{AgentID: "a", Method: "tools/call"})
+	srv := newScriptServer(t, scriptReply{status: 503, body: `{"error": "busy"}`})
+	c := srv.client(t, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}))
+	_, err := c.MCP.CallTool(context.Background(), "s", MCPCallToolParams{AgentID: "a", Method: "tools/call"})
 	wantCode(t, err, "HTTP_503")
-	if n := len(srv.requests()); n != 1 {
-		t.Errorf("call_tool sent %d times", n)
-	}
-	srv.reset(protoReply{status: 503}, protoReply{body: `[]`})
-	if _, err := c.MCP.ListServers(context.Background(), agenttrust.MCPListServersParams{}); err != nil {
-		t.Errorf("list after one 503: %v", err)
-	}
-	if n := len(srv.requests()); n != 2 {
-		t.Errorf("list sent %d times, want 2", n)
-	}
+	n := len(srv.requests())
+	assert.Equal(t, 1, n, "call_tool sent %d times", n)
+	srv.reset(scriptReply{status: 503}, scriptReply{body: `[]`})
+	_, err = c.MCP.ListServers(context.Background(), MCPListServersParams{})
+	assert.NoError(t, err, "list after one 503")
+	n = len(srv.requests())
+	assert.Equal(t, 2, n, "list sent %d times, want 2", n)
 }
 
 func TestMCPCallToolConcurrentHeaders(t *testing.T) {
 	// X-Agent-ID and X-Session-ID belong to their own request only.
-	srv := newProtoServer(t, protoReply{body: `{"result": {}}`})
+	srv := newScriptServer(t, scriptReply{body: `{"result": {}}`})
 	c := srv.client(t)
 	var wg sync.WaitGroup
 	for i := 0; i < 24; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			p := agenttrust.MCPCallToolParams{AgentID: fmt.Sprintf("agent-%d", i), Method: "tools/call", Params: map[string]any{"who": i}}
+			p := MCPCallToolParams{AgentID: fmt.Sprintf("agent-%d", i), Method: "tools/call", Params: map[string]any{"who": i}}
 			if i%2 == 0 {
 				p.SessionID = fmt.Sprintf("sess-%d", i)
 			}
-			if _, err := c.MCP.CallTool(context.Background(), "s", p); err != nil {
-				t.Error(err)
-			}
+			_, err := c.MCP.CallTool(context.Background(), "s", p)
+			assert.NoError(t, err)
 		}(i)
 	}
 	wg.Wait()
 	reqs := srv.requests()
-	if len(reqs) != 24 {
-		t.Fatalf("%d requests", len(reqs))
-	}
+	require.Len(t, reqs, 24, "%d requests", len(reqs))
 	for _, r := range reqs {
 		who := int(r.bodyMap(t)["params"].(map[string]any)["who"].(float64))
-		if got := r.Header.Get("X-Agent-Id"); got != fmt.Sprintf("agent-%d", who) {
-			t.Errorf("request %d carried X-Agent-ID %q", who, got)
-		}
+		got := r.Header.Get("X-Agent-Id")
+		assert.Equal(t, fmt.Sprintf("agent-%d", who), got, "request %d carried X-Agent-ID %q", who, got)
 		wantSess := ""
 		if who%2 == 0 {
 			wantSess = fmt.Sprintf("sess-%d", who)
 		}
-		if got := r.Header.Values("X-Session-Id"); (wantSess == "" && len(got) != 0) || (wantSess != "" && (len(got) != 1 || got[0] != wantSess)) {
-			t.Errorf("request %d carried X-Session-ID %q", who, got)
+		sess := r.Header.Values("X-Session-Id")
+		if wantSess == "" {
+			assert.Empty(t, sess, "request %d carried X-Session-ID %q", who, sess)
+		} else {
+			assert.Equal(t, []string{wantSess}, sess, "request %d carried X-Session-ID %q", who, sess)
 		}
 	}
 }
@@ -309,20 +287,18 @@ func TestDecodeResult(t *testing.T) {
 			Text string `json:"text"`
 		} `json:"content"`
 	}
-	v, err := agenttrust.DecodeResult[content](json.RawMessage(`{"content": [{"type": "text", "text": "ok"}]}`))
-	if err != nil || len(v.Content) != 1 || v.Content[0].Text != "ok" {
-		t.Errorf("%+v, %v", v, err)
-	}
-	if n, err := agenttrust.DecodeResult[int](json.RawMessage(`null`)); err != nil || n != 0 {
-		t.Errorf("null: %v, %v", n, err)
-	}
-	if n, err := agenttrust.DecodeResult[int](nil); err != nil || n != 0 {
-		t.Errorf("nil: %v, %v", n, err)
-	}
-	_, err = agenttrust.DecodeResult[content](json.RawMessage(`[1]`))
-	wantCode(t, err, agenttrust.CodeDecode)
-	var de *agenttrust.DecodeError
-	if !errors.As(err, &de) {
-		t.Errorf("not a *DecodeError: %T", err)
-	}
+	v, err := DecodeResult[content](json.RawMessage(`{"content": [{"type": "text", "text": "ok"}]}`))
+	require.NoError(t, err, "%+v", v)
+	require.Len(t, v.Content, 1, "%+v, %v", v, err)
+	assert.Equal(t, "ok", v.Content[0].Text, "%+v, %v", v, err)
+	n, err := DecodeResult[int](json.RawMessage(`null`))
+	require.NoError(t, err, "null: %v", n)
+	assert.Equal(t, 0, n, "null: %v, %v", n, err)
+	n, err = DecodeResult[int](nil)
+	require.NoError(t, err, "nil: %v", n)
+	assert.Equal(t, 0, n, "nil: %v, %v", n, err)
+	_, err = DecodeResult[content](json.RawMessage(`[1]`))
+	wantCode(t, err, CodeDecode)
+	var de *DecodeError
+	assert.ErrorAs(t, err, &de, "not a *DecodeError: %T", err)
 }

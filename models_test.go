@@ -3,10 +3,12 @@ package agenttrust
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var ts0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -28,20 +30,18 @@ func TestTokenExpiryAndTTL(t *testing.T) {
 	}
 	for _, tc := range cases {
 		clk.t = ts0.Add(tc.at)
-		if tok.TTL() != tc.ttl || tok.IsExpired() != tc.expired {
-			t.Errorf("at +%v: TTL %v expired %v, want %v %v", tc.at, tok.TTL(), tok.IsExpired(), tc.ttl, tc.expired)
-		}
+		assert.Equal(t, tc.ttl, tok.TTL(), "at +%v: TTL %v expired %v, want %v %v", tc.at, tok.TTL(), tok.IsExpired(), tc.ttl, tc.expired)
+		assert.Equal(t, tc.expired, tok.IsExpired(), "at +%v: TTL %v expired %v, want %v %v", tc.at, tok.TTL(), tok.IsExpired(), tc.ttl, tc.expired)
 	}
 	var unknown Token
-	if unknown.IsExpired() || unknown.TTL() != 0 {
-		t.Errorf("unknown expiry")
-	}
+	assert.False(t, unknown.IsExpired(), "unknown expiry")
+	assert.EqualValues(t, 0, unknown.TTL(), "unknown expiry")
 	// Without an injected clock the wall clock is used.
 	past := Token{ExpiresAt: time.Now().Add(-time.Second)}
 	future := Token{ExpiresAt: time.Now().Add(time.Hour)}
-	if !past.IsExpired() || future.IsExpired() || future.TTL() < 59*time.Minute {
-		t.Errorf("wall clock")
-	}
+	assert.True(t, past.IsExpired(), "wall clock")
+	assert.False(t, future.IsExpired(), "wall clock")
+	assert.GreaterOrEqual(t, future.TTL(), 59*time.Minute, "wall clock")
 }
 
 func TestActionCheckDecoding(t *testing.T) {
@@ -65,16 +65,10 @@ func TestActionCheckDecoding(t *testing.T) {
 	for _, tc := range cases {
 		srv.setHandler(reply(200, tc.body))
 		r, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a"})
-		if err != nil {
-			t.Fatalf("%s: %v", tc.body, err)
-		}
-		if r.Decided() != tc.decided {
-			t.Errorf("%s: Decided %v", tc.body, r.Decided())
-		}
+		require.NoError(t, err, "%s", tc.body)
+		assert.Equal(t, tc.decided, r.Decided(), "%s: Decided %v", tc.body, r.Decided())
 		r.decided = false
-		if !reflect.DeepEqual(*r, tc.want) {
-			t.Errorf("%s:\n got  %+v\n want %+v", tc.body, *r, tc.want)
-		}
+		assert.Equal(t, tc.want, *r, "%s:\n got  %+v\n want %+v", tc.body, *r, tc.want)
 	}
 	// Only "allowed" is strict; wrong-typed other fields are tested in
 	// TestActionCheckLenientFields.
@@ -87,18 +81,17 @@ func TestActionCheckDecoding(t *testing.T) {
 
 func TestOrganizationDecoding(t *testing.T) {
 	var o Organization
-	if err := json.Unmarshal([]byte(`{"id":"o","name":"n","settings":{"a":1},"created_at":"2026-03-01T10:00:00Z"}`), &o); err != nil {
-		t.Fatal(err)
-	}
-	if o.Tier != TierFree || o.ID != "o" || !o.CreatedAt.Equal(ts0) || o.Settings["a"] != float64(1) {
-		t.Errorf("%+v", o)
-	}
-	if err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o); err != nil || o.Tier != TierPro || !o.CreatedAt.IsZero() || o.ID != "" {
-		t.Errorf("%+v %v", o, err)
-	}
-	if err := json.Unmarshal([]byte(`{"tier":1}`), &o); err == nil {
-		t.Errorf("wrong type accepted")
-	}
+	require.NoError(t, json.Unmarshal([]byte(`{"id":"o","name":"n","settings":{"a":1},"created_at":"2026-03-01T10:00:00Z"}`), &o))
+	assert.Equal(t, TierFree, o.Tier, "%+v", o)
+	assert.Equal(t, "o", o.ID, "%+v", o)
+	assert.True(t, o.CreatedAt.Equal(ts0), "%+v", o)
+	assert.Equal(t, float64(1), o.Settings["a"], "%+v", o)
+	err := json.Unmarshal([]byte(`{"tier":"pro","created_at":7}`), &o)
+	require.NoError(t, err, "%+v", o)
+	assert.Equal(t, TierPro, o.Tier, "%+v %v", o, err)
+	assert.True(t, o.CreatedAt.IsZero(), "%+v %v", o, err)
+	assert.Empty(t, o.ID, "%+v %v", o, err)
+	assert.Error(t, json.Unmarshal([]byte(`{"tier":1}`), &o), "wrong type accepted")
 }
 
 func TestTokenStringHidesSecret(t *testing.T) {
@@ -106,17 +99,14 @@ func TestTokenStringHidesSecret(t *testing.T) {
 	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
 		for _, v := range []any{tok, &tok, []Token{tok}, map[string]*Token{"k": &tok}} {
 			out := fmt.Sprintf(f, v)
-			if strings.Contains(out, "SUPERSECRET") {
-				t.Errorf("%s of %T reveals the token: %s", f, v, out)
-			}
+			assert.NotContains(t, out, "SUPERSECRET", "%s of %T reveals the token: %s", f, v, out)
 		}
 	}
-	if s := tok.String(); !strings.Contains(s, "at_[redacted]") || !strings.Contains(s, "tid") {
-		t.Errorf("String() = %s", s)
-	}
-	if s := (Token{Token: "opaque"}).String(); strings.Contains(s, "opaque") {
-		t.Errorf("String() = %s", s)
-	}
+	s := tok.String()
+	assert.Contains(t, s, "at_[redacted]", "String() = %s", s)
+	assert.Contains(t, s, "tid", "String() = %s", s)
+	s = (Token{Token: "opaque"}).String()
+	assert.NotContains(t, s, "opaque", "String() = %s", s)
 }
 
 // Enumerations decode into their named types; known values equal the
@@ -133,38 +123,76 @@ func TestEnumerationsPassThrough(t *testing.T) {
 		{`{"source":"a2a","mode":"elevated"}`, &s},
 		{`{"status":"approved","action_effect":"destructive"}`, &ap},
 	} {
-		if err := json.Unmarshal([]byte(tc.body), tc.into); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, json.Unmarshal([]byte(tc.body), tc.into))
 	}
-	if a.Framework != FrameworkLangChain || s.Source != SessionSourceA2A || s.Mode != SessionModeElevated ||
-		ap.Status != ApprovalApproved || ap.ActionEffect != EffectDestructive {
-		t.Fatalf("known values: %v %+v %+v", a.Framework, s, ap)
-	}
+	require.Equal(t, FrameworkLangChain, a.Framework, "known values: %v %+v %+v", a.Framework, s, ap)
+	require.Equal(t, SessionSourceA2A, s.Source, "known values: %v %+v %+v", a.Framework, s, ap)
+	require.Equal(t, SessionModeElevated, s.Mode, "known values: %v %+v %+v", a.Framework, s, ap)
+	require.Equal(t, ApprovalApproved, ap.Status, "known values: %v %+v %+v", a.Framework, s, ap)
+	require.Equal(t, EffectDestructive, ap.ActionEffect, "known values: %v %+v %+v", a.Framework, s, ap)
 	var a2 Agent
 	var s2 Session
 	var ap2 ApprovalRequest
 	_ = json.Unmarshal([]byte(`{"framework":"my-own"}`), &a2)
 	_ = json.Unmarshal([]byte(`{"source":"grpc","mode":"sudo"}`), &s2)
 	_ = json.Unmarshal([]byte(`{"status":"expired","action_effect":"weird"}`), &ap2)
-	if a2.Framework != Framework("my-own") || s2.Source != SessionSource("grpc") || s2.Mode != SessionMode("sudo") ||
-		ap2.Status != ApprovalStatus("expired") || ap2.ActionEffect != ActionEffect("weird") {
-		t.Fatalf("unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
-	}
+	require.Equal(t, Framework("my-own"), a2.Framework, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	require.Equal(t, SessionSource("grpc"), s2.Source, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	require.Equal(t, SessionMode("sudo"), s2.Mode, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	require.Equal(t, ApprovalStatus("expired"), ap2.Status, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
+	require.Equal(t, ActionEffect("weird"), ap2.ActionEffect, "unknown values lost: %v %+v %+v", a2.Framework, s2, ap2)
 	// The defaults are the typed constants too.
 	var d Agent
 	var dap ApprovalRequest
 	_ = json.Unmarshal([]byte(`{}`), &d)
 	_ = json.Unmarshal([]byte(`{}`), &dap)
-	if d.Framework != FrameworkCustom || dap.Status != ApprovalPending {
-		t.Fatalf("defaults %q %q", d.Framework, dap.Status)
-	}
+	require.Equal(t, FrameworkCustom, d.Framework, "defaults %q %q", d.Framework, dap.Status)
+	require.Equal(t, ApprovalPending, dap.Status, "defaults %q %q", d.Framework, dap.Status)
 	// Telemetry writes its typed event type as the plain wire string, and an
 	// unknown one as given.
 	for _, et := range []EventType{EventToolEnd, "custom_event"} {
 		b, err := json.Marshal(TelemetryEvent{EventType: et, ToolName: "t", Timestamp: ts0})
-		if err != nil || !strings.HasPrefix(string(b), `{"event_type":"`+string(et)+`","tool_name":"t"`) {
-			t.Fatalf("%s: %s %v", et, b, err)
-		}
+		require.NoError(t, err, "%s: %s", et, b)
+		require.True(t, strings.HasPrefix(string(b), `{"event_type":"`+string(et)+`","tool_name":"t"`), "%s: %s %v", et, b, err)
 	}
+}
+
+// FuzzDecodeModels checks that no reply makes the model decoders panic, and
+// that every failure is one of the SDK's typed errors. `go test` runs the
+// seed corpus in testdata/fuzz/FuzzDecodeModels.
+func FuzzDecodeModels(f *testing.F) {
+	f.Add([]byte(`{"id": "x", "created_at": "2026-03-01T10:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		resp := &response{status: 200, body: data}
+		check := func(err error) {
+			if err == nil {
+				return
+			}
+			var de *DecodeError
+			require.ErrorAs(t, err, &de, "error %v (%T) is not a *DecodeError", err, err)
+			require.ErrorIs(t, err, ErrDecode, "error %v (%T) is not a *DecodeError", err, err)
+		}
+		check(decodeObject(resp, new(MCPServer)))
+		check(decodeObject(resp, new(SIEMDestination)))
+		check(decodeObject(resp, new(SIEMDeliveryRecord)))
+		check(decodeObject(resp, new(FederationIntrospectionResult)))
+		check(decodeObject(resp, new(IDTokenResponse)))
+		check(decodeObject(resp, new(Session)))
+		check(decodeWrapped(resp, "delegation", new(Delegation)))
+		check(decodeWrapped(resp, "provider", new(FederationProvider)))
+		_, err := decodeList[MCPServer](resp, "servers", "")
+		check(err)
+		_, err = decodeList[Delegation](resp, "delegations", "")
+		check(err)
+		_, err = decodeList[FederationProvider](resp, "providers", "provider")
+		check(err)
+		_, err = decodeList[SIEMDestination](resp, "destinations", "")
+		check(err)
+		_, err = decodeList[SIEMDeliveryRecord](resp, "logs", "")
+		check(err)
+		var d SIEMDestination
+		if decodeObject(resp, &d) == nil {
+			_ = d.String()
+		}
+	})
 }

@@ -2,12 +2,14 @@ package agenttrust
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var ctxType = reflect.TypeOf((*context.Context)(nil)).Elem()
@@ -78,13 +80,10 @@ func TestNilContextEveryCall(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{}`))
 	c := newTestClient(t, srv.URL)
 	methods := ctxMethods(c)
-	if len(methods) < 45 {
-		t.Fatalf("found only %d methods taking a ctx", len(methods))
-	}
+	require.GreaterOrEqual(t, len(methods), 45, "found only %d methods taking a ctx", len(methods))
 	for _, name := range []string{"Tokens.Issue", "MCP.CallTool", "Agents.List", "Client.Health"} {
-		if _, ok := methods[name]; !ok {
-			t.Fatalf("%s not found among %d methods", name, len(methods))
-		}
+		_, ok := methods[name]
+		require.True(t, ok, "%s not found among %d methods", name, len(methods))
 	}
 	for name, m := range methods {
 		mt := m.Type()
@@ -95,9 +94,8 @@ func TestNilContextEveryCall(t *testing.T) {
 		var out []reflect.Value
 		func() {
 			defer func() {
-				if p := recover(); p != nil {
-					t.Errorf("%s(nil ctx) panicked: %v", name, p)
-				}
+				p := recover()
+				assert.Nil(t, p, "%s(nil ctx) panicked: %v", name, p)
 			}()
 			if mt.IsVariadic() { // no options: the last argument is an empty slice
 				args[len(args)-1] = reflect.Zero(mt.In(mt.NumIn() - 1))
@@ -110,9 +108,8 @@ func TestNilContextEveryCall(t *testing.T) {
 			checkNilCtxResult(t, name, out)
 		}
 	}
-	if n := srv.count(); n != 0 {
-		t.Errorf("%d requests sent with a nil ctx", n)
-	}
+	n := srv.count()
+	assert.Equal(t, 0, n, "%d requests sent with a nil ctx", n)
 
 	// The token cache is still usable: nothing is left locked.
 	done := make(chan error, 1)
@@ -124,11 +121,9 @@ func TestNilContextEveryCall(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Errorf("Issue after a nil ctx: %v", err)
-		}
+		assert.NoError(t, err, "Issue after a nil ctx")
 	case <-time.After(5 * time.Second):
-		t.Fatal("Issue or SetAPIKey blocked after a nil ctx")
+		require.FailNow(t, "Issue or SetAPIKey blocked after a nil ctx")
 	}
 }
 
@@ -139,9 +134,9 @@ func checkNilCtxResult(t *testing.T, name string, out []reflect.Value) {
 	t.Helper()
 	err, _ := out[len(out)-1].Interface().(error)
 	var ve *ValidationError
-	if !errors.As(err, &ve) || ve.Status != 0 {
-		t.Errorf("%s(nil ctx) = %v, want a validation error", name, err)
-	} else if !strings.Contains(ve.Message, "nil context") {
+	if assert.ErrorAs(t, err, &ve, "%s(nil ctx) = %v, want a validation error", name, err) &&
+		assert.Equal(t, 0, ve.Status, "%s(nil ctx) = %v, want a validation error", name, err) &&
+		!strings.Contains(ve.Message, "nil context") {
 		t.Logf("%s(nil ctx): %v (an argument check came first)", name, err)
 	}
 }

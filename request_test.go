@@ -7,11 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestStatusMapping(t *testing.T) {
@@ -94,27 +98,19 @@ func TestStatusMapping(t *testing.T) {
 				io.WriteString(w, tc.body)
 			})
 			_, err := c.Agents.Get(ctxT(t), "a1")
-			if err == nil {
-				t.Fatal("no error")
-			}
+			require.Error(t, err, "no error")
 			var ae *AgentTrustError
-			if !errors.As(err, &ae) {
-				t.Fatalf("not an *AgentTrustError: %T", err)
-			}
-			if ae.Status != tc.status || ae.Code != tc.want.code || ae.Message != tc.want.msg || ae.RequestID != "req-"+tc.name ||
-				string(ae.Body) != tc.body || ae.RetryAfter != tc.want.retry {
-				t.Errorf("got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
-			}
-			if !reflect.DeepEqual(ae.Details, tc.want.details) {
-				t.Errorf("details %#v, want %#v", ae.Details, tc.want.details)
-			}
+			require.ErrorAs(t, err, &ae, "not an *AgentTrustError: %T", err)
+			assert.Equal(t, tc.status, ae.Status, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, tc.want.code, ae.Code, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, tc.want.msg, ae.Message, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, "req-"+tc.name, ae.RequestID, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, tc.body, string(ae.Body), "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, tc.want.retry, ae.RetryAfter, "got status %d code %q msg %q rid %q body %q retry %v", ae.Status, ae.Code, ae.Message, ae.RequestID, ae.Body, ae.RetryAfter)
+			assert.Equal(t, tc.want.details, ae.Details, "details %#v, want %#v", ae.Details, tc.want.details)
 			onlySentinel(t, err, tc.want.sentinel)
-			if !tc.kind(err) {
-				t.Errorf("kind type: %T", err)
-			}
-			if !strings.Contains(err.Error(), tc.want.msg) {
-				t.Errorf("Error() %q lacks the message", err)
-			}
+			assert.True(t, tc.kind(err), "kind type: %T", err)
+			assert.Contains(t, err.Error(), tc.want.msg, "Error() %q lacks the message", err)
 		})
 	}
 }
@@ -126,18 +122,16 @@ func TestRedirectNeverFollowed(t *testing.T) {
 			http.Redirect(w, r, target.URL+r.URL.Path, code)
 		})
 		c := newTestClient(t, srv.URL)
-		if _, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "x"}); err == nil {
-			t.Errorf("%d: create followed the redirect", code)
-		}
-		_, err := c.Agents.Get(ctxT(t), "a1")
+		_, err := c.Agents.Create(ctxT(t), AgentCreateParams{Name: "x"})
+		assert.Error(t, err, "%d: create followed the redirect", code)
+		_, err = c.Agents.Get(ctxT(t), "a1")
 		var ae *AgentTrustError
-		if !errors.As(err, &ae) || ae.Status != code || ae.Code != "HTTP_"+strconv.Itoa(code) {
-			t.Errorf("%d: %v", code, err)
-		}
+		require.ErrorAs(t, err, &ae, "%d: %v", code, err)
+		assert.Equal(t, code, ae.Status, "%d: %v", code, err)
+		assert.Equal(t, "HTTP_"+strconv.Itoa(code), ae.Code, "%d: %v", code, err)
 	}
-	if n := target.count(); n != 0 {
-		t.Errorf("redirect target got %d requests (and the API key)", n)
-	}
+	n := target.count()
+	assert.Equal(t, 0, n, "redirect target got %d requests (and the API key)", n)
 }
 
 func TestNonJSONSuccessBodyIsDecodeError(t *testing.T) {
@@ -147,37 +141,11 @@ func TestNonJSONSuccessBodyIsDecodeError(t *testing.T) {
 	wantDecode(t, err)
 	var ae *AgentTrustError
 	errors.As(err, &ae)
-	if ae.Status != 200 || ae.RequestID != "rid-9" || string(ae.Body) != "<html>oops</html>" {
-		t.Errorf("decode error lost response data: %+v", ae)
-	}
+	assert.Equal(t, 200, ae.Status, "decode error lost response data: %+v", ae)
+	assert.Equal(t, "rid-9", ae.RequestID, "decode error lost response data: %+v", ae)
+	assert.Equal(t, "<html>oops</html>", string(ae.Body), "decode error lost response data: %+v", ae)
 	// Revoke does not decode its reply.
-	if err := c.Agents.Revoke(ctxT(t), "a1", ""); err != nil {
-		t.Errorf("revoke with a text reply: %v", err)
-	}
-}
-
-func wantNetwork(t testing.TB, err error) *NetworkError {
-	t.Helper()
-	var ne *NetworkError
-	if !errors.As(err, &ne) {
-		t.Fatalf("err = %v (%T), want *NetworkError", err, err)
-	}
-	if ne.Status != 0 || ne.Code != CodeNetwork || !strings.HasPrefix(ne.Message, "Network error: ") {
-		t.Errorf("network error fields: %d %q %q", ne.Status, ne.Code, ne.Message)
-	}
-	onlySentinel(t, err, ErrNetwork)
-	return ne
-}
-
-// closedURL returns the URL of a loopback port that refuses connections.
-func closedURL(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := "http://" + l.Addr().String()
-	l.Close()
-	return u
+	assert.NoError(t, c.Agents.Revoke(ctxT(t), "a1", ""), "revoke with a text reply")
 }
 
 func TestRefusedPort(t *testing.T) {
@@ -185,9 +153,7 @@ func TestRefusedPort(t *testing.T) {
 	_, err := c.Agents.Get(ctxT(t), "a1")
 	ne := wantNetwork(t, err)
 	var op *net.OpError
-	if !errors.As(err, &op) {
-		t.Errorf("cause is not a *net.OpError: %v", ne.Err)
-	}
+	assert.ErrorAs(t, err, &op, "cause is not a *net.OpError: %v", ne.Err)
 }
 
 func TestHandlerNeverAnswers(t *testing.T) {
@@ -203,12 +169,9 @@ func TestHandlerNeverAnswers(t *testing.T) {
 	start := time.Now()
 	_, err := c.Actions.Check(context.Background(), ActionCheckParams{AgentID: "a1"})
 	wantNetwork(t, err)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("errors.Is(err, DeadlineExceeded) false: %v", err)
-	}
-	if el := time.Since(start); el > 3*time.Second {
-		t.Errorf("timeout took %v; the client timeout must bound retries too", el)
-	}
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "errors.Is(err, DeadlineExceeded) false: %v", err)
+	el := time.Since(start)
+	assert.LessOrEqual(t, el, 3*time.Second, "timeout took %v; the client timeout must bound retries too", el)
 }
 
 func TestCallerCancellation(t *testing.T) {
@@ -222,17 +185,13 @@ func TestCallerCancellation(t *testing.T) {
 	go func() { <-started; cancel() }()
 	_, err := c.Agents.Get(ctx, "a1")
 	wantNetwork(t, err)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("errors.Is(err, Canceled) false: %v", err)
-	}
-	if n := srv.count(); n != 1 {
-		t.Errorf("a cancelled call was retried: %d requests", n)
-	}
+	assert.ErrorIs(t, err, context.Canceled, "errors.Is(err, Canceled) false: %v", err)
+	n := srv.count()
+	assert.Equal(t, 1, n, "a cancelled call was retried: %d requests", n)
 	// An already-cancelled context sends nothing.
 	_, err = c.Agents.Get(ctx, "a1")
-	if !errors.Is(err, context.Canceled) || srv.count() != 1 {
-		t.Errorf("cancelled ctx: %v, %d requests", err, srv.count())
-	}
+	assert.ErrorIs(t, err, context.Canceled, "cancelled ctx: %v, %d requests", err, srv.count())
+	assert.Equal(t, 1, srv.count(), "cancelled ctx: %v, %d requests", err, srv.count())
 }
 
 // hijackClose answers with a header promising more body than it sends, then
@@ -252,9 +211,7 @@ func TestConnectionClosedMidResponse(t *testing.T) {
 	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{}))
 	_, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
 	wantNetwork(t, err)
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("cause: %v", err)
-	}
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "cause: %v", err)
 	// A connection closed before any response.
 	srv.setHandler(func(w http.ResponseWriter, _ *http.Request) {
 		conn, _, _ := w.(http.Hijacker).Hijack()
@@ -267,9 +224,7 @@ func TestConnectionClosedMidResponse(t *testing.T) {
 func TestGarbageResponses(t *testing.T) {
 	// Raw garbage instead of HTTP, and malformed JSON at 2xx: errors, never panics.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -306,19 +261,18 @@ func TestOversizedBodies(t *testing.T) {
 	wantDecode(t, err)
 	var ae *AgentTrustError
 	errors.As(err, &ae)
-	if ae.Status != 200 || ae.RequestID != "rid-big" {
-		t.Errorf("oversized decode error: status %d request id %q", ae.Status, ae.RequestID)
-	}
-	if n := srv.count(); n != 1 {
-		t.Errorf("oversized body retried: %d requests", n)
-	}
+	assert.Equal(t, 200, ae.Status, "oversized decode error: status %d request id %q", ae.Status, ae.RequestID)
+	assert.Equal(t, "rid-big", ae.RequestID, "oversized decode error: status %d request id %q", ae.Status, ae.RequestID)
+	n := srv.count()
+	assert.Equal(t, 1, n, "oversized body retried: %d requests", n)
 
 	errBody := strings.Repeat("e", 2<<20)
 	srv.setHandler(reply(500, errBody))
 	_, err = c.Agents.Get(ctxT(t), "a1")
-	if !errors.As(err, &ae) || ae.Status != 500 || len(ae.Body) != 1<<20 || string(ae.Body) != errBody[:1<<20] {
-		t.Errorf("error body not truncated to 1 MiB: %d bytes", len(ae.Body))
-	}
+	require.ErrorAs(t, err, &ae, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
+	assert.Equal(t, 500, ae.Status, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
+	require.Len(t, ae.Body, 1<<20, "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
+	assert.Equal(t, errBody[:1<<20], string(ae.Body), "error body not truncated to 1 MiB: %d bytes", len(ae.Body))
 }
 
 func TestNilContext(t *testing.T) {
@@ -327,27 +281,22 @@ func TestNilContext(t *testing.T) {
 	//lint:ignore SA1012 checking that a nil context is an error, not a panic
 	_, err := c.Health(nil) //nolint:staticcheck
 	wantValidation(t, err)
-	if srv.count() != 0 {
-		t.Errorf("request sent")
-	}
+	assert.Equal(t, 0, srv.count(), "request sent")
 }
 
 func TestBodilessPost(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{}`))
 	c := newTestClient(t, srv.URL)
 	for _, m := range []string{http.MethodPost, http.MethodPut} {
-		if _, err := c.do(ctxT(t), &request{method: m, path: "/x"}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.do(ctxT(t), &request{method: m, path: "/x"})
+		require.NoError(t, err)
 	}
-	if _, err := c.do(ctxT(t), &request{method: http.MethodDelete, path: "/x"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.do(ctxT(t), &request{method: http.MethodDelete, path: "/x"})
+	require.NoError(t, err)
 	for _, r := range srv.requests() {
 		checkHeaders(t, r, testKey)
-		if r.ContentLength != 0 || len(r.Body) != 0 {
-			t.Errorf("%s: body %q", r.Method, r.Body)
-		}
+		assert.EqualValues(t, 0, r.ContentLength, "%s: body %q", r.Method, r.Body)
+		assert.Empty(t, r.Body, "%s: body %q", r.Method, r.Body)
 	}
 }
 
@@ -379,25 +328,22 @@ func TestHostileIDs(t *testing.T) {
 	for _, cl := range calls {
 		for id, esc := range escaped {
 			srv.clear()
-			if err := cl.call(id); err != nil {
-				t.Errorf("%s(%q): %v", cl.name, id, err)
+			if err := cl.call(id); !assert.NoError(t, err, "%s(%q)", cl.name, id) {
 				continue
 			}
 			r := srv.only(t)
 			want := strings.Replace(cl.tmpl, "%s", esc, 1)
-			if r.EscapedPath != want || r.RequestURI != want || r.RawQuery != "" {
-				t.Errorf("%s(%q): server saw %q (URI %q), want %q", cl.name, id, r.EscapedPath, r.RequestURI, want)
-			}
+			assert.Equal(t, want, r.EscapedPath, "%s(%q): server saw %q (URI %q), want %q", cl.name, id, r.EscapedPath, r.RequestURI, want)
+			assert.Equal(t, want, r.RequestURI, "%s(%q): server saw %q (URI %q), want %q", cl.name, id, r.EscapedPath, r.RequestURI, want)
+			assert.Empty(t, r.RawQuery, "%s(%q): server saw %q (URI %q), want %q", cl.name, id, r.EscapedPath, r.RequestURI, want)
 		}
 		for _, id := range []string{"", ".", ".."} {
 			srv.clear()
 			err := cl.call(id)
 			wantValidation(t, err)
-			if srv.count() != 0 {
-				t.Errorf("%s(%q) reached the server", cl.name, id)
-			}
-			if id == "" && !strings.Contains(err.Error(), "missing required") {
-				t.Errorf("message %q does not name the parameter", err)
+			assert.Equal(t, 0, srv.count(), "%s(%q) reached the server", cl.name, id)
+			if id == "" {
+				assert.Contains(t, err.Error(), "missing required", "the message does not name the parameter")
 			}
 		}
 	}
@@ -420,16 +366,347 @@ func TestTimeoutAgainstCallerDeadline(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.Health(late)
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
-		t.Errorf("late caller deadline: %v after %v; want the 100 ms client timeout", err, time.Since(start))
-	}
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "late caller deadline: %v after %v; want the 100 ms client timeout", err, time.Since(start))
+	assert.LessOrEqual(t, time.Since(start), 3*time.Second, "late caller deadline: %v after %v; want the 100 ms client timeout", err, time.Since(start))
 
 	c2 := newTestClient(t, srv.URL, WithTimeout(time.Hour), WithRetryPolicy(RetryPolicy{}))
 	early, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
 	start = time.Now()
 	_, err = c2.Health(early)
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
-		t.Errorf("early caller deadline: %v after %v", err, time.Since(start))
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "early caller deadline: %v after %v", err, time.Since(start))
+	assert.LessOrEqual(t, time.Since(start), 3*time.Second, "early caller deadline: %v after %v", err, time.Since(start))
+}
+
+// idempotentCalls are the calls safe to repeat; each must be retried.
+func idempotentCalls(c *Client) map[string]func(context.Context) error {
+	return map[string]func(context.Context) error{
+		"GET Agents.Get":    func(ctx context.Context) error { _, err := c.Agents.Get(ctx, "a1"); return err },
+		"GET Agents.List":   func(ctx context.Context) error { _, err := c.Agents.List(ctx, AgentListParams{}); return err },
+		"GET Health":        func(ctx context.Context) error { _, err := c.Health(ctx); return err },
+		"GET Approvals.Get": func(ctx context.Context) error { _, err := c.Approvals.Get(ctx, "ap"); return err },
+		"GET GetSession":    func(ctx context.Context) error { _, err := c.Sessions.GetSession(ctx, "s"); return err },
+		"POST Actions.Check": func(ctx context.Context) error {
+			_, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
+			return err
+		},
+		"POST Introspect": func(ctx context.Context) error {
+			_, err := c.Tokens.Introspect(ctx, TokenIntrospectParams{Token: "at_x"})
+			return err
+		},
 	}
+}
+
+// nonIdempotentCalls must never be re-sent once written.
+func nonIdempotentCalls(c *Client) map[string]func(context.Context) error {
+	return map[string]func(context.Context) error{
+		"Agents.Create": func(ctx context.Context) error {
+			_, err := c.Agents.Create(ctx, AgentCreateParams{Name: "n"})
+			return err
+		},
+		"Agents.Revoke": func(ctx context.Context) error { return c.Agents.Revoke(ctx, "a1", "") },
+		"Tokens.Issue": func(ctx context.Context) error {
+			_, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: "a1"})
+			return err
+		},
+		"Tokens.Issue NoCache": func(ctx context.Context) error {
+			_, err := c.Tokens.Issue(ctx, TokenIssueParams{AgentID: "a1", NoCache: true})
+			return err
+		},
+		"Tokens.Revoke": func(ctx context.Context) error { return c.Tokens.Revoke(ctx, "at_x", "") },
+		"Telemetry.Report": func(ctx context.Context) error {
+			_, err := c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: "a"})
+			return err
+		},
+		"InitSession":    func(ctx context.Context) error { _, err := c.Sessions.InitSession(ctx, "a", "s"); return err },
+		"InitAPISession": func(ctx context.Context) error { _, err := c.Sessions.InitAPISession(ctx, "t"); return err },
+		"Approvals.Approve": func(ctx context.Context) error {
+			_, err := c.Approvals.Approve(ctx, "ap", "")
+			return err
+		},
+		"Approvals.Deny": func(ctx context.Context) error { _, err := c.Approvals.Deny(ctx, "ap", ""); return err },
+	}
+}
+
+func TestRetryCounts(t *testing.T) {
+	srv := newRecServer(t, nil)
+	sl := &sleepRecorder{}
+	c := newTestClient(t, srv.URL, withSleep(sl.sleep))
+	statuses := map[int]int{429: 3, 502: 3, 503: 3, 504: 3, 500: 1, 400: 1, 404: 1, 409: 1, 501: 1}
+	for name, call := range idempotentCalls(c) {
+		for status, want := range statuses {
+			srv.clear()
+			srv.setHandler(reply(status, `{"error":"x"}`))
+			err := call(ctxT(t))
+			var ae *AgentTrustError
+			require.ErrorAs(t, err, &ae, "%s %d: err %v", name, status, err)
+			assert.Equal(t, status, ae.Status, "%s %d: err %v", name, status, err)
+			n := srv.count()
+			assert.Equal(t, want, n, "%s %d: %d requests, want %d", name, status, n, want)
+			if want > 1 {
+				reqs := srv.requests()
+				for _, r := range reqs[1:] {
+					assert.Equal(t, string(reqs[0].Body), string(r.Body), "%s: retry differs from the first attempt", name)
+					assert.Equal(t, reqs[0].EscapedPath, r.EscapedPath, "%s: retry differs from the first attempt", name)
+				}
+			}
+		}
+		// A transport failure (connection dropped mid-response).
+		srv.clear()
+		srv.setHandler(hijackClose)
+		wantNetwork(t, call(ctxT(t)))
+		n := srv.count()
+		assert.Equal(t, 3, n, "%s after a dropped connection: %d requests, want 3", name, n)
+	}
+}
+
+func TestRetryThenSuccess(t *testing.T) {
+	var n atomic.Int32
+	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) < 3 {
+			w.WriteHeader(503)
+			return
+		}
+		w.Write([]byte(`{"allowed":true}`))
+	})
+	c := newTestClient(t, srv.URL)
+	res, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
+	require.NoError(t, err, "res %+v err %v requests %d", res, err, srv.count())
+	require.True(t, res.Allowed, "res %+v err %v requests %d", res, err, srv.count())
+	require.Equal(t, 3, srv.count(), "res %+v err %v requests %d", res, err, srv.count())
+}
+
+func TestMaxRetriesZeroDisables(t *testing.T) {
+	srv := newRecServer(t, reply(503, ""))
+	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{MaxRetries: 0, InitialBackoff: time.Millisecond}))
+	for name, call := range idempotentCalls(c) {
+		srv.clear()
+		err := call(ctxT(t))
+		assert.Error(t, err, "%s: %d requests", name, srv.count())
+		assert.Equal(t, 1, srv.count(), "%s: %d requests", name, srv.count())
+	}
+	srv.setHandler(hijackClose)
+	srv.clear()
+	_, err := c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: "a1"})
+	wantNetwork(t, err)
+	assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
+}
+
+func TestRetryAfterHonouredAndCapped(t *testing.T) {
+	dateMade := time.Now()
+	cases := []struct {
+		header string
+		want   time.Duration
+	}{
+		{"3", 3 * time.Second},
+		{"0", 0},
+		{"60", 10 * time.Second}, // DefaultRetryPolicy.MaxRetryAfter
+		{time.Now().Add(5 * time.Second).UTC().Format(http.TimeFormat), 5 * time.Second},
+	}
+	for _, tc := range cases {
+		for _, status := range []int{429, 503} {
+			srv := newRecServer(t, replyH(status, "", map[string]string{"Retry-After": tc.header}))
+			sl := &sleepRecorder{}
+			c := newTestClient(t, srv.URL, withSleep(sl.sleep), WithTimeout(time.Minute))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // every wait fits
+			c.Agents.Get(ctx, "a1")
+			cancel()
+			d := sl.got()
+			require.Len(t, d, 2, "%d sleeps, want 2", len(d))
+			for _, got := range d {
+				// An HTTP date has one-second resolution, and the date was
+				// made before this case ran.
+				low := tc.want - time.Second - time.Since(dateMade)
+				assert.LessOrEqual(t, got, tc.want, "Retry-After %q on %d: slept %v, want %v", tc.header, status, got, tc.want)
+				assert.GreaterOrEqual(t, got, low, "Retry-After %q on %d: slept %v, want %v", tc.header, status, got, tc.want)
+				if tc.header != cases[3].header {
+					assert.Equal(t, tc.want, got, "Retry-After %q on %d", tc.header, status)
+				}
+			}
+		}
+	}
+	// A custom cap.
+	srv := newRecServer(t, replyH(429, "", map[string]string{"Retry-After": "30"}))
+	sl := &sleepRecorder{}
+	c := newTestClient(t, srv.URL, withSleep(sl.sleep),
+		WithRetryPolicy(RetryPolicy{MaxRetries: 1, InitialBackoff: time.Millisecond, MaxBackoff: time.Second, MaxRetryAfter: 2 * time.Second}))
+	c.Health(ctxT(t))
+	d := sl.got()
+	require.Len(t, d, 1, "custom cap: %v", d)
+	assert.Equal(t, 2*time.Second, d[0], "custom cap: %v", d)
+}
+
+func TestBackoffGrowsWithJitter(t *testing.T) {
+	srv := newRecServer(t, reply(502, ""))
+	sl := &sleepRecorder{}
+	p := RetryPolicy{MaxRetries: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, MaxRetryAfter: time.Second}
+	c := newTestClient(t, srv.URL, withSleep(sl.sleep), WithRetryPolicy(p))
+	c.Health(ctxT(t))
+	d := sl.got()
+	caps := []time.Duration{100, 200, 300, 300, 300}
+	require.Len(t, d, len(caps), "sleeps %v, requests %d", d, srv.count())
+	require.Equal(t, 6, srv.count(), "sleeps %v, requests %d", d, srv.count())
+	for i, got := range d {
+		max := caps[i] * time.Millisecond
+		assert.GreaterOrEqual(t, got, max/2, "sleep %d = %v, want in [%v, %v]", i, got, max/2, max)
+		assert.LessOrEqual(t, got, max, "sleep %d = %v, want in [%v, %v]", i, got, max/2, max)
+	}
+}
+
+func TestCancelDuringBackoffReturnsPromptly(t *testing.T) {
+	srv := newRecServer(t, reply(503, ""))
+	// The first attempt is done: the client is about to sleep its backoff.
+	backoff := make(chan struct{}, 1)
+	obs := &Observer{AttemptDone: func(context.Context, RequestInfo, AttemptResult) {
+		select {
+		case backoff <- struct{}{}:
+		default:
+		}
+	}}
+	// The real sleep: a 10 s backoff that the cancellation must cut short.
+	c, err := New(WithBaseURL(srv.URL), WithObserver(obs), WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: 10 * time.Second,
+		MaxBackoff: 10 * time.Second, MaxRetryAfter: 10 * time.Second}))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-backoff
+		cancel()
+	}()
+	start := time.Now()
+	_, err = c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
+	el := time.Since(start)
+	assert.LessOrEqual(t, el, 2*time.Second, "returned after %v", el)
+	wantNetwork(t, err)
+	assert.ErrorIs(t, err, context.Canceled, "err %v does not wrap context.Canceled", err)
+	assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
+}
+
+func TestNonIdempotentNotResent(t *testing.T) {
+	srv := newRecServer(t, nil)
+	c := newTestClient(t, srv.URL)
+	for name, call := range nonIdempotentCalls(c) {
+		for _, h := range []http.HandlerFunc{reply(503, ""), reply(502, ""), reply(429, ""), hijackClose} {
+			c.Tokens.ClearCache()
+			srv.clear()
+			srv.setHandler(h)
+			assert.Error(t, call(ctxT(t)), "%s: no error", name)
+			n := srv.count()
+			assert.Equal(t, 1, n, "%s: sent %d times", name, n)
+		}
+	}
+}
+
+// failFirstDial fails its first round trip as a refused connection, before
+// anything is written, then sends requests normally.
+type failFirstDial struct {
+	calls atomic.Int32
+	next  *http.Transport
+}
+
+func (f *failFirstDial) RoundTrip(r *http.Request) (*http.Response, error) {
+	if f.calls.Add(1) == 1 {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	}
+	return f.next.RoundTrip(r)
+}
+
+func TestNonIdempotentResentWhenNothingWritten(t *testing.T) {
+	srv := newRecServer(t, reply(201, `{"id":"a1","token":"at_1","expires_at":"2099-01-01T00:00:00Z"}`))
+	c := newTestClient(t, srv.URL) // only for the list of calls
+	for name := range nonIdempotentCalls(c) {
+		srv.clear()
+		rt := &failFirstDial{next: http.DefaultTransport.(*http.Transport).Clone()}
+		c2 := newTestClient(t, srv.URL, WithHTTPClient(&http.Client{Transport: rt}))
+		assert.NoError(t, nonIdempotentCalls(c2)[name](ctxT(t)), "%s", name)
+		assert.EqualValues(t, 2, rt.calls.Load(), "%s: %d attempts, %d reached the server; want 2 and 1", name, rt.calls.Load(), srv.count())
+		assert.Equal(t, 1, srv.count(), "%s: %d attempts, %d reached the server; want 2 and 1", name, rt.calls.Load(), srv.count())
+		rt.next.CloseIdleConnections()
+	}
+	// A refused port is retried for a create and ends as a network error.
+	closed := closedURL(t)
+	sl := &sleepRecorder{}
+	c3 := newTestClient(t, closed, withSleep(sl.sleep))
+	_, err := c3.Agents.Create(ctxT(t), AgentCreateParams{Name: "x"})
+	wantNetwork(t, err)
+	assert.Len(t, sl.got(), 2, "refused create retried %d times, want 2", len(sl.got()))
+}
+
+// TestRetryAfterBeyondDeadline: a Retry-After that does not fit in what is
+// left of the deadline ends the retries at once with the real answer (its
+// status, RetryAfter and request id), not a NETWORK_ERROR after sleeping
+// until the deadline.
+func TestRetryAfterBeyondDeadline(t *testing.T) {
+	for _, status := range []int{429, 503} {
+		for _, viaTimeout := range []bool{false, true} {
+			srv := newRecServer(t, replyH(status, `{"error":"slow down"}`, map[string]string{"Retry-After": "30", "X-Request-Id": "req-9"}))
+			opts := []Option{}
+			ctx := context.Background()
+			if viaTimeout {
+				opts = append(opts, WithTimeout(2*time.Second)) // the client timeout is the deadline
+			} else {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+			}
+			// The real sleep: the old behaviour slept for the whole deadline.
+			c, err := New(append([]Option{WithBaseURL(srv.URL), WithAPIKey(testKey)}, opts...)...)
+			require.NoError(t, err)
+			start := time.Now()
+			_, err = c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
+			el := time.Since(start)
+			assert.LessOrEqual(t, el, time.Second, "%d: returned after %v", status, el)
+			var ae *AgentTrustError
+			require.ErrorAs(t, err, &ae, "%d: err %v, want the HTTP error", status, err)
+			require.Equal(t, status, ae.Status, "%d: err %v, want the HTTP error", status, err)
+			require.Equal(t, "req-9", ae.RequestID, "%d: err %v, want the HTTP error", status, err)
+			require.NotErrorIs(t, err, ErrNetwork, "%d: err %v, want the HTTP error", status, err)
+			assert.Equal(t, 1, srv.count(), "%d: %d requests", status, srv.count())
+			if status == 429 {
+				var rl *RateLimitError
+				require.ErrorAs(t, err, &rl, "429: err %#v, want a *RateLimitError with RetryAfter 30s", err)
+				assert.Equal(t, 30*time.Second, rl.RetryAfter, "429: err %#v, want a *RateLimitError with RetryAfter 30s", err)
+			}
+		}
+	}
+	// A Retry-After that fits is waited for.
+	srv := newRecServer(t, replyH(429, "", map[string]string{"Retry-After": "1"}))
+	sl := &sleepRecorder{}
+	c := newTestClient(t, srv.URL, withSleep(sl.sleep))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.Agents.Get(ctx, "a1")
+	d := sl.got()
+	require.Len(t, d, 2, "fitting Retry-After: sleeps %v", d)
+	assert.Equal(t, time.Second, d[0], "fitting Retry-After: sleeps %v", d)
+}
+
+// TestBackoffBeyondDeadline: the policy's own backoff never runs into the
+// deadline. It is cut to half of what is left, and with less than one
+// InitialBackoff left the last answer is returned at once.
+func TestBackoffBeyondDeadline(t *testing.T) {
+	srv := newRecServer(t, replyH(503, `{"error":"down"}`, map[string]string{"X-Request-Id": "req-3"}))
+	sl := &sleepRecorder{}
+	c := newTestClient(t, srv.URL, withSleep(sl.sleep)) // 250 ms initial backoff
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Agents.Get(ctx, "a1")
+	var ae *AgentTrustError
+	require.ErrorAs(t, err, &ae, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.Equal(t, 503, ae.Status, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.Equal(t, "req-3", ae.RequestID, "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.Equal(t, 1, srv.count(), "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+	require.Empty(t, sl.got(), "err %v, %d requests, sleeps %v; want the 503 at once", err, srv.count(), sl.got())
+
+	srv.clear()
+	sl = &sleepRecorder{}
+	c = newTestClient(t, srv.URL, withSleep(sl.sleep),
+		WithRetryPolicy(RetryPolicy{MaxRetries: 1, InitialBackoff: 4 * time.Second, MaxBackoff: 4 * time.Second, MaxRetryAfter: time.Second}))
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.Agents.Get(ctx, "a1")
+	// The backoff, in [2s, 4s], is cut to at most half of the 5 s left.
+	d := sl.got()
+	require.Len(t, d, 1, "sleeps %v, want one in [2s, 2.5s]", d)
+	assert.LessOrEqual(t, d[0], 2500*time.Millisecond, "sleeps %v, want one in [2s, 2.5s]", d)
+	assert.GreaterOrEqual(t, d[0], 2*time.Second-100*time.Millisecond, "sleeps %v, want one in [2s, 2.5s]", d)
 }

@@ -2,14 +2,15 @@ package agenttrust
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var optType = reflect.TypeOf([]RequestOption(nil))
@@ -23,9 +24,7 @@ func TestEveryCallTakesRequestOptions(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{"nonce":"n1","token":"t1","allowed":true,"jsonrpc":"2.0","id":1,"result":{}}`))
 	c := newTestClient(t, srv.URL)
 	ks := NewInMemoryKeyStore()
-	if err := ks.Store(ctxT(t), "a1", vecPrivPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ks.Store(ctxT(t), "a1", vecPrivPEM))
 	// Arguments a zero value would make fail before any I/O.
 	args := map[reflect.Type]any{
 		reflect.TypeOf(MCPCallToolParams{}):     MCPCallToolParams{AgentID: "a1", Method: "tools/list"},
@@ -33,13 +32,10 @@ func TestEveryCallTakesRequestOptions(t *testing.T) {
 		reflect.TypeOf(StreamingUpdateParams{}): StreamingUpdateParams{Name: fillArg(reflect.TypeOf((*string)(nil))).Interface().(*string)},
 	}
 	methods := ctxMethods(c)
-	if len(methods) < 50 {
-		t.Fatalf("only %d methods found; the reflection walk is broken", len(methods))
-	}
+	require.GreaterOrEqual(t, len(methods), 50, "only %d methods found; the reflection walk is broken", len(methods))
 	for name, m := range methods {
 		ft := m.Type()
-		if !ft.IsVariadic() || ft.In(ft.NumIn()-1) != optType {
-			t.Errorf("%s does not take opts ...RequestOption last", name)
+		if !assert.True(t, ft.IsVariadic() && ft.In(ft.NumIn()-1) == optType, "%s does not take opts ...RequestOption last", name) {
 			continue
 		}
 		in := []reflect.Value{reflect.ValueOf(ctxT(t))}
@@ -58,13 +54,10 @@ func TestEveryCallTakesRequestOptions(t *testing.T) {
 		srv.clear()
 		m.Call(in)
 		reqs := srv.requests()
-		if len(reqs) == 0 {
-			t.Errorf("%s sent nothing", name)
-		}
+		assert.NotEmpty(t, reqs, "%s sent nothing", name)
 		for _, r := range reqs {
-			if got := r.Header.Get("X-Probe"); got != "probe-1" {
-				t.Errorf("%s: %s %s without the option's header (%q)", name, r.Method, r.Path, got)
-			}
+			got := r.Header.Get("X-Probe")
+			assert.Equal(t, "probe-1", got, "%s: %s %s without the option's header (%q)", name, r.Method, r.Path, got)
 		}
 	}
 }
@@ -75,14 +68,14 @@ func TestWithRequestHeader(t *testing.T) {
 	ctx := ctxT(t)
 	// Sent, canonicalised; a later option of the same name wins; the SDK's
 	// own headers are untouched.
-	if _, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"},
-		WithRequestHeader("x-tenant", "t1"), WithRequestHeader("X-Tenant", "t2"), WithRequestHeader("X-Trace", "tr")); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"},
+		WithRequestHeader("x-tenant", "t1"), WithRequestHeader("X-Tenant", "t2"), WithRequestHeader("X-Trace", "tr"))
+	require.NoError(t, err)
 	r := srv.only(t)
-	if got := r.Header.Values("X-Tenant"); len(got) != 1 || got[0] != "t2" || r.Header.Get("X-Trace") != "tr" {
-		t.Errorf("headers %v", r.Header)
-	}
+	got := r.Header.Values("X-Tenant")
+	require.Len(t, got, 1, "headers %v", r.Header)
+	assert.Equal(t, "t2", got[0], "headers %v", r.Header)
+	assert.Equal(t, "tr", r.Header.Get("X-Trace"), "headers %v", r.Header)
 	checkHeaders(t, r, testKey)
 
 	// Refused before any I/O, without quoting the value.
@@ -111,30 +104,26 @@ func TestWithRequestHeader(t *testing.T) {
 			_, err = c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}, o)
 		}
 		var ve *ValidationError
-		if !errors.As(err, &ve) || !strings.Contains(err.Error(), "WithRequestHeader") {
-			t.Errorf("%s: %v, want a validation error", name, err)
-		}
-		if err != nil && (strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "sk_other")) {
-			t.Errorf("%s: the error quotes the value: %v", name, err)
-		}
+		require.ErrorAs(t, err, &ve, "%s: %v, want a validation error", name, err)
+		assert.Contains(t, err.Error(), "WithRequestHeader", "%s: %v, want a validation error", name, err)
+		assert.NotContains(t, err.Error(), "secret", "%s: the error quotes the value", name)
+		assert.NotContains(t, err.Error(), "sk_other", "%s: the error quotes the value", name)
 	}
-	if n := srv.count(); n != 0 {
-		t.Errorf("%d requests sent with invalid header options", n)
-	}
+	n := srv.count()
+	assert.Equal(t, 0, n, "%d requests sent with invalid header options", n)
 
 	// A header value is a secret: an error echoing it has it redacted.
 	srv.setHandler(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(400)
 		fmt.Fprintf(w, `{"message":"bad tenant %s","detail":{"got":"%s"}}`, r.Header.Get("X-Tenant"), r.Header.Get("X-Tenant"))
 	})
-	_, err := c.Agents.Get(ctx, "a1", WithRequestHeader("X-Tenant", "tenant-secret-42"))
+	_, err = c.Agents.Get(ctx, "a1", WithRequestHeader("X-Tenant", "tenant-secret-42"))
 	var ae *AgentTrustError
-	if !errors.As(err, &ae) || ae.Status != 400 {
-		t.Fatalf("%v", err)
-	}
-	if s := fmt.Sprintf("%v %+v", err, ae.Details); strings.Contains(s, "tenant-secret-42") || !strings.Contains(s, "[redacted]") {
-		t.Errorf("header value not redacted: %s", s)
-	}
+	require.ErrorAs(t, err, &ae, "%v", err)
+	require.Equal(t, 400, ae.Status, "%v", err)
+	s := fmt.Sprintf("%v %+v", err, ae.Details)
+	assert.NotContains(t, s, "tenant-secret-42", "header value not redacted: %s", s)
+	assert.Contains(t, s, "[redacted]", "header value not redacted: %s", s)
 }
 
 func TestWithRequestTimeout(t *testing.T) {
@@ -152,9 +141,8 @@ func TestWithRequestTimeout(t *testing.T) {
 	start := time.Now()
 	_, err := c.Agents.Get(context.Background(), "a1", WithRequestTimeout(100*time.Millisecond))
 	wantNetwork(t, err)
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
-		t.Errorf("%v after %v", err, time.Since(start))
-	}
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "%v after %v", err, time.Since(start))
+	assert.LessOrEqual(t, time.Since(start), 10*time.Second, "%v after %v", err, time.Since(start))
 	// ... and a shorter one.
 	srv.setHandler(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -164,23 +152,16 @@ func TestWithRequestTimeout(t *testing.T) {
 		}
 	})
 	short := newTestClient(t, srv.URL, WithTimeout(50*time.Millisecond))
-	if err := short.Agents.Revoke(context.Background(), "a1", "", WithRequestTimeout(time.Minute)); err != nil {
-		t.Errorf("call timeout longer than the client's: %v", err)
-	}
-	if _, err := short.Agents.Get(context.Background(), "a1"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("without the option the client timeout applies: %v", err)
-	}
+	assert.NoError(t, short.Agents.Revoke(context.Background(), "a1", "", WithRequestTimeout(time.Minute)), "call timeout longer than the client's")
+	_, err = short.Agents.Get(context.Background(), "a1")
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "without the option the client timeout applies: %v", err)
 	srv.clear()
 	for _, d := range []time.Duration{0, -time.Second} {
 		_, err := c.Agents.Get(context.Background(), "a1", WithRequestTimeout(d))
 		var ve *ValidationError
-		if !errors.As(err, &ve) {
-			t.Errorf("timeout %v: %v", d, err)
-		}
+		assert.ErrorAs(t, err, &ve, "timeout %v: %v", d, err)
 	}
-	if srv.count() != 0 {
-		t.Errorf("invalid timeouts sent %d requests", srv.count())
-	}
+	assert.Equal(t, 0, srv.count(), "invalid timeouts sent %d requests", srv.count())
 }
 
 func TestRequestRetryOptions(t *testing.T) {
@@ -208,35 +189,26 @@ func TestRequestRetryOptions(t *testing.T) {
 		before := len(sl.got())
 		_, err := c.Agents.Get(ctx, "a1", tc.opts...)
 		var ae *AgentTrustError
-		if !errors.As(err, &ae) || ae.Status != 503 {
-			t.Errorf("%s: %v", tc.name, err)
-		}
-		if n := srv.count(); n != tc.requests {
-			t.Errorf("%s: %d requests, want %d", tc.name, n, tc.requests)
-		}
+		require.ErrorAs(t, err, &ae, "%s: %v", tc.name, err)
+		assert.Equal(t, 503, ae.Status, "%s: %v", tc.name, err)
+		n := srv.count()
+		assert.Equal(t, tc.requests, n, "%s: %d requests, want %d", tc.name, n, tc.requests)
 		for _, d := range sl.got()[before:] {
-			if d < tc.minSleep {
-				t.Errorf("%s: backoff %v, want at least %v", tc.name, d, tc.minSleep)
-			}
+			assert.GreaterOrEqual(t, d, tc.minSleep, "%s: backoff %v, want at least %v", tc.name, d, tc.minSleep)
 		}
 	}
 	// The client's own policy is unchanged by the calls above.
 	srv.clear()
 	_, _ = c.Agents.Get(ctx, "a1")
-	if n := srv.count(); n != 3 {
-		t.Errorf("client policy after per-call ones: %d requests", n)
-	}
+	n := srv.count()
+	assert.Equal(t, 3, n, "client policy after per-call ones: %d requests", n)
 	srv.clear()
 	for _, o := range []RequestOption{WithRequestMaxRetries(-1), WithRequestRetryPolicy(RetryPolicy{InitialBackoff: -1})} {
 		_, err := c.Agents.Get(ctx, "a1", o)
 		var ve *ValidationError
-		if !errors.As(err, &ve) {
-			t.Errorf("%v", err)
-		}
+		assert.ErrorAs(t, err, &ve, "%v", err)
 	}
-	if srv.count() != 0 {
-		t.Errorf("invalid retry options sent %d requests", srv.count())
-	}
+	assert.Equal(t, 0, srv.count(), "invalid retry options sent %d requests", srv.count())
 }
 
 // WithRequestRetryUntilDeadline retries past MaxRetries while the deadline
@@ -253,19 +225,19 @@ func TestWithRequestRetryUntilDeadline(t *testing.T) {
 	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{MaxRetries: 2, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}); err == nil || srv.count() != 3 {
-		t.Fatalf("without the option: %v after %d requests", err, srv.count())
-	}
+	_, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"})
+	require.Error(t, err, "without the option: %v after %d requests", err, srv.count())
+	require.Equal(t, 3, srv.count(), "without the option: %v after %d requests", err, srv.count())
 	res, err := c.Actions.Check(ctx, ActionCheckParams{AgentID: "a1"}, WithRequestRetryUntilDeadline())
-	if err != nil || !res.Allowed || srv.count() != 7 {
-		t.Fatalf("with the option: %v after %d requests", err, srv.count())
-	}
+	require.NoError(t, err, "with the option: %v after %d requests", err, srv.count())
+	require.True(t, res.Allowed, "with the option: %v after %d requests", err, srv.count())
+	require.Equal(t, 7, srv.count(), "with the option: %v after %d requests", err, srv.count())
 	// Not for a call that is not safe to repeat.
 	srv.clear()
 	n.Store(0)
-	if _, err := c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: "a1"}, WithRequestRetryUntilDeadline()); err == nil || srv.count() != 1 {
-		t.Errorf("non-idempotent call: %v after %d requests", err, srv.count())
-	}
+	_, err = c.Telemetry.Report(ctx, TelemetryReportParams{AgentID: "a1"}, WithRequestRetryUntilDeadline())
+	assert.Error(t, err, "non-idempotent call: %v after %d requests", err, srv.count())
+	assert.Equal(t, 1, srv.count(), "non-idempotent call: %v after %d requests", err, srv.count())
 }
 
 func TestWithResponseInto(t *testing.T) {
@@ -283,34 +255,32 @@ func TestWithResponseInto(t *testing.T) {
 	c := newTestClient(t, srv.URL)
 	var meta Response
 	a, err := c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta))
-	if err != nil || a.ID != "a1" {
-		t.Fatal(a, err)
-	}
-	if meta.StatusCode != 201 || meta.Header.Get("X-Extra") != "e1" || meta.RequestID != "req-[redacted]" || meta.Attempts != 2 {
-		t.Errorf("meta %+v", meta)
-	}
+	require.NoError(t, err, "%v", a)
+	require.Equal(t, "a1", a.ID, "%v %v", a, err)
+	assert.Equal(t, 201, meta.StatusCode, "meta %+v", meta)
+	assert.Equal(t, "e1", meta.Header.Get("X-Extra"), "meta %+v", meta)
+	assert.Equal(t, "req-[redacted]", meta.RequestID, "meta %+v", meta)
+	assert.Equal(t, 2, meta.Attempts, "meta %+v", meta)
 	// A 2xx that fails to decode still fills it; a failure leaves it alone.
 	srv.setHandler(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"id":`)) })
 	meta = Response{}
-	if _, err := c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta)); err == nil || meta.StatusCode != 200 {
-		t.Errorf("decode error: %v, meta %+v", err, meta)
-	}
+	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta))
+	assert.Error(t, err, "decode error: %v, meta %+v", err, meta)
+	assert.Equal(t, 200, meta.StatusCode, "decode error: %v, meta %+v", err, meta)
 	srv.setHandler(reply(404, `{}`))
 	meta = Response{StatusCode: -1}
-	if _, err := c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta)); err == nil || meta.StatusCode != -1 {
-		t.Errorf("404: %v, meta %+v", err, meta)
-	}
+	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(&meta))
+	assert.Error(t, err, "404: %v, meta %+v", err, meta)
+	assert.Equal(t, -1, meta.StatusCode, "404: %v, meta %+v", err, meta)
 	srv.clear()
 	_, err = c.Agents.Get(ctxT(t), "a1", WithResponseInto(nil))
 	var ve *ValidationError
-	if !errors.As(err, &ve) || srv.count() != 0 {
-		t.Errorf("nil dst: %v, %d requests", err, srv.count())
-	}
+	require.ErrorAs(t, err, &ve, "nil dst: %v, %d requests", err, srv.count())
+	assert.Equal(t, 0, srv.count(), "nil dst: %v, %d requests", err, srv.count())
 	// The zero option does nothing.
 	srv.setHandler(reply(200, `{"id":"a1"}`))
-	if _, err := c.Agents.Get(ctxT(t), "a1", RequestOption{}); err != nil {
-		t.Errorf("zero option: %v", err)
-	}
+	_, err = c.Agents.Get(ctxT(t), "a1", RequestOption{})
+	assert.NoError(t, err, "zero option")
 }
 
 // Request options make Tokens.Issue bypass the cache: a cached token was not
@@ -320,20 +290,16 @@ func TestIssueWithOptionsBypassesCache(t *testing.T) {
 	c := newTestClient(t, srv.URL)
 	p := TokenIssueParams{AgentID: "a1", Scopes: []string{"s"}}
 	for i := 0; i < 2; i++ {
-		if _, err := c.Tokens.Issue(ctxT(t), p); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Tokens.Issue(ctxT(t), p)
+		require.NoError(t, err)
 	}
-	if srv.count() != 1 {
-		t.Fatalf("cached issue sent %d requests", srv.count())
-	}
+	require.Equal(t, 1, srv.count(), "cached issue sent %d requests", srv.count())
 	var meta Response
-	if _, err := c.Tokens.Issue(ctxT(t), p, WithResponseInto(&meta)); err != nil || meta.StatusCode != 200 {
-		t.Fatalf("%v %+v", err, meta)
-	}
-	if srv.count() != 2 || srv.requests()[1].Header.Get("X-Api-Key") != testKey {
-		t.Errorf("issue with options: %d requests", srv.count())
-	}
+	_, err := c.Tokens.Issue(ctxT(t), p, WithResponseInto(&meta))
+	require.NoError(t, err, "%v %+v", err, meta)
+	require.Equal(t, 200, meta.StatusCode, "%v %+v", err, meta)
+	assert.Equal(t, 2, srv.count(), "issue with options: %d requests", srv.count())
+	assert.Equal(t, testKey, srv.requests()[1].Header.Get("X-Api-Key"), "issue with options: %d requests", srv.count())
 }
 
 func TestRequestOptionString(t *testing.T) {
@@ -349,8 +315,7 @@ func TestRequestOptionString(t *testing.T) {
 		{WithResponseInto(new(Response)), "agenttrust.WithResponseInto(...)"},
 		{RequestOption{}, "agenttrust.RequestOption{}"},
 	} {
-		if got := fmt.Sprintf("%v", tc.o); got != tc.want {
-			t.Errorf("got %s, want %s", got, tc.want)
-		}
+		got := fmt.Sprintf("%v", tc.o)
+		assert.Equal(t, tc.want, got, "got %s, want %s", got, tc.want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // verbs are the fmt verbs a secret must survive; %d and %x once dumped a
@@ -24,27 +28,21 @@ func assertNoSecret(t testing.TB, what string, v any, secrets ...string) {
 		out := fmt.Sprintf(f, v)
 		for _, s := range secrets {
 			asBytes := strings.Trim(fmt.Sprint([]byte(s)), "[]") // how %d prints a []byte field
-			if strings.Contains(out, s) || strings.Contains(out, hex.EncodeToString([]byte(s))) || strings.Contains(out, asBytes) {
-				t.Errorf("%s: %s reveals %q: %s", what, f, s, out)
-			}
+			assert.NotContains(t, out, s, "%s: %s reveals %q: %s", what, f, s, out)
+			assert.NotContains(t, out, hex.EncodeToString([]byte(s)), "%s: %s reveals %q: %s", what, f, s, out)
+			assert.NotContains(t, out, asBytes, "%s: %s reveals %q: %s", what, f, s, out)
 		}
 	}
 }
 
 func TestClientFormattingHidesKey(t *testing.T) {
 	c, err := New(WithAPIKey(testKey), WithBaseURL("http://user:hunter2pass@gw.example:8081"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	assertNoSecret(t, "client", c, testKey, "hunter2pass")
 	assertNoSecret(t, "client in a struct", struct{ C *Client }{c}, testKey, "hunter2pass")
-	if !strings.Contains(c.String(), "api key: set") {
-		t.Errorf("String() = %s", c)
-	}
+	assert.Contains(t, c.String(), "api key: set", "String() = %s", c)
 	c.SetAPIKey("")
-	if !strings.Contains(c.String(), "api key: none") {
-		t.Errorf("String() = %s", c)
-	}
+	assert.Contains(t, c.String(), "api key: none", "String() = %s", c)
 }
 
 func TestErrorsNeverRevealSecrets(t *testing.T) {
@@ -76,9 +74,7 @@ func TestErrorsNeverRevealSecrets(t *testing.T) {
 			for _, form := range forms {
 				srv.setHandler(echo(st, form))
 				err := call(ctxT(t))
-				if err == nil {
-					t.Fatal("no error")
-				}
+				require.Error(t, err, "no error")
 				what := fmt.Sprintf("%s %d %s", name, st, form)
 				assertNoSecret(t, what, err, testKey, tok)
 				var ae *AgentTrustError
@@ -86,17 +82,17 @@ func TestErrorsNeverRevealSecrets(t *testing.T) {
 				assertNoSecret(t, what+" (base)", ae, testKey, tok)
 				assertNoSecret(t, what+" (wrapped)", fmt.Errorf("ctx: %w", err), testKey, tok)
 				assertNoSecret(t, what+" (details)", ae.Details, testKey, tok)
-				if !strings.Contains(fmt.Sprintf("%#v", err), ae.Code) || !strings.Contains(ae.Message, "[redacted]") {
-					t.Errorf("%s: %%#v %#v", what, err)
-				}
+				assert.Contains(t, fmt.Sprintf("%#v", err), ae.Code, "%s: %%#v %#v", what, err)
+				assert.Contains(t, ae.Message, "[redacted]", "%s: %%#v %#v", what, err)
 			}
 		}
 	}
 }
 
+// decodeMapLoose decodes a request body into a map, nil when it is not JSON.
 func decodeMapLoose(r *http.Request) map[string]any {
 	var m map[string]any
-	_ = jsonDecode(r, &m)
+	_ = json.NewDecoder(r.Body).Decode(&m)
 	return m
 }
 
@@ -116,8 +112,7 @@ func TestConfigErrorsHidePassword(t *testing.T) {
 		u = strings.Replace(u, "user", "apiuserNAME", 1) // the user name is hidden too
 		for _, opt := range []Option{WithBaseURL(u), WithAuthURL(u), WithAuditURL(u)} {
 			_, err := New(opt)
-			if err == nil {
-				t.Errorf("%q accepted", u)
+			if !assert.Error(t, err, "%q accepted", u) {
 				continue
 			}
 			assertNoSecret(t, u, err, "hunter2pass", "apiuserNAME")
@@ -128,8 +123,7 @@ func TestConfigErrorsHidePassword(t *testing.T) {
 		}
 		p := writeConfig(t, fmt.Sprintf(`{"base_url":%q}`, u))
 		_, err := FromConfig(p)
-		if err == nil {
-			t.Errorf("config %q accepted", u)
+		if !assert.Error(t, err, "config %q accepted", u) {
 			continue
 		}
 		assertNoSecret(t, "config "+u, err, "hunter2pass", "apiuserNAME")
@@ -188,9 +182,7 @@ func TestSecretsInSlogAndFmt(t *testing.T) {
 	intro := TokenIntrospectParams{Token: tok, Target: "svc-3", RequiredScopes: []string{"read"}}
 	agent := Agent{ID: "agent-7", Name: "bot", PrivateKey: priv, PublicKey: "PUB"}
 	c, err := New(WithAPIKey(testKey), WithBaseURL("http://user:hunter2pass@gw.example:8081"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cases := []struct {
 		name    string
 		v       any
@@ -217,19 +209,14 @@ func TestSecretsInSlogAndFmt(t *testing.T) {
 	for _, tc := range cases {
 		for handler, out := range slogOutputs(tc.v) {
 			for _, s := range tc.secrets {
-				if strings.Contains(out, s) {
-					t.Errorf("%s, slog %s handler, reveals %q:\n%s", tc.name, handler, s, out)
-				}
+				assert.NotContains(t, out, s, "%s, slog %s handler, reveals %q:\n%s", tc.name, handler, s, out)
 			}
-			if !strings.Contains(out, tc.shows) {
-				t.Errorf("%s, slog %s handler, does not say %q:\n%s", tc.name, handler, tc.shows, out)
-			}
+			assert.Contains(t, out, tc.shows, "%s, slog %s handler, does not say %q:\n%s", tc.name, handler, tc.shows, out)
 		}
 		assertNoSecret(t, tc.name, tc.v, tc.secrets...)
 		assertNoSecret(t, tc.name+" in a struct", struct{ V any }{tc.v}, tc.secrets...)
-		if s := fmt.Sprint(tc.v); !strings.Contains(s, tc.shows) {
-			t.Errorf("%s prints %s", tc.name, s)
-		}
+		s := fmt.Sprint(tc.v)
+		assert.Contains(t, s, tc.shows, "%s prints %s", tc.name, s)
 	}
 }
 
@@ -252,14 +239,13 @@ func TestRequestIDRedacted(t *testing.T) {
 		})
 		_, err := c.Tokens.Introspect(ctxT(t), TokenIntrospectParams{Token: tok})
 		var ae *AgentTrustError
-		if !errors.As(err, &ae) || ae.RequestID == "" {
-			t.Fatalf("%d: %v", tc.status, err)
-		}
+		require.ErrorAs(t, err, &ae, "%d: %v", tc.status, err)
+		require.NotEmpty(t, ae.RequestID, "%d: %v", tc.status, err)
 		what := fmt.Sprintf("status %d (%s)", tc.status, ae.Code)
 		assertNoSecret(t, what, err, testKey, tok)
-		if strings.Contains(ae.RequestID, testKey) || strings.Contains(ae.RequestID, tok) || !strings.HasPrefix(ae.RequestID, "rid-") {
-			t.Errorf("%s: RequestID %q", what, ae.RequestID)
-		}
+		assert.NotContains(t, ae.RequestID, testKey, "%s: RequestID %q", what, ae.RequestID)
+		assert.NotContains(t, ae.RequestID, tok, "%s: RequestID %q", what, ae.RequestID)
+		assert.True(t, strings.HasPrefix(ae.RequestID, "rid-"), "%s: RequestID %q", what, ae.RequestID)
 	}
 }
 
@@ -273,19 +259,14 @@ func TestURLUserInfoHidden(t *testing.T) {
 	dead := strings.Replace(closedURL(t), "http://", "http://"+user+":"+pass+"@", 1)
 	c := newTestClient(t, dead, WithLogger(logger), WithRetryPolicy(RetryPolicy{MaxRetries: 1}))
 	assertNoSecret(t, "client", c, user, pass)
-	if !strings.Contains(c.String(), "xxxxx@127.0.0.1") {
-		t.Errorf("String() = %s", c)
-	}
+	assert.Contains(t, c.String(), "xxxxx@127.0.0.1", "String() = %s", c)
 	_, err := c.Health(ctxT(t))
 	ne := wantNetwork(t, err)
 	assertNoSecret(t, "network error", err, user, pass)
 	assertNoSecret(t, "network error cause", ne.Err, user, pass)
-	if !strings.Contains(logs.String(), "retrying") {
-		t.Fatalf("no retry logged: %s", logs.String())
-	}
-	if strings.Contains(logs.String(), user) || strings.Contains(logs.String(), pass) {
-		t.Errorf("retry log reveals user info: %s", logs.String())
-	}
+	require.Contains(t, logs.String(), "retrying", "no retry logged: %s", logs.String())
+	assert.NotContains(t, logs.String(), user, "retry log reveals user info: %s", logs.String())
+	assert.NotContains(t, logs.String(), pass, "retry log reveals user info: %s", logs.String())
 
 	for _, tc := range []struct{ name, url, user string }{
 		{"user only", "http://" + user + "@", user},
@@ -299,22 +280,17 @@ func TestURLUserInfoHidden(t *testing.T) {
 		c := newTestClient(t, strings.Replace(srv.URL, "http://", tc.url, 1), WithRetryPolicy(RetryPolicy{}))
 		_, err := c.Health(ctxT(t))
 		var ae *AuthorizationError
-		if !errors.As(err, &ae) {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
+		require.ErrorAs(t, err, &ae, "%s: %v", tc.name, err)
 		assertNoSecret(t, tc.name, err, user, pass)
-		if got := srv.only(t).Header.Get("Authorization"); got == "" {
-			t.Errorf("%s: no Basic credentials sent", tc.name)
-		}
-		if !strings.Contains(string(ae.Body), "denied for "+tc.user+":") {
-			t.Errorf("%s: server saw %s", tc.name, ae.Body)
-		}
+		got := srv.only(t).Header.Get("Authorization")
+		assert.NotEmpty(t, got, "%s: no Basic credentials sent", tc.name)
+		assert.Contains(t, string(ae.Body), "denied for "+tc.user+":", "%s: server saw %s", tc.name, ae.Body)
 		// An explicit Authorization header wins, as it does in net/http.
 		srv.clear()
 		_, _ = c.do(ctxT(t), &request{method: http.MethodGet, path: "/x", header: http.Header{"Authorization": {"Bearer b"}}})
-		if got := srv.only(t).Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer b" {
-			t.Errorf("%s: Authorization %q", tc.name, got)
-		}
+		auth := srv.only(t).Header.Values("Authorization")
+		require.Len(t, auth, 1, "%s: Authorization %q", tc.name, auth)
+		assert.Equal(t, "Bearer b", auth[0], "%s: Authorization %q", tc.name, auth)
 	}
 }
 
@@ -327,24 +303,18 @@ func TestErrorTextBounded(t *testing.T) {
 	c := newTestClient(t, srv.URL, WithRetryPolicy(RetryPolicy{}))
 	_, err := c.Health(ctxT(t))
 	var ae *AgentTrustError
-	if !errors.As(err, &ae) {
-		t.Fatal(err)
-	}
+	require.ErrorAs(t, err, &ae, "%v", err)
 	for _, s := range []string{err.Error(), ae.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%#v", err), fmt.Sprintf("%q", err)} {
-		if len(s) > 2*maxErrorMessage || !utf8.ValidString(s) {
-			t.Errorf("error text of %d bytes (valid UTF-8: %v): %.200s", len(s), utf8.ValidString(s), s)
-		}
+		assert.LessOrEqual(t, len(s), 2*maxErrorMessage, "error text of %d bytes (valid UTF-8: %v): %.200s", len(s), utf8.ValidString(s), s)
+		assert.True(t, utf8.ValidString(s), "error text of %d bytes (valid UTF-8: %v): %.200s", len(s), utf8.ValidString(s), s)
 	}
-	if !strings.Contains(err.Error(), "more bytes]") {
-		t.Errorf("cut not marked: %.300s", err.Error())
-	}
-	if len(ae.Body) != 1<<20 || len(ae.Message) != 1<<20 || ae.RequestID != rid {
-		t.Errorf("fields lost data: body %d, message %d, request id %d", len(ae.Body), len(ae.Message), len(ae.RequestID))
-	}
+	assert.Contains(t, err.Error(), "more bytes]", "cut not marked: %.300s", err.Error())
+	require.Len(t, ae.Body, 1<<20, "fields lost data: body %d, message %d, request id %d", len(ae.Body), len(ae.Message), len(ae.RequestID))
+	require.Len(t, ae.Message, 1<<20, "fields lost data: body %d, message %d, request id %d", len(ae.Body), len(ae.Message), len(ae.RequestID))
+	assert.Equal(t, rid, ae.RequestID, "fields lost data: body %d, message %d, request id %d", len(ae.Body), len(ae.Message), len(ae.RequestID))
 	short := wrapKind(&AgentTrustError{Code: CodeNotFound, Status: 404, Message: "agent not found", RequestID: "r-1"})
-	if got := short.Error(); got != "agenttrust: agent not found (code NOT_FOUND, status 404, request r-1)" {
-		t.Errorf("short error changed: %s", got)
-	}
+	got := short.Error()
+	assert.Equal(t, "agenttrust: agent not found (code NOT_FOUND, status 404, request r-1)", got, "short error changed: %s", got)
 }
 
 // A JSON-RPC error in a 2xx reply is an error built from the body: it is
@@ -358,12 +328,11 @@ func TestJSONRPCErrorRedacted(t *testing.T) {
 	c := newTestClient(t, srv.URL)
 	_, err := c.MCP.CallTool(ctxT(t), "srv-1", MCPCallToolParams{AgentID: "a", Method: "tools/list"})
 	var rpc *JSONRPCError
-	if !errors.As(err, &rpc) || rpc.RPCCode != -32000 || rpc.RequestID != "rid-[redacted]" {
-		t.Fatalf("err %v", err)
-	}
+	require.ErrorAs(t, err, &rpc, "err %v", err)
+	require.Equal(t, -32000, rpc.RPCCode, "err %v", err)
+	require.Equal(t, "rid-[redacted]", rpc.RequestID, "err %v", err)
 	assertNoSecret(t, "JSON-RPC error", err, testKey)
 	assertNoSecret(t, "JSON-RPC error details", rpc.Details, testKey)
-	if strings.Contains(rpc.RPCMessage, testKey) || rpc.Message != "bad key [redacted]" {
-		t.Errorf("message %q, RPC message %q", rpc.Message, rpc.RPCMessage)
-	}
+	assert.NotContains(t, rpc.RPCMessage, testKey, "message %q, RPC message %q", rpc.Message, rpc.RPCMessage)
+	assert.Equal(t, "bad key [redacted]", rpc.Message, "message %q, RPC message %q", rpc.Message, rpc.RPCMessage)
 }

@@ -1,9 +1,11 @@
 package agenttrust
 
 import (
-	"reflect"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestSessionDecoding(t *testing.T) {
@@ -23,20 +25,16 @@ func TestSessionDecoding(t *testing.T) {
 	for name, call := range calls {
 		srv.setHandler(reply(200, body))
 		s, err := call()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !s.CreatedAt.Equal(ts0) || !s.LastActivityAt.Equal(ts0.Add(500*time.Millisecond)) {
-			t.Errorf("%s: times %v %v", name, s.CreatedAt, s.LastActivityAt)
-		}
+		require.NoError(t, err)
+		assert.True(t, s.CreatedAt.Equal(ts0), "%s: times %v %v", name, s.CreatedAt, s.LastActivityAt)
+		assert.True(t, s.LastActivityAt.Equal(ts0.Add(500*time.Millisecond)), "%s: times %v %v", name, s.CreatedAt, s.LastActivityAt)
 		s.CreatedAt, s.LastActivityAt = time.Time{}, time.Time{}
-		if !reflect.DeepEqual(*s, want) {
-			t.Errorf("%s:\n got  %+v\n want %+v", name, *s, want)
-		}
+		assert.Equal(t, want, *s, "%s:\n got  %+v\n want %+v", name, *s, want)
 		// A wrapped reply is not unwrapped: all defaults.
 		srv.setHandler(reply(200, `{"session":{"session_id":"s1"}}`))
-		if s, err = call(); err != nil || s.SessionID != "" {
-			t.Errorf("%s wrapped: %+v %v", name, s, err)
+		s, err = call()
+		if assert.NoError(t, err, "%s wrapped", name) {
+			assert.Empty(t, s.SessionID, "%s wrapped: %+v", name, s)
 		}
 		srv.setHandler(reply(200, `{"total_calls":1.5}`))
 		_, err = call()

@@ -2,10 +2,12 @@ package agenttrust
 
 import (
 	"encoding/json"
-	"reflect"
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestTelemetryTimestampFormat(t *testing.T) {
@@ -22,25 +24,19 @@ func TestTelemetryTimestampFormat(t *testing.T) {
 	}
 	for _, tc := range cases {
 		b, err := json.Marshal(TelemetryEvent{EventType: EventToolEnd, ToolName: "t", Timestamp: tc.in})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := decodeMap(t, b)["timestamp"]; got != tc.want {
-			t.Errorf("%v: timestamp %v, want %s", tc.in, got, tc.want)
-		}
+		require.NoError(t, err)
+		got := decodeMap(t, b)["timestamp"]
+		assert.Equal(t, tc.want, got, "%v: timestamp %v, want %s", tc.in, got, tc.want)
 	}
 	// The zero time is filled with now.
 	before := time.Now().UTC().Truncate(time.Microsecond)
 	b, _ := json.Marshal(TelemetryEvent{EventType: EventToolStart, ToolName: "t"})
 	after := time.Now().UTC()
 	s := decodeMap(t, b)["timestamp"].(string)
-	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$`).MatchString(s) {
-		t.Fatalf("filled timestamp %q", s)
-	}
+	require.True(t, regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$`).MatchString(s), "filled timestamp %q", s)
 	got := parseTimestamp(s)
-	if got.Before(before) || got.After(after) {
-		t.Errorf("filled timestamp %v not within [%v, %v]", got, before, after)
-	}
+	assert.False(t, got.Before(before), "filled timestamp %v not within [%v, %v]", got, before, after)
+	assert.False(t, got.After(after), "filled timestamp %v not within [%v, %v]", got, before, after)
 }
 
 func TestTelemetryEventWire(t *testing.T) {
@@ -53,13 +49,12 @@ func TestTelemetryEventWire(t *testing.T) {
 		{EventType: EventToolEnd, ToolName: "search", DurationMs: &zero, Success: &tr, Timestamp: ts},
 		{EventType: EventToolError, ToolName: "search", DurationMs: &dur, Success: &f, Timestamp: ts, ErrorType: "ValueError"},
 	}})
-	if err != nil || res["accepted"] != true || res["events_processed"] != float64(3) {
-		t.Fatalf("%v %v", res, err)
-	}
+	require.NoError(t, err, "%v", res)
+	require.Equal(t, true, res["accepted"], "%v %v", res, err)
+	require.Equal(t, float64(3), res["events_processed"], "%v %v", res, err)
 	body := srv.only(t).Body
-	if got := keyOrder(t, body); !reflect.DeepEqual(got, []string{"agent_id", "session_id", "events"}) {
-		t.Errorf("top-level key order %v", got)
-	}
+	got := keyOrder(t, body)
+	assert.Equal(t, []string{"agent_id", "session_id", "events"}, got, "top-level key order %v", got)
 	var raw struct{ Events []json.RawMessage }
 	json.Unmarshal(body, &raw)
 	wantKeys := [][]string{
@@ -68,17 +63,16 @@ func TestTelemetryEventWire(t *testing.T) {
 		{"event_type", "tool_name", "duration_ms", "success", "timestamp", "error_type"},
 	}
 	for i, ev := range raw.Events {
-		if got := keyOrder(t, ev); !reflect.DeepEqual(got, wantKeys[i]) {
-			t.Errorf("event %d keys %v, want %v", i, got, wantKeys[i])
-		}
+		got := keyOrder(t, ev)
+		assert.Equal(t, wantKeys[i], got, "event %d keys %v, want %v", i, got, wantKeys[i])
 	}
 	ev := decodeMap(t, raw.Events[2])
-	if ev["success"] != false || ev["duration_ms"] != json.Number("40") || ev["error_type"] != "ValueError" {
-		t.Errorf("tool_error event %v", ev)
-	}
-	if ev := decodeMap(t, raw.Events[1]); ev["duration_ms"] != json.Number("0") || ev["success"] != true {
-		t.Errorf("zero duration and success true must be sent: %v", ev)
-	}
+	assert.Equal(t, false, ev["success"], "tool_error event %v", ev)
+	assert.Equal(t, json.Number("40"), ev["duration_ms"], "tool_error event %v", ev)
+	assert.Equal(t, "ValueError", ev["error_type"], "tool_error event %v", ev)
+	ev = decodeMap(t, raw.Events[1])
+	assert.Equal(t, json.Number("0"), ev["duration_ms"], "zero duration and success true must be sent: %v", ev)
+	assert.Equal(t, true, ev["success"], "zero duration and success true must be sent: %v", ev)
 	srv.setHandler(reply(200, `[]`))
 	_, err = c.Telemetry.Report(ctxT(t), TelemetryReportParams{AgentID: "a1"})
 	wantDecode(t, err)

@@ -3,13 +3,15 @@ package agenttrust
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -45,9 +47,7 @@ func newCacheRig(t *testing.T, ttl time.Duration, opts ...Option) (*Client, *rec
 func issue(t *testing.T, c *Client, p TokenIssueParams) *Token {
 	t.Helper()
 	tok, err := c.Tokens.Issue(ctxT(t), p)
-	if err != nil {
-		t.Fatalf("Issue(%+v): %v", p, err)
-	}
+	require.NoError(t, err, "Issue(%+v)", p)
 	return tok
 }
 
@@ -55,12 +55,9 @@ func TestCacheHit(t *testing.T) {
 	c, srv, _, _ := newCacheRig(t, 5*time.Minute)
 	a := issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"r", "w"}, TTLSeconds: 60})
 	b := issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"w", "r"}, TTLSeconds: 300}) // order and TTL irrelevant
-	if srv.count() != 1 || a.Token != b.Token {
-		t.Fatalf("%d requests; tokens %s %s", srv.count(), a, b)
-	}
-	if a == b {
-		t.Errorf("hit returned the same pointer")
-	}
+	require.Equal(t, 1, srv.count(), "%d requests; tokens %s %s", srv.count(), a, b)
+	require.Equal(t, b.Token, a.Token, "%d requests; tokens %s %s", srv.count(), a, b)
+	assert.NotSame(t, a, b, "hit returned the same pointer")
 }
 
 func TestCacheNearExpiry(t *testing.T) {
@@ -68,27 +65,22 @@ func TestCacheNearExpiry(t *testing.T) {
 	p := TokenIssueParams{AgentID: "a1"}
 	first := issue(t, c, p)
 	clk.Advance(5*time.Minute - 31*time.Second) // 31 s left: TTL 31 > 30, reused
-	if issue(t, c, p).Token != first.Token || srv.count() != 1 {
-		t.Fatalf("31 s left: re-issued")
-	}
+	require.Equal(t, first.Token, issue(t, c, p).Token, "31 s left: re-issued")
+	require.Equal(t, 1, srv.count(), "31 s left: re-issued")
 	clk.Advance(500 * time.Millisecond) // 30.5 s left: TTL() is 30, not > 30
 	second := issue(t, c, p)
-	if second.Token == first.Token || srv.count() != 2 {
-		t.Fatalf("30.5 s left: reused (requests %d)", srv.count())
-	}
+	require.NotEqual(t, first.Token, second.Token, "30.5 s left: reused (requests %d)", srv.count())
+	require.Equal(t, 2, srv.count(), "30.5 s left: reused (requests %d)", srv.count())
 	clk.Advance(10 * time.Minute) // the new one expired outright
-	if issue(t, c, p).Token == second.Token || srv.count() != 3 {
-		t.Fatalf("expired token reused")
-	}
+	require.NotEqual(t, second.Token, issue(t, c, p).Token, "expired token reused")
+	require.Equal(t, 3, srv.count(), "expired token reused")
 }
 
 func TestCacheShortLivedNotCached(t *testing.T) {
 	c, srv, _, _ := newCacheRig(t, 30*time.Second)
 	issue(t, c, TokenIssueParams{AgentID: "a1"})
 	issue(t, c, TokenIssueParams{AgentID: "a1"})
-	if srv.count() != 2 {
-		t.Errorf("a 30 s token was reused: %d requests", srv.count())
-	}
+	assert.Equal(t, 2, srv.count(), "a 30 s token was reused: %d requests", srv.count())
 }
 
 func TestCacheKeyParts(t *testing.T) {
@@ -110,70 +102,58 @@ func TestCacheKeyParts(t *testing.T) {
 	for i, p := range distinct {
 		tokens[issue(t, c, p).Token] = i
 	}
-	if len(tokens) != len(distinct) || srv.count() != len(distinct) {
-		t.Fatalf("%d distinct tokens for %d keys", len(tokens), len(distinct))
-	}
+	require.Len(t, tokens, len(distinct), "%d distinct tokens for %d keys", len(tokens), len(distinct))
+	require.Equal(t, len(distinct), srv.count(), "%d distinct tokens for %d keys", len(tokens), len(distinct))
 	// Every one is now a hit, whatever the scope order.
 	for i, p := range distinct {
 		p.Scopes = append([]string(nil), p.Scopes...)
 		for l, r := 0, len(p.Scopes)-1; l < r; l, r = l+1, r-1 {
 			p.Scopes[l], p.Scopes[r] = p.Scopes[r], p.Scopes[l]
 		}
-		if got := tokens[issue(t, c, p).Token]; got != i {
-			t.Errorf("key %d hit the entry of key %d", i, got)
-		}
+		got := tokens[issue(t, c, p).Token]
+		assert.Equal(t, i, got, "key %d hit the entry of key %d", i, got)
 	}
-	if srv.count() != len(distinct) {
-		t.Errorf("%d requests after all hits", srv.count())
-	}
-	if c.tokens.len() != len(distinct) {
-		t.Errorf("cache holds %d entries", c.tokens.len())
-	}
+	assert.Equal(t, len(distinct), srv.count(), "%d requests after all hits", srv.count())
+	assert.Equal(t, len(distinct), c.tokens.len(), "cache holds %d entries", c.tokens.len())
 }
 
 func TestCacheDoesNotReorderCallerScopes(t *testing.T) {
 	c, srv, _, _ := newCacheRig(t, 5*time.Minute)
 	scopes := []string{"w", "r", "a"}
 	issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: scopes})
-	if scopes[0] != "w" || scopes[1] != "r" || scopes[2] != "a" {
-		t.Errorf("caller's scopes reordered: %v", scopes)
-	}
-	assertBody(t, srv.only(t).Body, `{"agent_id":"a1","scopes":["w","r","a"],"ttl":300}`)
+	assert.Equal(t, "w", scopes[0], "caller's scopes reordered: %v", scopes)
+	assert.Equal(t, "r", scopes[1], "caller's scopes reordered: %v", scopes)
+	assert.Equal(t, "a", scopes[2], "caller's scopes reordered: %v", scopes)
+	assert.JSONEq(t, `{"agent_id":"a1","scopes":["w","r","a"],"ttl":300}`, string(srv.only(t).Body))
 }
 
 func TestCacheNoCache(t *testing.T) {
 	c, srv, _, _ := newCacheRig(t, 5*time.Minute)
 	p := TokenIssueParams{AgentID: "a1", NoCache: true}
 	a, b := issue(t, c, p), issue(t, c, p)
-	if srv.count() != 2 || a.Token == b.Token || c.tokens.len() != 0 {
-		t.Fatalf("NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
-	}
+	require.Equal(t, 2, srv.count(), "NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
+	require.NotEqual(t, b.Token, a.Token, "NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
+	require.Equal(t, 0, c.tokens.len(), "NoCache: %d requests, %d cached", srv.count(), c.tokens.len())
 	cached := issue(t, c, TokenIssueParams{AgentID: "a1"})
-	if srv.count() != 3 {
-		t.Fatal("NoCache wrote the cache")
-	}
-	if got := issue(t, c, p); got.Token == cached.Token || srv.count() != 4 {
-		t.Errorf("NoCache read the cache")
-	}
+	require.Equal(t, 3, srv.count(), "NoCache wrote the cache")
+	got := issue(t, c, p)
+	assert.NotEqual(t, cached.Token, got.Token, "NoCache read the cache")
+	assert.Equal(t, 4, srv.count(), "NoCache read the cache")
 }
 
 func TestCacheNoExpiryNotCached(t *testing.T) {
 	c, srv, _, _ := newCacheRig(t, 0)
 	issue(t, c, TokenIssueParams{AgentID: "a1"})
 	tok := issue(t, c, TokenIssueParams{AgentID: "a1"})
-	if srv.count() != 2 || c.tokens.len() != 0 {
-		t.Errorf("token without expires_at cached: %d requests", srv.count())
-	}
-	if tok.IsExpired() || tok.TTL() != 0 {
-		t.Errorf("unknown expiry: expired %v ttl %v", tok.IsExpired(), tok.TTL())
-	}
+	assert.Equal(t, 2, srv.count(), "token without expires_at cached: %d requests", srv.count())
+	assert.Equal(t, 0, c.tokens.len(), "token without expires_at cached: %d requests", srv.count())
+	assert.False(t, tok.IsExpired(), "unknown expiry: expired %v ttl %v", tok.IsExpired(), tok.TTL())
+	assert.EqualValues(t, 0, tok.TTL(), "unknown expiry: expired %v ttl %v", tok.IsExpired(), tok.TTL())
 	// A malformed expiry counts as none.
 	srv.setHandler(reply(200, `{"token":"at_m","expires_at":"soon"}`))
 	issue(t, c, TokenIssueParams{AgentID: "a2"})
 	issue(t, c, TokenIssueParams{AgentID: "a2"})
-	if srv.count() != 4 {
-		t.Errorf("malformed expiry cached")
-	}
+	assert.Equal(t, 4, srv.count(), "malformed expiry cached")
 }
 
 func TestCacheErrorsNotCached(t *testing.T) {
@@ -183,20 +163,14 @@ func TestCacheErrorsNotCached(t *testing.T) {
 	srv.setHandler(reply(500, `{"error":"down"}`))
 	other := TokenIssueParams{AgentID: "a2"}
 	for i := 0; i < 2; i++ {
-		if _, err := c.Tokens.Issue(ctxT(t), other); err == nil {
-			t.Fatal("no error")
-		}
+		_, err := c.Tokens.Issue(ctxT(t), other)
+		require.Error(t, err, "no error")
 	}
-	if srv.count() != 3 {
-		t.Errorf("error cached: %d requests", srv.count())
-	}
-	if issue(t, c, p).Token != good.Token {
-		t.Errorf("a failed issue disturbed other entries")
-	}
+	assert.Equal(t, 3, srv.count(), "error cached: %d requests", srv.count())
+	assert.Equal(t, good.Token, issue(t, c, p).Token, "a failed issue disturbed other entries")
 	srv.setHandler(is.handle)
-	if issue(t, c, other).Token == "" || srv.count() != 4 {
-		t.Errorf("recovery after error")
-	}
+	assert.NotEmpty(t, issue(t, c, other).Token, "recovery after error")
+	assert.Equal(t, 4, srv.count(), "recovery after error")
 }
 
 func TestCacheCollapsesConcurrentMisses(t *testing.T) {
@@ -204,17 +178,15 @@ func TestCacheCollapsesConcurrentMisses(t *testing.T) {
 	clk := newFakeClock(t0)
 	is := &issuer{clock: clk, ttl: 5 * time.Minute}
 	var c *Client
+	p := TokenIssueParams{AgentID: "a1", Scopes: []string{"r"}}
+	key := string(appendKey(nil, &p))
 	srv := newRecServer(t, func(w http.ResponseWriter, r *http.Request) {
 		// Answer only once every caller is waiting on the shared flight.
-		deadline := time.Now().Add(5 * time.Second)
-		for waiting.Load() < n && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		time.Sleep(20 * time.Millisecond) // let the last ones reach the flight
+		assert.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == n }, 5*time.Second, time.Millisecond,
+			"callers waiting on the flight")
 		is.handle(w, r)
 	})
 	c = newTestClient(t, srv.URL, withNow(clk.Now))
-	waiting.Store(0)
 	var wg sync.WaitGroup
 	toks := make([]*Token, n)
 	errs := make([]error, n)
@@ -222,25 +194,19 @@ func TestCacheCollapsesConcurrentMisses(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			waiting.Add(1)
-			toks[i], errs[i] = c.Tokens.Issue(context.Background(), TokenIssueParams{AgentID: "a1", Scopes: []string{"r"}})
+			toks[i], errs[i] = c.Tokens.Issue(context.Background(), p)
 		}(i)
 	}
 	wg.Wait()
-	if srv.count() != 1 {
-		t.Fatalf("%d issue requests for %d concurrent misses", srv.count(), n)
-	}
+	require.Equal(t, 1, srv.count(), "%d issue requests for %d concurrent misses", srv.count(), n)
 	for i := range toks {
-		if errs[i] != nil || toks[i].Token != toks[0].Token {
-			t.Fatalf("caller %d: %v %v", i, toks[i], errs[i])
-		}
-		if i > 0 && &toks[i].Scopes[0] == &toks[0].Scopes[0] {
-			t.Fatalf("callers share a Scopes array")
+		require.NoError(t, errs[i], "caller %d: %v", i, toks[i])
+		require.Equal(t, toks[0].Token, toks[i].Token, "caller %d: %v %v", i, toks[i], errs[i])
+		if i > 0 {
+			require.NotSame(t, &toks[0].Scopes[0], &toks[i].Scopes[0], "callers share a Scopes array")
 		}
 	}
 }
-
-var waiting atomic.Int32
 
 func TestCacheWaiterCancel(t *testing.T) {
 	clk := newFakeClock(t0)
@@ -252,6 +218,7 @@ func TestCacheWaiterCancel(t *testing.T) {
 		<-release
 		is.handle(w, r)
 	})
+	open := releaser(t, release)
 	c := newTestClient(t, srv.URL, withNow(clk.Now))
 	p := TokenIssueParams{AgentID: "a1"}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -262,25 +229,22 @@ func TestCacheWaiterCancel(t *testing.T) {
 	go func() { defer wg.Done(); _, cancelledErr = c.Tokens.Issue(ctx, p) }() // starts the flight
 	<-arrived
 	go func() { defer wg.Done(); other, otherErr = c.Tokens.Issue(context.Background(), p) }()
-	time.Sleep(20 * time.Millisecond)
+	key := string(appendKey(nil, &p))
+	require.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == 2 }, 5*time.Second, time.Millisecond,
+		"the second caller joins the flight")
 	cancel()
-	time.Sleep(20 * time.Millisecond)
-	close(release)
+	require.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == 1 }, 5*time.Second, time.Millisecond,
+		"the cancelled caller leaves the flight")
+	open()
 	wg.Wait()
 	wantNetwork(t, cancelledErr)
-	if !errors.Is(cancelledErr, context.Canceled) {
-		t.Errorf("waiter error %v does not wrap Canceled", cancelledErr)
-	}
-	if otherErr != nil || other.Token == "" {
-		t.Fatalf("the other waiter: %v %v", other, otherErr)
-	}
-	if srv.count() != 1 {
-		t.Errorf("%d requests", srv.count())
-	}
+	assert.ErrorIs(t, cancelledErr, context.Canceled, "waiter error %v does not wrap Canceled", cancelledErr)
+	require.NoError(t, otherErr, "the other waiter: %v", other)
+	require.NotEmpty(t, other.Token, "the other waiter: %v %v", other, otherErr)
+	assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
 	// The shared fetch was not cancelled with the first caller: it was cached.
-	if issue(t, c, p).Token != other.Token || srv.count() != 1 {
-		t.Errorf("shared result not cached")
-	}
+	assert.Equal(t, other.Token, issue(t, c, p).Token, "shared result not cached")
+	assert.Equal(t, 1, srv.count(), "shared result not cached")
 }
 
 func TestCacheWaitersShareError(t *testing.T) {
@@ -290,27 +254,27 @@ func TestCacheWaitersShareError(t *testing.T) {
 		w.WriteHeader(403)
 		w.Write([]byte(`{"error":"no"}`))
 	})
+	open := releaser(t, release)
 	c := newTestClient(t, srv.URL)
+	p := TokenIssueParams{AgentID: "a"}
+	key := string(appendKey(nil, &p))
 	var wg sync.WaitGroup
 	errs := make([]error, 5)
 	for i := range errs {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, errs[i] = c.Tokens.Issue(context.Background(), TokenIssueParams{AgentID: "a"})
+			_, errs[i] = c.Tokens.Issue(context.Background(), p)
 		}(i)
 	}
-	time.Sleep(30 * time.Millisecond)
-	close(release)
+	require.Eventually(t, func() bool { return c.tokens.flights.Waiters(key) == len(errs) }, 5*time.Second, time.Millisecond,
+		"every caller waits on the flight")
+	open()
 	wg.Wait()
 	for _, err := range errs {
-		if !errors.Is(err, ErrAuthorization) {
-			t.Errorf("waiter got %v", err)
-		}
+		assert.ErrorIs(t, err, ErrAuthorization, "waiter got %v", err)
 	}
-	if srv.count() != 1 {
-		t.Errorf("%d requests", srv.count())
-	}
+	assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
 }
 
 func TestCacheEvictionByRevoke(t *testing.T) {
@@ -330,43 +294,21 @@ func TestCacheEvictionByRevoke(t *testing.T) {
 
 	// A failed revoke leaves the cache alone.
 	srv.setHandler(reply(500, ""))
-	if err := c.Tokens.Revoke(ctxT(t), a1.Token, ""); err == nil {
-		t.Fatal("no error")
-	}
-	if err := c.Agents.Revoke(ctxT(t), "a2", ""); err == nil {
-		t.Fatal("no error")
-	}
-	if c.tokens.len() != 3 {
-		t.Fatalf("failed revoke evicted: %d entries", c.tokens.len())
-	}
+	require.Error(t, c.Tokens.Revoke(ctxT(t), a1.Token, ""), "no error")
+	require.Error(t, c.Agents.Revoke(ctxT(t), "a2", ""), "no error")
+	require.Equal(t, 3, c.tokens.len(), "failed revoke evicted: %d entries", c.tokens.len())
 	srv.setHandler(route)
-	if err := c.Tokens.Revoke(ctxT(t), a1.Token, ""); err != nil {
-		t.Fatal(err)
-	}
-	if c.tokens.len() != 2 {
-		t.Fatalf("token revoke: %d entries", c.tokens.len())
-	}
-	if issue(t, c, TokenIssueParams{AgentID: "a1"}).Token == a1.Token {
-		t.Errorf("revoked token served from cache")
-	}
-	if err := c.Agents.Revoke(ctxT(t), "a1", ""); err != nil {
-		t.Fatal(err)
-	}
-	if issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"x"}}).Token == a1s.Token {
-		t.Errorf("revoked agent's token served from cache")
-	}
-	if issue(t, c, TokenIssueParams{AgentID: "a2"}).Token != a2.Token {
-		t.Errorf("another agent's token evicted")
-	}
+	require.NoError(t, c.Tokens.Revoke(ctxT(t), a1.Token, ""))
+	require.Equal(t, 2, c.tokens.len(), "token revoke: %d entries", c.tokens.len())
+	assert.NotEqual(t, a1.Token, issue(t, c, TokenIssueParams{AgentID: "a1"}).Token, "revoked token served from cache")
+	require.NoError(t, c.Agents.Revoke(ctxT(t), "a1", ""))
+	assert.NotEqual(t, a1s.Token, issue(t, c, TokenIssueParams{AgentID: "a1", Scopes: []string{"x"}}).Token, "revoked agent's token served from cache")
+	assert.Equal(t, a2.Token, issue(t, c, TokenIssueParams{AgentID: "a2"}).Token, "another agent's token evicted")
 	c.Tokens.ClearCache()
-	if c.tokens.len() != 0 {
-		t.Errorf("ClearCache left %d", c.tokens.len())
-	}
+	assert.Equal(t, 0, c.tokens.len(), "ClearCache left %d", c.tokens.len())
 	issue(t, c, TokenIssueParams{AgentID: "a2"})
 	c.SetAPIKey("sk_live_other")
-	if c.tokens.len() != 0 {
-		t.Errorf("SetAPIKey left %d entries", c.tokens.len())
-	}
+	assert.Equal(t, 0, c.tokens.len(), "SetAPIKey left %d entries", c.tokens.len())
 }
 
 func TestCacheRevokeDuringFlightDoesNotResurrect(t *testing.T) {
@@ -385,9 +327,7 @@ func TestCacheRevokeDuringFlightDoesNotResurrect(t *testing.T) {
 	c.SetAPIKey("sk_new") // the token being fetched belongs to the old key
 	close(release)
 	<-done
-	if c.tokens.len() != 0 {
-		t.Errorf("a fetch that raced an eviction was cached")
-	}
+	assert.Equal(t, 0, c.tokens.len(), "a fetch that raced an eviction was cached")
 }
 
 func TestCacheBoundedEvictsSoonest(t *testing.T) {
@@ -403,20 +343,14 @@ func TestCacheBoundedEvictsSoonest(t *testing.T) {
 	for _, id := range []string{"a", "b", "c", "d"} {
 		issue(t, c, TokenIssueParams{AgentID: id})
 	}
-	if c.tokens.len() != 3 {
-		t.Fatalf("%d entries, max 3", c.tokens.len())
-	}
+	require.Equal(t, 3, c.tokens.len(), "%d entries, max 3", c.tokens.len())
 	srv.clear()
 	for _, id := range []string{"a", "c", "d"} {
 		issue(t, c, TokenIssueParams{AgentID: id})
 	}
-	if srv.count() != 0 {
-		t.Errorf("a longer-lived entry was evicted")
-	}
+	assert.Equal(t, 0, srv.count(), "a longer-lived entry was evicted")
 	issue(t, c, TokenIssueParams{AgentID: "b"})
-	if srv.count() != 1 {
-		t.Errorf("the soonest-expiring entry was kept")
-	}
+	assert.Equal(t, 1, srv.count(), "the soonest-expiring entry was kept")
 	// Expired entries go first: after 6 minutes c (5 min) is dead, d (7 min)
 	// has 60 s left, a has 4 min; inserting "e" drops c, not the soonest live.
 	ttls["e"] = time.Hour
@@ -425,9 +359,7 @@ func TestCacheBoundedEvictsSoonest(t *testing.T) {
 	srv.clear()
 	issue(t, c, TokenIssueParams{AgentID: "d"})
 	issue(t, c, TokenIssueParams{AgentID: "a"})
-	if srv.count() != 0 {
-		t.Errorf("live entries evicted before expired ones (%d re-issued)", srv.count())
-	}
+	assert.Equal(t, 0, srv.count(), "live entries evicted before expired ones (%d re-issued)", srv.count())
 }
 
 func TestCacheCopiesAreIndependent(t *testing.T) {
@@ -442,16 +374,12 @@ func TestCacheCopiesAreIndependent(t *testing.T) {
 		a.Audience[0] = "MUTATED"
 		a.Scopes = append(a.Scopes, "more")
 		b := issue(t, c, TokenIssueParams{AgentID: "a1"})
-		if b.Scopes[0] != scopes[0] || len(b.Scopes) != len(scopes) || b.Audience[0] != "svc" {
-			t.Errorf("mutating a returned token changed the cache: %v %v", b.Scopes, b.Audience)
-		}
+		assert.Equal(t, scopes[0], b.Scopes[0], "mutating a returned token changed the cache: %v %v", b.Scopes, b.Audience)
+		require.Len(t, b.Scopes, len(scopes), "mutating a returned token changed the cache: %v %v", b.Scopes, b.Audience)
+		assert.Equal(t, "svc", b.Audience[0], "mutating a returned token changed the cache: %v %v", b.Scopes, b.Audience)
 		b.Scopes = append(b.Scopes, "x")
 		b2 := issue(t, c, TokenIssueParams{AgentID: "a1"})
-		if len(b2.Scopes) != len(scopes) {
-			t.Errorf("append leaked into the cache: %v", b2.Scopes)
-		}
-		if srv.count() != 1 {
-			t.Errorf("%d requests", srv.count())
-		}
+		assert.Len(t, b2.Scopes, len(scopes), "append leaked into the cache: %v", b2.Scopes)
+		assert.Equal(t, 1, srv.count(), "%d requests", srv.count())
 	}
 }

@@ -1,9 +1,11 @@
 package agenttrust
 
 import (
-	"reflect"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestTokenDecoding(t *testing.T) {
@@ -31,19 +33,18 @@ func TestTokenDecoding(t *testing.T) {
 	for _, tc := range cases {
 		srv.setHandler(reply(200, tc.body))
 		tok, err := c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: "a", NoCache: true})
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if tok.Token != tc.token || tok.TokenID != tc.id || tok.AgentID != tc.agent || !reflect.DeepEqual(tok.Scopes, tc.scopes) ||
-			!tok.ExpiresAt.Equal(tc.expires) {
-			t.Errorf("%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
-		}
+		require.NoError(t, err, "%s", tc.name)
+		assert.Equal(t, tc.token, tok.Token, "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
+		assert.Equal(t, tc.id, tok.TokenID, "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
+		assert.Equal(t, tc.agent, tok.AgentID, "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
+		assert.Equal(t, tc.scopes, tok.Scopes, "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
+		assert.True(t, tok.ExpiresAt.Equal(tc.expires), "%s: got %q %q %q %#v %v", tc.name, tok.Token, tok.TokenID, tok.AgentID, tok.Scopes, tok.ExpiresAt)
 		if tc.issuedNow {
-			if tok.IssuedAt.Before(before) || tok.IssuedAt.After(time.Now().Add(time.Second)) || tok.IssuedAt.Location() != time.UTC {
-				t.Errorf("%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)
-			}
-		} else if !tok.IssuedAt.Equal(tc.issued) {
-			t.Errorf("%s: IssuedAt %v, want %v", tc.name, tok.IssuedAt, tc.issued)
+			assert.False(t, tok.IssuedAt.Before(before), "%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)
+			assert.False(t, tok.IssuedAt.After(time.Now().Add(time.Second)), "%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)
+			assert.Same(t, time.UTC, tok.IssuedAt.Location(), "%s: IssuedAt %v, want now in UTC", tc.name, tok.IssuedAt)
+		} else {
+			assert.True(t, tok.IssuedAt.Equal(tc.issued), "%s: IssuedAt %v, want %v", tc.name, tok.IssuedAt, tc.issued)
 		}
 	}
 	for _, body := range []string{`{"token":5}`, `{"scopes":"r"}`, `{"agent_id":[]}`, `[]`, `{"token_id":1}`} {
@@ -58,19 +59,23 @@ func TestIntrospectionDecoding(t *testing.T) {
 	c := newTestClient(t, srv.URL)
 	srv.setHandler(reply(200, `{"active":true,"agent_id":"a1","org_id":"o1","scopes":["read"],"expires_at":"2026-03-01T10:00:00Z","valid":false,"scope":["x"]}`))
 	r, err := c.Tokens.Introspect(ctxT(t), TokenIntrospectParams{Token: "at_x"})
-	if err != nil || !r.Active || r.AgentID != "a1" || r.OrgID != "o1" || !reflect.DeepEqual(r.Scopes, []string{"read"}) || !r.ExpiresAt.Equal(ts0) {
-		t.Errorf("%+v %v", r, err)
-	}
+	require.NoError(t, err, "%+v", r)
+	assert.True(t, r.Active, "%+v %v", r, err)
+	assert.Equal(t, "a1", r.AgentID, "%+v %v", r, err)
+	assert.Equal(t, "o1", r.OrgID, "%+v %v", r, err)
+	assert.Equal(t, []string{"read"}, r.Scopes, "%+v %v", r, err)
+	assert.True(t, r.ExpiresAt.Equal(ts0), "%+v %v", r, err)
 	srv.setHandler(reply(200, `{"active":false,"reasoning":"token revoked","expires_at":"nope"}`))
 	r, err = c.Tokens.Verify(ctxT(t), TokenIntrospectParams{Token: "at_x"})
-	if err != nil || r.Active || r.Reasoning != "token revoked" || !r.ExpiresAt.IsZero() {
-		t.Errorf("%+v %v", r, err)
-	}
+	require.NoError(t, err, "%+v", r)
+	assert.False(t, r.Active, "%+v %v", r, err)
+	assert.Equal(t, "token revoked", r.Reasoning, "%+v %v", r, err)
+	assert.True(t, r.ExpiresAt.IsZero(), "%+v %v", r, err)
 	srv.setHandler(reply(200, `{"valid":true,"scope":["x"]}`)) // no fallbacks for introspection
 	r, err = c.Tokens.Introspect(ctxT(t), TokenIntrospectParams{Token: "at_x"})
-	if err != nil || r.Active || len(r.Scopes) != 0 {
-		t.Errorf("%+v %v", r, err)
-	}
+	require.NoError(t, err, "%+v", r)
+	assert.False(t, r.Active, "%+v %v", r, err)
+	assert.Empty(t, r.Scopes, "%+v %v", r, err)
 	for _, body := range []string{`{"active":"yes"}`, `{"scopes":"r"}`, `[]`} {
 		srv.setHandler(reply(200, body))
 		_, err := c.Tokens.Introspect(ctxT(t), TokenIntrospectParams{Token: "at_x"})
@@ -89,12 +94,9 @@ func TestTokenIssuedAtUsesClientClock(t *testing.T) {
 		srv.setHandler(reply(200, `{`+issued+`"token":"at_x","expires_at":"`+exp+`"}`))
 		for _, noCache := range []bool{true, false} {
 			tok, err := c.Tokens.Issue(ctxT(t), TokenIssueParams{AgentID: "a" + string(rune('0'+i)), NoCache: noCache})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tok.IssuedAt.Equal(clock.Now()) || tok.IssuedAt.Location() != time.UTC {
-				t.Errorf("%q (no cache %v): IssuedAt %v, want the client clock's %v in UTC", issued, noCache, tok.IssuedAt, clock.Now().UTC())
-			}
+			require.NoError(t, err)
+			assert.True(t, tok.IssuedAt.Equal(clock.Now()), "%q (no cache %v): IssuedAt %v, want the client clock's %v", issued, noCache, tok.IssuedAt, clock.Now().UTC())
+			assert.Same(t, time.UTC, tok.IssuedAt.Location(), "%q (no cache %v): IssuedAt %v, want UTC", issued, noCache, tok.IssuedAt)
 		}
 	}
 }

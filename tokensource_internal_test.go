@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func newSourceRig(t testing.TB, p TokenIssueParams) (*TokenSource, *recServer, *fakeClock, *Client) {
@@ -14,18 +17,14 @@ func newSourceRig(t testing.TB, p TokenIssueParams) (*TokenSource, *recServer, *
 	srv := newRecServer(t, is.handle)
 	c := newTestClient(t, srv.URL, withNow(clk.Now))
 	src, err := c.Tokens.NewSource(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return src, srv, clk, c
 }
 
 func sourceToken(t *testing.T, src *TokenSource) string {
 	t.Helper()
 	tok, err := src.Token(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return tok
 }
 
@@ -37,28 +36,23 @@ func TestTokenSourceRefresh(t *testing.T) {
 	first := sourceToken(t, src)
 	scopes[0] = "changed" // the source keeps its own copy
 	clk.Advance(5*time.Minute - 31*time.Second)
-	if tok := sourceToken(t, src); tok != first || srv.count() != 1 {
-		t.Fatalf("with 31 s left: %d issued", srv.count())
-	}
+	tok := sourceToken(t, src)
+	require.Equal(t, first, tok, "with 31 s left: %d issued", srv.count())
+	require.Equal(t, 1, srv.count(), "with 31 s left: %d issued", srv.count())
 	clk.Advance(time.Second)
 	second := sourceToken(t, src)
-	if second == first || srv.count() != 2 {
-		t.Fatalf("with 30 s left: token reused (%d issued)", srv.count())
-	}
-	if sent := decodeMap(t, srv.requests()[1].Body)["scopes"]; len(sent.([]any)) != 2 || sent.([]any)[0] != "b" {
-		t.Errorf("scopes sent: %v", sent)
-	}
+	require.NotEqual(t, first, second, "with 30 s left: token reused (%d issued)", srv.count())
+	require.Equal(t, 2, srv.count(), "with 30 s left: token reused (%d issued)", srv.count())
+	sent := decodeMap(t, srv.requests()[1].Body)["scopes"]
+	require.Len(t, sent.([]any), 2, "scopes sent: %v", sent)
+	assert.Equal(t, "b", sent.([]any)[0], "scopes sent: %v", sent)
 	c.Tokens.ClearCache()
-	if tok := sourceToken(t, src); tok == second || srv.count() != 3 {
-		t.Errorf("ClearCache not followed (%d issued)", srv.count())
-	}
-	if err := c.Tokens.Revoke(ctxT(t), sourceToken(t, src), ""); err != nil {
-		t.Fatal(err)
-	}
+	tok = sourceToken(t, src)
+	assert.NotEqual(t, second, tok, "ClearCache not followed (%d issued)", srv.count())
+	assert.Equal(t, 3, srv.count(), "ClearCache not followed (%d issued)", srv.count())
+	require.NoError(t, c.Tokens.Revoke(ctxT(t), sourceToken(t, src), ""))
 	sourceToken(t, src)
-	if srv.count() != 5 { // 3 issues, a revoke, an issue
-		t.Errorf("Revoke not followed: %d requests", srv.count())
-	}
+	assert.Equal(t, 5, srv.count(), "Revoke not followed: 3 issues, a revoke, an issue")
 }
 
 // A cache hit allocates nothing, for the token and for the bearer value.
@@ -66,12 +60,10 @@ func TestTokenSourceHitAllocs(t *testing.T) {
 	src, _, _, _ := newSourceRig(t, TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"})
 	ctx := context.Background()
 	sourceToken(t, src)
-	if n := testing.AllocsPerRun(200, func() { _, _ = src.Token(ctx) }); n != 0 {
-		t.Errorf("Token on a hit: %v allocations", n)
-	}
-	if n := testing.AllocsPerRun(200, func() { _, _ = src.bearer(ctx) }); n != 0 {
-		t.Errorf("bearer on a hit: %v allocations", n)
-	}
+	n := testing.AllocsPerRun(200, func() { _, _ = src.Token(ctx) })
+	assert.Equal(t, 0.0, n, "Token on a hit: %v allocations", n)
+	n = testing.AllocsPerRun(200, func() { _, _ = src.bearer(ctx) })
+	assert.Equal(t, 0.0, n, "bearer on a hit: %v allocations", n)
 }
 
 // The transport allocates no more than cloning the request and setting the
@@ -95,15 +87,12 @@ func TestTokenTransportAllocs(t *testing.T) {
 	})
 	tr := src.Transport(base)
 	got := testing.AllocsPerRun(100, func() { _, _ = tr.RoundTrip(req) })
-	if got > baseline {
-		t.Errorf("the transport allocates %v per request, a clone and a header set %v", got, baseline)
-	}
-	if sent == req || sent.Header.Get("Authorization") != bearer || sent.Header.Get("Accept") != "application/json" {
-		t.Errorf("sent headers %v", sent.Header)
-	}
-	if len(req.Header) != 2 || req.Header.Get("Authorization") != "" {
-		t.Errorf("the caller's request was modified: %v", req.Header)
-	}
+	assert.LessOrEqual(t, got, baseline, "the transport allocates %v per request, a clone and a header set %v", got, baseline)
+	assert.NotSame(t, req, sent, "the caller's request was sent, not a clone")
+	assert.Equal(t, bearer, sent.Header.Get("Authorization"), "sent headers %v", sent.Header)
+	assert.Equal(t, "application/json", sent.Header.Get("Accept"), "sent headers %v", sent.Header)
+	require.Len(t, req.Header, 2, "the caller's request was modified: %v", req.Header)
+	assert.Empty(t, req.Header.Get("Authorization"), "the caller's request was modified: %v", req.Header)
 }
 
 // BenchmarkTokenSourceHit compares the bearer lookup of a source with a
@@ -113,28 +102,23 @@ func BenchmarkTokenSourceHit(b *testing.B) {
 	p := TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"}
 	src, srv, _, c := newSourceRig(b, p)
 	ctx := context.Background()
-	if _, err := src.Token(ctx); err != nil {
-		b.Fatal(err)
-	}
+	_, err := src.Token(ctx)
+	require.NoError(b, err)
 	b.Run("issue", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := c.Tokens.Issue(ctx, p); err != nil {
-				b.Fatal(err)
-			}
+			_, err := c.Tokens.Issue(ctx, p)
+			require.NoError(b, err)
 		}
 	})
 	b.Run("source", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := src.Token(ctx); err != nil {
-				b.Fatal(err)
-			}
+			_, err := src.Token(ctx)
+			require.NoError(b, err)
 		}
 	})
-	if srv.count() != 1 {
-		b.Fatalf("%d issue requests", srv.count())
-	}
+	require.Equal(b, 1, srv.count(), "%d issue requests", srv.count())
 }
 
 // okTransport answers every request with one shared response, so that a
@@ -150,9 +134,7 @@ func BenchmarkTokenTransport(b *testing.B) {
 	src, _, _, _ := newSourceRig(b, TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"})
 	ctx := context.Background()
 	bearer, err := src.bearer(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	base := okTransport{resp: &http.Response{StatusCode: http.StatusOK}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://tool.example/call", http.NoBody)
 	req.Header.Set("Content-Type", "application/json")
@@ -163,18 +145,16 @@ func BenchmarkTokenTransport(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			r := req.Clone(req.Context())
 			r.Header.Set("Authorization", bearer)
-			if _, err := base.RoundTrip(r); err != nil {
-				b.Fatal(err)
-			}
+			_, err := base.RoundTrip(r)
+			require.NoError(b, err)
 		}
 	})
 	tr := src.Transport(base)
 	b.Run("transport", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := tr.RoundTrip(req); err != nil {
-				b.Fatal(err)
-			}
+			_, err := tr.RoundTrip(req)
+			require.NoError(b, err)
 		}
 	})
 }

@@ -3,7 +3,6 @@ package agenttrust_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,8 @@ import (
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
 	"github.com/agenttrustid/agenttrust-go/tokenauth"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // toolRig is an agent and a tool provider protected by RequireToken, both on
@@ -41,9 +42,7 @@ func newToolRig(t *testing.T) *toolRig {
 	var err error
 	r.client, err = agenttrust.New(agenttrust.WithBaseURL(r.gw.URL()), agenttrust.WithAuthURL(r.gw.AuthURL()),
 		agenttrust.WithAPIKey(r.gw.APIKey()), agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { r.client.Close() })
 	r.agentID = r.gw.CreateAgent("reader", "files:read")
 	tool := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -59,9 +58,7 @@ func newToolRig(t *testing.T) *toolRig {
 	}))
 	t.Cleanup(r.tool.Close)
 	r.src, err = r.client.Tokens.NewSource(agenttrust.TokenIssueParams{AgentID: r.agentID, Scopes: []string{"files:read"}, Target: "files"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
 	r.http = &http.Client{Transport: r.src.Transport(base)}
@@ -71,9 +68,7 @@ func newToolRig(t *testing.T) *toolRig {
 func (r *toolRig) get(t *testing.T, req *http.Request) (int, string) {
 	t.Helper()
 	resp, err := r.http.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
@@ -99,30 +94,24 @@ func TestTokenTransportPresentsCachedToken(t *testing.T) {
 		req.Header.Set("Authorization", "Basic c29tZW9uZTplbHNl") // replaced, in the copy only
 		req.Header["X-Nil"] = nil
 		code, body := r.get(t, req)
-		if code != http.StatusOK || body != "hello "+r.agentID {
-			t.Fatalf("request %d: %d %q", i, code, body)
-		}
-		if got := req.Header.Get("Authorization"); got != "Basic c29tZW9uZTplbHNl" || len(req.Header) != 2 {
-			t.Fatalf("the caller's request was modified: %v", req.Header)
-		}
+		require.Equal(t, http.StatusOK, code, "request %d: %d %q", i, code, body)
+		require.Equal(t, "hello "+r.agentID, body, "request %d: %d %q", i, code, body)
+		got := req.Header.Get("Authorization")
+		require.Equal(t, "Basic c29tZW9uZTplbHNl", got, "the caller's request was modified: %v", req.Header)
+		require.Len(t, req.Header, 2, "the caller's request was modified: %v", req.Header)
 	}
-	if n := r.issued(); n != 1 {
-		t.Errorf("%d tokens issued for 3 requests, want 1", n)
-	}
+	n := r.issued()
+	assert.Equal(t, 1, n, "%d tokens issued for 3 requests, want 1", n)
 	tok, err := r.src.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i, s := range r.seen {
-		if s != "Bearer "+tok {
-			t.Errorf("request %d carried %q", i, s)
-		}
+		assert.Equal(t, "Bearer "+tok, s, "request %d carried %q", i, s)
 	}
 	// The source shares the cache of Tokens.Issue.
 	same, err := r.client.Tokens.Issue(context.Background(), agenttrust.TokenIssueParams{AgentID: r.agentID, Scopes: []string{"files:read"}, Target: "files"})
-	if err != nil || same.Token != tok || r.issued() != 1 {
-		t.Errorf("Tokens.Issue with the same params: %v, %d issued", err, r.issued())
-	}
+	require.NoError(t, err, "Tokens.Issue with the same params: %v, %d issued", err, r.issued())
+	assert.Equal(t, tok, same.Token, "Tokens.Issue with the same params: %v, %d issued", err, r.issued())
+	assert.Equal(t, 1, r.issued(), "Tokens.Issue with the same params: %v, %d issued", err, r.issued())
 }
 
 // A token revoked behind the client's back is answered 401 once; the
@@ -134,27 +123,20 @@ func TestTokenTransportDropsRejectedToken(t *testing.T) {
 		code, _ := r.get(t, req)
 		return code
 	}
-	if c := get(); c != http.StatusOK {
-		t.Fatalf("status %d", c)
-	}
+	c := get()
+	require.Equal(t, http.StatusOK, c, "status %d", c)
 	old, _ := r.src.Token(context.Background())
 	other, err := agenttrust.New(agenttrust.WithBaseURL(r.gw.URL()), agenttrust.WithAuthURL(r.gw.AuthURL()), agenttrust.WithAPIKey(r.gw.APIKey()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer other.Close()
-	if err := other.Tokens.Revoke(context.Background(), old, ""); err != nil {
-		t.Fatal(err)
-	}
-	if c := get(); c != http.StatusUnauthorized {
-		t.Fatalf("revoked token: status %d, want 401", c)
-	}
-	if c := get(); c != http.StatusOK {
-		t.Fatalf("after the 401: status %d, want 200 with a new token", c)
-	}
-	if now, _ := r.src.Token(context.Background()); now == old || r.issued() != 2 {
-		t.Errorf("token not replaced (%d issued)", r.issued())
-	}
+	require.NoError(t, other.Tokens.Revoke(context.Background(), old, ""))
+	c = get()
+	require.Equal(t, http.StatusUnauthorized, c, "revoked token: status %d, want 401", c)
+	c = get()
+	require.Equal(t, http.StatusOK, c, "after the 401: status %d, want 200 with a new token", c)
+	now, _ := r.src.Token(context.Background())
+	assert.NotEqual(t, old, now, "token not replaced (%d issued)", r.issued())
+	assert.Equal(t, 2, r.issued(), "token not replaced (%d issued)", r.issued())
 }
 
 // A redirect to the same host keeps the token; one to another host is
@@ -173,12 +155,10 @@ func TestTokenTransportRedirects(t *testing.T) {
 	defer redirector.Close()
 
 	req, _ := http.NewRequest(http.MethodGet, redirector.URL, nil)
-	if code, _ := r.get(t, req); code != http.StatusOK {
-		t.Fatalf("status %d", code)
-	}
-	if got := elsewhere.Load().(string); got != "" {
-		t.Fatalf("another host received Authorization %q", got)
-	}
+	code, _ := r.get(t, req)
+	require.Equal(t, http.StatusOK, code, "status %d", code)
+	got := elsewhere.Load().(string)
+	require.Empty(t, got, "another host received Authorization %q", got)
 
 	// Same host: the tool redirects to itself.
 	mux := http.NewServeMux()
@@ -190,9 +170,9 @@ func TestTokenTransportRedirects(t *testing.T) {
 	defer self.Close()
 	req, _ = http.NewRequest(http.MethodGet, self.URL+"/old", nil)
 	tok, _ := r.src.Token(context.Background())
-	if code, body := r.get(t, req); code != http.StatusOK || body != "Bearer "+tok {
-		t.Fatalf("same-host redirect: %d, token kept: %v", code, body == "Bearer "+tok)
-	}
+	code, body := r.get(t, req)
+	require.Equal(t, http.StatusOK, code, "same-host redirect: %d, token kept: %v", code, body == "Bearer "+tok)
+	require.Equal(t, "Bearer "+tok, body, "same-host redirect: %d, token kept: %v", code, body == "Bearer "+tok)
 }
 
 type closeRecorder struct {
@@ -206,37 +186,26 @@ func (c *closeRecorder) Close() error { c.closed.Store(true); return nil }
 // SDK's typed error reaches the caller through http.Client.
 func TestTokenTransportGatewayDown(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	refused := "http://" + l.Addr().String()
 	l.Close()
 	client, err := agenttrust.New(agenttrust.WithBaseURL(refused), agenttrust.WithAuthURL(refused),
 		agenttrust.WithRetryPolicy(agenttrust.RetryPolicy{}), agenttrust.WithAPIKey("ak_test"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer client.Close()
 	var hits atomic.Int32
 	tool := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
 	defer tool.Close()
 	src, err := client.Tokens.NewSource(agenttrust.TokenIssueParams{AgentID: "a1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body := &closeRecorder{Reader: strings.NewReader("payload")}
 	req, _ := http.NewRequest(http.MethodPost, tool.URL, body)
 	_, err = (&http.Client{Transport: src.Transport(nil)}).Do(req)
-	if !errors.Is(err, agenttrust.ErrNetwork) {
-		t.Fatalf("got %v, want a network error", err)
-	}
+	require.ErrorIs(t, err, agenttrust.ErrNetwork, "got %v, want a network error", err)
 	var ate *agenttrust.AgentTrustError
-	if !errors.As(err, &ate) {
-		t.Errorf("%T is not an *AgentTrustError", err)
-	}
-	if !body.closed.Load() || hits.Load() != 0 {
-		t.Errorf("body closed %v, tool hits %d; want true and 0", body.closed.Load(), hits.Load())
-	}
+	assert.ErrorAs(t, err, &ate, "%T is not an *AgentTrustError", err)
+	assert.True(t, body.closed.Load(), "body closed %v, tool hits %d; want true and 0", body.closed.Load(), hits.Load())
+	assert.EqualValues(t, 0, hits.Load(), "body closed %v, tool hits %d; want true and 0", body.closed.Load(), hits.Load())
 }
 
 // Concurrent first requests share one issue request; a caller whose
@@ -255,45 +224,36 @@ func TestTokenSourceConcurrentAndCancelled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := r.src.Token(ctx); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, agenttrust.ErrNetwork) {
-		t.Errorf("cancelled caller: %v", err)
-	}
-	if d := time.Since(start); d > 250*time.Millisecond {
-		t.Errorf("the cancelled caller waited %v", d)
-	}
+	_, err := r.src.Token(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "cancelled caller: %v", err)
+	assert.ErrorIs(t, err, agenttrust.ErrNetwork, "cancelled caller: %v", err)
+	d := time.Since(start)
+	assert.LessOrEqual(t, d, 250*time.Millisecond, "the cancelled caller waited %v", d)
 	wg.Wait()
 	for i := range toks {
-		if errs[i] != nil || toks[i] != toks[0] || !strings.HasPrefix(toks[i], "at_") {
-			t.Fatalf("caller %d: %v", i, errs[i])
-		}
+		require.NoError(t, errs[i], "caller %d", i)
+		require.Equal(t, toks[0], toks[i], "caller %d: %v", i, errs[i])
+		require.True(t, strings.HasPrefix(toks[i], "at_"), "caller %d: %v", i, errs[i])
 	}
-	if r.issued() != 1 {
-		t.Errorf("%d issue requests, want 1", r.issued())
-	}
+	assert.Equal(t, 1, r.issued(), "%d issue requests, want 1", r.issued())
 }
 
 func TestTokenSourceValidation(t *testing.T) {
 	c, err := agenttrust.New(agenttrust.WithBaseURL("http://127.0.0.1:1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	for name, p := range map[string]agenttrust.TokenIssueParams{
 		"no agent": {Scopes: []string{"s"}},
 		"no cache": {AgentID: "a", NoCache: true},
 	} {
-		if _, err := c.Tokens.NewSource(p); !errors.Is(err, agenttrust.ErrValidation) {
-			t.Errorf("%s: %v", name, err)
-		}
+		_, err := c.Tokens.NewSource(p)
+		assert.ErrorIs(t, err, agenttrust.ErrValidation, "%s: %v", name, err)
 	}
 	src, err := c.Tokens.NewSource(agenttrust.TokenIssueParams{AgentID: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	//lint:ignore SA1012 a nil context is the input under test
-	if _, err := src.Token(nil); !errors.Is(err, agenttrust.ErrValidation) { //nolint:staticcheck
-		t.Errorf("nil ctx: %v", err)
-	}
+	_, err = src.Token(nil) //nolint:staticcheck
+	assert.ErrorIs(t, err, agenttrust.ErrValidation, "nil ctx")
 }
 
 // Neither the source nor its transport shows a token under any verb or in
@@ -301,26 +261,22 @@ func TestTokenSourceValidation(t *testing.T) {
 func TestTokenSourceNeverPrintsToken(t *testing.T) {
 	r := newToolRig(t)
 	tok, err := r.src.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tr := r.http.Transport
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
 		for name, v := range map[string]any{"source": r.src, "transport": tr} {
 			s := fmt.Sprintf(verb, v)
-			if strings.Contains(s, tok) || strings.Contains(s, fmt.Sprintf("%x", tok)) {
-				t.Errorf("%s with %s shows the token: %s", name, verb, s)
-			}
+			assert.NotContains(t, s, tok, "%s with %s shows the token: %s", name, verb, s)
+			assert.NotContains(t, s, fmt.Sprintf("%x", tok), "%s with %s shows the token: %s", name, verb, s)
 		}
 	}
-	if s := r.src.String(); !strings.Contains(s, r.agentID) || !strings.Contains(s, "files:read") {
-		t.Errorf("String says too little: %s", s)
-	}
+	s := r.src.String()
+	assert.Contains(t, s, r.agentID, "String says too little: %s", s)
+	assert.Contains(t, s, "files:read", "String says too little: %s", s)
 	var out bytes.Buffer
 	slog.New(slog.NewJSONHandler(&out, nil)).Info("src", "source", r.src, "transport", tr)
-	if strings.Contains(out.String(), tok) || !strings.Contains(out.String(), r.agentID) {
-		t.Errorf("slog: %s", out.String())
-	}
+	assert.NotContains(t, out.String(), tok, "slog: %s", out.String())
+	assert.Contains(t, out.String(), r.agentID, "slog: %s", out.String())
 }
 
 // An agent's HTTP client presents the agent's cached token to a tool

@@ -2,12 +2,14 @@ package agenttrust
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -27,20 +29,16 @@ func TestWIMSEIssueTokenBody(t *testing.T) {
 	for _, tc := range cases {
 		srv.clear()
 		got, err := c.WIMSE.IssueToken(ctxT(t), tc.p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		r := srv.only(t)
-		if r.Method != "POST" || r.Path != "/api/v1/wimse/token" {
-			t.Errorf("%s %s", r.Method, r.Path)
-		}
-		assertBody(t, r.Body, tc.want)
-		if strings.Join(keyOrder(t, r.Body), ",") != strings.Join(keyOrder(t, []byte(tc.want)), ",") {
-			t.Errorf("key order %v", keyOrder(t, r.Body))
-		}
-		if got.Token != "wimse.jwt" || got.ExpiresAt != "2026-01-01T00:00:00" || got.WorkloadID != "spiffe://ati/agent/a1" || got.TrustDomain != "agenttrust.id" {
-			t.Errorf("reply %#v", got)
-		}
+		assert.Equal(t, "POST", r.Method, "%s %s", r.Method, r.Path)
+		assert.Equal(t, "/api/v1/wimse/token", r.Path, "%s %s", r.Method, r.Path)
+		assert.JSONEq(t, tc.want, string(r.Body))
+		assert.Equal(t, strings.Join(keyOrder(t, []byte(tc.want)), ","), strings.Join(keyOrder(t, r.Body), ","), "key order %v", keyOrder(t, r.Body))
+		assert.Equal(t, "wimse.jwt", got.Token, "reply %#v", got)
+		assert.Equal(t, "2026-01-01T00:00:00", got.ExpiresAt, "reply %#v", got)
+		assert.Equal(t, "spiffe://ati/agent/a1", got.WorkloadID, "reply %#v", got)
+		assert.Equal(t, "agenttrust.id", got.TrustDomain, "reply %#v", got)
 	}
 	for _, body := range []string{`{}`, `{"token":""}`, `{"token":null,"workload_id":"w"}`, ``} {
 		srv.setHandler(reply(200, body))
@@ -56,38 +54,38 @@ func TestWIMSEVerifyAndChallenge(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{"valid":true,"agent_id":"a1","capabilities":["r"],"reason":""}`))
 	c := newTestClient(t, srv.URL)
 	v, err := c.WIMSE.VerifyToken(ctxT(t), "tok.en.x", "")
-	if err != nil || !v.Valid || v.AgentID != "a1" || len(v.Capabilities) != 1 {
-		t.Fatalf("%v %#v", err, v)
-	}
-	assertBody(t, srv.only(t).Body, `{"token":"tok.en.x"}`)
+	require.NoError(t, err, "%v %#v", err, v)
+	require.True(t, v.Valid, "%v %#v", err, v)
+	require.Equal(t, "a1", v.AgentID, "%v %#v", err, v)
+	require.Len(t, v.Capabilities, 1, "%v %#v", err, v)
+	assert.JSONEq(t, `{"token":"tok.en.x"}`, string(srv.only(t).Body))
 	srv.clear()
-	if _, err := c.WIMSE.VerifyToken(ctxT(t), "tok.en.x", "agenttrust.id"); err != nil {
-		t.Fatal(err)
-	}
-	assertBody(t, srv.only(t).Body, `{"token":"tok.en.x","trust_domain_filter":"agenttrust.id"}`)
+	_, err = c.WIMSE.VerifyToken(ctxT(t), "tok.en.x", "agenttrust.id")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"token":"tok.en.x","trust_domain_filter":"agenttrust.id"}`, string(srv.only(t).Body))
 
 	// The token never appears in an error, even when the server echoes it.
 	srv.setHandler(reply(400, `{"error":"bad token tok.en.x"}`))
 	_, err = c.WIMSE.VerifyToken(ctxT(t), "tok.en.x", "")
-	if err == nil || strings.Contains(err.Error(), "tok.en.x") {
-		t.Errorf("err = %v", err)
-	}
+	assert.Error(t, err, "err = %v", err)
+	assert.NotContains(t, err.Error(), "tok.en.x", "err = %v", err)
 
 	srv.clear()
 	srv.setHandler(reply(201, `{"nonce":"n-1","expires_at":"2026-01-01T00:01:00Z"}`))
 	ch, err := c.WIMSE.Challenge(ctxT(t), "a/1")
-	if err != nil || ch.Nonce != "n-1" || ch.ExpiresAt != "2026-01-01T00:01:00Z" {
-		t.Fatalf("%v %#v", err, ch)
-	}
+	require.NoError(t, err, "%v %#v", err, ch)
+	require.Equal(t, "n-1", ch.Nonce, "%v %#v", err, ch)
+	require.Equal(t, "2026-01-01T00:01:00Z", ch.ExpiresAt, "%v %#v", err, ch)
 	r := srv.only(t)
-	if r.Method != "POST" || r.EscapedPath != "/api/v1/agents/a%2F1/challenge" || len(r.Body) != 0 ||
-		r.ContentLength != 0 || len(r.TransferEncoding) != 0 {
-		t.Errorf("challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
-	}
+	assert.Equal(t, "POST", r.Method, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
+	assert.Equal(t, "/api/v1/agents/a%2F1/challenge", r.EscapedPath, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
+	assert.Empty(t, r.Body, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
+	assert.EqualValues(t, 0, r.ContentLength, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
+	assert.Empty(t, r.TransferEncoding, "challenge request %s %s len %d body %q", r.Method, r.EscapedPath, r.ContentLength, r.Body)
 	srv.clear()
-	if _, err := c.WIMSE.Challenge(ctxT(t), ""); !errors.Is(err, ErrValidation) || srv.count() != 0 {
-		t.Errorf("empty agent id: %v, %d requests", err, srv.count())
-	}
+	_, err = c.WIMSE.Challenge(ctxT(t), "")
+	assert.ErrorIs(t, err, ErrValidation, "empty agent id: %v, %d requests", err, srv.count())
+	assert.Equal(t, 0, srv.count(), "empty agent id: %v, %d requests", err, srv.count())
 	for _, body := range []string{`{}`, `{"nonce":""}`, `{"expires_at":"x"}`} {
 		srv.setHandler(reply(201, body))
 		_, err := c.WIMSE.Challenge(ctxT(t), "a1")
@@ -122,43 +120,32 @@ func TestWIMSEIssueTokenWithProofVector(t *testing.T) {
 	srv := popServer(t, "nonce-1", "wimse.jwt")
 	c := newTestClient(t, srv.URL, withNow(func() time.Time { return vecTime }))
 	ks := &countingStore{}
-	if err := ks.Store(ctxT(t), "agent-1", vecPrivPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ks.Store(ctxT(t), "agent-1", vecPrivPEM))
 	tok, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1", KeyStore: ks,
 		TTLSeconds: ptr(600), Audience: []string{"aud-a", "aud-b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.Token != "wimse.jwt" {
-		t.Errorf("token %v", tok)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "wimse.jwt", tok.Token, "token %v", tok)
 	reqs := srv.requests()
-	if len(reqs) != 2 || reqs[0].Path != "/api/v1/agents/agent-1/challenge" || reqs[1].Path != "/api/v1/wimse/token" {
-		t.Fatalf("requests %v", reqs)
-	}
-	assertBody(t, reqs[1].Body, `{"agent_id":"agent-1","ttl_seconds":600,"audience":["aud-a","aud-b"],"proof":{"nonce":"nonce-1","ts":1767225600,"signature":"`+vecPoPSig+`"}}`)
-	if got := popMessage("nonce-1", "agent-1", []string{"aud-a", "aud-b"}, 1767225600); string(got) != vecPoPMessage {
-		t.Errorf("message %q", got)
-	}
-	if got := popMessage("n", "a", nil, 5); string(got) != "pop-v1:n:a::5" {
-		t.Errorf("message without audience %q", got)
-	}
+	require.Len(t, reqs, 2, "requests %v", reqs)
+	require.Equal(t, "/api/v1/agents/agent-1/challenge", reqs[0].Path, "requests %v", reqs)
+	require.Equal(t, "/api/v1/wimse/token", reqs[1].Path, "requests %v", reqs)
+	assert.JSONEq(t, `{"agent_id":"agent-1","ttl_seconds":600,"audience":["aud-a","aud-b"],"proof":{"nonce":"nonce-1","ts":1767225600,"signature":"`+vecPoPSig+`"}}`, string(reqs[1].Body))
+	got := popMessage("nonce-1", "agent-1", []string{"aud-a", "aud-b"}, 1767225600)
+	assert.Equal(t, vecPoPMessage, string(got), "message %q", got)
+	got = popMessage("n", "a", nil, 5)
+	assert.Equal(t, "pop-v1:n:a::5", string(got), "message without audience %q", got)
 }
 
 func TestWIMSEIssueTokenWithProofFailures(t *testing.T) {
 	ks := &countingStore{}
-	if err := ks.Store(ctxT(t), "agent-1", vecPrivPEM); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ks.Store(ctxT(t), "agent-1", vecPrivPEM))
 	// A challenge without a nonce is never signed.
 	srv := popServer(t, "", "wimse.jwt")
 	c := newTestClient(t, srv.URL)
 	_, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1", KeyStore: ks})
 	wantDecode(t, err)
-	if ks.signs.Load() != 0 || srv.count() != 1 {
-		t.Errorf("signed %d times, %d requests", ks.signs.Load(), srv.count())
-	}
+	assert.EqualValues(t, 0, ks.signs.Load(), "signed %d times, %d requests", ks.signs.Load(), srv.count())
+	assert.Equal(t, 1, srv.count(), "signed %d times, %d requests", ks.signs.Load(), srv.count())
 	// An empty token reply is a decode error.
 	srv = popServer(t, "n", "")
 	c = newTestClient(t, srv.URL)
@@ -169,23 +156,17 @@ func TestWIMSEIssueTokenWithProofFailures(t *testing.T) {
 	srv = popServer(t, "n", "wimse.jwt")
 	c = newTestClient(t, srv.URL)
 	_, err = c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-2", KeyStore: ks})
-	if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, ErrKeyStore) || !strings.Contains(err.Error(), "challenge was spent") {
-		t.Errorf("unknown key: %v", err)
-	}
-	if srv.count() != 1 {
-		t.Errorf("%d requests, want the challenge only", srv.count())
-	}
+	assert.ErrorIs(t, err, ErrKeyNotFound, "unknown key: %v", err)
+	assert.ErrorIs(t, err, ErrKeyStore, "unknown key: %v", err)
+	assert.Contains(t, err.Error(), "challenge was spent", "unknown key: %v", err)
+	assert.Equal(t, 1, srv.count(), "%d requests, want the challenge only", srv.count())
 	// Missing inputs fail before any I/O.
 	srv.clear()
-	if _, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1"}); !errors.Is(err, ErrValidation) {
-		t.Errorf("nil store: %v", err)
-	}
-	if _, err := c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{KeyStore: ks}); !errors.Is(err, ErrValidation) {
-		t.Errorf("no agent: %v", err)
-	}
-	if srv.count() != 0 {
-		t.Errorf("%d requests for invalid input", srv.count())
-	}
+	_, err = c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{AgentID: "agent-1"})
+	assert.ErrorIs(t, err, ErrValidation, "nil store: %v", err)
+	_, err = c.WIMSE.IssueTokenWithProof(ctxT(t), WIMSEProofParams{KeyStore: ks})
+	assert.ErrorIs(t, err, ErrValidation, "no agent: %v", err)
+	assert.Equal(t, 0, srv.count(), "%d requests for invalid input", srv.count())
 }
 
 func TestWIMSEExpiry(t *testing.T) {
@@ -199,9 +180,8 @@ func TestWIMSEExpiry(t *testing.T) {
 		"soon":                      now.Add(300 * time.Second),
 	}
 	for in, want := range cases {
-		if got := wimseExpiry(in, now); !got.Equal(want) {
-			t.Errorf("%q: %v, want %v", in, got, want)
-		}
+		got := wimseExpiry(in, now)
+		assert.True(t, got.Equal(want), "%q: %v, want %v", in, got, want)
 	}
 }
 

@@ -3,10 +3,12 @@ package agenttrust
 import (
 	"context"
 	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestEveryMethodWire runs every core method against the split layout and
@@ -164,38 +166,25 @@ func TestEveryMethodWire(t *testing.T) {
 			s.gw.setHandler(h)
 			s.auth.setHandler(h)
 			s.audit.setHandler(h)
-			if err := tc.call(ctxT(t), s.c); err != nil {
-				t.Fatalf("call: %v", err)
-			}
+			require.NoError(t, tc.call(ctxT(t), s.c), "call")
 			base, reqs := s.which(t)
-			if base != tc.base {
-				t.Errorf("sent to %s, want %s", base, tc.base)
-			}
-			if len(reqs) != 1 {
-				t.Fatalf("%d requests, want 1", len(reqs))
-			}
+			assert.Equal(t, tc.base, base, "sent to %s, want %s", base, tc.base)
+			require.Len(t, reqs, 1, "%d requests, want 1", len(reqs))
 			r := reqs[0]
-			if r.Method != tc.method || r.EscapedPath != tc.path || r.RawQuery != tc.query {
-				t.Errorf("got %s %s?%s, want %s %s?%s", r.Method, r.EscapedPath, r.RawQuery, tc.method, tc.path, tc.query)
-			}
+			assert.Equal(t, tc.method, r.Method, "got %s %s?%s, want %s %s?%s", r.Method, r.EscapedPath, r.RawQuery, tc.method, tc.path, tc.query)
+			assert.Equal(t, tc.path, r.EscapedPath, "got %s %s?%s, want %s %s?%s", r.Method, r.EscapedPath, r.RawQuery, tc.method, tc.path, tc.query)
+			assert.Equal(t, tc.query, r.RawQuery, "got %s %s?%s, want %s %s?%s", r.Method, r.EscapedPath, r.RawQuery, tc.method, tc.path, tc.query)
 			checkHeaders(t, r, testKey)
 			if tc.body == "" {
-				if len(r.Body) != 0 {
-					t.Errorf("unexpected body %s", r.Body)
-				}
+				assert.Empty(t, r.Body, "unexpected body %s", r.Body)
 				return
 			}
-			assertBody(t, r.Body, tc.body)
+			assert.JSONEq(t, tc.body, string(r.Body))
 			// Keys go out in the documented order (recommended, not required).
-			if got, want := keyOrder(t, r.Body), keyOrder(t, []byte(tc.body)); !reflect.DeepEqual(got, want) {
-				t.Errorf("key order %v, want %v", got, want)
-			}
-			if bytesContainAny(r.Body, `\u003c`, `\u003e`, `\u0026`) {
-				t.Errorf("body is HTML-escaped: %s", r.Body)
-			}
-			if r.Body[len(r.Body)-1] == '\n' {
-				t.Errorf("body ends with a newline")
-			}
+			got, want := keyOrder(t, r.Body), keyOrder(t, []byte(tc.body))
+			assert.Equal(t, want, got, "key order %v, want %v", got, want)
+			assert.False(t, bytesContainAny(r.Body, `\u003c`, `\u003e`, `\u0026`), "body is HTML-escaped: %s", r.Body)
+			assert.NotEqualValues(t, '\n', r.Body[len(r.Body)-1], "body ends with a newline")
 		})
 	}
 }
