@@ -62,8 +62,12 @@ func BenchmarkCheck(b *testing.B) {
 	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
 		r, err := c.Actions.Check(ctx, benchParams)
-		require.NoError(b, err, "%v", r)
-		require.True(b, r.Allowed, "%v %v", r, err)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !r.Allowed {
+			b.Fatalf("%v %v", r, err)
+		}
 	}
 	reportCPU(b, cpu, ok)
 }
@@ -90,8 +94,12 @@ func BenchmarkCheckOption(b *testing.B) {
 			cpu, ok := processCPU()
 			for i := 0; i < b.N; i++ {
 				r, err := c.Actions.Check(ctx, benchParams, bc.opt())
-				require.NoError(b, err, "%v", r)
-				require.True(b, r.Allowed, "%v %v", r, err)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !r.Allowed {
+					b.Fatalf("%v %v", r, err)
+				}
 			}
 			reportCPU(b, cpu, ok)
 		})
@@ -108,7 +116,9 @@ func BenchmarkCheckBaselineHeader(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		require.NoError(b, bc.check(ctx))
+		if err := bc.check(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -123,7 +133,9 @@ func BenchmarkCheckBaseline(b *testing.B) {
 	b.ResetTimer()
 	cpu, ok := processCPU()
 	for i := 0; i < b.N; i++ {
-		require.NoError(b, bc.check(ctx))
+		if err := bc.check(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 	reportCPU(b, cpu, ok)
 }
@@ -278,7 +290,9 @@ func BenchmarkTokenCacheHit(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		_, err := c.Tokens.Issue(ctx, p)
-		require.NoError(b, err)
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.StopTimer()
 	require.Equal(b, 1, srv.count(), "%d issue requests", srv.count())
@@ -292,8 +306,12 @@ func BenchmarkTokenCopyFloor(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		require.True(b, fresh(tok.ExpiresAt, time.Now()), "stale")
-		require.NotNil(b, copyToken(tok), "stale")
+		if !(fresh(tok.ExpiresAt, time.Now())) {
+			b.Fatalf("stale")
+		}
+		if copyToken(tok) == nil {
+			b.Fatalf("stale")
+		}
 	}
 }
 
@@ -418,8 +436,12 @@ func BenchmarkIdentityCheck(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			r, err := c.Actions.Check(ctx, p)
-			require.NoError(b, err, "%v", r)
-			require.True(b, r.Allowed, "%v %v", r, err)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !r.Allowed {
+				b.Fatalf("%v %v", r, err)
+			}
 		}
 	}
 	ks := NewInMemoryKeyStore()
@@ -482,7 +504,9 @@ func BenchmarkDPoPMint(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			_, err := k.Proof(ctx, "POST", u, tok)
-			require.NoError(b, err)
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 	b.Run("keystore", func(b *testing.B) {
@@ -493,14 +517,18 @@ func BenchmarkDPoPMint(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			_, err := k.Proof(ctx, "POST", u, tok)
-			require.NoError(b, err)
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 	b.Run("pem", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			_, err := MintDPoPProof(vecPrivPEM, "POST", u, tok)
-			require.NoError(b, err)
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
