@@ -2,7 +2,6 @@ package tokenauth_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -80,7 +79,7 @@ func BenchmarkIntrospectRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 		if !res.Active {
-			b.Fatalf(fmt.Sprint(res, err))
+			b.Fatal(res, err)
 		}
 	}
 }
