@@ -4,22 +4,13 @@ package agenttrusttest
 // possession, DPoP-protected action checks and the organisation's security
 // settings.
 //
-// Test API (final names):
-//
-//	type SecuritySettings struct{ RequireProofOfPossession, RequireSenderConstrainedTokens bool }
-//	func WithSecuritySettings(SecuritySettings) Option
-//	func (s *Server) SetSecuritySettings(SecuritySettings)
-//	func (s *Server) SecuritySettings() SecuritySettings
-//	func (s *Server) WIMSETokens() []WIMSETokenRecord       // every token issued, in order
-//	func (s *Server) PoPProofs() []PoPRecord                // every proof of possession presented to wimse/token
-//	func (s *Server) DPoPProofs() []DPoPRecord              // every DPoP proof presented to a check
-//	func (s *Server) IdentityRejections() []IdentityRejection // every refused identity attempt, with a Reason
-//	func (s *Server) RevokeWIMSEToken(token string) bool
-//	func (s *Server) RevokeWIMSETokens(agentID string) int
-//	func (s *Server) WIMSESigningKey() ed25519.PublicKey
-//	func JWKThumbprint(pub ed25519.PublicKey) string
-//	const ChallengeTTL, ProofWindow, DefaultWIMSETTL, WIMSETrustDomain
-//	type RejectionReason string, constants Reason* (values such as "jti_replayed")
+// Test API: WithSecuritySettings, Server.SetSecuritySettings and
+// Server.SecuritySettings turn the requirements on; Server.WIMSETokens,
+// PoPProofs, DPoPProofs and IdentityRejections (each refusal with a
+// RejectionReason such as "jti_replayed") show the identity traffic;
+// Server.RevokeWIMSEToken and RevokeWIMSETokens revoke tokens early;
+// Server.WIMSESigningKey and JWKThumbprint help tests check tokens. The
+// records hide their tokens, proofs and signatures when printed or logged.
 //
 // Clock: nonce expiry, the PoP ts window, the DPoP iat window and token
 // expiry are all judged by Server.Now, so a test that moves the fake's clock
