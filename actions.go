@@ -81,7 +81,7 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams, opts ..
 	// say): drop it and retry once with a new token and proof.
 	cc := &credentialedCall{ac: ac}
 	r := newReq()
-	r.attempt = cc.attempt
+	r.attempt = cc
 	res, err := s.check(ctx, r)
 	var ae *AuthenticationError
 	if err == nil || cc.used == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
@@ -89,7 +89,7 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams, opts ..
 	}
 	ac.drop(cc.used)
 	r = newReq()
-	r.attempt = cc.attempt
+	r.attempt = cc
 	return s.check(ctx, r)
 }
 

@@ -200,24 +200,27 @@ func (ac *AgentCredentials) drop(t *credToken) { ac.cur.CompareAndSwap(t, nil) }
 type credentialedCall struct {
 	ac   *AgentCredentials
 	used *credToken
+	sent []string // the tokens and proofs sent, for redaction
 }
 
 // attempt adds Authorization and a DPoP proof for the URL actually sent.
-func (cc *credentialedCall) attempt(ctx context.Context, r *request, url string, h http.Header) error {
+func (cc *credentialedCall) attempt(ctx context.Context, method, url string, h http.Header) error {
 	t, err := cc.ac.token(ctx)
 	if err != nil {
 		return err
 	}
-	proof, err := cc.ac.dpop.mintATH(ctx, cc.ac.client.now(), r.method, url, t.ath)
+	proof, err := cc.ac.dpop.mintATH(ctx, cc.ac.client.now(), method, url, t.ath)
 	if err != nil {
 		return err
 	}
 	cc.used = t
-	r.secrets = append(r.secrets, t.token, proof)
+	cc.sent = append(cc.sent, t.token, proof)
 	h["Authorization"] = t.bearer
 	h["Dpop"] = []string{proof}
 	return nil
 }
+
+func (cc *credentialedCall) secrets() []string { return cc.sent }
 
 // String describes the credentials without the token.
 func (ac *AgentCredentials) String() string {

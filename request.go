@@ -36,7 +36,7 @@ type request struct {
 	secrets []string
 	// attempt, when set, adds per-attempt headers for the URL being sent
 	// (agent credentials); its error is returned as is, nothing sent.
-	attempt func(ctx context.Context, r *request, url string, h http.Header) error
+	attempt attemptHook
 
 	// rawBody, when set, is the body already encoded as JSON; body is then
 	// ignored.
@@ -45,6 +45,15 @@ type request struct {
 	observer transport.AttemptObserver
 	// opts are the caller's request options, applied by do alone.
 	opts []RequestOption
+}
+
+// attemptHook adds a call's per-attempt headers. It is not a closure over
+// the request, so that requests can stay off the heap.
+type attemptHook interface {
+	// attempt adds the headers of one attempt at method url to h.
+	attempt(ctx context.Context, method, url string, h http.Header) error
+	// secrets are the values the attempts sent that errors must not show.
+	secrets() []string
 }
 
 // response is a 2xx answer.
@@ -118,13 +127,17 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		HeaderValues:  co.values,
 		Observer:      r.observer,
 	}
-	if r.attempt != nil {
-		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.attempt(ctx, r, u, h) }
+	if hook := r.attempt; hook != nil {
+		method := r.method
+		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return hook.attempt(ctx, method, u, h) }
 	}
 	resp, err := c.tr.Do(ctx, treq)
-	// Read after the call: a per-attempt hook may have added secrets (the
-	// agent credentials' token and proofs).
 	secrets := r.secrets
+	if r.attempt != nil {
+		// Read after the call: the hook adds the secrets of each attempt
+		// (the agent credentials' token and proofs).
+		secrets = append(secrets[:len(secrets):len(secrets)], r.attempt.secrets()...)
+	}
 	if ep.authorization != "" {
 		secrets = append(secrets[:len(secrets):len(secrets)], ep.user, ep.password)
 	}
