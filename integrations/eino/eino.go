@@ -28,9 +28,9 @@
 //	if errors.As(err, &denied) { ... }
 //
 // By default a denial ends the run with a *guard.DeniedError, which Eino
-// wraps so that errors.As finds it. With WithDenialAsObservation the denial
-// becomes the tool's result instead, a short text the model can read and
-// react to. Elevations, an unavailable Guardian (when the Guard is
+// wraps so that errors.As finds it. With guard.WithDenialAsObservation the
+// denial becomes the tool's result instead, a short text the model can read
+// and react to. Elevations, an unavailable Guardian (when the Guard is
 // fail-closed), API errors and the caller's cancellation always end the run
 // with an error.
 //
@@ -39,8 +39,8 @@
 //
 // Privacy: the tool's input is its JSON arguments. By default only
 // "[N chars]" is sent for it; the arguments themselves only with
-// WithLogInputs or a WithSummarizer, cut to 200 runes. The output and the
-// error text are never sent.
+// guard.WithLogInputs or a guard.WithSummarizer, cut to 200 runes. The
+// output and the error text are never sent.
 package agenttrusteino
 
 import (
@@ -56,34 +56,11 @@ import (
 	"github.com/cloudwego/eino/schema"
 )
 
-// Option configures Middleware, WrapTool and WrapTools. They are the guard
-// package's tool options.
+// Option configures Middleware, WrapTool and WrapTools: the guard
+// package's tool options, such as guard.WithDenialAsObservation,
+// guard.WithLogInputs, guard.WithSummarizer, guard.WithActionEffect and
+// guard.WithActionEffects. The input they see is the tool's JSON arguments.
 type Option = guard.ToolOption
-
-// WithDenialAsObservation makes a denied tool return format(denial) as its
-// result instead of an error, so the model reads the denial and may change
-// course. A nil format uses guard.DefaultDenialObservation. Elevations and
-// every other failure are still errors.
-func WithDenialAsObservation(format func(*guard.DeniedError) string) Option {
-	return guard.WithDenialAsObservation(format)
-}
-
-// WithLogInputs sends the tool's JSON arguments as the check's summary, cut
-// to at most min(maxRunes, 200) runes (200 when maxRunes is not positive),
-// instead of their length.
-func WithLogInputs(maxRunes int) Option { return guard.WithLogInputs(maxRunes) }
-
-// WithSummarizer computes the check's summary from the tool name and its
-// JSON arguments; the result is cut to 200 runes.
-func WithSummarizer(fn func(tool, input string) string) Option { return guard.WithSummarizer(fn) }
-
-// WithActionEffect sets the effect sent with the checks of every tool
-// without an entry in WithActionEffects.
-func WithActionEffect(e guard.Effect) Option { return guard.WithActionEffect(e) }
-
-// WithActionEffects sets the effects of several tools, keyed by tool name.
-// The map is copied.
-func WithActionEffects(m map[string]guard.Effect) Option { return guard.WithActionEffects(m) }
 
 func validation(msg string) error {
 	return agenttrust.NewError(agenttrust.CodeValidation, "eino: "+msg, nil)

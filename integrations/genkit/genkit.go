@@ -35,24 +35,25 @@
 // tool's error into text, so the typed error is lost on the way; Generate
 // (or TrackErrors around any other Genkit call) restores it, and
 // errors.As(err, &denied) then finds the *guard.DeniedError (or the inner
-// tool's own error). With WithDenialAsObservation the denial becomes the
-// tool's output instead, a short text the model can read and react to.
+// tool's own error). With guard.WithDenialAsObservation the denial becomes
+// the tool's output instead, a short text the model can read and react to.
 // Elevations, an unavailable Guardian (when the Guard is fail-closed), API
 // errors and the caller's cancellation always stop the call with an error.
 //
 // Genkit v1.4.0 runs the tool requests of one model turn in parallel and,
 // when one fails, stops waiting for the others, whose goroutines then stay
 // blocked forever. Where a model may request a denied tool together with
-// others in one turn, prefer WithDenialAsObservation. It also registers an
-// unregistered tool into every Generate call that receives it, which is a
-// data race when one tool value goes to concurrent calls: share DefineTool's
-// registered tools between concurrent calls, or wrap per call.
+// others in one turn, prefer guard.WithDenialAsObservation. It also
+// registers an unregistered tool into every Generate call that receives it,
+// which is a data race when one tool value goes to concurrent calls: share
+// DefineTool's registered tools between concurrent calls, or wrap per call.
 //
 // # Privacy
 //
 // The tool's input is its JSON text. By default only "[N chars]" is sent for
-// it; the input itself only with WithLogInputs or a WithSummarizer, cut to
-// 200 runes. The output and the error text are never sent.
+// it; the input itself only with guard.WithLogInputs or a
+// guard.WithSummarizer, cut to 200 runes. The output and the error text are
+// never sent.
 package agenttrustgenkit
 
 import (
@@ -69,34 +70,11 @@ import (
 	"github.com/firebase/genkit/go/genkit"
 )
 
-// Option configures WrapTool, WrapTools and DefineTool. They are the guard
-// package's tool options.
+// Option configures WrapTool, WrapTools and DefineTool: the guard
+// package's tool options, such as guard.WithDenialAsObservation,
+// guard.WithLogInputs, guard.WithSummarizer, guard.WithActionEffect and
+// guard.WithActionEffects. The input they see is the tool's JSON text.
 type Option = guard.ToolOption
-
-// WithDenialAsObservation makes a denied tool return format(denial) as its
-// output instead of an error, so the model reads the denial and may change
-// course. A nil format uses guard.DefaultDenialObservation. Elevations and
-// every other failure are still errors.
-func WithDenialAsObservation(format func(*guard.DeniedError) string) Option {
-	return guard.WithDenialAsObservation(format)
-}
-
-// WithLogInputs sends the tool's input (its JSON text) as the check's
-// summary, cut to at most min(maxRunes, 200) runes (200 when maxRunes is not
-// positive), instead of its length.
-func WithLogInputs(maxRunes int) Option { return guard.WithLogInputs(maxRunes) }
-
-// WithSummarizer computes the check's summary from the tool name and its
-// input's JSON text; the result is cut to 200 runes.
-func WithSummarizer(fn func(tool, input string) string) Option { return guard.WithSummarizer(fn) }
-
-// WithActionEffect sets the effect sent with the checks of every wrapped
-// tool without an entry in WithActionEffects.
-func WithActionEffect(e guard.Effect) Option { return guard.WithActionEffect(e) }
-
-// WithActionEffects sets the effects of several tools, keyed by tool name.
-// The map is copied.
-func WithActionEffects(m map[string]guard.Effect) Option { return guard.WithActionEffects(m) }
 
 func validation(msg string) error {
 	return agenttrust.NewError(agenttrust.CodeValidation, "genkit: "+msg, nil)
@@ -206,8 +184,8 @@ func isNil(t ai.Tool) bool {
 // DefineTool defines and registers a tool with Genkit whose calls are
 // checked with g before fn runs; Generate, prompts and the Dev UI find it by
 // name like any tool of genkit.DefineTool. Its output is fn's output, or the
-// denial text with WithDenialAsObservation. A nil gk, g or fn, or an empty
-// name, is a validation error; a name already registered makes Genkit
+// denial text with guard.WithDenialAsObservation. A nil gk, g or fn, or an
+// empty name, is a validation error; a name already registered makes Genkit
 // panic, as genkit.DefineTool does.
 func DefineTool[In, Out any](gk *genkit.Genkit, g *guard.Guard, name, description string, fn ai.ToolFunc[In, Out], opts ...Option) (ai.Tool, error) {
 	switch {

@@ -111,7 +111,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	// One middleware guards every tool of the agent's ToolsNode.
-	mw, err := ateino.Middleware(g, ateino.WithDenialAsObservation(nil), ateino.WithActionEffects(map[string]guard.Effect{
+	mw, err := ateino.Middleware(g, guard.WithDenialAsObservation(nil), guard.WithActionEffects(map[string]guard.Effect{
 		"read_file": guard.EffectRead, "delete_file": guard.EffectDestructive,
 	}))
 	if err != nil {
