@@ -27,6 +27,10 @@
 //	var denied *guard.DeniedError
 //	if errors.As(err, &denied) { ... }
 //
+// Middleware, WrapTool and WrapTools take the guard package's tool options:
+// guard.WithDenialAsObservation, guard.WithLogInputs, guard.WithSummarizer,
+// guard.WithActionEffect and guard.WithActionEffects.
+//
 // By default a denial ends the run with a *guard.DeniedError, which Eino
 // wraps so that errors.As finds it. With guard.WithDenialAsObservation the
 // denial becomes the tool's result instead, a short text the model can read
@@ -56,12 +60,6 @@ import (
 	"github.com/cloudwego/eino/schema"
 )
 
-// Option configures Middleware, WrapTool and WrapTools: the guard
-// package's tool options, such as guard.WithDenialAsObservation,
-// guard.WithLogInputs, guard.WithSummarizer, guard.WithActionEffect and
-// guard.WithActionEffects. The input they see is the tool's JSON arguments.
-type Option = guard.ToolOption
-
 func validation(msg string) error {
 	return agenttrust.NewError(agenttrust.CodeValidation, "eino: "+msg, nil)
 }
@@ -69,7 +67,7 @@ func validation(msg string) error {
 // Middleware returns a ToolsNode middleware that checks every tool call
 // with g before the tool runs (see the package documentation). A nil g is a
 // validation error.
-func Middleware(g *guard.Guard, opts ...Option) (compose.ToolMiddleware, error) {
+func Middleware(g *guard.Guard, opts ...guard.ToolOption) (compose.ToolMiddleware, error) {
 	r, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return compose.ToolMiddleware{}, err
@@ -144,7 +142,7 @@ var (
 // WrapTool returned wraps its inner tool again, so only the new Guard and
 // options apply. ctx is used to read t's name from its Info. A nil t or g,
 // or a t whose Info fails or has no name, is an error.
-func WrapTool(ctx context.Context, t tool.InvokableTool, g *guard.Guard, opts ...Option) (tool.InvokableTool, error) {
+func WrapTool(ctx context.Context, t tool.InvokableTool, g *guard.Guard, opts ...guard.ToolOption) (tool.InvokableTool, error) {
 	r, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return nil, err
@@ -156,7 +154,7 @@ func WrapTool(ctx context.Context, t tool.InvokableTool, g *guard.Guard, opts ..
 // WrapTool does, and returns a new slice for compose.ToolsNodeConfig.Tools.
 // Every tool must be invokable; guard other kinds with Middleware. It fails
 // on the first invalid tool, wrapping none.
-func WrapTools(ctx context.Context, ts []tool.BaseTool, g *guard.Guard, opts ...Option) ([]tool.BaseTool, error) {
+func WrapTools(ctx context.Context, ts []tool.BaseTool, g *guard.Guard, opts ...guard.ToolOption) ([]tool.BaseTool, error) {
 	r, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return nil, err

@@ -132,16 +132,16 @@ func (e *env) guard(t *testing.T, opts ...guard.Option) *guard.Guard {
 // mode is one of the two ways to guard the tools of a ToolsNode.
 type mode struct {
 	name  string
-	guard func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...ateino.Option) compose.ToolsNodeConfig
+	guard func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...guard.ToolOption) compose.ToolsNodeConfig
 }
 
 var modes = []mode{
-	{"middleware", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...ateino.Option) compose.ToolsNodeConfig {
+	{"middleware", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...guard.ToolOption) compose.ToolsNodeConfig {
 		mw, err := ateino.Middleware(g, opts...)
 		require.NoError(t, err)
 		return compose.ToolsNodeConfig{Tools: tools, ToolCallMiddlewares: []compose.ToolMiddleware{mw}}
 	}},
-	{"wrapped", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...ateino.Option) compose.ToolsNodeConfig {
+	{"wrapped", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...guard.ToolOption) compose.ToolsNodeConfig {
 		wrapped, err := ateino.WrapTools(context.Background(), tools, g, opts...)
 		require.NoError(t, err)
 		return compose.ToolsNodeConfig{Tools: wrapped}
@@ -252,7 +252,7 @@ func TestElevationIsAnErrorInBothModes(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.srv.RequireElevation("delete_file")
-			for _, opts := range [][]ateino.Option{nil, {guard.WithDenialAsObservation(nil)}} {
+			for _, opts := range [][]guard.ToolOption{nil, {guard.WithDenialAsObservation(nil)}} {
 				inner := &stub{}
 				g := e.guard(t)
 				_, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g, opts...), g, "delete_file")

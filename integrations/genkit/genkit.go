@@ -20,6 +20,10 @@
 //	var denied *guard.DeniedError
 //	if errors.As(err, &denied) { ... }
 //
+// WrapTool, WrapTools and DefineTool take the guard package's tool options:
+// guard.WithDenialAsObservation, guard.WithLogInputs, guard.WithSummarizer,
+// guard.WithActionEffect and guard.WithActionEffects.
+//
 // # Registered tools
 //
 // Genkit's generate loop runs a tool it finds by name in its registry, so a
@@ -70,12 +74,6 @@ import (
 	"github.com/firebase/genkit/go/genkit"
 )
 
-// Option configures WrapTool, WrapTools and DefineTool: the guard
-// package's tool options, such as guard.WithDenialAsObservation,
-// guard.WithLogInputs, guard.WithSummarizer, guard.WithActionEffect and
-// guard.WithActionEffects. The input they see is the tool's JSON text.
-type Option = guard.ToolOption
-
 func validation(msg string) error {
 	return agenttrust.NewError(agenttrust.CodeValidation, "genkit: "+msg, nil)
 }
@@ -94,7 +92,7 @@ type guardedTool struct {
 // registered with Genkit under its name, or Generate runs the registered
 // tool unchecked; use DefineTool for registered tools. A nil t or g is a
 // validation error.
-func WrapTool(t ai.Tool, g *guard.Guard, opts ...Option) (ai.Tool, error) {
+func WrapTool(t ai.Tool, g *guard.Guard, opts ...guard.ToolOption) (ai.Tool, error) {
 	runner, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return nil, err
@@ -105,7 +103,7 @@ func WrapTool(t ai.Tool, g *guard.Guard, opts ...Option) (ai.Tool, error) {
 // WrapTools wraps every tool of ts with the same Guard and options, as
 // WrapTool does, and returns them as tool references for ai.WithTools. It
 // fails on the first invalid tool, wrapping none.
-func WrapTools(ts []ai.Tool, g *guard.Guard, opts ...Option) ([]ai.ToolRef, error) {
+func WrapTools(ts []ai.Tool, g *guard.Guard, opts ...guard.ToolOption) ([]ai.ToolRef, error) {
 	runner, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return nil, err
@@ -187,7 +185,7 @@ func isNil(t ai.Tool) bool {
 // denial text with guard.WithDenialAsObservation. A nil gk, g or fn, or an
 // empty name, is a validation error; a name already registered makes Genkit
 // panic, as genkit.DefineTool does.
-func DefineTool[In, Out any](gk *genkit.Genkit, g *guard.Guard, name, description string, fn ai.ToolFunc[In, Out], opts ...Option) (ai.Tool, error) {
+func DefineTool[In, Out any](gk *genkit.Genkit, g *guard.Guard, name, description string, fn ai.ToolFunc[In, Out], opts ...guard.ToolOption) (ai.Tool, error) {
 	switch {
 	case gk == nil:
 		return nil, validation("nil *genkit.Genkit")

@@ -129,7 +129,7 @@ func (e *env) generate(ctx context.Context, tools []ai.ToolRef, calls ...string)
 		ai.WithTools(tools...), ai.WithMaxTurns(3))
 }
 
-func mustWrap(t *testing.T, g *guard.Guard, tools []ai.Tool, opts ...atgenkit.Option) []ai.ToolRef {
+func mustWrap(t *testing.T, g *guard.Guard, tools []ai.Tool, opts ...guard.ToolOption) []ai.ToolRef {
 	t.Helper()
 	refs, err := atgenkit.WrapTools(tools, g, opts...)
 	require.NoError(t, err)
@@ -217,7 +217,7 @@ func TestDenialAsObservation(t *testing.T) {
 func TestElevationIsAnErrorInBothModes(t *testing.T) {
 	e := newEnv(t)
 	e.srv.RequireElevation("delete_file")
-	for _, opts := range [][]atgenkit.Option{nil, {guard.WithDenialAsObservation(nil)}} {
+	for _, opts := range [][]guard.ToolOption{nil, {guard.WithDenialAsObservation(nil)}} {
 		inner := &stub{}
 		_, err := e.generate(context.Background(), mustWrap(t, e.guard(t), []ai.Tool{deleteTool(inner)}, opts...), "delete_file")
 		var ee *guard.ElevationRequiredError

@@ -86,7 +86,7 @@ func run(ctx context.Context, out io.Writer) error {
 	gk := genkit.Init(gctx)
 	model := genkit.DefineModel(gk, "demo/scripted", &ai.ModelOptions{Supports: &ai.ModelSupports{Tools: true, Multiturn: true}}, scriptedModel)
 
-	opts := []atgenkit.Option{guard.WithDenialAsObservation(nil), guard.WithActionEffects(map[string]guard.Effect{
+	opts := []guard.ToolOption{guard.WithDenialAsObservation(nil), guard.WithActionEffects(map[string]guard.Effect{
 		"read_file": guard.EffectRead, "delete_file": guard.EffectDestructive,
 	})}
 	// A registered tool, found by name like any tool of genkit.DefineTool.
