@@ -27,10 +27,14 @@
 //	var denied *guard.DeniedError
 //	if errors.As(err, &denied) { ... }
 //
+// Middleware, WrapTool and WrapTools take the guard package's tool options:
+// guard.WithDenialAsObservation, guard.WithLogInputs, guard.WithSummarizer,
+// guard.WithActionEffect and guard.WithActionEffects.
+//
 // By default a denial ends the run with a *guard.DeniedError, which Eino
-// wraps so that errors.As finds it. With WithDenialAsObservation the denial
-// becomes the tool's result instead, a short text the model can read and
-// react to. Elevations, an unavailable Guardian (when the Guard is
+// wraps so that errors.As finds it. With guard.WithDenialAsObservation the
+// denial becomes the tool's result instead, a short text the model can read
+// and react to. Elevations, an unavailable Guardian (when the Guard is
 // fail-closed), API errors and the caller's cancellation always end the run
 // with an error.
 //
@@ -39,8 +43,8 @@
 //
 // Privacy: the tool's input is its JSON arguments. By default only
 // "[N chars]" is sent for it; the arguments themselves only with
-// WithLogInputs or a WithSummarizer, cut to 200 runes. The output and the
-// error text are never sent.
+// guard.WithLogInputs or a guard.WithSummarizer, cut to 200 runes. The
+// output and the error text are never sent.
 package agenttrusteino
 
 import (
@@ -56,35 +60,6 @@ import (
 	"github.com/cloudwego/eino/schema"
 )
 
-// Option configures Middleware, WrapTool and WrapTools. They are the guard
-// package's tool options.
-type Option = guard.ToolOption
-
-// WithDenialAsObservation makes a denied tool return format(denial) as its
-// result instead of an error, so the model reads the denial and may change
-// course. A nil format uses guard.DefaultDenialObservation. Elevations and
-// every other failure are still errors.
-func WithDenialAsObservation(format func(*guard.DeniedError) string) Option {
-	return guard.WithDenialAsObservation(format)
-}
-
-// WithLogInputs sends the tool's JSON arguments as the check's summary, cut
-// to at most min(maxRunes, 200) runes (200 when maxRunes is not positive),
-// instead of their length.
-func WithLogInputs(maxRunes int) Option { return guard.WithLogInputs(maxRunes) }
-
-// WithSummarizer computes the check's summary from the tool name and its
-// JSON arguments; the result is cut to 200 runes.
-func WithSummarizer(fn func(tool, input string) string) Option { return guard.WithSummarizer(fn) }
-
-// WithActionEffect sets the effect sent with the checks of every tool
-// without an entry in WithActionEffects.
-func WithActionEffect(e guard.Effect) Option { return guard.WithActionEffect(e) }
-
-// WithActionEffects sets the effects of several tools, keyed by tool name.
-// The map is copied.
-func WithActionEffects(m map[string]guard.Effect) Option { return guard.WithActionEffects(m) }
-
 func validation(msg string) error {
 	return agenttrust.NewError(agenttrust.CodeValidation, "eino: "+msg, nil)
 }
@@ -92,7 +67,7 @@ func validation(msg string) error {
 // Middleware returns a ToolsNode middleware that checks every tool call
 // with g before the tool runs (see the package documentation). A nil g is a
 // validation error.
-func Middleware(g *guard.Guard, opts ...Option) (compose.ToolMiddleware, error) {
+func Middleware(g *guard.Guard, opts ...guard.ToolOption) (compose.ToolMiddleware, error) {
 	r, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return compose.ToolMiddleware{}, err
@@ -167,7 +142,7 @@ var (
 // WrapTool returned wraps its inner tool again, so only the new Guard and
 // options apply. ctx is used to read t's name from its Info. A nil t or g,
 // or a t whose Info fails or has no name, is an error.
-func WrapTool(ctx context.Context, t tool.InvokableTool, g *guard.Guard, opts ...Option) (tool.InvokableTool, error) {
+func WrapTool(ctx context.Context, t tool.InvokableTool, g *guard.Guard, opts ...guard.ToolOption) (tool.InvokableTool, error) {
 	r, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return nil, err
@@ -179,7 +154,7 @@ func WrapTool(ctx context.Context, t tool.InvokableTool, g *guard.Guard, opts ..
 // WrapTool does, and returns a new slice for compose.ToolsNodeConfig.Tools.
 // Every tool must be invokable; guard other kinds with Middleware. It fails
 // on the first invalid tool, wrapping none.
-func WrapTools(ctx context.Context, ts []tool.BaseTool, g *guard.Guard, opts ...Option) ([]tool.BaseTool, error) {
+func WrapTools(ctx context.Context, ts []tool.BaseTool, g *guard.Guard, opts ...guard.ToolOption) ([]tool.BaseTool, error) {
 	r, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return nil, err

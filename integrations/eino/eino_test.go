@@ -132,16 +132,16 @@ func (e *env) guard(t *testing.T, opts ...guard.Option) *guard.Guard {
 // mode is one of the two ways to guard the tools of a ToolsNode.
 type mode struct {
 	name  string
-	guard func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...ateino.Option) compose.ToolsNodeConfig
+	guard func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...guard.ToolOption) compose.ToolsNodeConfig
 }
 
 var modes = []mode{
-	{"middleware", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...ateino.Option) compose.ToolsNodeConfig {
+	{"middleware", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...guard.ToolOption) compose.ToolsNodeConfig {
 		mw, err := ateino.Middleware(g, opts...)
 		require.NoError(t, err)
 		return compose.ToolsNodeConfig{Tools: tools, ToolCallMiddlewares: []compose.ToolMiddleware{mw}}
 	}},
-	{"wrapped", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...ateino.Option) compose.ToolsNodeConfig {
+	{"wrapped", func(t *testing.T, tools []tool.BaseTool, g *guard.Guard, opts ...guard.ToolOption) compose.ToolsNodeConfig {
 		wrapped, err := ateino.WrapTools(context.Background(), tools, g, opts...)
 		require.NoError(t, err)
 		return compose.ToolsNodeConfig{Tools: wrapped}
@@ -233,13 +233,13 @@ func TestDenialAsObservation(t *testing.T) {
 			del, read := &stub{out: "deleted"}, &stub{out: "contents of"}
 			tools := []tool.BaseTool{del.tool(t, "delete_file"), read.tool(t, "read_file")}
 			g := e.guard(t)
-			msg, err := run(context.Background(), t, m.guard(t, tools, g, ateino.WithDenialAsObservation(nil)), g, "delete_file", "read_file")
+			msg, err := run(context.Background(), t, m.guard(t, tools, g, guard.WithDenialAsObservation(nil)), g, "delete_file", "read_file")
 			want := `done: delete_file=Tool "delete_file" was denied by policy.; read_file=contents of ` + secretPath
 			require.NoError(t, err, "run")
 			require.Equal(t, want, msg.Content, "run")
 			require.Zero(t, del.calls.Load(), "delete ran")
 			require.EqualValues(t, 1, read.calls.Load(), "read ran")
-			custom := ateino.WithDenialAsObservation(func(d *guard.DeniedError) string { return "no: " + d.Reason })
+			custom := guard.WithDenialAsObservation(func(d *guard.DeniedError) string { return "no: " + d.Reason })
 			msg, err = run(context.Background(), t, m.guard(t, tools[:1], g, custom), g, "delete_file")
 			require.NoError(t, err, "custom observation")
 			require.Equal(t, "done: delete_file=no: destructive", msg.Content, "custom observation")
@@ -252,7 +252,7 @@ func TestElevationIsAnErrorInBothModes(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.srv.RequireElevation("delete_file")
-			for _, opts := range [][]ateino.Option{nil, {ateino.WithDenialAsObservation(nil)}} {
+			for _, opts := range [][]guard.ToolOption{nil, {guard.WithDenialAsObservation(nil)}} {
 				inner := &stub{}
 				g := e.guard(t)
 				_, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g, opts...), g, "delete_file")
@@ -273,7 +273,7 @@ func TestUnavailableGuardian(t *testing.T) {
 			for _, open := range []bool{true, false} {
 				inner := &stub{out: "deleted"}
 				g := e.guard(t, guard.WithFailOpen(open), guard.WithCheckTimeout(300*time.Millisecond))
-				msg, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g, ateino.WithDenialAsObservation(nil)), g, "delete_file")
+				msg, err := run(context.Background(), t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g, guard.WithDenialAsObservation(nil)), g, "delete_file")
 				if open {
 					require.NoError(t, err, "fail-open")
 					require.EqualValues(t, 1, inner.calls.Load(), "fail-open: tool runs")
@@ -323,7 +323,7 @@ func TestCallerCancellation(t *testing.T) {
 		g := e.guard(t, guard.WithFailOpen(true))
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(50*time.Millisecond, cancel)
-		_, err := run(ctx, t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g, ateino.WithDenialAsObservation(nil)), g, "delete_file")
+		_, err := run(ctx, t, m.guard(t, []tool.BaseTool{inner.tool(t, "delete_file")}, g, guard.WithDenialAsObservation(nil)), g, "delete_file")
 		require.ErrorIs(t, err, context.Canceled, m.name)
 		require.NotErrorIs(t, err, guard.ErrGuardianUnavailable, m.name)
 		require.Zero(t, inner.calls.Load(), "%s: tool ran", m.name)
@@ -398,7 +398,7 @@ func TestMiddlewareGuardsStreamableTools(t *testing.T) {
 		return st
 	}
 	g := e.guard(t)
-	cfg := modes[0].guard(t, []tool.BaseTool{stream("delete_file"), stream("read_file")}, g, ateino.WithDenialAsObservation(nil))
+	cfg := modes[0].guard(t, []tool.BaseTool{stream("delete_file"), stream("read_file")}, g, guard.WithDenialAsObservation(nil))
 	msg, err := run(context.Background(), t, cfg, g, "delete_file", "read_file")
 	want := `done: delete_file=Tool "delete_file" was denied by policy.; read_file=chunk of ` + secretPath
 	require.NoError(t, err, "run")
@@ -482,12 +482,12 @@ func TestSummaries(t *testing.T) {
 	e := newEnv(t)
 	g := e.guard(t)
 	for _, m := range modes {
-		sum := ateino.WithSummarizer(func(tool, in string) string { return tool + " " + in })
-		cfg := m.guard(t, []tool.BaseTool{(&stub{}).tool(t, "delete_file")}, g, ateino.WithLogInputs(0))
+		sum := guard.WithSummarizer(func(tool, in string) string { return tool + " " + in })
+		cfg := m.guard(t, []tool.BaseTool{(&stub{}).tool(t, "delete_file")}, g, guard.WithLogInputs(0))
 		_, err := run(context.Background(), t, cfg, g, "delete_file")
 		require.NoError(t, err, m.name)
 		cfg = m.guard(t, []tool.BaseTool{(&stub{}).tool(t, "delete_file")}, g, sum,
-			ateino.WithActionEffects(map[string]guard.Effect{"delete_file": guard.EffectDestructive}))
+			guard.WithActionEffects(map[string]guard.Effect{"delete_file": guard.EffectDestructive}))
 		_, err = run(context.Background(), t, cfg, g, "delete_file")
 		require.NoError(t, err, m.name)
 	}

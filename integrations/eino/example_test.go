@@ -91,7 +91,7 @@ func ExampleWrapTool() {
 	defer stop()
 	ctx := context.Background()
 	deleteFile, err := ateino.WrapTool(ctx, exampleTool("delete_file").(tool.InvokableTool), g,
-		ateino.WithDenialAsObservation(nil))
+		guard.WithDenialAsObservation(nil))
 	if err != nil {
 		panic(err)
 	}

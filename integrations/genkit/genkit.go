@@ -20,6 +20,10 @@
 //	var denied *guard.DeniedError
 //	if errors.As(err, &denied) { ... }
 //
+// WrapTool, WrapTools and DefineTool take the guard package's tool options:
+// guard.WithDenialAsObservation, guard.WithLogInputs, guard.WithSummarizer,
+// guard.WithActionEffect and guard.WithActionEffects.
+//
 // # Registered tools
 //
 // Genkit's generate loop runs a tool it finds by name in its registry, so a
@@ -35,24 +39,25 @@
 // tool's error into text, so the typed error is lost on the way; Generate
 // (or TrackErrors around any other Genkit call) restores it, and
 // errors.As(err, &denied) then finds the *guard.DeniedError (or the inner
-// tool's own error). With WithDenialAsObservation the denial becomes the
-// tool's output instead, a short text the model can read and react to.
+// tool's own error). With guard.WithDenialAsObservation the denial becomes
+// the tool's output instead, a short text the model can read and react to.
 // Elevations, an unavailable Guardian (when the Guard is fail-closed), API
 // errors and the caller's cancellation always stop the call with an error.
 //
 // Genkit v1.4.0 runs the tool requests of one model turn in parallel and,
 // when one fails, stops waiting for the others, whose goroutines then stay
 // blocked forever. Where a model may request a denied tool together with
-// others in one turn, prefer WithDenialAsObservation. It also registers an
-// unregistered tool into every Generate call that receives it, which is a
-// data race when one tool value goes to concurrent calls: share DefineTool's
-// registered tools between concurrent calls, or wrap per call.
+// others in one turn, prefer guard.WithDenialAsObservation. It also
+// registers an unregistered tool into every Generate call that receives it,
+// which is a data race when one tool value goes to concurrent calls: share
+// DefineTool's registered tools between concurrent calls, or wrap per call.
 //
 // # Privacy
 //
 // The tool's input is its JSON text. By default only "[N chars]" is sent for
-// it; the input itself only with WithLogInputs or a WithSummarizer, cut to
-// 200 runes. The output and the error text are never sent.
+// it; the input itself only with guard.WithLogInputs or a
+// guard.WithSummarizer, cut to 200 runes. The output and the error text are
+// never sent.
 package agenttrustgenkit
 
 import (
@@ -68,35 +73,6 @@ import (
 	"github.com/firebase/genkit/go/ai"
 	"github.com/firebase/genkit/go/genkit"
 )
-
-// Option configures WrapTool, WrapTools and DefineTool. They are the guard
-// package's tool options.
-type Option = guard.ToolOption
-
-// WithDenialAsObservation makes a denied tool return format(denial) as its
-// output instead of an error, so the model reads the denial and may change
-// course. A nil format uses guard.DefaultDenialObservation. Elevations and
-// every other failure are still errors.
-func WithDenialAsObservation(format func(*guard.DeniedError) string) Option {
-	return guard.WithDenialAsObservation(format)
-}
-
-// WithLogInputs sends the tool's input (its JSON text) as the check's
-// summary, cut to at most min(maxRunes, 200) runes (200 when maxRunes is not
-// positive), instead of its length.
-func WithLogInputs(maxRunes int) Option { return guard.WithLogInputs(maxRunes) }
-
-// WithSummarizer computes the check's summary from the tool name and its
-// input's JSON text; the result is cut to 200 runes.
-func WithSummarizer(fn func(tool, input string) string) Option { return guard.WithSummarizer(fn) }
-
-// WithActionEffect sets the effect sent with the checks of every wrapped
-// tool without an entry in WithActionEffects.
-func WithActionEffect(e guard.Effect) Option { return guard.WithActionEffect(e) }
-
-// WithActionEffects sets the effects of several tools, keyed by tool name.
-// The map is copied.
-func WithActionEffects(m map[string]guard.Effect) Option { return guard.WithActionEffects(m) }
 
 func validation(msg string) error {
 	return agenttrust.NewError(agenttrust.CodeValidation, "genkit: "+msg, nil)
@@ -116,7 +92,7 @@ type guardedTool struct {
 // registered with Genkit under its name, or Generate runs the registered
 // tool unchecked; use DefineTool for registered tools. A nil t or g is a
 // validation error.
-func WrapTool(t ai.Tool, g *guard.Guard, opts ...Option) (ai.Tool, error) {
+func WrapTool(t ai.Tool, g *guard.Guard, opts ...guard.ToolOption) (ai.Tool, error) {
 	runner, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return nil, err
@@ -127,7 +103,7 @@ func WrapTool(t ai.Tool, g *guard.Guard, opts ...Option) (ai.Tool, error) {
 // WrapTools wraps every tool of ts with the same Guard and options, as
 // WrapTool does, and returns them as tool references for ai.WithTools. It
 // fails on the first invalid tool, wrapping none.
-func WrapTools(ts []ai.Tool, g *guard.Guard, opts ...Option) ([]ai.ToolRef, error) {
+func WrapTools(ts []ai.Tool, g *guard.Guard, opts ...guard.ToolOption) ([]ai.ToolRef, error) {
 	runner, err := guard.NewToolRunner(g, opts...)
 	if err != nil {
 		return nil, err
@@ -206,10 +182,10 @@ func isNil(t ai.Tool) bool {
 // DefineTool defines and registers a tool with Genkit whose calls are
 // checked with g before fn runs; Generate, prompts and the Dev UI find it by
 // name like any tool of genkit.DefineTool. Its output is fn's output, or the
-// denial text with WithDenialAsObservation. A nil gk, g or fn, or an empty
-// name, is a validation error; a name already registered makes Genkit
+// denial text with guard.WithDenialAsObservation. A nil gk, g or fn, or an
+// empty name, is a validation error; a name already registered makes Genkit
 // panic, as genkit.DefineTool does.
-func DefineTool[In, Out any](gk *genkit.Genkit, g *guard.Guard, name, description string, fn ai.ToolFunc[In, Out], opts ...Option) (ai.Tool, error) {
+func DefineTool[In, Out any](gk *genkit.Genkit, g *guard.Guard, name, description string, fn ai.ToolFunc[In, Out], opts ...guard.ToolOption) (ai.Tool, error) {
 	switch {
 	case gk == nil:
 		return nil, validation("nil *genkit.Genkit")

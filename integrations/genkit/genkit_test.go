@@ -129,7 +129,7 @@ func (e *env) generate(ctx context.Context, tools []ai.ToolRef, calls ...string)
 		ai.WithTools(tools...), ai.WithMaxTurns(3))
 }
 
-func mustWrap(t *testing.T, g *guard.Guard, tools []ai.Tool, opts ...atgenkit.Option) []ai.ToolRef {
+func mustWrap(t *testing.T, g *guard.Guard, tools []ai.Tool, opts ...guard.ToolOption) []ai.ToolRef {
 	t.Helper()
 	refs, err := atgenkit.WrapTools(tools, g, opts...)
 	require.NoError(t, err)
@@ -202,13 +202,13 @@ func TestDenialAsObservation(t *testing.T) {
 	inner := &stub{out: "deleted"}
 	read := &stub{out: "contents of"}
 	tools := []ai.Tool{deleteTool(inner), ai.NewTool("read_file", "reads a file", read.run)}
-	resp, err := e.generate(context.Background(), mustWrap(t, e.guard(t), tools, atgenkit.WithDenialAsObservation(nil)), "delete_file", "read_file")
+	resp, err := e.generate(context.Background(), mustWrap(t, e.guard(t), tools, guard.WithDenialAsObservation(nil)), "delete_file", "read_file")
 	want := `done: delete_file=Tool "delete_file" was denied by policy.; read_file=contents of ` + secretPath
 	require.NoError(t, err, "generate")
 	require.Equal(t, want, resp.Text(), "generate")
 	require.Zero(t, inner.calls.Load(), "delete ran")
 	require.EqualValues(t, 1, read.calls.Load(), "read ran")
-	custom := atgenkit.WithDenialAsObservation(func(d *guard.DeniedError) string { return "no: " + d.Reason })
+	custom := guard.WithDenialAsObservation(func(d *guard.DeniedError) string { return "no: " + d.Reason })
 	resp, err = e.generate(context.Background(), mustWrap(t, e.guard(t), tools[:1], custom), "delete_file")
 	require.NoError(t, err, "custom observation")
 	require.Equal(t, "done: delete_file=no: destructive", resp.Text(), "custom observation")
@@ -217,7 +217,7 @@ func TestDenialAsObservation(t *testing.T) {
 func TestElevationIsAnErrorInBothModes(t *testing.T) {
 	e := newEnv(t)
 	e.srv.RequireElevation("delete_file")
-	for _, opts := range [][]atgenkit.Option{nil, {atgenkit.WithDenialAsObservation(nil)}} {
+	for _, opts := range [][]guard.ToolOption{nil, {guard.WithDenialAsObservation(nil)}} {
 		inner := &stub{}
 		_, err := e.generate(context.Background(), mustWrap(t, e.guard(t), []ai.Tool{deleteTool(inner)}, opts...), "delete_file")
 		var ee *guard.ElevationRequiredError
@@ -234,7 +234,7 @@ func TestUnavailableGuardian(t *testing.T) {
 	for _, open := range []bool{true, false} {
 		inner := &stub{out: "deleted"}
 		g := e.guard(t, guard.WithFailOpen(open), guard.WithCheckTimeout(300*time.Millisecond))
-		resp, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(inner)}, atgenkit.WithDenialAsObservation(nil)), "delete_file")
+		resp, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(inner)}, guard.WithDenialAsObservation(nil)), "delete_file")
 		if open {
 			require.NoError(t, err, "fail-open")
 			require.EqualValues(t, 1, inner.calls.Load(), "fail-open: tool runs")
@@ -277,7 +277,7 @@ func TestCallerCancellation(t *testing.T) {
 	g := e.guard(t, guard.WithFailOpen(true))
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err := e.generate(ctx, mustWrap(t, g, []ai.Tool{deleteTool(inner)}, atgenkit.WithDenialAsObservation(nil)), "delete_file")
+	_, err := e.generate(ctx, mustWrap(t, g, []ai.Tool{deleteTool(inner)}, guard.WithDenialAsObservation(nil)), "delete_file")
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotErrorIs(t, err, guard.ErrGuardianUnavailable)
 	require.Zero(t, inner.calls.Load(), "tool ran")
@@ -349,7 +349,7 @@ func TestDefineToolIsGuardedThroughTheRegistry(t *testing.T) {
 	del, read := &stub{}, &stub{out: "contents of"}
 	_, err := atgenkit.DefineTool(e.gk, g, "delete_file", "deletes a file", del.run)
 	require.NoError(t, err)
-	_, err = atgenkit.DefineTool(e.gk, g, "read_file", "reads a file", read.run, atgenkit.WithActionEffect(guard.EffectRead))
+	_, err = atgenkit.DefineTool(e.gk, g, "read_file", "reads a file", read.run, guard.WithActionEffect(guard.EffectRead))
 	require.NoError(t, err)
 	// The tools are named only: Generate finds the registered, guarded ones.
 	resp, err := e.generate(context.Background(), []ai.ToolRef{ai.ToolName("read_file")}, "read_file")
@@ -427,10 +427,10 @@ func TestSummaries(t *testing.T) {
 	e := newEnv(t)
 	g := e.guard(t)
 	input, _ := json.Marshal(map[string]any{"path": secretPath})
-	_, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(&stub{})}, atgenkit.WithLogInputs(0)), "delete_file")
+	_, err := e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(&stub{})}, guard.WithLogInputs(0)), "delete_file")
 	require.NoError(t, err)
-	sum := atgenkit.WithSummarizer(func(tool, in string) string { return tool + " " + in })
-	_, err = e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(&stub{})}, sum, atgenkit.WithActionEffects(map[string]guard.Effect{"delete_file": guard.EffectDestructive})), "delete_file")
+	sum := guard.WithSummarizer(func(tool, in string) string { return tool + " " + in })
+	_, err = e.generate(context.Background(), mustWrap(t, g, []ai.Tool{deleteTool(&stub{})}, sum, guard.WithActionEffects(map[string]guard.Effect{"delete_file": guard.EffectDestructive})), "delete_file")
 	require.NoError(t, err)
 	c := e.srv.Checks()
 	require.Len(t, c, 2, "checks %v", c)

@@ -227,40 +227,31 @@ func New(opts ...Option) (*agenttrust.Observer, error) {
 }
 
 func (m *instruments) init(meter metric.Meter) error {
-	var err, e error
-	collect := func() {
-		err = errors.Join(err, e)
+	var errs []error
+	duration := func(name, desc string) metric.Float64Histogram {
+		h, err := meter.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		errs = append(errs, err)
+		return h
 	}
-	m.reqDuration, e = meter.Float64Histogram(MetricRequestDuration, metric.WithUnit("s"),
-		metric.WithDescription("Duration of AgentTrust API calls, retries included."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	collect()
-	m.checkDuration, e = meter.Float64Histogram(MetricCheckDuration, metric.WithUnit("s"),
-		metric.WithDescription("Duration of guard checks, by outcome."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	collect()
-	m.decisions, e = meter.Int64Counter(MetricDecisions, metric.WithUnit("{decision}"),
-		metric.WithDescription("Guard decisions, by outcome."))
-	collect()
-	m.failedOpen, e = meter.Int64Counter(MetricFailedOpen, metric.WithUnit("{check}"),
-		metric.WithDescription("Checks allowed because the Guardian was unavailable and the guard fails open."))
-	collect()
-	m.sent, e = meter.Int64Counter(MetricTelemetrySent, metric.WithUnit("{event}"),
-		metric.WithDescription("Telemetry events the gateway accepted."))
-	collect()
-	m.dropped, e = meter.Int64Counter(MetricTelemetryDropped, metric.WithUnit("{event}"),
-		metric.WithDescription("Telemetry events given up, by reason."))
-	collect()
-	m.batchFailed, e = meter.Int64Counter(MetricTelemetryFailed, metric.WithUnit("{batch}"),
-		metric.WithDescription("Failed attempts to send a telemetry batch."))
-	collect()
-	m.queue, e = meter.Int64UpDownCounter(MetricTelemetryQueue, metric.WithUnit("{event}"),
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, err := meter.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	m.reqDuration = duration(MetricRequestDuration, "Duration of AgentTrust API calls, retries included.")
+	m.checkDuration = duration(MetricCheckDuration, "Duration of guard checks, by outcome.")
+	m.decisions = counter(MetricDecisions, "{decision}", "Guard decisions, by outcome.")
+	m.failedOpen = counter(MetricFailedOpen, "{check}",
+		"Checks allowed because the Guardian was unavailable and the guard fails open.")
+	m.sent = counter(MetricTelemetrySent, "{event}", "Telemetry events the gateway accepted.")
+	m.dropped = counter(MetricTelemetryDropped, "{event}", "Telemetry events given up, by reason.")
+	m.batchFailed = counter(MetricTelemetryFailed, "{batch}", "Failed attempts to send a telemetry batch.")
+	m.cache = counter(MetricCacheLookups, "{lookup}", "Token and introspection cache lookups, by cache and result.")
+	var err error
+	m.queue, err = meter.Int64UpDownCounter(MetricTelemetryQueue, metric.WithUnit("{event}"),
 		metric.WithDescription("Telemetry events waiting to be sent, queued or in flight."))
-	collect()
-	m.cache, e = meter.Int64Counter(MetricCacheLookups, metric.WithUnit("{lookup}"),
-		metric.WithDescription("Token and introspection cache lookups, by cache and result."))
-	collect()
-	if err != nil {
+	if err = errors.Join(append(errs, err)...); err != nil {
 		return err
 	}
 	m.byOutcome = map[agenttrust.CheckOutcome]*outcomeOpts{}

@@ -5,13 +5,11 @@
 //	cd integrations/eino && go run ./examples/agent
 //
 // The model first asks to delete a file (denied by policy and returned to
-// it as the tool's result), then reads the file and answers. It exits with
-// status 1 when a step does not behave as expected.
+// it as the tool's result), then reads the file and answers.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -111,7 +109,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	// One middleware guards every tool of the agent's ToolsNode.
-	mw, err := ateino.Middleware(g, ateino.WithDenialAsObservation(nil), ateino.WithActionEffects(map[string]guard.Effect{
+	mw, err := ateino.Middleware(g, guard.WithDenialAsObservation(nil), guard.WithActionEffects(map[string]guard.Effect{
 		"read_file": guard.EffectRead, "delete_file": guard.EffectDestructive,
 	}))
 	if err != nil {
@@ -146,16 +144,5 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	st := g.Stats()
 	fmt.Fprintf(out, "checks %d, denied %d; telemetry: %d events sent, %d dropped\n", st.Checks, st.Denied, st.Sent, st.Dropped)
-
-	switch {
-	case len(llm.results) != 2:
-		return fmt.Errorf("%d tool results, want 2", len(llm.results))
-	case llm.results[0].Content != `Tool "delete_file" was denied by policy.`:
-		return errors.New("delete_file was not denied")
-	case !strings.HasPrefix(llm.results[1].Content, "contents of"):
-		return errors.New("read_file did not run")
-	case st.Denied != 1 || st.Sent != st.Reported || st.Dropped != 0:
-		return fmt.Errorf("unexpected stats %+v", st)
-	}
 	return nil
 }

@@ -5,13 +5,11 @@
 //	cd integrations/genkit && go run ./examples/agent
 //
 // The model first asks to delete a file (denied by policy and returned to
-// it as the tool's output), then reads the file and answers. It exits with
-// status 1 when a step does not behave as expected.
+// it as the tool's output), then reads the file and answers.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,7 +84,7 @@ func run(ctx context.Context, out io.Writer) error {
 	gk := genkit.Init(gctx)
 	model := genkit.DefineModel(gk, "demo/scripted", &ai.ModelOptions{Supports: &ai.ModelSupports{Tools: true, Multiturn: true}}, scriptedModel)
 
-	opts := []atgenkit.Option{atgenkit.WithDenialAsObservation(nil), atgenkit.WithActionEffects(map[string]guard.Effect{
+	opts := []guard.ToolOption{guard.WithDenialAsObservation(nil), guard.WithActionEffects(map[string]guard.Effect{
 		"read_file": guard.EffectRead, "delete_file": guard.EffectDestructive,
 	})}
 	// A registered tool, found by name like any tool of genkit.DefineTool.
@@ -109,14 +107,12 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var steps []string
 	for _, m := range resp.History() {
 		if m.Role != ai.RoleTool {
 			continue
 		}
 		for _, p := range m.Content {
 			if p.IsToolResponse() {
-				steps = append(steps, fmt.Sprint(p.ToolResponse.Output))
 				fmt.Fprintf(out, "%-11s -> %v\n", p.ToolResponse.Name, p.ToolResponse.Output)
 			}
 		}
@@ -130,16 +126,5 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	st := g.Stats()
 	fmt.Fprintf(out, "checks %d, denied %d; telemetry: %d events sent, %d dropped\n", st.Checks, st.Denied, st.Sent, st.Dropped)
-
-	switch {
-	case len(steps) != 2:
-		return fmt.Errorf("%d tool steps, want 2", len(steps))
-	case steps[0] != `Tool "delete_file" was denied by policy.`:
-		return errors.New("delete_file was not denied")
-	case !strings.HasPrefix(steps[1], "contents of"):
-		return errors.New("read_file did not run")
-	case st.Denied != 1 || st.Sent != st.Reported || st.Dropped != 0:
-		return fmt.Errorf("unexpected stats %+v", st)
-	}
 	return nil
 }

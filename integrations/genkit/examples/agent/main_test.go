@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -24,4 +25,5 @@ func TestRun(t *testing.T) {
 	} {
 		assert.Contains(t, out.String(), want, "output lacks it")
 	}
+	assert.Equal(t, 2, strings.Count(out.String(), " -> "), "tool steps in:\n%s", out.String())
 }

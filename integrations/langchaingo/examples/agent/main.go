@@ -5,13 +5,11 @@
 //	cd integrations/langchaingo && go run ./examples/agent
 //
 // The model first asks to delete a file (denied by policy and returned to it
-// as an observation), then reads the file and answers. It exits with status
-// 1 when a step does not behave as expected.
+// as an observation), then reads the file and answers.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -97,16 +95,5 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	st := g.Stats()
 	fmt.Fprintf(out, "checks %d, denied %d; telemetry: %d events sent, %d dropped\n", st.Checks, st.Denied, st.Sent, st.Dropped)
-
-	switch {
-	case len(steps) != 2:
-		return fmt.Errorf("%d steps, want 2", len(steps))
-	case steps[0].Observation != `Tool "delete_file" was denied by policy.`:
-		return errors.New("delete_file was not denied")
-	case !strings.HasPrefix(steps[1].Observation, "contents of"):
-		return errors.New("read_file did not run")
-	case st.Denied != 1 || st.Sent != st.Reported || st.Dropped != 0:
-		return fmt.Errorf("unexpected stats %+v", st)
-	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,8 +18,9 @@ func TestRun(t *testing.T) {
 		`delete_file -> Tool "delete_file" was denied by policy.`,
 		"read_file   -> contents of /tmp/report.txt",
 		"answer: the report holds the quarterly numbers",
-		"3 events sent, 0 dropped",
+		"checks 2, denied 1; telemetry: 3 events sent, 0 dropped",
 	} {
 		assert.Contains(t, out.String(), want, "output lacks it")
 	}
+	assert.Equal(t, 2, strings.Count(out.String(), " -> "), "tool steps in:\n%s", out.String())
 }
