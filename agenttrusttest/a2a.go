@@ -56,16 +56,14 @@ type taskIDParams struct {
 
 // a2a serves the legacy AgentTrust task methods. Envelope errors are HTTP
 // 400; method and parameter errors are JSON-RPC errors in a 200.
-func (s *Server) a2a(c *call) {
-	var env rpcEnvelope
-	if !c.decode(&env) || !c.checkVersion(env.JSONRPC) {
+func (s *Server) a2a(c *call, env rpcEnvelope) {
+	if !c.checkVersion(env.JSONRPC) {
 		return
 	}
 	switch env.Method {
 	case "tasks/send":
 		var p sendTaskParams
-		if err := decodeStrictAt("params", env.Params, &p); err != nil {
-			c.rpcError(env.ID, rpcInvalidParams, err.Error())
+		if !c.rpcParams(env, &p) {
 			return
 		}
 		s.mu.Lock()
@@ -90,8 +88,7 @@ func (s *Server) a2a(c *call) {
 		c.rpcResult(env.ID, *t)
 	case "tasks/get", "tasks/cancel":
 		var p taskIDParams
-		if err := decodeStrictAt("params", env.Params, &p); err != nil {
-			c.rpcError(env.ID, rpcInvalidParams, err.Error())
+		if !c.rpcParams(env, &p) {
 			return
 		}
 		s.mu.Lock()
@@ -112,6 +109,17 @@ func (s *Server) a2a(c *call) {
 	default:
 		c.rpcError(env.ID, rpcMethodNotFound, fmt.Sprintf("method %q not found", env.Method))
 	}
+}
+
+// rpcParams strictly decodes the envelope's params into dst; when they do
+// not fit it answers a JSON-RPC invalid-params error naming the key and
+// returns false.
+func (c *call) rpcParams(env rpcEnvelope, dst any) bool {
+	if err := decodeStrictAt("params", env.Params, dst); err != nil {
+		c.rpcError(env.ID, rpcInvalidParams, err.Error())
+		return false
+	}
+	return true
 }
 
 // checkVersion answers 400 unless the envelope's jsonrpc is "2.0".
@@ -151,9 +159,8 @@ type messageSendParams struct {
 // a2aAgent serves A2A v1.0 message/send for the agent in the path. The
 // agent answers at once by echoing the text: the task completes with the
 // echo as its reply message and artifact. A taskId continues that task.
-func (s *Server) a2aAgent(c *call) {
-	var env rpcEnvelope
-	if !c.decode(&env) || !c.checkVersion(env.JSONRPC) {
+func (s *Server) a2aAgent(c *call, env rpcEnvelope) {
+	if !c.checkVersion(env.JSONRPC) {
 		return
 	}
 	if env.Method != "message/send" {
@@ -161,8 +168,7 @@ func (s *Server) a2aAgent(c *call) {
 		return
 	}
 	var p messageSendParams
-	if err := decodeStrictAt("params", env.Params, &p); err != nil {
-		c.rpcError(env.ID, rpcInvalidParams, err.Error())
+	if !c.rpcParams(env, &p) {
 		return
 	}
 	var texts []string
@@ -174,8 +180,7 @@ func (s *Server) a2aAgent(c *call) {
 	agentID := c.param("agent_id")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if status, msg := s.agentErrLocked(agentID); status != 0 {
-		c.fail(status, msg)
+	if s.activeAgentLocked(c, agentID) == nil {
 		return
 	}
 	var t *msgTask
