@@ -23,6 +23,17 @@ type rpcEnvelope struct {
 	Params  json.RawMessage `json:"params" wire:"always"`
 }
 
+func (e rpcEnvelope) validate() string { return rpcVersionErr(e.JSONRPC) }
+
+// rpcVersionErr is the validation message of a JSON-RPC envelope whose
+// jsonrpc is not "2.0", or "".
+func rpcVersionErr(v string) string {
+	if v != "2.0" {
+		return `key "jsonrpc" must be "2.0"`
+	}
+	return ""
+}
+
 func (c *call) rpcResult(id int64, result any) {
 	c.reply(http.StatusOK, map[string]any{"jsonrpc": "2.0", "id": id, "result": result})
 }
@@ -57,9 +68,6 @@ type taskIDParams struct {
 // a2a serves the legacy AgentTrust task methods. Envelope errors are HTTP
 // 400; method and parameter errors are JSON-RPC errors in a 200.
 func (s *Server) a2a(c *call, env rpcEnvelope) {
-	if !c.checkVersion(env.JSONRPC) {
-		return
-	}
 	switch env.Method {
 	case "tasks/send":
 		var p sendTaskParams
@@ -122,15 +130,6 @@ func (c *call) rpcParams(env rpcEnvelope, dst any) bool {
 	return true
 }
 
-// checkVersion answers 400 unless the envelope's jsonrpc is "2.0".
-func (c *call) checkVersion(v string) bool {
-	if v != "2.0" {
-		c.fail(http.StatusBadRequest, `key "jsonrpc" must be "2.0"`)
-		return false
-	}
-	return true
-}
-
 // msgTask is an A2A v1.0 task created by message/send.
 type msgTask struct {
 	id        string
@@ -160,9 +159,6 @@ type messageSendParams struct {
 // agent answers at once by echoing the text: the task completes with the
 // echo as its reply message and artifact. A taskId continues that task.
 func (s *Server) a2aAgent(c *call, env rpcEnvelope) {
-	if !c.checkVersion(env.JSONRPC) {
-		return
-	}
 	if env.Method != "message/send" {
 		c.rpcError(env.ID, rpcMethodNotFound, fmt.Sprintf("method %q not found", env.Method))
 		return

@@ -39,6 +39,9 @@ func TestBodyRulesBeforeState(t *testing.T) {
 		{"approve body before 404", "POST", "/mcp/approvals/apr-404/approve", `{"decided_by": ""}`, `key "decided_by" must not be empty`},
 		{"revoke body before 404", "POST", "/api/v1/agents/nobody/revoke", `{}`, `missing required key "reason"`},
 		{"agent key", "POST", "/api/v1/agents", jsonBody(t, map[string]any{"name": "k", "framework": "custom", "capabilities": []string{}, "metadata": map[string]any{}, "public_key": pem}), `key "public_key" must be an Ed25519 public key in PKIX PEM: `},
+		{"a2a version", "POST", "/a2a", `{"jsonrpc": "1.0", "id": 1, "method": "tasks/get", "params": {}}`, `key "jsonrpc" must be "2.0"`},
+		{"a2a agent version before 404", "POST", "/a2a/agents/nobody", `{"jsonrpc": "1.0", "id": 1, "method": "message/send", "params": {}}`, `key "jsonrpc" must be "2.0"`},
+		{"mcp version before 404", "POST", "/mcp/mcp-404", `{"jsonrpc": "1.0", "id": 1, "method": "tools/list"}`, `key "jsonrpc" must be "2.0"`},
 		{"a2a params", "POST", "/a2a", rpc("tasks/get", `{"task_id": 7}`), ""},
 	}
 	for _, tc := range cases {

@@ -59,14 +59,13 @@ type mcpEnvelope struct {
 	Params  json.RawMessage `json:"params"`
 }
 
+func (e mcpEnvelope) validate() string { return rpcVersionErr(e.JSONRPC) }
+
 // callMCP proxies a JSON-RPC call to the registered server's URL. The
 // caller must name an active agent in X-Agent-ID (403 otherwise). The body
 // is forwarded byte for byte with X-Agent-ID and X-Session-ID, and the
 // upstream status and body are returned as they are (502 when unreachable).
-func (s *Server) callMCP(c *call, env mcpEnvelope) {
-	if !c.checkVersion(env.JSONRPC) {
-		return
-	}
+func (s *Server) callMCP(c *call, _ mcpEnvelope) {
 	agentID := c.r.Header.Get("X-Agent-ID")
 	s.mu.Lock()
 	srv, ok := s.st.mcpServers.get(c.param("server_id"))
