@@ -23,6 +23,17 @@ type rpcEnvelope struct {
 	Params  json.RawMessage `json:"params" wire:"always"`
 }
 
+func (e rpcEnvelope) validate() string { return rpcVersionErr(e.JSONRPC) }
+
+// rpcVersionErr is the validation message of a JSON-RPC envelope whose
+// jsonrpc is not "2.0", or "".
+func rpcVersionErr(v string) string {
+	if v != "2.0" {
+		return `key "jsonrpc" must be "2.0"`
+	}
+	return ""
+}
+
 func (c *call) rpcResult(id int64, result any) {
 	c.reply(http.StatusOK, map[string]any{"jsonrpc": "2.0", "id": id, "result": result})
 }
@@ -56,16 +67,11 @@ type taskIDParams struct {
 
 // a2a serves the legacy AgentTrust task methods. Envelope errors are HTTP
 // 400; method and parameter errors are JSON-RPC errors in a 200.
-func (s *Server) a2a(c *call) {
-	var env rpcEnvelope
-	if !c.decode(&env) || !c.checkVersion(env.JSONRPC) {
-		return
-	}
+func (s *Server) a2a(c *call, env rpcEnvelope) {
 	switch env.Method {
 	case "tasks/send":
 		var p sendTaskParams
-		if err := decodeStrictAt("params", env.Params, &p); err != nil {
-			c.rpcError(env.ID, rpcInvalidParams, err.Error())
+		if !c.rpcParams(env, &p) {
 			return
 		}
 		s.mu.Lock()
@@ -90,8 +96,7 @@ func (s *Server) a2a(c *call) {
 		c.rpcResult(env.ID, *t)
 	case "tasks/get", "tasks/cancel":
 		var p taskIDParams
-		if err := decodeStrictAt("params", env.Params, &p); err != nil {
-			c.rpcError(env.ID, rpcInvalidParams, err.Error())
+		if !c.rpcParams(env, &p) {
 			return
 		}
 		s.mu.Lock()
@@ -114,10 +119,12 @@ func (s *Server) a2a(c *call) {
 	}
 }
 
-// checkVersion answers 400 unless the envelope's jsonrpc is "2.0".
-func (c *call) checkVersion(v string) bool {
-	if v != "2.0" {
-		c.fail(http.StatusBadRequest, `key "jsonrpc" must be "2.0"`)
+// rpcParams strictly decodes the envelope's params into dst; when they do
+// not fit it answers a JSON-RPC invalid-params error naming the key and
+// returns false.
+func (c *call) rpcParams(env rpcEnvelope, dst any) bool {
+	if err := decodeStrictAt("params", env.Params, dst); err != nil {
+		c.rpcError(env.ID, rpcInvalidParams, err.Error())
 		return false
 	}
 	return true
@@ -151,18 +158,13 @@ type messageSendParams struct {
 // a2aAgent serves A2A v1.0 message/send for the agent in the path. The
 // agent answers at once by echoing the text: the task completes with the
 // echo as its reply message and artifact. A taskId continues that task.
-func (s *Server) a2aAgent(c *call) {
-	var env rpcEnvelope
-	if !c.decode(&env) || !c.checkVersion(env.JSONRPC) {
-		return
-	}
+func (s *Server) a2aAgent(c *call, env rpcEnvelope) {
 	if env.Method != "message/send" {
 		c.rpcError(env.ID, rpcMethodNotFound, fmt.Sprintf("method %q not found", env.Method))
 		return
 	}
 	var p messageSendParams
-	if err := decodeStrictAt("params", env.Params, &p); err != nil {
-		c.rpcError(env.ID, rpcInvalidParams, err.Error())
+	if !c.rpcParams(env, &p) {
 		return
 	}
 	var texts []string
@@ -174,8 +176,7 @@ func (s *Server) a2aAgent(c *call) {
 	agentID := c.param("agent_id")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if status, msg := s.agentErrLocked(agentID); status != 0 {
-		c.fail(status, msg)
+	if s.activeAgentLocked(c, agentID) == nil {
 		return
 	}
 	var t *msgTask

@@ -118,20 +118,22 @@ type createAgentRequest struct {
 	OrgID        string         `json:"org_id" wire:"truthy"`
 }
 
-func (s *Server) createAgent(c *call) {
-	var req createAgentRequest
-	if !c.decode(&req) {
-		return
+func (r createAgentRequest) validate() string {
+	if r.PublicKey == nil {
+		return ""
 	}
+	if _, err := parseAgentPublicKey(*r.PublicKey); err != nil {
+		return `key "public_key" must be an Ed25519 public key in PKIX PEM: ` + err.Error()
+	}
+	return ""
+}
+
+func (s *Server) createAgent(c *call, req createAgentRequest) {
 	seed := AgentSeed{Name: req.Name, OrgID: c.org, Framework: req.Framework, Capabilities: req.Capabilities, Metadata: req.Metadata}
 	if req.OrgID != "" {
 		seed.OrgID = req.OrgID
 	}
 	if req.PublicKey != nil {
-		if _, err := parseAgentPublicKey(*req.PublicKey); err != nil {
-			c.fail(http.StatusBadRequest, `key "public_key" must be an Ed25519 public key in PKIX PEM: `+err.Error())
-			return
-		}
 		seed.PublicKey = *req.PublicKey
 	}
 	s.mu.Lock()
@@ -159,9 +161,7 @@ func (s *Server) listAgents(c *call) {
 	if org == "" {
 		org = c.org
 	}
-	s.mu.Lock()
-	out := s.st.agents.list(func(ag *agent) bool { return ag.OrgID == org })
-	s.mu.Unlock()
+	out := listOf(s, &s.st.agents, func(ag *agent) bool { return ag.OrgID == org })
 	c.reply(http.StatusOK, map[string]any{"agents": out})
 }
 
@@ -169,28 +169,18 @@ type revokeAgentRequest struct {
 	Reason string `json:"reason" wire:"always"`
 }
 
-func (s *Server) revokeAgent(c *call) {
-	var req revokeAgentRequest
-	if !c.decode(&req) {
-		return
-	}
+func (s *Server) revokeAgent(c *call, req revokeAgentRequest) {
 	id := c.param("agent_id")
-	s.mu.Lock()
-	ag, ok := s.st.agents.get(id)
-	if ok {
+	if updateOr404(s, c, &s.st.agents, "agent_id", "agent not found", func(ag *agent) {
 		ag.Status = statusRevoked
 		for _, t := range s.st.tokens {
 			if t.agentID == id && t.revokedReason == "" {
 				t.revokedReason = "agent revoked"
 			}
 		}
+	}) {
+		c.reply(http.StatusOK, map[string]any{"agent_id": id, "status": statusRevoked, "reason": req.Reason})
 	}
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, "agent not found")
-		return
-	}
-	c.reply(http.StatusOK, map[string]any{"agent_id": id, "status": statusRevoked, "reason": req.Reason})
 }
 
 // agentErrLocked checks that id names an active agent. It returns the HTTP
@@ -204,6 +194,17 @@ func (s *Server) agentErrLocked(id string) (int, string) {
 		return http.StatusForbidden, fmt.Sprintf("agent %q is %s", id, ag.Status)
 	}
 	return 0, ""
+}
+
+// activeAgentLocked returns the agent id names when it is active; otherwise
+// it answers the failure (404 or 403) and returns nil.
+func (s *Server) activeAgentLocked(c *call, id string) *agent {
+	if status, msg := s.agentErrLocked(id); status != 0 {
+		c.fail(status, msg)
+		return nil
+	}
+	ag, _ := s.st.agents.get(id)
+	return ag
 }
 
 // firstOutside returns the first of want that is not in have.

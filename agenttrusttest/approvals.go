@@ -62,33 +62,24 @@ type decideRequest struct {
 	DecidedBy string `json:"decided_by" wire:"always,nonempty"`
 }
 
-func (s *Server) approve(c *call) { s.decide(c, approvalApproved) }
+func (s *Server) approve(c *call, req decideRequest) { s.decide(c, req, approvalApproved) }
 
-func (s *Server) deny(c *call) { s.decide(c, approvalDenied) }
+func (s *Server) deny(c *call, req decideRequest) { s.decide(c, req, approvalDenied) }
 
 // decide settles a pending approval; deciding twice is a 409.
-func (s *Server) decide(c *call, status string) {
-	var req decideRequest
-	if !c.decode(&req) {
-		return
-	}
-	id := c.param("approval_id")
-	s.mu.Lock()
-	ap, ok := s.st.approvals.get(id)
+func (s *Server) decide(c *call, req decideRequest, status string) {
 	prev := ""
-	if ok {
+	if !updateOr404(s, c, &s.st.approvals, "approval_id", "approval not found", func(ap *approval) {
 		prev = ap.Status
 		if prev == approvalPending {
 			ap.Status, ap.DecidedBy = status, req.DecidedBy
 		}
+	}) {
+		return
 	}
-	s.mu.Unlock()
-	switch {
-	case !ok:
-		c.fail(http.StatusNotFound, "approval not found")
-	case prev != approvalPending:
+	if prev != approvalPending {
 		c.fail(http.StatusConflict, "approval already "+prev)
-	default:
-		c.reply(http.StatusOK, map[string]any{"status": status, "approval_id": id, "decided_by": req.DecidedBy})
+		return
 	}
+	c.reply(http.StatusOK, map[string]any{"status": status, "approval_id": c.param("approval_id"), "decided_by": req.DecidedBy})
 }

@@ -90,11 +90,9 @@ func (s *Server) buildCard(ag *agent, published bool) map[string]any {
 	}
 	if published {
 		payload, _ := json.Marshal(card)
-		protected := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","kid":"` + cardKeyID + `"}`))
-		input := protected + "." + base64.RawURLEncoding.EncodeToString(payload)
-		sig := ed25519.Sign(s.cardKey, []byte(input))
+		protected, _, sig := s.signJWS(`{"alg":"EdDSA","kid":"`+cardKeyID+`"}`, payload)
 		card["signatures"] = []any{map[string]any{
-			"protected": protected, "signature": base64.RawURLEncoding.EncodeToString(sig),
+			"protected": protected, "signature": sig,
 			"header": map[string]any{"kid": cardKeyID},
 		}}
 	}

@@ -80,6 +80,16 @@ type checkRequest struct {
 	ActionEffect       string `json:"action_effect" wire:"truthy"`
 }
 
+func (r checkRequest) validate() string {
+	if r.ActionSource != "api" {
+		return `key "action_source" must be "api"`
+	}
+	if utf8.RuneCountInString(r.ActionInputSummary) > maxSummaryRunes {
+		return `key "action_input_summary" must be at most 200 characters`
+	}
+	return ""
+}
+
 type checkResult struct {
 	Allowed           bool    `json:"allowed"`
 	CheckID           string  `json:"check_id"`
@@ -94,19 +104,7 @@ type checkResult struct {
 // check decides, in order: unknown agent, revoked agent, deny list,
 // elevation (pending, approved or denied approval for this agent, session
 // and tool), else allow. A denial is a 200 with allowed=false.
-func (s *Server) check(c *call) {
-	var req checkRequest
-	if !c.decode(&req) {
-		return
-	}
-	if req.ActionSource != "api" {
-		c.fail(http.StatusBadRequest, `key "action_source" must be "api"`)
-		return
-	}
-	if utf8.RuneCountInString(req.ActionInputSummary) > maxSummaryRunes {
-		c.fail(http.StatusBadRequest, `key "action_input_summary" must be at most 200 characters`)
-		return
-	}
+func (s *Server) check(c *call, req checkRequest) {
 	if !s.checkCredentials(c, req.AgentID) {
 		return
 	}

@@ -39,29 +39,22 @@ type createDelegationRequest struct {
 	ParentDelegationID *string        `json:"parent_delegation_id"`
 }
 
+func (r createDelegationRequest) validate() string {
+	return positiveSecondsErr("ttl_seconds", r.TTLSeconds)
+}
+
 // createDelegation narrows scope: every requested scope must be among the
 // delegator's capabilities or, with a parent, within the parent's scope
 // (the parent must have been granted to the delegator). A child never
 // outlives its parent.
-func (s *Server) createDelegation(c *call) {
-	var req createDelegationRequest
-	if !c.decode(&req) {
-		return
-	}
-	if req.TTLSeconds <= 0 {
-		c.fail(http.StatusBadRequest, `key "ttl_seconds" must be a positive number of seconds`)
-		return
-	}
+func (s *Server) createDelegation(c *call, req createDelegationRequest) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, id := range []string{req.FromAgentID, req.ToAgentID} {
-		if status, msg := s.agentErrLocked(id); status != 0 {
-			c.fail(status, msg)
-			return
-		}
+	from := s.activeAgentLocked(c, req.FromAgentID)
+	if from == nil || s.activeAgentLocked(c, req.ToAgentID) == nil {
+		return
 	}
-	from, _ := s.st.agents.get(req.FromAgentID)
 	expires := now.Add(time.Duration(req.TTLSeconds) * time.Second)
 	var chain []string
 	if req.ParentDelegationID != nil {
@@ -105,9 +98,7 @@ func (s *Server) createDelegation(c *call) {
 }
 
 func (s *Server) listDelegations(c *call) {
-	s.mu.Lock()
-	out := s.st.delegations.list(func(d *delegation) bool { return d.orgID == c.org })
-	s.mu.Unlock()
+	out := listOf(s, &s.st.delegations, func(d *delegation) bool { return d.orgID == c.org })
 	c.reply(http.StatusOK, map[string]any{"delegations": out})
 }
 
@@ -116,9 +107,7 @@ func (s *Server) listDelegations(c *call) {
 func (s *Server) revokeDelegation(c *call) {
 	id := c.param("delegation_id")
 	now := ts(s.Now())
-	s.mu.Lock()
-	ok := s.st.delegations.has(id)
-	if ok {
+	if updateOr404(s, c, &s.st.delegations, "delegation_id", "delegation not found", func(*delegation) {
 		for _, d := range s.st.delegations.byID {
 			for _, link := range d.DelegationChain {
 				if link == id && time.Time(d.RevokedAt).IsZero() {
@@ -126,13 +115,9 @@ func (s *Server) revokeDelegation(c *call) {
 				}
 			}
 		}
+	}) {
+		c.noContent()
 	}
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, "delegation not found")
-		return
-	}
-	c.noContent()
 }
 
 // delegationSession opens a read-only A2A session for the delegate, with

@@ -46,11 +46,7 @@ type registerProviderRequest struct {
 	TrustLevel *string `json:"trust_level"`
 }
 
-func (s *Server) registerProvider(c *call) {
-	var req registerProviderRequest
-	if !c.decode(&req) {
-		return
-	}
+func (s *Server) registerProvider(c *call, req registerProviderRequest) {
 	trust := "medium"
 	if req.TrustLevel != nil {
 		trust = *req.TrustLevel
@@ -77,18 +73,12 @@ func (s *Server) registerProvider(c *call) {
 
 // listProviders wraps every element in "provider", as the wire contract allows.
 func (s *Server) listProviders(c *call) {
-	s.mu.Lock()
-	mine := s.st.providers.list(func(p *provider) bool { return p.OrgID == c.org })
-	s.mu.Unlock()
+	mine := listOf(s, &s.st.providers, func(p *provider) bool { return p.OrgID == c.org })
 	out := make([]any, len(mine))
 	for i, p := range mine {
 		out[i] = map[string]any{"provider": p}
 	}
 	c.reply(http.StatusOK, map[string]any{"providers": out})
-}
-
-func (s *Server) deleteProvider(c *call) {
-	deleteOr404(s, c, &s.st.providers, "provider_id", "provider not found")
 }
 
 type federationTokenRequest struct {
@@ -110,16 +100,16 @@ func (s *Server) fedLookupLocked(req federationTokenRequest, now time.Time) (*fe
 	return t, ""
 }
 
-func (s *Server) federationIntrospect(c *call) { s.federationCheck(c, "active") }
+func (s *Server) federationIntrospect(c *call, req federationTokenRequest) {
+	s.federationCheck(c, req, "active")
+}
 
 // federationVerify is the legacy path; it answers "valid" instead of "active".
-func (s *Server) federationVerify(c *call) { s.federationCheck(c, "valid") }
+func (s *Server) federationVerify(c *call, req federationTokenRequest) {
+	s.federationCheck(c, req, "valid")
+}
 
-func (s *Server) federationCheck(c *call, flag string) {
-	var req federationTokenRequest
-	if !c.decode(&req) {
-		return
-	}
+func (s *Server) federationCheck(c *call, req federationTokenRequest, flag string) {
 	s.mu.Lock()
 	t, why := s.fedLookupLocked(req, s.Now())
 	s.mu.Unlock()
@@ -134,11 +124,7 @@ func (s *Server) federationCheck(c *call, flag string) {
 
 // federationSession needs an active federated token whose issuer is a
 // registered provider of the caller's org.
-func (s *Server) federationSession(c *call) {
-	var req federationTokenRequest
-	if !c.decode(&req) {
-		return
-	}
+func (s *Server) federationSession(c *call, req federationTokenRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, why := s.fedLookupLocked(req, s.Now())
@@ -168,17 +154,16 @@ type issueIDTokenRequest struct {
 	TTL      int64    `json:"ttl" wire:"truthy"`
 }
 
+func (r issueIDTokenRequest) validate() string {
+	if r.TTL == 0 { // omitted: the default lifetime applies
+		return ""
+	}
+	return positiveSecondsErr("ttl", r.TTL)
+}
+
 // issueIDToken mints an EdDSA-signed JWT whose issuer is the gateway URL.
 // The token is also known to federation introspection afterwards.
-func (s *Server) issueIDToken(c *call) {
-	var req issueIDTokenRequest
-	if !c.decode(&req) {
-		return
-	}
-	if req.TTL < 0 {
-		c.fail(http.StatusBadRequest, `key "ttl" must be a positive number of seconds`)
-		return
-	}
+func (s *Server) issueIDToken(c *call, req issueIDTokenRequest) {
 	ttl := req.TTL
 	if ttl == 0 {
 		ttl = 300
@@ -200,15 +185,23 @@ func (s *Server) issueIDToken(c *call) {
 	if len(req.Scopes) > 0 {
 		claims["scope"] = strings.Join(req.Scopes, " ")
 	}
-	jwt := s.signJWT(claims)
+	jwt := s.signJWT(cardKeyID, claims)
 	s.st.fedTokens[jwt] = &fedToken{issuer: s.gwURL, agentID: req.AgentID, expiresAt: exp}
 	c.reply(http.StatusOK, map[string]any{"id_token": jwt, "expires_in": ttl, "expires_at": ts(exp)})
 }
 
-func (s *Server) signJWT(claims map[string]any) string {
+// signJWS signs payload under the JSON protected header with the fake's
+// Ed25519 key and returns the three base64url parts of the JWS.
+func (s *Server) signJWS(header string, payload []byte) (protected, body, sig string) {
 	enc := base64.RawURLEncoding
-	header := enc.EncodeToString([]byte(`{"alg":"EdDSA","typ":"JWT","kid":"` + cardKeyID + `"}`))
+	protected, body = enc.EncodeToString([]byte(header)), enc.EncodeToString(payload)
+	return protected, body, enc.EncodeToString(ed25519.Sign(s.cardKey, []byte(protected+"."+body)))
+}
+
+// signJWT returns an EdDSA JWT of claims signed with the fake's key, named
+// kid in its header.
+func (s *Server) signJWT(kid string, claims map[string]any) string {
 	payload, _ := json.Marshal(claims)
-	input := header + "." + enc.EncodeToString(payload)
-	return input + "." + enc.EncodeToString(ed25519.Sign(s.cardKey, []byte(input)))
+	protected, body, sig := s.signJWS(`{"alg":"EdDSA","typ":"JWT","kid":"`+kid+`"}`, payload)
+	return protected + "." + body + "." + sig
 }

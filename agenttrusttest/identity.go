@@ -294,11 +294,7 @@ type securitySettingsRequest struct {
 
 func (s *Server) getSecuritySettings(c *call) { c.reply(http.StatusOK, s.SecuritySettings()) }
 
-func (s *Server) putSecuritySettings(c *call) {
-	var req securitySettingsRequest
-	if !c.decode(&req) {
-		return
-	}
+func (s *Server) putSecuritySettings(c *call, req securitySettingsRequest) {
 	ss := SecuritySettings(req)
 	s.SetSecuritySettings(ss)
 	c.reply(http.StatusOK, ss)
@@ -312,8 +308,7 @@ func (s *Server) challenge(c *call) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if status, msg := s.agentErrLocked(id); status != 0 {
-		c.fail(status, msg)
+	if s.activeAgentLocked(c, id) == nil {
 		return
 	}
 	if s.st.identity.nonces == nil {
@@ -342,6 +337,13 @@ type wimseTokenRequest struct {
 	Proof       *popProof `json:"proof"`
 }
 
+func (r wimseTokenRequest) validate() string {
+	if r.TTLSeconds != nil && *r.TTLSeconds < 0 {
+		return `key "ttl_seconds" must not be negative`
+	}
+	return ""
+}
+
 const wimseTokenEndpoint = "POST /api/v1/wimse/token"
 
 // popMessage is the exact byte string a proof of possession signs.
@@ -349,15 +351,7 @@ func popMessage(nonce, agentID string, audience []string, ts int64) string {
 	return "pop-v1:" + nonce + ":" + agentID + ":" + strings.Join(audience, ",") + ":" + strconv.FormatInt(ts, 10)
 }
 
-func (s *Server) issueWIMSEToken(c *call) {
-	var req wimseTokenRequest
-	if !c.decode(&req) {
-		return
-	}
-	if req.TTLSeconds != nil && *req.TTLSeconds < 0 {
-		c.fail(http.StatusBadRequest, `key "ttl_seconds" must not be negative`)
-		return
-	}
+func (s *Server) issueWIMSEToken(c *call, req wimseTokenRequest) {
 	ttl := DefaultWIMSETTL
 	if req.TTLSeconds != nil && *req.TTLSeconds > 0 {
 		ttl = time.Duration(*req.TTLSeconds) * time.Second
@@ -365,11 +359,10 @@ func (s *Server) issueWIMSEToken(c *call) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if status, msg := s.agentErrLocked(req.AgentID); status != 0 {
-		c.fail(status, msg)
+	ag := s.activeAgentLocked(c, req.AgentID)
+	if ag == nil {
 		return
 	}
-	ag, _ := s.st.agents.get(req.AgentID)
 	var key ed25519.PublicKey
 	if ag.PublicKey != "" {
 		key, _ = parseAgentPublicKey(ag.PublicKey)
@@ -407,7 +400,7 @@ func (s *Server) issueWIMSEToken(c *call) {
 		rec.JKT = JWKThumbprint(key)
 		claims["cnf"] = map[string]string{"jkt": rec.JKT}
 	}
-	rec.Token = s.signWIMSE(claims)
+	rec.Token = s.signJWT(wimseKeyID, claims)
 	if s.st.identity.tokens == nil {
 		s.st.identity.tokens = map[string]*WIMSETokenRecord{}
 	}
@@ -454,14 +447,6 @@ func (s *Server) verifyPoPLocked(req wimseTokenRequest, key ed25519.PublicKey, n
 	rec.Accepted, rec.Reason = reason == "", reason
 	s.st.identity.pops = append(s.st.identity.pops, rec)
 	return reason, text
-}
-
-func (s *Server) signWIMSE(claims map[string]any) string {
-	enc := base64.RawURLEncoding
-	header := enc.EncodeToString([]byte(`{"alg":"EdDSA","typ":"JWT","kid":"` + wimseKeyID + `"}`))
-	payload, _ := json.Marshal(claims)
-	input := header + "." + enc.EncodeToString(payload)
-	return input + "." + enc.EncodeToString(ed25519.Sign(s.cardKey, []byte(input)))
 }
 
 type wimseClaims struct {
@@ -523,11 +508,7 @@ type wimseVerifyRequest struct {
 	TrustDomainFilter string `json:"trust_domain_filter" wire:"truthy"`
 }
 
-func (s *Server) verifyWIMSEToken(c *call) {
-	var req wimseVerifyRequest
-	if !c.decode(&req) {
-		return
-	}
+func (s *Server) verifyWIMSEToken(c *call, req wimseVerifyRequest) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -24,42 +24,31 @@ type registerMCPServerRequest struct {
 	Capabilities *[]string `json:"capabilities"`
 }
 
+func (r registerMCPServerRequest) validate() string {
+	if !validHTTPURL(r.URL) {
+		return `key "url" must be an absolute http(s) URL`
+	}
+	return ""
+}
+
 // validHTTPURL reports whether raw is an absolute http(s) URL with a host.
 func validHTTPURL(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-func (s *Server) registerMCPServer(c *call) {
-	var req registerMCPServerRequest
-	if !c.decode(&req) {
-		return
-	}
-	if !validHTTPURL(req.URL) {
-		c.fail(http.StatusBadRequest, `key "url" must be an absolute http(s) URL`)
-		return
-	}
+func (s *Server) registerMCPServer(c *call, req registerMCPServerRequest) {
 	caps := []string{}
 	if req.Capabilities != nil {
 		caps = append(caps, *req.Capabilities...)
 	}
-	s.mu.Lock()
-	srv := &mcpServer{ID: s.st.nextID("mcp"), Name: req.Name, URL: req.URL, OrgID: c.org, Capabilities: caps, CreatedAt: ts(s.Now())}
-	s.st.mcpServers.put(srv.ID, srv)
-	out := *srv
-	s.mu.Unlock()
-	c.reply(http.StatusCreated, out)
+	srv := &mcpServer{Name: req.Name, URL: req.URL, OrgID: c.org, Capabilities: caps, CreatedAt: ts(s.Now())}
+	c.reply(http.StatusCreated, insert(s, &s.st.mcpServers, "mcp", srv, &srv.ID))
 }
 
 func (s *Server) listMCPServers(c *call) {
-	s.mu.Lock()
-	out := s.st.mcpServers.list(func(srv *mcpServer) bool { return srv.OrgID == c.org })
-	s.mu.Unlock()
+	out := listOf(s, &s.st.mcpServers, func(srv *mcpServer) bool { return srv.OrgID == c.org })
 	c.reply(http.StatusOK, map[string]any{"servers": out})
-}
-
-func (s *Server) removeMCPServer(c *call) {
-	deleteOr404(s, c, &s.st.mcpServers, "server_id", "mcp server not found")
 }
 
 // mcpEnvelope is the call_tool body; params is "not None".
@@ -70,15 +59,13 @@ type mcpEnvelope struct {
 	Params  json.RawMessage `json:"params"`
 }
 
+func (e mcpEnvelope) validate() string { return rpcVersionErr(e.JSONRPC) }
+
 // callMCP proxies a JSON-RPC call to the registered server's URL. The
 // caller must name an active agent in X-Agent-ID (403 otherwise). The body
 // is forwarded byte for byte with X-Agent-ID and X-Session-ID, and the
 // upstream status and body are returned as they are (502 when unreachable).
-func (s *Server) callMCP(c *call) {
-	var env mcpEnvelope
-	if !c.decode(&env) || !c.checkVersion(env.JSONRPC) {
-		return
-	}
+func (s *Server) callMCP(c *call, _ mcpEnvelope) {
 	agentID := c.r.Header.Get("X-Agent-ID")
 	s.mu.Lock()
 	srv, ok := s.st.mcpServers.get(c.param("server_id"))

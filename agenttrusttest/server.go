@@ -357,14 +357,47 @@ type call struct {
 
 func (c *call) param(name string) string { return c.params[name] }
 
-// decode strictly decodes the body into dst; on failure it answers 400 and
-// returns false.
+// validator is a request body with rules beyond the types of its keys;
+// validate returns the message of a 400, or "" when the body is fine.
+type validator interface {
+	validate() string
+}
+
+// decode strictly decodes the body into dst and then applies dst's own
+// rules when it is a validator; on failure it answers 400 and returns false.
 func (c *call) decode(dst any) bool {
 	if err := decodeStrict(c.body, dst); err != nil {
 		c.fail(http.StatusBadRequest, err.Error())
 		return false
 	}
+	if v, ok := dst.(validator); ok {
+		if msg := v.validate(); msg != "" {
+			c.fail(http.StatusBadRequest, msg)
+			return false
+		}
+	}
 	return true
+}
+
+// withBody adapts a handler that takes a strict request body of type T:
+// the body is validated and decoded first, and a bad one is answered 400
+// naming the offending key without h running.
+func withBody[T any](h func(*call, T)) func(*call) {
+	return func(c *call) {
+		var req T
+		if c.decode(&req) {
+			h(c, req)
+		}
+	}
+}
+
+// positiveSecondsErr is the validation message for a lifetime n sent under
+// the body key key that is not a positive number of seconds, or "".
+func positiveSecondsErr(key string, n int64) string {
+	if n <= 0 {
+		return fmt.Sprintf("key %q must be a positive number of seconds", key)
+	}
+	return ""
 }
 
 func (c *call) reply(status int, v any) { writeJSON(c.w, status, v) }
@@ -535,62 +568,62 @@ func (s *Server) routes() {
 
 	add("GET", "/health", apiAll, s.health, public)
 
-	add("POST", "/api/v1/agents", gw, s.createAgent)
+	add("POST", "/api/v1/agents", gw, withBody(s.createAgent))
 	add("GET", "/api/v1/agents", gw, s.listAgents, query("org_id"))
 	add("GET", "/api/v1/agents/{agent_id}", gw, s.getAgent)
-	add("POST", "/api/v1/agents/{agent_id}/revoke", gw, s.revokeAgent)
+	add("POST", "/api/v1/agents/{agent_id}/revoke", gw, withBody(s.revokeAgent))
 	add("POST", "/api/v1/agents/{agent_id}/challenge", gw, s.challenge, bodiless)
-	add("POST", "/api/v1/wimse/token", gw, s.issueWIMSEToken)
-	add("POST", "/api/v1/wimse/verify", gw, s.verifyWIMSEToken)
+	add("POST", "/api/v1/wimse/token", gw, withBody(s.issueWIMSEToken))
+	add("POST", "/api/v1/wimse/verify", gw, withBody(s.verifyWIMSEToken))
 	add("GET", "/api/v1/orgs/security-settings", gw, s.getSecuritySettings)
-	add("PUT", "/api/v1/orgs/security-settings", gw, s.putSecuritySettings)
+	add("PUT", "/api/v1/orgs/security-settings", gw, withBody(s.putSecuritySettings))
 
-	add("POST", "/api/v1/agent-tokens/issue", apiAuth, s.issueToken)
-	add("POST", "/api/v1/agent-tokens/introspect", apiAuth, s.introspectToken)
-	add("POST", "/api/v1/agent-tokens/revoke", apiAuth, s.revokeToken)
-	add("POST", "/api/v1/agenttrust/check", apiAuth, s.check)
+	add("POST", "/api/v1/agent-tokens/issue", apiAuth, withBody(s.issueToken))
+	add("POST", "/api/v1/agent-tokens/introspect", apiAuth, withBody(s.introspectToken))
+	add("POST", "/api/v1/agent-tokens/revoke", apiAuth, withBody(s.revokeToken))
+	add("POST", "/api/v1/agenttrust/check", apiAuth, withBody(s.check))
 
-	add("POST", "/api/v1/telemetry/report", apiAudit, s.report)
+	add("POST", "/api/v1/telemetry/report", apiAudit, withBody(s.report))
 
-	add("POST", "/mcp/sessions/init", gw, s.initMCPSession)
+	add("POST", "/mcp/sessions/init", gw, withBody(s.initMCPSession))
 	add("GET", "/mcp/sessions/{session_id}", gw, s.getSession)
-	add("POST", "/api/v1/agenttrust/api-sessions/init", gw, s.initAPISession)
+	add("POST", "/api/v1/agenttrust/api-sessions/init", gw, withBody(s.initAPISession))
 
 	add("GET", "/mcp/approvals/{approval_id}", gw, s.getApproval)
-	add("POST", "/mcp/approvals/{approval_id}/approve", gw, s.approve)
-	add("POST", "/mcp/approvals/{approval_id}/deny", gw, s.deny)
+	add("POST", "/mcp/approvals/{approval_id}/approve", gw, withBody(s.approve))
+	add("POST", "/mcp/approvals/{approval_id}/deny", gw, withBody(s.deny))
 
 	add("POST", "/api/v1/agents/{agent_id}/card", gw, s.generateCard, bodiless)
 	add("GET", "/api/v1/agents/{agent_id}/card", gw, s.getCard)
 	add("PUT", "/api/v1/agents/{agent_id}/card/publish", gw, s.publishCard, bodiless)
 	add("GET", "/a2a/agents/{agent_id}/agent.json", gw, s.getPublicCard, public)
 
-	add("POST", "/a2a", gw, s.a2a)
-	add("POST", "/a2a/agents/{agent_id}", gw, s.a2aAgent)
+	add("POST", "/a2a", gw, withBody(s.a2a))
+	add("POST", "/a2a/agents/{agent_id}", gw, withBody(s.a2aAgent))
 
-	add("POST", "/mcp/servers", gw, s.registerMCPServer)
+	add("POST", "/mcp/servers", gw, withBody(s.registerMCPServer))
 	add("GET", "/mcp/servers", gw, s.listMCPServers)
-	add("DELETE", "/mcp/servers/{server_id}", gw, s.removeMCPServer)
-	add("POST", "/mcp/{server_id}", gw, s.callMCP)
+	add("DELETE", "/mcp/servers/{server_id}", gw, deleter(s, &s.st.mcpServers, "server_id", "mcp server not found"))
+	add("POST", "/mcp/{server_id}", gw, withBody(s.callMCP))
 
-	add("POST", "/api/v1/delegations", gw, s.createDelegation)
+	add("POST", "/api/v1/delegations", gw, withBody(s.createDelegation))
 	add("GET", "/api/v1/delegations", gw, s.listDelegations)
 	add("DELETE", "/api/v1/delegations/{delegation_id}", gw, s.revokeDelegation)
 	add("POST", "/api/v1/delegations/{delegation_id}/session", gw, s.delegationSession, bodiless)
 
-	add("POST", "/api/v1/federation/providers", gw, s.registerProvider)
+	add("POST", "/api/v1/federation/providers", gw, withBody(s.registerProvider))
 	add("GET", "/api/v1/federation/providers", gw, s.listProviders)
-	add("DELETE", "/api/v1/federation/providers/{provider_id}", gw, s.deleteProvider)
-	add("POST", "/api/v1/federation/tokens/introspect", gw, s.federationIntrospect)
-	add("POST", "/api/v1/federation/tokens/verify", gw, s.federationVerify)
-	add("POST", "/api/v1/federation/sessions/init", gw, s.federationSession)
-	add("POST", "/api/v1/federation/tokens/issue", gw, s.issueIDToken)
+	add("DELETE", "/api/v1/federation/providers/{provider_id}", gw, deleter(s, &s.st.providers, "provider_id", "provider not found"))
+	add("POST", "/api/v1/federation/tokens/introspect", gw, withBody(s.federationIntrospect))
+	add("POST", "/api/v1/federation/tokens/verify", gw, withBody(s.federationVerify))
+	add("POST", "/api/v1/federation/sessions/init", gw, withBody(s.federationSession))
+	add("POST", "/api/v1/federation/tokens/issue", gw, withBody(s.issueIDToken))
 
-	add("POST", "/api/v1/siem/destinations", gw, s.createSIEM)
+	add("POST", "/api/v1/siem/destinations", gw, withBody(s.createSIEM))
 	add("GET", "/api/v1/siem/destinations", gw, s.listSIEM)
 	add("GET", "/api/v1/siem/destinations/{destination_id}", gw, s.getSIEM)
 	add("PUT", "/api/v1/siem/destinations/{destination_id}", gw, s.updateSIEM)
-	add("DELETE", "/api/v1/siem/destinations/{destination_id}", gw, s.deleteSIEM)
+	add("DELETE", "/api/v1/siem/destinations/{destination_id}", gw, deleter(s, &s.st.siem, "destination_id", "destination not found"))
 	add("GET", "/api/v1/siem/destinations/{destination_id}/logs", gw, s.siemLogs)
 	add("POST", "/api/v1/siem/destinations/{destination_id}/test", gw, s.testSIEM, bodiless)
 }

@@ -62,18 +62,13 @@ type initMCPSessionRequest struct {
 
 // initMCPSession opens an MCP session for an active agent. The server id
 // is recorded but need not name a registered MCP server.
-func (s *Server) initMCPSession(c *call) {
-	var req initMCPSessionRequest
-	if !c.decode(&req) {
-		return
-	}
+func (s *Server) initMCPSession(c *call, req initMCPSessionRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if status, msg := s.agentErrLocked(req.AgentID); status != 0 {
-		c.fail(status, msg)
+	ag := s.activeAgentLocked(c, req.AgentID)
+	if ag == nil {
 		return
 	}
-	ag, _ := s.st.agents.get(req.AgentID)
 	se := s.newSessionLocked("mcp", ag.ID, ag.OrgID, ag.Capabilities)
 	se.ServerID = req.ServerID
 	c.reply(http.StatusOK, *se)
@@ -91,11 +86,7 @@ type initAPISessionRequest struct {
 
 // initAPISession opens an API session from an active at_ token; any other
 // token is a 401.
-func (s *Server) initAPISession(c *call) {
-	var req initAPISessionRequest
-	if !c.decode(&req) {
-		return
-	}
+func (s *Server) initAPISession(c *call, req initAPISessionRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, why := s.activeTokenLocked(req.Token, s.Now())

@@ -60,6 +60,14 @@ type updateSIEMRequest struct {
 	FilterEventTypes     *[]string `json:"filter_event_types"`
 }
 
+func (r createSIEMRequest) validate() string {
+	return siemValuesErr(&r.EndpointURL, r.BatchSize, r.FlushIntervalSeconds)
+}
+
+func (r updateSIEMRequest) validate() string {
+	return siemValuesErr(r.EndpointURL, r.BatchSize, r.FlushIntervalSeconds)
+}
+
 func siemValuesErr(endpoint *string, batch, flush *int) string {
 	switch {
 	case endpoint != nil && !validHTTPURL(*endpoint):
@@ -72,15 +80,7 @@ func siemValuesErr(endpoint *string, batch, flush *int) string {
 	return ""
 }
 
-func (s *Server) createSIEM(c *call) {
-	var req createSIEMRequest
-	if !c.decode(&req) {
-		return
-	}
-	if msg := siemValuesErr(&req.EndpointURL, req.BatchSize, req.FlushIntervalSeconds); msg != "" {
-		c.fail(http.StatusBadRequest, msg)
-		return
-	}
+func (s *Server) createSIEM(c *call, req createSIEMRequest) {
 	now := ts(s.Now())
 	d := &siemDestination{
 		OrgID: c.org, Name: req.Name, DestinationType: req.DestinationType, EndpointURL: req.EndpointURL,
@@ -99,34 +99,12 @@ func (s *Server) createSIEM(c *call) {
 	if req.FilterEventTypes != nil {
 		d.FilterEventTypes = append([]string{}, *req.FilterEventTypes...)
 	}
-	s.mu.Lock()
-	d.ID = s.st.nextID("siem")
-	s.st.siem.put(d.ID, d)
-	out := *d
-	s.mu.Unlock()
-	c.reply(http.StatusCreated, out)
+	c.reply(http.StatusCreated, insert(s, &s.st.siem, "siem", d, &d.ID))
 }
 
 func (s *Server) listSIEM(c *call) {
-	s.mu.Lock()
-	out := s.st.siem.list(func(d *siemDestination) bool { return d.OrgID == c.org })
-	s.mu.Unlock()
+	out := listOf(s, &s.st.siem, func(d *siemDestination) bool { return d.OrgID == c.org })
 	c.reply(http.StatusOK, map[string]any{"destinations": out, "total": len(out)})
-}
-
-// siemOp runs op on the destination of the path under the lock, answering
-// 404 for an unknown one.
-func (s *Server) siemOp(c *call, op func(d *siemDestination)) bool {
-	s.mu.Lock()
-	d, ok := s.st.siem.get(c.param("destination_id"))
-	if ok {
-		op(d)
-	}
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, "destination not found")
-	}
-	return ok
 }
 
 func (s *Server) getSIEM(c *call) {
@@ -142,13 +120,9 @@ func (s *Server) updateSIEM(c *call) {
 	if len(bytes.TrimSpace(c.body)) > 0 && !c.decode(&req) {
 		return
 	}
-	if msg := siemValuesErr(req.EndpointURL, req.BatchSize, req.FlushIntervalSeconds); msg != "" {
-		c.fail(http.StatusBadRequest, msg)
-		return
-	}
 	now := ts(s.Now())
 	var out siemDestination
-	ok := s.siemOp(c, func(d *siemDestination) {
+	ok := updateOr404(s, c, &s.st.siem, "destination_id", "destination not found", func(d *siemDestination) {
 		setIf(&d.Name, req.Name)
 		setIf(&d.EndpointURL, req.EndpointURL)
 		setIf(&d.AuthToken, req.AuthToken)
@@ -172,14 +146,10 @@ func setIf[T any](dst *T, v *T) {
 	}
 }
 
-func (s *Server) deleteSIEM(c *call) {
-	deleteOr404(s, c, &s.st.siem, "destination_id", "destination not found")
-}
-
 func (s *Server) siemLogs(c *call) {
 	id := c.param("destination_id")
 	out := []siemDelivery{}
-	if s.siemOp(c, func(*siemDestination) {
+	if updateOr404(s, c, &s.st.siem, "destination_id", "destination not found", func(*siemDestination) {
 		for _, rec := range s.st.deliveries {
 			if rec.DestinationID == id {
 				out = append(out, *rec)

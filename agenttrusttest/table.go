@@ -57,35 +57,65 @@ func (t *table[T]) list(keep func(*T) bool) []T {
 	return out
 }
 
+// listOf takes the lock and returns copies of the entities in tab for which
+// keep is true, in the order they were added.
+func listOf[T any](s *Server, tab *table[T], keep func(*T) bool) []T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return tab.list(keep)
+}
+
+// insert takes the lock, gives v the next id with prefix (written to *id,
+// v's id field) and stores it in tab. It returns a copy taken under the
+// lock.
+func insert[T any](s *Server, tab *table[T], prefix string, v *T, id *string) T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*id = s.st.nextID(prefix)
+	tab.put(*id, v)
+	return *v
+}
+
+// updateOr404 runs op under the lock on the entity in tab named by the path
+// parameter param and returns true. When there is none it answers 404 with
+// notFound and returns false.
+func updateOr404[T any](s *Server, c *call, tab *table[T], param, notFound string, op func(*T)) bool {
+	s.mu.Lock()
+	v, ok := tab.get(c.param(param))
+	if ok {
+		op(v)
+	}
+	s.mu.Unlock()
+	if !ok {
+		c.fail(http.StatusNotFound, notFound)
+	}
+	return ok
+}
+
 // getOr404 returns a copy, taken under the lock, of the entity in tab named
 // by the path parameter param. When there is none it answers 404 with
 // notFound and returns false.
 func getOr404[T any](s *Server, c *call, tab *table[T], param, notFound string) (T, bool) {
-	s.mu.Lock()
-	v, ok := tab.get(c.param(param))
 	var out T
-	if ok {
-		out = *v
-	}
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, notFound)
-	}
+	ok := updateOr404(s, c, tab, param, notFound, func(v *T) { out = *v })
 	return out, ok
 }
 
-// deleteOr404 removes the entity named by the path parameter param from
-// tab and answers 204, or 404 with notFound when there is none.
-func deleteOr404[T any](s *Server, c *call, tab *table[T], param, notFound string) {
-	id := c.param(param)
-	s.mu.Lock()
-	ok := tab.del(id)
-	s.mu.Unlock()
-	if !ok {
-		c.fail(http.StatusNotFound, notFound)
-		return
+// deleter returns the handler of a DELETE route: it removes the entity
+// named by the path parameter param from tab and answers 204, or 404 with
+// notFound when there is none.
+func deleter[T any](s *Server, tab *table[T], param, notFound string) func(*call) {
+	return func(c *call) {
+		id := c.param(param)
+		s.mu.Lock()
+		ok := tab.del(id)
+		s.mu.Unlock()
+		if !ok {
+			c.fail(http.StatusNotFound, notFound)
+			return
+		}
+		c.noContent()
 	}
-	c.noContent()
 }
 
 func removeString(list []string, v string) []string {

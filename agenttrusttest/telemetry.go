@@ -21,19 +21,18 @@ type reportRequest struct {
 	Events    []telemetryEvent `json:"events" wire:"always"`
 }
 
-// report accepts a telemetry batch. Events are held to the event shape of
-// wire contract (known keys only, timestamps in RFC 3339).
-func (s *Server) report(c *call) {
-	var req reportRequest
-	if !c.decode(&req) {
-		return
-	}
-	for i, e := range req.Events {
+func (r reportRequest) validate() string {
+	for i, e := range r.Events {
 		if _, err := time.Parse(time.RFC3339Nano, e.Timestamp); err != nil {
-			c.fail(http.StatusBadRequest, fmt.Sprintf("key %q must be an RFC 3339 timestamp", fmt.Sprintf("events[%d].timestamp", i)))
-			return
+			return fmt.Sprintf("key %q must be an RFC 3339 timestamp", fmt.Sprintf("events[%d].timestamp", i))
 		}
 	}
+	return ""
+}
+
+// report accepts a telemetry batch. Events are held to the event shape of
+// wire contract (known keys only, timestamps in RFC 3339).
+func (s *Server) report(c *call, req reportRequest) {
 	batch := TelemetryBatchRecord{AgentID: req.AgentID, SessionID: req.SessionID,
 		Events: make([]TelemetryEventRecord, len(req.Events))}
 	for i, e := range req.Events {

@@ -47,6 +47,8 @@ type issueTokenRequest struct {
 	SessionID string   `json:"session_id" wire:"truthy"`
 }
 
+func (r issueTokenRequest) validate() string { return positiveSecondsErr("ttl", r.TTL) }
+
 type tokenReply struct {
 	Token     string   `json:"token"`
 	AgentID   string   `json:"agent_id"`
@@ -56,15 +58,7 @@ type tokenReply struct {
 	TokenID   string   `json:"token_id"`
 }
 
-func (s *Server) issueToken(c *call) {
-	var req issueTokenRequest
-	if !c.decode(&req) {
-		return
-	}
-	if req.TTL <= 0 {
-		c.fail(http.StatusBadRequest, `key "ttl" must be a positive number of seconds`)
-		return
-	}
+func (s *Server) issueToken(c *call, req issueTokenRequest) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -93,11 +87,10 @@ func (s *Server) issueToken(c *call) {
 // active and every requested scope is among its capabilities; otherwise it
 // answers the failure (404 or 403) and returns nil.
 func (s *Server) issuingAgentLocked(c *call, id string, scopes []string) *agent {
-	if status, msg := s.agentErrLocked(id); status != 0 {
-		c.fail(status, msg)
+	ag := s.activeAgentLocked(c, id)
+	if ag == nil {
 		return nil
 	}
-	ag, _ := s.st.agents.get(id)
 	if sc, bad := firstOutside(scopes, ag.Capabilities); bad {
 		c.fail(http.StatusForbidden, fmt.Sprintf("scope %q is not within the agent's capabilities", sc))
 		return nil
@@ -111,19 +104,18 @@ type introspectRequest struct {
 	RequiredScopes []string `json:"required_scopes" wire:"always"`
 }
 
+func (r introspectRequest) validate() string {
+	if r.Target != nil && *r.Target == "" {
+		return `key "target" must be null when no target is given`
+	}
+	return ""
+}
+
 // introspection rules, in order: unknown token, revoked (token or agent),
 // expired (the server clock is strictly after expires_at), a required scope
 // the token lacks, and a target outside the agent's metadata
 // "allowed_targets" (agents without that key accept any target).
-func (s *Server) introspectToken(c *call) {
-	var req introspectRequest
-	if !c.decode(&req) {
-		return
-	}
-	if req.Target != nil && *req.Target == "" {
-		c.fail(http.StatusBadRequest, `key "target" must be null when no target is given`)
-		return
-	}
+func (s *Server) introspectToken(c *call, req introspectRequest) {
 	now := s.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -164,11 +156,7 @@ type revokeTokenRequest struct {
 	Reason string `json:"reason" wire:"always"`
 }
 
-func (s *Server) revokeToken(c *call) {
-	var req revokeTokenRequest
-	if !c.decode(&req) {
-		return
-	}
+func (s *Server) revokeToken(c *call, req revokeTokenRequest) {
 	s.mu.Lock()
 	t, ok := s.st.tokens[req.Token]
 	if ok && t.revokedReason == "" {
