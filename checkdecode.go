@@ -32,10 +32,23 @@ var checkKeys = [...]string{
 
 // checkKeyIndex returns the index of key in checkKeys, or -1.
 func checkKeyIndex(key []byte) int {
-	for i, k := range checkKeys {
-		if string(key) == k {
-			return i
-		}
+	switch string(key) {
+	case "allowed":
+		return keyAllowed
+	case "elevation_required":
+		return keyElevationRequired
+	case "check_id":
+		return keyCheckID
+	case "guard_tier":
+		return keyGuardTier
+	case "reason":
+		return keyReason
+	case "approval_id":
+		return keyApprovalID
+	case "confidence":
+		return keyConfidence
+	case "latency_ms":
+		return keyLatencyMs
 	}
 	return -1
 }
