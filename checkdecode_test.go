@@ -77,7 +77,9 @@ func TestCheckDecodeFastKeys(t *testing.T) {
 	want := ActionCheckResult{Allowed: true, decided: true, ElevationRequired: true, CheckID: "c", GuardTier: "fast",
 		Reason: "r", ApprovalID: "ap", Confidence: &conf, LatencyMs: &lat}
 	var all []string
-	for _, k := range checkKeys {
+	for i, k := range checkKeys {
+		assert.Equal(t, i, checkKeyIndex([]byte(k)), "checkKeyIndex(%s)", k)
+		assert.Equal(t, -1, checkKeyIndex([]byte(strings.ToUpper(k))), "checkKeyIndex(%s)", strings.ToUpper(k))
 		v, ok := values[k]
 		require.True(t, ok, "no test value for key %s", k)
 		all = append(all, `"`+k+`":`+v)
