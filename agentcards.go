@@ -24,18 +24,18 @@ type AgentCardsService service
 
 // Generate builds the agent's card: a bodiless POST /api/v1/agents/{agent_id}/card.
 func (s *AgentCardsService) Generate(ctx context.Context, agentID string, opts ...RequestOption) (*AgentCard, error) {
-	return s.card(ctx, http.MethodPost, "/api/v1/agents/{agent_id}/card", agentID, opts)
+	return callAt[AgentCard](ctx, s.client, http.MethodPost, "/api/v1/agents/{agent_id}/card", agentID, "", opts)
 }
 
 // Get reads the agent's card: GET /api/v1/agents/{agent_id}/card.
 func (s *AgentCardsService) Get(ctx context.Context, agentID string, opts ...RequestOption) (*AgentCard, error) {
-	return s.card(ctx, http.MethodGet, "/api/v1/agents/{agent_id}/card", agentID, opts)
+	return callAt[AgentCard](ctx, s.client, http.MethodGet, "/api/v1/agents/{agent_id}/card", agentID, "", opts)
 }
 
 // Publish makes the agent's card public: a bodiless
 // PUT /api/v1/agents/{agent_id}/card/publish.
 func (s *AgentCardsService) Publish(ctx context.Context, agentID string, opts ...RequestOption) (*AgentCard, error) {
-	return s.card(ctx, http.MethodPut, "/api/v1/agents/{agent_id}/card/publish", agentID, opts)
+	return callAt[AgentCard](ctx, s.client, http.MethodPut, "/api/v1/agents/{agent_id}/card/publish", agentID, "", opts)
 }
 
 // GetPublic reads the public A2A discovery document:
@@ -43,15 +43,7 @@ func (s *AgentCardsService) Publish(ctx context.Context, agentID string, opts ..
 // for it; the API key is still sent when configured. The card's signatures
 // are not verified.
 func (s *AgentCardsService) GetPublic(ctx context.Context, agentID string, opts ...RequestOption) (*AgentCard, error) {
-	return s.card(ctx, http.MethodGet, "/a2a/agents/{agent_id}/agent.json", agentID, opts)
-}
-
-func (s *AgentCardsService) card(ctx context.Context, method, tmpl, agentID string, opts []RequestOption) (*AgentCard, error) {
-	path, err := buildPath(tmpl, agentID)
-	if err != nil {
-		return nil, err
-	}
-	return call[AgentCard](ctx, s.client, &request{opts: opts, method: method, path: path, idempotent: method == http.MethodGet}, "")
+	return callAt[AgentCard](ctx, s.client, http.MethodGet, "/a2a/agents/{agent_id}/agent.json", agentID, "", opts)
 }
 
 // AgentCard is an A2A v1.0 agent card. Keys are camelCase on

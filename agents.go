@@ -97,11 +97,7 @@ func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams, opts ..
 
 // Get reads one agent: GET /api/v1/agents/{agent_id}.
 func (s *AgentsService) Get(ctx context.Context, agentID string, opts ...RequestOption) (*Agent, error) {
-	path, err := buildPath("/api/v1/agents/{agent_id}", agentID)
-	if err != nil {
-		return nil, err
-	}
-	return call[Agent](ctx, s.client, &request{opts: opts, method: http.MethodGet, path: path, idempotent: true}, "agent")
+	return callAt[Agent](ctx, s.client, http.MethodGet, "/api/v1/agents/{agent_id}", agentID, "agent", opts)
 }
 
 // AgentListParams are the arguments of Agents.List.

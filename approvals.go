@@ -35,9 +35,5 @@ func (s *ApprovalsService) decide(ctx context.Context, tmpl, approvalID, decided
 // Get reads an approval: GET /mcp/approvals/{approval_id}. The SDK never
 // links an approval to a later check; re-checking is up to the caller.
 func (s *ApprovalsService) Get(ctx context.Context, approvalID string, opts ...RequestOption) (*ApprovalRequest, error) {
-	path, err := buildPath("/mcp/approvals/{approval_id}", approvalID)
-	if err != nil {
-		return nil, err
-	}
-	return call[ApprovalRequest](ctx, s.client, &request{opts: opts, method: http.MethodGet, path: path, idempotent: true}, "")
+	return callAt[ApprovalRequest](ctx, s.client, http.MethodGet, "/mcp/approvals/{approval_id}", approvalID, "", opts)
 }

@@ -5,6 +5,54 @@ import (
 	"unicode/utf8"
 )
 
+// The keys of a check reply, as indexes into checkKeys. In decodeFast, a
+// key's bit in the set of keys seen is 1 << its index.
+const (
+	keyAllowed = iota
+	keyElevationRequired
+	keyCheckID
+	keyGuardTier
+	keyReason
+	keyApprovalID
+	keyConfidence
+	keyLatencyMs
+)
+
+// checkKeys are the keys of a check reply.
+var checkKeys = [...]string{
+	keyAllowed:           "allowed",
+	keyElevationRequired: "elevation_required",
+	keyCheckID:           "check_id",
+	keyGuardTier:         "guard_tier",
+	keyReason:            "reason",
+	keyApprovalID:        "approval_id",
+	keyConfidence:        "confidence",
+	keyLatencyMs:         "latency_ms",
+}
+
+// checkKeyIndex returns the index of key in checkKeys, or -1.
+func checkKeyIndex(key []byte) int {
+	switch string(key) {
+	case "allowed":
+		return keyAllowed
+	case "elevation_required":
+		return keyElevationRequired
+	case "check_id":
+		return keyCheckID
+	case "guard_tier":
+		return keyGuardTier
+	case "reason":
+		return keyReason
+	case "approval_id":
+		return keyApprovalID
+	case "confidence":
+		return keyConfidence
+	case "latency_ms":
+		return keyLatencyMs
+	}
+	return -1
+}
+
 // decodeFast decodes the common shape of a check reply without reflection,
 // in one pass: a JSON object whose known keys appear at most once, spelled
 // exactly, each with a value of its type or null, and whose other keys hold
@@ -16,14 +64,8 @@ import (
 func (w *checkReplyWire) decodeFast(b []byte) bool {
 	p := parser{b: b}
 	r := &w.res
+	strs := [...]*string{keyCheckID: &r.CheckID, keyGuardTier: &r.GuardTier, keyReason: &r.Reason, keyApprovalID: &r.ApprovalID}
 	var seen uint8 // one bit per known key
-	mark := func(bit uint8) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
-	}
 	p.space()
 	if !p.take('{') {
 		return false
@@ -40,11 +82,15 @@ func (w *checkReplyWire) decodeFast(b []byte) bool {
 				return false
 			}
 			p.space()
-			switch string(key) {
-			case "allowed":
-				if !mark(1) {
-					return false
+			k := checkKeyIndex(key)
+			if k >= 0 {
+				if seen&(1<<k) != 0 {
+					return false // a duplicate
 				}
+				seen |= 1 << k
+			}
+			switch k {
+			case keyAllowed:
 				switch p.literal() {
 				case litTrue:
 					w.Allowed = boolTrue
@@ -54,10 +100,7 @@ func (w *checkReplyWire) decodeFast(b []byte) bool {
 				default:
 					return false
 				}
-			case "elevation_required":
-				if !mark(2) {
-					return false
-				}
+			case keyElevationRequired:
 				switch p.literal() {
 				case litTrue:
 					r.ElevationRequired = true
@@ -65,54 +108,18 @@ func (w *checkReplyWire) decodeFast(b []byte) bool {
 				default:
 					return false
 				}
-			case "check_id":
-				if !mark(4) || !p.stringOrNull(&r.CheckID) {
+			case keyCheckID, keyGuardTier, keyReason, keyApprovalID:
+				if !p.stringOrNull(strs[k]) {
 					return false
 				}
-			case "guard_tier":
-				if !mark(8) || !p.stringOrNull(&r.GuardTier) {
+			case keyConfidence:
+				if !numberOrNull(&p, &r.Confidence, parseFloat) {
 					return false
 				}
-			case "reason":
-				if !mark(16) || !p.stringOrNull(&r.Reason) {
+			case keyLatencyMs:
+				if !numberOrNull(&p, &r.LatencyMs, parseInt) {
 					return false
 				}
-			case "approval_id":
-				if !mark(32) || !p.stringOrNull(&r.ApprovalID) {
-					return false
-				}
-			case "confidence":
-				if !mark(64) {
-					return false
-				}
-				if p.literal() == litNull {
-					break
-				}
-				num, ok := p.number()
-				if !ok {
-					return false
-				}
-				f, err := strconv.ParseFloat(string(num), 64)
-				if err != nil {
-					return false
-				}
-				r.Confidence = &f
-			case "latency_ms":
-				if !mark(128) {
-					return false
-				}
-				if p.literal() == litNull {
-					break
-				}
-				num, ok := p.number()
-				if !ok {
-					return false
-				}
-				n, ok := parseInt(num)
-				if !ok {
-					return false
-				}
-				r.LatencyMs = &n
 			default:
 				if !isASCII(key) || foldsToCheckKey(key) || !p.skipScalar() {
 					return false
@@ -142,9 +149,6 @@ func isASCII(s []byte) bool {
 	}
 	return true
 }
-
-// checkKeys are the keys of a check reply.
-var checkKeys = [...]string{"allowed", "elevation_required", "check_id", "guard_tier", "reason", "approval_id", "confidence", "latency_ms"}
 
 // foldsToCheckKey reports whether key, ASCII, matches a check
 // reply key ignoring case: encoding/json would decode it into that field.
@@ -257,6 +261,29 @@ func (p *parser) stringOrNull(dst *string) bool {
 		*dst = string(s)
 	}
 	return ok
+}
+
+// numberOrNull reads a number into a new *dst, converted by parse, or null
+// (leaving *dst).
+func numberOrNull[T any](p *parser, dst **T, parse func([]byte) (T, bool)) bool {
+	if p.literal() == litNull {
+		return true
+	}
+	num, ok := p.number()
+	if !ok {
+		return false
+	}
+	v, ok := parse(num)
+	if ok {
+		*dst = &v
+	}
+	return ok
+}
+
+// parseFloat parses a JSON number into a float64 as encoding/json does.
+func parseFloat(num []byte) (float64, bool) {
+	f, err := strconv.ParseFloat(string(num), 64)
+	return f, err == nil
 }
 
 // number reads a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?

@@ -65,6 +65,45 @@ func TestCheckDecodeFastMatchesJSON(t *testing.T) {
 	}
 }
 
+// TestCheckDecodeFastKeys: every known key is decoded into its own field
+// (null leaves it alone), and a repeat of any of them is left to
+// encoding/json, whose last-one-wins result the fast decoder cannot give.
+func TestCheckDecodeFastKeys(t *testing.T) {
+	values := map[string]string{
+		"allowed": "true", "elevation_required": "true", "check_id": `"c"`, "guard_tier": `"fast"`,
+		"reason": `"r"`, "approval_id": `"ap"`, "confidence": "0.25", "latency_ms": "7",
+	}
+	conf, lat := 0.25, 7
+	want := ActionCheckResult{Allowed: true, decided: true, ElevationRequired: true, CheckID: "c", GuardTier: "fast",
+		Reason: "r", ApprovalID: "ap", Confidence: &conf, LatencyMs: &lat}
+	var all []string
+	for i, k := range checkKeys {
+		assert.Equal(t, i, checkKeyIndex([]byte(k)), "checkKeyIndex(%s)", k)
+		assert.Equal(t, -1, checkKeyIndex([]byte(strings.ToUpper(k))), "checkKeyIndex(%s)", strings.ToUpper(k))
+		v, ok := values[k]
+		require.True(t, ok, "no test value for key %s", k)
+		all = append(all, `"`+k+`":`+v)
+
+		one := []byte(`{"` + k + `":` + v + `,"` + k + `":null}`)
+		w := &checkReplyWire{}
+		w.plainCheckResult = (*plainCheckResult)(&w.res)
+		assert.False(t, w.decodeFast(one), "fast path took the repeated key in %s", one)
+		compareCheckDecoders(t, one)
+
+		null := []byte(`{"` + k + `":null}`)
+		w = &checkReplyWire{}
+		w.plainCheckResult = (*plainCheckResult)(&w.res)
+		require.True(t, w.decodeFast(null), "fast path refused %s", null)
+		assert.Equal(t, ActionCheckResult{}, w.res, "%s", null)
+		assert.Equal(t, boolAbsent, w.Allowed, "%s", null)
+	}
+	b := []byte("{" + strings.Join(all, ",") + "}")
+	res, mistyped, err := decodeCheck(b, true)
+	require.NoError(t, err)
+	assert.Empty(t, mistyped)
+	assert.Equal(t, &want, res)
+}
+
 func TestParseInt(t *testing.T) {
 	for in, want := range map[string]int{"0": 0, "-0": 0, "42": 42, "-42": -42, "9223372036854775807": 1<<63 - 1, "-9223372036854775808": -1 << 63} {
 		got, ok := parseInt([]byte(in))

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agenttrustid/agenttrust-go/internal/optcheck"
 	"github.com/agenttrustid/agenttrust-go/internal/transport"
 )
 
@@ -238,13 +239,7 @@ func WithUserAgentSuffix(s string) Option {
 
 // WithTokenCacheSize bounds the token cache (default 1024 entries).
 func WithTokenCacheSize(n int) Option {
-	return func(c *config) error {
-		if n <= 0 {
-			return fmt.Errorf("WithTokenCacheSize: size must be positive, got %d", n)
-		}
-		c.cacheSize = n
-		return nil
-	}
+	return func(c *config) error { return optcheck.PositiveSize("WithTokenCacheSize", n, &c.cacheSize) }
 }
 
 // New returns a Client configured by opts. Without options it talks to

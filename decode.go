@@ -87,6 +87,16 @@ func list[T any](ctx context.Context, c *Client, r *request, key, elemKey string
 	return decodeList[T](resp, key, elemKey)
 }
 
+// callAt sends a bodiless request to tmpl, its one placeholder filled with
+// id, and decodes the reply as call does. A GET is sent as idempotent.
+func callAt[T any](ctx context.Context, c *Client, method, tmpl, id, wrapper string, opts []RequestOption) (*T, error) {
+	path, err := buildPath(tmpl, id)
+	if err != nil {
+		return nil, err
+	}
+	return call[T](ctx, c, &request{opts: opts, method: method, path: path, idempotent: method == http.MethodGet}, wrapper)
+}
+
 // deleteAt sends DELETE tmpl, its one placeholder filled with id. Any 2xx
 // reply is success; its body is not read.
 func deleteAt(ctx context.Context, c *Client, tmpl, id string, opts []RequestOption) error {

@@ -2,6 +2,7 @@ package agenttrust
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -453,4 +454,72 @@ func BenchmarkDecodeList(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCallsByID: the bodiless calls on one resource by id send the method
+// to the id's escaped path, retry only a GET, decode the reply (from under
+// the wrapper where there is one) and refuse an empty id before any I/O.
+func TestCallsByID(t *testing.T) {
+	srv := newRecServer(t, nil)
+	c := newTestClient(t, srv.URL)
+	cases := []struct {
+		name, method, path, reply string
+		call                      func(ctx context.Context, id string) (string, error)
+	}{
+		{"Agents.Get", http.MethodGet, "/api/v1/agents/a%2Fb%20c", `{"agent":{"id":"got"}}`,
+			byID(c.Agents.Get, func(v *Agent) string { return v.ID })},
+		{"Approvals.Get", http.MethodGet, "/mcp/approvals/a%2Fb%20c", `{"id":"got"}`,
+			byID(c.Approvals.Get, func(v *ApprovalRequest) string { return v.ID })},
+		{"Sessions.GetSession", http.MethodGet, "/mcp/sessions/a%2Fb%20c", `{"session_id":"got"}`,
+			byID(c.Sessions.GetSession, func(v *Session) string { return v.SessionID })},
+		{"Streaming.Get", http.MethodGet, "/api/v1/siem/destinations/a%2Fb%20c", `{"id":"got"}`,
+			byID(c.Streaming.Get, func(v *SIEMDestination) string { return v.ID })},
+		{"Delegations.InitSession", http.MethodPost, "/api/v1/delegations/a%2Fb%20c/session", `{"session_id":"got"}`,
+			byID(c.Delegations.InitSession, func(v *Session) string { return v.SessionID })},
+		{"AgentCards.Generate", http.MethodPost, "/api/v1/agents/a%2Fb%20c/card", `{"name":"got"}`,
+			byID(c.AgentCards.Generate, func(v *AgentCard) string { return v.Name })},
+		{"AgentCards.Get", http.MethodGet, "/api/v1/agents/a%2Fb%20c/card", `{"name":"got"}`,
+			byID(c.AgentCards.Get, func(v *AgentCard) string { return v.Name })},
+		{"AgentCards.Publish", http.MethodPut, "/api/v1/agents/a%2Fb%20c/card/publish", `{"name":"got"}`,
+			byID(c.AgentCards.Publish, func(v *AgentCard) string { return v.Name })},
+		{"AgentCards.GetPublic", http.MethodGet, "/a2a/agents/a%2Fb%20c/agent.json", `{"name":"got"}`,
+			byID(c.AgentCards.GetPublic, func(v *AgentCard) string { return v.Name })},
+	}
+	for _, tc := range cases {
+		srv.clear()
+		srv.setHandler(reply(200, tc.reply))
+		got, err := tc.call(ctxT(t), "a/b c")
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, "got", got, "%s: decoded reply", tc.name)
+		r := srv.only(t)
+		assert.Equal(t, tc.method, r.Method, tc.name)
+		assert.Equal(t, tc.path, r.EscapedPath, tc.name)
+		assert.Empty(t, r.Body, "%s: a body was sent", tc.name)
+
+		srv.clear()
+		srv.setHandler(reply(503, ""))
+		_, err = tc.call(ctxT(t), "a/b c")
+		assert.ErrorIs(t, err, ErrAgentTrust, tc.name)
+		want := 1
+		if tc.method == http.MethodGet {
+			want = 3 // retried
+		}
+		assert.Equal(t, want, srv.count(), "%s: requests after a 503", tc.name)
+
+		srv.clear()
+		_, err = tc.call(ctxT(t), "")
+		wantValidation(t, err, tc.name)
+		assert.Zero(t, srv.count(), "%s: an empty id was sent", tc.name)
+	}
+}
+
+// byID adapts a call by id to return the decoded model's id (or name).
+func byID[T any](call func(context.Context, string, ...RequestOption) (*T, error), id func(*T) string) func(context.Context, string) (string, error) {
+	return func(ctx context.Context, s string) (string, error) {
+		v, err := call(ctx, s)
+		if err != nil {
+			return "", err
+		}
+		return id(v), nil
+	}
 }

@@ -70,11 +70,7 @@ func (s *DelegationsService) Revoke(ctx context.Context, delegationID string, op
 // InitSession opens an A2A session under a delegation: a bodiless
 // POST /api/v1/delegations/{delegation_id}/session.
 func (s *DelegationsService) InitSession(ctx context.Context, delegationID string, opts ...RequestOption) (*Session, error) {
-	path, err := buildPath("/api/v1/delegations/{delegation_id}/session", delegationID)
-	if err != nil {
-		return nil, err
-	}
-	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path}, "")
+	return callAt[Session](ctx, s.client, http.MethodPost, "/api/v1/delegations/{delegation_id}/session", delegationID, "", opts)
 }
 
 // Delegation is a delegation of scopes between agents.

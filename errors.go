@@ -47,20 +47,28 @@ var (
 	ErrGuardianUnavailable = errors.New("agenttrust: guardian unavailable")
 )
 
-var sentinelByCode = map[string]error{
-	CodeValidation:          ErrValidation,
-	CodeAuthFailed:          ErrAuthentication,
-	CodeAuthDenied:          ErrAuthorization,
-	CodeNotFound:            ErrNotFound,
-	CodeRateLimited:         ErrRateLimited,
-	CodeNetwork:             ErrNetwork,
-	CodeDecode:              ErrDecode,
-	CodeJSONRPC:             ErrJSONRPC,
-	CodeTokenExpired:        ErrTokenExpired,
-	CodeAgentRevoked:        ErrAgentRevoked,
-	CodeActionDenied:        ErrActionDenied,
-	CodeElevationRequired:   ErrElevationRequired,
-	CodeGuardianUnavailable: ErrGuardianUnavailable,
+// errorKind is what a code selects: the sentinel errors.Is matches, and the
+// kind-specific type wrapKind wraps the error in (none when wrap is nil:
+// the error stays an *AgentTrustError).
+type errorKind struct {
+	sentinel error
+	wrap     func(*AgentTrustError) error
+}
+
+var kindByCode = map[string]errorKind{
+	CodeValidation:          {ErrValidation, wrapAs[ValidationError]},
+	CodeAuthFailed:          {ErrAuthentication, wrapAs[AuthenticationError]},
+	CodeAuthDenied:          {ErrAuthorization, wrapAs[AuthorizationError]},
+	CodeNotFound:            {ErrNotFound, wrapAs[NotFoundError]},
+	CodeRateLimited:         {ErrRateLimited, wrapAs[RateLimitError]},
+	CodeNetwork:             {ErrNetwork, wrapAs[NetworkError]},
+	CodeDecode:              {ErrDecode, wrapAs[DecodeError]},
+	CodeJSONRPC:             {ErrJSONRPC, nil},
+	CodeTokenExpired:        {ErrTokenExpired, wrapAs[TokenExpiredError]},
+	CodeAgentRevoked:        {ErrAgentRevoked, wrapAs[AgentRevokedError]},
+	CodeActionDenied:        {ErrActionDenied, nil},
+	CodeElevationRequired:   {ErrElevationRequired, nil},
+	CodeGuardianUnavailable: {ErrGuardianUnavailable, nil},
 }
 
 // AgentTrustError is the one error model of the SDK. Every error it returns
@@ -157,7 +165,7 @@ func (e *AgentTrustError) Is(target error) bool {
 	if target == ErrAgentTrust {
 		return true
 	}
-	if s, ok := sentinelByCode[e.Code]; ok && s == target {
+	if k, ok := kindByCode[e.Code]; ok && k.sentinel == target {
 		return true
 	}
 	return false
@@ -225,27 +233,21 @@ func (e *JSONRPCError) Unwrap() error { return e.AgentTrustError }
 
 // wrapKind returns the kind-specific wrapper for base's code.
 func wrapKind(base *AgentTrustError) error {
-	switch base.Code {
-	case CodeValidation:
-		return &ValidationError{base}
-	case CodeAuthFailed:
-		return &AuthenticationError{base}
-	case CodeAuthDenied:
-		return &AuthorizationError{base}
-	case CodeNotFound:
-		return &NotFoundError{base}
-	case CodeRateLimited:
-		return &RateLimitError{base}
-	case CodeNetwork:
-		return &NetworkError{base}
-	case CodeDecode:
-		return &DecodeError{base}
-	case CodeTokenExpired:
-		return &TokenExpiredError{base}
-	case CodeAgentRevoked:
-		return &AgentRevokedError{base}
+	if k := kindByCode[base.Code]; k.wrap != nil {
+		return k.wrap(base)
 	}
 	return base
+}
+
+// wrapAs wraps e in the kind-specific type T.
+func wrapAs[T ~struct{ *AgentTrustError }, P kindError[T]](e *AgentTrustError) error {
+	return P(&T{e})
+}
+
+// kindError is a pointer to a kind-specific error type.
+type kindError[T any] interface {
+	*T
+	error
 }
 
 // NewError builds an SDK error with the given code and message, wrapped in the

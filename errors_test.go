@@ -60,6 +60,16 @@ func TestNewErrorKinds(t *testing.T) {
 	}
 }
 
+// TestNewErrorWithoutKindType: codes without a kind-specific type, known
+// or not, give a bare *AgentTrustError.
+func TestNewErrorWithoutKindType(t *testing.T) {
+	for _, code := range []string{CodeJSONRPC, CodeActionDenied, CodeElevationRequired, CodeGuardianUnavailable, "HTTP_503", ""} {
+		err := NewError(code, "boom", nil)
+		_, ok := err.(*AgentTrustError)
+		assert.True(t, ok, "%q: NewError gave a %T", code, err)
+	}
+}
+
 func TestErrorString(t *testing.T) {
 	e := &AgentTrustError{Status: 404, Code: CodeNotFound, Message: "agent not found", RequestID: "req-1"}
 	got := e.Error()

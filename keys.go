@@ -83,38 +83,34 @@ func keyPairPEM(priv ed25519.PrivateKey) AgentKeyPair {
 // ECDSA key, trailing data) is a *ValidationError. The error never contains
 // the PEM.
 func ParsePrivateKeyPEM(privateKeyPEM string) (ed25519.PrivateKey, error) {
-	der, err := pemBody(privateKeyPEM, pemTypePrivate, "private key")
-	if err != nil {
-		return nil, err
-	}
-	key, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		// The parser's message describes the structure, never the key bytes.
-		return nil, validationErr("private key: not a PKCS#8 key: " + err.Error())
-	}
-	priv, ok := key.(ed25519.PrivateKey)
-	if !ok {
-		return nil, validationErr(fmt.Sprintf("private key: %s, not Ed25519", keyKind(key)))
-	}
-	return priv, nil
+	return parseKeyPEM[ed25519.PrivateKey](privateKeyPEM, pemTypePrivate, "private key", "PKCS#8", x509.ParsePKCS8PrivateKey)
 }
 
 // ParsePublicKeyPEM parses a PKIX "PUBLIC KEY" PEM holding an Ed25519 key.
 // Anything else is a *ValidationError.
 func ParsePublicKeyPEM(publicKeyPEM string) (ed25519.PublicKey, error) {
-	der, err := pemBody(publicKeyPEM, pemTypePublic, "public key")
+	return parseKeyPEM[ed25519.PublicKey](publicKeyPEM, pemTypePublic, "public key", "PKIX", x509.ParsePKIXPublicKey)
+}
+
+// parseKeyPEM parses s, one PEM block of type typ, with parse and requires
+// the key to be a K (an Ed25519 key). Every failure is a *ValidationError
+// whose message starts with what and names format on a parse failure.
+func parseKeyPEM[K any](s, typ, what, format string, parse func(der []byte) (any, error)) (K, error) {
+	var zero K
+	der, err := pemBody(s, typ, what)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	key, err := x509.ParsePKIXPublicKey(der)
+	key, err := parse(der)
 	if err != nil {
-		return nil, validationErr("public key: not a PKIX key: " + err.Error())
+		// The parser's message describes the structure, never the key bytes.
+		return zero, validationErr(what + ": not a " + format + " key: " + err.Error())
 	}
-	pub, ok := key.(ed25519.PublicKey)
+	k, ok := key.(K)
 	if !ok {
-		return nil, validationErr(fmt.Sprintf("public key: %s, not Ed25519", keyKind(key)))
+		return zero, validationErr(fmt.Sprintf("%s: %s, not Ed25519", what, keyKind(key)))
 	}
-	return pub, nil
+	return k, nil
 }
 
 // SignWithPrivateKeyPEM signs data with an Ed25519 private key PEM and

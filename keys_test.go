@@ -141,6 +141,34 @@ func TestParseKeysRejectNonEd25519(t *testing.T) {
 	assert.NoError(t, err, "CRLF PEM")
 }
 
+// TestParseKeyErrorsNameTheKey: the message says which key was parsed,
+// in which format, and what it holds instead of an Ed25519 key.
+func TestParseKeyErrorsNameTheKey(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	rsaPKCS8, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
+	rsaPub, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	corrupt := []byte{0x30, 0x03, 1, 2, 3}
+	for _, c := range []struct {
+		parse func(string) error
+		in    string
+		want  string
+	}{
+		{parsePriv, pemOf(t, "PRIVATE KEY", corrupt), "agenttrust: private key: not a PKCS#8 key: "},
+		{parsePub, pemOf(t, "PUBLIC KEY", corrupt), "agenttrust: public key: not a PKIX key: "},
+		{parsePriv, pemOf(t, "PRIVATE KEY", rsaPKCS8), "agenttrust: private key: a *rsa.PrivateKey key, not Ed25519 ("},
+		{parsePub, pemOf(t, "PUBLIC KEY", rsaPub), "agenttrust: public key: a *rsa.PublicKey key, not Ed25519 ("},
+		{parsePub, vecPrivPEM, `agenttrust: public key: PEM type "PRIVATE KEY", want "PUBLIC KEY" (`},
+	} {
+		err := c.parse(c.in)
+		wantValidation(t, err, c.want)
+		assert.True(t, strings.HasPrefix(err.Error(), c.want), "error %q, want prefix %q", err, c.want)
+	}
+}
+
+func parsePriv(s string) error { _, err := ParsePrivateKeyPEM(s); return err }
+func parsePub(s string) error  { _, err := ParsePublicKeyPEM(s); return err }
+
 func TestAgentKeyPairHidesPrivateKey(t *testing.T) {
 	kp := keyPairPEM(vecKey(t))
 	body := strings.Split(vecPrivPEM, "\n")[1]

@@ -19,11 +19,7 @@ func (s *SessionsService) InitSession(ctx context.Context, agentID, serverID str
 
 // GetSession reads a session: GET /mcp/sessions/{session_id}.
 func (s *SessionsService) GetSession(ctx context.Context, sessionID string, opts ...RequestOption) (*Session, error) {
-	path, err := buildPath("/mcp/sessions/{session_id}", sessionID)
-	if err != nil {
-		return nil, err
-	}
-	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodGet, path: path, idempotent: true}, "")
+	return callAt[Session](ctx, s.client, http.MethodGet, "/mcp/sessions/{session_id}", sessionID, "", opts)
 }
 
 // InitAPISession opens an API session from a token:

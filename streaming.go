@@ -93,11 +93,7 @@ func (s *StreamingService) List(ctx context.Context, _ StreamingListParams, opts
 
 // Get reads a SIEM destination: GET /api/v1/siem/destinations/{destination_id}.
 func (s *StreamingService) Get(ctx context.Context, destinationID string, opts ...RequestOption) (*SIEMDestination, error) {
-	path, err := buildPath("/api/v1/siem/destinations/{destination_id}", destinationID)
-	if err != nil {
-		return nil, err
-	}
-	return call[SIEMDestination](ctx, s.client, &request{opts: opts, method: http.MethodGet, path: path, idempotent: true}, "")
+	return callAt[SIEMDestination](ctx, s.client, http.MethodGet, "/api/v1/siem/destinations/{destination_id}", destinationID, "", opts)
 }
 
 // StreamingUpdateParams are the arguments of Streaming.Update, a partial

@@ -32,6 +32,7 @@ import (
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/internal/flight"
 	"github.com/agenttrustid/agenttrust-go/internal/obshook"
+	"github.com/agenttrustid/agenttrust-go/internal/optcheck"
 	"github.com/agenttrustid/agenttrust-go/internal/strpack"
 )
 
@@ -157,13 +158,7 @@ func WithCache(maxAge time.Duration) Option {
 // WithCacheSize bounds the number of cached answers (default
 // DefaultCacheSize).
 func WithCacheSize(n int) Option {
-	return func(c *verifierConfig) error {
-		if n <= 0 {
-			return fmt.Errorf("WithCacheSize: size must be positive, got %d", n)
-		}
-		c.cacheSize = n
-		return nil
-	}
+	return func(c *verifierConfig) error { return optcheck.PositiveSize("WithCacheSize", n, &c.cacheSize) }
 }
 
 // WithClock replaces time.Now for cache ages and expiries, for
