@@ -117,6 +117,7 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		HeaderNames:   co.names,
 		HeaderValues:  co.values,
 		Observer:      r.observer,
+		Gate:          ep.gate,
 	}
 	if r.attempt != nil {
 		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.attempt(ctx, r, u, h) }
