@@ -322,3 +322,35 @@ func TestDialGateAddresses(t *testing.T) {
 	assert.Nil(t, e[0].gate, "a host net/http converts before dialing")
 	assert.Same(t, g.Slot("gw.example:80"), e[1].gate)
 }
+
+// TestCloseReleasesDialsHeldAtTheGate: a dial waiting at the gate (here one
+// no request needs, with an hour to wait) goes ahead when the Client is
+// closed, and nothing is left running.
+func TestCloseReleasesDialsHeldAtTheGate(t *testing.T) {
+	srv := gateServer(t, nil)
+	ignore := goleak.IgnoreCurrent()
+	c := newTestClient(t, srv.URL, withGateWait(time.Hour))
+	_, err := c.Actions.Check(ctxT(t), benchParams)
+	require.NoError(t, err)
+	s := c.endpoints[baseAuth].gate
+	require.NotNil(t, s)
+	done := make(chan error, 1)
+	go func() {
+		conn, err := c.gate.DialContext(context.Background(), "tcp", srv.Listener.Addr().String())
+		if conn != nil {
+			conn.Close()
+		}
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return s.Waiting() == 1 }, 5*time.Second, time.Millisecond,
+		"no request in flight: the dial must wait")
+	require.NoError(t, c.Close())
+	select {
+	case err := <-done:
+		require.NoError(t, err, "a dial released by Close goes ahead")
+	case <-time.After(5 * time.Second):
+		require.FailNow(t, "Close left a dial waiting at the gate")
+	}
+	srv.Close()
+	goleak.VerifyNone(t, ignore)
+}
