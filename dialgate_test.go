@@ -187,6 +187,11 @@ func TestDialGateNeverStallsRequests(t *testing.T) {
 			require.NotNil(t, c.endpoints[baseAuth].gate, "auth gated")
 			require.NotSame(t, c.endpoints[baseGateway].gate, c.endpoints[baseAuth].gate)
 			slowest, failures := hammer(c, 32, 20)
+			// One caller at a time too: then no other request's start
+			// wakes a held dial, only the event the gate waits for (a
+			// closed connection, say).
+			seqSlowest, seqFailures := hammer(c, 1, 100)
+			slowest, failures = max(slowest, seqSlowest), append(failures, seqFailures...)
 			for _, err := range failures {
 				// net/http sometimes sends on a connection the server is
 				// closing as idle (EOF, "server closed idle connection"),
@@ -353,4 +358,27 @@ func TestCloseReleasesDialsHeldAtTheGate(t *testing.T) {
 	}
 	srv.Close()
 	goleak.VerifyNone(t, ignore)
+}
+
+// TestDialGateHTTP2: over TLS the SDK's transport speaks HTTP/2, where one
+// connection carries many requests; the gate must not hold any of them.
+func TestDialGateHTTP2(t *testing.T) {
+	var protos sync.Map
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos.Store(r.Proto, true)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, checkReply)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, WithInsecureSkipVerify(), withGateWait(gateTestWait))
+	defer c.Close()
+	require.NotNil(t, c.endpoints[baseAuth].gate)
+	slowest, failures := hammer(c, 32, 20)
+	assert.Empty(t, failures)
+	assert.Less(t, slowest, stallBound, "a request waited for the gate")
+	_, h2 := protos.Load("HTTP/2.0")
+	assert.True(t, h2, "the requests went over HTTP/2")
 }

@@ -85,7 +85,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestDialGateDialsWhileARequestLacksAConnection(t *testing.T) {
 	addr := listen(t)
 	var dials atomic.Int64
-	g := NewDialGate(countingDial(&dials), time.Minute)
+	g := NewDialGate(countingDial(&dials), 5*time.Second)
 	s := g.Slot(addr)
 	s.Begin()
 	c, err := g.DialContext(context.Background(), "tcp", addr)
@@ -118,7 +118,7 @@ func TestDialGateDialsWhileARequestLacksAConnection(t *testing.T) {
 func TestDialGateClosedConnectionReleasesADial(t *testing.T) {
 	addr := listen(t)
 	var dials atomic.Int64
-	g := NewDialGate(countingDial(&dials), time.Minute)
+	g := NewDialGate(countingDial(&dials), 5*time.Second)
 	s := g.Slot(addr)
 	s.Begin()
 	defer s.End()
@@ -141,7 +141,7 @@ func TestDialGateFailedDialReleasesAnother(t *testing.T) {
 			return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("refused")}
 		}
 		return d.DialContext(ctx, network, a)
-	}, time.Minute)
+	}, 5*time.Second)
 	s := g.Slot(addr)
 	s.Begin()
 	defer s.End()
@@ -174,7 +174,7 @@ func TestDialGateGivesUpWithADialError(t *testing.T) {
 func TestDialGateHonoursContext(t *testing.T) {
 	addr := listen(t)
 	var dials atomic.Int64
-	g := NewDialGate(countingDial(&dials), time.Minute)
+	g := NewDialGate(countingDial(&dials), 5*time.Second)
 	g.Slot(addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan error, 1)
@@ -191,7 +191,7 @@ func TestDialGateHonoursContext(t *testing.T) {
 func TestDialGateCloseLetsWaitingDialsGo(t *testing.T) {
 	addr := listen(t)
 	var dials atomic.Int64
-	g := NewDialGate(countingDial(&dials), time.Minute)
+	g := NewDialGate(countingDial(&dials), 5*time.Second)
 	s := g.Slot(addr)
 	var chs []chan error
 	for i := 0; i < 5; i++ {
@@ -212,7 +212,7 @@ func TestDialGateCloseLetsWaitingDialsGo(t *testing.T) {
 func TestDialGateLeavesOtherAddressesAlone(t *testing.T) {
 	addr := listen(t)
 	var dials atomic.Int64
-	g := NewDialGate(countingDial(&dials), time.Minute)
+	g := NewDialGate(countingDial(&dials), 5*time.Second)
 	g.Slot("127.0.0.1:1")
 	c, err := g.DialContext(context.Background(), "tcp", addr)
 	require.NoError(t, err)
