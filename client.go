@@ -69,6 +69,13 @@ type RetryPolicy struct {
 // up to 90 s after their last use; a program that creates short-lived
 // Clients, such as one per job or per test, should call Close when done
 // with each.
+//
+// Connections: on its own transport (no Transport given with
+// WithHTTPClient, no proxy), a Client dials a service only for a call that
+// has no connection yet. When net/http would dial one that no waiting call
+// needs (a call's freed connection went to another call that was still
+// dialing), the dial is held back, for at most a few hundred milliseconds,
+// and dropped: 64 goroutines sharing a Client hold at most 64 connections.
 type Client struct {
 	// Agents registers, reads, lists and revokes agents.
 	Agents *AgentsService
@@ -119,6 +126,9 @@ type Client struct {
 	// nil when the caller's own transport is used (WithHTTPClient).
 	idle   func()
 	closed atomic.Bool
+	// gate holds back dials no request needs; nil unless the Client built
+	// its transport itself.
+	gate *transport.DialGate
 }
 
 // service is the shared base of every sub-client; each service type is a
@@ -142,6 +152,7 @@ type config struct {
 	sleep                      func(context.Context, time.Duration) error
 	now                        func() time.Time
 	observer                   *Observer
+	gateWait                   time.Duration // tests: the dial gate's wait; 0: the default
 }
 
 // WithBaseURL sets the gateway URL (default http://localhost:8080). It must be
@@ -326,6 +337,13 @@ func newClient(cfg config) (*Client, error) {
 	for i, u := range []string{c.baseURL, c.authURL, c.auditURL} {
 		c.endpoints[i] = newEndpoint(u)
 	}
+	if cfg.httpClient == nil || cfg.httpClient.Transport == nil {
+		// The SDK's own pooled transport (perhaps cloned for
+		// WithInsecureSkipVerify): never a transport the caller passed in.
+		if t, ok := hc.Transport.(*http.Transport); ok {
+			c.gate = gateDials(t, &c.endpoints, cfg.gateWait)
+		}
+	}
 	c.apiKey.Store(&cfg.apiKey)
 	c.common.client = c
 	c.Agents = (*AgentsService)(&c.common)
@@ -358,6 +376,76 @@ func newPooledTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 1 * time.Second,
 	}
+}
+
+// gateDials puts a dial gate in front of t, which the Client owns, and gives
+// each endpoint the slot of the address its connections are dialed to.
+//
+// Without it, 64 goroutines checking at once open noticeably more than 64
+// connections: a request waiting for its dial is handed a connection another
+// request just freed, and the dial then adds one nobody needs to the pool.
+// The gate lets a dial start only while a request to that address has no
+// connection and no dial on its way. An endpoint reached through a proxy, or
+// whose address other endpoints reach with another scheme, is left ungated.
+func gateDials(t *http.Transport, eps *[3]endpoint, wait time.Duration) *transport.DialGate {
+	var addrs [3]string
+	schemes := make(map[string]string, len(eps))
+	mixed := make(map[string]bool)
+	for i := range eps {
+		scheme, addr := dialAddr(t, eps[i].url)
+		if addr == "" {
+			continue
+		}
+		if s, ok := schemes[addr]; ok && s != scheme {
+			mixed[addr] = true
+		}
+		schemes[addr] = scheme
+		addrs[i] = addr
+	}
+	var g *transport.DialGate
+	for i := range eps {
+		if addrs[i] == "" || mixed[addrs[i]] {
+			continue
+		}
+		if g == nil {
+			g = transport.NewDialGate(t.DialContext, wait)
+		}
+		eps[i].gate = g.Slot(addrs[i])
+	}
+	if g != nil {
+		t.DialContext = g.DialContext
+	}
+	return g
+}
+
+// dialAddr returns the scheme of the service URL raw and the address t
+// dials for it ("host:port", default port filled in), or no address when
+// the connection goes through a proxy or the host is not plain ASCII (which
+// net/http converts before dialing).
+func dialAddr(t *http.Transport, raw string) (scheme, addr string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", ""
+	}
+	if t.Proxy != nil {
+		if p, err := t.Proxy(&http.Request{URL: u}); err != nil || p != nil {
+			return "", ""
+		}
+	}
+	host := u.Hostname()
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			return "", ""
+		}
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return u.Scheme, net.JoinHostPort(host, port)
 }
 
 func buildHTTPClient(user *http.Client, insecure bool) (*http.Client, error) {
@@ -408,6 +496,8 @@ func parseBaseURL(what, raw string) (*url.URL, error) {
 // and the Basic credentials net/http would have derived from it.
 type endpoint struct {
 	url string
+	// gate is the dial gate's slot of the URL's address; nil: not gated.
+	gate *transport.GateSlot
 	// authorization is the Authorization header value for the URL's user
 	// info ("" when it has none); user and password are its parts, redacted
 	// from error text like the API key.
@@ -575,6 +665,9 @@ func (c *Client) SetAPIKey(key string) {
 func (c *Client) Close() error {
 	c.closed.Store(true)
 	c.closeIdle()
+	if c.gate != nil {
+		c.gate.Close()
+	}
 	return nil
 }
 

@@ -126,6 +126,7 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		HeaderNames:   co.names,
 		HeaderValues:  co.values,
 		Observer:      r.observer,
+		Gate:          ep.gate,
 	}
 	if hook := r.attempt; hook != nil {
 		method := r.method

@@ -81,6 +81,11 @@ type Request struct {
 	// with the value at the same index; the value is sent from the slice
 	// itself, not copied.
 	HeaderNames, HeaderValues []string
+	// Gate, when set, is the DialGate slot of the URL's dial address: the
+	// request counts as in flight there from before it is sent until its
+	// response body is closed. Every request sent through a gated
+	// http.Transport must carry its slot, or its dial could be held back.
+	Gate *GateSlot
 }
 
 // HookError is a failure of Request.BeforeAttempt; nothing was sent for the
@@ -368,6 +373,10 @@ func (t *Transport) once(ctx context.Context, req *Request, extra http.Header) (
 	}
 	for k, v := range extra {
 		h[k] = v
+	}
+	if g := req.Gate; g != nil {
+		g.Begin()
+		defer g.End() // after the body's Close below: deferred calls run last first
 	}
 	hresp, err := t.send(hr)
 	if tr != nil && err != nil {
