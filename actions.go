@@ -79,17 +79,16 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams, opts ..
 	// With agent credentials every attempt carries the WIMSE token and a
 	// fresh DPoP proof. A 401 means the token was refused (revoked early,
 	// say): drop it and retry once with a new token and proof.
-	cc := &credentialedCall{ac: ac}
 	r := newReq()
-	r.attempt = cc.attempt
+	r.creds.ac = ac
 	res, err := s.check(ctx, r)
 	var ae *AuthenticationError
-	if err == nil || cc.used == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+	if err == nil || r.creds.used == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
 		return res, err
 	}
-	ac.drop(cc.used)
+	ac.drop(r.creds.used)
 	r = newReq()
-	r.attempt = cc.attempt
+	r.creds.ac = ac
 	return s.check(ctx, r)
 }
 

@@ -71,7 +71,7 @@ type credToken struct {
 	token     string
 	refreshAt time.Time // expiry minus the refresh margin
 	bearer    []string  // the Authorization header value, shared read-only
-	ath       string    // the DPoP ath claim of token
+	ath       []byte    // the DPoP ath claim of token, computed once
 }
 
 // NewAgentCredentials returns credentials for one agent, bound to c: its
@@ -188,15 +188,16 @@ func (ac *AgentCredentials) fetch(ctx context.Context) (*credToken, error) {
 	ac.verified.Store(true)
 	exp := wimseExpiry(t.ExpiresAt, ac.client.now())
 	return &credToken{token: t.Token, refreshAt: exp.Add(-credentialsRefreshMargin),
-		bearer: []string{"Bearer " + t.Token}, ath: athOf(t.Token)}, nil
+		bearer: []string{"Bearer " + t.Token}, ath: appendATH(make([]byte, 0, athLen), t.Token)}, nil
 }
 
 // drop forgets t if it is still the cached token, so that concurrent
 // callers who saw the same rejection cause one refresh, not one each.
 func (ac *AgentCredentials) drop(t *credToken) { ac.cur.CompareAndSwap(t, nil) }
 
-// credentialedCall is one Actions.Check with credentials: it adds fresh
-// headers to every attempt and remembers the token the last one used.
+// credentialedCall is one Actions.Check request with credentials: it adds
+// fresh headers to every attempt and remembers the token the last one
+// used.
 type credentialedCall struct {
 	ac   *AgentCredentials
 	used *credToken
@@ -213,9 +214,12 @@ func (cc *credentialedCall) attempt(ctx context.Context, r *request, url string,
 		return err
 	}
 	cc.used = t
-	r.secrets = append(r.secrets, t.token, proof)
+	// One allocation holds the new secrets and the DPoP header value, the
+	// last of them; a later append never writes into that value.
+	s := append(r.secrets, t.token, proof)
+	r.secrets = s
 	h["Authorization"] = t.bearer
-	h["Dpop"] = []string{proof}
+	h["Dpop"] = s[len(s)-1 : len(s) : len(s)]
 	return nil
 }
 

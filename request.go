@@ -34,9 +34,11 @@ type request struct {
 	idempotent bool
 	// secrets are request values (tokens) that must never appear in an error.
 	secrets []string
-	// attempt, when set, adds per-attempt headers for the URL being sent
-	// (agent credentials); its error is returned as is, nothing sent.
-	attempt func(ctx context.Context, r *request, url string, h http.Header) error
+	// creds, when its ac is set, adds the agent credentials' headers to
+	// every attempt, for the URL being sent; its error is returned as is,
+	// nothing sent. A value, so that a credentialed call allocates no
+	// more than the hook's closure.
+	creds credentialedCall
 
 	// rawBody, when set, is the body already encoded as JSON; body is then
 	// ignored.
@@ -118,8 +120,8 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		HeaderValues:  co.values,
 		Observer:      r.observer,
 	}
-	if r.attempt != nil {
-		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.attempt(ctx, r, u, h) }
+	if r.creds.ac != nil {
+		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return r.creds.attempt(ctx, r, u, h) }
 	}
 	resp, err := c.tr.Do(ctx, treq)
 	// Read after the call: a per-attempt hook may have added secrets (the
