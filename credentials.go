@@ -204,12 +204,20 @@ type credentialedCall struct {
 }
 
 // attempt adds Authorization and a DPoP proof for the URL actually sent.
+// One clock reading serves the cache's freshness check and the proof's iat,
+// unless a refresh ran in between.
 func (cc *credentialedCall) attempt(ctx context.Context, r *request, url string, h http.Header) error {
-	t, err := cc.ac.token(ctx)
-	if err != nil {
-		return err
+	ac := cc.ac
+	now := ac.client.now()
+	t := ac.cur.Load()
+	if t == nil || !now.Before(t.refreshAt) {
+		var err error
+		if t, err = ac.refresh(ctx); err != nil {
+			return err
+		}
+		now = ac.client.now()
 	}
-	proof, err := cc.ac.dpop.mintATH(ctx, cc.ac.client.now(), r.method, url, t.ath)
+	proof, err := ac.dpop.mintATH(ctx, now, r.method, url, t.ath)
 	if err != nil {
 		return err
 	}

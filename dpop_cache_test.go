@@ -5,7 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,4 +165,58 @@ func TestCredentialedCheckAllocs(t *testing.T) {
 	nc := testing.AllocsPerRun(200, check(cred))
 	t.Logf("allocations per check: plain %v, credentialed %v", np, nc)
 	assert.LessOrEqual(t, nc-np, 15.0, "a credentialed check allocates %v times more than a plain one", nc-np)
+}
+
+// slowKeyStore moves a test clock on by step at every signature, as a
+// slow refresh would.
+type slowKeyStore struct {
+	KeyStore
+	clock *atomic.Int64 // Unix seconds
+	step  int64
+}
+
+func (s *slowKeyStore) Sign(ctx context.Context, agentID string, data []byte) ([]byte, error) {
+	s.clock.Add(s.step)
+	return s.KeyStore.Sign(ctx, agentID, data)
+}
+
+// A check reads the clock once for the cache and the proof's iat; when it
+// had to refresh the token first, the iat is read again after the refresh,
+// not left as old as the refresh was long.
+func TestCredentialedProofIATAfterRefresh(t *testing.T) {
+	var proofs []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.Header.Get("DPoP"); p != "" {
+			mu.Lock()
+			proofs = append(proofs, p)
+			mu.Unlock()
+		}
+		identityAnswer(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	var clock atomic.Int64
+	clock.Store(1767225600)
+	now := func() time.Time { return time.Unix(clock.Load(), 0) }
+	ctx := context.Background()
+	mem := NewInMemoryKeyStore()
+	require.NoError(t, mem.Store(ctx, "agent-123", vecPrivPEM))
+	ks := &slowKeyStore{KeyStore: mem, clock: &clock, step: 30}
+	c := newTestClient(t, srv.URL, withNow(now))
+	ac, err := c.NewAgentCredentials(AgentCredentialsParams{AgentID: "agent-123", KeyStore: ks, PublicKeyPEM: vecPubPEM})
+	require.NoError(t, err)
+	require.NoError(t, c.UseAgentCredentials(ac))
+
+	// The first check refreshes: the proof of possession's signature
+	// moves the clock 30 s on before the DPoP proof is minted.
+	_, err = c.Actions.Check(ctx, benchParams)
+	require.NoError(t, err)
+	// The second uses the cached token: its iat is the clock as the check
+	// starts (the DPoP signature moves the clock on after).
+	before := clock.Load()
+	_, err = c.Actions.Check(ctx, benchParams)
+	require.NoError(t, err)
+	require.Len(t, proofs, 2)
+	assert.EqualValues(t, 1767225600+30, proofClaims(t, proofs[0])["iat"], "the iat predates the refresh")
+	assert.EqualValues(t, before, proofClaims(t, proofs[1])["iat"])
 }
