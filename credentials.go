@@ -71,7 +71,7 @@ type credToken struct {
 	token     string
 	refreshAt time.Time // expiry minus the refresh margin
 	bearer    []string  // the Authorization header value, shared read-only
-	ath       string    // the DPoP ath claim of token
+	ath       []byte    // the DPoP ath claim of token, computed once
 }
 
 // NewAgentCredentials returns credentials for one agent, bound to c: its
@@ -188,35 +188,51 @@ func (ac *AgentCredentials) fetch(ctx context.Context) (*credToken, error) {
 	ac.verified.Store(true)
 	exp := wimseExpiry(t.ExpiresAt, ac.client.now())
 	return &credToken{token: t.Token, refreshAt: exp.Add(-credentialsRefreshMargin),
-		bearer: []string{"Bearer " + t.Token}, ath: athOf(t.Token)}, nil
+		bearer: []string{"Bearer " + t.Token}, ath: appendATH(make([]byte, 0, athLen), t.Token)}, nil
 }
 
 // drop forgets t if it is still the cached token, so that concurrent
 // callers who saw the same rejection cause one refresh, not one each.
 func (ac *AgentCredentials) drop(t *credToken) { ac.cur.CompareAndSwap(t, nil) }
 
-// credentialedCall is one Actions.Check with credentials: it adds fresh
-// headers to every attempt and remembers the token the last one used.
+// credentialedCall is one Actions.Check request with credentials: it adds
+// fresh headers to every attempt and remembers the token the last one
+// used.
 type credentialedCall struct {
-	ac   *AgentCredentials
-	used *credToken
-	sent []string // the tokens and proofs sent, for redaction
+	ac          *AgentCredentials
+	used        *credToken
+	sent        []string // the tokens and proofs sent, for redaction
+	method, url string   // where the attempts go
 }
 
-// attempt adds Authorization and a DPoP proof for the URL actually sent.
-func (cc *credentialedCall) attempt(ctx context.Context, method, url string, h http.Header) error {
-	t, err := cc.ac.token(ctx)
-	if err != nil {
-		return err
+func (cc *credentialedCall) target(method, url string) { cc.method, cc.url = method, url }
+
+// BeforeAttempt adds Authorization and a DPoP proof for the URL actually
+// sent.
+// One clock reading serves the cache's freshness check and the proof's iat,
+// unless a refresh ran in between.
+func (cc *credentialedCall) BeforeAttempt(ctx context.Context, h http.Header) error {
+	ac := cc.ac
+	now := ac.client.now()
+	t := ac.cur.Load()
+	if t == nil || !now.Before(t.refreshAt) {
+		var err error
+		if t, err = ac.refresh(ctx); err != nil {
+			return err
+		}
+		now = ac.client.now()
 	}
-	proof, err := cc.ac.dpop.mintATH(ctx, cc.ac.client.now(), method, url, t.ath)
+	proof, err := ac.dpop.mintATH(ctx, now, cc.method, cc.url, t.ath)
 	if err != nil {
 		return err
 	}
 	cc.used = t
-	cc.sent = append(cc.sent, t.token, proof)
+	// One allocation holds the new secrets and the DPoP header value, the
+	// last of them; a later append never writes into that value.
+	s := append(cc.sent, t.token, proof)
+	cc.sent = s
 	h["Authorization"] = t.bearer
-	h["Dpop"] = []string{proof}
+	h["Dpop"] = s[len(s)-1 : len(s) : len(s)]
 	return nil
 }
 

@@ -126,34 +126,47 @@ func htuOf(u string) string {
 
 var b64 = base64.RawURLEncoding
 
+// athLen is the length of an ath claim: a SHA-256 in base64url.
+const athLen = 43
+
 func (k *DPoPKey) mint(ctx context.Context, now time.Time, method, url, accessToken string) (string, error) {
-	var ath string
+	var buf [athLen]byte
+	var ath []byte
 	if accessToken != "" {
-		ath = athOf(accessToken)
+		ath = appendATH(buf[:0], accessToken)
 	}
 	return k.mintATH(ctx, now, method, url, ath)
 }
 
-// athOf is the ath claim of an access token: base64url SHA-256.
-func athOf(accessToken string) string {
-	h := sha256.New()
-	_, _ = io.WriteString(h, accessToken)
+// appendATH appends the ath claim of an access token (its SHA-256 in
+// base64url) to dst. A token of up to 2 KiB is hashed from a copy on the
+// stack, without allocating.
+func appendATH(dst []byte, accessToken string) []byte {
 	var sum [sha256.Size]byte
-	return b64.EncodeToString(h.Sum(sum[:0]))
+	var buf [2048]byte
+	if len(accessToken) <= len(buf) {
+		sum = sha256.Sum256(buf[:copy(buf[:], accessToken)])
+	} else {
+		sum = sha256.Sum256([]byte(accessToken))
+	}
+	return b64.AppendEncode(dst, sum[:])
 }
 
-// mintATH mints a proof with a precomputed ath ("" for none).
-func (k *DPoPKey) mintATH(ctx context.Context, now time.Time, method, url, ath string) (string, error) {
+// jtiZeros holds the place of the jti in a payload until its random bytes
+// are read.
+const jtiZeros = "00000000000000000000000000000000"
+
+// mintATH mints a proof with a precomputed ath (nil for none). The payload
+// is written on the stack; one buffer, allocated once at its final size,
+// holds the signing input, then the signature, and lends its spare tail to
+// the jti's random bytes.
+func (k *DPoPKey) mintATH(ctx context.Context, now time.Time, method, url string, ath []byte) (string, error) {
 	if method == "" {
 		return "", validationErr("DPoP: missing required method")
 	}
 	htu := htuOf(url)
 	if i := strings.Index(htu, "://"); i <= 0 || i+3 == len(htu) {
 		return "", validationErr("DPoP: the URL must be absolute")
-	}
-	var jti [16]byte
-	if _, err := io.ReadFull(k.rand, jti[:]); err != nil {
-		return "", NewError(CodeValidation, "DPoP: reading random bytes: "+err.Error(), err)
 	}
 	var scratch [320]byte
 	p := append(scratch[:0], `{"htm":`...)
@@ -163,18 +176,26 @@ func (k *DPoPKey) mintATH(ctx context.Context, now time.Time, method, url, ath s
 	p = append(p, `,"iat":`...)
 	p = strconv.AppendInt(p, now.Unix(), 10)
 	p = append(p, `,"jti":"`...)
-	p = hex.AppendEncode(p, jti[:])
-	if ath != "" {
+	jtiAt := len(p)
+	p = append(p, jtiZeros...)
+	if ath != nil {
 		p = append(p, `","ath":"`...)
 		p = append(p, ath...)
 	}
 	p = append(p, `"}`...)
 
-	out := make([]byte, 0, len(k.header)+1+b64.EncodedLen(len(p))+1+b64.EncodedLen(ed25519.SignatureSize))
+	const jtiBytes = len(jtiZeros) / 2
+	out := make([]byte, 0, len(k.header)+1+b64.EncodedLen(len(p))+1+b64.EncodedLen(ed25519.SignatureSize)+jtiBytes)
+	jti := out[cap(out)-jtiBytes : cap(out)]
+	if _, err := io.ReadFull(k.rand, jti); err != nil {
+		return "", NewError(CodeValidation, "DPoP: reading random bytes: "+err.Error(), err)
+	}
+	hex.Encode(p[jtiAt:jtiAt+len(jtiZeros)], jti)
 	out = append(out, k.header...)
 	out = append(out, '.')
 	out = b64.AppendEncode(out, p)
-	sig, err := k.sign(ctx, out)
+	// The signer sees the signing input alone, without the spare capacity.
+	sig, err := k.sign(ctx, out[:len(out):len(out)])
 	if err != nil {
 		return "", err
 	}

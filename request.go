@@ -50,8 +50,10 @@ type request struct {
 // attemptHook adds a call's per-attempt headers. It is not a closure over
 // the request, so that requests can stay off the heap.
 type attemptHook interface {
-	// attempt adds the headers of one attempt at method url to h.
-	attempt(ctx context.Context, method, url string, h http.Header) error
+	// BeforeAttempt adds the headers of one attempt to h.
+	transport.AttemptHook
+	// target sets the method and the URL the attempts are sent to.
+	target(method, url string)
 	// secrets are the values the attempts sent that errors must not show.
 	secrets() []string
 }
@@ -128,9 +130,9 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		Observer:      r.observer,
 		Gate:          ep.gate,
 	}
-	if hook := r.attempt; hook != nil {
-		method := r.method
-		treq.BeforeAttempt = func(ctx context.Context, h http.Header) error { return hook.attempt(ctx, method, u, h) }
+	if r.attempt != nil {
+		r.attempt.target(r.method, u)
+		treq.BeforeAttempt = r.attempt
 	}
 	resp, err := c.tr.Do(ctx, treq)
 	secrets := r.secrets

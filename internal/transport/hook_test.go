@@ -25,12 +25,12 @@ func TestBeforeAttemptRunsForEveryAttempt(t *testing.T) {
 	n := 0
 	resp, err := tr.Do(context.Background(), &Request{Method: "POST", URL: srv.URL, Idempotent: true,
 		Header: http.Header{"X-Fixed": {"f"}},
-		BeforeAttempt: func(_ context.Context, h http.Header) error {
+		BeforeAttempt: AttemptFunc(func(_ context.Context, h http.Header) error {
 			n++
 			assert.Len(t, h, 0, "attempt %d starts with headers %v", n, h)
 			h["X-Attempt"] = []string{strconv.Itoa(n)}
 			return nil
-		}})
+		})})
 	require.NoError(t, err, "status %v err %v, hook ran %d times, %d requests", resp, err, n, s.n())
 	require.EqualValues(t, 200, resp.Status, "status %v err %v, hook ran %d times, %d requests", resp, err, n, s.n())
 	require.EqualValues(t, 3, n, "status %v err %v, hook ran %d times, %d requests", resp, err, n, s.n())
@@ -48,13 +48,13 @@ func TestBeforeAttemptErrorStopsUnsent(t *testing.T) {
 	boom := errors.New("no credentials")
 	n := 0
 	_, err := tr.Do(context.Background(), &Request{Method: "POST", URL: srv.URL, Idempotent: true,
-		BeforeAttempt: func(context.Context, http.Header) error {
+		BeforeAttempt: AttemptFunc(func(context.Context, http.Header) error {
 			n++
 			if n == 2 {
 				return boom
 			}
 			return nil
-		}})
+		})})
 	var he *HookError
 	require.ErrorAs(t, err, &he, "err = %v", err)
 	require.ErrorIs(t, err, boom, "err = %v", err)
@@ -103,13 +103,13 @@ func TestObserverAndBeforeAttemptOnEveryAttempt(t *testing.T) {
 	resp, err := tr.Do(context.Background(), &Request{Method: "POST", URL: srv.URL, Idempotent: true, APIKey: "the-key",
 		Header:   http.Header{"X-Agent-Id": {"agent-1"}},
 		Observer: obs,
-		BeforeAttempt: func(_ context.Context, h http.Header) error {
+		BeforeAttempt: AttemptFunc(func(_ context.Context, h http.Header) error {
 			n++
 			h["Authorization"] = []string{"DPoP token-" + strconv.Itoa(n)}
 			h["Dpop"] = []string{"proof-" + strconv.Itoa(n)}
 			h["X-Hook"] = []string{strconv.Itoa(n)}
 			return nil
-		}})
+		})})
 	require.NoError(t, err, "status %v err %v, %d requests", resp, err, s.n())
 	require.EqualValues(t, 200, resp.Status, "status %v err %v, %d requests", resp, err, s.n())
 	require.EqualValues(t, 2, s.n(), "status %v err %v, %d requests", resp, err, s.n())

@@ -66,7 +66,7 @@ type Request struct {
 	// BeforeAttempt, when set, runs before every attempt, retries included,
 	// and adds that attempt's own headers to h (a single-use proof, say).
 	// Its error ends the call unsent, as a *HookError.
-	BeforeAttempt func(ctx context.Context, h http.Header) error
+	BeforeAttempt AttemptHook
 	// UntilDeadline keeps retrying an idempotent request, with the policy's
 	// backoff and jitter, until ctx's deadline instead of stopping after
 	// MaxRetries: a check rides out a gateway restart within its own
@@ -87,6 +87,19 @@ type Request struct {
 	// http.Transport must carry its slot, or its dial could be held back.
 	Gate *GateSlot
 }
+
+// AttemptHook adds the headers of one attempt: see Request.BeforeAttempt. It
+// is an interface, not a func, so that a caller can pass a value it already
+// holds instead of allocating a closure per request.
+type AttemptHook interface {
+	BeforeAttempt(ctx context.Context, h http.Header) error
+}
+
+// AttemptFunc is a func used as an AttemptHook.
+type AttemptFunc func(ctx context.Context, h http.Header) error
+
+// BeforeAttempt calls f.
+func (f AttemptFunc) BeforeAttempt(ctx context.Context, h http.Header) error { return f(ctx, h) }
 
 // HookError is a failure of Request.BeforeAttempt; nothing was sent for the
 // attempt and nothing is retried.
@@ -171,7 +184,7 @@ func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
 		var extra http.Header
 		if req.BeforeAttempt != nil {
 			extra = make(http.Header, 2)
-			if err := req.BeforeAttempt(ctx, extra); err != nil {
+			if err := req.BeforeAttempt.BeforeAttempt(ctx, extra); err != nil {
 				return nil, &HookError{Err: err}
 			}
 		}
