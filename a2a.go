@@ -58,7 +58,7 @@ func (s *A2AService) CancelTask(ctx context.Context, taskID string, opts ...Requ
 }
 
 func (s *A2AService) task(ctx context.Context, method string, opts []RequestOption, params any) (*A2ATask, error) {
-	return rpcCall[A2ATask](ctx, s.client, &request{method: http.MethodPost, path: "/a2a", body: newRPCRequest(method, params), opts: opts})
+	return rpcCall[A2ATask](ctx, s.client, &request{method: http.MethodPost, path: "/a2a", body: newRPCRequest(method, params)}, opts)
 }
 
 // A2ASendMessageParams are the arguments of A2A.SendMessage.
@@ -104,7 +104,7 @@ func (s *A2AService) SendMessage(ctx context.Context, agentID string, p A2ASendM
 		MessageID: msgID,
 		TaskID:    p.TaskID,
 	}}
-	return rpcCall[A2AMessageTask](ctx, s.client, &request{method: http.MethodPost, path: path, body: newRPCRequest("message/send", params), opts: opts})
+	return rpcCall[A2AMessageTask](ctx, s.client, &request{method: http.MethodPost, path: path, body: newRPCRequest("message/send", params)}, opts)
 }
 
 // A2ATask is a legacy AgentTrust task, the result of tasks/send, tasks/get

@@ -70,11 +70,11 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams, opts ..
 	raw := body.appendJSON(nil)
 	newReq := func() *request {
 		return &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check",
-			rawBody: raw, idempotent: true, opts: opts}
+			rawBody: raw, idempotent: true}
 	}
 	ac := s.client.creds.Load()
 	if ac == nil {
-		return s.check(ctx, newReq())
+		return s.check(ctx, newReq(), opts)
 	}
 	// With agent credentials every attempt carries the WIMSE token and a
 	// fresh DPoP proof. A 401 means the token was refused (revoked early,
@@ -82,7 +82,7 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams, opts ..
 	cc := &credentialedCall{ac: ac}
 	r := newReq()
 	r.attempt = cc
-	res, err := s.check(ctx, r)
+	res, err := s.check(ctx, r, opts)
 	var ae *AuthenticationError
 	if err == nil || cc.used == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
 		return res, err
@@ -90,13 +90,13 @@ func (s *ActionsService) Check(ctx context.Context, p ActionCheckParams, opts ..
 	ac.drop(cc.used)
 	r = newReq()
 	r.attempt = cc
-	return s.check(ctx, r)
+	return s.check(ctx, r, opts)
 }
 
 // check sends one check request and decodes its reply: "allowed" strictly,
 // every other field leniently, with a warning for each mistyped one.
-func (s *ActionsService) check(ctx context.Context, r *request) (*ActionCheckResult, error) {
-	resp, err := s.client.do(ctx, r)
+func (s *ActionsService) check(ctx context.Context, r *request, opts []RequestOption) (*ActionCheckResult, error) {
+	resp, err := s.client.do(ctx, r, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams, opts ..
 	if body.Metadata == nil {
 		body.Metadata = map[string]any{}
 	}
-	a, err := call[Agent](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/agents", body: body}, "agent")
+	a, err := call[Agent](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/agents", body: body}, "agent", opts)
 	if err != nil || generated.PrivateKeyPEM == "" {
 		return a, err
 	}
@@ -108,11 +108,11 @@ type AgentListParams struct {
 
 // List lists agents: GET /api/v1/agents[?org_id=…]. Empty params list all.
 func (s *AgentsService) List(ctx context.Context, p AgentListParams, opts ...RequestOption) ([]Agent, error) {
-	r := &request{path: "/api/v1/agents", opts: opts}
+	r := &request{path: "/api/v1/agents"}
 	if p.OrgID != "" {
 		r.query = url.Values{"org_id": {p.OrgID}}
 	}
-	return list[Agent](ctx, s.client, r, "agents", "")
+	return list[Agent](ctx, s.client, r, "agents", "", opts)
 }
 
 // Revoke revokes an agent: POST /api/v1/agents/{agent_id}/revoke. An empty
@@ -126,7 +126,7 @@ func (s *AgentsService) Revoke(ctx context.Context, agentID, reason string, opts
 	body := struct {
 		Reason string `json:"reason"`
 	}{orDefault(reason, "manual_revocation")}
-	if _, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, path: path, body: body}); err != nil {
+	if _, err := s.client.do(ctx, &request{method: http.MethodPost, path: path, body: body}, opts); err != nil {
 		return err
 	}
 	s.client.tokens.evictAgent(agentID)

@@ -29,7 +29,7 @@ func (s *ApprovalsService) decide(ctx context.Context, tmpl, approvalID, decided
 	body := struct {
 		DecidedBy string `json:"decided_by"`
 	}{orDefault(decidedBy, "sdk_user")}
-	return callRaw(ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path, body: body})
+	return callRaw(ctx, s.client, &request{method: http.MethodPost, path: path, body: body}, opts)
 }
 
 // Get reads an approval: GET /mcp/approvals/{approval_id}. The SDK never

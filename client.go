@@ -701,5 +701,5 @@ func (c *Client) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Health returns the gateway's health document, uninterpreted.
 func (c *Client) Health(ctx context.Context, opts ...RequestOption) (map[string]any, error) {
-	return callRaw(ctx, c, &request{opts: opts, method: http.MethodGet, base: baseGateway, path: "/health", idempotent: true})
+	return callRaw(ctx, c, &request{method: http.MethodGet, base: baseGateway, path: "/health", idempotent: true}, opts)
 }

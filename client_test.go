@@ -419,7 +419,7 @@ func TestCloseReleasesConnections(t *testing.T) {
 	slow := clients[0]
 	done := make(chan error, 1)
 	go func() {
-		_, err := slow.do(ctxT(t), &request{method: http.MethodGet, path: "/slow", idempotent: true})
+		_, err := slow.do(ctxT(t), &request{method: http.MethodGet, path: "/slow", idempotent: true}, nil)
 		done <- err
 	}()
 	select {

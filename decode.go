@@ -42,8 +42,8 @@ func decodeErr(resp *response, cause error) error {
 // call sends r and decodes the reply into a new T: flat, or, when wrapper is
 // set, from under that key if it holds an object. Every
 // service returning one model goes through it.
-func call[T any](ctx context.Context, c *Client, r *request, wrapper string) (*T, error) {
-	resp, err := c.do(ctx, r)
+func call[T any](ctx context.Context, c *Client, r *request, wrapper string, opts []RequestOption) (*T, error) {
+	resp, err := c.do(ctx, r, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +51,8 @@ func call[T any](ctx context.Context, c *Client, r *request, wrapper string) (*T
 }
 
 // callRaw sends r and returns the reply as a generic JSON object.
-func callRaw(ctx context.Context, c *Client, r *request) (map[string]any, error) {
-	resp, err := c.do(ctx, r)
+func callRaw(ctx context.Context, c *Client, r *request, opts []RequestOption) (map[string]any, error) {
+	resp, err := c.do(ctx, r, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -61,8 +61,8 @@ func callRaw(ctx context.Context, c *Client, r *request) (map[string]any, error)
 
 // callChecked is call for a flat model that must hold a field: a reply
 // where has is false is a DECODE_ERROR saying what is missing.
-func callChecked[T any](ctx context.Context, c *Client, r *request, has func(*T) bool, missing string) (*T, error) {
-	resp, err := c.do(ctx, r)
+func callChecked[T any](ctx context.Context, c *Client, r *request, has func(*T) bool, missing string, opts []RequestOption) (*T, error) {
+	resp, err := c.do(ctx, r, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -78,9 +78,9 @@ func callChecked[T any](ctx context.Context, c *Client, r *request, has func(*T)
 
 // list sends r as an idempotent GET and decodes the list under key (see
 // decodeList). Every service returning a list goes through it.
-func list[T any](ctx context.Context, c *Client, r *request, key, elemKey string) ([]T, error) {
+func list[T any](ctx context.Context, c *Client, r *request, key, elemKey string, opts []RequestOption) ([]T, error) {
 	r.method, r.idempotent = http.MethodGet, true
-	resp, err := c.do(ctx, r)
+	resp, err := c.do(ctx, r, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func callAt[T any](ctx context.Context, c *Client, method, tmpl, id, wrapper str
 	if err != nil {
 		return nil, err
 	}
-	return call[T](ctx, c, &request{opts: opts, method: method, path: path, idempotent: method == http.MethodGet}, wrapper)
+	return call[T](ctx, c, &request{method: method, path: path, idempotent: method == http.MethodGet}, wrapper, opts)
 }
 
 // deleteAt sends DELETE tmpl, its one placeholder filled with id. Any 2xx
@@ -104,7 +104,7 @@ func deleteAt(ctx context.Context, c *Client, tmpl, id string, opts []RequestOpt
 	if err != nil {
 		return err
 	}
-	_, err = c.do(ctx, &request{method: http.MethodDelete, path: path, idempotent: true, opts: opts})
+	_, err = c.do(ctx, &request{method: http.MethodDelete, path: path, idempotent: true}, opts)
 	return err
 }
 

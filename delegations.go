@@ -49,7 +49,7 @@ func (s *DelegationsService) Create(ctx context.Context, p DelegationCreateParam
 	if p.Restrictions != nil {
 		body.Restrictions = &p.Restrictions
 	}
-	return call[Delegation](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/delegations", body: body}, "delegation")
+	return call[Delegation](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/delegations", body: body}, "delegation", opts)
 }
 
 // DelegationListParams are the arguments of Delegations.List; there are
@@ -58,7 +58,7 @@ type DelegationListParams struct{}
 
 // List lists delegations: GET /api/v1/delegations.
 func (s *DelegationsService) List(ctx context.Context, _ DelegationListParams, opts ...RequestOption) ([]Delegation, error) {
-	return list[Delegation](ctx, s.client, &request{path: "/api/v1/delegations", opts: opts}, "delegations", "")
+	return list[Delegation](ctx, s.client, &request{path: "/api/v1/delegations"}, "delegations", "", opts)
 }
 
 // Revoke revokes a delegation: DELETE /api/v1/delegations/{delegation_id}.

@@ -35,7 +35,7 @@ type federationRegisterWire struct {
 // POST /api/v1/federation/providers.
 func (s *FederationService) RegisterProvider(ctx context.Context, p FederationRegisterProviderParams, opts ...RequestOption) (*FederationProvider, error) {
 	body := &federationRegisterWire{Issuer: p.Issuer, Name: p.Name, TrustLevel: p.TrustLevel}
-	return call[FederationProvider](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/federation/providers", body: body}, "provider")
+	return call[FederationProvider](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/providers", body: body}, "provider", opts)
 }
 
 // FederationListProvidersParams are the arguments of
@@ -45,7 +45,7 @@ type FederationListProvidersParams struct{}
 // ListProviders lists the registered providers:
 // GET /api/v1/federation/providers.
 func (s *FederationService) ListProviders(ctx context.Context, _ FederationListProvidersParams, opts ...RequestOption) ([]FederationProvider, error) {
-	return list[FederationProvider](ctx, s.client, &request{path: "/api/v1/federation/providers", opts: opts}, "providers", "provider")
+	return list[FederationProvider](ctx, s.client, &request{path: "/api/v1/federation/providers"}, "providers", "provider", opts)
 }
 
 // DeleteProvider removes a provider:
@@ -99,12 +99,12 @@ type federationTokenWire struct {
 // token is a result with Active false, not an error.
 func (s *FederationService) IntrospectToken(ctx context.Context, p FederationIntrospectParams, opts ...RequestOption) (*FederationIntrospectionResult, error) {
 	body := &federationTokenWire{Token: p.Token, IssuerHint: p.IssuerHint}
-	r := &request{opts: opts, method: http.MethodPost, path: "/api/v1/federation/tokens/introspect", body: body, idempotent: true, secrets: []string{p.Token}}
-	resp, err := s.client.do(ctx, r)
+	r := &request{method: http.MethodPost, path: "/api/v1/federation/tokens/introspect", body: body, idempotent: true, secrets: []string{p.Token}}
+	resp, err := s.client.do(ctx, r, opts)
 	var nf *NotFoundError
 	if errors.As(err, &nf) {
 		r.path = "/api/v1/federation/tokens/verify"
-		resp, err = s.client.do(ctx, r)
+		resp, err = s.client.do(ctx, r, opts)
 	}
 	if err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func (s *FederationService) VerifyToken(ctx context.Context, p FederationIntrosp
 // POST /api/v1/federation/sessions/init.
 func (s *FederationService) InitSession(ctx context.Context, p FederationInitSessionParams, opts ...RequestOption) (*Session, error) {
 	body := &federationTokenWire{Token: p.Token, IssuerHint: p.IssuerHint}
-	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/federation/sessions/init", body: body, secrets: []string{p.Token}}, "")
+	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/sessions/init", body: body, secrets: []string{p.Token}}, "", opts)
 }
 
 // FederationIssueIDTokenParams are the arguments of Federation.IssueIDToken.
@@ -149,7 +149,7 @@ type federationIssueWire struct {
 // answer 404, a *NotFoundError.
 func (s *FederationService) IssueIDToken(ctx context.Context, p FederationIssueIDTokenParams, opts ...RequestOption) (*IDTokenResponse, error) {
 	body := &federationIssueWire{AgentID: p.AgentID, Audience: p.Audience, Scopes: p.Scopes, TTL: p.TTL}
-	return call[IDTokenResponse](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/federation/tokens/issue", body: body}, "")
+	return call[IDTokenResponse](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/federation/tokens/issue", body: body}, "", opts)
 }
 
 // FederationProvider is a trusted external identity provider.

@@ -138,8 +138,8 @@ func DecodeResult[T any](raw json.RawMessage) (T, error) {
 // rpcCall sends a JSON-RPC request and decodes the reply's result (see
 // rpcResult) into a new T; a decode error keeps the reply's status and
 // request id.
-func rpcCall[T any](ctx context.Context, c *Client, r *request) (*T, error) {
-	resp, err := c.do(ctx, r)
+func rpcCall[T any](ctx context.Context, c *Client, r *request, opts []RequestOption) (*T, error) {
+	resp, err := c.do(ctx, r, opts)
 	if err != nil {
 		return nil, err
 	}

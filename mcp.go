@@ -32,7 +32,7 @@ func (s *MCPService) RegisterServer(ctx context.Context, p MCPRegisterServerPara
 	if p.Capabilities != nil {
 		body.Capabilities = &p.Capabilities
 	}
-	return call[MCPServer](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/mcp/servers", body: body}, "")
+	return call[MCPServer](ctx, s.client, &request{method: http.MethodPost, path: "/mcp/servers", body: body}, "", opts)
 }
 
 // MCPListServersParams are the arguments of MCP.ListServers; there are none
@@ -41,7 +41,7 @@ type MCPListServersParams struct{}
 
 // ListServers lists the registered MCP servers: GET /mcp/servers.
 func (s *MCPService) ListServers(ctx context.Context, _ MCPListServersParams, opts ...RequestOption) ([]MCPServer, error) {
-	return list[MCPServer](ctx, s.client, &request{path: "/mcp/servers", opts: opts}, "servers", "")
+	return list[MCPServer](ctx, s.client, &request{path: "/mcp/servers"}, "servers", "", opts)
 }
 
 // RemoveServer unregisters an MCP server: DELETE /mcp/servers/{server_id}.
@@ -96,7 +96,7 @@ func (s *MCPService) CallTool(ctx context.Context, serverID string, p MCPCallToo
 	if p.SessionID != "" {
 		h["X-Session-Id"] = []string{p.SessionID}
 	}
-	resp, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, path: path, header: h, body: newRPCRequest(p.Method, params)})
+	resp, err := s.client.do(ctx, &request{method: http.MethodPost, path: path, header: h, body: newRPCRequest(p.Method, params)}, opts)
 	if err != nil {
 		return nil, err
 	}

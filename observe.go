@@ -379,14 +379,14 @@ func parseServer(raw string) serverInfo {
 
 // do sends r through send, reporting the call and its attempts to the
 // observer when one is installed.
-func (c *Client) do(ctx context.Context, r *request) (*response, error) {
+func (c *Client) do(ctx context.Context, r *request, opts []RequestOption) (*response, error) {
 	if c.obs == nil || !c.obs.requests || ctx == nil {
-		return c.send(ctx, r)
+		return c.send(ctx, r, opts)
 	}
-	return c.obs.do(ctx, c, r)
+	return c.obs.do(ctx, c, r, opts)
 }
 
-func (o *observer) do(ctx context.Context, c *Client, r *request) (*response, error) {
+func (o *observer) do(ctx context.Context, c *Client, r *request, opts []RequestOption) (*response, error) {
 	info := o.describe(r)
 	start := time.Now()
 	if o.h.RequestStart != nil {
@@ -396,7 +396,7 @@ func (o *observer) do(ctx context.Context, c *Client, r *request) (*response, er
 	}
 	att := &attemptObserver{o: o, info: info}
 	r.observer = att
-	resp, err := c.send(ctx, r)
+	resp, err := c.send(ctx, r, opts)
 	if o.h.RequestDone != nil {
 		res := RequestResult{Attempts: att.n, Err: err, ErrorClass: ErrorClass(err), Duration: time.Since(start)}
 		var ae *AgentTrustError

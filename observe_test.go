@@ -424,7 +424,7 @@ func TestObserverWithoutRequestHooks(t *testing.T) {
 	} {
 		c := newTestClient(t, srv.URL, WithObserver(tc.obs))
 		r := &request{method: http.MethodGet, path: "/health", idempotent: true}
-		_, err := c.do(ctxT(t), r)
+		_, err := c.do(ctxT(t), r, nil)
 		require.NoError(t, err)
 		got := r.observer != nil
 		assert.Equal(t, tc.observed, got, "%+v: request observed %v, want %v", tc.obs, got, tc.observed)

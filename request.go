@@ -43,8 +43,6 @@ type request struct {
 	rawBody []byte
 	// observer watches the attempts; set by Client.do when observed.
 	observer transport.AttemptObserver
-	// opts are the caller's request options, applied by do alone.
-	opts []RequestOption
 }
 
 // attemptHook adds a call's per-attempt headers. It is not a closure over
@@ -72,8 +70,11 @@ type response struct {
 
 // send sends r and maps every failure to an SDK error: transport failures to
 // NETWORK_ERROR, non-2xx statuses to their error kinds, oversized bodies to
-// DECODE_ERROR. The client timeout bounds the call, retries included.
-func (c *Client) send(ctx context.Context, r *request) (*response, error) {
+// DECODE_ERROR. The client timeout bounds the call, retries included. opts
+// are the caller's request options, applied here alone. They are not a
+// field of r so that the variadic slice a caller writes stays on its stack:
+// what a request holds (body, secrets) reaches the heap.
+func (c *Client) send(ctx context.Context, r *request, opts []RequestOption) (*response, error) {
 	if ctx == nil {
 		return nil, errNilContext()
 	}
@@ -101,8 +102,8 @@ func (c *Client) send(ctx context.Context, r *request) (*response, error) {
 		}
 	}
 	co := callOptions{timeout: c.timeout}
-	if len(r.opts) > 0 {
-		if err := co.apply(c, r.opts, r.header); err != nil {
+	if len(opts) > 0 {
+		if err := co.apply(c, opts, r.header); err != nil {
 			return nil, err
 		}
 	}

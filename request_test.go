@@ -288,10 +288,10 @@ func TestBodilessPost(t *testing.T) {
 	srv := newRecServer(t, reply(200, `{}`))
 	c := newTestClient(t, srv.URL)
 	for _, m := range []string{http.MethodPost, http.MethodPut} {
-		_, err := c.do(ctxT(t), &request{method: m, path: "/x"})
+		_, err := c.do(ctxT(t), &request{method: m, path: "/x"}, nil)
 		require.NoError(t, err)
 	}
-	_, err := c.do(ctxT(t), &request{method: http.MethodDelete, path: "/x"})
+	_, err := c.do(ctxT(t), &request{method: http.MethodDelete, path: "/x"}, nil)
 	require.NoError(t, err)
 	for _, r := range srv.requests() {
 		checkHeaders(t, r, testKey)

@@ -24,8 +24,9 @@ import (
 //
 // A RequestOption is a small value: making one allocates nothing, and one
 // may be reused by many calls, concurrently too. Options written in a call
-// cost it one small allocation (the variadic slice); a slice of them kept in
-// a variable and passed as opts... costs none.
+// cost it no allocation of their own (the variadic slice stays on the
+// caller's stack); a header costs the one value slice net/http's Header
+// needs, and a retry policy option one copy of the policy.
 type RequestOption struct {
 	kind   requestOptionKind
 	name   string // header name, canonical

@@ -319,3 +319,42 @@ func TestRequestOptionString(t *testing.T) {
 		assert.Equal(t, tc.want, got, "got %s, want %s", got, tc.want)
 	}
 }
+
+// Request options written in the call cost no allocation of their own: the
+// variadic slice stays on the caller's stack. A header costs the one value
+// slice net/http's Header needs, a max-retries option the policy it
+// changes. Counted against a server that allocates nothing itself.
+func TestRequestOptionAllocs(t *testing.T) {
+	c := newTestClient(t, rawAnswerServer(t))
+	ctx := context.Background()
+	var meta Response
+	count := func(opt func() RequestOption) float64 {
+		return testing.AllocsPerRun(200, func() {
+			var err error
+			if opt == nil {
+				_, err = c.Actions.Check(ctx, benchParams)
+			} else {
+				_, err = c.Actions.Check(ctx, benchParams, opt())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	none := count(nil)
+	for _, tc := range []struct {
+		name  string
+		opt   func() RequestOption
+		extra float64
+	}{
+		{"timeout", func() RequestOption { return WithRequestTimeout(5 * time.Second) }, 0},
+		{"until-deadline", WithRequestRetryUntilDeadline, 0},
+		{"response-into", func() RequestOption { return WithResponseInto(&meta) }, 0},
+		{"header", func() RequestOption { return WithRequestHeader("X-Tenant", "tenant-1") }, 1},
+		{"max-retries", func() RequestOption { return WithRequestMaxRetries(1) }, 1},
+	} {
+		got := count(tc.opt)
+		t.Logf("%s: %v allocs, none: %v", tc.name, got, none)
+		assert.LessOrEqual(t, got, none+tc.extra, "%s allocates %v times, a check without options %v", tc.name, got, none)
+	}
+}

@@ -287,7 +287,7 @@ func TestURLUserInfoHidden(t *testing.T) {
 		assert.Contains(t, string(ae.Body), "denied for "+tc.user+":", "%s: server saw %s", tc.name, ae.Body)
 		// An explicit Authorization header wins, as it does in net/http.
 		srv.clear()
-		_, _ = c.do(ctxT(t), &request{method: http.MethodGet, path: "/x", header: http.Header{"Authorization": {"Bearer b"}}})
+		_, _ = c.do(ctxT(t), &request{method: http.MethodGet, path: "/x", header: http.Header{"Authorization": {"Bearer b"}}}, nil)
 		auth := srv.only(t).Header.Values("Authorization")
 		require.Len(t, auth, 1, "%s: Authorization %q", tc.name, auth)
 		assert.Equal(t, "Bearer b", auth[0], "%s: Authorization %q", tc.name, auth)

@@ -14,7 +14,7 @@ func (s *SessionsService) InitSession(ctx context.Context, agentID, serverID str
 		AgentID  string `json:"agent_id"`
 		ServerID string `json:"server_id"`
 	}{agentID, serverID}
-	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/mcp/sessions/init", body: body}, "")
+	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: "/mcp/sessions/init", body: body}, "", opts)
 }
 
 // GetSession reads a session: GET /mcp/sessions/{session_id}.
@@ -28,5 +28,5 @@ func (s *SessionsService) InitAPISession(ctx context.Context, token string, opts
 	body := struct {
 		Token string `json:"token"`
 	}{token}
-	return call[Session](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/agenttrust/api-sessions/init", body: body, secrets: []string{token}}, "")
+	return call[Session](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/agenttrust/api-sessions/init", body: body, secrets: []string{token}}, "", opts)
 }

@@ -51,7 +51,7 @@ func (s *StreamingService) save(ctx context.Context, method, path string, w stre
 	if filter != nil {
 		w.FilterEventTypes = &filter
 	}
-	return call[SIEMDestination](ctx, s.client, &request{method: method, path: path, body: &w, secrets: secretsOf(w.AuthToken), opts: opts}, "")
+	return call[SIEMDestination](ctx, s.client, &request{method: method, path: path, body: &w, secrets: secretsOf(w.AuthToken)}, "", opts)
 }
 
 // String describes the params without the auth token.
@@ -88,7 +88,7 @@ type StreamingListParams struct{}
 
 // List lists the SIEM destinations: GET /api/v1/siem/destinations.
 func (s *StreamingService) List(ctx context.Context, _ StreamingListParams, opts ...RequestOption) ([]SIEMDestination, error) {
-	return list[SIEMDestination](ctx, s.client, &request{path: "/api/v1/siem/destinations", opts: opts}, "destinations", "")
+	return list[SIEMDestination](ctx, s.client, &request{path: "/api/v1/siem/destinations"}, "destinations", "", opts)
 }
 
 // Get reads a SIEM destination: GET /api/v1/siem/destinations/{destination_id}.
@@ -171,7 +171,7 @@ func (s *StreamingService) DeliveryLog(ctx context.Context, destinationID string
 	if err != nil {
 		return nil, err
 	}
-	return list[SIEMDeliveryRecord](ctx, s.client, &request{path: path, opts: opts}, "logs", "")
+	return list[SIEMDeliveryRecord](ctx, s.client, &request{path: path}, "logs", "", opts)
 }
 
 // Test makes the gateway send a test delivery to the destination: a bodiless
@@ -182,7 +182,7 @@ func (s *StreamingService) Test(ctx context.Context, destinationID string, opts 
 	if err != nil {
 		return nil, err
 	}
-	return callRaw(ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path})
+	return callRaw(ctx, s.client, &request{method: http.MethodPost, path: path}, opts)
 }
 
 // SIEMDestination is where the gateway streams audit events.

@@ -76,5 +76,5 @@ func (s *TelemetryService) Report(ctx context.Context, p TelemetryReportParams, 
 		SessionID string           `json:"session_id"`
 		Events    []TelemetryEvent `json:"events"`
 	}{p.AgentID, p.SessionID, nonNil(p.Events)}
-	return callRaw(ctx, s.client, &request{opts: opts, method: http.MethodPost, base: baseAudit, path: "/api/v1/telemetry/report", body: body})
+	return callRaw(ctx, s.client, &request{method: http.MethodPost, base: baseAudit, path: "/api/v1/telemetry/report", body: body}, opts)
 }

@@ -67,7 +67,7 @@ func (s *TokensService) send(ctx context.Context, p TokenIssueParams, opts []Req
 		ttl = 300
 	}
 	body := &tokenIssueBody{AgentID: p.AgentID, Scopes: nonNil(p.Scopes), TTL: ttl, SessionID: p.SessionID}
-	resp, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body})
+	resp, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/issue", body: body}, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -121,8 +121,8 @@ func (s *TokensService) Introspect(ctx context.Context, p TokenIntrospectParams,
 	if p.Target != "" {
 		body.Target = &p.Target
 	}
-	return call[IntrospectionResult](ctx, s.client, &request{opts: opts, method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/introspect",
-		body: body, idempotent: true, secrets: []string{p.Token}}, "")
+	return call[IntrospectionResult](ctx, s.client, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/introspect",
+		body: body, idempotent: true, secrets: []string{p.Token}}, "", opts)
 }
 
 // Verify is Introspect under its old name.
@@ -140,8 +140,8 @@ func (s *TokensService) Revoke(ctx context.Context, token, reason string, opts .
 		Token  string `json:"token"`
 		Reason string `json:"reason"`
 	}{token, orDefault(reason, "manual_revocation")}
-	_, err := s.client.do(ctx, &request{opts: opts, method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/revoke",
-		body: body, secrets: []string{token}})
+	_, err := s.client.do(ctx, &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agent-tokens/revoke",
+		body: body, secrets: []string{token}}, opts)
 	if err != nil {
 		return err
 	}

@@ -121,11 +121,11 @@ type wimseTokenBody struct {
 func (s *WIMSEService) IssueToken(ctx context.Context, p WIMSETokenParams, opts ...RequestOption) (*WIMSETokenResponse, error) {
 	body := &wimseTokenBody{AgentID: p.AgentID, ServiceName: p.ServiceName, Environment: p.Environment,
 		TTLSeconds: p.TTLSeconds, Audience: p.Audience, Proof: p.Proof}
-	r := &request{opts: opts, method: http.MethodPost, path: "/api/v1/wimse/token", body: body}
+	r := &request{method: http.MethodPost, path: "/api/v1/wimse/token", body: body}
 	if p.Proof != nil {
 		r.secrets = []string{p.Proof.Signature}
 	}
-	return callChecked(ctx, s.client, r, func(t *WIMSETokenResponse) bool { return t.Token != "" }, "WIMSE token reply has no token")
+	return callChecked(ctx, s.client, r, func(t *WIMSETokenResponse) bool { return t.Token != "" }, "WIMSE token reply has no token", opts)
 }
 
 // VerifyToken asks the gateway whether a WIMSE token is valid: POST
@@ -136,8 +136,8 @@ func (s *WIMSEService) VerifyToken(ctx context.Context, token, trustDomainFilter
 		Token             string `json:"token"`
 		TrustDomainFilter string `json:"trust_domain_filter,omitempty"`
 	}{token, trustDomainFilter}
-	return call[VerifyWIMSETokenResponse](ctx, s.client, &request{opts: opts, method: http.MethodPost, path: "/api/v1/wimse/verify",
-		body: body, idempotent: true, secrets: []string{token}}, "")
+	return call[VerifyWIMSETokenResponse](ctx, s.client, &request{method: http.MethodPost, path: "/api/v1/wimse/verify",
+		body: body, idempotent: true, secrets: []string{token}}, "", opts)
 }
 
 // Challenge asks for a single-use nonce to prove possession of the agent's
@@ -148,8 +148,8 @@ func (s *WIMSEService) Challenge(ctx context.Context, agentID string, opts ...Re
 	if err != nil {
 		return nil, err
 	}
-	return callChecked(ctx, s.client, &request{opts: opts, method: http.MethodPost, path: path},
-		func(ch *ChallengeResponse) bool { return ch.Nonce != "" }, "challenge reply has no nonce")
+	return callChecked(ctx, s.client, &request{method: http.MethodPost, path: path},
+		func(ch *ChallengeResponse) bool { return ch.Nonce != "" }, "challenge reply has no nonce", opts)
 }
 
 // WIMSEProofParams are the arguments of WIMSE.IssueTokenWithProof.
