@@ -125,7 +125,7 @@ func (ac *AgentCredentials) AgentID() string { return ac.agentID }
 // at once with a *NetworkError wrapping ctx's error; the refresh completes
 // for the other callers.
 func (ac *AgentCredentials) Token(ctx context.Context) (string, error) {
-	t, err := ac.token(ctx)
+	t, _, err := ac.token(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -135,12 +135,16 @@ func (ac *AgentCredentials) Token(ctx context.Context) (string, error) {
 // Invalidate drops the cached token; the next use obtains a new one.
 func (ac *AgentCredentials) Invalidate() { ac.cur.Store(nil) }
 
-// token is the fast path: one atomic load and a clock read.
-func (ac *AgentCredentials) token(ctx context.Context) (*credToken, error) {
-	if t := ac.cur.Load(); t != nil && ac.client.now().Before(t.refreshAt) {
-		return t, nil
+// token returns the token to use and the time it was found fresh at. The
+// fast path is one atomic load and one clock reading; after a refresh the
+// clock is read again.
+func (ac *AgentCredentials) token(ctx context.Context) (*credToken, time.Time, error) {
+	now := ac.client.now()
+	if t := ac.cur.Load(); t != nil && now.Before(t.refreshAt) {
+		return t, now, nil
 	}
-	return ac.refresh(ctx)
+	t, err := ac.refresh(ctx)
+	return t, ac.client.now(), err
 }
 
 // refresh joins the refresh in progress or starts one. The refresh runs on
@@ -208,19 +212,12 @@ type credentialedCall struct {
 func (cc *credentialedCall) target(method, url string) { cc.method, cc.url = method, url }
 
 // BeforeAttempt adds Authorization and a DPoP proof for the URL actually
-// sent.
-// One clock reading serves the cache's freshness check and the proof's iat,
-// unless a refresh ran in between.
+// sent. The clock reading that found the token fresh is the proof's iat.
 func (cc *credentialedCall) BeforeAttempt(ctx context.Context, h http.Header) error {
 	ac := cc.ac
-	now := ac.client.now()
-	t := ac.cur.Load()
-	if t == nil || !now.Before(t.refreshAt) {
-		var err error
-		if t, err = ac.refresh(ctx); err != nil {
-			return err
-		}
-		now = ac.client.now()
+	t, now, err := ac.token(ctx)
+	if err != nil {
+		return err
 	}
 	proof, err := ac.dpop.mintATH(ctx, now, cc.method, cc.url, t.ath)
 	if err != nil {

@@ -55,7 +55,7 @@ func (l *logRecorder) text() string {
 	return b.String()
 }
 
-// K7: denials are logged at info, fail-opens at warning, and neither log
+// Denials are logged at info, fail-opens at warning, and neither log
 // line carries the input summary or the API key.
 func TestCheckLogsDenialsAndFailOpens(t *testing.T) {
 	gw := newGateway(t)
@@ -85,7 +85,7 @@ func TestCheckLogsDenialsAndFailOpens(t *testing.T) {
 	assert.NotContains(t, out, testKey, "logs carry the summary or the key:\n%s", out)
 }
 
-// R4 and R8: one log line per overflow episode, and one for Reports after
+// One log line per overflow episode, and one for Reports after
 // Close, however many events are dropped.
 func TestReporterLogsDropsOncePerEpisode(t *testing.T) {
 	gw := newGateway(t)

@@ -132,7 +132,8 @@ func (r *reporter) signal() {
 	}
 }
 
-// report queues ev; it never blocks on I/O (R1, R4, R8).
+// report queues ev; it never blocks on I/O. An invalid event, one reported
+// after Close or one that finds the queue full is dropped and counted.
 func (r *reporter) report(ev Event) {
 	var logMsg string
 	r.mu.Lock()
@@ -262,7 +263,8 @@ func (r *reporter) nextBatchLocked() (batch []entry, exit bool) {
 	return batch, false
 }
 
-// run is the reporter's goroutine (R2).
+// run is the reporter's goroutine: it sends batches in order, one request
+// at a time.
 func (r *reporter) run() {
 	defer close(r.exited)
 	tick, stopTick := r.clk.ticker(r.interval)
@@ -299,7 +301,7 @@ func (r *reporter) run() {
 }
 
 // send posts one batch under the reporter's own context with the send
-// timeout (R3).
+// timeout.
 func (r *reporter) send(batch []entry) error {
 	evs := r.wireBuf[:0]
 	for i := range batch {
@@ -316,7 +318,7 @@ func (r *reporter) send(batch []entry) error {
 }
 
 // finish accounts for a send's outcome and returns how long to wait before
-// the next attempt (R5).
+// the next attempt.
 func (r *reporter) finish(batch []entry, err error, failures *int) time.Duration {
 	r.mu.Lock()
 	r.inflight = nil
@@ -407,8 +409,7 @@ func (r *reporter) flushAsync() {
 	r.signal()
 }
 
-// flush waits until every event queued before the call is sent or dropped
-// (R6).
+// flush waits until every event queued before the call is sent or dropped.
 func (r *reporter) flush(ctx context.Context) error {
 	if ctx == nil {
 		return validationErr("nil context")
@@ -456,7 +457,7 @@ func (r *reporter) removeWaiterLocked(w *waiter) {
 }
 
 // close stops intake, drains within ctx, then cancels what is in flight and
-// stops the goroutine (R7).
+// stops the goroutine.
 func (r *reporter) close(ctx context.Context) error {
 	if ctx == nil {
 		return validationErr("nil context")
