@@ -139,8 +139,14 @@ func (c *Client) send(ctx context.Context, r *request, opts []RequestOption) (*r
 	secrets := r.secrets
 	if r.attempt != nil {
 		// Read after the call: the hook adds the secrets of each attempt
-		// (the agent credentials' token and proofs).
-		secrets = append(secrets[:len(secrets):len(secrets)], r.attempt.secrets()...)
+		// (the agent credentials' token and proofs). Its slice is used as
+		// is when the request has none of its own (a check): later
+		// appends below never write into it.
+		if len(secrets) == 0 {
+			secrets = r.attempt.secrets()
+		} else {
+			secrets = append(secrets[:len(secrets):len(secrets)], r.attempt.secrets()...)
+		}
 	}
 	if ep.authorization != "" {
 		secrets = append(secrets[:len(secrets):len(secrets)], ep.user, ep.password)
