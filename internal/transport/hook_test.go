@@ -77,6 +77,7 @@ func (o *attemptObs) AttemptStart(ctx context.Context, n int, h http.Header) con
 	h.Set("X-Api-Key", "observer-key")
 	h["x-hook"] = []string{"observer"} // not canonical: still BeforeAttempt's header
 	h.Set("X-Agent-Id", "observer-agent")
+	h.Set("X-Tenant", "observer-tenant")
 	return ctx
 }
 
@@ -87,7 +88,7 @@ func (o *attemptObs) AttemptDone(_ context.Context, n, status int, _ error) {
 
 // Both per-attempt hooks apply on every attempt, and the observer's headers
 // never replace the credentials BeforeAttempt adds, the API key or the
-// call's own headers.
+// call's own headers (Header and HeaderNames alike).
 func TestObserverAndBeforeAttemptOnEveryAttempt(t *testing.T) {
 	srv, s := server(t, func(w http.ResponseWriter, r *http.Request) {
 		if s := r.Header.Get("X-Hook"); s != "2" {
@@ -101,7 +102,8 @@ func TestObserverAndBeforeAttemptOnEveryAttempt(t *testing.T) {
 	obs := &attemptObs{}
 	n := 0
 	resp, err := tr.Do(context.Background(), &Request{Method: "POST", URL: srv.URL, Idempotent: true, APIKey: "the-key",
-		Header:   http.Header{"X-Agent-Id": {"agent-1"}},
+		Header:      http.Header{"X-Agent-Id": {"agent-1"}},
+		HeaderNames: []string{"X-Tenant"}, HeaderValues: []string{"tenant-1"},
 		Observer: obs,
 		BeforeAttempt: AttemptFunc(func(_ context.Context, h http.Header) error {
 			n++
@@ -122,7 +124,7 @@ func TestObserverAndBeforeAttemptOnEveryAttempt(t *testing.T) {
 		a := strconv.Itoa(i + 1)
 		want := map[string]string{
 			"Traceparent": "00-trace-" + a, "Authorization": "DPoP token-" + a, "Dpop": "proof-" + a,
-			"X-Hook": a, "X-Api-Key": "the-key", "X-Agent-Id": "agent-1",
+			"X-Hook": a, "X-Api-Key": "the-key", "X-Agent-Id": "agent-1", "X-Tenant": "tenant-1",
 		}
 		for k, v := range want {
 			got := r.Header.Values(k)

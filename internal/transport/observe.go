@@ -40,7 +40,7 @@ func (t *Transport) attempt(ctx context.Context, req *Request, n int, extra http
 			continue
 		}
 		if extra == nil {
-			extra = make(http.Header, len(oh))
+			extra = make(http.Header, len(oh)+8) // the request header: see once
 		}
 		extra[ck] = v
 	}

@@ -64,8 +64,10 @@ type Request struct {
 	// are re-sent only when the connection failed before anything was written.
 	Idempotent bool
 	// BeforeAttempt, when set, runs before every attempt, retries included,
-	// and adds that attempt's own headers to h (a single-use proof, say).
-	// Its error ends the call unsent, as a *HookError.
+	// and adds that attempt's own headers to h (a single-use proof, say),
+	// never one the request sets otherwise (Accept, User-Agent,
+	// Content-Type, X-API-Key, Header, HeaderNames). Its error ends the
+	// call unsent, as a *HookError.
 	BeforeAttempt AttemptHook
 	// UntilDeadline keeps retrying an idempotent request, with the policy's
 	// backoff and jitter, until ctx's deadline instead of stopping after
@@ -183,7 +185,9 @@ func (t *Transport) Do(ctx context.Context, req *Request) (*Response, error) {
 	for attempt := 1; ; attempt++ {
 		var extra http.Header
 		if req.BeforeAttempt != nil {
-			extra = make(http.Header, 2)
+			// Room for the request's usual headers too: this map becomes
+			// the attempt's request header (see once).
+			extra = make(http.Header, 8)
 			if err := req.BeforeAttempt.BeforeAttempt(ctx, extra); err != nil {
 				return nil, &HookError{Err: err}
 			}
@@ -366,6 +370,13 @@ func (t *Transport) once(ctx context.Context, req *Request, extra http.Header) (
 		return nil, false, err
 	}
 	h := hr.Header
+	if extra != nil {
+		// The attempt's own headers (BeforeAttempt's, the observer's) are
+		// the request's header map, which saves a map and a copy per
+		// attempt; the other headers are added to it. They never name the
+		// same header: the hook and the observer set none of the request's.
+		hr.Header, h = extra, extra
+	}
 	h["Accept"] = acceptJSON
 	h["User-Agent"] = t.userAgent
 	if req.Body != nil || req.Method == http.MethodPost || req.Method == http.MethodPut {
@@ -383,9 +394,6 @@ func (t *Transport) once(ctx context.Context, req *Request, extra http.Header) (
 	}
 	for i, k := range req.HeaderNames {
 		h[k] = req.HeaderValues[i : i+1 : i+1]
-	}
-	for k, v := range extra {
-		h[k] = v
 	}
 	if g := req.Gate; g != nil {
 		g.Begin()
