@@ -137,9 +137,9 @@ func TestBenchGatewayProcess(t *testing.T) {
 	}
 	// A tampered proof is refused: the gateway really verifies them.
 	ac := cred.creds.Load()
-	sign := ac.dpop.sign
+	ac.dpop.mem = nil
 	ac.dpop.sign = func(ctx context.Context, data []byte) ([]byte, error) {
-		sig, err := sign(ctx, data)
+		sig, err := ks.Sign(ctx, a.ID, data)
 		if err == nil {
 			sig[0] ^= 1
 		}

@@ -205,8 +205,9 @@ func (ac *AgentCredentials) drop(t *credToken) { ac.cur.CompareAndSwap(t, nil) }
 type credentialedCall struct {
 	ac          *AgentCredentials
 	used        *credToken
-	sent        []string // the tokens and proofs sent, for redaction
-	method, url string   // where the attempts go
+	sent        []string  // the tokens and proofs sent, for redaction
+	first       [2]string // sent's storage until a retry
+	method, url string    // where the attempts go
 }
 
 func (cc *credentialedCall) target(method, url string) { cc.method, cc.url = method, url }
@@ -224,8 +225,11 @@ func (cc *credentialedCall) BeforeAttempt(ctx context.Context, h http.Header) er
 		return err
 	}
 	cc.used = t
-	// One allocation holds the new secrets and the DPoP header value, the
-	// last of them; a later append never writes into that value.
+	// The secrets' storage also holds the DPoP header value, the last of
+	// them; a later append never writes into that value.
+	if cc.sent == nil {
+		cc.sent = cc.first[:0]
+	}
 	s := append(cc.sent, t.token, proof)
 	cc.sent = s
 	h["Authorization"] = t.bearer

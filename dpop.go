@@ -12,13 +12,15 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // DPoPKey mints DPoP proofs (RFC 9449) with one agent key. It holds the
-// parsed key and the encoded proof header, so minting costs one Ed25519
-// signature and a few small allocations. It is safe for concurrent use, and
-// printing or logging it shows the public key only.
+// parsed key, the encoded proof header and the encoded start of the proofs
+// for the last URL used, so that minting costs one Ed25519 signature and,
+// with a key held in memory, one allocation. It is safe for concurrent use,
+// and printing or logging it shows the public key only.
 //
 // Each proof is a compact JWS with the header
 // {"typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":…}}
@@ -29,9 +31,27 @@ import (
 type DPoPKey struct {
 	header string // base64url of the protected header
 	x      string // base64url of the public key
-	sign   func(ctx context.Context, data []byte) ([]byte, error)
-	rand   io.Reader        // jti source; crypto/rand unless a test sets it
+
+	// The key signs in one of three ways: held here (priv), held by an
+	// in-memory store (mem, for agentID), both without copying the signing
+	// input to the heap, or through any other key store (sign).
+	priv    ed25519.PrivateKey
+	mem     *InMemoryKeyStore
+	agentID string
+	sign    func(ctx context.Context, data []byte) ([]byte, error)
+
+	rand   io.Reader        // jti source when a test sets it; nil: crypto/rand
 	now    func() time.Time // iat clock
+	prefix atomic.Pointer[dpopPrefix]
+}
+
+// dpopPrefix is what every proof for one method and URL starts with.
+type dpopPrefix struct {
+	method, url string // as given to mint
+	// input is the signing input up to the payload's last whole base64
+	// group before the iat; rest is the payload bytes after that group.
+	input string
+	rest  string
 }
 
 // NewDPoPKey returns a DPoPKey for an Ed25519 PKCS#8 private key PEM. An
@@ -41,9 +61,9 @@ func NewDPoPKey(privateKeyPEM string) (*DPoPKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newDPoPKey(priv.Public().(ed25519.PublicKey), func(_ context.Context, data []byte) ([]byte, error) {
-		return ed25519.Sign(priv, data), nil
-	}), nil
+	k := newDPoPKey(priv.Public().(ed25519.PublicKey))
+	k.priv = priv
+	return k, nil
 }
 
 // NewDPoPKeyWithKeyStore returns a DPoPKey that signs through ks with
@@ -61,19 +81,30 @@ func NewDPoPKeyWithKeyStore(ks KeyStore, agentID, publicKeyPEM string) (*DPoPKey
 	if err != nil {
 		return nil, err
 	}
-	return newDPoPKey(pub, func(ctx context.Context, data []byte) ([]byte, error) {
+	k := newDPoPKey(pub)
+	k.agentID = agentID
+	if mem, ok := ks.(*InMemoryKeyStore); ok {
+		k.mem = mem
+		return k, nil
+	}
+	k.sign = func(ctx context.Context, data []byte) ([]byte, error) {
 		sig, err := ks.Sign(ctx, agentID, data)
 		if err != nil {
-			return nil, keyStoreErr("key store could not sign a DPoP proof for agent "+strconv.Quote(agentID), err)
+			return nil, k.signErr(err)
 		}
 		return sig, nil
-	}), nil
+	}
+	return k, nil
 }
 
-func newDPoPKey(pub ed25519.PublicKey, sign func(context.Context, []byte) ([]byte, error)) *DPoPKey {
+func newDPoPKey(pub ed25519.PublicKey) *DPoPKey {
 	x := base64.RawURLEncoding.EncodeToString(pub)
 	h := `{"typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":"` + x + `"}}`
-	return &DPoPKey{header: base64.RawURLEncoding.EncodeToString([]byte(h)), x: x, sign: sign, rand: rand.Reader, now: time.Now}
+	return &DPoPKey{header: base64.RawURLEncoding.EncodeToString([]byte(h)), x: x, now: time.Now}
+}
+
+func (k *DPoPKey) signErr(err error) error {
+	return keyStoreErr("key store could not sign a DPoP proof for agent "+strconv.Quote(k.agentID), err)
 }
 
 // Proof mints a proof for a request with the given method (sent as is,
@@ -152,57 +183,111 @@ func appendATH(dst []byte, accessToken string) []byte {
 	return b64.AppendEncode(dst, sum[:])
 }
 
-// jtiZeros holds the place of the jti in a payload until its random bytes
-// are read.
-const jtiZeros = "00000000000000000000000000000000"
-
-// mintATH mints a proof with a precomputed ath (nil for none). The payload
-// is written on the stack; one buffer, allocated once at its final size,
-// holds the signing input, then the signature, and lends its spare tail to
-// the jti's random bytes.
-func (k *DPoPKey) mintATH(ctx context.Context, now time.Time, method, url string, ath []byte) (string, error) {
+// prefixFor returns the start of the proofs for method and url, encoding
+// it when they differ from the last ones. An empty method or a URL that is
+// not absolute is a *ValidationError.
+func (k *DPoPKey) prefixFor(method, url string) (*dpopPrefix, error) {
+	if p := k.prefix.Load(); p != nil && p.method == method && p.url == url {
+		return p, nil
+	}
 	if method == "" {
-		return "", validationErr("DPoP: missing required method")
+		return nil, validationErr("DPoP: missing required method")
 	}
 	htu := htuOf(url)
 	if i := strings.Index(htu, "://"); i <= 0 || i+3 == len(htu) {
-		return "", validationErr("DPoP: the URL must be absolute")
+		return nil, validationErr("DPoP: the URL must be absolute")
 	}
-	var scratch [320]byte
-	p := append(scratch[:0], `{"htm":`...)
-	p = appendJSONString(p, method)
-	p = append(p, `,"htu":`...)
-	p = appendJSONString(p, htu)
-	p = append(p, `,"iat":`...)
-	p = strconv.AppendInt(p, now.Unix(), 10)
-	p = append(p, `,"jti":"`...)
-	jtiAt := len(p)
-	p = append(p, jtiZeros...)
-	if ath != nil {
-		p = append(p, `","ath":"`...)
-		p = append(p, ath...)
-	}
-	p = append(p, `"}`...)
+	head := append(make([]byte, 0, 32+len(method)+len(htu)), `{"htm":`...)
+	head = appendJSONString(head, method)
+	head = append(head, `,"htu":`...)
+	head = appendJSONString(head, htu)
+	head = append(head, `,"iat":`...)
+	n := len(head) / 3 * 3
+	in := make([]byte, 0, len(k.header)+1+b64.EncodedLen(n))
+	in = append(in, k.header...)
+	in = append(in, '.')
+	in = b64.AppendEncode(in, head[:n])
+	p := &dpopPrefix{method: method, url: url, input: string(in), rest: string(head[n:])}
+	k.prefix.Store(p)
+	return p, nil
+}
 
-	const jtiBytes = len(jtiZeros) / 2
-	out := make([]byte, 0, len(k.header)+1+b64.EncodedLen(len(p))+1+b64.EncodedLen(ed25519.SignatureSize)+jtiBytes)
-	jti := out[cap(out)-jtiBytes : cap(out)]
-	if _, err := io.ReadFull(k.rand, jti); err != nil {
-		return "", NewError(CodeValidation, "DPoP: reading random bytes: "+err.Error(), err)
+// mintATH mints a proof with a precomputed ath (nil for none). Only the
+// payload's tail (iat, jti, ath) is encoded per proof; the signing input
+// is written on the stack. With a key held in memory the signature is
+// too, and the proof's string is the one allocation.
+func (k *DPoPKey) mintATH(ctx context.Context, now time.Time, method, url string, ath []byte) (string, error) {
+	pre, err := k.prefixFor(method, url)
+	if err != nil {
+		return "", err
 	}
-	hex.Encode(p[jtiAt:jtiAt+len(jtiZeros)], jti)
-	out = append(out, k.header...)
-	out = append(out, '.')
-	out = b64.AppendEncode(out, p)
-	// The signer sees the signing input alone, without the spare capacity.
-	sig, err := k.sign(ctx, out[:len(out):len(out)])
+	var jti [16]byte
+	if err := k.readJTI(jti[:]); err != nil {
+		return "", err
+	}
+	var tailBuf [128]byte
+	tail := append(tailBuf[:0], pre.rest...)
+	tail = strconv.AppendInt(tail, now.Unix(), 10)
+	tail = append(tail, `,"jti":"`...)
+	tail = hex.AppendEncode(tail, jti[:])
+	if ath != nil {
+		tail = append(tail, `","ath":"`...)
+		tail = append(tail, ath...)
+	}
+	tail = append(tail, `"}`...)
+	var inBuf [768]byte
+	in := append(inBuf[:0], pre.input...)
+	in = b64.AppendEncode(in, tail)
+
+	priv := k.priv
+	if k.mem != nil {
+		if priv, err = k.mem.key(k.agentID); err != nil {
+			return "", k.signErr(err)
+		}
+	}
+	if priv != nil {
+		return joinProof(in, ed25519.Sign(priv, in)), nil
+	}
+	// The signer gets a copy of the signing input, without spare capacity,
+	// so that nothing it does with it can change the proof.
+	data := make([]byte, len(in))
+	copy(data, in)
+	sig, err := k.sign(ctx, data)
 	if err != nil {
 		return "", err
 	}
 	if len(sig) != ed25519.SignatureSize {
 		return "", keyStoreErr("DPoP signature", fmt.Errorf("%d bytes, not an Ed25519 signature", len(sig)))
 	}
-	out = append(out, '.')
-	out = b64.AppendEncode(out, sig)
-	return string(out), nil
+	return joinProof(in, sig), nil
+}
+
+// readJTI fills b with the jti's random bytes.
+func (k *DPoPKey) readJTI(b []byte) error {
+	var err error
+	if k.rand == nil {
+		_, err = rand.Read(b)
+	} else {
+		// Read through a heap copy: handing b to an interface would move
+		// it, and every caller's buffer with it, to the heap.
+		c := make([]byte, len(b))
+		_, err = io.ReadFull(k.rand, c)
+		copy(b, c)
+	}
+	if err != nil {
+		return NewError(CodeValidation, "DPoP: reading random bytes: "+err.Error(), err)
+	}
+	return nil
+}
+
+// joinProof returns in "." base64url(sig) in one allocation.
+func joinProof(in, sig []byte) string {
+	var enc [86]byte // b64.EncodedLen(ed25519.SignatureSize)
+	var sb strings.Builder
+	sb.Grow(len(in) + 1 + len(enc))
+	sb.Write(in)
+	sb.WriteByte('.')
+	b64.Encode(enc[:], sig)
+	sb.Write(enc[:])
+	return sb.String()
 }

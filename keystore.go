@@ -126,13 +126,23 @@ func (s *InMemoryKeyStore) Store(_ context.Context, agentID, privateKeyPEM strin
 // Sign signs data with agentID's key. An unknown agent is an error matching
 // ErrKeyNotFound.
 func (s *InMemoryKeyStore) Sign(_ context.Context, agentID string, data []byte) ([]byte, error) {
+	priv, err := s.key(agentID)
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.Sign(priv, data), nil
+}
+
+// key returns agentID's private key. Store replaces a key rather than
+// writing over it, so the key returned stays intact.
+func (s *InMemoryKeyStore) key(agentID string) (ed25519.PrivateKey, error) {
 	s.mu.RLock()
 	k, ok := s.keys[agentID]
 	s.mu.RUnlock()
 	if !ok {
 		return nil, NewKeyNotFoundError(agentID)
 	}
-	return ed25519.Sign(k.priv, data), nil
+	return k.priv, nil
 }
 
 // Delete forgets agentID's key; an unknown agent is a no-op.
