@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -262,11 +263,35 @@ func (k *DPoPKey) mintATH(ctx context.Context, now time.Time, method, url string
 	return joinProof(in, sig), nil
 }
 
+// jtiBytes hands out the random bytes of jtis, read from crypto/rand 512
+// at a time: one read per 32 proofs rather than one each. A jti need be
+// unpredictable and unique, not secret (it travels in the proof).
+var jtiBytes = jtiPool{off: jtiPoolSize}
+
+const jtiPoolSize = 512
+
+type jtiPool struct {
+	mu  sync.Mutex
+	buf [jtiPoolSize]byte
+	off int // bytes handed out
+}
+
+// read fills b (at most jtiPoolSize bytes) with bytes no other read gets.
+func (p *jtiPool) read(b []byte) {
+	p.mu.Lock()
+	if p.off+len(b) > len(p.buf) {
+		_, _ = rand.Read(p.buf[:]) // never fails: crypto/rand crashes the program instead
+		p.off = 0
+	}
+	p.off += copy(b, p.buf[p.off:])
+	p.mu.Unlock()
+}
+
 // readJTI fills b with the jti's random bytes.
 func (k *DPoPKey) readJTI(b []byte) error {
 	var err error
 	if k.rand == nil {
-		_, err = rand.Read(b)
+		jtiBytes.read(b)
 	} else {
 		// Read through a heap copy: handing b to an interface would move
 		// it, and every caller's buffer with it, to the heap.
