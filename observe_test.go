@@ -434,7 +434,7 @@ func TestObserverWithoutRequestHooks(t *testing.T) {
 // With agent credentials and an Observer, every attempt of a check carries
 // both the credentials (a fresh DPoP proof each time, verified by the fake)
 // and the observer's traceparent; the observer cannot replace the token,
-// the proof or the API key.
+// the proof, the API key or a header the call was given.
 func TestObserverWithAgentCredentials(t *testing.T) {
 	var starts []int
 	obs := &Observer{AttemptStart: func(_ context.Context, _ RequestInfo, n int, h http.Header) {
@@ -443,10 +443,12 @@ func TestObserverWithAgentCredentials(t *testing.T) {
 		h.Set("Authorization", "Bearer observer-token")
 		h.Set("DPoP", "observer-proof")
 		h.Set("X-API-Key", "observer-key")
+		h.Set("X-Tenant", "observer-tenant")
 	}}
 	e := newIdentityEnv(t, WithObserver(obs))
 	e.srv.InjectFault(checkRoute, agenttrusttest.Fault{Status: 503, Times: 1})
-	res, err := e.check(ctxT(t))
+	res, err := e.c.Actions.Check(ctxT(t), ActionCheckParams{AgentID: e.agent.ID, ToolName: "read_invoice"},
+		WithRequestHeader("X-Tenant", "tenant-1"))
 	require.NoError(t, err, "Check = %+v", res)
 	require.True(t, res.Allowed, "Check = %+v, %v", res, err)
 	rej := e.srv.IdentityRejections()
@@ -467,6 +469,7 @@ func TestObserverWithAgentCredentials(t *testing.T) {
 		assert.NotEqual(t, "observer-proof", dpop[0], "attempt %s: DPoP %q", a, dpop)
 		got = r.Header.Get("X-API-Key")
 		assert.Equal(t, e.srv.APIKey(), got, "attempt %s: X-API-Key replaced", a)
+		assert.Equal(t, []string{"tenant-1"}, r.Header.Values("X-Tenant"), "attempt %s: the call's header replaced", a)
 	}
 	assert.NotEqual(t, checks[1].Header.Get("DPoP"), checks[0].Header.Get("DPoP"), "the retry reused the proof")
 }
