@@ -663,6 +663,19 @@ func BenchmarkCredentialsHit(b *testing.B) {
 	})
 }
 
+// answerInMemory is a RoundTripper that answers like identityBenchServer
+// without a network.
+type answerInMemory struct{}
+
+func (answerInMemory) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	identityAnswer(rec, r)
+	if r.Body != nil {
+		_ = r.Body.Close()
+	}
+	return rec.Result(), nil
+}
+
 // timedKeyStore times the signatures of the key store it wraps.
 type timedKeyStore struct {
 	KeyStore
@@ -684,6 +697,9 @@ func (s *timedKeyStore) Sign(ctx context.Context, agentID string, data []byte) (
 // against the bare signature, the target being at most 1.5. Pairing makes
 // the ratios meaningful on a loaded machine where separate runs are not.
 //
+// server=none has no server: a round tripper answers in memory, so its
+// extra/sign is the SDK's own work for a credentialed check, the signature
+// included, without net/http's transport or the kernel.
 // server=answer and server=fake time the wall clock with the server in
 // this process, so their figures include the server's work (the fake's
 // verification of the token and the proof above all).
@@ -764,6 +780,21 @@ func BenchmarkIdentityPaired(b *testing.B) {
 			b.ReportMetric(float64(dCred-dPlain)/n/inPath, "extra/inpath-sign")
 		}
 	}
+	// No server at all: a round tripper answers in memory, so that the
+	// figures are the SDK's own work, without net/http's transport and the
+	// kernel. The key store is an InMemoryKeyStore, as an agent's would be.
+	b.Run("server=none", func(b *testing.B) {
+		hc := &http.Client{Transport: answerInMemory{}}
+		ks := NewInMemoryKeyStore()
+		require.NoError(b, ks.Store(ctx, "agent-123", vecPrivPEM))
+		plain := newTestClient(b, "http://gateway.invalid", WithHTTPClient(hc))
+		cred := newTestClient(b, "http://gateway.invalid", WithHTTPClient(hc))
+		credentialedClient(b, cred, "agent-123", ks, vecPubPEM)
+		paired(b, plain, cred, benchParams, &timedKeyStore{})
+	})
+	// The key store is timed, so it is not an InMemoryKeyStore: its proofs
+	// take the general path (a copy of the signing input, the store's own
+	// signature slice).
 	b.Run("server=answer", func(b *testing.B) {
 		srv := identityBenchServer(b)
 		ks := &timedKeyStore{KeyStore: NewInMemoryKeyStore()}
@@ -834,8 +865,8 @@ func BenchmarkIdentityPaired(b *testing.B) {
 
 // pairedCPU measures this process's CPU time in alternating blocks of 16
 // operations (the order reversed every other block): plain checks, plain
-// checks each followed by sign(), credentialed checks, and signatures back
-// to back. Blocks keep the clock reads (a system call each) out of the
+// checks each followed by sign(), credentialed checks, signatures back to
+// back, and plain checks carrying two headers as long as the credentials'. Blocks keep the clock reads (a system call each) out of the
 // figures; alternation spreads the work of other threads (GC, the
 // connections' loops) over all of them.
 //
@@ -850,7 +881,11 @@ func BenchmarkIdentityPaired(b *testing.B) {
 // and the first byte of the answer is the runtime's own work while the
 // process waits for the gateway; it grows with the gateway's latency, not
 // with the SDK's work. plain-wait-cpu-ns and cred-wait-cpu-ns report it and
-// extra-busy-cpu/sign leaves it out. With -cpu 1 the CPU times read at
+// extra-busy-cpu/sign leaves it out. That extra busy time comes in two
+// parts: headers-busy-cpu/sign, what sending the credentials' two headers
+// costs (the fifth kind of block less the first), and mint-busy-cpu/sign,
+// the rest: the signature as it runs inside the check, the token lookup
+// and the rest of the mint. With -cpu 1 the CPU times read at
 // those two points are exact; with more, the time of threads running at
 // that moment on other cores is counted a little late.
 func pairedCPU(b *testing.B, plain, cred *Client, p ActionCheckParams, sign func()) {
@@ -877,6 +912,23 @@ func pairedCPU(b *testing.B, plain, cred *Client, p ActionCheckParams, sign func
 			fail = err
 		}
 	}
+	// A plain check that carries two headers as long as the credentialed
+	// check's Authorization and DPoP, set by a per-attempt hook like
+	// theirs: what the credentials' bytes cost to send, without minting.
+	hdr := credentialHeadersLike(b, cred)
+	body := actionCheckBody{AgentID: p.AgentID, ActionName: p.ToolName, ActionSource: "api",
+		InputSummary: p.ToolInputSummary, ActionEffect: p.ActionEffect}
+	hdrCheck := func() {
+		r := &request{method: http.MethodPost, base: baseAuth, path: "/api/v1/agenttrust/check",
+			rawBody: body.appendJSON(nil), idempotent: true, attempt: hdr}
+		res, err := plain.Actions.check(ctx, r, nil)
+		if err == nil && !res.Allowed {
+			err = fmt.Errorf("check refused: %s", res.Reason)
+		}
+		if err != nil && fail == nil {
+			fail = err
+		}
+	}
 	kinds := []struct {
 		run         func()
 		total, wait time.Duration
@@ -885,6 +937,7 @@ func pairedCPU(b *testing.B, plain, cred *Client, p ActionCheckParams, sign func
 		{run: func() { check(plain); sign() }},
 		{run: func() { check(cred) }},
 		{run: sign},
+		{run: hdrCheck},
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -923,4 +976,35 @@ func pairedCPU(b *testing.B, plain, cred *Client, p ActionCheckParams, sign func
 	b.ReportMetric(float64(cCred-cPlain)/float64(cWarm), "extra-cpu/warm-sign")
 	busySign := (cPlainSign - wPlainSign) - (cPlain - wPlain)
 	b.ReportMetric(float64((cCred-wCred)-(cPlain-wPlain))/float64(busySign), "extra-busy-cpu/sign")
+	// The extra busy time in two parts: sending the two headers, and the
+	// rest (the signature as it runs in the check, the token lookup, the
+	// rest of the mint).
+	busyHdr := (kinds[4].total - kinds[4].wait) - (cPlain - wPlain)
+	b.ReportMetric(float64(busyHdr)/float64(busySign), "headers-busy-cpu/sign")
+	b.ReportMetric(float64((cCred-wCred)-(cPlain-wPlain)-busyHdr)/float64(busySign), "mint-busy-cpu/sign")
+}
+
+// credentialHeaders is a per-attempt hook that sets fixed values as long
+// as a credentialed check's Authorization and DPoP, under names as long
+// that no gateway reads: the fake would refuse a proof sent twice.
+type credentialHeaders struct{ auth, dpop []string }
+
+func (h *credentialHeaders) BeforeAttempt(_ context.Context, hd http.Header) error {
+	hd["X-Bench-Auth1"], hd["X-Dp"] = h.auth, h.dpop
+	return nil
+}
+func (*credentialHeaders) target(string, string) {}
+func (*credentialHeaders) secrets() []string     { return nil }
+
+// credentialHeadersLike returns fixed headers as long as those of c's
+// credentialed checks: its cached token and a proof minted once.
+func credentialHeadersLike(tb testing.TB, c *Client) *credentialHeaders {
+	tb.Helper()
+	ac := c.creds.Load()
+	t := ac.cur.Load()
+	require.NotNil(tb, t, "the credentials hold no token")
+	proof, err := ac.dpop.mintATH(context.Background(), time.Now(), http.MethodPost,
+		c.endpoints[baseAuth].url+"/api/v1/agenttrust/check", t.ath)
+	require.NoError(tb, err)
+	return &credentialHeaders{auth: t.bearer, dpop: []string{proof}}
 }
