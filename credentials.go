@@ -123,8 +123,12 @@ func (ac *AgentCredentials) AgentID() string { return ac.agentID }
 // Token returns the cached WIMSE token, refreshing it first when it expires
 // within 60 s. When ctx ends while a refresh is in progress, Token returns
 // at once with a *NetworkError wrapping ctx's error; the refresh completes
-// for the other callers.
+// for the other callers. Credentials not made by Client.NewAgentCredentials
+// (nil or a zero value) are a *ValidationError.
 func (ac *AgentCredentials) Token(ctx context.Context) (string, error) {
+	if ac == nil || ac.client == nil {
+		return "", validationErr("agent credentials: not made by Client.NewAgentCredentials")
+	}
 	t, _, err := ac.token(ctx)
 	if err != nil {
 		return "", err
@@ -132,8 +136,13 @@ func (ac *AgentCredentials) Token(ctx context.Context) (string, error) {
 	return t.token, nil
 }
 
-// Invalidate drops the cached token; the next use obtains a new one.
-func (ac *AgentCredentials) Invalidate() { ac.cur.Store(nil) }
+// Invalidate drops the cached token; the next use obtains a new one. On
+// nil credentials it does nothing.
+func (ac *AgentCredentials) Invalidate() {
+	if ac != nil {
+		ac.cur.Store(nil)
+	}
+}
 
 // token returns the token to use and the time it was found fresh at. The
 // fast path is one atomic load and one clock reading; after a refresh the

@@ -317,6 +317,14 @@ func TestCredentialsValidation(t *testing.T) {
 	require.NoError(t, err)
 	wantValidation(t, other.UseAgentCredentials(ac), "another client")
 	assert.Equal(t, "a1", ac.AgentID(), "%v", ac.AgentID())
+	// Credentials not made by NewAgentCredentials: an error, not a panic.
+	for name, z := range map[string]*AgentCredentials{"nil": nil, "zero": {}} {
+		_, err := z.Token(context.Background())
+		wantValidation(t, err, name+" credentials")
+		z.Invalidate()
+	}
+	wantValidation(t, c.UseAgentCredentials(&AgentCredentials{}), "zero credentials installed")
+	assert.NoError(t, c.UseAgentCredentials(nil), "nil removes the credentials")
 }
 
 func TestCredentialedCheckErrorsHideSecrets(t *testing.T) {

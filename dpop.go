@@ -111,8 +111,12 @@ func (k *DPoPKey) signErr(err error) error {
 // Proof mints a proof for a request with the given method (sent as is,
 // e.g. "POST") and URL; the URL's query and fragment are not part of the
 // proof. A non-empty accessToken adds its ath claim. An empty method or a
-// URL that is not absolute is a *ValidationError.
+// URL that is not absolute is a *ValidationError, and so is a DPoPKey not
+// made by NewDPoPKey or NewDPoPKeyWithKeyStore (a nil or zero one).
 func (k *DPoPKey) Proof(ctx context.Context, method, url, accessToken string) (string, error) {
+	if k == nil || k.now == nil {
+		return "", validationErr("DPoP: the DPoPKey holds no key; make it with NewDPoPKey or NewDPoPKeyWithKeyStore")
+	}
 	return k.mint(ctx, k.now(), method, url, accessToken)
 }
 

@@ -128,6 +128,10 @@ func TestDPoPValidation(t *testing.T) {
 	assert.NotErrorIs(t, err, ErrNetwork, "unknown agent: %v", err)
 	_, err = MintDPoPProof(vecPrivPEM, "POST", "http://h/p", "tok")
 	assert.NoError(t, err, "valid")
+	for i, k := range []*DPoPKey{nil, {}} {
+		_, err = k.Proof(context.Background(), "POST", "http://h/p", "")
+		assert.ErrorIs(t, err, ErrValidation, "nil, then zero DPoPKey: %d: %v", i, err)
+	}
 }
 
 func TestDPoPKeyHidesSecrets(t *testing.T) {
