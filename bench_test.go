@@ -866,9 +866,10 @@ func BenchmarkIdentityPaired(b *testing.B) {
 // pairedCPU measures this process's CPU time in alternating blocks of 16
 // operations (the order reversed every other block): plain checks, plain
 // checks each followed by sign(), credentialed checks, signatures back to
-// back, and plain checks carrying two headers as long as the credentials'. Blocks keep the clock reads (a system call each) out of the
-// figures; alternation spreads the work of other threads (GC, the
-// connections' loops) over all of them.
+// back, and plain checks carrying two headers as long as the credentials'.
+// Blocks keep the clock reads (a system call each) out of the figures;
+// alternation spreads the work of other threads (GC, the connections'
+// loops) over all of them.
 //
 // sign-cpu-ns is a signature as it costs after a check (the second kind
 // of block less the first): the CPU caches then hold the HTTP work, not
