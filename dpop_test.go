@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -34,20 +36,38 @@ func fixedJTI() *bytes.Reader {
 // signature under the JWK it carries.
 func splitProof(t testing.TB, proof string) (header, payload []byte) {
 	t.Helper()
+	header, payload, err := verifyProof(proof)
+	require.NoError(t, err)
+	return header, payload
+}
+
+// verifyProof is splitProof for any goroutine: it returns an error instead
+// of failing the test.
+func verifyProof(proof string) (header, payload []byte, err error) {
 	parts := strings.Split(proof, ".")
-	require.Len(t, parts, 3, "proof has %d parts", len(parts))
-	dec := func(s string) []byte {
-		b, err := base64.RawURLEncoding.DecodeString(s)
-		require.NoError(t, err, "base64url")
-		return b
+	if len(parts) != 3 {
+		return nil, nil, fmt.Errorf("proof has %d parts", len(parts))
 	}
-	header, payload = dec(parts[0]), dec(parts[1])
+	var dec [3][]byte
+	for i, p := range parts {
+		if dec[i], err = base64.RawURLEncoding.DecodeString(p); err != nil {
+			return nil, nil, fmt.Errorf("proof part %d: %w", i, err)
+		}
+	}
 	var h struct {
 		JWK struct{ X string } `json:"jwk"`
 	}
-	require.NoError(t, json.Unmarshal(header, &h))
-	require.True(t, ed25519.Verify(ed25519.PublicKey(dec(h.JWK.X)), []byte(parts[0]+"."+parts[1]), dec(parts[2])), "proof signature does not verify under its own jwk")
-	return header, payload
+	if err := json.Unmarshal(dec[0], &h); err != nil {
+		return nil, nil, fmt.Errorf("proof header: %w", err)
+	}
+	x, err := base64.RawURLEncoding.DecodeString(h.JWK.X)
+	if err != nil || len(x) != ed25519.PublicKeySize {
+		return nil, nil, fmt.Errorf("proof jwk x %q", h.JWK.X)
+	}
+	if !ed25519.Verify(x, []byte(parts[0]+"."+parts[1]), dec[2]) {
+		return nil, nil, errors.New("proof signature does not verify under its own jwk")
+	}
+	return dec[0], dec[1], nil
 }
 
 func TestDPoPProofFixedVector(t *testing.T) {
