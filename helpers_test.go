@@ -464,3 +464,18 @@ func releaser(t testing.TB, ch chan struct{}) (release func()) {
 	t.Cleanup(release)
 	return release
 }
+
+// meanAllocs is testing.AllocsPerRun without the rounding: the mean number
+// of heap allocations of f over runs calls, after one warm-up call, with
+// GOMAXPROCS 1 as AllocsPerRun has it.
+func meanAllocs(runs int, f func()) float64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < runs; i++ {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return float64(after.Mallocs-before.Mallocs) / float64(runs)
+}

@@ -3,6 +3,7 @@ package agenttrust
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"sync/atomic"
@@ -324,12 +325,19 @@ func TestRequestOptionString(t *testing.T) {
 // variadic slice stays on the caller's stack. A header costs the one value
 // slice net/http's Header needs, a max-retries option the policy it
 // changes. Counted against a server that allocates nothing itself.
+//
+// Each count is an exact mean, the least of three. testing.AllocsPerRun
+// rounds down, so a mean a hair above a whole number could read one lower
+// in the baseline than with an option that costs nothing; and on a loaded
+// machine a count can take in allocations that are not the call's (a new
+// connection, the runtime's), never fewer. Half an allocation then tells
+// that noise from an allocation per call.
 func TestRequestOptionAllocs(t *testing.T) {
 	c := newTestClient(t, rawAnswerServer(t))
 	ctx := context.Background()
 	var meta Response
 	count := func(opt func() RequestOption) float64 {
-		return testing.AllocsPerRun(200, func() {
+		call := func() {
 			var err error
 			if opt == nil {
 				_, err = c.Actions.Check(ctx, benchParams)
@@ -339,7 +347,12 @@ func TestRequestOptionAllocs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-		})
+		}
+		least := math.Inf(1)
+		for range 3 {
+			least = min(least, meanAllocs(300, call))
+		}
+		return least
 	}
 	none := count(nil)
 	for _, tc := range []struct {
@@ -354,7 +367,7 @@ func TestRequestOptionAllocs(t *testing.T) {
 		{"max-retries", func() RequestOption { return WithRequestMaxRetries(1) }, 1},
 	} {
 		got := count(tc.opt)
-		t.Logf("%s: %v allocs, none: %v", tc.name, got, none)
-		assert.LessOrEqual(t, got, none+tc.extra, "%s allocates %v times, a check without options %v", tc.name, got, none)
+		t.Logf("%s: %.2f allocs, none: %.2f", tc.name, got, none)
+		assert.Less(t, got, none+tc.extra+0.5, "%s allocates %.2f times, a check without options %.2f", tc.name, got, none)
 	}
 }
