@@ -33,10 +33,11 @@ type DPoPKey struct {
 	header string // base64url of the protected header
 	x      string // base64url of the public key
 
-	// The key signs in one of three ways: held here (priv), held by an
+	// The key signs in one of three ways: held here (priv, a func so that
+	// even a dump of the struct's fields shows no key bytes), held by an
 	// in-memory store (mem, for agentID), both without copying the signing
 	// input to the heap, or through any other key store (sign).
-	priv    ed25519.PrivateKey
+	priv    func() ed25519.PrivateKey
 	mem     *InMemoryKeyStore
 	agentID string
 	sign    func(ctx context.Context, data []byte) ([]byte, error)
@@ -63,7 +64,7 @@ func NewDPoPKey(privateKeyPEM string) (*DPoPKey, error) {
 		return nil, err
 	}
 	k := newDPoPKey(priv.Public().(ed25519.PublicKey))
-	k.priv = priv
+	k.priv = func() ed25519.PrivateKey { return priv }
 	return k, nil
 }
 
@@ -244,7 +245,10 @@ func (k *DPoPKey) mintATH(ctx context.Context, now time.Time, method, url string
 	in := append(inBuf[:0], pre.input...)
 	in = b64.AppendEncode(in, tail)
 
-	priv := k.priv
+	var priv ed25519.PrivateKey
+	if k.priv != nil {
+		priv = k.priv()
+	}
 	if k.mem != nil {
 		if priv, err = k.mem.key(k.agentID); err != nil {
 			return "", k.signErr(err)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,9 @@ func TestDPoPKeyHidesSecrets(t *testing.T) {
 	seed := string(vecKey(t).Seed())
 	assertNoSecret(t, "DPoPKey", k, seed, strings.Split(vecPrivPEM, "\n")[1])
 	assert.Contains(t, k.String(), vecJWKX, "String() = %s", k)
+	// A dump of its fields, as of a struct that held it by value (fmt
+	// prints them without the methods of the type that hides them).
+	assertNoSecret(t, "DPoPKey's fields", reflect.ValueOf(k).Elem(), seed, string(vecKey(t)))
 }
 
 func TestDPoPMintAllocs(t *testing.T) {
