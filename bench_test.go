@@ -663,11 +663,9 @@ func BenchmarkCredentialsHit(b *testing.B) {
 	})
 }
 
-// answerInMemory is a RoundTripper that answers like identityBenchServer
-// without a network.
-type answerInMemory struct{}
-
-func (answerInMemory) RoundTrip(r *http.Request) (*http.Response, error) {
+// answerInMemory answers a request like identityBenchServer, without a
+// network.
+func answerInMemory(r *http.Request) (*http.Response, error) {
 	rec := httptest.NewRecorder()
 	identityAnswer(rec, r)
 	if r.Body != nil {
@@ -784,7 +782,7 @@ func BenchmarkIdentityPaired(b *testing.B) {
 	// figures are the SDK's own work, without net/http's transport and the
 	// kernel. The key store is an InMemoryKeyStore, as an agent's would be.
 	b.Run("server=none", func(b *testing.B) {
-		hc := &http.Client{Transport: answerInMemory{}}
+		hc := &http.Client{Transport: roundTripFunc(answerInMemory)}
 		ks := NewInMemoryKeyStore()
 		require.NoError(b, ks.Store(ctx, "agent-123", vecPrivPEM))
 		plain := newTestClient(b, "http://gateway.invalid", WithHTTPClient(hc))
