@@ -89,9 +89,11 @@ func TestCheckLogsDenialsAndFailOpens(t *testing.T) {
 // Close, however many events are dropped.
 func TestReporterLogsDropsOncePerEpisode(t *testing.T) {
 	gw := newGateway(t)
+	arrived := make(chan struct{}, 4)
 	release := make(chan struct{})
 	gw.setReport(func(w http.ResponseWriter, r *http.Request, n int) bool {
-		select { // hold the first batch in flight, so the queue stays full
+		arrived <- struct{}{}
+		select { // hold the batch in flight, so the queue stays full
 		case <-release:
 		case <-r.Context().Done():
 		}
@@ -101,6 +103,17 @@ func TestReporterLogsDropsOncePerEpisode(t *testing.T) {
 	g, err := New(newClient(t, gw.srv.URL), "agent-1", WithLogger(slog.New(rec)),
 		WithBatchSize(10), WithQueueCapacity(10), WithFlushInterval(time.Hour))
 	require.NoError(t, err)
+	// A full batch leaves the queue for the gateway, which holds it; only
+	// then is the queue filled, so what is dropped does not depend on when
+	// the reporter's goroutine runs.
+	for i := 0; i < 10; i++ {
+		g.Report(ToolEnd("t", time.Millisecond))
+	}
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first batch never reached the gateway")
+	}
 	for i := 0; i < 25; i++ {
 		g.Report(ToolEnd("t", time.Millisecond))
 	}
@@ -118,8 +131,8 @@ func TestReporterLogsDropsOncePerEpisode(t *testing.T) {
 	n = rec.count(slog.LevelWarn, "after Close")
 	assert.EqualValues(t, 1, n, "%d records for Reports after Close, want 1", n)
 	s = g.Stats()
-	assert.EqualValues(t, 10, s.Sent, "stats %+v", s)
+	assert.EqualValues(t, 20, s.Sent, "stats %+v", s)
 	assert.EqualValues(t, 18, s.Dropped, "stats %+v", s)
-	assert.EqualValues(t, 28, s.Reported, "stats %+v", s)
+	assert.EqualValues(t, 38, s.Reported, "stats %+v", s)
 	assert.EqualValues(t, 0, s.Pending, "stats %+v", s)
 }
