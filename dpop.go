@@ -274,32 +274,38 @@ func (k *DPoPKey) mintATH(ctx context.Context, now time.Time, method, url string
 // jtiBytes hands out the random bytes of jtis, read from crypto/rand 512
 // at a time: one read per 32 proofs rather than one each. A jti need be
 // unpredictable and unique, not secret (it travels in the proof).
-var jtiBytes = jtiPool{off: jtiPoolSize}
+var jtiBytes = jtiPool{off: jtiPoolSize, fill: rand.Read}
 
 const jtiPoolSize = 512
 
 type jtiPool struct {
-	mu  sync.Mutex
-	buf [jtiPoolSize]byte
-	off int // bytes handed out
+	fill func([]byte) (int, error) // crypto/rand's Read unless a test sets it
+	mu   sync.Mutex
+	buf  [jtiPoolSize]byte
+	off  int // bytes handed out
 }
 
 // read fills b (at most jtiPoolSize bytes) with bytes no other read gets.
-func (p *jtiPool) read(b []byte) {
+// When crypto/rand fails (Go 1.24 and later crash instead; older ones
+// return the error), nothing is handed out and the next read tries again.
+func (p *jtiPool) read(b []byte) error {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.off+len(b) > len(p.buf) {
-		_, _ = rand.Read(p.buf[:]) // never fails: crypto/rand crashes the program instead
+		if _, err := p.fill(p.buf[:]); err != nil {
+			return err
+		}
 		p.off = 0
 	}
 	p.off += copy(b, p.buf[p.off:])
-	p.mu.Unlock()
+	return nil
 }
 
 // readJTI fills b with the jti's random bytes.
 func (k *DPoPKey) readJTI(b []byte) error {
 	var err error
 	if k.rand == nil {
-		jtiBytes.read(b)
+		err = jtiBytes.read(b)
 	} else {
 		// Read through a heap copy: handing b to an interface would move
 		// it, and every caller's buffer with it, to the heap.

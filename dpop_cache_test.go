@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -357,4 +359,59 @@ func TestDPoPJTIsUnique(t *testing.T) {
 		seen[j] = true
 	}
 	assert.Len(t, seen, goroutines*each)
+}
+
+// When the random source fails, the pool hands nothing out and says so,
+// and the next read refills it; bytes handed out never come again.
+func TestJTIPoolRandomFailure(t *testing.T) {
+	fail := true
+	next := uint32(0)
+	p := jtiPool{off: jtiPoolSize, fill: func(b []byte) (int, error) {
+		if fail {
+			b[0] = 0xff // a partial read: what it wrote is never handed out
+			return 1, errors.New("entropy source failed")
+		}
+		for i := 0; i+4 <= len(b); i += 4 { // no two 16-byte jtis alike
+			next++
+			binary.BigEndian.PutUint32(b[i:], next)
+		}
+		return len(b), nil
+	}}
+	b := make([]byte, 16)
+	require.Error(t, p.read(b), "a failed refill handed out bytes")
+	assert.Equal(t, make([]byte, 16), b, "a failed refill wrote into the jti")
+	fail = false
+	seen := map[string]bool{}
+	for i := 0; i < 3*jtiPoolSize/16; i++ { // across three refills
+		require.NoError(t, p.read(b))
+		assert.False(t, seen[string(b)], "read %d repeats %x", i, b)
+		seen[string(b)] = true
+	}
+	fail = true
+	var err error
+	for i := 0; err == nil && i <= jtiPoolSize/16; i++ {
+		err = p.read(b)
+		assert.False(t, err == nil && seen[string(b)], "read repeats %x", b)
+		seen[string(b)] = true
+	}
+	require.Error(t, err, "the pool never refilled")
+
+	// The error reaches the caller as a validation error keeping its cause,
+	// and the next read refills.
+	k, kerr := NewDPoPKey(vecPrivPEM)
+	require.NoError(t, kerr)
+	var jti [16]byte
+	saved := jtiBytes.fill
+	jtiBytes.mu.Lock()
+	jtiBytes.fill, jtiBytes.off = func([]byte) (int, error) { return 0, errors.New("entropy source failed") }, jtiPoolSize
+	jtiBytes.mu.Unlock()
+	err = k.readJTI(jti[:])
+	jtiBytes.mu.Lock()
+	jtiBytes.fill = saved
+	jtiBytes.mu.Unlock()
+	var ve *ValidationError
+	require.ErrorAs(t, err, &ve, "readJTI = %v", err)
+	require.ErrorContains(t, err, "entropy source failed")
+	require.NoError(t, k.readJTI(jti[:]))
+	assert.NotEqual(t, [16]byte{}, jti)
 }
