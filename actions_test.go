@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/agenttrustid/agenttrust-go/internal/allocs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -163,6 +164,6 @@ func FuzzCheckBodyEncoding(f *testing.F) {
 func TestCheckBodyOneAllocation(t *testing.T) {
 	b := actionCheckBody{AgentID: "agent-123", SessionID: "sess-1", ActionName: "read_file", ActionSource: "api",
 		InputSummary: strings.Repeat("é", 200), ActionEffect: EffectRead}
-	n := testing.AllocsPerRun(100, func() { b.appendJSON(nil) })
+	n := allocs.Least(100, nil, func() { b.appendJSON(nil) })
 	assert.Equal(t, 1.0, n, "appendJSON allocates %v times, want 1", n)
 }

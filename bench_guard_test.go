@@ -6,6 +6,7 @@ import (
 
 	agenttrust "github.com/agenttrustid/agenttrust-go"
 	"github.com/agenttrustid/agenttrust-go/guard"
+	"github.com/agenttrustid/agenttrust-go/internal/allocs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -46,11 +47,11 @@ func TestGuardCheckAllocs(t *testing.T) {
 	require.NoError(t, err)
 	defer g.Close(context.Background())
 	ctx := context.Background()
-	check := testing.AllocsPerRun(300, func() {
+	check := allocs.Least(300, nil, func() {
 		_, err := c.Actions.Check(ctx, p)
 		require.NoError(t, err)
 	})
-	gc := testing.AllocsPerRun(300, func() {
+	gc := allocs.Least(300, nil, func() {
 		_, err := g.Check(ctx, p.ToolName, p.ToolInputSummary)
 		require.NoError(t, err)
 	})

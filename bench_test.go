@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/agenttrustid/agenttrust-go/agenttrusttest"
+	"github.com/agenttrustid/agenttrust-go/internal/allocs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -408,7 +409,7 @@ func TestTokenCacheHitAllocs(t *testing.T) {
 	p := TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"}
 	_, err := c.Tokens.Issue(ctx, p)
 	require.NoError(t, err)
-	n := testing.AllocsPerRun(200, func() { c.Tokens.Issue(ctx, p) })
+	n := allocs.Least(200, nil, func() { c.Tokens.Issue(ctx, p) })
 	assert.LessOrEqual(t, n, 1.0, "cache hit allocates %v times, want at most 1", n)
 }
 
@@ -462,11 +463,11 @@ func TestCheckAllocsAtMostBaseline(t *testing.T) {
 	bc := newBaselineChecker(srv.URL)
 	defer bc.close()
 	ctx := context.Background()
-	sdk := testing.AllocsPerRun(300, func() {
+	sdk := allocs.Least(300, nil, func() {
 		_, err := c.Actions.Check(ctx, benchParams)
 		require.NoError(t, err)
 	})
-	base := testing.AllocsPerRun(300, func() {
+	base := allocs.Least(300, nil, func() {
 		require.NoError(t, bc.check(ctx))
 	})
 	t.Logf("allocs per check: SDK %v, hand-written %v", sdk, base)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenttrustid/agenttrust-go/internal/allocs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -127,9 +128,9 @@ func TestDPoPProofAllocs(t *testing.T) {
 		k    *DPoPKey
 		max  float64
 	}{{"pem", pemKey, 1}, {"in-memory store", memKey, 1}, {"other store", otherKey, 3}} {
-		n := testing.AllocsPerRun(100, func() { _, _ = c.k.Proof(ctx, "POST", u, tok) })
+		n := allocs.Least(100, nil, func() { _, _ = c.k.Proof(ctx, "POST", u, tok) })
 		assert.LessOrEqual(t, n, c.max, "%s: %v allocations per proof", c.name, n)
-		n = testing.AllocsPerRun(100, func() { _, _ = c.k.mintATH(ctx, vecTime, "POST", u, ath) })
+		n = allocs.Least(100, nil, func() { _, _ = c.k.mintATH(ctx, vecTime, "POST", u, ath) })
 		assert.LessOrEqual(t, n, c.max, "%s: %v allocations per proof with a cached ath", c.name, n)
 	}
 }
@@ -191,8 +192,8 @@ func TestCredentialedCheckAllocs(t *testing.T) {
 			}
 		}
 	}
-	np := testing.AllocsPerRun(200, check(plain))
-	nc := testing.AllocsPerRun(200, check(cred))
+	np := allocs.Least(200, nil, check(plain))
+	nc := allocs.Least(200, nil, check(cred))
 	t.Logf("allocations per check: plain %v, credentialed %v", np, nc)
 	assert.LessOrEqual(t, nc-np, 12.0, "a credentialed check allocates %v times more than a plain one", nc-np)
 }

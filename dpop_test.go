@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenttrustid/agenttrust-go/internal/allocs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -170,7 +171,7 @@ func TestDPoPMintAllocs(t *testing.T) {
 	k, err := NewDPoPKey(vecPrivPEM)
 	require.NoError(t, err)
 	ctx := context.Background()
-	n := testing.AllocsPerRun(200, func() {
+	n := allocs.Least(200, nil, func() {
 		_, _ = k.Proof(ctx, "POST", "http://127.0.0.1:8082/api/v1/agenttrust/check", "header.payload.signature-of-a-wimse-token")
 	})
 	assert.LessOrEqual(t, n, 10.0, "%v allocations per proof, want at most 10", n)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenttrustid/agenttrust-go/internal/allocs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -60,9 +61,9 @@ func TestTokenSourceHitAllocs(t *testing.T) {
 	src, _, _, _ := newSourceRig(t, TokenIssueParams{AgentID: "agent-123", Scopes: []string{"write", "read"}, Target: "svc"})
 	ctx := context.Background()
 	sourceToken(t, src)
-	n := testing.AllocsPerRun(200, func() { _, _ = src.Token(ctx) })
+	n := allocs.Least(200, nil, func() { _, _ = src.Token(ctx) })
 	assert.Equal(t, 0.0, n, "Token on a hit: %v allocations", n)
-	n = testing.AllocsPerRun(200, func() { _, _ = src.bearer(ctx) })
+	n = allocs.Least(200, nil, func() { _, _ = src.bearer(ctx) })
 	assert.Equal(t, 0.0, n, "bearer on a hit: %v allocations", n)
 }
 
@@ -80,13 +81,13 @@ func TestTokenTransportAllocs(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://tool.example/call", http.NoBody)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	baseline := testing.AllocsPerRun(100, func() {
+	baseline := allocs.Least(100, nil, func() {
 		r := req.Clone(req.Context())
 		r.Header.Set("Authorization", bearer)
 		_, _ = base.RoundTrip(r)
 	})
 	tr := src.Transport(base)
-	got := testing.AllocsPerRun(100, func() { _, _ = tr.RoundTrip(req) })
+	got := allocs.Least(100, nil, func() { _, _ = tr.RoundTrip(req) })
 	assert.LessOrEqual(t, got, baseline, "the transport allocates %v per request, a clone and a header set %v", got, baseline)
 	assert.NotSame(t, req, sent, "the caller's request was sent, not a clone")
 	assert.Equal(t, bearer, sent.Header.Get("Authorization"), "sent headers %v", sent.Header)

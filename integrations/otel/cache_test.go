@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -205,6 +206,11 @@ func TestHooksAddNoAllocation(t *testing.T) {
 		check.End()
 	}
 	hooks() // fills the observer's caches
-	got, base := testing.AllocsPerRun(200, hooks), testing.AllocsPerRun(200, spansOnly)
-	assert.LessOrEqual(t, got, base, "allocations of the hooks per check, against starting the spans alone")
+	// The least of three counts each: another goroutine allocating during
+	// a count only ever adds to it.
+	got, base := math.Inf(1), math.Inf(1)
+	for range 3 {
+		got, base = min(got, testing.AllocsPerRun(200, hooks)), min(base, testing.AllocsPerRun(200, spansOnly))
+	}
+	assert.LessOrEqual(t, got, base, "allocations of the hooks per check (%v), against starting the spans alone (%v)", got, base)
 }
