@@ -54,6 +54,9 @@ type agentCreateBody struct {
 // fails, Create returns both the agent (with its private key, so that it is
 // not lost) and the error.
 func (s *AgentsService) Create(ctx context.Context, p AgentCreateParams, opts ...RequestOption) (*Agent, error) {
+	if p.KeyStore != nil && missingKeyStore(p.KeyStore) {
+		return nil, errNilKeyStore()
+	}
 	var generated AgentKeyPair
 	if p.PublicKey != "" {
 		if _, err := ParsePublicKeyPEM(p.PublicKey); err != nil {

@@ -81,7 +81,7 @@ func (c *Client) NewAgentCredentials(p AgentCredentialsParams) (*AgentCredential
 	if p.AgentID == "" {
 		return nil, validationErr("agent credentials: missing required agent_id")
 	}
-	if p.KeyStore == nil {
+	if missingKeyStore(p.KeyStore) {
 		return nil, validationErr("agent credentials: missing required key store")
 	}
 	pub, err := ParsePublicKeyPEM(p.PublicKeyPEM)

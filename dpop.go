@@ -73,7 +73,7 @@ func NewDPoPKey(privateKeyPEM string) (*DPoPKey, error) {
 // a *ValidationError); it must be the public half of the stored key, or the
 // gateway refuses the proofs.
 func NewDPoPKeyWithKeyStore(ks KeyStore, agentID, publicKeyPEM string) (*DPoPKey, error) {
-	if ks == nil {
+	if missingKeyStore(ks) {
 		return nil, validationErr("missing required key store")
 	}
 	if agentID == "" {

@@ -86,10 +86,25 @@ func (k keyStoreCause) Is(target error) bool { return target == ErrKeyStore }
 
 // InMemoryKeyStore is a KeyStore that keeps keys in process memory, for
 // tests and short-lived agents. The zero value is ready to use and it is
-// safe for concurrent use. Printing or logging it never shows a key.
+// safe for concurrent use. Printing or logging it never shows a key. A nil
+// *InMemoryKeyStore holds no key and can store none: Store and Sign return
+// a *ValidationError. A nil
+// *InMemoryKeyStore holds no key and can store none: Store and Sign return
+// a *ValidationError.
 type InMemoryKeyStore struct {
 	mu   sync.RWMutex
 	keys map[string]*heldKey
+}
+
+// missingKeyStore reports whether ks holds no store: nil, or a nil
+// *InMemoryKeyStore (which could neither keep nor sign with a key).
+func missingKeyStore(ks KeyStore) bool {
+	mem, ok := ks.(*InMemoryKeyStore)
+	return ks == nil || ok && mem == nil
+}
+
+func errNilKeyStore() error {
+	return validationErr("key store: a nil *InMemoryKeyStore; make one with NewInMemoryKeyStore")
 }
 
 // heldKey wraps a private key so that even printing the store's fields
@@ -107,6 +122,9 @@ func NewInMemoryKeyStore() *InMemoryKeyStore { return &InMemoryKeyStore{} }
 // *ValidationError) and keeps it for agentID. An empty agentID is a
 // *ValidationError.
 func (s *InMemoryKeyStore) Store(_ context.Context, agentID, privateKeyPEM string) error {
+	if s == nil {
+		return errNilKeyStore()
+	}
 	if agentID == "" {
 		return validationErr("key store: missing required agent_id")
 	}
@@ -136,6 +154,9 @@ func (s *InMemoryKeyStore) Sign(_ context.Context, agentID string, data []byte) 
 // key returns agentID's private key. Store replaces a key rather than
 // writing over it, so the key returned stays intact.
 func (s *InMemoryKeyStore) key(agentID string) (ed25519.PrivateKey, error) {
+	if s == nil {
+		return nil, errNilKeyStore()
+	}
 	s.mu.RLock()
 	k, ok := s.keys[agentID]
 	s.mu.RUnlock()
@@ -145,8 +166,12 @@ func (s *InMemoryKeyStore) key(agentID string) (ed25519.PrivateKey, error) {
 	return k.priv, nil
 }
 
-// Delete forgets agentID's key; an unknown agent is a no-op.
+// Delete forgets agentID's key; an unknown agent, or a nil store, is a
+// no-op.
 func (s *InMemoryKeyStore) Delete(_ context.Context, agentID string) error {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	delete(s.keys, agentID)
 	s.mu.Unlock()
@@ -155,6 +180,9 @@ func (s *InMemoryKeyStore) Delete(_ context.Context, agentID string) error {
 
 // Len reports how many keys the store holds.
 func (s *InMemoryKeyStore) Len() int {
+	if s == nil {
+		return 0
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.keys)

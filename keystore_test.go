@@ -86,3 +86,31 @@ func TestKeyStoreErrWrapping(t *testing.T) {
 	assert.ErrorIs(t, err, ErrValidation, "validation: %#v", err)
 	assert.ErrorIs(t, err, ErrKeyStore, "validation: %#v", err)
 }
+
+// A nil *InMemoryKeyStore is a store that is missing: its methods return
+// errors instead of panicking, and every API that takes a store refuses it
+// before any I/O, as it refuses a nil KeyStore.
+func TestNilInMemoryKeyStore(t *testing.T) {
+	ctx := ctxT(t)
+	var mem *InMemoryKeyStore
+	wantValidation(t, mem.Store(ctx, "a1", vecPrivPEM), "Store")
+	_, err := mem.Sign(ctx, "a1", []byte("x"))
+	wantValidation(t, err, "Sign")
+	assert.NoError(t, mem.Delete(ctx, "a1"), "Delete")
+	assert.Equal(t, 0, mem.Len(), "Len")
+	assert.Contains(t, mem.String(), "keys: 0", "String")
+
+	var ks KeyStore = mem // not a nil interface
+	srv := newRecServer(t, reply(201, `{"id":"a1"}`))
+	c := newTestClient(t, srv.URL)
+	_, err = NewDPoPKeyWithKeyStore(ks, "a1", vecPubPEM)
+	wantValidation(t, err, "NewDPoPKeyWithKeyStore")
+	_, err = c.NewAgentCredentials(AgentCredentialsParams{AgentID: "a1", KeyStore: ks, PublicKeyPEM: vecPubPEM})
+	wantValidation(t, err, "NewAgentCredentials")
+	_, err = c.WIMSE.IssueTokenWithProof(ctx, WIMSEProofParams{AgentID: "a1", KeyStore: ks})
+	wantValidation(t, err, "IssueTokenWithProof")
+	a, err := c.Agents.Create(ctx, AgentCreateParams{Name: "bot", KeyStore: ks})
+	wantValidation(t, err, "Agents.Create")
+	assert.Nil(t, a, "Agents.Create returned an agent it did not create")
+	assert.Equal(t, 0, srv.count(), "%d requests sent with a nil store", srv.count())
+}

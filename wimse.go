@@ -199,7 +199,7 @@ func popMessage(nonce, agentID string, audience []string, ts int64) []byte {
 // issueWithProof runs the proof-of-possession flow; a non-nil pub is
 // checked against the store's signature before anything is sent.
 func (s *WIMSEService) issueWithProof(ctx context.Context, p WIMSEProofParams, pub ed25519.PublicKey, opts ...RequestOption) (*WIMSETokenResponse, error) {
-	if p.KeyStore == nil {
+	if missingKeyStore(p.KeyStore) {
 		return nil, validationErr("missing required key store")
 	}
 	ch, err := s.Challenge(ctx, p.AgentID, opts...) // validates the agent ID first
