@@ -47,9 +47,18 @@ var ErrKeychain = errors.New("agenttrustkeyring: OS keychain error")
 
 // KeyStore is an agenttrust.KeyStore backed by the OS keychain. It is safe
 // for concurrent use and holds no key material itself: each Sign reads the
-// key from the keychain, signs and drops it.
+// key from the keychain, signs and drops it. The zero value, and a nil
+// *KeyStore, is the store New returns: service DefaultService.
 type KeyStore struct {
 	service string
+}
+
+// name is the keychain service name: DefaultService unless one was set.
+func (s *KeyStore) name() string {
+	if s == nil || s.service == "" {
+		return DefaultService
+	}
+	return s.service
 }
 
 var _ agenttrust.KeyStore = (*KeyStore)(nil)
@@ -78,16 +87,16 @@ func New(opts ...Option) *KeyStore {
 }
 
 // Service is the keychain service name the store uses.
-func (s *KeyStore) Service() string { return s.service }
+func (s *KeyStore) Service() string { return s.name() }
 
 // String describes the store; it never holds a key.
 func (s *KeyStore) String() string {
-	return "agenttrustkeyring.KeyStore{service: " + strconv.Quote(s.service) + "}"
+	return "agenttrustkeyring.KeyStore{service: " + strconv.Quote(s.name()) + "}"
 }
 
 // LogValue describes the store for log/slog.
 func (s *KeyStore) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("service", s.service))
+	return slog.GroupValue(slog.String("service", s.name()))
 }
 
 // Store validates privateKeyPEM and writes it to the keychain as agentID's
@@ -102,7 +111,7 @@ func (s *KeyStore) Store(ctx context.Context, agentID, privateKeyPEM string) err
 		return err
 	}
 	var setErr error
-	if err := s.call(ctx, func() { setErr = keyring.Set(s.service, agentID, privateKeyPEM) }); err != nil {
+	if err := s.call(ctx, func() { setErr = keyring.Set(s.name(), agentID, privateKeyPEM) }); err != nil {
 		return s.ctxErr("store the key of", agentID, err)
 	}
 	if setErr != nil {
@@ -122,7 +131,7 @@ func (s *KeyStore) Sign(ctx context.Context, agentID string, data []byte) ([]byt
 	}
 	var secret string
 	var getErr error
-	if err := s.call(ctx, func() { secret, getErr = keyring.Get(s.service, agentID) }); err != nil {
+	if err := s.call(ctx, func() { secret, getErr = keyring.Get(s.name(), agentID) }); err != nil {
 		return nil, s.ctxErr("read the key of", agentID, err)
 	}
 	switch {
@@ -135,7 +144,7 @@ func (s *KeyStore) Sign(ctx context.Context, agentID string, data []byte) ([]byt
 	if err != nil {
 		// The parse error describes the structure, never the key bytes.
 		return nil, agenttrust.NewError(agenttrust.CodeKeyStore,
-			fmt.Sprintf("keychain entry %q/%q is not an Ed25519 private key PEM", s.service, agentID),
+			fmt.Sprintf("keychain entry %q/%q is not an Ed25519 private key PEM", s.name(), agentID),
 			storeCause{err})
 	}
 	return ed25519.Sign(priv, data), nil
@@ -148,7 +157,7 @@ func (s *KeyStore) Delete(ctx context.Context, agentID string) error {
 		return agenttrust.NewError(agenttrust.CodeValidation, "keychain key store: missing required agent_id", nil)
 	}
 	var delErr error
-	if err := s.call(ctx, func() { delErr = keyring.Delete(s.service, agentID) }); err != nil {
+	if err := s.call(ctx, func() { delErr = keyring.Delete(s.name(), agentID) }); err != nil {
 		return s.ctxErr("delete the key of", agentID, err)
 	}
 	if delErr != nil && !errors.Is(delErr, keyring.ErrNotFound) {
@@ -211,7 +220,7 @@ func (s *KeyStore) ctxErr(what, agentID string, err error) error {
 
 func (s *KeyStore) keychainErr(what, agentID string, err error) error {
 	return agenttrust.NewError(agenttrust.CodeKeyStore,
-		fmt.Sprintf("OS keychain unavailable or failed: could not %s agent %q (service %q): %v", what, agentID, s.service, err),
+		fmt.Sprintf("OS keychain unavailable or failed: could not %s agent %q (service %q): %v", what, agentID, s.name(), err),
 		keychainCause{err})
 }
 

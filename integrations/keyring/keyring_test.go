@@ -146,6 +146,27 @@ func TestServiceName(t *testing.T) {
 	require.ErrorIs(t, err, agenttrust.ErrKeyNotFound, "default service sees the custom one's key")
 }
 
+// The zero value and a nil *KeyStore are the default store, not a panic
+// or a store under an empty service name.
+func TestZeroAndNilStores(t *testing.T) {
+	keyring.MockInit()
+	ctx := context.Background()
+	pair, pub := newPair(t)
+	for name, ks := range map[string]*agenttrustkeyring.KeyStore{"zero": {}, "nil": nil} {
+		require.Equal(t, agenttrustkeyring.DefaultService, ks.Service(), name)
+		assert.Contains(t, ks.String(), `"agenttrust-id"`, name)
+		require.NoError(t, ks.Store(ctx, "z-"+name, pair.PrivateKeyPEM), name)
+		_, err := keyring.Get(agenttrustkeyring.DefaultService, "z-"+name)
+		require.NoError(t, err, "%s: entry not under the default service", name)
+		sig, err := ks.Sign(ctx, "z-"+name, []byte("m"))
+		require.NoError(t, err, name)
+		assert.True(t, ed25519.Verify(pub, []byte("m"), sig), name)
+		require.NoError(t, ks.Delete(ctx, "z-"+name), name)
+		_, err = keyring.Get(agenttrustkeyring.DefaultService, "z-"+name)
+		require.ErrorIs(t, err, keyring.ErrNotFound, name)
+	}
+}
+
 func TestCorruptEntry(t *testing.T) {
 	keyring.MockInit()
 	pair, _ := newPair(t)
