@@ -726,14 +726,20 @@ func TestCloseKeepsSendErrorAfterDeadline(t *testing.T) {
 func TestReportAllocFree(t *testing.T) {
 	gw := newGateway(t)
 	g := mustNew(t, newClient(t, gw.srv.URL), WithBatchSize(1000), WithQueueCapacity(1000), withClock(newFakeClock().clock()))
-	warm := func() { // grow the queue, staying below a batch, then empty it
-		for i := 0; i < 999; i++ {
-			g.Report(ToolStart("warm"))
-		}
+	empty := func() {
 		g.rep.mu.Lock()
 		g.rep.dropLocked(g.rep.queue, nil)
 		g.rep.queue = g.rep.queue[:0]
 		g.rep.mu.Unlock()
+	}
+	// Before each count: empty what the last count queued, grow the queue
+	// staying below a batch (a full one would be sent), and empty it.
+	warm := func() {
+		empty()
+		for i := 0; i < 999; i++ {
+			g.Report(ToolStart("warm"))
+		}
+		empty()
 	}
 	stamped := ToolEnd("read_file", time.Millisecond)
 	timed := stamped
