@@ -340,41 +340,24 @@ func TestRequestOptionAllocs(t *testing.T) {
 	c := newTestClient(t, rawAnswerServer(t))
 	ctx := context.Background()
 	var meta Response
-	cases := []struct {
-		name  string
-		opt   func() RequestOption
-		extra float64
-		least float64
-	}{
-		{name: "none"},
-		{name: "timeout", opt: func() RequestOption { return WithRequestTimeout(5 * time.Second) }},
-		{name: "until-deadline", opt: WithRequestRetryUntilDeadline},
-		{name: "response-into", opt: func() RequestOption { return WithResponseInto(&meta) }},
-		{name: "header", opt: func() RequestOption { return WithRequestHeader("X-Tenant", "tenant-1") }, extra: 1},
-		{name: "max-retries", opt: func() RequestOption { return WithRequestMaxRetries(1) }, extra: 1},
-	}
-	for i := range cases {
-		cases[i].least = math.Inf(1)
+	cases := optionCases(&meta)
+	least := make([]float64, len(cases))
+	for i := range least {
+		least[i] = math.Inf(1)
 	}
 	for range 5 {
-		for i, tc := range cases {
-			call := func() {
-				var err error
-				if tc.opt == nil {
-					_, err = c.Actions.Check(ctx, benchParams)
-				} else {
-					_, err = c.Actions.Check(ctx, benchParams, tc.opt())
-				}
-				if err != nil {
+		for i, oc := range cases {
+			least[i] = min(least[i], meanAllocs(1000, func() {
+				if _, err := checkWithOption(ctx, c, oc.opt); err != nil {
 					t.Fatal(err)
 				}
-			}
-			cases[i].least = min(tc.least, meanAllocs(1000, call))
+			}))
 		}
 	}
-	none := cases[0].least
-	for _, tc := range cases[1:] {
-		t.Logf("%s: %.2f allocs, none: %.2f", tc.name, tc.least, none)
-		assert.Less(t, tc.least, none+tc.extra+0.5, "%s allocates %.2f times, a check without options %.2f", tc.name, tc.least, none)
+	none := least[0]
+	for i, oc := range cases[1:] {
+		got := least[i+1]
+		t.Logf("%s: %.2f allocs, none: %.2f", oc.name, got, none)
+		assert.Less(t, got, none+oc.extra+0.5, "%s allocates %.2f times, a check without options %.2f", oc.name, got, none)
 	}
 }
