@@ -88,9 +88,8 @@ func (k keyStoreCause) Is(target error) bool { return target == ErrKeyStore }
 // tests and short-lived agents. The zero value is ready to use and it is
 // safe for concurrent use. Printing or logging it never shows a key. A nil
 // *InMemoryKeyStore holds no key and can store none: Store and Sign return
-// a *ValidationError. A nil
-// *InMemoryKeyStore holds no key and can store none: Store and Sign return
-// a *ValidationError.
+// a *ValidationError, and the SDK's functions that take a KeyStore refuse
+// it as they refuse a nil one.
 type InMemoryKeyStore struct {
 	mu   sync.RWMutex
 	keys map[string]*heldKey

@@ -47,8 +47,8 @@ var ErrKeychain = errors.New("agenttrustkeyring: OS keychain error")
 
 // KeyStore is an agenttrust.KeyStore backed by the OS keychain. It is safe
 // for concurrent use and holds no key material itself: each Sign reads the
-// key from the keychain, signs and drops it. The zero value, and a nil
-// *KeyStore, is the store New returns: service DefaultService.
+// key from the keychain, signs and drops it. A zero KeyStore, and a nil
+// *KeyStore, work as the store New() returns: service DefaultService.
 type KeyStore struct {
 	service string
 }
