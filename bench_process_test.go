@@ -124,12 +124,7 @@ func TestBenchGatewayProcess(t *testing.T) {
 	ctx := context.Background()
 	plain := gw.client(t)
 	cred := gw.client(t)
-	ks := NewInMemoryKeyStore()
-	a, err := cred.Agents.Create(ctx, AgentCreateParams{Name: "bench", KeyStore: ks})
-	require.NoError(t, err)
-	credentialedClient(t, cred, a.ID, ks, a.PublicKey)
-	p := benchParams
-	p.AgentID = a.ID
+	p := enrolBenchAgent(t, cred)
 	for _, c := range []*Client{plain, cred, cred} {
 		r, err := c.Actions.Check(ctx, p)
 		require.NoError(t, err)
@@ -137,15 +132,16 @@ func TestBenchGatewayProcess(t *testing.T) {
 	}
 	// A tampered proof is refused: the gateway really verifies them.
 	ac := cred.creds.Load()
+	mem := ac.dpop.mem
 	ac.dpop.mem = nil
 	ac.dpop.sign = func(ctx context.Context, data []byte) ([]byte, error) {
-		sig, err := ks.Sign(ctx, a.ID, data)
+		sig, err := mem.Sign(ctx, ac.dpop.agentID, data)
 		if err == nil {
 			sig[0] ^= 1
 		}
 		return sig, err
 	}
-	_, err = cred.Actions.Check(ctx, p)
+	_, err := cred.Actions.Check(ctx, p)
 	var ae *AuthenticationError
 	require.ErrorAs(t, err, &ae)
 }

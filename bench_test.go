@@ -532,6 +532,20 @@ func credentialedClient(tb testing.TB, c *Client, agentID string, ks KeyStore, p
 	require.NoError(tb, err)
 }
 
+// enrolBenchAgent registers an agent through c, its key kept in a new
+// InMemoryKeyStore, installs the agent's credentials on c and returns the
+// check parameters that name it.
+func enrolBenchAgent(tb testing.TB, c *Client) ActionCheckParams {
+	tb.Helper()
+	ks := NewInMemoryKeyStore()
+	a, err := c.Agents.Create(context.Background(), AgentCreateParams{Name: "bench", KeyStore: ks})
+	require.NoError(tb, err)
+	credentialedClient(tb, c, a.ID, ks, a.PublicKey)
+	p := benchParams
+	p.AgentID = a.ID
+	return p
+}
+
 func BenchmarkIdentityCheck(b *testing.B) {
 	run := func(b *testing.B, c *Client, p ActionCheckParams) {
 		ctx := context.Background()
@@ -829,13 +843,7 @@ func BenchmarkIdentityPaired(b *testing.B) {
 		require.NoError(b, err)
 		cred, err := New(opts...)
 		require.NoError(b, err)
-		ks := NewInMemoryKeyStore()
-		a, err := cred.Agents.Create(ctx, AgentCreateParams{Name: "bench", KeyStore: ks})
-		require.NoError(b, err)
-		credentialedClient(b, cred, a.ID, ks, a.PublicKey)
-		p := benchParams
-		p.AgentID = a.ID
-		paired(b, plain, cred, p, &timedKeyStore{})
+		paired(b, plain, cred, enrolBenchAgent(b, cred), &timedKeyStore{})
 		n := len(srv.DPoPProofs())
 		require.NotEqual(b, 0, n, "the fake did not accept the proofs")
 		require.True(b, srv.DPoPProofs()[n-1].Accepted, "the fake did not accept the proofs")
